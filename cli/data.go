@@ -1,0 +1,133 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"mpsearch/dataset"
+	"mpsearch/demo"
+	"mpsearch/network"
+	"mpsearch/pipeline"
+)
+
+// modelFlags are the flags naming a model and its data.
+type modelFlags struct {
+	model   string
+	data    string
+	labels  string
+	mean    string
+	std     string
+	resize  string
+	limit   int
+	batch   int
+	threads int
+}
+
+func (m *modelFlags) register(fs *flag.FlagSet, withData bool) {
+	fs.StringVar(&m.model, "model", "", "ONNX model `file` (default: the built-in Fashion-MNIST demo)")
+	fs.IntVar(&m.threads, "threads", 1, "BLAS threads for the float engine")
+	if !withData {
+		return
+	}
+	fs.StringVar(&m.data, "data", "", "data: .npz (x, y), .npy, IDX images file, or a folder of class folders of PNG/JPEG")
+	fs.StringVar(&m.labels, "labels", "", "labels `file` (.npy or IDX) for --data given as .npy or IDX images")
+	fs.StringVar(&m.mean, "mean", "", "per-channel mean subtracted after scaling pixels to [0,1], comma-separated")
+	fs.StringVar(&m.std, "std", "", "per-channel standard deviation divided by after --mean, comma-separated")
+	fs.StringVar(&m.resize, "resize", "", "resize images of a folder to `HxW`")
+	fs.IntVar(&m.limit, "limit", 0, "use only the first `N` samples (0: all)")
+	fs.IntVar(&m.batch, "batch", 256, "batch size")
+}
+
+func parseFloats(name, s string) ([]float64, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil {
+			return nil, usagef("--%s: %q is not a number", name, f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// options converts the data flags to dataset options.
+func (m *modelFlags) options() (dataset.Options, error) {
+	var opt dataset.Options
+	var err error
+	if opt.Mean, err = parseFloats("mean", m.mean); err != nil {
+		return opt, err
+	}
+	if opt.Std, err = parseFloats("std", m.std); err != nil {
+		return opt, err
+	}
+	for _, s := range opt.Std {
+		if s <= 0 {
+			return opt, usagef("--std: %g is not positive", s)
+		}
+	}
+	if m.resize != "" {
+		var h, w int
+		if _, err := fmt.Sscanf(strings.ToLower(m.resize), "%dx%d", &h, &w); err != nil || h <= 0 || w <= 0 {
+			return opt, usagef("--resize: %q is not HxW", m.resize)
+		}
+		opt.Resize = [2]int{h, w}
+	}
+	if m.limit < 0 {
+		return opt, usagef("--limit: %d is negative", m.limit)
+	}
+	opt.Limit = m.limit
+	opt.Labels = m.labels
+	return opt, nil
+}
+
+// loadModel loads --model, or the demo.
+func (m *modelFlags) loadModel() (*network.Network, error) {
+	if m.threads < 1 {
+		return nil, usagef("--threads: %d is below 1", m.threads)
+	}
+	network.SetBLASThreads(m.threads)
+	if m.model == "" {
+		return pipeline.ParseModel(demo.Model(), "built-in demo model")
+	}
+	return pipeline.LoadModel(m.model)
+}
+
+// demoNormalization returns the demo's mean and std.
+func demoOptions(limit int) (dataset.Options, error) {
+	meta, err := demo.Meta()
+	if err != nil {
+		return dataset.Options{}, err
+	}
+	return dataset.Options{Mean: meta.Mean, Std: meta.Std, Limit: limit}, nil
+}
+
+// loadData loads --data; with no --data and no --model it loads the demo's
+// test set (calib=false) or calibration set (calib=true).
+func (m *modelFlags) loadData(calib bool) (*dataset.Dataset, error) {
+	if m.batch < 1 {
+		return nil, usagef("--batch: %d is below 1", m.batch)
+	}
+	if m.data == "" {
+		if m.model != "" {
+			return nil, usagef("--data is required with --model")
+		}
+		opt, err := demoOptions(m.limit)
+		if err != nil {
+			return nil, err
+		}
+		if calib {
+			return dataset.FromNPZBytes(demo.CalibNPZ(), "built-in demo calibration set", opt)
+		}
+		return dataset.FromNPZBytes(demo.TestNPZ(), "built-in demo test set", opt)
+	}
+	opt, err := m.options()
+	if err != nil {
+		return nil, err
+	}
+	return dataset.Load(m.data, opt)
+}

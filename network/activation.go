@@ -1,0 +1,547 @@
+package network
+
+import (
+	"fmt"
+	"math"
+
+	"mpsearch/onnx"
+	"mpsearch/tensor"
+)
+
+// unaryFunc is a scalar function applied elementwise, with its first two
+// derivatives, working on slices so the loops stay tight.
+type unaryFunc interface {
+	// eval sets y[i] = f(x[i]).
+	eval(y, x []float64)
+	// deriv sets d1[i] = f'(x[i]) and, when d2 is not nil, d2[i] = f2(x[i])
+	// (the second derivative);
+	// y[i] = f(x[i]) is given for reuse.
+	deriv(d1, d2, x, y []float64)
+	// linear reports whether the second derivative is zero everywhere (piecewise linear f).
+	linear() bool
+}
+
+// unaryOp applies a unaryFunc elementwise.
+type unaryOp struct{ f unaryFunc }
+
+// unaryChunk is the number of elements whose derivatives are computed at once.
+const unaryChunk = 512
+
+// Forward computes f(x).
+func (op *unaryOp) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
+	if len(in) < 1 || in[0] == nil {
+		return nil, nil, fmt.Errorf("missing input")
+	}
+	out := tensor.New(in[0].Shape...)
+	op.f.eval(out.Data, in[0].Data)
+	return out, nil, nil
+}
+
+// Backward returns g·f'(x).
+func (op *unaryOp) Backward(in []*tensor.Tensor, out *tensor.Tensor, _ any, gout *tensor.Tensor, need []bool) []*tensor.Tensor {
+	gin := make([]*tensor.Tensor, len(in))
+	if !need[0] {
+		return gin
+	}
+	gx := tensor.New(in[0].Shape...)
+	x, y, g := in[0].Data, out.Data, gout.Data
+	d1 := make([]float64, min(unaryChunk, len(x)))
+	for lo := 0; lo < len(x); lo += unaryChunk {
+		hi := min(lo+unaryChunk, len(x))
+		d := d1[:hi-lo]
+		op.f.deriv(d, nil, x[lo:hi], y[lo:hi])
+		for i, v := range d {
+			gx.Data[lo+i] = g[lo+i] * v
+		}
+	}
+	gin[0] = gx
+	return gin
+}
+
+// Tangent returns f'(x)·tx for each direction.
+func (op *unaryOp) Tangent(in, tin []*tensor.Tensor, out *tensor.Tensor, _ any) *tensor.Tensor {
+	x, y := in[0].Data, out.Data
+	n := len(x)
+	K := directions(tin[0], n)
+	if K == 0 {
+		return nil
+	}
+	tout := tensor.New(withK(K, out.Shape)...)
+	tx, t := tin[0].Data, tout.Data
+	d1 := make([]float64, min(unaryChunk, n))
+	for lo := 0; lo < n; lo += unaryChunk {
+		hi := min(lo+unaryChunk, n)
+		d := d1[:hi-lo]
+		op.f.deriv(d, nil, x[lo:hi], y[lo:hi])
+		for k := 0; k < K; k++ {
+			tk, txk := t[k*n+lo:k*n+hi], tx[k*n+lo:k*n+hi]
+			for i, v := range d {
+				tk[i] = v * txk[i]
+			}
+		}
+	}
+	return tout
+}
+
+// BackwardTangent returns g·f'(x) and its tangents tg·f'(x) + g·f2(x)·tx, f2 the second derivative.
+func (op *unaryOp) BackwardTangent(in, tin []*tensor.Tensor, out, _ *tensor.Tensor, _ any, gout, tgout *tensor.Tensor, need []bool) (gin, tgin []*tensor.Tensor) {
+	gin = make([]*tensor.Tensor, len(in))
+	tgin = make([]*tensor.Tensor, len(in))
+	if !need[0] {
+		return gin, tgin
+	}
+	x, y, g := in[0].Data, out.Data, gout.Data
+	n := len(x)
+	tx, tg := dataOf(tin[0]), dataOf(tgout)
+	if op.f.linear() {
+		tx = nil // zero second derivative: the input tangent does not move the gradient
+	}
+	K := max(directions(tgout, n), directions(tin[0], n))
+	if tx == nil {
+		K = directions(tgout, n)
+	}
+	gx := tensor.New(in[0].Shape...)
+	var tgx []float64
+	if K > 0 {
+		tgin[0] = tensor.New(withK(K, in[0].Shape)...)
+		tgx = tgin[0].Data
+	}
+	m := min(unaryChunk, n)
+	d1 := make([]float64, m)
+	var d2 []float64
+	if tx != nil {
+		d2 = make([]float64, m)
+	}
+	for lo := 0; lo < n; lo += unaryChunk {
+		hi := min(lo+unaryChunk, n)
+		a := d1[:hi-lo]
+		var b []float64
+		if d2 != nil {
+			b = d2[:hi-lo]
+		}
+		op.f.deriv(a, b, x[lo:hi], y[lo:hi])
+		gl := g[lo:hi]
+		for i, v := range a {
+			gx.Data[lo+i] = gl[i] * v
+		}
+		for k := 0; k < K; k++ {
+			dst := tgx[k*n+lo : k*n+hi]
+			if tg != nil {
+				tgk := tg[k*n+lo : k*n+hi]
+				for i, v := range a {
+					dst[i] = tgk[i] * v
+				}
+			}
+			if tx != nil {
+				txk := tx[k*n+lo : k*n+hi]
+				for i, v := range b {
+					dst[i] += gl[i] * v * txk[i]
+				}
+			}
+		}
+	}
+	gin[0] = gx
+	return gin, tgin
+}
+
+// reluFunc is max(x, 0); f'(0) is taken as 0 (as PyTorch does).
+type reluFunc struct{}
+
+func (reluFunc) linear() bool { return true }
+func (reluFunc) eval(y, x []float64) {
+	for i, v := range x {
+		if v < 0 {
+			v = 0
+		}
+		y[i] = v
+	}
+}
+func (reluFunc) deriv(d1, _, x, _ []float64) {
+	for i, v := range x {
+		d1[i] = 0
+		if v > 0 {
+			d1[i] = 1
+		}
+	}
+}
+
+// leakyFunc is x for x > 0, alpha·x otherwise.
+type leakyFunc struct{ alpha float64 }
+
+func (leakyFunc) linear() bool { return true }
+func (f leakyFunc) eval(y, x []float64) {
+	for i, v := range x {
+		if v < 0 {
+			v *= f.alpha
+		}
+		y[i] = v
+	}
+}
+func (f leakyFunc) deriv(d1, _, x, _ []float64) {
+	for i, v := range x {
+		d1[i] = f.alpha
+		if v > 0 {
+			d1[i] = 1
+		}
+	}
+}
+
+// clipFunc is min(max(x, lo), hi) (numpy's clip, so hi wins when lo > hi);
+// f' is 1 on [lo, hi] including the bounds (as PyTorch's clamp), else 0.
+type clipFunc struct{ lo, hi float64 }
+
+func (clipFunc) linear() bool { return true }
+func (f clipFunc) eval(y, x []float64) {
+	for i, v := range x {
+		if v < f.lo {
+			v = f.lo
+		}
+		if v > f.hi {
+			v = f.hi
+		}
+		y[i] = v
+	}
+}
+func (f clipFunc) deriv(d1, _, x, _ []float64) {
+	for i, v := range x {
+		d1[i] = 0
+		if v >= f.lo && v <= f.hi {
+			d1[i] = 1
+		}
+	}
+}
+
+// negFunc is -x.
+type negFunc struct{}
+
+func (negFunc) linear() bool { return true }
+func (negFunc) eval(y, x []float64) {
+	for i, v := range x {
+		y[i] = -v
+	}
+}
+func (negFunc) deriv(d1, _, _, _ []float64) {
+	for i := range d1 {
+		d1[i] = -1
+	}
+}
+
+// sigmoidFunc is 1/(1+exp(-x)). Both sigmoid(x) and 1-sigmoid(x) are
+// computed from exp(-|x|), so f' = s(1-s) keeps full relative precision in
+// the tails.
+type sigmoidFunc struct{}
+
+func (sigmoidFunc) linear() bool { return false }
+func (sigmoidFunc) eval(y, x []float64) {
+	for i, v := range x {
+		y[i], _ = sigmoidPair(v)
+	}
+}
+func (sigmoidFunc) deriv(d1, d2, x, _ []float64) {
+	for i, v := range x {
+		s, c := sigmoidPair(v) // c = 1 - s
+		d1[i] = s * c
+		if d2 != nil {
+			d2[i] = s * c * (c - s)
+		}
+	}
+}
+
+// sigmoidPair returns sigmoid(x) and 1-sigmoid(x) = sigmoid(-x).
+func sigmoidPair(x float64) (s, c float64) {
+	e := math.Exp(-math.Abs(x))
+	p, q := 1/(1+e), e/(1+e)
+	if x >= 0 {
+		return p, q
+	}
+	return q, p
+}
+
+// tanhFunc is tanh(x); f' = 1-tanh² = 4e/(1+e)² with e = exp(-2|x|),
+// accurate in the tails.
+type tanhFunc struct{}
+
+func (tanhFunc) linear() bool { return false }
+func (tanhFunc) eval(y, x []float64) {
+	for i, v := range x {
+		y[i] = math.Tanh(v)
+	}
+}
+func (tanhFunc) deriv(d1, d2, x, y []float64) {
+	for i, v := range x {
+		e := math.Exp(-2 * math.Abs(v))
+		d := 4 * e / ((1 + e) * (1 + e))
+		d1[i] = d
+		if d2 != nil {
+			d2[i] = -2 * y[i] * d
+		}
+	}
+}
+
+func init() {
+	register("Relu", func(n *onnx.Node, _ map[string]*tensor.Tensor, _ int64) (Op, error) {
+		if err := wantInputs(n, 1, 1); err != nil {
+			return nil, err
+		}
+		return &unaryOp{f: reluFunc{}}, nil
+	})
+	register("LeakyRelu", func(n *onnx.Node, _ map[string]*tensor.Tensor, _ int64) (Op, error) {
+		if err := wantInputs(n, 1, 1); err != nil {
+			return nil, err
+		}
+		return &unaryOp{f: leakyFunc{alpha: attrFloat(n, "alpha", 0.01)}}, nil
+	})
+	register("Sigmoid", func(n *onnx.Node, _ map[string]*tensor.Tensor, _ int64) (Op, error) {
+		if err := wantInputs(n, 1, 1); err != nil {
+			return nil, err
+		}
+		return &unaryOp{f: sigmoidFunc{}}, nil
+	})
+	register("Tanh", func(n *onnx.Node, _ map[string]*tensor.Tensor, _ int64) (Op, error) {
+		if err := wantInputs(n, 1, 1); err != nil {
+			return nil, err
+		}
+		return &unaryOp{f: tanhFunc{}}, nil
+	})
+	register("Clip", buildClip)
+	register("PRelu", buildPRelu)
+	register("Softmax", buildSoftmax)
+}
+
+// clipOp is Clip: a unaryOp whose bounds may come from constant inputs.
+type clipOp struct {
+	unaryOp
+	consts []int
+}
+
+func (op *clipOp) ConstInputs() []int { return op.consts }
+
+// buildClip reads the bounds from the min/max attributes (opset < 11) or
+// from the optional constant inputs 1 and 2 (opset >= 11); a missing bound
+// is unbounded.
+func buildClip(n *onnx.Node, consts map[string]*tensor.Tensor, opset int64) (Op, error) {
+	lo, hi := math.Inf(-1), math.Inf(1)
+	op := &clipOp{}
+	if opset < 11 {
+		if err := wantInputs(n, 1, 1); err != nil {
+			return nil, err
+		}
+		lo = attrFloat(n, "min", lo)
+		hi = attrFloat(n, "max", hi)
+	} else {
+		if err := wantInputs(n, 1, 3); err != nil {
+			return nil, err
+		}
+		for i, bound := range []*float64{&lo, &hi} {
+			t, ok, err := constInput(n, consts, i+1)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+			if t.Size() != 1 {
+				return nil, nodeErr(n, "bound input %d has %d values; want a scalar", i+1, t.Size())
+			}
+			*bound = t.Data[0]
+			op.consts = append(op.consts, i+1)
+		}
+	}
+	if math.IsNaN(lo) || math.IsNaN(hi) {
+		return nil, nodeErr(n, "clip bounds [%g, %g] contain NaN", lo, hi)
+	}
+	op.f = clipFunc{lo: lo, hi: hi}
+	return op, nil
+}
+
+// buildPRelu makes PRelu(X, slope) = X for X > 0, slope·X otherwise, with
+// slope broadcast to X's shape (unidirectional; slope is differentiable).
+// Before opset 7 a size-1 slope is shared and a 1-D slope whose length is
+// X's channel count (axis 1) is per channel.
+func buildPRelu(n *onnx.Node, _ map[string]*tensor.Tensor, opset int64) (Op, error) {
+	if err := wantInputs(n, 2, 2); err != nil {
+		return nil, err
+	}
+	op := &binaryOp{kind: binPRelu, uni: true}
+	if opset < 7 {
+		op.bShape = func(x, s []int) ([]int, error) {
+			if tensor.Size(s) == 1 {
+				return nil, nil // shared slope
+			}
+			if len(s) == 1 && len(x) >= 2 && s[0] == x[1] {
+				return legacyAxisShape(x, s, 1, true) // per channel
+			}
+			return s, nil
+		}
+	}
+	return op, nil
+}
+
+// softmaxOp is Softmax over a block of length L with stride inner, for each
+// of outer blocks: opset < 13 flattens the input to 2-D at axis (L is the
+// product of the dimensions from axis on); opset >= 13 normalises along the
+// single axis.
+type softmaxOp struct {
+	axis    int
+	flatten bool // opset < 13 semantics
+}
+
+func buildSoftmax(n *onnx.Node, _ map[string]*tensor.Tensor, opset int64) (Op, error) {
+	if err := wantInputs(n, 1, 1); err != nil {
+		return nil, err
+	}
+	if opset < 13 {
+		return &softmaxOp{axis: int(attrInt(n, "axis", 1)), flatten: true}, nil
+	}
+	return &softmaxOp{axis: int(attrInt(n, "axis", -1))}, nil
+}
+
+// layout returns (outer, L, inner) for shape.
+func (op *softmaxOp) layout(shape []int) (outer, l, inner int, err error) {
+	r := len(shape)
+	axis := op.axis
+	if axis < 0 {
+		axis += r
+	}
+	hi := r - 1
+	if op.flatten {
+		hi = r // coercion to 2-D allows axis == rank
+	}
+	if axis < 0 || axis > hi {
+		return 0, 0, 0, fmt.Errorf("softmax axis %d is out of range for an input of shape %v: %w", op.axis, shape, ErrShape)
+	}
+	outer = tensor.Size(shape[:axis])
+	if op.flatten {
+		return outer, tensor.Size(shape[axis:]), 1, nil
+	}
+	return outer, shape[axis], tensor.Size(shape[axis+1:]), nil
+}
+
+// Forward computes exp(x - max) / sum along each block.
+func (op *softmaxOp) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
+	if len(in) < 1 || in[0] == nil {
+		return nil, nil, fmt.Errorf("missing input")
+	}
+	outer, l, inner, err := op.layout(in[0].Shape)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := tensor.New(in[0].Shape...)
+	x, y := in[0].Data, out.Data
+	for o := 0; o < outer; o++ {
+		for i := 0; i < inner; i++ {
+			base := o*l*inner + i
+			m := math.Inf(-1)
+			for j := 0; j < l; j++ {
+				m = math.Max(m, x[base+j*inner])
+			}
+			s := 0.0
+			for j := 0; j < l; j++ {
+				e := math.Exp(x[base+j*inner] - m)
+				y[base+j*inner] = e
+				s += e
+			}
+			for j := 0; j < l; j++ {
+				y[base+j*inner] /= s
+			}
+		}
+	}
+	return out, [3]int{outer, l, inner}, nil
+}
+
+// jvp sets dst = y ⊙ (v - <y, v>) blockwise (the softmax Jacobian, which is
+// symmetric, applied to v), adding into dst when add.
+func softmaxJVP(dst, y, v []float64, outer, l, inner int, add bool) {
+	for o := 0; o < outer; o++ {
+		for i := 0; i < inner; i++ {
+			base := o*l*inner + i
+			s := 0.0
+			for j := 0; j < l; j++ {
+				s += y[base+j*inner] * v[base+j*inner]
+			}
+			for j := 0; j < l; j++ {
+				p := base + j*inner
+				if add {
+					dst[p] += y[p] * (v[p] - s)
+				} else {
+					dst[p] = y[p] * (v[p] - s)
+				}
+			}
+		}
+	}
+}
+
+// Backward returns y ⊙ (g - <y, g>).
+func (op *softmaxOp) Backward(in []*tensor.Tensor, out *tensor.Tensor, state any, gout *tensor.Tensor, need []bool) []*tensor.Tensor {
+	gin := make([]*tensor.Tensor, len(in))
+	if need[0] {
+		d := state.([3]int)
+		gin[0] = tensor.New(in[0].Shape...)
+		softmaxJVP(gin[0].Data, out.Data, gout.Data, d[0], d[1], d[2], false)
+	}
+	return gin
+}
+
+// Tangent returns y ⊙ (tx - <y, tx>) for each direction.
+func (op *softmaxOp) Tangent(in, tin []*tensor.Tensor, out *tensor.Tensor, state any) *tensor.Tensor {
+	n := out.Size()
+	K := directions(tin[0], n)
+	if K == 0 {
+		return nil
+	}
+	d := state.([3]int)
+	tout := tensor.New(withK(K, out.Shape)...)
+	for k := 0; k < K; k++ {
+		softmaxJVP(tout.Data[k*n:(k+1)*n], out.Data, tin[0].Data[k*n:(k+1)*n], d[0], d[1], d[2], false)
+	}
+	return tout
+}
+
+// BackwardTangent differentiates gx = y ⊙ (g - s), s = <y, g>, exactly:
+// d gx = ty ⊙ (g - s) + y ⊙ (tg - <ty, g> - <y, tg>).
+func (op *softmaxOp) BackwardTangent(in, tin []*tensor.Tensor, out, tout *tensor.Tensor, state any, gout, tgout *tensor.Tensor, need []bool) (gin, tgin []*tensor.Tensor) {
+	gin = op.Backward(in, out, state, gout, need)
+	tgin = make([]*tensor.Tensor, len(in))
+	if !need[0] {
+		return gin, tgin
+	}
+	n := out.Size()
+	if tout == nil && tin[0] != nil {
+		tout = op.Tangent(in, tin, out, state)
+	}
+	K := max(directions(tout, n), directions(tgout, n))
+	if K == 0 {
+		return gin, tgin
+	}
+	d := state.([3]int)
+	outer, l, inner := d[0], d[1], d[2]
+	y, g := out.Data, gout.Data
+	ty, tg := dataOf(tout), dataOf(tgout)
+	tgin[0] = tensor.New(withK(K, in[0].Shape)...)
+	for k := 0; k < K; k++ {
+		dst := tgin[0].Data[k*n : (k+1)*n]
+		if tg != nil {
+			softmaxJVP(dst, y, tg[k*n:(k+1)*n], outer, l, inner, false)
+		}
+		if ty == nil {
+			continue
+		}
+		tyk := ty[k*n : (k+1)*n]
+		for o := 0; o < outer; o++ {
+			for i := 0; i < inner; i++ {
+				base := o*l*inner + i
+				s, ts := 0.0, 0.0
+				for j := 0; j < l; j++ {
+					p := base + j*inner
+					s += y[p] * g[p]
+					ts += tyk[p] * g[p]
+				}
+				for j := 0; j < l; j++ {
+					p := base + j*inner
+					dst[p] += tyk[p]*(g[p]-s) - y[p]*ts
+				}
+			}
+		}
+	}
+	return gin, tgin
+}

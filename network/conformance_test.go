@@ -1,0 +1,95 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"mpsearch/onnx"
+	"mpsearch/tensor"
+)
+
+// Tolerance of the ONNX backend tests for float32 outputs (onnx/backend/test
+// runner: rtol 1e-3 by default; the issue asks for the tighter 1e-5/1e-6).
+const (
+	conformanceRel = 1e-5
+	conformanceAbs = 1e-6
+)
+
+// conformanceSkips lists the cases the engine does not run, with the reason.
+// The test fails if a listed case starts passing or an unlisted one is
+// unsupported, so this list is always exact.
+var conformanceSkips = map[string]string{}
+
+// TestConformance runs every ONNX conformance case in testdata (copied from
+// the ONNX project's backend test data, Apache-2.0, see LICENSE-onnx there).
+func TestConformance(t *testing.T) {
+	dirs, err := filepath.Glob("testdata/onnx-conformance/test_*")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no conformance cases found: %v", err)
+	}
+	ran := 0
+	for _, dir := range dirs {
+		name := filepath.Base(dir)
+		t.Run(name, func(t *testing.T) {
+			err := runConformanceCase(dir)
+			reason, skipped := conformanceSkips[name]
+			switch {
+			case skipped && err == nil:
+				t.Fatalf("listed as skipped (%s) but passes: remove it from conformanceSkips", reason)
+			case skipped && errors.Is(err, ErrUnsupported):
+				t.Skipf("skipped: %s (%v)", reason, err)
+			case err != nil:
+				t.Fatal(err)
+			}
+			ran++
+		})
+	}
+	t.Logf("%d of %d conformance cases pass; skipped: %v", ran, len(dirs), conformanceSkips)
+}
+
+func runConformanceCase(dir string) error {
+	m, err := onnx.Load(filepath.Join(dir, "model.onnx"))
+	if err != nil {
+		return err
+	}
+	net, err := Build(m, Options{NoFold: true})
+	if err != nil {
+		return err
+	}
+	data := filepath.Join(dir, "test_data_set_0")
+	var ins []*tensor.Tensor
+	for i := 0; ; i++ {
+		p := filepath.Join(data, fmt.Sprintf("input_%d.pb", i))
+		if _, err := os.Stat(p); err != nil {
+			break
+		}
+		x, _, err := onnx.ReadTensor(p)
+		if err != nil {
+			return err
+		}
+		ins = append(ins, x)
+	}
+	pass, err := net.ForwardAll(context.Background(), ins, nil)
+	if err != nil {
+		return err
+	}
+	want, _, err := onnx.ReadTensor(filepath.Join(data, "output_0.pb"))
+	if err != nil {
+		return err
+	}
+	got := pass.Output()
+	if got.Size() != want.Size() {
+		return fmt.Errorf("output shape: got %v; want %v", got.Shape, want.Shape)
+	}
+	for i := range want.Data {
+		if d := math.Abs(got.Data[i] - want.Data[i]); d > conformanceAbs+conformanceRel*math.Abs(want.Data[i]) {
+			return fmt.Errorf("output[%d]: got %.9g; want %.9g (|diff| %.3g)", i, got.Data[i], want.Data[i], d)
+		}
+	}
+	return nil
+}

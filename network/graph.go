@@ -1,0 +1,704 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	"mpsearch/onnx"
+	"mpsearch/tensor"
+)
+
+// ErrUnsupported is wrapped by errors about operators or graph features the
+// engine does not run.
+var ErrUnsupported = errors.New("unsupported")
+
+// ErrShape is wrapped by errors about data whose shape does not fit the model.
+var ErrShape = errors.New("shape mismatch")
+
+// Param is a differentiable initializer of the network (a weight, a bias,
+// a PRelu slope...). Value is the network's own copy: changing its Data
+// changes the network (this is how quantized weights are simulated).
+type Param struct {
+	Name  string
+	Value *tensor.Tensor
+	// Node and Input say where the parameter is consumed first: node name
+	// and input index (for Conv/Gemm/MatMul, 1 is the weight, 2 the bias).
+	Node  string
+	Input int
+}
+
+// Layer is a quantizable node: a Conv, Gemm or MatMul whose weight is a
+// parameter.
+type Layer struct {
+	Node   string // ONNX node name
+	Op     string
+	Weight int // index into Params
+	Bias   int // index into Params, or -1
+	// Shapes known after Build (batch 1).
+	InShape, OutShape []int
+	// MACs is the number of multiply-accumulates per sample.
+	MACs int64
+	// TransB is true for a Gemm whose weight is stored [out, in].
+	TransB bool
+}
+
+// Network is a float64 executable graph built from an ONNX model.
+// A Network is not safe for concurrent passes that change parameters;
+// concurrent Forward calls on unchanged parameters are safe.
+type Network struct {
+	Model      *onnx.Model // the model after import rewrites (BatchNorm folding)
+	InputName  string // the first graph input: the data
+	// InputNames lists every non-initializer graph input; models with more
+	// than one run only through ForwardAll.
+	InputNames []string
+	OutputName string
+	// SampleShape is the input shape without the batch axis.
+	SampleShape []int
+
+	nodes   []*node
+	nvals   int
+	valIdx  map[string]int
+	valName []string
+	params  []*Param
+	pvals   []int // value index of each param
+	inVal   int   // the first (main) input
+	inVals  []int // every data input
+	outVal  int
+	layers  []Layer
+	consts  map[int]*tensor.Tensor // value index -> constant (non-param)
+}
+
+type node struct {
+	name, opType string
+	op           Op
+	in           []int // value indices, -1 for omitted
+	out          int
+	constIn      []bool
+}
+
+// Options controls Build.
+type Options struct {
+	// NoFold keeps BatchNormalization nodes instead of folding them into
+	// the preceding Conv/Gemm.
+	NoFold bool
+}
+
+// Build makes a Network from an imported ONNX model. The model is not
+// modified; the Network holds its own copies of the parameters.
+func Build(m *onnx.Model, opt Options) (*Network, error) {
+	if m == nil || m.Graph == nil {
+		return nil, errors.New("network: model has no graph")
+	}
+	g := cloneGraph(m.Graph)
+	if !opt.NoFold {
+		foldBatchNorms(g)
+	}
+	net := &Network{Model: &onnx.Model{IRVersion: m.IRVersion, Opset: m.Opset, ProducerName: m.ProducerName, Graph: g}, valIdx: map[string]int{}, consts: map[int]*tensor.Tensor{}}
+	if len(g.Inputs) < 1 {
+		return nil, errors.New("network: model has no graph input besides initializers")
+	}
+	if len(g.Outputs) < 1 {
+		return nil, errors.New("network: model has no graph output")
+	}
+	in := g.Inputs[0]
+	net.InputName = in.Name
+	net.OutputName = g.Outputs[0].Name
+	if len(in.Shape) > 0 {
+		for _, d := range in.Shape[1:] {
+			if d.Value <= 0 {
+				return nil, fmt.Errorf("network: input %q has a dynamic dimension other than the batch axis (%v): %w", in.Name, dimsString(in.Shape), ErrUnsupported)
+			}
+			net.SampleShape = append(net.SampleShape, int(d.Value))
+		}
+	}
+	val := func(name string) int {
+		if i, ok := net.valIdx[name]; ok {
+			return i
+		}
+		net.valIdx[name] = net.nvals
+		net.valName = append(net.valName, name)
+		net.nvals++
+		return net.nvals - 1
+	}
+	for _, vi := range g.Inputs {
+		net.inVals = append(net.inVals, val(vi.Name))
+		net.InputNames = append(net.InputNames, vi.Name)
+	}
+	net.inVal = net.inVals[0]
+	// Constants known at build time: initializers and folded values.
+	consts := map[string]*tensor.Tensor{}
+	for _, name := range g.InitOrder {
+		consts[name] = g.Initializers[name]
+	}
+	// First pass: which initializers are used as constant inputs only.
+	type pending struct {
+		n  *onnx.Node
+		op Op
+	}
+	var built []pending
+	constUse := map[string]bool{} // initializer consumed as a ConstInput
+	diffUse := map[string]bool{}  // initializer consumed as a differentiable input
+	for i := range g.Nodes {
+		n := &g.Nodes[i]
+		if n.Domain != "" && n.Domain != "ai.onnx" {
+			return nil, fmt.Errorf("node %q: operator %s of domain %q: %w; mpsearch runs the default ONNX domain only", n.Name, n.OpType, n.Domain, ErrUnsupported)
+		}
+		b, ok := builders[n.OpType]
+		if !ok {
+			return nil, fmt.Errorf("node %q: operator %s: %w; supported operators: %s", n.Name, n.OpType, ErrUnsupported, strings.Join(SupportedOps(), ", "))
+		}
+		for j, o := range n.Outputs {
+			if j > 0 && o != "" && usedLater(g, i, o) {
+				return nil, fmt.Errorf("node %q (%s): output %d (%q) is used, but mpsearch supports only the first output of this operator: %w", n.Name, n.OpType, j, o, ErrUnsupported)
+			}
+		}
+		for _, inName := range n.Inputs {
+			if inName == "" {
+				continue
+			}
+			if _, ok := consts[inName]; !ok {
+				if _, known := net.valIdx[inName]; !known {
+					return nil, fmt.Errorf("node %q (%s): input %q is not produced by any earlier node, initializer or graph input (is the graph in topological order?)", n.Name, n.OpType, inName)
+				}
+			}
+		}
+		op, err := b(n, consts, m.Opset)
+		if err != nil {
+			return nil, err
+		}
+		isConst := make([]bool, len(n.Inputs))
+		if ci, ok := op.(ConstInputs); ok {
+			for _, j := range ci.ConstInputs() {
+				if j < len(isConst) {
+					isConst[j] = true
+				}
+			}
+		}
+		allConst := true
+		for j, inName := range n.Inputs {
+			if inName == "" {
+				continue
+			}
+			if _, ok := consts[inName]; !ok {
+				allConst = false
+			}
+			if _, isInit := g.Initializers[inName]; isInit {
+				if isConst[j] || !isFloatType(g.InitTypes[inName]) {
+					constUse[inName] = true
+				} else {
+					diffUse[inName] = true
+				}
+			}
+		}
+		// Fold nodes whose inputs are all constants and that consume no
+		// parameter (Constant, shape arithmetic on initializers).
+		if allConst && !anyDiff(n, g, isConst) && len(n.Outputs) > 0 {
+			ins := make([]*tensor.Tensor, len(n.Inputs))
+			for j, inName := range n.Inputs {
+				if inName != "" {
+					ins[j] = consts[inName]
+				}
+			}
+			out, _, err := op.Forward(ins)
+			if err != nil {
+				return nil, nodeErr(n, "%v", err)
+			}
+			consts[n.Outputs[0]] = out
+			continue
+		}
+		for _, inName := range n.Inputs {
+			if inName != "" {
+				val(inName)
+			}
+		}
+		val(n.Outputs[0])
+		built = append(built, pending{n, op})
+	}
+	// Parameters: float initializers used differentiably, in file order.
+	paramOf := map[string]int{}
+	for _, name := range g.InitOrder {
+		if diffUse[name] {
+			if _, used := net.valIdx[name]; !used {
+				continue
+			}
+			paramOf[name] = len(net.params)
+			net.params = append(net.params, &Param{Name: name, Value: g.Initializers[name].Clone(), Input: -1})
+			net.pvals = append(net.pvals, net.valIdx[name])
+		}
+	}
+	for name, t := range consts {
+		if i, ok := net.valIdx[name]; ok {
+			if _, isParam := paramOf[name]; !isParam {
+				net.consts[i] = t
+			}
+		}
+	}
+	for _, p := range built {
+		nd := &node{name: p.n.Name, opType: p.n.OpType, op: p.op, out: net.valIdx[p.n.Outputs[0]]}
+		nd.in = make([]int, len(p.n.Inputs))
+		nd.constIn = make([]bool, len(p.n.Inputs))
+		if ci, ok := p.op.(ConstInputs); ok {
+			for _, j := range ci.ConstInputs() {
+				if j < len(nd.constIn) {
+					nd.constIn[j] = true
+				}
+			}
+		}
+		for j, inName := range p.n.Inputs {
+			nd.in[j] = -1
+			if inName == "" {
+				continue
+			}
+			nd.in[j] = net.valIdx[inName]
+			if k, ok := paramOf[inName]; ok && net.params[k].Input < 0 {
+				net.params[k].Node = p.n.Name
+				net.params[k].Input = j
+			}
+		}
+		net.nodes = append(net.nodes, nd)
+	}
+	o, ok := net.valIdx[net.OutputName]
+	if !ok {
+		return nil, fmt.Errorf("network: graph output %q is not computed from the input", net.OutputName)
+	}
+	net.outVal = o
+	for _, p := range net.params {
+		for _, v := range p.Value.Data {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return nil, fmt.Errorf("network: initializer %q holds NaN or Inf values; re-export the model from a healthy checkpoint", p.Name)
+			}
+		}
+	}
+	if net.SampleShape != nil && len(net.inVals) == 1 {
+		if err := net.inferLayers(); err != nil {
+			return nil, err
+		}
+	}
+	return net, nil
+}
+
+func anyDiff(n *onnx.Node, g *onnx.Graph, isConst []bool) bool {
+	for j, inName := range n.Inputs {
+		if inName == "" || isConst[j] {
+			continue
+		}
+		if _, isInit := g.Initializers[inName]; isInit && isFloatType(g.InitTypes[inName]) {
+			return true
+		}
+	}
+	return false
+}
+
+func isFloatType(t onnx.DataType) bool {
+	switch t {
+	case onnx.Float, onnx.Double, onnx.Float16, onnx.Bfloat16, onnx.Undefined:
+		return true
+	}
+	return false
+}
+
+func usedLater(g *onnx.Graph, i int, name string) bool {
+	for _, n := range g.Nodes[i+1:] {
+		for _, in := range n.Inputs {
+			if in == name {
+				return true
+			}
+		}
+	}
+	for _, o := range g.Outputs {
+		if o.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func dimsString(ds []onnx.Dim) string {
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		if d.Value > 0 {
+			parts[i] = fmt.Sprint(d.Value)
+		} else if d.Param != "" {
+			parts[i] = d.Param
+		} else {
+			parts[i] = "?"
+		}
+	}
+	return "[" + strings.Join(parts, ",") + "]"
+}
+
+// inferLayers runs one zero sample through the network to learn every
+// shape, and records the quantizable layers with their MACs.
+func (net *Network) inferLayers() error {
+	x := tensor.New(append([]int{1}, net.SampleShape...)...)
+	p, err := net.Forward(context.Background(), x)
+	if err != nil {
+		return err
+	}
+	widx := map[int]int{}
+	for i, v := range net.pvals {
+		widx[v] = i
+	}
+	for _, nd := range net.nodes {
+		switch nd.opType {
+		case "Conv", "Gemm", "MatMul":
+		default:
+			continue
+		}
+		if len(nd.in) < 2 || nd.in[1] < 0 {
+			continue
+		}
+		wi, ok := widx[nd.in[1]]
+		if !ok {
+			continue
+		}
+		l := Layer{Node: nd.name, Op: nd.opType, Weight: wi, Bias: -1}
+		if len(nd.in) > 2 && nd.in[2] >= 0 {
+			if bi, ok := widx[nd.in[2]]; ok {
+				l.Bias = bi
+			}
+		}
+		xin := p.vals[nd.in[0]]
+		out := p.vals[nd.out]
+		l.InShape = append([]int(nil), xin.Shape...)
+		l.OutShape = append([]int(nil), out.Shape...)
+		w := net.params[wi].Value
+		switch nd.opType {
+		case "Conv":
+			// Each output element costs (Cin/group)*kh*kw MACs.
+			l.MACs = int64(out.Size()) * int64(w.Size()/w.Shape[0])
+		case "Gemm":
+			l.TransB = gemmTransB(net.Model.Graph, nd.name)
+			l.MACs = int64(out.Size()) * int64(w.Size()/outFeatures(w, l.TransB))
+		case "MatMul":
+			l.MACs = int64(out.Size()) * int64(w.Shape[0])
+		}
+		net.layers = append(net.layers, l)
+	}
+	return nil
+}
+
+func outFeatures(w *tensor.Tensor, transB bool) int {
+	if transB {
+		return w.Shape[0]
+	}
+	return w.Shape[len(w.Shape)-1]
+}
+
+func gemmTransB(g *onnx.Graph, name string) bool {
+	for i := range g.Nodes {
+		if g.Nodes[i].Name == name {
+			if a, ok := g.Nodes[i].Attrs["transB"]; ok {
+				return a.I != 0
+			}
+		}
+	}
+	return false
+}
+
+// Params returns the differentiable parameters in the model file's order.
+func (net *Network) Params() []*Param { return net.params }
+
+// Layers returns the quantizable layers (Conv, Gemm, MatMul with a weight
+// parameter) in execution order.
+func (net *Network) Layers() []Layer { return net.layers }
+
+// NodeCount is the number of executed nodes (after constant folding).
+func (net *Network) NodeCount() int { return len(net.nodes) }
+
+// Pass holds every value of one forward pass, for backward and tangent
+// passes on the same batch.
+type Pass struct {
+	net    *Network
+	vals   []*tensor.Tensor
+	states []any
+}
+
+// Output returns the network output of the pass.
+func (p *Pass) Output() *tensor.Tensor { return p.vals[p.net.outVal] }
+
+// Value returns a named intermediate value of the pass, or nil.
+func (p *Pass) Value(name string) *tensor.Tensor {
+	if i, ok := p.net.valIdx[name]; ok {
+		return p.vals[i]
+	}
+	return nil
+}
+
+// Hook, when set on Forward through ForwardHook, may replace the input
+// values of a node before it runs (simulated activation quantization).
+type Hook func(node string, inputIndex int, v *tensor.Tensor) *tensor.Tensor
+
+// Forward runs the network on a batch x of shape [N]+SampleShape.
+func (net *Network) Forward(ctx context.Context, x *tensor.Tensor) (*Pass, error) {
+	return net.ForwardHook(ctx, x, nil)
+}
+
+// ForwardHook is Forward with a hook on node inputs (see Hook).
+func (net *Network) ForwardHook(ctx context.Context, x *tensor.Tensor, hook Hook) (*Pass, error) {
+	if err := net.CheckInput(x); err != nil {
+		return nil, err
+	}
+	if len(net.inVals) != 1 {
+		return nil, fmt.Errorf("network: the model has %d data inputs %v; mpsearch runs models with exactly one: %w", len(net.inVals), net.InputNames, ErrUnsupported)
+	}
+	return net.ForwardAll(ctx, []*tensor.Tensor{x}, hook)
+}
+
+// ForwardAll runs the network with one tensor for each of InputNames.
+func (net *Network) ForwardAll(ctx context.Context, xs []*tensor.Tensor, hook Hook) (*Pass, error) {
+	if len(xs) != len(net.inVals) {
+		return nil, fmt.Errorf("network: got %d inputs; the model has %d %v: %w", len(xs), len(net.inVals), net.InputNames, ErrShape)
+	}
+	p := &Pass{net: net, vals: make([]*tensor.Tensor, net.nvals), states: make([]any, len(net.nodes))}
+	for i, t := range net.consts {
+		p.vals[i] = t
+	}
+	for i, v := range net.pvals {
+		p.vals[v] = net.params[i].Value
+	}
+	for i, v := range net.inVals {
+		p.vals[v] = xs[i]
+	}
+	ins := make([]*tensor.Tensor, 0, 4)
+	for k, nd := range net.nodes {
+		if k%8 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		ins = ins[:0]
+		for j, v := range nd.in {
+			var t *tensor.Tensor
+			if v >= 0 {
+				t = p.vals[v]
+				if hook != nil && !nd.constIn[j] {
+					t = hook(nd.name, j, t)
+				}
+			}
+			ins = append(ins, t)
+		}
+		out, st, err := nd.op.Forward(ins)
+		if err != nil {
+			if strings.HasPrefix(err.Error(), "node ") {
+				return nil, err
+			}
+			return nil, fmt.Errorf("node %q (%s): %w", nd.name, nd.opType, err)
+		}
+		p.vals[nd.out] = out
+		p.states[k] = st
+	}
+	return p, nil
+}
+
+// CheckInput reports whether x fits the model's input.
+func (net *Network) CheckInput(x *tensor.Tensor) error {
+	if x == nil || x.Rank() < 1 || x.Shape[0] < 1 {
+		return fmt.Errorf("input %q: empty batch: %w", net.InputName, ErrShape)
+	}
+	if net.SampleShape != nil && !tensor.SameShape(x.Shape[1:], net.SampleShape) {
+		return fmt.Errorf("input %q: got samples of shape %v; the model wants %v: %w", net.InputName, x.Shape[1:], net.SampleShape, ErrShape)
+	}
+	return nil
+}
+
+// Grads holds the gradients of one backward pass.
+type Grads struct {
+	Params []*tensor.Tensor // aligned with Network.Params()
+	Input  *tensor.Tensor   // nil unless asked for
+}
+
+// Backward propagates gout = dL/d(output) back through the pass and returns
+// the gradients of every parameter and, if wantInput, of the input.
+func (p *Pass) Backward(gout *tensor.Tensor, wantInput bool) *Grads {
+	net := p.net
+	grad := make([]*tensor.Tensor, net.nvals)
+	grad[net.outVal] = gout
+	need := net.needGrad(wantInput)
+	ins := make([]*tensor.Tensor, 0, 4)
+	for k := len(net.nodes) - 1; k >= 0; k-- {
+		nd := net.nodes[k]
+		g := grad[nd.out]
+		if g == nil {
+			continue
+		}
+		ins = ins[:0]
+		nin := make([]bool, len(nd.in))
+		anyNeed := false
+		for j, v := range nd.in {
+			if v >= 0 {
+				ins = append(ins, p.vals[v])
+				nin[j] = need[v] && !nd.constIn[j]
+				anyNeed = anyNeed || nin[j]
+			} else {
+				ins = append(ins, nil)
+			}
+		}
+		if !anyNeed {
+			continue
+		}
+		gin := nd.op.Backward(ins, p.vals[nd.out], p.states[k], g, nin)
+		for j, v := range nd.in {
+			if nin[j] && gin[j] != nil {
+				grad[v] = accumulate(grad[v], gin[j])
+			}
+		}
+	}
+	out := &Grads{Params: make([]*tensor.Tensor, len(net.params))}
+	for i, v := range net.pvals {
+		out.Params[i] = grad[v]
+		if out.Params[i] == nil {
+			out.Params[i] = tensor.New(net.params[i].Value.Shape...)
+		}
+	}
+	if wantInput {
+		out.Input = grad[net.inVal]
+		if out.Input == nil {
+			out.Input = tensor.New(p.vals[net.inVal].Shape...)
+		}
+	}
+	return out
+}
+
+// needGrad marks the values that depend on a parameter (or on the input,
+// if wantInput), i.e. whose gradient is needed.
+func (net *Network) needGrad(wantInput bool) []bool {
+	need := make([]bool, net.nvals)
+	for _, v := range net.pvals {
+		need[v] = true
+	}
+	if wantInput {
+		need[net.inVal] = true
+	}
+	for _, nd := range net.nodes {
+		for j, v := range nd.in {
+			if v >= 0 && need[v] && !nd.constIn[j] {
+				need[nd.out] = true
+			}
+		}
+	}
+	return need
+}
+
+// accumulate returns acc+g, reusing acc's storage when acc is owned by the
+// accumulator (never an op's output, which may alias an input).
+func accumulate(acc, g *tensor.Tensor) *tensor.Tensor {
+	if acc == nil {
+		return g
+	}
+	sum := acc.Clone()
+	for i, v := range g.Data {
+		sum.Data[i] += v
+	}
+	return sum
+}
+
+// HVP computes, on the batch of this pass and for the loss, the gradient of
+// the loss with respect to every parameter and the products of the loss
+// Hessian with K directions. dirs[i] is the tangent of parameter i with
+// shape [K]+shape (nil = zero). The returned hv[i] has the same layout
+// (never nil). Pearlmutter's R-operator: a forward tangent pass, then a
+// backward pass carrying gradients and their tangents.
+func (p *Pass) HVP(loss Loss, dirs []*tensor.Tensor, k int) (grads *Grads, hv []*tensor.Tensor, err error) {
+	net := p.net
+	if len(dirs) != len(net.params) {
+		return nil, nil, fmt.Errorf("network: HVP got %d directions for %d parameters", len(dirs), len(net.params))
+	}
+	tang := make([]*tensor.Tensor, net.nvals)
+	for i, v := range net.pvals {
+		if dirs[i] != nil {
+			if dirs[i].Size() != k*net.params[i].Value.Size() {
+				return nil, nil, fmt.Errorf("network: HVP direction for %q has %d values; want %d×%v", net.params[i].Name, dirs[i].Size(), k, net.params[i].Value.Shape)
+			}
+			tang[v] = dirs[i]
+		}
+	}
+	ins := make([]*tensor.Tensor, 0, 4)
+	tins := make([]*tensor.Tensor, 0, 4)
+	for n, nd := range net.nodes {
+		ins, tins = ins[:0], tins[:0]
+		any := false
+		for j, v := range nd.in {
+			if v < 0 {
+				ins, tins = append(ins, nil), append(tins, nil)
+				continue
+			}
+			ins = append(ins, p.vals[v])
+			var t *tensor.Tensor
+			if !nd.constIn[j] {
+				t = tang[v]
+			}
+			tins = append(tins, t)
+			any = any || t != nil
+		}
+		if any {
+			tang[nd.out] = nd.op.Tangent(ins, tins, p.vals[nd.out], p.states[n])
+		}
+	}
+	out := p.vals[net.outVal]
+	_, gout, err := loss.Eval(out)
+	if err != nil {
+		return nil, nil, err
+	}
+	tgout := loss.GradTangent(out, tang[net.outVal], k)
+	grad := make([]*tensor.Tensor, net.nvals)
+	tgrad := make([]*tensor.Tensor, net.nvals)
+	grad[net.outVal] = gout
+	tgrad[net.outVal] = tgout
+	need := net.needGrad(false)
+	for n := len(net.nodes) - 1; n >= 0; n-- {
+		nd := net.nodes[n]
+		g := grad[nd.out]
+		if g == nil {
+			continue
+		}
+		ins, tins = ins[:0], tins[:0]
+		nin := make([]bool, len(nd.in))
+		anyNeed := false
+		for j, v := range nd.in {
+			if v < 0 {
+				ins, tins = append(ins, nil), append(tins, nil)
+				continue
+			}
+			ins = append(ins, p.vals[v])
+			var t *tensor.Tensor
+			if !nd.constIn[j] {
+				t = tang[v]
+			}
+			tins = append(tins, t)
+			nin[j] = need[v] && !nd.constIn[j]
+			anyNeed = anyNeed || nin[j]
+		}
+		if !anyNeed {
+			continue
+		}
+		gin, tgin := nd.op.BackwardTangent(ins, tins, p.vals[nd.out], tang[nd.out], p.states[n], g, tgrad[nd.out], nin)
+		for j, v := range nd.in {
+			if !nin[j] {
+				continue
+			}
+			if gin[j] != nil {
+				grad[v] = accumulate(grad[v], gin[j])
+			}
+			if tgin != nil && tgin[j] != nil {
+				tgrad[v] = accumulate(tgrad[v], tgin[j])
+			}
+		}
+	}
+	grads = &Grads{Params: make([]*tensor.Tensor, len(net.params))}
+	hv = make([]*tensor.Tensor, len(net.params))
+	for i, v := range net.pvals {
+		grads.Params[i] = grad[v]
+		if grads.Params[i] == nil {
+			grads.Params[i] = tensor.New(net.params[i].Value.Shape...)
+		}
+		hv[i] = tgrad[v]
+		if hv[i] == nil {
+			hv[i] = tensor.New(append([]int{k}, net.params[i].Value.Shape...)...)
+		}
+	}
+	return grads, hv, nil
+}

@@ -1,0 +1,389 @@
+package network
+
+import (
+	"fmt"
+
+	"mpsearch/onnx"
+	"mpsearch/tensor"
+)
+
+func init() {
+	register("MaxPool", buildMaxPool)
+	register("AveragePool", buildAveragePool)
+	register("GlobalAveragePool", buildGlobalAveragePool)
+}
+
+// axisTaps describes the windows along one spatial axis: window o covers
+// input positions start[o] + i*dil for taps i in [lo[o], hi[o]) inside
+// the input; padded[o] counts its taps inside the padded input (what
+// count_include_pad divides by).
+type axisTaps struct {
+	start, lo, hi, padded []int
+	dil                   int
+}
+
+func newAxisTaps(out, in, k, stride, dil, pb, pe int) axisTaps {
+	a := axisTaps{start: make([]int, out), lo: make([]int, out), hi: make([]int, out), padded: make([]int, out), dil: dil}
+	for o := 0; o < out; o++ {
+		s := o*stride - pb
+		a.start[o] = s
+		inside := func(pos, from, to int) bool { return pos >= from && pos < to }
+		lo, hi, plo, phi := k, 0, k, 0
+		for i := 0; i < k; i++ {
+			p := s + i*dil
+			if inside(p, 0, in) {
+				lo, hi = min(lo, i), i+1
+			}
+			if inside(p, -pb, in+pe) {
+				plo, phi = min(plo, i), i+1
+			}
+		}
+		if hi < lo {
+			hi = lo
+		}
+		a.lo[o], a.hi[o] = lo, hi
+		a.padded[o] = max(0, phi-plo)
+	}
+	return a
+}
+
+// poolPlan is the resolved window of a pooling pass.
+type poolPlan struct {
+	geo    window2d
+	planes int // N*C
+	rank   int // of the input: 3 (1-D) or 4 (2-D)
+	ty, tx axisTaps
+}
+
+// pool holds what MaxPool and AveragePool share.
+type pool struct {
+	node *onnx.Node
+	win  windowSpec
+}
+
+func newPool(n *onnx.Node) (pool, error) {
+	if len(n.Inputs) < 1 || n.Inputs[0] == "" {
+		return pool{}, nodeErr(n, "needs input X")
+	}
+	win, err := parseWindow(n, true)
+	if err != nil {
+		return pool{}, err
+	}
+	return pool{node: n, win: win}, nil
+}
+
+func (p *pool) plan(x *tensor.Tensor) (*poolPlan, error) {
+	if _, err := p.win.spatial(x.Rank()); err != nil {
+		return nil, fmt.Errorf("%w: %w", nodeErr(p.node, "input %v", x.Shape), err)
+	}
+	h, w := hw(x.Shape)
+	geo, err := p.win.geometry(h, w, p.win.kernel[0], p.win.kernel[1])
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", nodeErr(p.node, "input %v: %v", x.Shape, err), ErrShape)
+	}
+	pl := &poolPlan{geo: geo, planes: x.Shape[0] * x.Shape[1], rank: x.Rank(),
+		ty: newAxisTaps(geo.oh, geo.h, geo.kh, geo.sh, geo.dh, geo.pt, geo.pb),
+		tx: newAxisTaps(geo.ow, geo.w, geo.kw, geo.sw, geo.dw, geo.pl, geo.pr)}
+	for _, a := range []axisTaps{pl.ty, pl.tx} {
+		for o := range a.lo {
+			if a.lo[o] == a.hi[o] {
+				return nil, fmt.Errorf("%w: %w", nodeErr(p.node, "input %v: a pooling window lies entirely in the padding (pads %v too large for the kernel)", x.Shape, p.win.pads), ErrShape)
+			}
+		}
+	}
+	return pl, nil
+}
+
+func (pl *poolPlan) outShape(x *tensor.Tensor) []int {
+	return pl.geo.outShape(x.Shape[0], x.Shape[1], pl.rank)
+}
+
+// maxPool is ONNX MaxPool (1-D or 2-D, without the Indices output). The Forward
+// state is the argmax of every window; the op is piecewise linear, so its
+// tangents and their gradients route through the same argmax.
+type maxPool struct{ pool }
+
+func buildMaxPool(n *onnx.Node, consts map[string]*tensor.Tensor, opset int64) (Op, error) {
+	if len(n.Outputs) > 1 && n.Outputs[1] != "" {
+		return nil, fmt.Errorf("%w: %w", nodeErr(n, "the Indices output is not supported"), ErrUnsupported)
+	}
+	p, err := newPool(n)
+	if err != nil {
+		return nil, err
+	}
+	return &maxPool{p}, nil
+}
+
+// maxPoolState holds the input index (into X's data) of every output's
+// maximum.
+type maxPoolState struct {
+	argmax []int
+	inSize int
+}
+
+func (op *maxPool) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
+	x := in[0]
+	pl, err := op.plan(x)
+	if err != nil {
+		return nil, nil, err
+	}
+	g := &pl.geo
+	y := tensor.New(pl.outShape(x)...)
+	arg := make([]int, y.Size())
+	hw, ohw := g.h*g.w, g.oh*g.ow
+	for p := 0; p < pl.planes; p++ {
+		src := x.Data[p*hw : (p+1)*hw]
+		for oy := 0; oy < g.oh; oy++ {
+			for ox := 0; ox < g.ow; ox++ {
+				best, bi := 0.0, -1
+				for i := pl.ty.lo[oy]; i < pl.ty.hi[oy]; i++ {
+					row := (pl.ty.start[oy] + i*g.dh) * g.w
+					for j := pl.tx.lo[ox]; j < pl.tx.hi[ox]; j++ {
+						idx := row + pl.tx.start[ox] + j*g.dw
+						if v := src[idx]; bi < 0 || v > best {
+							best, bi = v, idx
+						}
+					}
+				}
+				o := p*ohw + oy*g.ow + ox
+				y.Data[o], arg[o] = best, p*hw+bi
+			}
+		}
+	}
+	return y, &maxPoolState{argmax: arg, inSize: x.Size()}, nil
+}
+
+// gather returns t [nb]+outShape with t[b, o] = src[b, argmax[o]].
+func (st *maxPoolState) gather(src []float64, shape []int) *tensor.Tensor {
+	t := tensor.New(shape...)
+	n := len(st.argmax)
+	for b := 0; b < len(t.Data)/n; b++ {
+		d, s := t.Data[b*n:(b+1)*n], src[b*st.inSize:(b+1)*st.inSize]
+		for o, a := range st.argmax {
+			d[o] = s[a]
+		}
+	}
+	return t
+}
+
+// scatter returns t (shape) with t[b, argmax[o]] += g[b, o].
+func (st *maxPoolState) scatter(g []float64, shape []int) *tensor.Tensor {
+	t := tensor.New(shape...)
+	n := len(st.argmax)
+	for b := 0; b < len(g)/n; b++ {
+		d, s := t.Data[b*st.inSize:(b+1)*st.inSize], g[b*n:(b+1)*n]
+		for o, a := range st.argmax {
+			d[a] += s[o]
+		}
+	}
+	return t
+}
+
+func (op *maxPool) Backward(in []*tensor.Tensor, out *tensor.Tensor, state any, gout *tensor.Tensor, need []bool) []*tensor.Tensor {
+	gin := make([]*tensor.Tensor, len(in))
+	if need[0] {
+		gin[0] = state.(*maxPoolState).scatter(gout.Data, in[0].Shape)
+	}
+	return gin
+}
+
+func (op *maxPool) Tangent(in, tin []*tensor.Tensor, out *tensor.Tensor, state any) *tensor.Tensor {
+	if tin[0] == nil {
+		return nil
+	}
+	return state.(*maxPoolState).gather(tin[0].Data, append([]int{tin[0].Shape[0]}, out.Shape...))
+}
+
+func (op *maxPool) BackwardTangent(in, tin []*tensor.Tensor, out, tout *tensor.Tensor, state any, gout, tgout *tensor.Tensor, need []bool) (gin, tgin []*tensor.Tensor) {
+	gin = op.Backward(in, out, state, gout, need)
+	tgin = make([]*tensor.Tensor, len(in))
+	if need[0] && tgout != nil {
+		tgin[0] = state.(*maxPoolState).scatter(tgout.Data, append([]int{tgout.Shape[0]}, in[0].Shape...))
+	}
+	return gin, tgin
+}
+
+// avgPool is ONNX AveragePool (1-D or 2-D): the mean over each window of the
+// input elements (count_include_pad=0) or of the padded input
+// (count_include_pad=1). It is linear in X.
+type avgPool struct {
+	pool
+	includePad bool
+}
+
+func buildAveragePool(n *onnx.Node, consts map[string]*tensor.Tensor, opset int64) (Op, error) {
+	p, err := newPool(n)
+	if err != nil {
+		return nil, err
+	}
+	inc, err := layerInt(n, "count_include_pad", 0)
+	if err != nil {
+		return nil, err
+	}
+	return &avgPool{pool: p, includePad: inc != 0}, nil
+}
+
+// apply computes the average pooling of nb*planes planes of src into dst
+// (adjoint false), or its adjoint: dst planes of the input size receive
+// src's output values spread over their windows (adjoint true).
+func (op *avgPool) apply(pl *poolPlan, src, dst []float64, planes int, adjoint bool) {
+	g := &pl.geo
+	hw, ohw := g.h*g.w, g.oh*g.ow
+	for p := 0; p < planes; p++ {
+		for oy := 0; oy < g.oh; oy++ {
+			for ox := 0; ox < g.ow; ox++ {
+				var div int
+				if op.includePad {
+					div = pl.ty.padded[oy] * pl.tx.padded[ox]
+				} else {
+					div = (pl.ty.hi[oy] - pl.ty.lo[oy]) * (pl.tx.hi[ox] - pl.tx.lo[ox])
+				}
+				inv := 1 / float64(div)
+				o := p*ohw + oy*g.ow + ox
+				var sum, share float64
+				if adjoint {
+					share = src[o] * inv
+				}
+				for i := pl.ty.lo[oy]; i < pl.ty.hi[oy]; i++ {
+					row := p*hw + (pl.ty.start[oy]+i*g.dh)*g.w + pl.tx.start[ox]
+					for j := pl.tx.lo[ox]; j < pl.tx.hi[ox]; j++ {
+						if adjoint {
+							dst[row+j*g.dw] += share
+						} else {
+							sum += src[row+j*g.dw]
+						}
+					}
+				}
+				if !adjoint {
+					dst[o] = sum * inv
+				}
+			}
+		}
+	}
+}
+
+// avgPoolState is avgPool's Forward state.
+type avgPoolState struct{ plan *poolPlan }
+
+func (op *avgPool) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
+	x := in[0]
+	pl, err := op.plan(x)
+	if err != nil {
+		return nil, nil, err
+	}
+	y := tensor.New(pl.outShape(x)...)
+	op.apply(pl, x.Data, y.Data, pl.planes, false)
+	return y, &avgPoolState{plan: pl}, nil
+}
+
+func (op *avgPool) Backward(in []*tensor.Tensor, out *tensor.Tensor, state any, gout *tensor.Tensor, need []bool) []*tensor.Tensor {
+	gin := make([]*tensor.Tensor, len(in))
+	if need[0] {
+		pl := state.(*avgPoolState).plan
+		gin[0] = tensor.New(in[0].Shape...)
+		op.apply(pl, gout.Data, gin[0].Data, pl.planes, true)
+	}
+	return gin
+}
+
+func (op *avgPool) Tangent(in, tin []*tensor.Tensor, out *tensor.Tensor, state any) *tensor.Tensor {
+	if tin[0] == nil {
+		return nil
+	}
+	pl := state.(*avgPoolState).plan
+	k := tin[0].Shape[0]
+	t := tensor.New(append([]int{k}, out.Shape...)...)
+	op.apply(pl, tin[0].Data, t.Data, k*pl.planes, false)
+	return t
+}
+
+func (op *avgPool) BackwardTangent(in, tin []*tensor.Tensor, out, tout *tensor.Tensor, state any, gout, tgout *tensor.Tensor, need []bool) (gin, tgin []*tensor.Tensor) {
+	gin = op.Backward(in, out, state, gout, need)
+	tgin = make([]*tensor.Tensor, len(in))
+	if need[0] && tgout != nil {
+		pl := state.(*avgPoolState).plan
+		k := tgout.Shape[0]
+		tgin[0] = tensor.New(append([]int{k}, in[0].Shape...)...)
+		op.apply(pl, tgout.Data, tgin[0].Data, k*pl.planes, true)
+	}
+	return gin, tgin
+}
+
+// globalAvgPool is ONNX GlobalAveragePool: the mean over all spatial
+// dimensions of an [N, C, ...] input, output [N, C, 1, ...]. Linear.
+type globalAvgPool struct{ node *onnx.Node }
+
+func buildGlobalAveragePool(n *onnx.Node, consts map[string]*tensor.Tensor, opset int64) (Op, error) {
+	if len(n.Inputs) < 1 || n.Inputs[0] == "" {
+		return nil, nodeErr(n, "needs input X")
+	}
+	return &globalAvgPool{node: n}, nil
+}
+
+// planeMean sets dst[p] to the mean of plane p (size s) of src, for
+// len(dst) planes; planeSpread is its adjoint (dst planes += src[p]/s).
+func planeMean(dst, src []float64, s int) {
+	inv := 1 / float64(s)
+	for p := range dst {
+		sum := 0.0
+		for _, v := range src[p*s : (p+1)*s] {
+			sum += v
+		}
+		dst[p] = sum * inv
+	}
+}
+
+func planeSpread(dst, src []float64, s int) {
+	inv := 1 / float64(s)
+	for p, v := range src {
+		share := v * inv
+		row := dst[p*s : (p+1)*s]
+		for i := range row {
+			row[i] += share
+		}
+	}
+}
+
+func (op *globalAvgPool) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
+	x := in[0]
+	if x.Rank() < 3 {
+		return nil, nil, fmt.Errorf("%w: %w", nodeErr(op.node, "input %v; want [N, C, spatial...]", x.Shape), ErrShape)
+	}
+	shape := []int{x.Shape[0], x.Shape[1]}
+	for range x.Shape[2:] {
+		shape = append(shape, 1)
+	}
+	y := tensor.New(shape...)
+	if y.Size() > 0 && x.Size() > 0 {
+		planeMean(y.Data, x.Data, x.Size()/y.Size())
+	}
+	return y, nil, nil
+}
+
+func (op *globalAvgPool) Backward(in []*tensor.Tensor, out *tensor.Tensor, state any, gout *tensor.Tensor, need []bool) []*tensor.Tensor {
+	gin := make([]*tensor.Tensor, len(in))
+	if need[0] {
+		gin[0] = tensor.New(in[0].Shape...)
+		planeSpread(gin[0].Data, gout.Data, in[0].Size()/max(1, out.Size()))
+	}
+	return gin
+}
+
+func (op *globalAvgPool) Tangent(in, tin []*tensor.Tensor, out *tensor.Tensor, state any) *tensor.Tensor {
+	if tin[0] == nil {
+		return nil
+	}
+	t := tensor.New(append([]int{tin[0].Shape[0]}, out.Shape...)...)
+	planeMean(t.Data, tin[0].Data, in[0].Size()/max(1, out.Size()))
+	return t
+}
+
+func (op *globalAvgPool) BackwardTangent(in, tin []*tensor.Tensor, out, tout *tensor.Tensor, state any, gout, tgout *tensor.Tensor, need []bool) (gin, tgin []*tensor.Tensor) {
+	gin = op.Backward(in, out, state, gout, need)
+	tgin = make([]*tensor.Tensor, len(in))
+	if need[0] && tgout != nil {
+		tgin[0] = tensor.New(append([]int{tgout.Shape[0]}, in[0].Shape...)...)
+		planeSpread(tgin[0].Data, tgout.Data, in[0].Size()/max(1, out.Size()))
+	}
+	return gin, tgin
+}

@@ -1,0 +1,128 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"mpsearch/dataset"
+	"mpsearch/network"
+	"mpsearch/onnx"
+	"mpsearch/tensor"
+)
+
+// LoadModel reads an ONNX file and builds the float network.
+func LoadModel(path string) (*network.Network, error) {
+	m, err := onnx.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	net, err := network.Build(m, network.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return net, nil
+}
+
+// ParseModel builds the float network from ONNX bytes (the built-in demo).
+func ParseModel(data []byte, name string) (*network.Network, error) {
+	m, err := onnx.Parse(data, "")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	net, err := network.Build(m, network.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return net, nil
+}
+
+// Progress reports how far a long job is: done of total units.
+type Progress func(done, total int)
+
+// EvalResult is the outcome of Evaluate.
+type EvalResult struct {
+	Samples  int
+	Accuracy float64 // top-1 in [0,1]; NaN without labels
+	Loss     float64 // mean cross-entropy; NaN without labels
+	// Seconds is the wall time of the forward passes; ImagesPerSec follows.
+	Seconds      float64
+	ImagesPerSec float64
+}
+
+// EvalOptions controls Evaluate.
+type EvalOptions struct {
+	Batch    int // default 256
+	Progress Progress
+	Hook     network.Hook // optional input transform (simulated quantization)
+}
+
+// Evaluate runs net over ds in batches and measures top-1 accuracy and the
+// mean cross-entropy (when ds has labels) and throughput.
+func Evaluate(ctx context.Context, net *network.Network, ds *dataset.Dataset, opt EvalOptions) (*EvalResult, error) {
+	bs := opt.Batch
+	if bs <= 0 {
+		bs = 256
+	}
+	n := ds.Len()
+	if n == 0 {
+		return nil, fmt.Errorf("evaluate: %s holds no samples", ds.Source)
+	}
+	if err := net.CheckInput(tensor.New(append([]int{1}, ds.SampleShape()...)...)); err != nil {
+		return nil, fmt.Errorf("%s: %w", ds.Source, err)
+	}
+	res := &EvalResult{Samples: n, Accuracy: math.NaN(), Loss: math.NaN()}
+	correct, lossSum := 0, 0.0
+	var elapsed time.Duration
+	for b := 0; b < ds.NumBatches(bs); b++ {
+		start := b * bs
+		x, y := ds.Batch(b, bs)
+		t0 := time.Now()
+		p, err := net.ForwardHook(ctx, x, opt.Hook)
+		if err != nil {
+			return nil, err
+		}
+		elapsed += time.Since(t0)
+		z := p.Output()
+		if y != nil {
+			l, _, err := network.CrossEntropy{Labels: y, Denom: 1}.Eval(z)
+			if err != nil {
+				return nil, err
+			}
+			lossSum += l
+			correct += countCorrect(z, y)
+		}
+		if opt.Progress != nil {
+			opt.Progress(min(start+bs, n), n)
+		}
+	}
+	if ds.Y != nil {
+		res.Accuracy = float64(correct) / float64(n)
+		res.Loss = lossSum / float64(n)
+	}
+	res.Seconds = elapsed.Seconds()
+	if res.Seconds > 0 {
+		res.ImagesPerSec = float64(n) / res.Seconds
+	}
+	return res, nil
+}
+
+// countCorrect counts rows of z whose argmax (first on ties) is the label.
+func countCorrect(z *tensor.Tensor, y []int) int {
+	c := z.Shape[1]
+	ok := 0
+	for i, lab := range y {
+		row := z.Data[i*c : (i+1)*c]
+		best := 0
+		for j := 1; j < c; j++ {
+			if row[j] > row[best] {
+				best = j
+			}
+		}
+		if best == lab {
+			ok++
+		}
+	}
+	return ok
+}

@@ -1,0 +1,252 @@
+package sensitivity
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
+
+	"gopkg.in/yaml.v3"
+
+	"mpsearch/internal/atomicfile"
+)
+
+// ErrTable is wrapped by every error about a malformed sensitivity table.
+var ErrTable = errors.New("invalid sensitivity table")
+
+// Table is the per-layer, per-bit-width sensitivity table (sens.yaml). It
+// is written by `mpsearch sensitivity` and read by `mpsearch search
+// --table`; users may also write one by hand from traces computed
+// elsewhere (only name, omega or trace+params+delta, and costs are needed).
+type Table struct {
+	// Provenance.
+	Model       string  `yaml:"model,omitempty"`
+	ModelSHA256 string  `yaml:"model_sha256,omitempty"`
+	Data        string  `yaml:"data,omitempty"`
+	DataSHA256  string  `yaml:"data_sha256,omitempty"`
+	Samples     int     `yaml:"samples,omitempty"`
+	Loss        string  `yaml:"loss,omitempty"`   // "cross-entropy" or "kl"
+	Metric      string  `yaml:"metric,omitempty"` // metric of the omega column
+	Trace       string  `yaml:"trace,omitempty"`  // "hutchinson", "hutch++" or "exact"
+	Probes      int     `yaml:"probes,omitempty"`
+	Tol         float64 `yaml:"tol,omitempty"`
+	Seed        uint64  `yaml:"seed,omitempty"`
+	// Bits lists the candidate weight bit widths.
+	Bits   []int      `yaml:"bits,omitempty"`
+	Layers []Layer    `yaml:"layers"`
+	Ties   [][]string `yaml:"ties,omitempty"`
+}
+
+// Layer is one quantizable layer's row.
+type Layer struct {
+	Name   string `yaml:"name"`
+	Op     string `yaml:"op,omitempty"`
+	Params int64  `yaml:"params,omitempty"` // weights only
+	MACs   int64  `yaml:"macs,omitempty"`   // per sample
+	// Trace is Tr(H_i) of the weight block; TraceStderr its standard error
+	// (0 for an exact trace).
+	Trace         float64 `yaml:"trace,omitempty"`
+	TraceStderr   float64 `yaml:"trace_stderr,omitempty"`
+	TopEigenvalue float64 `yaml:"top_eigenvalue,omitempty"`
+	// Delta is ||Q_b(W)-W||^2 per bit width.
+	Delta map[int]float64 `yaml:"delta,omitempty"`
+	// Omega is the sensitivity used by the search; if absent it is
+	// Trace/Params*Delta (HAWQ).
+	Omega map[int]float64 `yaml:"omega,omitempty"`
+	// Metrics holds Omega under every metric computed (hessian, quadratic,
+	// fisher, direct), so the search can compare their optima.
+	Metrics map[string]map[int]float64 `yaml:"metrics,omitempty"`
+	// Optional explicit costs per bit width; they override computed ones.
+	LatencyMs map[int]float64 `yaml:"latency_ms,omitempty"`
+	SizeBytes map[int]float64 `yaml:"size_bytes,omitempty"`
+	BOPs      map[int]float64 `yaml:"bops,omitempty"`
+	// Bits fixes the layer's weight bit width (0: free).
+	Bits int `yaml:"bits,omitempty"`
+	// ABits is the activation bit width (0 means 8).
+	ABits int `yaml:"a_bits,omitempty"`
+}
+
+// OmegaAt returns the layer's sensitivity at b bits and whether it is known.
+func (l *Layer) OmegaAt(b int) (float64, bool) {
+	if v, ok := l.Omega[b]; ok {
+		return v, true
+	}
+	if d, ok := l.Delta[b]; ok && l.Params > 0 {
+		return l.Trace / float64(l.Params) * d, true
+	}
+	return 0, false
+}
+
+// ActBits returns the activation bit width.
+func (l *Layer) ActBits() int {
+	if l.ABits > 0 {
+		return l.ABits
+	}
+	return 8
+}
+
+// Read parses a table from YAML. Unknown fields are errors.
+func Read(r io.Reader, name string) (*Table, error) {
+	dec := yaml.NewDecoder(r)
+	dec.KnownFields(true)
+	var t Table
+	if err := dec.Decode(&t); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s: empty file: %w", name, ErrTable)
+		}
+		return nil, fmt.Errorf("%s: %v: %w", name, oneLine(err.Error()), ErrTable)
+	}
+	if err := t.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return &t, nil
+}
+
+// ReadFile reads a table file.
+func ReadFile(path string) (*Table, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return Read(f, path)
+}
+
+// Marshal returns the table as YAML (deterministic: map keys are sorted).
+func (t *Table) Marshal() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(t); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// WriteFile writes the table atomically.
+func (t *Table) WriteFile(path string) error {
+	b, err := t.Marshal()
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(path, b, 0o644)
+}
+
+func oneLine(s string) string {
+	return string(bytes.Join(bytes.Fields([]byte(s)), []byte(" ")))
+}
+
+func checkMap(layer, field string, m map[int]float64) error {
+	keys := make([]int, 0, len(m))
+	for b := range m {
+		keys = append(keys, b)
+	}
+	sort.Ints(keys)
+	for _, b := range keys {
+		v := m[b]
+		if b < 1 || b > 32 {
+			return fmt.Errorf("layer %q: %s has bit width %d outside 1..32: %w", layer, field, b, ErrTable)
+		}
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("layer %q: %s at %d bits is %v; want a finite number: %w", layer, field, b, v, ErrTable)
+		}
+		if v < 0 {
+			return fmt.Errorf("layer %q: %s at %d bits is negative (%g): %w", layer, field, b, v, ErrTable)
+		}
+	}
+	return nil
+}
+
+// Validate checks the table's consistency: unique names, finite
+// non-negative values, an omega for every candidate bit width, ties naming
+// known layers.
+func (t *Table) Validate() error {
+	if len(t.Layers) == 0 {
+		return fmt.Errorf("no layers: %w", ErrTable)
+	}
+	seen := map[string]bool{}
+	for i := range t.Layers {
+		l := &t.Layers[i]
+		if l.Name == "" {
+			return fmt.Errorf("layer %d has no name: %w", i, ErrTable)
+		}
+		if seen[l.Name] {
+			return fmt.Errorf("layer %q appears twice: %w", l.Name, ErrTable)
+		}
+		seen[l.Name] = true
+		if math.IsNaN(l.Trace) || math.IsInf(l.Trace, 0) {
+			return fmt.Errorf("layer %q: trace is %v: %w", l.Name, l.Trace, ErrTable)
+		}
+		if l.Params < 0 || l.MACs < 0 {
+			return fmt.Errorf("layer %q: negative params or macs: %w", l.Name, ErrTable)
+		}
+		for _, f := range []struct {
+			name string
+			m    map[int]float64
+		}{{"delta", l.Delta}, {"omega", l.Omega}, {"latency_ms", l.LatencyMs}, {"size_bytes", l.SizeBytes}, {"bops", l.BOPs}} {
+			if err := checkMap(l.Name, f.name, f.m); err != nil {
+				return err
+			}
+		}
+		names := make([]string, 0, len(l.Metrics))
+		for k := range l.Metrics {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			if err := checkMap(l.Name, "metrics."+k, l.Metrics[k]); err != nil {
+				return err
+			}
+		}
+		for _, b := range t.Bits {
+			if _, ok := l.OmegaAt(b); !ok {
+				return fmt.Errorf("layer %q: no omega (nor trace, params and delta) at %d bits: %w", l.Name, b, ErrTable)
+			}
+		}
+		if l.Bits != 0 {
+			if _, ok := l.OmegaAt(l.Bits); !ok && len(l.Omega)+len(l.Delta) > 0 {
+				return fmt.Errorf("layer %q: fixed at %d bits, which the table gives no omega for: %w", l.Name, l.Bits, ErrTable)
+			}
+		}
+	}
+	for _, tie := range t.Ties {
+		if len(tie) < 2 {
+			return fmt.Errorf("tie %v names fewer than two layers: %w", tie, ErrTable)
+		}
+		for _, name := range tie {
+			if !seen[name] {
+				return fmt.Errorf("tie %v: unknown layer %q: %w", tie, name, ErrTable)
+			}
+		}
+	}
+	return nil
+}
+
+// CandidateBits returns the table's bit widths: Bits if given, else every
+// width some layer has an omega or delta for, sorted.
+func (t *Table) CandidateBits() []int {
+	if len(t.Bits) > 0 {
+		return append([]int(nil), t.Bits...)
+	}
+	set := map[int]bool{}
+	for _, l := range t.Layers {
+		for b := range l.Omega {
+			set[b] = true
+		}
+		for b := range l.Delta {
+			set[b] = true
+		}
+	}
+	var out []int
+	for b := range set {
+		out = append(out, b)
+	}
+	sort.Ints(out)
+	return out
+}
