@@ -15,25 +15,38 @@ func init() {
 // [M, C/group, kh, kw] and optional B [M]; output [N, M, OH, OW]. A 1-D
 // convolution ([N,C,L]) runs as a 2-D one of height 1.
 //
-// It runs as im2col + GEMM. The columns of the whole batch form one
-// [C*kh*kw, N*OH*OW] matrix (row (c,i,j), column (n,oh,ow)), so each group
-// is a single matrix product over the batch; the columns are the Forward
-// state, reused by the backward pass. Outputs and output gradients move
-// between NCHW and that channel-major layout with block copies of OH*OW.
+// It runs as im2col + GEMM over chunks of samples: the columns of a chunk
+// form a [C*kh*kw, n*OH*OW] matrix (row (c,i,j), column (sample,oh,ow)),
+// so each group is one matrix product per chunk, and output gradients are
+// moved to the matching channel-major layout [M, n*OH*OW] by block copies.
+// Chunks hold about colsChunk values, enough for efficient products while
+// bounding the scratch memory. The Forward state keeps X's columns when
+// they hold at most colsKeepLimit values; larger layers recompute them.
 //
-// Tangents treat the K directions of X as a batch of K*N samples; the
-// weight directions of all K make one product [K*M/group, C/group*kh*kw]
-// against the saved columns.
+// Tangents treat the K directions of X as a batch of K*N samples, and the
+// K weight directions form one product [K*M/group, C/group*kh*kw] against
+// X's columns.
 type conv struct {
 	node  *onnx.Node
 	group int
 	win   windowSpec
 }
 
+// Memory policy of conv (variables so that tests can exercise the
+// recomputing and multi-chunk paths on small layers).
+var (
+	// colsKeepLimit is the largest number of values (64 MiB) of X's
+	// columns (kh*kw times X's size) the Forward state keeps.
+	colsKeepLimit = 1 << 23
+	// colsChunk is the target number of values (8 MiB) of one chunk of
+	// columns.
+	colsChunk = 1 << 20
+)
+
 // convState is conv's Forward state.
 type convState struct {
 	geo  window2d
-	cols []float64 // [C*kh*kw, N*OH*OW]
+	cols []float64 // X's columns [C*kh*kw, N*OH*OW], or nil
 }
 
 func buildConv(n *onnx.Node, consts map[string]*tensor.Tensor, opset int64) (Op, error) {
@@ -92,22 +105,161 @@ func bias(in []*tensor.Tensor) *tensor.Tensor {
 	return nil
 }
 
-// sizes of a conv pass: batch, in/out channels and per-group counts.
-type convSizes struct {
+// convPass holds the sizes of one conv pass.
+type convPass struct {
+	geo          *window2d
 	n, c, m, g   int
 	cg, mg, ckk  int // channels per group, output channels per group, Cg*kh*kw
 	p, np, ckAll int // OH*OW, N*P, C*kh*kw
+	chw, mp      int // sample sizes of X and of the output
 }
 
-func (c *conv) sizes(in []*tensor.Tensor, geo *window2d) convSizes {
+func (c *conv) pass(in []*tensor.Tensor, geo *window2d) *convPass {
 	x, w := in[0], in[1]
-	s := convSizes{n: x.Shape[0], c: x.Shape[1], m: w.Shape[0], g: c.group}
-	s.cg, s.mg = s.c/s.g, s.m/s.g
-	s.ckk = s.cg * geo.kh * geo.kw
-	s.ckAll = s.c * geo.kh * geo.kw
-	s.p = geo.oh * geo.ow
-	s.np = s.n * s.p
-	return s
+	p := &convPass{geo: geo, n: x.Shape[0], c: x.Shape[1], m: w.Shape[0], g: c.group}
+	p.cg, p.mg = p.c/p.g, p.m/p.g
+	p.ckk = p.cg * geo.kh * geo.kw
+	p.ckAll = p.c * geo.kh * geo.kw
+	p.p = geo.oh * geo.ow
+	p.np = p.n * p.p
+	p.chw = p.c * geo.h * geo.w
+	p.mp = p.m * p.p
+	return p
+}
+
+// chunk returns the number of samples per chunk, at most nb.
+func (p *convPass) chunk(nb int) int {
+	return max(1, min(nb, colsChunk/max(1, p.ckAll*p.p)))
+}
+
+// colSource is what columns are made of: samples x [B, C, H, W] and, when
+// kept, their columns [C*kh*kw, B*P].
+type colSource struct {
+	x, cols []float64
+}
+
+// columns returns the columns of samples [b0, b0+nb) of src and their
+// leading dimension, made in buf (C*kh*kw*nb*P values) unless kept.
+func (p *convPass) columns(src colSource, b0, nb int, buf []float64) ([]float64, int) {
+	if src.cols != nil {
+		return src.cols[b0*p.p:], len(src.cols) / p.ckAll
+	}
+	im2col(src.x[b0*p.chw:], nb, p.c, p.geo, buf)
+	return buf, nb * p.p
+}
+
+// forward adds conv(x_b, w_k) to dst[k, b] for every sample b < nb of src
+// and each of kw weight sets w [kw, M, Cg*kh*kw]; dst is [kw, nb, M, P].
+// The kw weight sets make one product per group and chunk.
+func (p *convPass) forward(dst []float64, src colSource, nb int, w []float64, kw int) {
+	ch := p.chunk(nb)
+	var buf, packed []float64
+	if src.cols == nil {
+		buf = getScratch(p.ckAll * ch * p.p)
+		defer putScratch(buf)
+	}
+	if kw > 1 && p.g > 1 {
+		packed = getScratch(kw * p.mg * p.ckk)
+		defer putScratch(packed)
+	}
+	tmp := getScratch(kw * p.mg * ch * p.p)
+	defer putScratch(tmp)
+	for b0 := 0; b0 < nb; b0 += ch {
+		n := min(ch, nb-b0)
+		np := n * p.p
+		cols, ld := p.columns(src, b0, n, buf)
+		for g := 0; g < p.g; g++ {
+			a := w[g*p.mg*p.ckk:]
+			if packed != nil {
+				for k := 0; k < kw; k++ {
+					copy(packed[k*p.mg*p.ckk:(k+1)*p.mg*p.ckk], w[(k*p.m+g*p.mg)*p.ckk:])
+				}
+				a = packed
+			}
+			gemm(false, false, kw*p.mg, np, p.ckk, 1, a, p.ckk, cols[g*p.ckk*ld:], ld, 0, tmp, np)
+			for k := 0; k < kw; k++ {
+				addFromChannelMajor(dst[(k*nb+b0)*p.mp:], tmp[k*p.mg*np:], g*p.mg, p.mg, p.m, n, p.p)
+			}
+		}
+	}
+}
+
+// dataTerm is one product of backwardData: an output gradient g
+// [nb, M, P] and weights w [M, Cg*kh*kw].
+type dataTerm struct{ g, w []float64 }
+
+// backwardData adds to dx [nb, C, H, W] the sum over terms of the
+// transposed convolution of g with w (the gradient with respect to X).
+func (p *convPass) backwardData(dx []float64, nb int, terms ...dataTerm) {
+	ch := p.chunk(nb)
+	dcols := getScratch(p.ckAll * ch * p.p)
+	defer putScratch(dcols)
+	gcm := getScratch(p.m * ch * p.p)
+	defer putScratch(gcm)
+	for b0 := 0; b0 < nb; b0 += ch {
+		n := min(ch, nb-b0)
+		np := n * p.p
+		for t, term := range terms {
+			cm := channelMajor(gcm, term.g[b0*p.mp:], n, p.m, p.p)
+			beta := 1.0
+			if t == 0 {
+				beta = 0
+			}
+			for g := 0; g < p.g; g++ {
+				gemm(true, false, p.ckk, np, p.mg, 1, term.w[g*p.mg*p.ckk:], p.ckk, cm[g*p.mg*np:], np, beta, dcols[g*p.ckk*np:], np)
+			}
+		}
+		col2im(dcols, n, p.c, p.geo, dx[b0*p.chw:])
+	}
+}
+
+// weightTerm is one product of backwardWeight: an output gradient g
+// [nb, M, P] and the samples whose columns it multiplies.
+type weightTerm struct {
+	g   []float64
+	src colSource
+}
+
+// backwardWeight sets dw [M, Cg*kh*kw] to the sum over terms and samples
+// of g x columns^T (the gradient with respect to W).
+func (p *convPass) backwardWeight(dw []float64, nb int, terms ...weightTerm) {
+	ch := p.chunk(nb)
+	var buf []float64
+	for _, t := range terms {
+		if t.src.cols == nil && buf == nil {
+			buf = getScratch(p.ckAll * ch * p.p)
+			defer putScratch(buf)
+		}
+	}
+	gcm := getScratch(p.m * ch * p.p)
+	defer putScratch(gcm)
+	for b0 := 0; b0 < nb; b0 += ch {
+		n := min(ch, nb-b0)
+		np := n * p.p
+		for t, term := range terms {
+			cols, ld := p.columns(term.src, b0, n, buf)
+			cm := channelMajor(gcm, term.g[b0*p.mp:], n, p.m, p.p)
+			beta := 1.0
+			if b0 == 0 && t == 0 {
+				beta = 0
+			}
+			for g := 0; g < p.g; g++ {
+				gemm(false, true, p.mg, p.ckk, np, 1, cm[g*p.mg*np:], np, cols[g*p.ckk*ld:], ld, beta, dw[g*p.mg*p.ckk:], p.ckk)
+			}
+		}
+	}
+}
+
+// biasGrad sets db[i] to the sum of channel i of g [nb, M, P].
+func (p *convPass) biasGrad(db, g []float64, nb int) {
+	clear(db)
+	for b := 0; b < nb; b++ {
+		for i := range db {
+			for _, v := range g[(b*p.m+i)*p.p : (b*p.m+i+1)*p.p] {
+				db[i] += v
+			}
+		}
+	}
 }
 
 func (c *conv) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
@@ -115,112 +267,58 @@ func (c *conv) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	s := c.sizes(in, &geo)
-	cols := make([]float64, s.ckAll*s.np)
-	im2col(in[0].Data, s.n, s.c, &geo, cols)
-	out := tensor.New(geo.outShape(s.n, s.m, in[0].Rank())...)
-	cm := out.Data
-	if s.n > 1 {
-		cm = getScratch(s.m * s.np)
-		defer putScratch(cm)
+	p := c.pass(in, &geo)
+	st := &convState{geo: geo}
+	if p.ckAll*p.np <= colsKeepLimit {
+		st.cols = make([]float64, p.ckAll*p.np)
+		im2col(in[0].Data, p.n, p.c, &geo, st.cols)
 	}
-	w := in[1].Data
-	for g := 0; g < s.g; g++ {
-		gemm(false, false, s.mg, s.np, s.ckk, 1, w[g*s.mg*s.ckk:], s.ckk, cols[g*s.ckk*s.np:], s.np, 0, cm[g*s.mg*s.np:], s.np)
-	}
-	if s.n > 1 {
-		addFromChannelMajor(out.Data, cm, 0, s.m, s.m, s.n, s.p)
-	}
+	out := tensor.New(geo.outShape(p.n, p.m, in[0].Rank())...)
+	p.forward(out.Data, colSource{x: in[0].Data, cols: st.cols}, p.n, in[1].Data, 1)
 	if b := bias(in); b != nil {
-		addChannelBias(out.Data, b.Data, s.n, s.m, s.p)
+		addChannelBias(out.Data, b.Data, p.n, p.m, p.p)
 	}
-	return out, &convState{geo: geo, cols: cols}, nil
+	return out, st, nil
 }
 
 func (c *conv) Backward(in []*tensor.Tensor, out *tensor.Tensor, state any, gout *tensor.Tensor, need []bool) []*tensor.Tensor {
 	st := state.(*convState)
-	s := c.sizes(in, &st.geo)
-	gcm := toChannelMajor(gout.Data, s.n, s.m, s.p)
-	defer releaseChannelMajor(gcm, gout.Data)
-	return c.grads(in, st, s, gcm, need)
-}
-
-// grads computes the input gradients from gcm, the output gradient in
-// channel-major layout [M, N*P].
-func (c *conv) grads(in []*tensor.Tensor, st *convState, s convSizes, gcm []float64, need []bool) []*tensor.Tensor {
+	p := c.pass(in, &st.geo)
 	gin := make([]*tensor.Tensor, len(in))
-	w := in[1]
 	if need[0] {
-		dcols := getScratch(s.ckAll * s.np)
-		for g := 0; g < s.g; g++ {
-			gemm(true, false, s.ckk, s.np, s.mg, 1, w.Data[g*s.mg*s.ckk:], s.ckk, gcm[g*s.mg*s.np:], s.np, 0, dcols[g*s.ckk*s.np:], s.np)
-		}
 		gin[0] = tensor.New(in[0].Shape...)
-		col2im(dcols, s.n, s.c, &st.geo, gin[0].Data)
-		putScratch(dcols)
+		p.backwardData(gin[0].Data, p.n, dataTerm{gout.Data, in[1].Data})
 	}
 	if need[1] {
-		gin[1] = tensor.New(w.Shape...)
-		for g := 0; g < s.g; g++ {
-			gemm(false, true, s.mg, s.ckk, s.np, 1, gcm[g*s.mg*s.np:], s.np, st.cols[g*s.ckk*s.np:], s.np, 0, gin[1].Data[g*s.mg*s.ckk:], s.ckk)
-		}
+		gin[1] = tensor.New(in[1].Shape...)
+		p.backwardWeight(gin[1].Data, p.n, weightTerm{gout.Data, colSource{x: in[0].Data, cols: st.cols}})
 	}
-	if len(in) > 2 && in[2] != nil && need[2] {
-		gin[2] = tensor.New(in[2].Shape...)
-		rowSums(gin[2].Data, gcm, s.m, s.np)
+	if b := bias(in); b != nil && need[2] {
+		gin[2] = tensor.New(b.Shape...)
+		p.biasGrad(gin[2].Data, gout.Data, p.n)
 	}
 	return gin
 }
 
 func (c *conv) Tangent(in, tin []*tensor.Tensor, out *tensor.Tensor, state any) *tensor.Tensor {
 	st := state.(*convState)
-	s := c.sizes(in, &st.geo)
-	rx, rw, rb := tin[0], tin[1], tangentAt(tin, 2)
+	p := c.pass(in, &st.geo)
 	k := tangentCount(tin)
 	if k == 0 {
 		return nil
 	}
+	rx, rw, rb := tin[0], tin[1], tangentAt(tin, 2)
+	// Ry_k = conv(Rx_k, W) + conv(X, RW_k) + RB_k.
 	ry := tensor.New(append([]int{k}, out.Shape...)...)
-	w := in[1].Data
 	if rx != nil {
-		// conv(Rx_k, W): the K directions are a batch of K*N samples.
-		knp := k * s.np
-		rcols := getScratch(s.ckAll * knp)
-		im2col(rx.Data, k*s.n, s.c, &st.geo, rcols)
-		cm := getScratch(s.m * knp)
-		for g := 0; g < s.g; g++ {
-			gemm(false, false, s.mg, knp, s.ckk, 1, w[g*s.mg*s.ckk:], s.ckk, rcols[g*s.ckk*knp:], knp, 0, cm[g*s.mg*knp:], knp)
-		}
-		addFromChannelMajor(ry.Data, cm, 0, s.m, s.m, k*s.n, s.p)
-		putScratch(rcols)
-		putScratch(cm)
+		p.forward(ry.Data, colSource{x: rx.Data}, k*p.n, in[1].Data, 1)
 	}
 	if rw != nil {
-		// conv(X, RW_k) for all k: one product [K*Mg, Cg*kh*kw] x columns
-		// per group.
-		var packed []float64
-		if s.g > 1 {
-			packed = make([]float64, k*s.mg*s.ckk)
-		}
-		tmp := getScratch(k * s.mg * s.np)
-		defer putScratch(tmp)
-		for g := 0; g < s.g; g++ {
-			a := rw.Data
-			if s.g > 1 {
-				for kk := 0; kk < k; kk++ {
-					copy(packed[kk*s.mg*s.ckk:(kk+1)*s.mg*s.ckk], rw.Data[(kk*s.m+g*s.mg)*s.ckk:])
-				}
-				a = packed
-			}
-			gemm(false, false, k*s.mg, s.np, s.ckk, 1, a, s.ckk, st.cols[g*s.ckk*s.np:], s.np, 0, tmp, s.np)
-			for kk := 0; kk < k; kk++ {
-				addFromChannelMajor(ry.Data[kk*out.Size():], tmp[kk*s.mg*s.np:], g*s.mg, s.mg, s.m, s.n, s.p)
-			}
-		}
+		p.forward(ry.Data, colSource{x: in[0].Data, cols: st.cols}, p.n, rw.Data, k)
 	}
 	if rb != nil {
 		for kk := 0; kk < k; kk++ {
-			addChannelBias(ry.Data[kk*out.Size():], rb.Data[kk*s.m:], s.n, s.m, s.p)
+			addChannelBias(ry.Data[kk*out.Size():], rb.Data[kk*p.m:], p.n, p.m, p.p)
 		}
 	}
 	return ry
@@ -228,78 +326,48 @@ func (c *conv) Tangent(in, tin []*tensor.Tensor, out *tensor.Tensor, state any) 
 
 func (c *conv) BackwardTangent(in, tin []*tensor.Tensor, out, tout *tensor.Tensor, state any, gout, tgout *tensor.Tensor, need []bool) (gin, tgin []*tensor.Tensor) {
 	st := state.(*convState)
-	s := c.sizes(in, &st.geo)
-	gcm := toChannelMajor(gout.Data, s.n, s.m, s.p)
-	defer releaseChannelMajor(gcm, gout.Data)
-	gin = c.grads(in, st, s, gcm, need)
+	p := c.pass(in, &st.geo)
+	gin = c.Backward(in, out, state, gout, need)
 	tgin = make([]*tensor.Tensor, len(in))
-	rx, rw := tin[0], tin[1]
 	k := tangentCount(append(tin[:len(tin):len(tin)], tgout))
 	if k == 0 {
 		return gin, tgin
 	}
-	knp := k * s.np
-	var rgcm []float64 // tgout channel-major: [M, K*N*P]
-	if tgout != nil {
-		rgcm = toChannelMajor(tgout.Data, k*s.n, s.m, s.p)
-		defer releaseChannelMajor(rgcm, tgout.Data)
-	}
-	w := in[1].Data
-	// R(dX) = convT(R gout, W) + convT(gout, RW).
-	if need[0] && (rgcm != nil || rw != nil) {
-		dcols := getScratch(s.ckAll * knp)
-		for g := 0; g < s.g; g++ {
-			dg := dcols[g*s.ckk*knp:]
-			beta := 0.0
-			if rgcm != nil {
-				gemm(true, false, s.ckk, knp, s.mg, 1, w[g*s.mg*s.ckk:], s.ckk, rgcm[g*s.mg*knp:], knp, 0, dg, knp)
-				beta = 1
+	rx, rw := tin[0], tin[1]
+	xs, ws, ys := in[0].Size(), in[1].Size(), out.Size()
+	// R(dX)_k = convT(R gout_k, W) + convT(gout, RW_k).
+	if need[0] && (tgout != nil || rw != nil) {
+		tgin[0] = tensor.New(append([]int{k}, in[0].Shape...)...)
+		for kk := 0; kk < k; kk++ {
+			var terms []dataTerm
+			if tgout != nil {
+				terms = append(terms, dataTerm{tgout.Data[kk*ys:], in[1].Data})
 			}
 			if rw != nil {
-				for kk := 0; kk < k; kk++ {
-					gemm(true, false, s.ckk, s.np, s.mg, 1, rw.Data[(kk*s.m+g*s.mg)*s.ckk:], s.ckk, gcm[g*s.mg*s.np:], s.np, beta, dg[kk*s.np:], knp)
-				}
+				terms = append(terms, dataTerm{gout.Data, rw.Data[kk*ws:]})
 			}
+			p.backwardData(tgin[0].Data[kk*xs:], p.n, terms...)
 		}
-		tgin[0] = tensor.New(append([]int{k}, in[0].Shape...)...)
-		col2im(dcols, k*s.n, s.c, &st.geo, tgin[0].Data)
-		putScratch(dcols)
 	}
-	// R(dW) = R gout x cols^T + gout x Rcols^T.
-	if need[1] && (rgcm != nil || rx != nil) {
-		var rcols []float64
-		if rx != nil {
-			rcols = getScratch(s.ckAll * knp)
-			im2col(rx.Data, k*s.n, s.c, &st.geo, rcols)
-			defer putScratch(rcols)
-		}
+	// R(dW)_k = R gout_k x cols(X)^T + gout x cols(RX_k)^T.
+	if need[1] && (tgout != nil || rx != nil) {
 		tgin[1] = tensor.New(append([]int{k}, in[1].Shape...)...)
-		wsize := in[1].Size()
 		for kk := 0; kk < k; kk++ {
-			for g := 0; g < s.g; g++ {
-				dst := tgin[1].Data[kk*wsize+g*s.mg*s.ckk:]
-				beta := 0.0
-				if rgcm != nil {
-					gemm(false, true, s.mg, s.ckk, s.np, 1, rgcm[g*s.mg*knp+kk*s.np:], knp, st.cols[g*s.ckk*s.np:], s.np, 0, dst, s.ckk)
-					beta = 1
-				}
-				if rcols != nil {
-					gemm(false, true, s.mg, s.ckk, s.np, 1, gcm[g*s.mg*s.np:], s.np, rcols[g*s.ckk*knp+kk*s.np:], knp, beta, dst, s.ckk)
-				}
+			var terms []weightTerm
+			if tgout != nil {
+				terms = append(terms, weightTerm{tgout.Data[kk*ys:], colSource{x: in[0].Data, cols: st.cols}})
 			}
+			if rx != nil {
+				terms = append(terms, weightTerm{gout.Data, colSource{x: rx.Data[kk*xs:]}})
+			}
+			p.backwardWeight(tgin[1].Data[kk*ws:], p.n, terms...)
 		}
 	}
-	// R(dB) = row sums of R gout.
-	if len(in) > 2 && in[2] != nil && need[2] && rgcm != nil {
-		tgin[2] = tensor.New(k, s.m)
+	// R(dB)_k = channel sums of R gout_k.
+	if b := bias(in); b != nil && need[2] && tgout != nil {
+		tgin[2] = tensor.New(append([]int{k}, b.Shape...)...)
 		for kk := 0; kk < k; kk++ {
-			for i := 0; i < s.m; i++ {
-				sum := 0.0
-				for _, v := range rgcm[i*knp+kk*s.np : i*knp+(kk+1)*s.np] {
-					sum += v
-				}
-				tgin[2].Data[kk*s.m+i] = sum
-			}
+			p.biasGrad(tgin[2].Data[kk*p.m:(kk+1)*p.m], tgout.Data[kk*ys:], p.n)
 		}
 	}
 	return gin, tgin
@@ -324,27 +392,18 @@ func tangentCount(t []*tensor.Tensor) int {
 	return 0
 }
 
-// toChannelMajor returns x [nb, m, p] in layout [m, nb*p]: x itself when
-// nb == 1, else a scratch buffer to hand back with releaseChannelMajor.
-func toChannelMajor(x []float64, nb, m, p int) []float64 {
+// channelMajor returns x [nb, m, p] in layout [m, nb*p]: x itself when
+// nb == 1, else a copy made in buf.
+func channelMajor(buf, x []float64, nb, m, p int) []float64 {
 	if nb == 1 {
 		return x
 	}
-	cm := getScratch(len(x))
 	for b := 0; b < nb; b++ {
 		for i := 0; i < m; i++ {
-			copy(cm[(i*nb+b)*p:(i*nb+b+1)*p], x[(b*m+i)*p:(b*m+i+1)*p])
+			copy(buf[(i*nb+b)*p:(i*nb+b+1)*p], x[(b*m+i)*p:(b*m+i+1)*p])
 		}
 	}
-	return cm
-}
-
-// releaseChannelMajor returns cm = toChannelMajor(x, ...) to the scratch
-// pool unless it is x itself.
-func releaseChannelMajor(cm, x []float64) {
-	if len(cm) > 0 && &cm[0] != &x[0] {
-		putScratch(cm)
-	}
+	return buf[:nb*m*p]
 }
 
 // addFromChannelMajor adds src, rows channels of layout [rows, nb*p], into
@@ -371,17 +430,6 @@ func addChannelBias(x, b []float64, nb, m, p int) {
 				row[j] += bi
 			}
 		}
-	}
-}
-
-// rowSums sets dst[i] to the sum of row i of the m×n matrix a.
-func rowSums(dst, a []float64, m, n int) {
-	for i := 0; i < m; i++ {
-		sum := 0.0
-		for _, v := range a[i*n : (i+1)*n] {
-			sum += v
-		}
-		dst[i] = sum
 	}
 }
 

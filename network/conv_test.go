@@ -93,32 +93,35 @@ func refConv(x, w, b *tensor.Tensor, group, sh, sw, dh, dw, pt, pl, oh, ow int) 
 	return y
 }
 
+// convCase is one Conv configuration with its resolved pads and output
+// size for the reference.
+type convCase struct {
+	name   string
+	x, w   []int
+	bias   bool
+	attrs  map[string]onnx.Attribute
+	group  int
+	s, d   [2]int
+	p      [4]int // resolved pads (top, left, bottom, right) for the reference
+	oh, ow int    // expected output size
+}
+
 func TestConv(t *testing.T) {
-	type pads struct{ t, l, b, r int }
-	tests := []struct {
-		name   string
-		x, w   []int
-		bias   bool
-		attrs  map[string]onnx.Attribute
-		group  int
-		s, d   [2]int
-		p      pads // resolved pads for the reference
-		oh, ow int  // expected output size
-	}{
+	tests := []convCase{
 		{name: "basic", x: []int{2, 3, 5, 5}, w: []int{4, 3, 3, 3}, bias: true,
 			group: 1, s: [2]int{1, 1}, d: [2]int{1, 1}, oh: 3, ow: 3},
 		{name: "groups/stride/asymmetric pads", x: []int{2, 4, 5, 6}, w: []int{6, 2, 3, 3}, bias: true,
 			attrs: map[string]onnx.Attribute{"group": laInt(2), "strides": laInts(2, 2), "pads": laInts(1, 0, 0, 2)},
-			group: 2, s: [2]int{2, 2}, d: [2]int{1, 1}, p: pads{1, 0, 0, 2}, oh: 2, ow: 3},
+			group: 2, s: [2]int{2, 2}, d: [2]int{1, 1}, p: [4]int{1, 0, 0, 2}, oh: 2, ow: 3},
 		{name: "depthwise multiplier 2 dilation 2", x: []int{2, 3, 6, 5}, w: []int{6, 1, 3, 2}, bias: true,
 			attrs: map[string]onnx.Attribute{"group": laInt(3), "dilations": laInts(2, 2), "pads": laInts(2, 1, 1, 1), "kernel_shape": laInts(3, 2)},
-			group: 3, s: [2]int{1, 1}, d: [2]int{2, 2}, p: pads{2, 1, 1, 1}, oh: 5, ow: 5},
+			group: 3, s: [2]int{1, 1}, d: [2]int{2, 2}, p: [4]int{2, 1, 1, 1}, oh: 5, ow: 5},
 		{name: "SAME_UPPER", x: []int{1, 2, 5, 6}, w: []int{3, 2, 2, 3}, bias: true,
 			attrs: map[string]onnx.Attribute{"auto_pad": laStr("SAME_UPPER"), "strides": laInts(1, 2)},
-			group: 1, s: [2]int{1, 2}, d: [2]int{1, 1}, p: pads{0, 0, 1, 1}, oh: 5, ow: 3},
+			group: 1, s: [2]int{1, 2}, d: [2]int{1, 1}, p: [4]int{0, 0, 1, 1}, oh: 5, ow: 3},
 		{name: "SAME_LOWER", x: []int{1, 2, 5, 6}, w: []int{3, 2, 2, 3}, bias: true,
 			attrs: map[string]onnx.Attribute{"auto_pad": laStr("SAME_LOWER"), "strides": laInts(1, 2)},
-			group: 1, s: [2]int{1, 2}, d: [2]int{1, 1}, p: pads{1, 1, 0, 0}, oh: 5, ow: 3},
+			group: 1, s: [2]int{1, 2}, d: [2]int{1, 1}, p: [4]int{1, 1, 0, 0}, oh: 5, ow: 3},
 		{name: "VALID stride 2", x: []int{2, 2, 7, 6}, w: []int{2, 2, 3, 3}, bias: true,
 			attrs: map[string]onnx.Attribute{"auto_pad": laStr("VALID"), "strides": laInts(2, 2)},
 			group: 1, s: [2]int{2, 2}, d: [2]int{1, 1}, oh: 3, ow: 2},
@@ -126,38 +129,58 @@ func TestConv(t *testing.T) {
 			group: 1, s: [2]int{1, 1}, d: [2]int{1, 1}, oh: 3, ow: 4},
 		{name: "stride 3 dilation 2 pads wider than stride", x: []int{2, 2, 8, 7}, w: []int{4, 1, 2, 3}, bias: true,
 			attrs: map[string]onnx.Attribute{"group": laInt(2), "strides": laInts(3, 2), "dilations": laInts(2, 1), "pads": laInts(3, 2, 0, 1)},
-			group: 2, s: [2]int{3, 2}, d: [2]int{2, 1}, p: pads{3, 2, 0, 1}, oh: 3, ow: 4},
+			group: 2, s: [2]int{3, 2}, d: [2]int{2, 1}, p: [4]int{3, 2, 0, 1}, oh: 3, ow: 4},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(1, 2))
-			nIn := 2
-			in := []*tensor.Tensor{randTensor(rng, tc.x...), randTensor(rng, tc.w...)}
-			var b *tensor.Tensor
-			if tc.bias {
-				b = randTensor(rng, tc.w[0])
-				in = append(in, b)
-				nIn = 3
+	// Every case runs with the default memory policy (columns kept, one
+	// chunk) and with columns recomputed, in chunks of one and of two
+	// samples (tangents make K*N samples, so several chunks).
+	for _, policy := range []struct {
+		name    string
+		keep    bool
+		samples int // per chunk; 0: default
+	}{{"kept", true, 0}, {"kept, chunks of 1", true, 1}, {"recomputed, chunks of 1", false, 1}, {"recomputed, chunks of 2", false, 2}} {
+		t.Run(policy.name, func(t *testing.T) {
+			defer func(k, c int) { colsKeepLimit, colsChunk = k, c }(colsKeepLimit, colsChunk)
+			if !policy.keep {
+				colsKeepLimit = 0
 			}
-			op := buildLayer(t, "Conv", nIn, tc.attrs, nil, 13)
-			y, _, err := op.Forward(in)
-			if err != nil {
-				t.Fatalf("Forward: %v", err)
+			for _, tc := range tests {
+				if policy.samples > 0 {
+					colsChunk = policy.samples * tc.x[1] * tc.w[2] * tc.w[3] * tc.oh * tc.ow
+				}
+				t.Run(tc.name, func(t *testing.T) { testConvCase(t, tc) })
 			}
-			want := refConv(in[0], in[1], b, tc.group, tc.s[0], tc.s[1], tc.d[0], tc.d[1], tc.p.t, tc.p.l, tc.oh, tc.ow)
-			if !tensor.SameShape(y.Shape, want.Shape) {
-				t.Fatalf("output shape: got %v; want %v", y.Shape, want.Shape)
-			}
-			if d := maxRelDiff(y.Data, want.Data); d > refTol {
-				t.Errorf("Forward vs direct loops: max relative difference %g; want <= %g", d, refTol)
-			}
-			diff := []int{0, 1}
-			if tc.bias {
-				diff = append(diff, 2)
-			}
-			checkOp(t, op, in, diff)
 		})
 	}
+}
+
+func testConvCase(t *testing.T, tc convCase) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	nIn := 2
+	in := []*tensor.Tensor{randTensor(rng, tc.x...), randTensor(rng, tc.w...)}
+	var b *tensor.Tensor
+	if tc.bias {
+		b = randTensor(rng, tc.w[0])
+		in = append(in, b)
+		nIn = 3
+	}
+	op := buildLayer(t, "Conv", nIn, tc.attrs, nil, 13)
+	y, _, err := op.Forward(in)
+	if err != nil {
+		t.Fatalf("Forward: %v", err)
+	}
+	want := refConv(in[0], in[1], b, tc.group, tc.s[0], tc.s[1], tc.d[0], tc.d[1], tc.p[0], tc.p[1], tc.oh, tc.ow)
+	if !tensor.SameShape(y.Shape, want.Shape) {
+		t.Fatalf("output shape: got %v; want %v", y.Shape, want.Shape)
+	}
+	if d := maxRelDiff(y.Data, want.Data); d > refTol {
+		t.Errorf("Forward vs direct loops: max relative difference %g; want <= %g", d, refTol)
+	}
+	diff := []int{0, 1}
+	if tc.bias {
+		diff = append(diff, 2)
+	}
+	checkOp(t, op, in, diff)
 }
 
 func TestConvErrors(t *testing.T) {
@@ -301,4 +324,30 @@ func BenchmarkConvForwardBackward(b *testing.B) {
 			b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
 		})
 	}
+}
+
+// BenchmarkConvHVP times one Tangent plus BackwardTangent (the conv part
+// of a Hessian-vector product) with K=4 directions on X and W, at the
+// LeNet-like shape, after a Forward outside the timer.
+func BenchmarkConvHVP(b *testing.B) {
+	const k = 4
+	rng := rand.New(rand.NewPCG(1, 1))
+	op, err := tryBuildLayer("Conv", 3, nil, nil, 13)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := []*tensor.Tensor{randTensor(rng, 256, 6, 14, 14), randTensor(rng, 16, 6, 5, 5), randTensor(rng, 16)}
+	out, st, err := op.Forward(in)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tin := []*tensor.Tensor{randTensor(rng, append([]int{k}, in[0].Shape...)...), randTensor(rng, append([]int{k}, in[1].Shape...)...), nil}
+	gout, tg := randTensor(rng, out.Shape...), randTensor(rng, append([]int{k}, out.Shape...)...)
+	need := []bool{true, true, true}
+	b.Run(BLASName(), func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			tout := op.Tangent(in, tin, out, st)
+			op.BackwardTangent(in, tin, out, tout, st, gout, tg, need)
+		}
+	})
 }

@@ -43,6 +43,11 @@ type Layer struct {
 	MACs int64
 	// TransB is true for a Gemm whose weight is stored [out, in].
 	TransB bool
+	// ChannelAxis is the weight axis of the output channels: 0 for Conv
+	// and Gemm with transB, the last axis for MatMul and Gemm without.
+	ChannelAxis int
+
+	node int // index into Network.nodes
 }
 
 // Network is a float64 executable graph built from an ONNX model.
@@ -342,7 +347,7 @@ func (net *Network) inferLayers() error {
 	for i, v := range net.pvals {
 		widx[v] = i
 	}
-	for _, nd := range net.nodes {
+	for ni, nd := range net.nodes {
 		switch nd.opType {
 		case "Conv", "Gemm", "MatMul":
 		default:
@@ -355,7 +360,7 @@ func (net *Network) inferLayers() error {
 		if !ok {
 			continue
 		}
-		l := Layer{Node: nd.name, Op: nd.opType, Weight: wi, Bias: -1}
+		l := Layer{Node: nd.name, Op: nd.opType, Weight: wi, Bias: -1, node: ni}
 		if len(nd.in) > 2 && nd.in[2] >= 0 {
 			if bi, ok := widx[nd.in[2]]; ok {
 				l.Bias = bi
@@ -373,8 +378,15 @@ func (net *Network) inferLayers() error {
 		case "Gemm":
 			l.TransB = gemmTransB(net.Model.Graph, nd.name)
 			l.MACs = int64(out.Size()) * int64(w.Size()/outFeatures(w, l.TransB))
+			if !l.TransB {
+				l.ChannelAxis = w.Rank() - 1
+			}
 		case "MatMul":
+			if w.Rank() != 2 {
+				continue // batched weights are not a quantizable layer
+			}
 			l.MACs = int64(out.Size()) * int64(w.Shape[0])
+			l.ChannelAxis = 1
 		}
 		net.layers = append(net.layers, l)
 	}
@@ -515,38 +527,7 @@ type Grads struct {
 // the gradients of every parameter and, if wantInput, of the input.
 func (p *Pass) Backward(gout *tensor.Tensor, wantInput bool) *Grads {
 	net := p.net
-	grad := make([]*tensor.Tensor, net.nvals)
-	grad[net.outVal] = gout
-	need := net.needGrad(wantInput)
-	ins := make([]*tensor.Tensor, 0, 4)
-	for k := len(net.nodes) - 1; k >= 0; k-- {
-		nd := net.nodes[k]
-		g := grad[nd.out]
-		if g == nil {
-			continue
-		}
-		ins = ins[:0]
-		nin := make([]bool, len(nd.in))
-		anyNeed := false
-		for j, v := range nd.in {
-			if v >= 0 {
-				ins = append(ins, p.vals[v])
-				nin[j] = need[v] && !nd.constIn[j]
-				anyNeed = anyNeed || nin[j]
-			} else {
-				ins = append(ins, nil)
-			}
-		}
-		if !anyNeed {
-			continue
-		}
-		gin := nd.op.Backward(ins, p.vals[nd.out], p.states[k], g, nin)
-		for j, v := range nd.in {
-			if nin[j] && gin[j] != nil {
-				grad[v] = accumulate(grad[v], gin[j])
-			}
-		}
-	}
+	grad := p.backwardAll(gout, net.needGrad(wantInput))
 	out := &Grads{Params: make([]*tensor.Tensor, len(net.params))}
 	for i, v := range net.pvals {
 		out.Params[i] = grad[v]
@@ -604,39 +585,9 @@ func accumulate(acc, g *tensor.Tensor) *tensor.Tensor {
 // backward pass carrying gradients and their tangents.
 func (p *Pass) HVP(loss Loss, dirs []*tensor.Tensor, k int) (grads *Grads, hv []*tensor.Tensor, err error) {
 	net := p.net
-	if len(dirs) != len(net.params) {
-		return nil, nil, fmt.Errorf("network: HVP got %d directions for %d parameters", len(dirs), len(net.params))
-	}
-	tang := make([]*tensor.Tensor, net.nvals)
-	for i, v := range net.pvals {
-		if dirs[i] != nil {
-			if dirs[i].Size() != k*net.params[i].Value.Size() {
-				return nil, nil, fmt.Errorf("network: HVP direction for %q has %d values; want %d×%v", net.params[i].Name, dirs[i].Size(), k, net.params[i].Value.Shape)
-			}
-			tang[v] = dirs[i]
-		}
-	}
-	ins := make([]*tensor.Tensor, 0, 4)
-	tins := make([]*tensor.Tensor, 0, 4)
-	for n, nd := range net.nodes {
-		ins, tins = ins[:0], tins[:0]
-		any := false
-		for j, v := range nd.in {
-			if v < 0 {
-				ins, tins = append(ins, nil), append(tins, nil)
-				continue
-			}
-			ins = append(ins, p.vals[v])
-			var t *tensor.Tensor
-			if !nd.constIn[j] {
-				t = tang[v]
-			}
-			tins = append(tins, t)
-			any = any || t != nil
-		}
-		if any {
-			tang[nd.out] = nd.op.Tangent(ins, tins, p.vals[nd.out], p.states[n])
-		}
+	tang, err := p.tangents(dirs, k)
+	if err != nil {
+		return nil, nil, err
 	}
 	out := p.vals[net.outVal]
 	_, gout, err := loss.Eval(out)
@@ -644,6 +595,8 @@ func (p *Pass) HVP(loss Loss, dirs []*tensor.Tensor, k int) (grads *Grads, hv []
 		return nil, nil, err
 	}
 	tgout := loss.GradTangent(out, tang[net.outVal], k)
+	ins := make([]*tensor.Tensor, 0, 4)
+	tins := make([]*tensor.Tensor, 0, 4)
 	grad := make([]*tensor.Tensor, net.nvals)
 	tgrad := make([]*tensor.Tensor, net.nvals)
 	grad[net.outVal] = gout
@@ -701,4 +654,123 @@ func (p *Pass) HVP(loss Loss, dirs []*tensor.Tensor, k int) (grads *Grads, hv []
 		}
 	}
 	return grads, hv, nil
+}
+
+// Tangents returns the tangent of the network output along K parameter
+// directions (dirs as for HVP): [K]+output shape, zero if every direction
+// is nil. It is the Jacobian-vector product of the forward pass.
+func (p *Pass) Tangents(dirs []*tensor.Tensor, k int) (*tensor.Tensor, error) {
+	tang, err := p.tangents(dirs, k)
+	if err != nil {
+		return nil, err
+	}
+	t := tang[p.net.outVal]
+	if t == nil {
+		t = tensor.New(append([]int{k}, p.Output().Shape...)...)
+	}
+	return t, nil
+}
+
+// tangents runs the forward tangent pass and returns every value's tangent.
+func (p *Pass) tangents(dirs []*tensor.Tensor, k int) ([]*tensor.Tensor, error) {
+	net := p.net
+	if len(dirs) != len(net.params) {
+		return nil, fmt.Errorf("network: got %d directions for %d parameters", len(dirs), len(net.params))
+	}
+	tang := make([]*tensor.Tensor, net.nvals)
+	for i, v := range net.pvals {
+		if dirs[i] != nil {
+			if dirs[i].Size() != k*net.params[i].Value.Size() {
+				return nil, fmt.Errorf("network: direction for %q has %d values; want %d×%v", net.params[i].Name, dirs[i].Size(), k, net.params[i].Value.Shape)
+			}
+			tang[v] = dirs[i]
+		}
+	}
+	ins := make([]*tensor.Tensor, 0, 4)
+	tins := make([]*tensor.Tensor, 0, 4)
+	for n, nd := range net.nodes {
+		ins, tins = ins[:0], tins[:0]
+		any := false
+		for j, v := range nd.in {
+			if v < 0 {
+				ins, tins = append(ins, nil), append(tins, nil)
+				continue
+			}
+			ins = append(ins, p.vals[v])
+			var t *tensor.Tensor
+			if !nd.constIn[j] {
+				t = tang[v]
+			}
+			tins = append(tins, t)
+			any = any || t != nil
+		}
+		if any {
+			tang[nd.out] = nd.op.Tangent(ins, tins, p.vals[nd.out], p.states[n])
+		}
+	}
+	return tang, nil
+}
+
+// backwardAll propagates gout and returns the gradient of every value
+// marked in need (nil for values that get none).
+func (p *Pass) backwardAll(gout *tensor.Tensor, need []bool) []*tensor.Tensor {
+	net := p.net
+	grad := make([]*tensor.Tensor, net.nvals)
+	grad[net.outVal] = gout
+	ins := make([]*tensor.Tensor, 0, 4)
+	for k := len(net.nodes) - 1; k >= 0; k-- {
+		nd := net.nodes[k]
+		g := grad[nd.out]
+		if g == nil {
+			continue
+		}
+		ins = ins[:0]
+		nin := make([]bool, len(nd.in))
+		anyNeed := false
+		for j, v := range nd.in {
+			if v >= 0 {
+				ins = append(ins, p.vals[v])
+				nin[j] = need[v] && !nd.constIn[j]
+				anyNeed = anyNeed || nin[j]
+			} else {
+				ins = append(ins, nil)
+			}
+		}
+		if !anyNeed {
+			continue
+		}
+		gin := nd.op.Backward(ins, p.vals[nd.out], p.states[k], g, nin)
+		for j, v := range nd.in {
+			if nin[j] && gin[j] != nil {
+				grad[v] = accumulate(grad[v], gin[j])
+			}
+		}
+	}
+	return grad
+}
+
+// Bytes returns the memory held by the pass's values (not counting the
+// parameters and constants, which the network owns).
+func (p *Pass) Bytes() int64 {
+	var n int64
+	seen := map[*float64]bool{}
+	for _, v := range p.net.pvals {
+		if d := p.vals[v].Data; len(d) > 0 {
+			seen[&d[0]] = true
+		}
+	}
+	for i, v := range p.vals {
+		if v == nil || len(v.Data) == 0 || i == p.net.inVal {
+			continue
+		}
+		if _, isConst := p.net.consts[i]; isConst {
+			continue
+		}
+		if seen[&v.Data[0]] {
+			continue
+		}
+		seen[&v.Data[0]] = true
+		n += int64(len(v.Data)) * 8
+	}
+	return n
 }

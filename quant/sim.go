@@ -1,0 +1,124 @@
+package quant
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"mpsearch/network"
+	"mpsearch/tensor"
+)
+
+// ActRanges maps a layer's node name to the observed range of its input
+// activations (the first input of each Conv/Gemm/MatMul layer).
+type ActRanges map[string][2]float64
+
+// ObserveRanges runs the float network over the batches and records the
+// minimum and maximum of every layer's input.
+func ObserveRanges(ctx context.Context, net *network.Network, batches []*tensor.Tensor) (ActRanges, error) {
+	isLayer := map[string]bool{}
+	for _, l := range net.Layers() {
+		isLayer[l.Node] = true
+	}
+	r := ActRanges{}
+	hook := func(node string, input int, v *tensor.Tensor) *tensor.Tensor {
+		if input != 0 || !isLayer[node] {
+			return v
+		}
+		lo, hi := math.Inf(1), math.Inf(-1)
+		if old, ok := r[node]; ok {
+			lo, hi = old[0], old[1]
+		}
+		for _, x := range v.Data {
+			lo = math.Min(lo, x)
+			hi = math.Max(hi, x)
+		}
+		r[node] = [2]float64{lo, hi}
+		return v
+	}
+	for _, x := range batches {
+		if _, err := net.ForwardHook(ctx, x, hook); err != nil {
+			return nil, err
+		}
+	}
+	if len(r) != len(isLayer) {
+		return nil, fmt.Errorf("quant: observed %d of %d layer inputs", len(r), len(isLayer))
+	}
+	return r, nil
+}
+
+// ActQuantizers turns observed ranges into uint8 quantizers.
+func (r ActRanges) ActQuantizers() map[string]ActQuant {
+	q := make(map[string]ActQuant, len(r))
+	for k, v := range r {
+		q[k] = ActFromRange(v[0], v[1])
+	}
+	return q
+}
+
+// ActHook returns a network hook that fake-quantizes the first input of
+// every layer named in q (simulated uint8 activations); other values pass
+// unchanged. The hook allocates a new tensor; inputs are not modified.
+func ActHook(q map[string]ActQuant) network.Hook {
+	return func(node string, input int, v *tensor.Tensor) *tensor.Tensor {
+		a, ok := q[node]
+		if input != 0 || !ok {
+			return v
+		}
+		out := tensor.New(v.Shape...)
+		for i, x := range v.Data {
+			out.Data[i] = a.Fake(x)
+		}
+		return out
+	}
+}
+
+// WeightSetter replaces layer weights with quantized versions and restores
+// them: simulated quantization of a network's weights.
+type WeightSetter struct {
+	net   *network.Network
+	saved map[int][]float64 // param index -> original values
+}
+
+// NewWeightSetter remembers the network's float weights.
+func NewWeightSetter(net *network.Network) *WeightSetter {
+	return &WeightSetter{net: net, saved: map[int][]float64{}}
+}
+
+// Set quantizes layer li's weights to bits (0 or >= 32 restores float).
+func (s *WeightSetter) Set(li, bits int) error {
+	l := s.net.Layers()[li]
+	w := s.net.Params()[l.Weight].Value
+	orig, ok := s.saved[l.Weight]
+	if !ok {
+		orig = append([]float64(nil), w.Data...)
+		s.saved[l.Weight] = orig
+	}
+	if bits <= 0 || bits >= 32 {
+		copy(w.Data, orig)
+		return nil
+	}
+	q, err := FakeQuantWeights(orig, w.Shape, l.ChannelAxis, bits)
+	if err != nil {
+		return fmt.Errorf("layer %q: %w", l.Node, err)
+	}
+	copy(w.Data, q)
+	return nil
+}
+
+// SetAll applies a bit width to every layer (bits[i] for layer i).
+func (s *WeightSetter) SetAll(bits []int) error {
+	for i, b := range bits {
+		if err := s.Set(i, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Restore puts every float weight back.
+func (s *WeightSetter) Restore() {
+	for idx, orig := range s.saved {
+		copy(s.net.Params()[idx].Value.Data, orig)
+	}
+}

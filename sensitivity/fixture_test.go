@@ -1,0 +1,152 @@
+package sensitivity
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"testing"
+
+	"mpsearch/dataset"
+	"mpsearch/network"
+	"mpsearch/onnx"
+)
+
+const fixtureDir = "../testdata/fmnist-lenet/"
+
+// Reference values of testdata/fmnist-lenet/reference.json,
+// "hessian_first256": the loss is the mean cross-entropy over the 256
+// shipped images; PyTorch 1.13, 1000 Rademacher probes.
+var fixture256 = []struct {
+	node                  string
+	hutch, hutchSE, exact float64
+	topConverged          float64
+}{
+	{"/conv1/Conv", 69.25455825876867, 1.901538535432917, 68.48328792788142, 37.54053497314453},
+	{"/conv2/Conv", 33.05241845098133, 0.6379685791262459, 33.14465871097657, 5.31706428527832},
+	{"/fc1/Gemm", 22.44280980350278, 0.4806523116298661, 22.854248936963764, 2.510459423065185},
+	{"/fc2/Gemm", 10.0387, 0.3631, 9.7628, 1.47989},
+	{"/fc3/Gemm", 31.6406, 0.8243, 32.1574, 9.91148},
+}
+
+// The fixture's calibration loss over the 256 images (reference.json).
+const fixtureLoss256 = 0.1343218982219696
+
+// Tolerances. exactRel: the reference is PyTorch float32 with float64 dot
+// products, we are float64 throughout; the logits agree to ~1e-5 relative,
+// so traces agree to ~1e-4. eigRel: the 2%.
+const (
+	exactRel = 2e-4
+	eigRel   = 0.02
+)
+
+func loadFixture(t testing.TB) (*network.Network, *dataset.Dataset) {
+	t.Helper()
+	m, err := onnx.Load(fixtureDir + "lenet.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := network.Build(m, network.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := dataset.Load(fixtureDir+"calib.npy", dataset.Options{Labels: fixtureDir + "calib_labels.npy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net, ds
+}
+
+func TestFixtureLoss(t *testing.T) {
+	net, ds := loadFixture(t)
+	o, err := NewOracle(context.Background(), net, ds, OracleOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := o.Loss(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(l-fixtureLoss256) > 1e-6 {
+		t.Errorf("calibration loss: got %.8f; want %.8f (reference.json)", l, fixtureLoss256)
+	}
+}
+
+func TestFixtureExactTraces(t *testing.T) {
+	net, ds := loadFixture(t)
+	if ok, why := net.PiecewiseLinear(); !ok {
+		t.Fatalf("LeNet should qualify for exact traces: %s", why)
+	}
+	o, err := NewOracle(context.Background(), net, ds, OracleOptions{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := o.GGNTraces(context.Background(), ds.Len())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ref := range fixture256 {
+		if math.Abs(tr[i]-ref.exact) > exactRel*ref.exact {
+			t.Errorf("%s exact trace: got %.6f; want %.6f (reference exact_trace_fisher_ggn)", ref.node, tr[i], ref.exact)
+		}
+	}
+}
+
+func TestFixtureHutchinsonAndEigen(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	net, ds := loadFixture(t)
+	cfg := Config{Trace: TraceHutchinson, Tol: 0.02, Probes: 600, Seed: 1, Eigen: true, Metrics: []string{MetricHessian}, Metric: MetricHessian, Threads: 2}
+	tab, err := Compute(context.Background(), net, ds, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ref := range fixture256 {
+		l := tab.Layers[i]
+		se := math.Hypot(l.TraceStderr, ref.hutchSE)
+		if math.Abs(l.Trace-ref.hutch) > 3*se {
+			t.Errorf("%s Hutchinson trace: got %.3f ± %.3f; want %.3f ± %.3f (within 3 combined standard errors)", ref.node, l.Trace, l.TraceStderr, ref.hutch, ref.hutchSE)
+		}
+		if math.Abs(l.Trace-ref.exact) > 3*l.TraceStderr+exactRel*ref.exact {
+			t.Errorf("%s Hutchinson trace %.3f ± %.3f is more than 3 standard errors from the exact %.3f", ref.node, l.Trace, l.TraceStderr, ref.exact)
+		}
+		if l.TraceStderr > 0.021*math.Abs(l.Trace) && tab.Probes < cfg.Probes {
+			t.Errorf("%s: stopped at relative error %.3f above the tolerance", ref.node, l.TraceStderr/l.Trace)
+		}
+		if math.Abs(l.TopEigenvalue-ref.topConverged) > eigRel*ref.topConverged {
+			t.Errorf("%s top eigenvalue: got %.5f; want %.5f within 2%%", ref.node, l.TopEigenvalue, ref.topConverged)
+		}
+	}
+}
+
+func TestComputeDeterministic(t *testing.T) {
+	net, ds := loadFixture(t)
+	ds = ds.Subset(0, 64)
+	cfg := Config{Trace: TraceHutchinson, Probes: 20, Tol: 1e-9, Seed: 42, Bits: []int{2, 4, 8}}
+	var out [][]byte
+	for _, threads := range []int{1, 2} {
+		cfg.Threads = threads
+		cfg.Batch = 32
+		tab, err := Compute(context.Background(), net, ds, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := tab.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	if !bytes.Equal(out[0], out[1]) {
+		t.Errorf("tables differ between runs with the same seed:\n%s\n---\n%s", out[0], out[1])
+	}
+	// The network's weights are untouched by the direct metric.
+	net2, _ := loadFixture(t)
+	for i, p := range net.Params() {
+		for j, v := range p.Value.Data {
+			if v != net2.Params()[i].Value.Data[j] {
+				t.Fatalf("parameter %s changed by Compute", p.Name)
+			}
+		}
+	}
+}

@@ -1,0 +1,303 @@
+package sensitivity
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"mpsearch/dataset"
+	"mpsearch/hessian"
+	"mpsearch/network"
+	"mpsearch/tensor"
+)
+
+// Loss names the loss the sensitivities are taken of.
+const (
+	LossCE = "cross-entropy" // with the data's labels
+	LossKL = "kl"            // KL divergence to the float model's own outputs
+)
+
+// Oracle gives exact Hessian-vector products of the loss, averaged over a
+// whole calibration set processed in mini-batches, with respect to the
+// weights of the network's quantizable layers (one block per layer). It
+// implements hessian.Oracle.
+//
+// The forward passes are computed once and kept (the parameters do not
+// change while an estimator runs), unless they would exceed MaxCacheBytes.
+type Oracle struct {
+	net     *network.Network
+	batches []*tensor.Tensor
+	losses  []network.Loss
+	threads int
+	blocks  []hessian.Block
+	dim     int
+
+	mu     sync.Mutex
+	passes []*network.Pass // cached forward passes, nil when not cached
+	cache  bool
+}
+
+// OracleOptions configures NewOracle.
+type OracleOptions struct {
+	Loss    string // LossCE (default when the data has labels) or LossKL
+	Batch   int    // mini-batch size, default 256
+	Threads int    // mini-batches processed concurrently, default 1
+	// MaxCacheBytes bounds the memory of the cached forward passes
+	// (default 4 GiB); above it every product recomputes them.
+	MaxCacheBytes int64
+}
+
+// NewOracle prepares the losses of every mini-batch of ds. For LossKL the
+// targets are the float model's own output probabilities.
+func NewOracle(ctx context.Context, net *network.Network, ds *dataset.Dataset, opt OracleOptions) (*Oracle, error) {
+	if opt.Batch <= 0 {
+		opt.Batch = 256
+	}
+	if opt.Threads <= 0 {
+		opt.Threads = 1
+	}
+	if opt.MaxCacheBytes == 0 {
+		opt.MaxCacheBytes = 4 << 30
+	}
+	if opt.Loss == "" {
+		opt.Loss = LossCE
+		if ds.Y == nil {
+			opt.Loss = LossKL
+		}
+	}
+	if opt.Loss == LossCE && ds.Y == nil {
+		return nil, fmt.Errorf("sensitivity: %s has no labels; give labels or use the KL loss (--labels none)", ds.Source)
+	}
+	if len(net.Layers()) == 0 {
+		return nil, fmt.Errorf("sensitivity: the model has no quantizable layer (Conv, Gemm or MatMul with a weight initializer)")
+	}
+	o := &Oracle{net: net, threads: opt.Threads}
+	for _, l := range net.Layers() {
+		size := net.Params()[l.Weight].Value.Size()
+		o.blocks = append(o.blocks, hessian.Block{Name: l.Node, Offset: o.dim, Len: size})
+		o.dim += size
+	}
+	n := ds.Len()
+	var activations int64
+	for b := 0; b < ds.NumBatches(opt.Batch); b++ {
+		x, y := ds.Batch(b, opt.Batch)
+		o.batches = append(o.batches, x)
+		switch opt.Loss {
+		case LossCE:
+			o.losses = append(o.losses, network.CrossEntropy{Labels: y, Denom: float64(n)})
+		case LossKL:
+			p, err := net.Forward(ctx, x)
+			if err != nil {
+				return nil, err
+			}
+			o.losses = append(o.losses, network.SoftTarget{Probs: network.Softmax(p.Output()), Denom: float64(n)})
+		default:
+			return nil, fmt.Errorf("sensitivity: unknown loss %q (want %s or %s)", opt.Loss, LossCE, LossKL)
+		}
+		activations += int64(x.Size())
+	}
+	// A rough bound of a pass's memory: the input times the widest
+	// expansion of the network, estimated from one pass of one batch.
+	if len(o.batches) > 0 {
+		p, err := net.Forward(ctx, o.batches[0])
+		if err != nil {
+			return nil, err
+		}
+		per := p.Bytes()
+		total := per * int64(len(o.batches))
+		o.cache = total <= opt.MaxCacheBytes
+	}
+	return o, nil
+}
+
+// Dim implements hessian.Oracle.
+func (o *Oracle) Dim() int { return o.dim }
+
+// Blocks implements hessian.Oracle: one block per quantizable layer, in
+// the order of Network.Layers.
+func (o *Oracle) Blocks() []hessian.Block { return append([]hessian.Block(nil), o.blocks...) }
+
+// pass returns the forward pass of batch b, cached if allowed.
+func (o *Oracle) pass(ctx context.Context, b int) (*network.Pass, error) {
+	if o.cache {
+		o.mu.Lock()
+		if o.passes == nil {
+			o.passes = make([]*network.Pass, len(o.batches))
+		}
+		p := o.passes[b]
+		o.mu.Unlock()
+		if p != nil {
+			return p, nil
+		}
+	}
+	p, err := o.net.Forward(ctx, o.batches[b])
+	if err != nil {
+		return nil, err
+	}
+	if o.cache {
+		o.mu.Lock()
+		o.passes[b] = p
+		o.mu.Unlock()
+	}
+	return p, nil
+}
+
+// forEachBatch runs f on the forward pass of every mini-batch with up to
+// o.threads workers and returns the first error (in batch order). f must
+// only write to per-batch storage.
+func (o *Oracle) forEachBatch(ctx context.Context, f func(b int, p *network.Pass) error) error {
+	return o.parallel(ctx, func(b int) error {
+		p, err := o.pass(ctx, b)
+		if err != nil {
+			return err
+		}
+		return f(b, p)
+	})
+}
+
+// parallel runs f(b) for every mini-batch b on up to o.threads workers.
+func (o *Oracle) parallel(ctx context.Context, f func(b int) error) error {
+	jobs := make(chan int)
+	errs := make([]error, len(o.batches))
+	var wg sync.WaitGroup
+	for w := 0; w < o.threads; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range jobs {
+				if err := ctx.Err(); err != nil {
+					errs[b] = err
+					continue
+				}
+				errs[b] = f(b)
+			}
+		}()
+	}
+	for b := range o.batches {
+		jobs <- b
+	}
+	close(jobs)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// directions converts k flat directions (hessian.Oracle layout) into
+// per-parameter tangents for the network.
+func (o *Oracle) directions(v []float64, k int) []*tensor.Tensor {
+	params := o.net.Params()
+	dirs := make([]*tensor.Tensor, len(params))
+	for li, l := range o.net.Layers() {
+		w := params[l.Weight].Value
+		blk := o.blocks[li]
+		t := tensor.New(append([]int{k}, w.Shape...)...)
+		for j := 0; j < k; j++ {
+			copy(t.Data[j*blk.Len:(j+1)*blk.Len], v[j*o.dim+blk.Offset:j*o.dim+blk.Offset+blk.Len])
+		}
+		dirs[l.Weight] = t
+	}
+	return dirs
+}
+
+// HVP implements hessian.Oracle: hv = H v for k directions, H the Hessian
+// of the mean loss over the whole calibration set. Batch results are added
+// in batch order, so the result does not depend on Threads.
+func (o *Oracle) HVP(ctx context.Context, v, hv []float64, k int) error {
+	if len(v) != k*o.dim || len(hv) != k*o.dim {
+		return fmt.Errorf("sensitivity: HVP with %d and %d values for %d directions of %d", len(v), len(hv), k, o.dim)
+	}
+	dirs := o.directions(v, k)
+	parts := make([][]*tensor.Tensor, len(o.batches))
+	err := o.forEachBatch(ctx, func(b int, p *network.Pass) error {
+		_, h, err := p.HVP(o.losses[b], dirs, k)
+		parts[b] = h
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for i := range hv {
+		hv[i] = 0
+	}
+	for _, h := range parts {
+		o.addBlocks(hv, h, k)
+	}
+	return nil
+}
+
+// addBlocks adds per-parameter results ([k]+shape) into the flat layout.
+func (o *Oracle) addBlocks(dst []float64, h []*tensor.Tensor, k int) {
+	for li, l := range o.net.Layers() {
+		blk := o.blocks[li]
+		src := h[l.Weight].Data
+		for j := 0; j < k; j++ {
+			d := dst[j*o.dim+blk.Offset : j*o.dim+blk.Offset+blk.Len]
+			s := src[j*blk.Len : (j+1)*blk.Len]
+			for i := range d {
+				d[i] += s[i]
+			}
+		}
+	}
+}
+
+// Gradient returns the gradient of the mean loss with respect to the layer
+// weights, in the flat layout.
+func (o *Oracle) Gradient(ctx context.Context) ([]float64, error) {
+	parts := make([]*network.Grads, len(o.batches))
+	err := o.forEachBatch(ctx, func(b int, p *network.Pass) error {
+		_, gout, err := o.losses[b].Eval(p.Output())
+		if err != nil {
+			return err
+		}
+		parts[b] = p.Backward(gout, false)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	g := make([]float64, o.dim)
+	for _, gr := range parts {
+		o.addBlocks(g, gr.Params, 1)
+	}
+	return g, nil
+}
+
+// Loss returns the mean loss over the calibration set.
+func (o *Oracle) Loss(ctx context.Context) (float64, error) {
+	parts := make([]float64, len(o.batches))
+	err := o.forEachBatch(ctx, func(b int, p *network.Pass) error {
+		l, _, err := o.losses[b].Eval(p.Output())
+		parts[b] = l
+		return err
+	})
+	s := 0.0
+	for _, l := range parts {
+		s += l
+	}
+	return s, err
+}
+
+// GGNTraces returns the exact Gauss-Newton trace of every layer's block
+// (see network.Pass.GGNTraces), summed over the calibration set.
+func (o *Oracle) GGNTraces(ctx context.Context, n int) ([]float64, error) {
+	parts := make([][]float64, len(o.batches))
+	err := o.forEachBatch(ctx, func(b int, p *network.Pass) error {
+		t, err := p.GGNTraces(float64(n))
+		parts[b] = t
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	tr := make([]float64, len(o.blocks))
+	for _, t := range parts {
+		for i, v := range t {
+			tr[i] += v
+		}
+	}
+	return tr, nil
+}
