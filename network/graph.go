@@ -54,8 +54,8 @@ type Layer struct {
 // A Network is not safe for concurrent passes that change parameters;
 // concurrent Forward calls on unchanged parameters are safe.
 type Network struct {
-	Model      *onnx.Model // the model after import rewrites (BatchNorm folding)
-	InputName  string // the first graph input: the data
+	Model     *onnx.Model // the model after import rewrites (BatchNorm folding)
+	InputName string      // the first graph input: the data
 	// InputNames lists every non-initializer graph input; models with more
 	// than one run only through ForwardAll.
 	InputNames []string
