@@ -89,8 +89,18 @@ func foldBatchNorms(g *onnx.Graph) {
 		if len(pr.Inputs) > 2 && pr.Inputs[2] != "" {
 			b = g.Initializers[pr.Inputs[2]]
 		}
-		if w.Rank() < 1 || g.Initializers[bn.Inputs[1]].Size() != w.Shape[0] {
+		if w.Rank() < 1 || (b != nil && b.Size() != w.Shape[0]) {
 			continue
+		}
+		sizesOK := true
+		for _, name := range bn.Inputs[1:5] {
+			sizesOK = sizesOK && g.Initializers[name].Size() == w.Shape[0]
+		}
+		for _, v := range g.Initializers[bn.Inputs[4]].Data {
+			sizesOK = sizesOK && v+eps > 0
+		}
+		if !sizesOK {
+			continue // left to the executed BatchNormalization, which reports it
 		}
 		fw, fb := FoldBatchNorm(w, b, g.Initializers[bn.Inputs[1]], g.Initializers[bn.Inputs[2]], g.Initializers[bn.Inputs[3]], g.Initializers[bn.Inputs[4]], eps)
 		wName := pr.Inputs[1]

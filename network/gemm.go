@@ -93,7 +93,7 @@ func gemmBiasStrides(shape []int, m, n int) (sm, sn int, ok bool) {
 	return sm, sn, true
 }
 
-// rows/cols of a stored operand and its leading dimension.
+// lda and ldb are the leading dimensions of A and B as stored.
 func (g *gemmOp) lda(d gemmDims) int {
 	if g.ta {
 		return d.m
