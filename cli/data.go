@@ -32,7 +32,7 @@ func (m *modelFlags) register(fs *flag.FlagSet, withData bool) {
 		return
 	}
 	fs.StringVar(&m.data, "data", "", "data: .npz (x, y), .npy, IDX images file, or a folder of class folders of PNG/JPEG")
-	fs.StringVar(&m.labels, "labels", "", "labels `file` (.npy or IDX) for --data given as .npy or IDX images")
+	fs.StringVar(&m.labels, "labels", "", "labels `file` (.npy or IDX) for --data given as .npy or IDX images; \"none\" ignores labels (losses then use the float model's own outputs)")
 	fs.StringVar(&m.mean, "mean", "", "per-channel mean subtracted after scaling pixels to [0,1], comma-separated")
 	fs.StringVar(&m.std, "std", "", "per-channel standard deviation divided by after --mean, comma-separated")
 	fs.StringVar(&m.resize, "resize", "", "resize images of a folder to `HxW`")
@@ -81,7 +81,9 @@ func (m *modelFlags) options() (dataset.Options, error) {
 		return opt, usagef("--limit: %d is negative", m.limit)
 	}
 	opt.Limit = m.limit
-	opt.Labels = m.labels
+	if m.labels != "none" {
+		opt.Labels = m.labels
+	}
 	return opt, nil
 }
 
@@ -120,14 +122,68 @@ func (m *modelFlags) loadData(calib bool) (*dataset.Dataset, error) {
 		if err != nil {
 			return nil, err
 		}
+		var ds *dataset.Dataset
 		if calib {
-			return dataset.FromNPZBytes(demo.CalibNPZ(), "built-in demo calibration set", opt)
+			ds, err = dataset.FromNPZBytes(demo.CalibNPZ(), "built-in demo calibration set", opt)
+		} else {
+			ds, err = dataset.FromNPZBytes(demo.TestNPZ(), "built-in demo test set", opt)
 		}
-		return dataset.FromNPZBytes(demo.TestNPZ(), "built-in demo test set", opt)
+		if err == nil && m.labels == "none" {
+			ds.Y = nil
+		}
+		return ds, err
 	}
 	opt, err := m.options()
 	if err != nil {
 		return nil, err
 	}
-	return dataset.Load(m.data, opt)
+	ds, err := dataset.Load(m.data, opt)
+	if err != nil {
+		return nil, err
+	}
+	if m.labels == "none" {
+		ds.Y = nil // unlabelled: losses use the float model's own outputs
+	}
+	return ds, nil
+}
+
+// inputs loads the model and calibration data with their hashes.
+func (m *modelFlags) inputs() (*pipeline.Inputs, error) {
+	net, err := m.loadModel()
+	if err != nil {
+		return nil, err
+	}
+	in := &pipeline.Inputs{Net: net}
+	if m.model == "" {
+		in.ModelName = "built-in demo"
+		in.ModelSHA256 = pipeline.HashBytes(demo.Model())
+	} else {
+		in.ModelName = m.model
+		if in.ModelSHA256, err = pipeline.HashPath(m.model); err != nil {
+			return nil, err
+		}
+	}
+	if in.Calib, err = m.loadData(true); err != nil {
+		return nil, err
+	}
+	if m.data == "" {
+		in.DataName = "built-in demo calibration set"
+		in.DataSHA256 = pipeline.HashBytes(demo.CalibNPZ())
+	} else {
+		in.DataName = m.data
+		h, err := pipeline.HashPath(m.data)
+		if err != nil {
+			return nil, err
+		}
+		if m.labels != "" && m.labels != "none" {
+			hl, err := pipeline.HashPath(m.labels)
+			if err != nil {
+				return nil, err
+			}
+			h = pipeline.HashBytes([]byte(h + hl))
+		}
+		// Options that change the samples change the identity too.
+		in.DataSHA256 = pipeline.HashBytes([]byte(fmt.Sprintf("%s|%s|%s|%s|%d", h, m.mean, m.std, m.resize, m.limit)))
+	}
+	return in, nil
 }

@@ -57,7 +57,7 @@ type Config struct {
 	Batch   int
 	Threads int
 	// Progress, if not nil, receives the stage and its progress.
-	Progress func(Progress)
+	Progress func(Progress) `json:"-"`
 }
 
 // Progress reports a stage of Compute.

@@ -1,0 +1,125 @@
+//go:build amd64 && !purego
+
+package kernels
+
+import "golang.org/x/sys/cpu"
+
+// useAVX2 selects the assembly micro-kernels. Tests set it to false to run
+// the pure-Go twins on the same inputs.
+var useAVX2 = cpu.X86.HasAVX2
+
+// tile16AVX2 computes, for a 6 x 16 tile and kp >= 1 pairs,
+//
+//	for r := 0; r < 6; r++ {
+//		for n := 0; n < 16; n++ {
+//			var s int32
+//			for p := 0; p < kp; p++ {
+//				s += int32(a[p*12+r*2])*int32(w[p*32+n*2]) + int32(a[p*12+r*2+1])*int32(w[p*32+n*2+1])
+//			}
+//			c[r*16+n] = s // c[r*16+n] += s if acc
+//		}
+//	}
+//
+// with one VPMADDWD + VPADDD per 8 outputs and pair. See tile16Go.
+//
+//go:noescape
+func tile16AVX2(a, w *int16, c *int32, kp int, acc bool)
+
+// tile8AVX2 computes, for a 6 x 16 tile and kq >= 1 quads,
+//
+//	for r := 0; r < 6; r++ {
+//		for n := 0; n < 16; n++ {
+//			var s int32
+//			for q := 0; q < kq; q++ {
+//				for j := 0; j < 4; j++ {
+//					s += int32(a[q*24+r*4+j]) * int32(w[q*64+n*4+j])
+//				}
+//			}
+//			c[r*16+n] = s // c[r*16+n] += s if acc
+//		}
+//	}
+//
+// accumulating VPMADDUBSW pair sums in int16 for group quads at a time (from
+// weightRange, which bounds them below 32768) before widening to int32. See
+// tile8Go for the lane-exact description.
+//
+//go:noescape
+func tile8AVX2(a *uint8, w *int8, c *int32, kq, group int, acc bool)
+
+func tile16(a, w []int16, c *tile, kp int, acc bool) {
+	if useAVX2 && kp > 0 {
+		_ = a[kp*2*tileM-1]
+		_ = w[kp*2*tileN-1]
+		tile16AVX2(&a[0], &w[0], &c[0], kp, acc)
+		return
+	}
+	tile16Go(a, w, c, kp, acc)
+}
+
+func tile8(a []uint8, w []int8, c *tile, kq, g int, acc bool) {
+	if useAVX2 && kq > 0 && g > 0 {
+		_ = a[kq*4*tileM-1]
+		_ = w[kq*4*tileN-1]
+		tile8AVX2(&a[0], &w[0], &c[0], kq, g, acc)
+		return
+	}
+	tile8Go(a, w, c, kq, g, acc)
+}
+
+// packA8AVX2 is the vector form of packA8's inner loop for a full tile: for
+// b < blocks, r < 6, j < 16,
+//
+//	dst[96*b + (j/4)*24 + r*4 + j%4] = src[r*k + 16*b + j]
+//
+//go:noescape
+func packA8AVX2(dst, src *uint8, k, blocks int)
+
+// packA16AVX2 is the vector form of packA16's inner loop for a full tile:
+// for b < blocks, r < 6, j < 8,
+//
+//	dst[48*b + (j/2)*12 + r*2 + j%2] = int16(src[r*k + 8*b + j]) - int16(z)
+//
+//go:noescape
+func packA16AVX2(dst *int16, src *uint8, k, blocks, z int)
+
+// packA8Full packs the leading 16-column blocks of the full 6-row tile at
+// row r0 and returns how many columns it packed.
+func packA8Full(dst, a []uint8, k, r0 int) int {
+	blocks := k / 16
+	if !useAVX2 || blocks == 0 {
+		return 0
+	}
+	_ = a[(r0+tileM)*k-1]
+	_ = dst[blocks*96-1]
+	packA8AVX2(&dst[0], &a[r0*k], k, blocks)
+	return blocks * 16
+}
+
+// packA16Full packs the leading 8-column blocks of the full 6-row tile at
+// row r0 and returns how many columns it packed.
+func packA16Full(dst []int16, a []uint8, k, r0 int, z uint8) int {
+	blocks := k / 8
+	if !useAVX2 || blocks == 0 {
+		return 0
+	}
+	_ = a[(r0+tileM)*k-1]
+	_ = dst[blocks*48-1]
+	packA16AVX2(&dst[0], &a[r0*k], k, blocks, int(z))
+	return blocks * 8
+}
+
+// requantTileAVX2 is requantTileGo for full 16-channel rows (cols == 16),
+// 1 <= rows <= 6: four channels per step in int64 lanes (VPMULDQ, VPSRLVQ,
+// with the arithmetic shift built from XOR with the sign mask).
+//
+//go:noescape
+func requantTileAVX2(dst *uint8, ldd int, c *int32, rows int, prm *rqParams)
+
+func requantTile(dst []uint8, ldd int, c *tile, rows, cols int, prm *rqParams) {
+	if useAVX2 && cols == tileN && rows > 0 {
+		_ = dst[(rows-1)*ldd+tileN-1]
+		requantTileAVX2(&dst[0], ldd, &c[0], rows, prm)
+		return
+	}
+	requantTileGo(dst, ldd, c, rows, cols, prm)
+}

@@ -1,0 +1,371 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// ones16 is sixteen int16 ones: VPMADDWD by it sums adjacent int16 lanes into int32.
+DATA ones16<>+0(SB)/4, $0x00010001
+DATA ones16<>+4(SB)/4, $0x00010001
+DATA ones16<>+8(SB)/4, $0x00010001
+DATA ones16<>+12(SB)/4, $0x00010001
+DATA ones16<>+16(SB)/4, $0x00010001
+DATA ones16<>+20(SB)/4, $0x00010001
+DATA ones16<>+24(SB)/4, $0x00010001
+DATA ones16<>+28(SB)/4, $0x00010001
+GLOBL ones16<>(SB), RODATA|NOPTR, $32
+
+// func tile16AVX2(a, w *int16, c *int32, kp int, acc bool)
+// Registers: Y0-Y11 int32 accumulators (row r: Y(2r) channels 0-7, Y(2r+1) 8-15),
+// Y12/Y13 weight pair vectors, Y14 broadcast activation pair, Y15 products.
+TEXT ·tile16AVX2(SB), NOSPLIT, $0-33
+	MOVQ a+0(FP), SI
+	MOVQ w+8(FP), DI
+	MOVQ c+16(FP), DX
+	MOVQ kp+24(FP), CX
+	MOVBLZX acc+32(FP), AX
+	TESTQ AX, AX
+	JZ zero16
+	VMOVDQU 0(DX), Y0
+	VMOVDQU 32(DX), Y1
+	VMOVDQU 64(DX), Y2
+	VMOVDQU 96(DX), Y3
+	VMOVDQU 128(DX), Y4
+	VMOVDQU 160(DX), Y5
+	VMOVDQU 192(DX), Y6
+	VMOVDQU 224(DX), Y7
+	VMOVDQU 256(DX), Y8
+	VMOVDQU 288(DX), Y9
+	VMOVDQU 320(DX), Y10
+	VMOVDQU 352(DX), Y11
+	JMP loop16
+zero16:
+	VPXOR Y0, Y0, Y0
+	VPXOR Y1, Y1, Y1
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
+	VPXOR Y8, Y8, Y8
+	VPXOR Y9, Y9, Y9
+	VPXOR Y10, Y10, Y10
+	VPXOR Y11, Y11, Y11
+loop16:
+	VMOVDQU 0(DI), Y12
+	VMOVDQU 32(DI), Y13
+	VPBROADCASTD 0(SI), Y14
+	VPMADDWD Y12, Y14, Y15
+	VPADDD Y15, Y0, Y0
+	VPMADDWD Y13, Y14, Y15
+	VPADDD Y15, Y1, Y1
+	VPBROADCASTD 4(SI), Y14
+	VPMADDWD Y12, Y14, Y15
+	VPADDD Y15, Y2, Y2
+	VPMADDWD Y13, Y14, Y15
+	VPADDD Y15, Y3, Y3
+	VPBROADCASTD 8(SI), Y14
+	VPMADDWD Y12, Y14, Y15
+	VPADDD Y15, Y4, Y4
+	VPMADDWD Y13, Y14, Y15
+	VPADDD Y15, Y5, Y5
+	VPBROADCASTD 12(SI), Y14
+	VPMADDWD Y12, Y14, Y15
+	VPADDD Y15, Y6, Y6
+	VPMADDWD Y13, Y14, Y15
+	VPADDD Y15, Y7, Y7
+	VPBROADCASTD 16(SI), Y14
+	VPMADDWD Y12, Y14, Y15
+	VPADDD Y15, Y8, Y8
+	VPMADDWD Y13, Y14, Y15
+	VPADDD Y15, Y9, Y9
+	VPBROADCASTD 20(SI), Y14
+	VPMADDWD Y12, Y14, Y15
+	VPADDD Y15, Y10, Y10
+	VPMADDWD Y13, Y14, Y15
+	VPADDD Y15, Y11, Y11
+	ADDQ $24, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ loop16
+	VMOVDQU Y0, 0(DX)
+	VMOVDQU Y1, 32(DX)
+	VMOVDQU Y2, 64(DX)
+	VMOVDQU Y3, 96(DX)
+	VMOVDQU Y4, 128(DX)
+	VMOVDQU Y5, 160(DX)
+	VMOVDQU Y6, 192(DX)
+	VMOVDQU Y7, 224(DX)
+	VMOVDQU Y8, 256(DX)
+	VMOVDQU Y9, 288(DX)
+	VMOVDQU Y10, 320(DX)
+	VMOVDQU Y11, 352(DX)
+	VZEROUPPER
+	RET
+
+// func tile8AVX2(a *uint8, w *int8, c *int32, kq, group int, acc bool)
+// Registers: Y0-Y11 int16 lane accumulators (layout as in tile16AVX2, two
+// lanes per output), Y12/Y13 weight quad vectors, Y14 broadcast activation
+// quad, Y15 products. CX counts the quads left, R8 the quads of this group.
+TEXT ·tile8AVX2(SB), NOSPLIT, $0-41
+	MOVQ a+0(FP), SI
+	MOVQ w+8(FP), DI
+	MOVQ c+16(FP), DX
+	MOVQ kq+24(FP), CX
+	MOVQ group+32(FP), BX
+	MOVBLZX acc+40(FP), AX
+	TESTQ AX, AX
+	JNZ group8
+	VPXOR Y0, Y0, Y0
+	VMOVDQU Y0, 0(DX)
+	VMOVDQU Y0, 32(DX)
+	VMOVDQU Y0, 64(DX)
+	VMOVDQU Y0, 96(DX)
+	VMOVDQU Y0, 128(DX)
+	VMOVDQU Y0, 160(DX)
+	VMOVDQU Y0, 192(DX)
+	VMOVDQU Y0, 224(DX)
+	VMOVDQU Y0, 256(DX)
+	VMOVDQU Y0, 288(DX)
+	VMOVDQU Y0, 320(DX)
+	VMOVDQU Y0, 352(DX)
+group8:
+	MOVQ BX, R8
+	CMPQ CX, R8
+	CMOVQLT CX, R8
+	SUBQ R8, CX
+	VPXOR Y0, Y0, Y0
+	VPXOR Y1, Y1, Y1
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
+	VPXOR Y8, Y8, Y8
+	VPXOR Y9, Y9, Y9
+	VPXOR Y10, Y10, Y10
+	VPXOR Y11, Y11, Y11
+loop8:
+	VMOVDQU 0(DI), Y12
+	VMOVDQU 32(DI), Y13
+	VPBROADCASTD 0(SI), Y14
+	VPMADDUBSW Y12, Y14, Y15
+	VPADDW Y15, Y0, Y0
+	VPMADDUBSW Y13, Y14, Y15
+	VPADDW Y15, Y1, Y1
+	VPBROADCASTD 4(SI), Y14
+	VPMADDUBSW Y12, Y14, Y15
+	VPADDW Y15, Y2, Y2
+	VPMADDUBSW Y13, Y14, Y15
+	VPADDW Y15, Y3, Y3
+	VPBROADCASTD 8(SI), Y14
+	VPMADDUBSW Y12, Y14, Y15
+	VPADDW Y15, Y4, Y4
+	VPMADDUBSW Y13, Y14, Y15
+	VPADDW Y15, Y5, Y5
+	VPBROADCASTD 12(SI), Y14
+	VPMADDUBSW Y12, Y14, Y15
+	VPADDW Y15, Y6, Y6
+	VPMADDUBSW Y13, Y14, Y15
+	VPADDW Y15, Y7, Y7
+	VPBROADCASTD 16(SI), Y14
+	VPMADDUBSW Y12, Y14, Y15
+	VPADDW Y15, Y8, Y8
+	VPMADDUBSW Y13, Y14, Y15
+	VPADDW Y15, Y9, Y9
+	VPBROADCASTD 20(SI), Y14
+	VPMADDUBSW Y12, Y14, Y15
+	VPADDW Y15, Y10, Y10
+	VPMADDUBSW Y13, Y14, Y15
+	VPADDW Y15, Y11, Y11
+	ADDQ $24, SI
+	ADDQ $64, DI
+	DECQ R8
+	JNZ loop8
+	// Widen: int32 lane c = int16 lanes 2c + 2c+1, added to the tile.
+	VPMADDWD ones16<>(SB), Y0, Y0
+	VPADDD 0(DX), Y0, Y0
+	VMOVDQU Y0, 0(DX)
+	VPMADDWD ones16<>(SB), Y1, Y1
+	VPADDD 32(DX), Y1, Y1
+	VMOVDQU Y1, 32(DX)
+	VPMADDWD ones16<>(SB), Y2, Y2
+	VPADDD 64(DX), Y2, Y2
+	VMOVDQU Y2, 64(DX)
+	VPMADDWD ones16<>(SB), Y3, Y3
+	VPADDD 96(DX), Y3, Y3
+	VMOVDQU Y3, 96(DX)
+	VPMADDWD ones16<>(SB), Y4, Y4
+	VPADDD 128(DX), Y4, Y4
+	VMOVDQU Y4, 128(DX)
+	VPMADDWD ones16<>(SB), Y5, Y5
+	VPADDD 160(DX), Y5, Y5
+	VMOVDQU Y5, 160(DX)
+	VPMADDWD ones16<>(SB), Y6, Y6
+	VPADDD 192(DX), Y6, Y6
+	VMOVDQU Y6, 192(DX)
+	VPMADDWD ones16<>(SB), Y7, Y7
+	VPADDD 224(DX), Y7, Y7
+	VMOVDQU Y7, 224(DX)
+	VPMADDWD ones16<>(SB), Y8, Y8
+	VPADDD 256(DX), Y8, Y8
+	VMOVDQU Y8, 256(DX)
+	VPMADDWD ones16<>(SB), Y9, Y9
+	VPADDD 288(DX), Y9, Y9
+	VMOVDQU Y9, 288(DX)
+	VPMADDWD ones16<>(SB), Y10, Y10
+	VPADDD 320(DX), Y10, Y10
+	VMOVDQU Y10, 320(DX)
+	VPMADDWD ones16<>(SB), Y11, Y11
+	VPADDD 352(DX), Y11, Y11
+	VMOVDQU Y11, 352(DX)
+	TESTQ CX, CX
+	JNZ group8
+	VZEROUPPER
+	RET
+
+// transpose6x4 turns six rows of four dwords in X0-X5 (row r holds r.0-r.3)
+// into four groups of six dwords [0.q 1.q 2.q 3.q 4.q 5.q] stored at
+// 0, 24, 48 and 72 bytes from DI.
+#define TRANSPOSE6x4 \
+	VPUNPCKLDQ X1, X0, X8 \
+	VPUNPCKHDQ X1, X0, X9 \
+	VPUNPCKLDQ X3, X2, X10 \
+	VPUNPCKHDQ X3, X2, X11 \
+	VPUNPCKLDQ X5, X4, X12 \
+	VPUNPCKHDQ X5, X4, X13 \
+	VPUNPCKLQDQ X10, X8, X0 \
+	VPUNPCKHQDQ X10, X8, X1 \
+	VPUNPCKLQDQ X11, X9, X2 \
+	VPUNPCKHQDQ X11, X9, X3 \
+	VMOVDQU X0, 0(DI) \
+	VMOVQ X12, 16(DI) \
+	VMOVDQU X1, 24(DI) \
+	VPEXTRQ $1, X12, 40(DI) \
+	VMOVDQU X2, 48(DI) \
+	VMOVQ X13, 64(DI) \
+	VMOVDQU X3, 72(DI) \
+	VPEXTRQ $1, X13, 88(DI)
+
+// func packA8AVX2(dst, src *uint8, k, blocks int)
+// For b < blocks: bytes 16b..16b+15 of the six rows src+r*k become quads
+// 4b..4b+3 of the tile at dst+96b.
+TEXT ·packA8AVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ k+16(FP), DX
+	MOVQ blocks+24(FP), CX
+	LEAQ (SI)(DX*2), R8  // row 2
+	LEAQ (R8)(DX*2), R9  // row 4
+pack8:
+	VMOVDQU (SI), X0
+	VMOVDQU (SI)(DX*1), X1
+	VMOVDQU (R8), X2
+	VMOVDQU (R8)(DX*1), X3
+	VMOVDQU (R9), X4
+	VMOVDQU (R9)(DX*1), X5
+	TRANSPOSE6x4
+	ADDQ $16, SI
+	ADDQ $16, R8
+	ADDQ $16, R9
+	ADDQ $96, DI
+	DECQ CX
+	JNZ pack8
+	RET
+
+// func packA16AVX2(dst *int16, src *uint8, k, blocks, z int)
+// For b < blocks: bytes 8b..8b+7 of the six rows src+r*k, widened to int16
+// minus z, become pairs 4b..4b+3 of the tile at dst+96b bytes.
+TEXT ·packA16AVX2(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ k+16(FP), DX
+	MOVQ blocks+24(FP), CX
+	MOVQ z+32(FP), AX
+	MOVQ AX, X15
+	VPBROADCASTW X15, X15
+	LEAQ (SI)(DX*2), R8
+	LEAQ (R8)(DX*2), R9
+pack16:
+	VPMOVZXBW (SI), X0
+	VPMOVZXBW (SI)(DX*1), X1
+	VPMOVZXBW (R8), X2
+	VPMOVZXBW (R8)(DX*1), X3
+	VPMOVZXBW (R9), X4
+	VPMOVZXBW (R9)(DX*1), X5
+	VPSUBW X15, X0, X0
+	VPSUBW X15, X1, X1
+	VPSUBW X15, X2, X2
+	VPSUBW X15, X3, X3
+	VPSUBW X15, X4, X4
+	VPSUBW X15, X5, X5
+	TRANSPOSE6x4
+	ADDQ $8, SI
+	ADDQ $8, R8
+	ADDQ $8, R9
+	ADDQ $96, DI
+	DECQ CX
+	JNZ pack16
+	RET
+
+// requantPerm puts the bytes of requantTileAVX2's packed order
+// [v0 v4 v1 v5 v8 v12 v9 v13 v2 v6 v3 v7 v10 v14 v11 v15] back in order.
+DATA requantPerm<>+0(SB)/8, $0x0b0903010a080200
+DATA requantPerm<>+8(SB)/8, $0x0f0d07050e0c0604
+GLOBL requantPerm<>(SB), RODATA|NOPTR, $16
+
+// REQ4 requantizes the four int32 at off(SI) with the channel constants at
+// coff(DX) into the int64 lanes of reg, using Y13 and Y14 as scratch.
+// Y15 = 0, Y12 = hi, Y11 = lo, Y10 = zero (int64 broadcasts).
+#define REQ4(off, coff, reg) \
+	VPMOVSXDQ off(SI), reg \
+	VPMULDQ coff(DX), reg, reg \
+	VPADDQ (128+coff)(DX), reg, reg \
+	VPCMPGTQ reg, Y15, Y13 \
+	VPAND (384+coff)(DX), Y13, Y13 \
+	VPADDQ (256+coff)(DX), reg, reg \
+	VPADDQ Y13, reg, reg \
+	VPCMPGTQ reg, Y15, Y13 \
+	VPXOR Y13, reg, reg \
+	VPSRLVQ (512+coff)(DX), reg, reg \
+	VPXOR Y13, reg, reg \
+	VPADDQ Y10, reg, reg \
+	VPCMPGTQ Y12, reg, Y14 \
+	VPBLENDVB Y14, Y12, reg, reg \
+	VPCMPGTQ reg, Y11, Y14 \
+	VPBLENDVB Y14, Y11, reg, reg
+
+// func requantTileAVX2(dst *uint8, ldd int, c *int32, rows int, prm *rqParams)
+TEXT ·requantTileAVX2(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ ldd+8(FP), BX
+	MOVQ c+16(FP), SI
+	MOVQ rows+24(FP), CX
+	MOVQ prm+32(FP), DX
+	VPXOR Y15, Y15, Y15
+	VMOVDQU 640(DX), Y11
+	VMOVDQU 672(DX), Y12
+	VMOVDQU 704(DX), Y10
+	VMOVDQU requantPerm<>(SB), X9
+rqrow:
+	REQ4(0, 0, Y0)
+	REQ4(16, 32, Y1)
+	REQ4(32, 64, Y2)
+	REQ4(48, 96, Y3)
+	// Interleave the low dwords: Y0 = [v0 v4 v1 v5 v2 v6 v3 v7],
+	// Y2 = [v8 v12 v9 v13 v10 v14 v11 v15].
+	VPSLLQ $32, Y1, Y1
+	VPBLENDD $0xaa, Y1, Y0, Y0
+	VPSLLQ $32, Y3, Y3
+	VPBLENDD $0xaa, Y3, Y2, Y2
+	VPACKUSDW Y2, Y0, Y0
+	VPACKUSWB Y0, Y0, Y0
+	VPERMQ $0x08, Y0, Y0
+	VPSHUFB X9, X0, X0
+	VMOVDQU X0, (DI)
+	ADDQ $64, SI
+	ADDQ BX, DI
+	DECQ CX
+	JNZ rqrow
+	VZEROUPPER
+	RET

@@ -1,0 +1,42 @@
+package kernels
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+)
+
+// BenchmarkTile measures the micro-kernels alone on L1-resident data
+// (K = 256), reporting multiply-accumulates per nanosecond of wall clock and
+// of this thread's CPU time.
+func BenchmarkTile(b *testing.B) {
+	const k = 256
+	a8 := make([]uint8, k*tileM)
+	w8 := make([]int8, k*tileN)
+	a16 := make([]int16, k*tileM)
+	w16 := make([]int16, k*tileN)
+	var c tile
+	macs := float64(tileM * tileN * k)
+	run := func(b *testing.B, f func()) {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		cpu0, ok0 := threadCPU()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			f()
+		}
+		b.StopTimer()
+		b.ReportMetric(macs*float64(b.N)/float64(b.Elapsed().Nanoseconds()), "MAC/ns")
+		if cpu1, ok := threadCPU(); ok && ok0 && cpu1 > cpu0 {
+			b.ReportMetric(macs*float64(b.N)/float64((cpu1-cpu0).Nanoseconds()), "MAC/ns-cpu")
+		}
+	}
+	b.Run("int8", func(b *testing.B) {
+		run(b, func() { tile16(a16, w16, &c, k/2, false) })
+	})
+	for _, g := range []int{8, 32, 64} {
+		b.Run(fmt.Sprintf("lowbit/group=%d", g), func(b *testing.B) {
+			run(b, func() { tile8(a8, w8, &c, k/4, g, false) })
+		})
+	}
+}

@@ -1,0 +1,18 @@
+//go:build !amd64 || purego
+
+package kernels
+
+// useAVX2 is always false without the assembly; it exists so tests can set it.
+var useAVX2 = false
+
+func tile16(a, w []int16, c *tile, kp int, acc bool) { tile16Go(a, w, c, kp, acc) }
+
+func tile8(a []uint8, w []int8, c *tile, kq, g int, acc bool) { tile8Go(a, w, c, kq, g, acc) }
+
+func packA8Full(dst, a []uint8, k, r0 int) int { return 0 }
+
+func packA16Full(dst []int16, a []uint8, k, r0 int, z uint8) int { return 0 }
+
+func requantTile(dst []uint8, ldd int, c *tile, rows, cols int, prm *rqParams) {
+	requantTileGo(dst, ldd, c, rows, cols, prm)
+}

@@ -1,0 +1,72 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+
+	"mpsearch/dataset"
+	"mpsearch/network"
+	"mpsearch/sensitivity"
+)
+
+// Inputs is a loaded model with its calibration data and their identities
+// (for provenance and cache keys).
+type Inputs struct {
+	Net         *network.Network
+	Calib       *dataset.Dataset
+	ModelName   string
+	ModelSHA256 string
+	DataName    string
+	DataSHA256  string
+}
+
+// SensitivityRequest is what Sensitivity computes.
+type SensitivityRequest struct {
+	Config  sensitivity.Config
+	NoCache bool
+}
+
+// cacheKey identifies a sensitivity computation: the model, the data and
+// every setting that changes the table.
+func cacheKey(in *Inputs, cfg sensitivity.Config) string {
+	cfg.Progress = nil
+	b, _ := json.Marshal(struct {
+		Model, Data string
+		Samples     int
+		Cfg         sensitivity.Config
+		Version     int
+	}{in.ModelSHA256, in.DataSHA256, in.Calib.Len(), cfg, 1})
+	return HashBytes(b)[:32]
+}
+
+// Sensitivity computes the sensitivity table of the inputs, or returns the
+// cached one computed earlier with the same model, data and settings.
+// cached reports which.
+func Sensitivity(ctx context.Context, in *Inputs, req SensitivityRequest) (t *sensitivity.Table, cached bool, err error) {
+	dir := ""
+	if !req.NoCache && in.ModelSHA256 != "" && in.DataSHA256 != "" {
+		dir = CacheDir()
+	}
+	var path string
+	if dir != "" {
+		path = filepath.Join(dir, "sens-"+cacheKey(in, req.Config)+".yaml")
+		if t, err := sensitivity.ReadFile(path); err == nil {
+			return t, true, nil
+		}
+	}
+	t, err = sensitivity.Compute(ctx, in.Net, in.Calib, req.Config)
+	if err != nil {
+		return nil, false, err
+	}
+	t.Model, t.ModelSHA256 = in.ModelName, in.ModelSHA256
+	t.Data, t.DataSHA256 = in.DataName, in.DataSHA256
+	if path != "" {
+		if err := t.WriteFile(path); err != nil {
+			// A cache that cannot be written is not an error of the job.
+			_ = os.Remove(path)
+		}
+	}
+	return t, false, nil
+}
