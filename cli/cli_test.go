@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"mpsearch/demo"
 	"mpsearch/onnx"
 )
 
@@ -161,5 +162,27 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("stderr has %d lines; want one: %q", len(lines), errs)
 			}
 		})
+	}
+}
+
+// TestEvalDemo: with no --model, eval runs the built-in demo and gets the
+// accuracy PyTorch measured on the same 1000 images (demo/meta.json).
+func TestEvalDemo(t *testing.T) {
+	code, out, errs := run(t, "eval", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var res struct {
+		Accuracy float64 `json:"accuracy"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	meta, err := demo.Meta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(res.Accuracy-meta.FloatTestAccuracyDemo) > 1e-9 {
+		t.Errorf("demo accuracy: got %.4f; want %.4f (PyTorch, demo/meta.json)", res.Accuracy, meta.FloatTestAccuracyDemo)
 	}
 }

@@ -99,13 +99,13 @@ func (m *modelFlags) loadModel() (*network.Network, error) {
 	return pipeline.LoadModel(m.model)
 }
 
-// demoNormalization returns the demo's mean and std.
+// demoOptions returns the options for the demo's data, which is stored
+// already normalized.
 func demoOptions(limit int) (dataset.Options, error) {
-	meta, err := demo.Meta()
-	if err != nil {
+	if _, err := demo.Meta(); err != nil {
 		return dataset.Options{}, err
 	}
-	return dataset.Options{Mean: meta.Mean, Std: meta.Std, Limit: limit}, nil
+	return dataset.Options{Limit: limit}, nil
 }
 
 // loadData loads --data; with no --data and no --model it loads the demo's
