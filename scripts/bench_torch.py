@@ -5,7 +5,7 @@ Usage (system Python with PyTorch 1.13):
 
     /usr/bin/python3 scripts/bench_torch.py [--lenet shared/fixtures/fmnist-lenet/lenet.onnx]
         [--vgg /tmp/vgg.onnx] [--data /usr/share/datasets/fashion-mnist]
-        [--batch 256] [--repeats 5] [--warmup 1] [--models lenet,vgg] [--dtypes float32,float64]
+        [--batch 256] [--repeats 3] [--warmup 1] [--models lenet,vgg] [--dtypes float32,float64]
 
 Prints one JSON object on stdout (progress on stderr). The models are ONNX-equivalent torch
 definitions whose weights are loaded from the ONNX files (Conv/Gemm nodes in graph order):
@@ -175,7 +175,7 @@ def main():
     p.add_argument("--vgg", default="/tmp/vgg.onnx")
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--models", default="lenet,vgg")

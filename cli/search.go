@@ -1,0 +1,298 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"math"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"mpsearch/dataset"
+	"mpsearch/demo"
+	"mpsearch/pipeline"
+	"mpsearch/sensitivity"
+)
+
+func init() {
+	commands["search"] = command{"choose bit widths under budgets; writes the quantized model, bits.yaml, summary.json, report.html", runSearch}
+	commands["pareto"] = command{"the Pareto front of sensitivity against a budgeted cost", runPareto}
+}
+
+// searchFlags are the flags of search and pareto.
+type searchFlags struct {
+	mf          modelFlags
+	sf          sensFlags
+	table       string
+	profile     string
+	latency     string
+	size        string
+	bops        string
+	method      string
+	out         string
+	evalData    string
+	evalLabels  string
+	keepEnds    bool
+	points      int
+	episodes    int
+	reward      string
+	noVerify    bool
+	heldOutFrac float64
+}
+
+func (s *searchFlags) register(fs *flag.FlagSet) {
+	s.mf.register(fs, true)
+	s.sf.register(fs)
+	s.sf.eigen = false
+	fs.Lookup("eigen").DefValue = "false"
+	fs.StringVar(&s.table, "table", "", "use this sensitivity table (sens.yaml) instead of computing one")
+	fs.StringVar(&s.profile, "profile", "", "hardware profile YAML for latency (default: this CPU's if shipped, else the analytic AVX2 one)")
+	fs.StringVar(&s.latency, "latency-budget", "", "latency budget: 1.5ms, 0.6x (of uniform 8-bit) or 50% (from all-lowest to all-highest bits)")
+	fs.StringVar(&s.size, "size-budget", "", "weight size budget: 120KB, 2MiB, 0.5x or 50%")
+	fs.StringVar(&s.bops, "bops-budget", "", "bit-operations budget: 3.2GBOPs, 0.5x or 50%")
+	fs.StringVar(&s.method, "method", "ilp", "search method: ilp or rl")
+	fs.StringVar(&s.out, "out", "mpsearch-out", "output `dir`")
+	fs.StringVar(&s.evalData, "eval-data", "", "held-out data for accuracy (same forms as --data)")
+	fs.StringVar(&s.evalLabels, "eval-labels", "", "labels of --eval-data")
+	fs.BoolVar(&s.keepEnds, "keep-ends", true, "keep the first and last layer at 8 bits")
+	fs.IntVar(&s.points, "points", 20, "points of the Pareto sweep")
+	fs.IntVar(&s.episodes, "episodes", 300, "episodes of the RL agent (--method rl)")
+	fs.StringVar(&s.reward, "reward", "table", "RL reward: table or accuracy")
+	fs.BoolVar(&s.noVerify, "no-verify", false, "return the ILP optimum without measuring candidates")
+	fs.Float64Var(&s.heldOutFrac, "held-out", 0.25, "fraction of --data kept out of the sensitivity computation to measure candidates")
+}
+
+func (s *searchFlags) budgets() ([]pipeline.Budget, error) {
+	var out []pipeline.Budget
+	for _, b := range []struct{ res, text string }{{pipeline.Latency, s.latency}, {pipeline.Size, s.size}, {pipeline.BOPs, s.bops}} {
+		if b.text == "" {
+			continue
+		}
+		bb, err := pipeline.ParseBudget(b.res, b.text)
+		if err != nil {
+			return nil, usagef("%v", err)
+		}
+		out = append(out, bb)
+	}
+	return out, nil
+}
+
+func runSearch(e *env, args []string) error {
+	var s searchFlags
+	fs := newFlags(e, "search", "search [--model M --data D | --table sens.yaml] [--latency-budget B] [--size-budget B] [--bops-budget B] [--bits 2,4,8] [--method ilp|rl] [--out DIR]")
+	s.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	return search(e, &s, false)
+}
+
+func runPareto(e *env, args []string) error {
+	var s searchFlags
+	fs := newFlags(e, "pareto", "pareto (same inputs as search) [--points N]")
+	s.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	return search(e, &s, true)
+}
+
+// job is the loaded state of a search.
+type job struct {
+	in       *pipeline.Inputs
+	heldOut  *dataset.Dataset
+	evalData *dataset.Dataset
+	table    *sensitivity.Table
+	verifier *pipeline.NetVerifier
+}
+
+func search(e *env, s *searchFlags, paretoOnly bool) error {
+	if s.method != "ilp" && s.method != "rl" {
+		return usagef("--method: %q is not ilp or rl", s.method)
+	}
+	if s.heldOutFrac <= 0 || s.heldOutFrac >= 1 {
+		return usagef("--held-out: %g is not in (0, 1)", s.heldOutFrac)
+	}
+	if s.points < 2 {
+		return usagef("--points: %d is below 2", s.points)
+	}
+	budgets, err := s.budgets()
+	if err != nil {
+		return err
+	}
+	bits, err := parseBits(s.sf.bits)
+	if err != nil {
+		return err
+	}
+	pr := newProgress(e, "search")
+	defer pr.done()
+	j := &job{}
+	if s.table != "" {
+		if s.mf.model != "" || s.mf.data != "" {
+			return usagef("--table replaces --model and --data; give one or the other")
+		}
+		if j.table, err = sensitivity.ReadFile(s.table); err != nil {
+			return err
+		}
+	} else {
+		if err := loadJob(e, s, j, pr); err != nil {
+			return err
+		}
+	}
+	lat, profName, err := latencyFor(s, j)
+	if err != nil {
+		return err
+	}
+	if len(budgets) == 0 {
+		def := pipeline.Budget{Resource: pipeline.Size, Kind: pipeline.Relative, Value: 0.5, Text: "0.5x"}
+		if lat != nil {
+			def = pipeline.Budget{Resource: pipeline.Latency, Kind: pipeline.Relative, Value: 0.6, Text: "0.6x"}
+		}
+		budgets = []pipeline.Budget{def}
+		fmt.Fprintf(e.stderr, "search: no budget given; using --%s-budget %s\n", def.Resource, def.Text)
+	}
+	cfg := pipeline.SearchConfig{Bits: bits, Budgets: budgets, KeepEnds: s.keepEnds, Latency: lat, ParetoPoints: s.points}
+	if j.verifier != nil && !s.noVerify {
+		cfg.Verify = j.verifier
+	}
+	stage := ""
+	cfg.Progress = func(st string, done, total int, detail string) {
+		if st != stage {
+			pr.done()
+			stage = st
+			*pr = *newProgress(e, st)
+		}
+		pr.update(done, total, detail)
+	}
+	res, err := pipeline.Search(e.ctx, j.table, cfg)
+	pr.done()
+	if err != nil {
+		return err
+	}
+	out := &pipeline.Outputs{Result: res, Method: s.method, ModelName: j.table.Model, Profile: profName}
+	if j.in != nil {
+		out.Net = j.in.Net
+		out.Verifier = j.verifier
+		out.EvalData = j.evalData
+	}
+	files, order, err := out.Render(e.ctx, func(done, total int, detail string) {
+		pr.update(done, total, detail)
+	})
+	pr.done()
+	if err != nil {
+		return err
+	}
+	if err := pipeline.WriteFiles(s.out, files, order); err != nil {
+		return err
+	}
+	printResult(e, res, out, paretoOnly)
+	abs, _ := filepath.Abs(filepath.Join(s.out, "report.html"))
+	fmt.Fprintf(e.stderr, "search: wrote %s in %s; open the report: %s\n", strings.Join(order, ", "), s.out, abs)
+	return nil
+}
+
+// loadJob loads model, data, held-out split, eval data and the sensitivity
+// table.
+func loadJob(e *env, s *searchFlags, j *job, pr *progress) error {
+	in, err := s.mf.inputs()
+	if err != nil {
+		return err
+	}
+	all := in.Calib
+	nh := int(math.Round(float64(all.Len()) * s.heldOutFrac))
+	if nh < 1 || nh >= all.Len() {
+		return fmt.Errorf("%s has %d samples: too few to keep %.0f%% out for measuring candidates (use --no-verify or more data)", all.Source, all.Len(), 100*s.heldOutFrac)
+	}
+	in.Calib = all.Subset(0, all.Len()-nh)
+	in.DataSHA256 = pipeline.HashBytes([]byte(fmt.Sprintf("%s|first %d", in.DataSHA256, in.Calib.Len())))
+	j.heldOut = all.Subset(all.Len()-nh, nh)
+	j.in = in
+	switch {
+	case s.evalData != "":
+		opt, err := s.mf.options()
+		if err != nil {
+			return err
+		}
+		opt.Labels, opt.Limit = s.evalLabels, 0
+		if j.evalData, err = dataset.Load(s.evalData, opt); err != nil {
+			return err
+		}
+	case s.mf.model == "":
+		if j.evalData, err = dataset.FromNPZBytes(demo.TestNPZ(), "built-in demo test set", dataset.Options{}); err != nil {
+			return err
+		}
+	}
+	cfg, err := s.sf.config(e, &s.mf, pr)
+	if err != nil {
+		return err
+	}
+	t, cached, err := pipeline.Sensitivity(e.ctx, in, pipeline.SensitivityRequest{Config: cfg, NoCache: s.sf.noCache})
+	pr.done()
+	if err != nil {
+		return err
+	}
+	if cached {
+		fmt.Fprintln(e.stderr, "search: reused the cached sensitivity table (--no-cache to recompute)")
+	}
+	j.table = t
+	if j.verifier, err = pipeline.NewNetVerifier(e.ctx, in.Net, in.Calib, j.heldOut, s.mf.batch); err != nil {
+		return err
+	}
+	return nil
+}
+
+// printResult prints the chosen configuration.
+func printResult(e *env, res *pipeline.SearchResult, out *pipeline.Outputs, paretoOnly bool) {
+	if paretoOnly {
+		tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "point\tobjective\tlatency ms\tsize B\tBOPs\taccuracy\tbits\t")
+		for _, c := range res.Front {
+			fmt.Fprintf(tw, "%s\t%.4g\t%s\t%.0f\t%.3g\t%s\t%v\t\n", c.Label, c.Objective, fmtCost(c.Costs, pipeline.Latency), c.Costs[pipeline.Size], c.Costs[pipeline.BOPs], fmtAcc(out.Accuracy[c.Label]), c.Bits)
+		}
+		tw.Flush()
+		return
+	}
+	tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "layer\top\tbits\tomega\tlatency ms\tsize B\t")
+	for i, l := range res.Table.Layers {
+		b := res.Chosen.Bits[i]
+		om, _ := l.OmegaAt(b)
+		latency := "-"
+		if ms := out.LayerLatency; i < len(ms) {
+			latency = fmt.Sprintf("%.4f", ms[i])
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.3g\t%s\t%.0f\t\n", l.Name, l.Op, b, om, latency, float64(l.Params)*float64(b)/8)
+	}
+	tw.Flush()
+	fmt.Fprintf(e.stdout, "chosen: %s; objective %.4g", res.Chosen.Label, res.Chosen.Objective)
+	for _, r := range pipeline.Resources {
+		if v, ok := res.Chosen.Costs[r]; ok {
+			lim := ""
+			if l, ok := res.Limits[r]; ok {
+				lim = fmt.Sprintf(" of %.4g", l)
+			}
+			fmt.Fprintf(e.stdout, "; %s %.4g%s%s", r, v, pipeline.Units[r], lim)
+		}
+	}
+	fmt.Fprintln(e.stdout)
+	if !math.IsNaN(res.Chosen.MeasuredLoss) {
+		fmt.Fprintf(e.stdout, "measured held-out loss %.4f (plain ILP optimum: %.4f)\n", res.Chosen.MeasuredLoss, res.Plain.MeasuredLoss)
+	}
+	if a, ok := out.Accuracy["float"]; ok {
+		fmt.Fprintf(e.stdout, "accuracy: float %.2f%%, quantized %.2f%%\n", 100*a, 100*out.Accuracy[res.Chosen.Label])
+	}
+}
+
+func fmtCost(c map[string]float64, r string) string {
+	if v, ok := c[r]; ok {
+		return fmt.Sprintf("%.4g", v)
+	}
+	return "-"
+}
+
+func fmtAcc(a float64) string {
+	if a == 0 || math.IsNaN(a) {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f%%", 100*a)
+}

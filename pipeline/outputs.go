@@ -1,0 +1,198 @@
+package pipeline
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+
+	"gopkg.in/yaml.v3"
+
+	"mpsearch/internal/atomicfile"
+)
+
+// Summary is summary.json: stable keys that scripts rely on (DESIGN.md).
+type Summary struct {
+	Objective float64                   `json:"objective"`
+	Method    string                    `json:"method"`
+	Metric    string                    `json:"metric"`
+	Budgets   map[string]SummaryBudget  `json:"budgets"`
+	Predicted map[string]float64        `json:"predicted"`
+	Accuracy  map[string]float64        `json:"accuracy,omitempty"`
+	Measured  *SummaryMeasured          `json:"measured,omitempty"`
+	Layers    []SummaryLayer            `json:"layers"`
+	Plain     *SummaryCandidate         `json:"plain_ilp,omitempty"`
+	Uniform   []SummaryCandidate        `json:"uniform"`
+	Verified  []SummaryCandidate        `json:"candidates,omitempty"`
+	Extra     map[string]map[string]any `json:"extra,omitempty"`
+}
+
+// SummaryBudget is one budget and its use.
+type SummaryBudget struct {
+	Limit float64 `json:"limit"`
+	Used  float64 `json:"used"`
+}
+
+// SummaryMeasured is the chosen configuration's measured held-out loss.
+type SummaryMeasured struct {
+	Loss  float64 `json:"loss"`
+	Label string  `json:"label"`
+}
+
+// SummaryLayer is one layer of the chosen configuration.
+type SummaryLayer struct {
+	Name      string  `json:"name"`
+	Op        string  `json:"op"`
+	WBits     int     `json:"w_bits"`
+	ABits     int     `json:"a_bits"`
+	Omega     float64 `json:"omega"`
+	LatencyMs float64 `json:"latency_ms,omitempty"`
+	SizeBytes float64 `json:"size_bytes"`
+	BOPs      float64 `json:"bops"`
+}
+
+// SummaryCandidate is a configuration with its proxy and measured values.
+type SummaryCandidate struct {
+	Label        string             `json:"label"`
+	Bits         []int              `json:"bits"`
+	Objective    float64            `json:"objective"`
+	Costs        map[string]float64 `json:"costs"`
+	Fits         bool               `json:"fits"`
+	MeasuredLoss *float64           `json:"measured_loss,omitempty"`
+	Accuracy     *float64           `json:"accuracy,omitempty"`
+}
+
+func finitePtr(v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return &v
+}
+
+func summaryCandidate(c *Candidate) SummaryCandidate {
+	return SummaryCandidate{Label: c.Label, Bits: c.Bits, Objective: c.Objective, Costs: c.Costs, Fits: c.Fits, MeasuredLoss: finitePtr(c.MeasuredLoss)}
+}
+
+// costKey maps a resource to its summary.json key.
+var costKey = map[string]string{Latency: "latency_ms", Size: "size_bytes", BOPs: "bops"}
+
+// NewSummary builds summary.json's content from a search result.
+func NewSummary(res *SearchResult, method string) *Summary {
+	s := &Summary{Objective: res.Chosen.Objective, Method: method, Metric: metricName(res.Table), Budgets: map[string]SummaryBudget{}, Predicted: map[string]float64{}}
+	for r, lim := range res.Limits {
+		s.Budgets[r] = SummaryBudget{Limit: lim, Used: res.Chosen.Costs[r]}
+	}
+	for r, v := range res.Chosen.Costs {
+		s.Predicted[costKey[r]] = v
+	}
+	if !math.IsNaN(res.Chosen.MeasuredLoss) {
+		s.Measured = &SummaryMeasured{Loss: res.Chosen.MeasuredLoss, Label: res.Chosen.Label}
+	}
+	ct, _, _ := layerCosts(res.Table, res.Bits, nil)
+	for i, l := range res.Table.Layers {
+		b := res.Chosen.Bits[i]
+		om, _ := l.OmegaAt(b)
+		sl := SummaryLayer{Name: l.Name, Op: l.Op, WBits: b, ABits: l.ActBits(), Omega: om, SizeBytes: ct[Size][i][b], BOPs: ct[BOPs][i][b]}
+		s.Layers = append(s.Layers, sl)
+	}
+	p := summaryCandidate(res.Plain)
+	s.Plain = &p
+	for _, u := range res.Uniform {
+		s.Uniform = append(s.Uniform, summaryCandidate(u))
+	}
+	for _, c := range res.Measured {
+		s.Verified = append(s.Verified, summaryCandidate(c))
+	}
+	return s
+}
+
+// SetLayerLatency fills the per-layer predicted latency of the summary.
+func (s *Summary) SetLayerLatency(ms []float64) {
+	for i := range s.Layers {
+		if i < len(ms) {
+			s.Layers[i].LatencyMs = ms[i]
+		}
+	}
+}
+
+// Marshal returns the JSON with sorted keys and a trailing newline.
+func (s *Summary) Marshal() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(s); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// BitsFile is bits.yaml: the chosen configuration.
+type BitsFile struct {
+	Model  string      `yaml:"model,omitempty"`
+	Method string      `yaml:"method"`
+	Layers []BitsLayer `yaml:"layers"`
+}
+
+// BitsLayer is one layer of bits.yaml.
+type BitsLayer struct {
+	Name  string `yaml:"name"`
+	WBits int    `yaml:"w_bits"`
+	ABits int    `yaml:"a_bits"`
+}
+
+// NewBitsFile makes bits.yaml's content.
+func NewBitsFile(res *SearchResult, model, method string) *BitsFile {
+	f := &BitsFile{Model: model, Method: method}
+	for i, l := range res.Table.Layers {
+		f.Layers = append(f.Layers, BitsLayer{Name: l.Name, WBits: res.Chosen.Bits[i], ABits: l.ActBits()})
+	}
+	return f
+}
+
+// Marshal returns the YAML.
+func (f *BitsFile) Marshal() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(f); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), enc.Close()
+}
+
+// ReadBitsFile reads bits.yaml (unknown fields are errors).
+func ReadBitsFile(path string) (*BitsFile, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var f BitsFile
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	for _, l := range f.Layers {
+		if l.WBits < 1 || l.WBits > 8 {
+			return nil, fmt.Errorf("%s: layer %q: w_bits %d outside 1..8", path, l.Name, l.WBits)
+		}
+	}
+	return &f, nil
+}
+
+// WriteFiles writes each named file into dir atomically (dir is created).
+// Nothing is written unless every content is ready, so a failed job
+// leaves dir as it was.
+func WriteFiles(dir string, files map[string][]byte, order []string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, name := range order {
+		if err := atomicfile.Write(filepath.Join(dir, name), files[name], 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,158 @@
+package pipeline
+
+import (
+	"context"
+	"math"
+
+	"mpsearch/dataset"
+	"mpsearch/network"
+	"mpsearch/plots"
+)
+
+// Outputs renders the files of a search: bits.yaml, summary.json and, when
+// the network is known, model.qdq.onnx and the accuracies; report.html.
+type Outputs struct {
+	Result    *SearchResult
+	Method    string
+	ModelName string
+	Profile   string // name of the hardware profile used for latency
+	Net       *network.Network
+	Verifier  *NetVerifier
+	EvalData  *dataset.Dataset
+	// LayerLatency is the chosen configuration's predicted latency per
+	// layer (filled by Render when latency costs are known).
+	LayerLatency []float64
+	// Accuracy maps "float" and candidate labels to top-1 accuracy on
+	// EvalData (filled by Render).
+	Accuracy map[string]float64
+	// RL and Curve are the RL agent's configurations and learning curve.
+	RL    []*Candidate
+	Curve []plots.CurvePoint
+	// LatencyChecks compare predicted and measured latency; Kernels are
+	// measured kernel throughputs (both optional, for the report).
+	LatencyChecks []plots.LatencyCheck
+	Kernels       []plots.KernelRate
+}
+
+// Render computes the accuracies (with EvalData) and returns every output
+// file's content by name, in writing order.
+func (o *Outputs) Render(ctx context.Context, progress func(done, total int, detail string)) (map[string][]byte, []string, error) {
+	res := o.Result
+	o.Accuracy = map[string]float64{}
+	if lat, ok := res.chosenLayerCosts(Latency); ok {
+		o.LayerLatency = lat
+	}
+	if o.EvalData != nil && o.Verifier != nil && o.EvalData.Y != nil {
+		if err := o.accuracies(ctx, progress); err != nil {
+			return nil, nil, err
+		}
+	}
+	files := map[string][]byte{}
+	var order []string
+	sum := NewSummary(res, o.Method)
+	sum.SetLayerLatency(o.LayerLatency)
+	if a, ok := o.Accuracy["float"]; ok {
+		sum.Accuracy = map[string]float64{"float": a, "quantized": o.Accuracy[res.Chosen.Label]}
+		attach := func(cs []SummaryCandidate) {
+			for i := range cs {
+				if v, ok := o.Accuracy[cs[i].Label]; ok {
+					cs[i].Accuracy = finitePtr(v)
+				}
+			}
+		}
+		attach(sum.Uniform)
+		attach(sum.Verified)
+		if sum.Plain != nil {
+			if v, ok := o.Accuracy[sum.Plain.Label]; ok {
+				sum.Plain.Accuracy = finitePtr(v)
+			}
+		}
+	}
+	b, err := NewBitsFile(res, o.ModelName, o.Method).Marshal()
+	if err != nil {
+		return nil, nil, err
+	}
+	files["bits.yaml"] = b
+	order = append(order, "bits.yaml")
+	if b, err = sum.Marshal(); err != nil {
+		return nil, nil, err
+	}
+	files["summary.json"] = b
+	order = append(order, "summary.json")
+	if b, err = o.report(); err != nil {
+		return nil, nil, err
+	}
+	files["report.html"] = b
+	order = append(order, "report.html")
+	return files, order, nil
+}
+
+// chosenLayerCosts returns the chosen configuration's per-layer cost of a
+// resource, if known.
+func (res *SearchResult) chosenLayerCosts(r string) ([]float64, bool) {
+	ct, _, err := layerCosts(res.Table, res.Bits, nil)
+	if err != nil {
+		return nil, false
+	}
+	layers, ok := ct[r]
+	if !ok {
+		return nil, false
+	}
+	out := make([]float64, len(layers))
+	for i, m := range layers {
+		out[i] = m[res.Chosen.Bits[i]]
+	}
+	return out, true
+}
+
+// accuracies evaluates the float model and the configurations worth
+// showing on the evaluation data.
+func (o *Outputs) accuracies(ctx context.Context, progress func(int, int, string)) error {
+	res := o.Result
+	type job struct {
+		label string
+		bits  []int
+		float bool
+	}
+	jobs := []job{{label: "float", float: true}, {label: res.Chosen.Label, bits: res.Chosen.Bits}}
+	add := func(c *Candidate) {
+		for _, j := range jobs {
+			if j.label == c.Label {
+				return
+			}
+		}
+		jobs = append(jobs, job{label: c.Label, bits: c.Bits})
+	}
+	add(res.Plain)
+	for _, c := range res.Uniform {
+		add(c)
+	}
+	for _, c := range res.Measured {
+		add(c)
+	}
+	for _, c := range res.Front {
+		add(c)
+	}
+	for i, j := range jobs {
+		if progress != nil {
+			progress(i, len(jobs), "accuracy of "+j.label)
+		}
+		var r *EvalResult
+		var err error
+		if j.float {
+			r, err = Evaluate(ctx, o.Net, o.EvalData, EvalOptions{})
+		} else {
+			r, err = o.Verifier.SimulatedAccuracy(ctx, o.EvalData, j.bits)
+		}
+		if err != nil {
+			return err
+		}
+		if !math.IsNaN(r.Accuracy) {
+			o.Accuracy[j.label] = r.Accuracy
+		}
+	}
+	if progress != nil {
+		progress(len(jobs), len(jobs), "")
+	}
+	return nil
+}

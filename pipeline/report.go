@@ -1,0 +1,89 @@
+package pipeline
+
+import (
+	"bytes"
+	"math"
+	"strconv"
+	"strings"
+
+	"mpsearch/plots"
+)
+
+// point converts a candidate for the report.
+func (o *Outputs) point(c *Candidate) plots.Point {
+	p := plots.Point{Label: c.Label, Bits: c.Bits, Objective: c.Objective, MeasuredLoss: c.MeasuredLoss,
+		LatencyMs: math.NaN(), SizeBytes: math.NaN(), BOPs: math.NaN(), Accuracy: math.NaN()}
+	if v, ok := c.Costs[Latency]; ok {
+		p.LatencyMs = v
+	}
+	if v, ok := c.Costs[Size]; ok {
+		p.SizeBytes = v
+	}
+	if v, ok := c.Costs[BOPs]; ok {
+		p.BOPs = v
+	}
+	if v, ok := o.Accuracy[c.Label]; ok {
+		p.Accuracy = v
+	}
+	return p
+}
+
+// report builds the HTML report.
+func (o *Outputs) report() ([]byte, error) {
+	res := o.Result
+	r := &plots.Report{Title: "mpsearch: mixed-precision search", Model: o.ModelName, Method: o.Method}
+	r.Generated = "bits " + fmtInts(res.Bits) + "; metric " + metricName(res.Table)
+	if o.Profile != "" {
+		r.Generated += "; latency from " + o.Profile
+	}
+	for i, l := range res.Table.Layers {
+		b := res.Chosen.Bits[i]
+		pl := plots.Layer{Name: l.Name, Op: l.Op, Params: l.Params, Bits: b, ABits: l.ActBits(), Omega: map[int]float64{},
+			Trace: l.Trace, TraceStderr: l.TraceStderr, LatencyMs: math.NaN(), SizeBytes: float64(l.Params) * float64(b) / 8}
+		if l.Trace == 0 && l.TraceStderr == 0 {
+			pl.Trace, pl.TraceStderr = math.NaN(), math.NaN()
+		}
+		for _, bb := range res.Bits {
+			pl.Omega[bb], _ = l.OmegaAt(bb)
+		}
+		if i < len(o.LayerLatency) {
+			pl.LatencyMs = o.LayerLatency[i]
+		}
+		r.Layers = append(r.Layers, pl)
+	}
+	for _, c := range res.Front {
+		r.Front = append(r.Front, o.point(c))
+	}
+	for _, c := range res.Uniform {
+		r.Uniform = append(r.Uniform, o.point(c))
+	}
+	for _, c := range res.Measured {
+		r.Candidates = append(r.Candidates, o.point(c))
+	}
+	for _, c := range o.RL {
+		r.RL = append(r.RL, o.point(c))
+	}
+	r.LearningCurve = o.Curve
+	ch := o.point(res.Chosen)
+	r.Chosen = &ch
+	for _, name := range Resources {
+		if lim, ok := res.Limits[name]; ok {
+			r.Budgets = append(r.Budgets, plots.Budget{Resource: name, Unit: Units[name], Limit: lim, Used: res.Chosen.Costs[name]})
+		}
+	}
+	r.Latency = o.LatencyChecks
+	r.Kernels = o.Kernels
+	var buf bytes.Buffer
+	if err := plots.Write(&buf, r); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func fmtInts(v []int) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ",")
+}

@@ -1,0 +1,339 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+
+	"mpsearch/ilp"
+	"mpsearch/sensitivity"
+)
+
+// Resources lists the resources in their fixed order.
+var Resources = []string{Latency, Size, BOPs}
+
+// Units of the resources, for messages and reports.
+var Units = map[string]string{Latency: "ms", Size: "B", BOPs: "BOPs"}
+
+// LatencyModel predicts a layer's latency at a weight bit width.
+type LatencyModel interface {
+	LayerLatency(layer, bits int) (ms float64, err error)
+}
+
+// Verifier measures the real quantized model: the mean loss on held-out
+// data with layer i's weights at bits[i] (activations quantized too).
+type Verifier interface {
+	Loss(ctx context.Context, bits []int) (float64, error)
+}
+
+// SearchConfig controls Search.
+type SearchConfig struct {
+	Bits    []int    // candidate weight bit widths; default: the table's
+	Budgets []Budget // any subset of latency, size, BOPs
+	// KeepEnds fixes the first and last layer at 8 bits (or the highest
+	// candidate) unless the table fixes them; on by default in the CLI.
+	KeepEnds bool
+	Solver   ilp.Solver   // default ilp.Default()
+	Latency  LatencyModel // predicted latencies when the table has none
+	Verify   Verifier     // nil: no measurement (table only)
+	// Progress reports stages ("solve", "verify", "pareto").
+	Progress func(stage string, done, total int, detail string)
+	// ParetoPoints is the size of the sweep for the report (0: none).
+	ParetoPoints int
+}
+
+// Candidate is one configuration with its predicted costs and, if
+// measured, its loss.
+type Candidate struct {
+	Label        string
+	Bits         []int
+	Objective    float64            // proxy: summed omega of the table's metric
+	Costs        map[string]float64 // per resource (predicted)
+	MeasuredLoss float64            // NaN when not measured
+	Fits         bool               // within every budget
+}
+
+// SearchResult is the outcome of Search.
+type SearchResult struct {
+	Table     *sensitivity.Table
+	Bits      []int              // candidate widths used
+	Limits    map[string]float64 // resolved budgets
+	Plain     *Candidate         // the ILP optimum of the table's omega
+	Chosen    *Candidate         // the returned configuration
+	Measured  []*Candidate       // every candidate the verifier measured
+	Uniform   []*Candidate       // uniform configurations of every width
+	Front     []*Candidate       // Pareto front of the first budget (if asked)
+	Problem   *ilp.Problem
+	Solution  *ilp.Solution // of Plain
+	Resources []string      // resources with costs known, in Resources order
+}
+
+// costTable holds cost per layer, resource and bit width.
+type costTable map[string][]map[int]float64
+
+// layerCosts computes or reads the cost of every layer at every width.
+func layerCosts(t *sensitivity.Table, bits []int, lat LatencyModel) (costTable, []string, error) {
+	ct := costTable{}
+	var have []string
+	n := len(t.Layers)
+	size := make([]map[int]float64, n)
+	bops := make([]map[int]float64, n)
+	latency := make([]map[int]float64, n)
+	latOK := true
+	for i, l := range t.Layers {
+		size[i], bops[i], latency[i] = map[int]float64{}, map[int]float64{}, map[int]float64{}
+		for _, b := range bits {
+			if v, ok := l.SizeBytes[b]; ok {
+				size[i][b] = v
+			} else {
+				size[i][b] = float64(l.Params) * float64(b) / 8
+			}
+			if v, ok := l.BOPs[b]; ok {
+				bops[i][b] = v
+			} else {
+				bops[i][b] = float64(l.MACs) * float64(b) * float64(l.ActBits())
+			}
+			if v, ok := l.LatencyMs[b]; ok {
+				latency[i][b] = v
+			} else if lat != nil {
+				v, err := lat.LayerLatency(i, b)
+				if err != nil {
+					return nil, nil, fmt.Errorf("layer %q at %d bits: %w", l.Name, b, err)
+				}
+				latency[i][b] = v
+			} else {
+				latOK = false
+			}
+		}
+	}
+	if latOK {
+		ct[Latency] = latency
+		have = append(have, Latency)
+	}
+	ct[Size] = size
+	ct[BOPs] = bops
+	have = append(have, Size, BOPs)
+	return ct, have, nil
+}
+
+func (ct costTable) total(res string, bits []int) float64 {
+	s := 0.0
+	for i, b := range bits {
+		s += ct[res][i][b]
+	}
+	return s
+}
+
+// Search chooses the bit widths: it solves the ILP on the table's omega
+// under the budgets, then (with a Verifier) measures a handful of
+// candidates — the optimum under each metric the table holds, optima at
+// slightly tighter budgets, and every uniform configuration that fits —
+// and returns the best measured one, never one measured worse than the
+// best uniform configuration that fits.
+func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*SearchResult, error) {
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	bits := cfg.Bits
+	if len(bits) == 0 {
+		bits = t.CandidateBits()
+	}
+	bits = slices.Clone(bits)
+	slices.Sort(bits)
+	bits = slices.Compact(bits)
+	for _, l := range t.Layers {
+		for _, b := range bits {
+			if _, ok := l.OmegaAt(b); !ok {
+				return nil, fmt.Errorf("layer %q has no sensitivity at %d bits; recompute the table with --bits including %d", l.Name, b, b)
+			}
+		}
+	}
+	ct, have, err := layerCosts(t, bits, cfg.Latency)
+	if err != nil {
+		return nil, err
+	}
+	res := &SearchResult{Table: t, Bits: bits, Limits: map[string]float64{}, Resources: have}
+	uniform := func(b int) []int {
+		u := make([]int, len(t.Layers))
+		for i := range u {
+			u[i] = b
+		}
+		return u
+	}
+	lo, hi := bits[0], bits[len(bits)-1]
+	eight := hi
+	if slices.Contains(bits, 8) {
+		eight = 8
+	}
+	seen := map[string]bool{}
+	for _, b := range cfg.Budgets {
+		if seen[b.Resource] {
+			return nil, fmt.Errorf("two budgets on %s: %w", b.Resource, ErrBudget)
+		}
+		seen[b.Resource] = true
+		if _, ok := ct[b.Resource]; !ok {
+			return nil, fmt.Errorf("a %s budget needs %s costs: give a hardware profile or latency_ms in the table: %w", b.Resource, b.Resource, ErrBudget)
+		}
+		res.Limits[b.Resource] = b.Resolve(ct.total(b.Resource, uniform(eight)), ct.total(b.Resource, uniform(lo)), ct.total(b.Resource, uniform(hi)))
+	}
+	// The problem on the table's omega.
+	budgeted := []string{}
+	for _, r := range Resources {
+		if _, ok := res.Limits[r]; ok {
+			budgeted = append(budgeted, r)
+		}
+	}
+	build := func(omega func(li, b int) float64, scale float64) *ilp.Problem {
+		p := &ilp.Problem{Ties: t.Ties}
+		for _, r := range budgeted {
+			p.Resources = append(p.Resources, ilp.Resource{Name: r, Unit: Units[r], Limit: res.Limits[r] * scale})
+		}
+		for i, l := range t.Layers {
+			layer := ilp.Layer{Name: l.Name, Fixed: l.Bits}
+			if layer.Fixed == 0 && cfg.KeepEnds && (i == 0 || i == len(t.Layers)-1) {
+				layer.Fixed = eight
+			}
+			for _, b := range bits {
+				o := ilp.Option{Bits: b, Omega: omega(i, b)}
+				for _, r := range budgeted {
+					o.Costs = append(o.Costs, ct[r][i][b])
+				}
+				layer.Options = append(layer.Options, o)
+			}
+			p.Layers = append(p.Layers, layer)
+		}
+		return p
+	}
+	tableOmega := func(li, b int) float64 { v, _ := t.Layers[li].OmegaAt(b); return v }
+	solver := cfg.Solver
+	if solver == nil {
+		solver = ilp.Default()
+	}
+	report := func(stage string, done, total int, detail string) {
+		if cfg.Progress != nil {
+			cfg.Progress(stage, done, total, detail)
+		}
+	}
+	mk := func(label string, b []int) *Candidate {
+		c := &Candidate{Label: label, Bits: b, Costs: map[string]float64{}, MeasuredLoss: math.NaN(), Fits: true}
+		for li, bb := range b {
+			c.Objective += tableOmega(li, bb)
+		}
+		for _, r := range have {
+			c.Costs[r] = ct.total(r, b)
+			if lim, ok := res.Limits[r]; ok && c.Costs[r] > lim*(1+ilp.FeasibilityTol) {
+				c.Fits = false
+			}
+		}
+		return c
+	}
+	for _, b := range bits {
+		res.Uniform = append(res.Uniform, mk(fmt.Sprintf("uniform W%dA8", b), uniform(b)))
+	}
+	report("solve", 0, 1, "ILP on the table's omega")
+	res.Problem = build(tableOmega, 1)
+	sol, err := solver.Solve(ctx, res.Problem)
+	if err != nil {
+		return nil, err
+	}
+	res.Solution = sol
+	res.Plain = mk("ILP optimum ("+metricName(t)+")", choiceBits(sol))
+	report("solve", 1, 1, "")
+	res.Chosen = res.Plain
+	if cfg.Verify != nil {
+		if err := verify(ctx, t, res, build, solver, mk, cfg, report); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.ParetoPoints > 1 && len(budgeted) > 0 {
+		report("pareto", 0, 1, "")
+		front, err := ilp.Pareto(ctx, solver, res.Problem, 0, cfg.ParetoPoints)
+		if err != nil && !errors.Is(err, ilp.ErrInfeasible) {
+			return nil, err
+		}
+		for i, s := range front {
+			res.Front = append(res.Front, mk(fmt.Sprintf("front %d", i+1), choiceBits(&s)))
+		}
+		report("pareto", 1, 1, "")
+	}
+	return res, nil
+}
+
+func metricName(t *sensitivity.Table) string {
+	if t.Metric != "" {
+		return t.Metric
+	}
+	return "table omega"
+}
+
+func choiceBits(s *ilp.Solution) []int {
+	b := make([]int, len(s.Choices))
+	for i, c := range s.Choices {
+		b[i] = c.Bits
+	}
+	return b
+}
+
+// verify measures the candidates and picks the best measured one.
+func verify(ctx context.Context, t *sensitivity.Table, res *SearchResult, build func(func(int, int) float64, float64) *ilp.Problem, solver ilp.Solver, mk func(string, []int) *Candidate, cfg SearchConfig, report func(string, int, int, string)) error {
+	cands := []*Candidate{res.Plain}
+	// Optima under the other metrics of the table.
+	metrics := []string{}
+	for _, m := range sensitivity.Metrics {
+		if _, ok := t.Layers[0].Metrics[m]; ok && m != t.Metric {
+			metrics = append(metrics, m)
+		}
+	}
+	for _, m := range metrics {
+		omega := func(li, b int) float64 { return t.Layers[li].Metrics[m][b] }
+		if s, err := solver.Solve(ctx, build(omega, 1)); err == nil {
+			cands = append(cands, mk("ILP optimum ("+m+")", choiceBits(s)))
+		} else if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	// Next-best: optima at slightly tighter budgets.
+	for _, scale := range []float64{0.97, 0.93} {
+		tableOmega := func(li, b int) float64 { v, _ := t.Layers[li].OmegaAt(b); return v }
+		if s, err := solver.Solve(ctx, build(tableOmega, scale)); err == nil {
+			cands = append(cands, mk(fmt.Sprintf("ILP optimum at %.0f%% of the budget", 100*scale), choiceBits(s)))
+		} else if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	for _, u := range res.Uniform {
+		if u.Fits {
+			cands = append(cands, u)
+		}
+	}
+	// Measure each distinct configuration once.
+	measured := map[string]float64{}
+	for i, c := range cands {
+		key := fmt.Sprint(c.Bits)
+		report("verify", i, len(cands), c.Label)
+		if v, ok := measured[key]; ok {
+			c.MeasuredLoss = v
+			continue
+		}
+		l, err := cfg.Verify.Loss(ctx, c.Bits)
+		if err != nil {
+			return err
+		}
+		measured[key] = l
+		c.MeasuredLoss = l
+		res.Measured = append(res.Measured, c)
+	}
+	report("verify", len(cands), len(cands), "")
+	best := cands[0]
+	for _, c := range cands[1:] {
+		if c.MeasuredLoss < best.MeasuredLoss {
+			best = c
+		}
+	}
+	res.Chosen = best
+	sort.SliceStable(res.Measured, func(i, j int) bool { return res.Measured[i].MeasuredLoss < res.Measured[j].MeasuredLoss })
+	return nil
+}

@@ -1,0 +1,101 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+
+	"mpsearch/dataset"
+	"mpsearch/network"
+	"mpsearch/quant"
+	"mpsearch/tensor"
+)
+
+// NetVerifier measures configurations on the real network: weights
+// fake-quantized per layer, every layer's input activation quantized to
+// uint8 with ranges observed on calibration data, and the mean KL
+// divergence from the float model's outputs over held-out data.
+//
+// KL to the float model rather than cross-entropy with labels: the
+// held-out data usually comes from the training set, on which the labelled
+// loss rewards configurations that drift from the float model in ways
+// that do not carry over to test data. On the fixture LeNet at the
+// uniform-3-bit size, labelled loss preferred [8,4,3,2,8] (87.51% test
+// accuracy) to uniform 3-bit (88.59%), while KL ranked them correctly.
+type NetVerifier struct {
+	net     *network.Network
+	hook    network.Hook
+	batches []*tensor.Tensor
+	losses  []network.Loss
+	Acts    map[string]quant.ActQuant
+}
+
+// NewNetVerifier prepares a verifier on held-out data, with activation
+// ranges observed on calib.
+func NewNetVerifier(ctx context.Context, net *network.Network, calib, heldOut *dataset.Dataset, batch int) (*NetVerifier, error) {
+	if batch <= 0 {
+		batch = 256
+	}
+	var cb []*tensor.Tensor
+	for b := 0; b < calib.NumBatches(batch); b++ {
+		x, _ := calib.Batch(b, batch)
+		cb = append(cb, x)
+	}
+	ranges, err := quant.ObserveRanges(ctx, net, cb)
+	if err != nil {
+		return nil, err
+	}
+	v := &NetVerifier{net: net, Acts: ranges.ActQuantizers()}
+	v.hook = quant.ActHook(v.Acts)
+	n := heldOut.Len()
+	if n == 0 {
+		return nil, fmt.Errorf("verify: no held-out samples")
+	}
+	for b := 0; b < heldOut.NumBatches(batch); b++ {
+		x, _ := heldOut.Batch(b, batch)
+		v.batches = append(v.batches, x)
+		p, err := net.Forward(ctx, x)
+		if err != nil {
+			return nil, err
+		}
+		v.losses = append(v.losses, network.SoftTarget{Probs: network.Softmax(p.Output()), Denom: float64(n)})
+	}
+	return v, nil
+}
+
+// Loss implements Verifier. The network's weights are restored afterwards.
+func (v *NetVerifier) Loss(ctx context.Context, bits []int) (float64, error) {
+	ws := quant.NewWeightSetter(v.net)
+	defer ws.Restore()
+	if err := ws.SetAll(bits); err != nil {
+		return 0, err
+	}
+	total := 0.0
+	for i, x := range v.batches {
+		p, err := v.net.ForwardHook(ctx, x, v.hook)
+		if err != nil {
+			return 0, err
+		}
+		l, _, err := v.losses[i].Eval(p.Output())
+		if err != nil {
+			return 0, err
+		}
+		total += l
+	}
+	return total, nil
+}
+
+// Hook returns the activation-quantization hook (for simulated accuracy).
+func (v *NetVerifier) Hook() network.Hook { return v.hook }
+
+// SimulatedAccuracy evaluates ds with weights at bits and activations
+// quantized as the verifier does.
+func (v *NetVerifier) SimulatedAccuracy(ctx context.Context, ds *dataset.Dataset, bits []int) (*EvalResult, error) {
+	ws := quant.NewWeightSetter(v.net)
+	defer ws.Restore()
+	if bits != nil {
+		if err := ws.SetAll(bits); err != nil {
+			return nil, err
+		}
+	}
+	return Evaluate(ctx, v.net, ds, EvalOptions{Hook: v.hook})
+}
