@@ -5,7 +5,9 @@ import (
 	"math"
 
 	"mpsearch/dataset"
+	"mpsearch/export"
 	"mpsearch/network"
+	"mpsearch/onnx"
 	"mpsearch/plots"
 )
 
@@ -49,6 +51,18 @@ func (o *Outputs) Render(ctx context.Context, progress func(done, total int, det
 	}
 	files := map[string][]byte{}
 	var order []string
+	if o.Net != nil && o.Verifier != nil {
+		m, err := export.QDQ(o.Net, export.Config{Bits: res.Chosen.Bits, Act: o.Verifier.Acts})
+		if err != nil {
+			return nil, nil, err
+		}
+		b, err := onnx.Marshal(m, onnx.SaveOptions{})
+		if err != nil {
+			return nil, nil, err
+		}
+		files["model.qdq.onnx"] = b
+		order = append(order, "model.qdq.onnx")
+	}
 	sum := NewSummary(res, o.Method)
 	sum.SetLayerLatency(o.LayerLatency)
 	if a, ok := o.Accuracy["float"]; ok {

@@ -1,0 +1,331 @@
+package export
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"mpsearch/dataset"
+	"mpsearch/network"
+	"mpsearch/onnx"
+	"mpsearch/tensor"
+)
+
+// These tests run the exported model in ONNX Runtime (onnxruntime-node
+// 1.30, through testdata/ort/run_ort.js) and compare it with the project's
+// simulated quantization. They are skipped when node or the module is
+// missing; install it with ortInstall.
+const ortInstall = "npm install --prefix export/testdata/ort --ignore-scripts --no-save --no-package-lock onnxruntime-node@1.30.0"
+
+// Bounds for ONNX Runtime (float32) against the simulation (float64).
+//
+// Unoptimized ("disabled"), ONNX Runtime runs the graph as written: each
+// layer in float32 on dequantized inputs and weights. Layer arithmetic in
+// float32 moves logits by ~1e-5; beyond that only an activation code can
+// differ, where x/scale computed in float32 from float32 activations lands
+// within ~1e-7 relative of a .5 tie (measured: 1 image of 256).
+//
+// With its default optimizations ("all"), ONNX Runtime fuses
+// DequantizeLinear → Conv/Gemm → Relu → MaxPool → QuantizeLinear into
+// QLinearConv/QGemm: it rounds the float bias to INT32 at S_w·S_x itself
+// and requantizes the accumulator straight to the next layer's codes, so
+// many next-layer codes move by one step (measured: most images, max
+// |logit diff| 0.18 over 10,000 images) while predictions barely change.
+// ortFusedAbs is 2.5x the measured maximum.
+const (
+	ortLogitAbs  = 1e-3
+	ortFarShare  = 0.02 // unoptimized: at most this fraction of images beyond ortLogitAbs
+	ortFusedAbs  = 0.5  // optimized: bound on any logit difference
+	ortAgreement = 99.5 // percent, top-1 agreement with the simulation
+	// The bound: ONNX Runtime's top-1 accuracy within 0.1 points
+	// of the simulated accuracy on the same 10,000 test images.
+	ortAccuracyPoints = 0.1
+)
+
+// ortInput is one model input for ONNX Runtime.
+type ortInput struct {
+	x      *tensor.Tensor
+	double bool // DOUBLE instead of FLOAT
+}
+
+// ortRunner returns a function running a model file in ONNX Runtime at an
+// optimization level, or skips the test.
+func ortRunner(t *testing.T) func(t *testing.T, model, level string, xs ...ortInput) *tensor.Tensor {
+	t.Helper()
+	nodeBin, err := exec.LookPath("node")
+	if err != nil {
+		t.Skipf("node is not installed; ONNX Runtime checks need node and onnxruntime-node: %s", ortInstall)
+	}
+	if _, err := os.Stat("testdata/ort/node_modules/onnxruntime-node/package.json"); err != nil {
+		t.Skipf("onnxruntime-node is not installed; run from the repository root: %s", ortInstall)
+	}
+	return func(t *testing.T, model, level string, xs ...ortInput) *tensor.Tensor {
+		t.Helper()
+		dir := t.TempDir()
+		out := filepath.Join(dir, "y.bin")
+		args := []string{"testdata/ort/run_ort.js", model, out, level}
+		for k, in := range xs {
+			path := filepath.Join(dir, fmt.Sprintf("x%d.bin", k))
+			if err := os.WriteFile(path, encodeRaw(in.x.Data, in.double), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			dims := make([]string, len(in.x.Shape))
+			for i, d := range in.x.Shape {
+				dims[i] = strconv.Itoa(d)
+			}
+			typ := "float32"
+			if in.double {
+				typ = "float64"
+			}
+			args = append(args, path+":"+strings.Join(dims, ",")+":"+typ)
+		}
+		cmd := exec.Command(nodeBin, args...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		stdout, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("ONNX Runtime on %s: %v: %s", filepath.Base(model), err, stderr.String())
+		}
+		var res struct {
+			Type string
+			Dims []int
+		}
+		if err := json.Unmarshal(stdout, &res); err != nil {
+			t.Fatalf("run_ort.js printed %q: %v", stdout, err)
+		}
+		raw, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		y := tensor.New(res.Dims...)
+		width := 4
+		if res.Type == "float64" {
+			width = 8
+		}
+		if width*y.Size() != len(raw) {
+			t.Fatalf("ONNX Runtime output: %d bytes of %s for shape %v", len(raw), res.Type, res.Dims)
+		}
+		for i := range y.Data {
+			if width == 8 {
+				y.Data[i] = math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:]))
+			} else {
+				y.Data[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:])))
+			}
+		}
+		return y
+	}
+}
+
+// encodeRaw returns vals as little-endian float32 (float64 if double).
+func encodeRaw(vals []float64, double bool) []byte {
+	if double {
+		buf := make([]byte, 8*len(vals))
+		for i, v := range vals {
+			binary.LittleEndian.PutUint64(buf[8*i:], math.Float64bits(v))
+		}
+		return buf
+	}
+	buf := make([]byte, 4*len(vals))
+	for i, v := range vals {
+		binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(float32(v)))
+	}
+	return buf
+}
+
+// exportTo writes the QDQ model of cfg into a temporary file.
+func exportTo(t *testing.T, net *network.Network, cfg Config) (string, *onnx.Model) {
+	t.Helper()
+	m, err := QDQ(net, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "model.qdq.onnx")
+	if err := Save(path, m); err != nil {
+		t.Fatal(err)
+	}
+	return path, m
+}
+
+// compareORT checks ONNX Runtime's logits against the simulation's;
+// level is the ONNX Runtime graph optimization level used.
+func compareORT(t *testing.T, got, want *tensor.Tensor, level string) {
+	t.Helper()
+	if !tensor.SameShape(got.Shape, want.Shape) {
+		t.Fatalf("ONNX Runtime output shape: got %v; want %v", got.Shape, want.Shape)
+	}
+	n := want.Shape[0]
+	far, worst, sum := 0, 0.0, 0.0
+	for i := range n {
+		d := maxAbsDiff(rowOf(got, i), rowOf(want, i))
+		worst = math.Max(worst, d)
+		if d > ortLogitAbs {
+			far++
+		}
+	}
+	for i := range got.Data {
+		sum += math.Abs(got.Data[i] - want.Data[i])
+	}
+	agree := agreement(argmax(got), argmax(want))
+	t.Logf("ONNX Runtime (%s) vs simulation on %d images: |logit diff| max %.3g mean %.2g, %d images beyond %g, top-1 agreement %.2f%%",
+		level, n, worst, sum/float64(got.Size()), far, ortLogitAbs, agree)
+	if level == "disabled" && float64(far) > ortFarShare*float64(n) {
+		t.Errorf("images with a logit off by more than %g: got %d of %d; want <= %.0f%%", ortLogitAbs, far, n, 100*ortFarShare)
+	}
+	if worst > ortFusedAbs {
+		t.Errorf("max |logit diff|: got %.3g; want <= %g", worst, ortFusedAbs)
+	}
+	if agree < ortAgreement {
+		t.Errorf("top-1 agreement with the simulation: got %.2f%%; want >= %.1f%%", agree, ortAgreement)
+	}
+}
+
+func TestORTMatchesSimulation(t *testing.T) {
+	run := ortRunner(t)
+	net := loadLeNet(t)
+	ds := loadCalib(t)
+	act := calibActs(t, net, ds)
+	for _, tc := range []struct {
+		name    string
+		bits    []int
+		opset21 bool
+		level   string
+		wantLow onnx.DataType
+	}{
+		{"W8-4-3-2-8 opset13", []int{8, 4, 3, 2, 8}, false, "all", onnx.Int8},
+		{"W8-4-3-2-8 opset13 unoptimized", []int{8, 4, 3, 2, 8}, false, "disabled", onnx.Int8},
+		{"W8-4-3-2-1 opset21 INT4", mixedBits, true, "all", onnx.Int4},
+		{"W8-4-3-2-1 opset21 INT4 unoptimized", mixedBits, true, "disabled", onnx.Int4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path, m := exportTo(t, net, Config{Bits: tc.bits, Act: act, Opset21: tc.opset21})
+			n4 := 0
+			for _, dt := range m.Graph.InitTypes {
+				if dt == onnx.Int4 {
+					n4++
+				}
+			}
+			if (n4 > 0) != (tc.wantLow == onnx.Int4) {
+				t.Errorf("INT4 initializers: got %d; want them only at opset 21", n4)
+			}
+			got := run(t, path, tc.level, ortInput{x: ds.X})
+			want := simLogits(t, net, tc.bits, act, ds.X)
+			compareORT(t, got, want, tc.level)
+		})
+	}
+}
+
+// TestORTAccuracy is the check: ONNX Runtime's top-1 accuracy on
+// the 10,000 Fashion-MNIST test images is within ortAccuracyPoints of the
+// simulated accuracy, and within the same bound of the fixture's PyTorch
+// accuracies for uniform configurations (README of the fixture).
+func TestORTAccuracy(t *testing.T) {
+	run := ortRunner(t)
+	const fmnist = "/usr/share/datasets/fashion-mnist/"
+	if _, err := os.Stat(fmnist + "t10k-images-idx3-ubyte.gz"); err != nil {
+		t.Skipf("Fashion-MNIST is not installed in %s (Debian package dataset-fashion-mnist)", fmnist)
+	}
+	if testing.Short() {
+		t.Skip("10,000 images: skipped with -short")
+	}
+	test, err := dataset.Load(fmnist+"t10k-images-idx3-ubyte.gz", dataset.Options{
+		Labels: fmnist + "t10k-labels-idx1-ubyte.gz", Mean: []float64{0.2860}, Std: []float64{0.3530}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The model's input is float32: give both sides the same values.
+	for i, v := range test.X.Data {
+		test.X.Data[i] = float64(float32(v))
+	}
+	net := loadLeNet(t)
+	act := calibActs(t, net, loadCalib(t))
+	for _, tc := range []struct {
+		name    string
+		bits    []int
+		opset21 bool
+		level   string
+		ref     float64 // the fixture's PyTorch accuracy with ranges from the 256 images; 0 if none
+	}{
+		{"W8-4-3-2-8", []int{8, 4, 3, 2, 8}, false, "all", 0},
+		{"W8-4-3-2-8 unoptimized", []int{8, 4, 3, 2, 8}, false, "disabled", 0},
+		{"W8A8", []int{8, 8, 8, 8, 8}, false, "all", 90.47},
+		{"W4A8 INT4", []int{4, 4, 4, 4, 4}, true, "all", 89.96},
+		{"W3A8 INT4", []int{3, 3, 3, 3, 3}, true, "all", 88.63},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path, _ := exportTo(t, net, Config{Bits: tc.bits, Act: act, Opset21: tc.opset21})
+			got := run(t, path, tc.level, ortInput{x: test.X})
+			want := simLogits(t, net, tc.bits, act, test.X)
+			ortAcc := accuracy(argmax(got), test.Y)
+			simAcc := accuracy(argmax(want), test.Y)
+			t.Logf("top-1 on 10,000 test images: ONNX Runtime %.2f%%, simulated %.2f%%", ortAcc, simAcc)
+			if tc.ref != 0 && math.Abs(ortAcc-tc.ref) > ortAccuracyPoints {
+				t.Errorf("ONNX Runtime accuracy %.2f%%; the fixture's reference is %.2f%%", ortAcc, tc.ref)
+			}
+			if math.Abs(ortAcc-simAcc) > ortAccuracyPoints {
+				t.Errorf("ONNX Runtime accuracy %.2f%% vs simulated %.2f%%: differ by more than %.1f points", ortAcc, simAcc, ortAccuracyPoints)
+			}
+			compareORT(t, got, want, tc.level)
+		})
+	}
+}
+
+// TestORTRaisedOpset runs the ONNX conformance cases (opset 6 and 12) after
+// the export raised them to opset 13 and 21 with float weights: ONNX
+// Runtime must accept the converted graphs and reproduce ONNX's reference
+// outputs.
+func TestORTRaisedOpset(t *testing.T) {
+	run := ortRunner(t)
+	if testing.Short() {
+		t.Skip("80 ONNX Runtime sessions: skipped with -short")
+	}
+	dirs, err := filepath.Glob("../network/testdata/onnx-conformance/test_*")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no conformance cases: %v", err)
+	}
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			m, err := onnx.Load(filepath.Join(dir, "model.onnx"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			net, err := network.Build(m, network.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var xs []ortInput
+			for i, name := range net.InputNames {
+				x, dt, err := onnx.ReadTensor(filepath.Join(dir, "test_data_set_0", fmt.Sprintf("input_%d.pb", i)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if dt != onnx.Float && dt != onnx.Double {
+					t.Fatalf("input %q is %v; run_ort.js feeds FLOAT or DOUBLE", name, dt)
+				}
+				xs = append(xs, ortInput{x: x, double: dt == onnx.Double})
+			}
+			want, _, err := onnx.ReadTensor(filepath.Join(dir, "test_data_set_0", "output_0.pb"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, opset21 := range []bool{false, true} {
+				path, e := exportTo(t, net, Config{Bits: make([]int, len(net.Layers())), Opset21: opset21})
+				got := run(t, path, "all", xs...)
+				if got.Size() != want.Size() {
+					t.Fatalf("opset %d: output shape %v; want %v", e.Opset, got.Shape, want.Shape)
+				}
+				for i := range got.Data {
+					if d := math.Abs(got.Data[i] - want.Data[i]); d > conformanceAbs+conformanceRel*math.Abs(want.Data[i]) {
+						t.Fatalf("opset %d (from %d): output %d: got %v; want %v", e.Opset, m.Opset, i, got.Data[i], want.Data[i])
+					}
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,99 @@
+package network
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"testing"
+
+	"mpsearch/onnx"
+	"mpsearch/tensor"
+)
+
+// benchModel loads a model for the engine benchmarks: the fixture LeNet,
+// or the VGG-style CNN written by scripts/make_vgg.py at $MPSEARCH_VGG
+// (default /tmp/vgg.onnx; the benchmark is skipped when it is absent).
+func benchModel(b *testing.B, name string) *Network {
+	path := fixtureDir + "lenet.onnx"
+	if name == "vgg" {
+		path = os.Getenv("MPSEARCH_VGG")
+		if path == "" {
+			path = "/tmp/vgg.onnx"
+		}
+		if _, err := os.Stat(path); err != nil {
+			b.Skipf("%s absent: run /usr/bin/python3 scripts/make_vgg.py first", path)
+		}
+	}
+	m, err := onnx.Load(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	net, err := Build(m, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return net
+}
+
+// BenchmarkForwardBackward measures forward + backward (all parameter
+// gradients) images/s at batch 256, one BLAS thread; compare BLAS
+// implementations by running with and without -tags noopenblas.
+func BenchmarkForwardBackward(b *testing.B) {
+	for _, name := range []string{"lenet", "vgg"} {
+		b.Run(name+"/"+BLASName(), func(b *testing.B) {
+			net := benchModel(b, name)
+			SetBLASThreads(1)
+			const batch = 256
+			rng := rand.New(rand.NewPCG(1, 2))
+			x := randTensor(rng, append([]int{batch}, net.SampleShape...)...)
+			labels := make([]int, batch)
+			for i := range labels {
+				labels[i] = i % 10
+			}
+			loss := CrossEntropy{Labels: labels}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				p, err := net.Forward(context.Background(), x)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, g, _ := loss.Eval(p.Output())
+				p.Backward(g, false)
+			}
+			b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "images/s")
+		})
+	}
+}
+
+// BenchmarkHVP measures one exact Hessian-vector product (forward pass
+// included, as in PyTorch's double backprop) at batch 256.
+func BenchmarkHVP(b *testing.B) {
+	for _, name := range []string{"lenet", "vgg"} {
+		b.Run(name+"/"+BLASName(), func(b *testing.B) {
+			net := benchModel(b, name)
+			SetBLASThreads(1)
+			const batch = 256
+			rng := rand.New(rand.NewPCG(3, 4))
+			x := randTensor(rng, append([]int{batch}, net.SampleShape...)...)
+			labels := make([]int, batch)
+			for i := range labels {
+				labels[i] = i % 10
+			}
+			dirs := make([]*tensor.Tensor, len(net.Params()))
+			for i, p := range net.Params() {
+				dirs[i] = randTensor(rng, append([]int{1}, p.Value.Shape...)...)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				p, err := net.Forward(context.Background(), x)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, _, err := p.HVP(CrossEntropy{Labels: labels}, dirs, 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/HVP")
+		})
+	}
+}
