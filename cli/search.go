@@ -38,6 +38,20 @@ type searchFlags struct {
 	reward      string
 	noVerify    bool
 	heldOutFrac float64
+	bitsSet     bool // --bits given explicitly
+}
+
+// parse parses the flags and records which were given.
+func (s *searchFlags) parse(fs *flag.FlagSet, args []string) error {
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "bits" {
+			s.bitsSet = true
+		}
+	})
+	return nil
 }
 
 func (s *searchFlags) register(fs *flag.FlagSet) {
@@ -81,7 +95,7 @@ func runSearch(e *env, args []string) error {
 	var s searchFlags
 	fs := newFlags(e, "search", "search [--model M --data D | --table sens.yaml] [--latency-budget B] [--size-budget B] [--bops-budget B] [--bits 2,4,8] [--method ilp|rl] [--out DIR]")
 	s.register(fs)
-	if err := parse(fs, args); err != nil {
+	if err := s.parse(fs, args); err != nil {
 		return err
 	}
 	return search(e, &s, false)
@@ -91,7 +105,7 @@ func runPareto(e *env, args []string) error {
 	var s searchFlags
 	fs := newFlags(e, "pareto", "pareto (same inputs as search) [--points N]")
 	s.register(fs)
-	if err := parse(fs, args); err != nil {
+	if err := s.parse(fs, args); err != nil {
 		return err
 	}
 	return search(e, &s, true)
@@ -123,6 +137,9 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 	bits, err := parseBits(s.sf.bits)
 	if err != nil {
 		return err
+	}
+	if s.table != "" && !s.bitsSet {
+		bits = nil // the table's own bit widths
 	}
 	pr := newProgress(e, "search")
 	defer pr.done()

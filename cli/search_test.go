@@ -1,0 +1,118 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const tableYAML = `bits: [2, 4, 8]
+layers:
+  - name: a
+    params: 1000
+    macs: 10000
+    omega: {2: 0.5, 4: 0.05, 8: 0.001}
+  - name: b
+    params: 4000
+    macs: 20000
+    omega: {2: 0.2, 4: 0.01, 8: 0.0005}
+  - name: c
+    params: 2000
+    macs: 5000
+    omega: {2: 0.9, 4: 0.02, 8: 0.0001}
+ties: [[a, c]]
+`
+
+func TestSearchTable(t *testing.T) {
+	dir := t.TempDir()
+	table := filepath.Join(dir, "sens.yaml")
+	if err := os.WriteFile(table, []byte(tableYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	code, stdout, errs := run(t, "search", "--table", table, "--size-budget", "3000B", "--keep-ends=false", "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	// Brute force: a and c tied. Sizes (bytes) = params*bits/8:
+	// a,c at 4 + b at 2: 500+1000+1000 = 2500 fits, omega 0.05+0.2+0.02 = 0.27;
+	// a,c at 2 + b at 4: 250+2000+500 = 2750, omega 0.5+0.01+0.9 = 1.41;
+	// a,c at 4 + b at 4: 500+2000+1000 = 3500 does not fit. Optimum 0.27.
+	var s struct {
+		Objective float64 `json:"objective"`
+		Layers    []struct {
+			Name  string `json:"name"`
+			WBits int    `json:"w_bits"`
+		} `json:"layers"`
+		Budgets map[string]struct{ Limit, Used float64 } `json:"budgets"`
+	}
+	b, err := os.ReadFile(filepath.Join(out, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	got := []int{s.Layers[0].WBits, s.Layers[1].WBits, s.Layers[2].WBits}
+	if got[0] != 4 || got[1] != 2 || got[2] != 4 || s.Objective < 0.27-1e-12 || s.Objective > 0.27+1e-12 {
+		t.Errorf("got bits %v objective %g; want [4 2 4] and 0.27 (brute force)", got, s.Objective)
+	}
+	if s.Budgets["size"].Limit != 3000 || s.Budgets["size"].Used != 2500 {
+		t.Errorf("size budget: got %+v; want limit 3000 used 2500", s.Budgets["size"])
+	}
+	if !strings.Contains(stdout, "chosen") {
+		t.Errorf("stdout lacks the result: %s", stdout)
+	}
+	for _, f := range []string{"bits.yaml", "report.html"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("%s not written: %v", f, err)
+		}
+	}
+}
+
+func TestSearchBadInput(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.yaml", tableYAML)
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"unknown layer in ties", []string{"--table", write("t1.yaml", strings.Replace(tableYAML, "[[a, c]]", "[[a, zz]]", 1)), "--size-budget", "3000"}, 1, `unknown layer "zz"`},
+		{"negative cost", []string{"--table", write("t2.yaml", strings.Replace(tableYAML, "macs: 5000", "macs: 5000\n    size_bytes: {2: -1, 4: 10, 8: 20}", 1)), "--size-budget", "3000"}, 1, "negative"},
+		{"nan omega", []string{"--table", write("t3.yaml", strings.Replace(tableYAML, "2: 0.2,", "2: .nan,", 1)), "--size-budget", "3000"}, 1, "finite"},
+		{"unknown field", []string{"--table", write("t4.yaml", strings.Replace(tableYAML, "macs: 5000", "macz: 5000", 1)), "--size-budget", "3000"}, 1, "macz"},
+		{"budget unit", []string{"--table", good, "--size-budget", "3ms"}, 2, `unknown unit "ms"`},
+		{"budget nonsense", []string{"--table", good, "--latency-budget", "soon"}, 2, "latency budget"},
+		{"infeasible", []string{"--table", good, "--size-budget", "100B"}, 1, "below the minimum 1750B achievable"},
+		{"latency without profile", []string{"--table", good, "--latency-budget", "1ms"}, 1, "latency"},
+		{"table and model", []string{"--table", good, "--model", "x.onnx"}, 2, "--table"},
+		{"bad method", []string{"--table", good, "--method", "annealing"}, 2, "--method"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out := filepath.Join(dir, "out-"+strings.ReplaceAll(c.name, " ", "-"))
+			code, _, errs := run(t, append([]string{"search", "--keep-ends=false", "--out", out}, c.args...)...)
+			if code != c.code {
+				t.Errorf("exit status: got %d; want %d (stderr %q)", code, c.code, errs)
+			}
+			lines := strings.Split(strings.TrimRight(errs, "\n"), "\n")
+			if last := lines[len(lines)-1]; !strings.Contains(last, c.want) {
+				t.Errorf("error %q does not mention %q", last, c.want)
+			}
+			if _, err := os.Stat(out); !os.IsNotExist(err) {
+				t.Errorf("%s was created; a failed search must write nothing", out)
+			}
+		})
+	}
+}
