@@ -126,3 +126,15 @@ func countCorrect(z *tensor.Tensor, y []int) int {
 	}
 	return ok
 }
+
+// splitBatches cuts x ([N, ...]) into views of at most size samples.
+func splitBatches(x *tensor.Tensor, size int) []*tensor.Tensor {
+	n := x.Shape[0]
+	per := x.Size() / n
+	var out []*tensor.Tensor
+	for s := 0; s < n; s += size {
+		e := min(s+size, n)
+		out = append(out, tensor.FromData(x.Data[s*per:e*per], append([]int{e - s}, x.Shape[1:]...)...))
+	}
+	return out
+}

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Installs what mpsearch needs on Debian 12 and builds bin/mpsearch.
 #   scripts/setup.sh          packages + build
-#   scripts/setup.sh --test   also the packages only the tests use
+#   scripts/setup.sh --test   also what only the tests use: Fashion-MNIST,
+#                             Chromium (report test), Node.js + ONNX Runtime
+#                             (exported-model test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 pkgs=(liblpsolve55-dev libopenblas-dev gcc)
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(dataset-fashion-mnist)
+  pkgs+=(dataset-fashion-mnist chromium)
+  command -v node >/dev/null || pkgs+=(nodejs npm)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
@@ -18,6 +21,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
   $SUDO apt-get update -q >&2
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}" >&2
+fi
+if [ "${1:-}" = "--test" ] && [ ! -d export/testdata/ort/node_modules/onnxruntime-node ]; then
+  echo "setup: installing onnxruntime-node 1.30.0 into export/testdata/ort" >&2
+  npm install --prefix export/testdata/ort --ignore-scripts --no-save --no-package-lock --no-audit --no-fund onnxruntime-node@1.30.0 >&2
 fi
 command -v go >/dev/null || { echo "setup: Go 1.26 or newer is needed (https://go.dev/dl); put it on PATH and run again" >&2; exit 1; }
 . scripts/env.sh
