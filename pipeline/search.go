@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"time"
 
 	"mpsearch/ilp"
 	"mpsearch/sensitivity"
@@ -250,7 +251,12 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 	}
 	if cfg.ParetoPoints > 1 && len(budgeted) > 0 {
 		report("pareto", 0, 1, "")
-		front, err := ilp.Pareto(ctx, solver, res.Problem, 0, cfg.ParetoPoints)
+		sweep := solver
+		if _, ok := solver.(*ilp.BranchAndBound); ok || cfg.Solver == nil {
+			// A sweep is for the report: cap each point, keeping its proven gap.
+			sweep = &ilp.BranchAndBound{TimeLimit: 2 * time.Second}
+		}
+		front, err := ilp.Pareto(ctx, sweep, res.Problem, 0, cfg.ParetoPoints)
 		if err != nil && !errors.Is(err, ilp.ErrInfeasible) {
 			return nil, err
 		}
