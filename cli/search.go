@@ -11,6 +11,7 @@ import (
 	"mpsearch/dataset"
 	"mpsearch/demo"
 	"mpsearch/pipeline"
+	"mpsearch/rlsearch"
 	"mpsearch/sensitivity"
 )
 
@@ -168,9 +169,28 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 		budgets = []pipeline.Budget{def}
 		fmt.Fprintf(e.stderr, "search: no budget given; using --%s-budget %s\n", def.Resource, def.Text)
 	}
-	cfg := pipeline.SearchConfig{Bits: bits, Budgets: budgets, KeepEnds: s.keepEnds, Latency: lat, ParetoPoints: s.points}
+	cfg := pipeline.SearchConfig{Bits: bits, Budgets: budgets, KeepEnds: s.keepEnds, Latency: lat, ParetoPoints: s.points, Method: s.method}
 	if j.verifier != nil && !s.noVerify {
 		cfg.Verify = j.verifier
+	}
+	if s.method == "rl" {
+		if s.episodes < 1 {
+			return usagef("--episodes: %d is below 1", s.episodes)
+		}
+		cfg.RL = rlsearch.Config{Episodes: s.episodes, Seed: s.sf.seed, Reward: s.reward}
+		switch s.reward {
+		case rlsearch.RewardTable:
+		case rlsearch.RewardAccuracy:
+			if j.verifier == nil {
+				return usagef("--reward accuracy needs --model and --data (it measures the quantized model)")
+			}
+			cfg.RL.Accuracy = j.verifier.Accuracy
+		default:
+			return usagef("--reward: %q is not table or accuracy", s.reward)
+		}
+		if j.in != nil {
+			cfg.Features = pipeline.LayerFeatures(j.in.Net)
+		}
 	}
 	stage := ""
 	cfg.Progress = func(st string, done, total int, detail string) {
@@ -293,7 +313,7 @@ func printResult(e *env, res *pipeline.SearchResult, out *pipeline.Outputs, pare
 	}
 	fmt.Fprintln(e.stdout)
 	if !math.IsNaN(res.Chosen.MeasuredLoss) {
-		fmt.Fprintf(e.stdout, "measured held-out loss %.4f (plain ILP optimum: %.4f)\n", res.Chosen.MeasuredLoss, res.Plain.MeasuredLoss)
+		fmt.Fprintf(e.stdout, "measured held-out loss %.4f (%s: %.4f)\n", res.Chosen.MeasuredLoss, res.Plain.Label, res.Plain.MeasuredLoss)
 	}
 	if a, ok := out.Accuracy["float"]; ok {
 		fmt.Fprintf(e.stdout, "accuracy: float %.2f%%, quantized %.2f%%\n", 100*a, 100*out.Accuracy[res.Chosen.Label])

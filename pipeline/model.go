@@ -9,6 +9,7 @@ import (
 	"mpsearch/dataset"
 	"mpsearch/network"
 	"mpsearch/onnx"
+	"mpsearch/rlsearch"
 	"mpsearch/tensor"
 )
 
@@ -135,6 +136,38 @@ func splitBatches(x *tensor.Tensor, size int) []*tensor.Tensor {
 	for s := 0; s < n; s += size {
 		e := min(s+size, n)
 		out = append(out, tensor.FromData(x.Data[s*per:e*per], append([]int{e - s}, x.Shape[1:]...)...))
+	}
+	return out
+}
+
+// LayerFeatures describes the network's quantizable layers for the RL
+// agent's state.
+func LayerFeatures(net *network.Network) []rlsearch.LayerFeatures {
+	var out []rlsearch.LayerFeatures
+	for _, l := range net.Layers() {
+		w := net.Params()[l.Weight].Value
+		f := rlsearch.LayerFeatures{Params: float64(w.Size()), MACs: float64(l.MACs), Kernel: 1, Stride: 1, InputSize: 1}
+		switch l.Op {
+		case "Conv":
+			f.Op = rlsearch.OpConv
+			f.OutChannels = w.Shape[0]
+			if len(l.InShape) == 4 && len(l.OutShape) == 4 && w.Rank() == 4 {
+				f.InChannels = l.InShape[1]
+				f.Kernel = w.Shape[2]
+				f.InputSize = l.InShape[2] * l.InShape[3]
+				if l.OutShape[2] > 0 {
+					f.Stride = max(1, l.InShape[2]/l.OutShape[2])
+				}
+			}
+		default:
+			f.Op = rlsearch.OpGemm
+			if l.Op == "MatMul" {
+				f.Op = rlsearch.OpMatMul
+			}
+			f.OutChannels = w.Shape[l.ChannelAxis]
+			f.InChannels = w.Size() / max(1, f.OutChannels)
+		}
+		out = append(out, f)
 	}
 	return out
 }

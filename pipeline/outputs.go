@@ -23,7 +23,7 @@ type Summary struct {
 	Accuracy  map[string]float64        `json:"accuracy,omitempty"`
 	Measured  *SummaryMeasured          `json:"measured,omitempty"`
 	Layers    []SummaryLayer            `json:"layers"`
-	Plain     *SummaryCandidate         `json:"plain_ilp,omitempty"`
+	Plain     *SummaryCandidate         `json:"proposal,omitempty"`
 	Uniform   []SummaryCandidate        `json:"uniform"`
 	Verified  []SummaryCandidate        `json:"candidates,omitempty"`
 	Extra     map[string]map[string]any `json:"extra,omitempty"`

@@ -27,9 +27,6 @@ type Outputs struct {
 	// Accuracy maps "float" and candidate labels to top-1 accuracy on
 	// EvalData (filled by Render).
 	Accuracy map[string]float64
-	// RL and Curve are the RL agent's configurations and learning curve.
-	RL    []*Candidate
-	Curve []plots.CurvePoint
 	// LatencyChecks compare predicted and measured latency; Kernels are
 	// measured kernel throughputs (both optional, for the report).
 	LatencyChecks []plots.LatencyCheck

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -60,10 +61,15 @@ func (o *Outputs) report() ([]byte, error) {
 	for _, c := range res.Measured {
 		r.Candidates = append(r.Candidates, o.point(c))
 	}
-	for _, c := range o.RL {
-		r.RL = append(r.RL, o.point(c))
+	if res.RL != nil {
+		r.RL = append(r.RL, o.point(res.RL.Best))
+		if fmt.Sprint(res.RL.Agent.Bits) != fmt.Sprint(res.RL.Best.Bits) {
+			r.RL = append(r.RL, o.point(res.RL.Agent))
+		}
+		for _, c := range res.RL.Curve {
+			r.LearningCurve = append(r.LearningCurve, plots.CurvePoint{Episode: c.Episode, Best: c.Best, Gap: math.NaN()})
+		}
 	}
-	r.LearningCurve = o.Curve
 	ch := o.point(res.Chosen)
 	r.Chosen = &ch
 	for _, name := range Resources {

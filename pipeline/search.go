@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"mpsearch/ilp"
+	"mpsearch/rlsearch"
 	"mpsearch/sensitivity"
 )
 
@@ -44,6 +45,19 @@ type SearchConfig struct {
 	Progress func(stage string, done, total int, detail string)
 	// ParetoPoints is the size of the sweep for the report (0: none).
 	ParetoPoints int
+	// Method is "ilp" (default) or "rl": the HAQ-style agent of package
+	// rlsearch proposes the configuration instead of the ILP.
+	Method string
+	// RL configures the agent; Features describe the layers (optional).
+	RL       rlsearch.Config
+	Features []rlsearch.LayerFeatures
+}
+
+// RLOutcome is what the RL agent produced, for the report.
+type RLOutcome struct {
+	Best  *Candidate // the agent's (polished) best
+	Agent *Candidate // the agent's own best before the polish
+	Curve []rlsearch.CurvePoint
 }
 
 // Candidate is one configuration with its predicted costs and, if
@@ -68,7 +82,8 @@ type SearchResult struct {
 	Uniform   []*Candidate       // uniform configurations of every width
 	Front     []*Candidate       // Pareto front of the first budget (if asked)
 	Problem   *ilp.Problem
-	Solution  *ilp.Solution // of Plain
+	Solution  *ilp.Solution // of Plain (ILP method)
+	RL        *RLOutcome    // with Method "rl"
 	Resources []string      // resources with costs known, in Resources order
 }
 
@@ -234,15 +249,21 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 	for _, b := range bits {
 		res.Uniform = append(res.Uniform, mk(fmt.Sprintf("uniform W%dA8", b), uniform(b)))
 	}
-	report("solve", 0, 1, "ILP on the table's omega")
 	res.Problem = build(tableOmega, 1)
-	sol, err := solver.Solve(ctx, res.Problem)
-	if err != nil {
-		return nil, err
+	if cfg.Method == "rl" {
+		if err := searchRL(ctx, res, cfg, mk, report); err != nil {
+			return nil, err
+		}
+	} else {
+		report("solve", 0, 1, "ILP on the table's omega")
+		sol, err := solver.Solve(ctx, res.Problem)
+		if err != nil {
+			return nil, err
+		}
+		res.Solution = sol
+		res.Plain = mk("ILP optimum ("+metricName(t)+")", choiceBits(sol))
+		report("solve", 1, 1, "")
 	}
-	res.Solution = sol
-	res.Plain = mk("ILP optimum ("+metricName(t)+")", choiceBits(sol))
-	report("solve", 1, 1, "")
 	res.Chosen = res.Plain
 	if cfg.Verify != nil {
 		if err := verify(ctx, t, res, build, solver, mk, cfg, report); err != nil {
@@ -286,10 +307,11 @@ func choiceBits(s *ilp.Solution) []int {
 // verify measures the candidates and picks the best measured one.
 func verify(ctx context.Context, t *sensitivity.Table, res *SearchResult, build func(func(int, int) float64, float64) *ilp.Problem, solver ilp.Solver, mk func(string, []int) *Candidate, cfg SearchConfig, report func(string, int, int, string)) error {
 	cands := []*Candidate{res.Plain}
-	// Optima under the other metrics of the table.
+	// Optima under the other metrics of the table (ILP method only: with
+	// RL the agent's proposal stands against the uniform baselines).
 	metrics := []string{}
 	for _, m := range sensitivity.Metrics {
-		if _, ok := t.Layers[0].Metrics[m]; ok && m != t.Metric {
+		if _, ok := t.Layers[0].Metrics[m]; ok && m != t.Metric && cfg.Method != "rl" {
 			metrics = append(metrics, m)
 		}
 	}
@@ -302,7 +324,11 @@ func verify(ctx context.Context, t *sensitivity.Table, res *SearchResult, build 
 		}
 	}
 	// Next-best: optima at slightly tighter budgets.
-	for _, scale := range []float64{0.97, 0.93} {
+	scales := []float64{0.97, 0.93}
+	if cfg.Method == "rl" {
+		scales = nil
+	}
+	for _, scale := range scales {
 		tableOmega := func(li, b int) float64 { v, _ := t.Layers[li].OmegaAt(b); return v }
 		if s, err := solver.Solve(ctx, build(tableOmega, scale)); err == nil {
 			cands = append(cands, mk(fmt.Sprintf("ILP optimum at %.0f%% of the budget", 100*scale), choiceBits(s)))
@@ -341,5 +367,39 @@ func verify(ctx context.Context, t *sensitivity.Table, res *SearchResult, build 
 	}
 	res.Chosen = best
 	sort.SliceStable(res.Measured, func(i, j int) bool { return res.Measured[i].MeasuredLoss < res.Measured[j].MeasuredLoss })
+	return nil
+}
+
+// searchRL runs the RL agent on the problem and sets res.Plain to its best.
+func searchRL(ctx context.Context, res *SearchResult, cfg SearchConfig, mk func(string, []int) *Candidate, report func(string, int, int, string)) error {
+	feats := cfg.Features
+	if len(feats) != len(res.Table.Layers) {
+		feats = make([]rlsearch.LayerFeatures, len(res.Table.Layers))
+		for i, l := range res.Table.Layers {
+			feats[i] = rlsearch.LayerFeatures{Params: float64(l.Params), MACs: float64(l.MACs), Kernel: 1, Stride: 1, InputSize: 1}
+			switch l.Op {
+			case "Conv":
+				feats[i].Op = rlsearch.OpConv
+			case "MatMul":
+				feats[i].Op = rlsearch.OpMatMul
+			default:
+				feats[i].Op = rlsearch.OpGemm
+			}
+		}
+	}
+	rc := cfg.RL
+	user := rc.Progress
+	rc.Progress = func(p rlsearch.Progress) {
+		report("rl", p.Episode, p.Total, fmt.Sprintf("best objective %.4g", p.Best))
+		if user != nil {
+			user(p)
+		}
+	}
+	r, err := rlsearch.Search(ctx, rlsearch.FromILP(res.Problem, feats), rc)
+	if err != nil {
+		return err
+	}
+	res.Plain = mk("RL best", r.Bits)
+	res.RL = &RLOutcome{Best: res.Plain, Agent: mk("RL agent before polish", r.AgentBits), Curve: r.Curve}
 	return nil
 }

@@ -26,6 +26,7 @@ type NetVerifier struct {
 	hook    network.Hook
 	batches []*tensor.Tensor
 	losses  []network.Loss
+	targets [][]int // per batch: labels, or the float model's top-1 without labels
 	Acts    map[string]quant.ActQuant
 }
 
@@ -51,13 +52,17 @@ func NewNetVerifier(ctx context.Context, net *network.Network, calib, heldOut *d
 		return nil, fmt.Errorf("verify: no held-out samples")
 	}
 	for b := 0; b < heldOut.NumBatches(batch); b++ {
-		x, _ := heldOut.Batch(b, batch)
+		x, y := heldOut.Batch(b, batch)
 		v.batches = append(v.batches, x)
 		p, err := net.Forward(ctx, x)
 		if err != nil {
 			return nil, err
 		}
 		v.losses = append(v.losses, network.SoftTarget{Probs: network.Softmax(p.Output()), Denom: float64(n)})
+		if y == nil {
+			y = argmaxRows(p.Output())
+		}
+		v.targets = append(v.targets, y)
 	}
 	return v, nil
 }
@@ -98,4 +103,41 @@ func (v *NetVerifier) SimulatedAccuracy(ctx context.Context, ds *dataset.Dataset
 		}
 	}
 	return Evaluate(ctx, v.net, ds, EvalOptions{Hook: v.hook})
+}
+
+// Accuracy is the top-1 accuracy of the quantized model on the held-out
+// data against its labels, or, without labels, its agreement with the
+// float model's predictions (the RL agent's accuracy reward).
+func (v *NetVerifier) Accuracy(ctx context.Context, bits []int) (float64, error) {
+	ws := quant.NewWeightSetter(v.net)
+	defer ws.Restore()
+	if err := ws.SetAll(bits); err != nil {
+		return 0, err
+	}
+	correct, total := 0, 0
+	for i, x := range v.batches {
+		p, err := v.net.ForwardHook(ctx, x, v.hook)
+		if err != nil {
+			return 0, err
+		}
+		correct += countCorrect(p.Output(), v.targets[i])
+		total += len(v.targets[i])
+	}
+	return float64(correct) / float64(total), nil
+}
+
+// argmaxRows returns the index of each row's largest value.
+func argmaxRows(z *tensor.Tensor) []int {
+	n, c := z.Shape[0], z.Shape[1]
+	out := make([]int, n)
+	for i := 0; i < n; i++ {
+		best := 0
+		for j := 1; j < c; j++ {
+			if z.Data[i*c+j] > z.Data[i*c+best] {
+				best = j
+			}
+		}
+		out[i] = best
+	}
+	return out
 }
