@@ -1,0 +1,98 @@
+// Package intengine runs a quantized network with integer arithmetic only:
+// Compile turns a float network (package network, BatchNorm already folded)
+// and a per-layer choice of weight bit widths into a program of uint8
+// tensors and int32 accumulators executed by package kernels; floats appear
+// only when the input is quantized and when the output is dequantized.
+// Reference runs the same quantized model as simulated quantization in
+// float64, for exactness tests.
+//
+// # Where quantization happens
+//
+// Every tensor between operators is uint8 with an asymmetric per-tensor
+// quantizer (S, z): real value = (q - z)·S. The quantization points, each
+// with its own quantizer from the range observed on calibration data
+// (ObserveRanges, QuantPoints; quant.ActFromRange: the range is widened to
+// contain 0, S = (hi - lo)/255, z = round(-lo/S)), are:
+//
+//   - the model input: q = clamp(roundHalfEven(x/S) + z, 0, 255) (the only
+//     float-to-integer conversion, quant.ActQuant.Quantize);
+//   - the output of every Conv/Gemm/MatMul, after a fused ReLU or Clip: a
+//     ReLU or Clip that is the only consumer of the layer's output is folded
+//     into the requantization bounds, and the range is that of the
+//     activation's output;
+//   - the output of every Add, after a fused ReLU/Clip in the same way.
+//
+// MaxPool, AveragePool, GlobalAveragePool, a standalone ReLU or Clip, and
+// the views Flatten, Reshape, Squeeze, Unsqueeze, Identity and Dropout keep
+// their input's quantizer. So the output scale of a layer is the scale of
+// the next layer's input whenever only such operators lie between them, as
+// in the fixture LeNet, where each layer input's quantizer equals the one
+// package quant derives from the range at that input.
+//
+// The last layer, when it produces the graph output, is not requantized:
+// its int32 accumulators (bias included) are the integer logits, and the
+// float output is acc·S_x·S_w[c]. Any other output is a uint8 tensor,
+// dequantized as (q - z)·S.
+//
+// # Formulas
+//
+// Weights, b bits, per output channel c (quant.QuantizeWeights):
+// S_w[c] = max|W_c| / (2^(b-1) - 1), codes in [-(2^(b-1)-1), 2^(b-1)-1];
+// one bit is binary, ±1 with S_w[c] = mean|W_c|. They are packed once with
+// kernels.PackWeights: 8 bits (and 5 to 7) on the 8-bit kernel, 3 and 4 bits
+// on the 4-bit kernel, 2 bits (codes {-1, 0, 1}) on the ternary kernel,
+// 1 bit on the binary kernel.
+//
+// Conv/Gemm/MatMul with input quantizer (S_x, z_x) and output quantizer
+// (S_y, z_y):
+//
+//	bias_q[c] = round(b[c] / (S_x·S_w[c]))                  (int32, ties away)
+//	acc[c]    = Σ_k (x_k - z_x)·W_q[c][k] + bias_q[c]        (exact int32)
+//	M[c]      = S_x·S_w[c]/S_y = m[c]·2^-s[c]                (quant.Dyadic, m < 2^31)
+//	y         = clamp(z_y + round(acc·m[c] / 2^s[c]), lo, hi)  (kernels.Requantize)
+//
+// with round to nearest, ties away from zero, and [lo, hi] = [0, 255]
+// narrowed by a fused activation to the codes of its bounds (ReLU: lo = z_y;
+// Clip(a, b): lo = Quantize(a), hi = Quantize(b)). Convolutions run as
+// kernels.Im2Col (padding with z_x, so padding contributes zero) and
+// kernels.GEMMRequant over a chunk of images, grouped convolutions once per
+// group. Compile rejects a bias that could overflow int32.
+//
+// Add of (S_a, z_a) and (S_b, z_b) into (S_y, z_y): S_a/S_y and S_b/S_y
+// become m_a·2^-c and m_b·2^-c with one shift c (that of the larger, so it
+// keeps 31 bits), and the sum is rounded once:
+//
+//	y = clamp(z_y + round((m_a·(a - z_a) + m_b·(b - z_b)) / 2^c), lo, hi)
+//
+// MaxPool takes the maximum of the codes (the quantizer is monotone).
+// AveragePool and GlobalAveragePool keep the quantizer and round the mean
+// of the centred codes half away from zero:
+//
+//	y = z + round(Σ(q - z) / count)
+//
+// where count is the number of taps inside the input (count_include_pad=0)
+// or inside the padded input (count_include_pad=1; padded taps are q = z).
+// A standalone ReLU or Clip clamps the codes to the codes of its bounds.
+//
+// # Simulated quantization (Reference)
+//
+// Reference builds a second float network from the same rewritten ONNX
+// graph with each layer's weights replaced by their integer codes and its
+// bias by the int32 bias (as float64 values), and runs it with network hooks
+// that, at every consumer, turn the incoming values back into uint8 codes
+// with the same scales and rounding (dyadic requantization on exact 128-bit
+// products; average-pool means rounded half away from zero) and hand the
+// consumer the centred codes (layers, average pools), the rescaled integers
+// m·(q - z) (Add) or the dequantized values (q - z)·S (everything else).
+// Every accumulator it forms is an integer far below 2^53, so the float
+// engine computes it exactly and the two programs must agree bit for bit.
+//
+// # Invariants
+//
+// A Model is immutable after Compile and safe for concurrent Run calls; its
+// results do not depend on Config.Threads. Compile reads the network's
+// current parameters once; Run never touches the network. Unsupported graph
+// patterns are reported by Compile with an error wrapping ErrUnsupported that
+// names the node; configuration problems wrap ErrConfig. The package never
+// prints and never exits.
+package intengine

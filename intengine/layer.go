@@ -1,0 +1,325 @@
+package intengine
+
+import (
+	"fmt"
+	"math"
+
+	"mpsearch/kernels"
+	"mpsearch/network"
+	"mpsearch/onnx"
+	"mpsearch/quant"
+	"mpsearch/tensor"
+)
+
+// colsBytes bounds the im2col buffer of one convolution call: images are
+// processed in chunks whose patch matrices fit in it.
+const colsBytes = 4 << 20
+
+// layerStep is a Conv, Gemm or MatMul on the integer kernels, with its
+// requantization (and fused ReLU/Clip) or, for the last layer, int32
+// accumulators.
+type layerStep struct {
+	node, opType string
+	li           int    // index in network.Layers()
+	fused        string // fused activation node, "" for none
+	act          act    // fused bounds (±Inf when none)
+	in, out      int    // buffers; out == -1: int32 accumulator output
+	outName      string // the layer's own output value (before a fused activation)
+
+	n, k   int // output channels and reduction length per group
+	groups int
+	rows   int // GEMM rows per sample (Gemm 1, MatMul the leading dims; Conv OH*OW)
+	conv   bool
+	cs     kernels.ConvShape // per group (C = input channels of a group)
+	cin    int               // input channels (all groups)
+	oh, ow int
+
+	// Filled by setup.
+	bits, kbits int
+	wq          *quant.WeightQuant // in the ONNX weight layout
+	nk          []int8             // N_total x K row-major (kernel layout)
+	w           []*kernels.Weights // one per group
+	sx          float64
+	zx          uint8
+	bias        []int32 // one per output channel, at scale S_x*S_w[c]
+	mult        []int32
+	shift       []int
+	zy          int32
+	lo, hi      uint8
+	rq          []kernels.Requant // one per group
+	outScale    []float64         // S_x*S_w[c] for the int32 output
+}
+
+func (s *layerStep) describe() (string, string) {
+	if s.fused != "" {
+		return s.node + "+" + s.fused, s.opType
+	}
+	return s.node, s.opType
+}
+
+// newLayerStep checks a Conv/Gemm/MatMul node and records its geometry.
+func newLayerStep(net *network.Network, li int, n *onnx.Node, i int, inShape, outShape []int, constOf func(string) *tensor.Tensor) (*layerStep, error) {
+	l := net.Layers()[li]
+	w := net.Params()[l.Weight].Value
+	s := &layerStep{node: n.Name, opType: n.OpType, li: li, groups: 1, act: act{lo: math.Inf(-1), hi: math.Inf(1)}}
+	if l.Bias < 0 && len(n.Inputs) > 2 && n.Inputs[2] != "" {
+		return nil, unsupported(n, i, "the bias %q is not a float initializer", n.Inputs[2])
+	}
+	switch n.OpType {
+	case "Conv":
+		if len(inShape) != 3 || w.Rank() != 4 || len(outShape) != 3 {
+			return nil, unsupported(n, i, "only 2-D convolutions (NCHW input, 4-D weight) are supported; input %v, weight %v", inShape, w.Shape)
+		}
+		s.conv = true
+		s.groups = int(attrInt(n, "group", 1))
+		s.cin = inShape[0]
+		if s.groups < 1 || s.cin%s.groups != 0 || w.Shape[0]%s.groups != 0 || w.Shape[1]*s.groups != s.cin {
+			return nil, unsupported(n, i, "group %d does not fit %d input channels and weight %v", s.groups, s.cin, w.Shape)
+		}
+		s.n = w.Shape[0] / s.groups
+		s.k = w.Shape[1] * w.Shape[2] * w.Shape[3]
+		s.oh, s.ow = outShape[1], outShape[2]
+		win, err := parseWindow(n, i, w.Shape[2], w.Shape[3], inShape[1], inShape[2], s.oh, s.ow)
+		if err != nil {
+			return nil, err
+		}
+		s.cs = win.convShape(w.Shape[1], inShape[1], inShape[2])
+		oh, ow, err := s.cs.Out()
+		if err != nil || oh != s.oh || ow != s.ow {
+			return nil, unsupported(n, i, "output %dx%d disagrees with the float engine's %dx%d (%v)", oh, ow, s.oh, s.ow, err)
+		}
+		s.rows = s.oh * s.ow
+	case "Gemm":
+		if attrInt(n, "transA", 0) != 0 {
+			return nil, unsupported(n, i, "transA=1")
+		}
+		for _, name := range []string{"alpha", "beta"} {
+			if a, ok := n.Attrs[name]; ok && a.F != 1 {
+				return nil, unsupported(n, i, "%s=%g (only 1 is supported)", name, a.F)
+			}
+		}
+		if len(inShape) != 1 || w.Rank() != 2 {
+			return nil, unsupported(n, i, "input %v and weight %v: want [N, K] and a matrix", inShape, w.Shape)
+		}
+		s.rows = 1
+		if l.TransB {
+			s.n, s.k = w.Shape[0], w.Shape[1]
+		} else {
+			s.k, s.n = w.Shape[0], w.Shape[1]
+		}
+	case "MatMul":
+		if len(inShape) < 1 || w.Rank() != 2 {
+			return nil, unsupported(n, i, "input %v and weight %v", inShape, w.Shape)
+		}
+		s.k, s.n = w.Shape[0], w.Shape[1]
+		s.rows = tensor.Size(inShape[:len(inShape)-1])
+	}
+	if !s.conv && inShape[len(inShape)-1] != s.k {
+		return nil, unsupported(n, i, "input %v does not have %d features", inShape, s.k)
+	}
+	if s.k > kernels.MaxK {
+		return nil, unsupported(n, i, "reduction length %d exceeds the kernels' %d", s.k, kernels.MaxK)
+	}
+	if l.Bias >= 0 {
+		if b := net.Params()[l.Bias].Value; b.Size() != s.n*s.groups {
+			return nil, unsupported(n, i, "bias of shape %v: want one value per output channel (%d)", b.Shape, s.n*s.groups)
+		}
+	}
+	return s, nil
+}
+
+// kernelBits maps a quantizer bit width to the kernel that holds it: the
+// narrowest packed format whose range contains [-qmax, qmax].
+func kernelBits(bits int) int {
+	switch {
+	case bits == 1:
+		return 1
+	case bits == 2:
+		return kernels.Ternary // symmetric 2-bit codes are {-1, 0, 1}
+	case bits <= 4:
+		return 4
+	}
+	return 8
+}
+
+// setup quantizes and packs the weights and derives the requantization.
+func (s *layerStep) setup(m *Model) error {
+	net := m.net
+	l := net.Layers()[s.li]
+	s.bits = m.bits[s.li]
+	s.kbits = kernelBits(s.bits)
+	w := net.Params()[l.Weight].Value
+	wq, err := quant.QuantizeWeights(w.Data, w.Shape, l.ChannelAxis, s.bits)
+	if err != nil {
+		return fmt.Errorf("intengine: layer %q: %w: %w", s.node, err, ErrConfig)
+	}
+	s.wq = wq
+	ntot := s.n * s.groups
+	if l.ChannelAxis == 0 {
+		s.nk = wq.Q
+	} else { // [K, N] -> [N, K]
+		s.nk = make([]int8, ntot*s.k)
+		for kk := 0; kk < s.k; kk++ {
+			for c := 0; c < ntot; c++ {
+				s.nk[c*s.k+kk] = wq.Q[kk*ntot+c]
+			}
+		}
+	}
+	s.w = make([]*kernels.Weights, s.groups)
+	for g := range s.w {
+		rows := s.nk[g*s.n*s.k : (g+1)*s.n*s.k]
+		if s.kbits == kernels.Ternary {
+			s.w[g], err = kernels.PackTernary(rows, s.n, s.k)
+		} else {
+			s.w[g], err = kernels.PackWeights(rows, s.n, s.k, s.kbits)
+		}
+		if err != nil {
+			return fmt.Errorf("intengine: layer %q: %w", s.node, err)
+		}
+	}
+	qx := m.quant[s.in]
+	s.sx, s.zx = qx.Scale, uint8(qx.ZeroPoint)
+	s.bias = make([]int32, ntot)
+	var b []float64
+	if l.Bias >= 0 {
+		b = net.Params()[l.Bias].Value.Data
+	}
+	for c := 0; c < ntot; c++ {
+		var worst int64 // 255 * sum_k |W[c][k]| bounds |sum (x - z) W|
+		for _, q := range s.nk[c*s.k : (c+1)*s.k] {
+			worst += 255 * max(int64(q), -int64(q))
+		}
+		if b != nil {
+			bq := math.Round(b[c] / (s.sx * wq.Scales[c]))
+			if math.Abs(bq)+float64(worst) > math.MaxInt32 {
+				return fmt.Errorf("intengine: layer %q channel %d: bias %g is %g at scale S_x*S_w = %g, beyond int32: %w", s.node, c, b[c], bq, s.sx*wq.Scales[c], ErrConfig)
+			}
+			s.bias[c] = int32(bq)
+		}
+	}
+	if s.out < 0 {
+		s.outScale = make([]float64, ntot)
+		for c := range s.outScale {
+			s.outScale[c] = s.sx * wq.Scales[c]
+		}
+		return nil
+	}
+	qy := m.quant[s.out]
+	s.zy = int32(qy.ZeroPoint)
+	s.lo, s.hi = qy.Quantize(s.act.lo), qy.Quantize(s.act.hi)
+	s.mult, s.shift = make([]int32, ntot), make([]int, ntot)
+	for c := 0; c < ntot; c++ {
+		M := s.sx * wq.Scales[c] / qy.Scale
+		if s.mult[c], s.shift[c], err = quant.Dyadic(M); err != nil {
+			return fmt.Errorf("intengine: layer %q channel %d: %w: %w", s.node, c, err, ErrConfig)
+		}
+	}
+	s.rq = make([]kernels.Requant, s.groups)
+	for g := range s.rq {
+		r := g * s.n
+		s.rq[g] = kernels.Requant{Bias: s.bias[r : r+s.n], Mult: s.mult[r : r+s.n], Shift: s.shift[r : r+s.n], Zero: s.zy, Lo: s.lo, Hi: s.hi}
+	}
+	return nil
+}
+
+func (s *layerStep) run(ws *workspace, nb int) error {
+	m := ws.m
+	src := ws.bufs[s.in][:nb*m.plan.bufs[s.in].size]
+	ntot := s.n * s.groups
+	if !s.conv {
+		mrows := nb * s.rows
+		if s.out >= 0 {
+			return kernels.GEMMRequant(ws.bufs[s.out][:mrows*ntot], src, mrows, s.k, s.zx, s.w[0], &s.rq[0], ws.opt)
+		}
+		acc := ws.acc[:mrows*ntot]
+		if err := kernels.GEMM(acc, src, mrows, s.k, s.zx, s.w[0], ws.opt); err != nil {
+			return err
+		}
+		for r := 0; r < mrows; r++ {
+			row := acc[r*ntot : (r+1)*ntot]
+			for c := range row {
+				row[c] += s.bias[c]
+			}
+		}
+		return nil
+	}
+	// Convolution: im2col of a chunk of images for one group, one GEMM,
+	// then scatter [image][position][channel] into NCHW.
+	inSize := s.cin * s.cs.H * s.cs.W
+	gSize := s.cs.C * s.cs.H * s.cs.W
+	p := s.rows
+	chunk := max(1, min(nb, colsBytes/max(1, p*s.k)))
+	ws.cols = grow(ws.cols, chunk*p*s.k)
+	if s.out >= 0 {
+		ws.tmp8 = grow(ws.tmp8, chunk*p*s.n)
+	} else {
+		ws.tmp32 = grow32(ws.tmp32, chunk*p*s.n)
+	}
+	outSize := ntot * p
+	for g := 0; g < s.groups; g++ {
+		for i0 := 0; i0 < nb; i0 += chunk {
+			ni := min(chunk, nb-i0)
+			cols := ws.cols[:ni*p*s.k]
+			for j := 0; j < ni; j++ {
+				img := src[(i0+j)*inSize+g*gSize : (i0+j)*inSize+(g+1)*gSize]
+				if err := kernels.Im2Col(cols[j*p*s.k:(j+1)*p*s.k], img, s.cs, s.zx); err != nil {
+					return err
+				}
+			}
+			if s.out >= 0 {
+				tmp := ws.tmp8[:ni*p*s.n]
+				if err := kernels.GEMMRequant(tmp, cols, ni*p, s.k, s.zx, s.w[g], &s.rq[g], ws.opt); err != nil {
+					return err
+				}
+				dst := ws.bufs[s.out]
+				for j := 0; j < ni; j++ {
+					o := dst[(i0+j)*outSize+g*s.n*p:]
+					t := tmp[j*p*s.n:]
+					for q := 0; q < p; q++ {
+						for c := 0; c < s.n; c++ {
+							o[c*p+q] = t[q*s.n+c]
+						}
+					}
+				}
+				continue
+			}
+			tmp := ws.tmp32[:ni*p*s.n]
+			if err := kernels.GEMM(tmp, cols, ni*p, s.k, s.zx, s.w[g], ws.opt); err != nil {
+				return err
+			}
+			for j := 0; j < ni; j++ {
+				o := ws.acc[(i0+j)*outSize+g*s.n*p:]
+				t := tmp[j*p*s.n:]
+				for q := 0; q < p; q++ {
+					for c := 0; c < s.n; c++ {
+						o[c*p+q] = t[q*s.n+c] + s.bias[g*s.n+c]
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// channel returns the output channel of flat element i of one sample of
+// the layer's output.
+func (s *layerStep) channel(i int) int {
+	if s.conv {
+		return (i / s.rows) % (s.n * s.groups)
+	}
+	return i % s.n
+}
+
+func grow(b []uint8, n int) []uint8 {
+	if cap(b) < n {
+		return make([]uint8, n)
+	}
+	return b[:n]
+}
+
+func grow32(b []int32, n int) []int32 {
+	if cap(b) < n {
+		return make([]int32, n)
+	}
+	return b[:n]
+}

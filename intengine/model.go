@@ -1,0 +1,228 @@
+package intengine
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"sync"
+
+	"mpsearch/kernels"
+	"mpsearch/network"
+	"mpsearch/quant"
+	"mpsearch/tensor"
+)
+
+// Ranges maps the name of a value stored as uint8 (see QuantPoints) to
+// its observed [min, max] on calibration data.
+type Ranges map[string][2]float64
+
+// Config says how to quantize a network.
+type Config struct {
+	// Bits is the weight bit width of each layer, in network.Layers()
+	// order: 8, 4, 2 or 1 (3 and 5..7 run on the 4- and 8-bit kernels).
+	// nil means 8 everywhere.
+	Bits []int
+	// Ranges holds the observed range of every quantization point
+	// (ObserveRanges computes it); each becomes a uint8 quantizer through
+	// quant.ActFromRange.
+	Ranges Ranges
+	// Quantizers, when it names a quantization point, overrides Ranges.
+	Quantizers map[string]quant.ActQuant
+	// Threads is the number of goroutines of each GEMM (kernels.Options);
+	// values below 1 mean 1.
+	Threads int
+}
+
+// Model is a network compiled to an integer-only program. It is immutable
+// after Compile and safe for concurrent use.
+type Model struct {
+	net   *network.Network
+	plan  *plan
+	bits  []int
+	quant []quant.ActQuant // per buffer (inherited ones copied)
+	opt   kernels.Options
+	pool  sync.Pool // *workspace
+}
+
+// setupper is implemented by every step: it derives the integer parameters
+// once the quantizers are known.
+type setupper interface {
+	setup(m *Model) error
+}
+
+// Compile converts the float network into an integer-only program with the
+// weight bit widths and activation quantizers of cfg. It reads the
+// network's current weights once: later changes to the network do not
+// affect Run, but NewReference reads the network's graph again, so keep it
+// unchanged until the reference is built.
+func Compile(net *network.Network, cfg Config) (*Model, error) {
+	p, err := analyze(net)
+	if err != nil {
+		return nil, err
+	}
+	nl := len(net.Layers())
+	bits := cfg.Bits
+	if bits == nil {
+		bits = make([]int, nl)
+		for i := range bits {
+			bits[i] = 8
+		}
+	}
+	if len(bits) != nl {
+		return nil, fmt.Errorf("intengine: %d bit widths for %d layers: %w", len(bits), nl, ErrConfig)
+	}
+	for i, b := range bits {
+		if b < 1 || b > 8 {
+			return nil, fmt.Errorf("intengine: layer %q: %d-bit weights; want 1 to 8: %w", net.Layers()[i].Node, b, ErrConfig)
+		}
+	}
+	m := &Model{net: net, plan: p, bits: append([]int(nil), bits...), quant: make([]quant.ActQuant, len(p.bufs)), opt: kernels.Options{Threads: cfg.Threads}}
+	for i, b := range p.bufs {
+		if !b.own {
+			m.quant[i] = m.quant[b.parent]
+			continue
+		}
+		if q, ok := cfg.Quantizers[b.name]; ok {
+			if !(q.Scale > 0) || math.IsInf(q.Scale, 0) || q.ZeroPoint < 0 || q.ZeroPoint > 255 {
+				return nil, fmt.Errorf("intengine: quantizer of %q has scale %g and zero point %d; want a positive finite scale and a zero point in [0, 255]: %w", b.name, q.Scale, q.ZeroPoint, ErrConfig)
+			}
+			m.quant[i] = q
+			continue
+		}
+		r, ok := cfg.Ranges[b.name]
+		if !ok {
+			return nil, fmt.Errorf("intengine: no range for tensor %q; observe it with ObserveRanges: %w", b.name, ErrConfig)
+		}
+		if math.IsNaN(r[0]) || math.IsNaN(r[1]) || math.IsInf(r[0], 0) || math.IsInf(r[1], 0) || r[0] > r[1] {
+			return nil, fmt.Errorf("intengine: range %v of tensor %q is not a finite interval: %w", r, b.name, ErrConfig)
+		}
+		m.quant[i] = quant.ActFromRange(r[0], r[1])
+	}
+	for _, s := range p.steps {
+		if err := s.(setupper).setup(m); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// ObserveRanges runs the float network over the batches and records the
+// minimum and maximum of every quantization point (QuantPoints).
+func ObserveRanges(ctx context.Context, net *network.Network, batches []*tensor.Tensor) (Ranges, error) {
+	names, err := QuantPoints(net)
+	if err != nil {
+		return nil, err
+	}
+	if len(batches) == 0 {
+		return nil, fmt.Errorf("intengine: no calibration batches: %w", ErrConfig)
+	}
+	r := Ranges{}
+	for _, x := range batches {
+		pass, err := net.Forward(ctx, x)
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range names {
+			v := pass.Value(name)
+			if v == nil {
+				return nil, fmt.Errorf("intengine: the float pass has no value %q", name)
+			}
+			lo, hi := math.Inf(1), math.Inf(-1)
+			if old, ok := r[name]; ok {
+				lo, hi = old[0], old[1]
+			}
+			for _, x := range v.Data {
+				lo, hi = math.Min(lo, x), math.Max(hi, x)
+			}
+			r[name] = [2]float64{lo, hi}
+		}
+	}
+	return r, nil
+}
+
+// TensorInfo describes one uint8 tensor of the program.
+type TensorInfo struct {
+	Name  string // the ONNX value stored
+	Shape []int  // per sample
+	Quant quant.ActQuant
+	// Own is true for a quantization point; otherwise the tensor shares
+	// the quantizer of the one it is computed from (pools, ReLU/Clip).
+	Own bool
+}
+
+// Tensors lists the uint8 tensors of the program in execution order.
+func (m *Model) Tensors() []TensorInfo {
+	out := make([]TensorInfo, len(m.plan.bufs))
+	for i, b := range m.plan.bufs {
+		out[i] = TensorInfo{Name: b.name, Shape: append([]int(nil), m.plan.shapes[b.name]...), Quant: m.quant[i], Own: b.own}
+	}
+	return out
+}
+
+// LayerInfo holds the integer parameters of one Conv/Gemm/MatMul.
+type LayerInfo struct {
+	Node, Op   string
+	Fused      string // fused ReLU/Clip node, "" for none
+	Bits       int    // weight quantizer bit width
+	KernelBits int    // packed format it runs on (kernels.Ternary for 2 bits)
+	N, K       int    // output channels and reduction length, per group
+	Groups     int
+	// Weights are the quantized weights in the ONNX weight layout and
+	// WeightScales their per-output-channel scales.
+	Weights      []int8
+	WeightScales []float64
+	// Bias is the int32 bias at scale S_x*S_w[c] (zeros when the layer
+	// has none).
+	Bias []int32
+	// In and Out are the quantizers of the input and of the stored output;
+	// for the layer that produces the int32 logits Out is the zero value
+	// and Mult/Shift are nil.
+	In, Out quant.ActQuant
+	Mult    []int32
+	Shift   []int
+	Lo, Hi  uint8 // output clamp (fused activation)
+	// LogitsScale is S_x·S_w[c] per output channel for the layer that
+	// produces the int32 logits (output = acc·LogitsScale[c]); nil otherwise.
+	LogitsScale []float64
+}
+
+// Layers returns the integer parameters of every layer, in
+// network.Layers() order. The slices are the Model's own: do not modify.
+func (m *Model) Layers() []LayerInfo {
+	var out []LayerInfo
+	for _, st := range m.plan.steps {
+		s, ok := st.(*layerStep)
+		if !ok {
+			continue
+		}
+		li := LayerInfo{Node: s.node, Op: s.opType, Fused: s.fused, Bits: s.bits, KernelBits: s.kbits, N: s.n, K: s.k, Groups: s.groups,
+			Weights: s.wq.Q, WeightScales: s.wq.Scales, Bias: s.bias, In: m.quant[s.in], Mult: s.mult, Shift: s.shift, Lo: s.lo, Hi: s.hi, LogitsScale: s.outScale}
+		if s.out >= 0 {
+			li.Out = m.quant[s.out]
+		}
+		out = append(out, li)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return m.layerIndex(out[i].Node) < m.layerIndex(out[j].Node) })
+	return out
+}
+
+func (m *Model) layerIndex(node string) int {
+	for i, l := range m.net.Layers() {
+		if l.Node == node {
+			return i
+		}
+	}
+	return -1
+}
+
+// Steps lists the program's operations in execution order as (node, op)
+// pairs; a fused activation appears as "layer+activation".
+func (m *Model) Steps() [][2]string {
+	out := make([][2]string, len(m.plan.steps))
+	for i, s := range m.plan.steps {
+		node, op := s.describe()
+		out[i] = [2]string{node, op}
+	}
+	return out
+}

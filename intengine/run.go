@@ -1,0 +1,229 @@
+package intengine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"mpsearch/kernels"
+	"mpsearch/network"
+	"mpsearch/tensor"
+)
+
+// workspace holds the buffers of one Run; Models recycle them.
+type workspace struct {
+	m     *Model
+	x     []float64
+	bufs  [][]uint8
+	acc   []int32
+	cols  []uint8
+	tmp8  []uint8
+	tmp32 []int32
+	opt   kernels.Options
+}
+
+func (m *Model) getWorkspace(x *tensor.Tensor) *workspace {
+	ws, _ := m.pool.Get().(*workspace)
+	if ws == nil {
+		ws = &workspace{m: m, bufs: make([][]uint8, len(m.plan.bufs))}
+	}
+	n := x.Shape[0]
+	ws.x, ws.opt = x.Data, m.opt
+	for i, b := range m.plan.bufs {
+		ws.bufs[i] = grow(ws.bufs[i], n*b.size)
+	}
+	if m.plan.outLayer != nil {
+		ws.acc = grow32(ws.acc, n*tensor.Size(m.plan.outShape))
+	}
+	return ws
+}
+
+func (m *Model) putWorkspace(ws *workspace) {
+	ws.x = nil
+	m.pool.Put(ws)
+}
+
+// exec runs the program on x; timed, when not nil, receives the duration
+// of each step.
+func (m *Model) exec(ctx context.Context, ws *workspace, n int, timed []time.Duration) error {
+	for i, s := range m.plan.steps {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var t0 time.Time
+		if timed != nil {
+			t0 = time.Now()
+		}
+		if err := s.run(ws, n); err != nil {
+			node, op := s.describe()
+			return fmt.Errorf("intengine: %s %q: %w", op, node, err)
+		}
+		if timed != nil {
+			timed[i] = time.Since(t0)
+		}
+	}
+	return nil
+}
+
+func (m *Model) check(x *tensor.Tensor) error {
+	if x == nil || len(x.Shape) != 1+len(m.net.SampleShape) || x.Shape[0] < 1 || !tensor.SameShape(x.Shape[1:], m.net.SampleShape) || len(x.Data) != tensor.Size(x.Shape) {
+		var shape []int
+		if x != nil {
+			shape = x.Shape
+		}
+		return fmt.Errorf("intengine: input of shape %v; want [N %v]: %w", shape, m.net.SampleShape, network.ErrShape)
+	}
+	return nil
+}
+
+// dequantize writes the float output of the program into out.
+func (m *Model) dequantize(ws *workspace, out []float64) {
+	if l := m.plan.outLayer; l != nil {
+		per := tensor.Size(m.plan.outShape)
+		for i, a := range ws.acc[:len(out)] {
+			out[i] = float64(a) * l.outScale[l.channel(i%per)]
+		}
+		return
+	}
+	q := m.quant[m.plan.outBuf]
+	for i, c := range ws.bufs[m.plan.outBuf][:len(out)] {
+		out[i] = float64(int(c)-q.ZeroPoint) * q.Scale
+	}
+}
+
+// Run executes the integer program on a float batch x ([N]+SampleShape)
+// and returns the dequantized output (the logits) of shape [N]+output.
+func (m *Model) Run(ctx context.Context, x *tensor.Tensor) (*tensor.Tensor, error) {
+	if err := m.check(x); err != nil {
+		return nil, err
+	}
+	n := x.Shape[0]
+	ws := m.getWorkspace(x)
+	defer m.putWorkspace(ws)
+	if err := m.exec(ctx, ws, n, nil); err != nil {
+		return nil, err
+	}
+	out := tensor.New(append([]int{n}, m.plan.outShape...)...)
+	m.dequantize(ws, out.Data)
+	return out, nil
+}
+
+// IntTensor is one uint8 tensor of a run.
+type IntTensor struct {
+	Name  string
+	Shape []int   // per sample
+	Codes []uint8 // Batch × Shape, row-major
+}
+
+// IntResult holds the integer values of one run, for exactness tests.
+type IntResult struct {
+	Batch int
+	// Tensors holds every uint8 tensor, in the order of Model.Tensors.
+	Tensors []IntTensor
+	// Acc holds the int32 accumulators (bias included) of the layer that
+	// produces the graph output, [Batch]+AccShape; nil when the output is
+	// a uint8 tensor.
+	Acc      []int32
+	AccShape []int
+	// Output is the dequantized output, as Run returns it.
+	Output *tensor.Tensor
+}
+
+// RunInt is Run returning every integer tensor of the program as well.
+func (m *Model) RunInt(ctx context.Context, x *tensor.Tensor) (*IntResult, error) {
+	if err := m.check(x); err != nil {
+		return nil, err
+	}
+	n := x.Shape[0]
+	ws := m.getWorkspace(x)
+	defer m.putWorkspace(ws)
+	if err := m.exec(ctx, ws, n, nil); err != nil {
+		return nil, err
+	}
+	r := &IntResult{Batch: n, Output: tensor.New(append([]int{n}, m.plan.outShape...)...)}
+	m.dequantize(ws, r.Output.Data)
+	for i, b := range m.plan.bufs {
+		r.Tensors = append(r.Tensors, IntTensor{Name: b.name, Shape: slices.Clone(m.plan.shapes[b.name]), Codes: slices.Clone(ws.bufs[i][:n*b.size])})
+	}
+	if m.plan.outLayer != nil {
+		r.AccShape = slices.Clone(m.plan.outShape)
+		r.Acc = slices.Clone(ws.acc[:n*tensor.Size(r.AccShape)])
+	}
+	return r, nil
+}
+
+// StepTiming is the median duration of one program step.
+type StepTiming struct {
+	Node, Op string
+	Median   time.Duration
+}
+
+// Timing is the measured latency of Run on one batch.
+type Timing struct {
+	Batch            int
+	Runs             int
+	Median, Min, Max time.Duration // per batch
+	// Steps holds the median of each step (timed in a separate series of
+	// runs, so their sum need not equal Median exactly).
+	Steps []StepTiming
+}
+
+// ImagesPerSecond is Batch / Median.
+func (t *Timing) ImagesPerSecond() float64 {
+	return float64(t.Batch) / t.Median.Seconds()
+}
+
+// Time measures Run on the batch x: warmup untimed runs, then runs timed
+// runs of the whole program (Median, Min, Max) and runs more with each step
+// timed (Steps). Input quantization and output dequantization are included
+// in the whole-program figures.
+func (m *Model) Time(ctx context.Context, x *tensor.Tensor, warmup, runs int) (*Timing, error) {
+	if runs < 1 {
+		return nil, fmt.Errorf("intengine: %d timed runs; want at least 1: %w", runs, ErrConfig)
+	}
+	for i := 0; i < warmup; i++ {
+		if _, err := m.Run(ctx, x); err != nil {
+			return nil, err
+		}
+	}
+	total := make([]time.Duration, runs)
+	for i := range total {
+		t0 := time.Now()
+		if _, err := m.Run(ctx, x); err != nil {
+			return nil, err
+		}
+		total[i] = time.Since(t0)
+	}
+	t := &Timing{Batch: x.Shape[0], Runs: runs}
+	slices.Sort(total)
+	t.Median, t.Min, t.Max = median(total), total[0], total[runs-1]
+
+	n := x.Shape[0]
+	ws := m.getWorkspace(x)
+	defer m.putWorkspace(ws)
+	per := make([][]time.Duration, len(m.plan.steps))
+	timed := make([]time.Duration, len(m.plan.steps))
+	for r := 0; r < runs; r++ {
+		if err := m.exec(ctx, ws, n, timed); err != nil {
+			return nil, err
+		}
+		for i, d := range timed {
+			per[i] = append(per[i], d)
+		}
+	}
+	for i, s := range m.plan.steps {
+		node, op := s.describe()
+		slices.Sort(per[i])
+		t.Steps = append(t.Steps, StepTiming{Node: node, Op: op, Median: median(per[i])})
+	}
+	return t, nil
+}
+
+func median(sorted []time.Duration) time.Duration {
+	n := len(sorted)
+	if n%2 == 1 {
+		return sorted[n/2]
+	}
+	return (sorted[n/2-1] + sorted[n/2]) / 2
+}
