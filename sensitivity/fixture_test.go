@@ -150,3 +150,27 @@ func TestComputeDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestFixtureHutchPlusPlus: the variance-reduced estimator reaches the
+// tolerance and its traces agree with the exact ones within 3 standard
+// errors.
+func TestFixtureHutchPlusPlus(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	net, ds := loadFixture(t)
+	cfg := Config{Trace: TraceHutchPP, Tol: 0.02, Probes: 2000, Seed: 3, Metrics: []string{MetricHessian}, Metric: MetricHessian, Threads: 2}
+	tab, err := Compute(context.Background(), net, ds, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ref := range fixture256 {
+		l := tab.Layers[i]
+		if l.TraceStderr > 0.02*l.Trace*1.0001 {
+			t.Errorf("%s: relative standard error %.4f above the 0.02 tolerance", ref.node, l.TraceStderr/l.Trace)
+		}
+		if math.Abs(l.Trace-ref.exact) > 3*l.TraceStderr+exactRel*ref.exact {
+			t.Errorf("%s Hutch++ trace %.3f ± %.3f is more than 3 standard errors from the exact %.3f", ref.node, l.Trace, l.TraceStderr, ref.exact)
+		}
+	}
+}
