@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 
+	"mpsearch/dataset"
+	"mpsearch/network"
 	"mpsearch/pipeline"
 )
 
@@ -14,11 +16,16 @@ func init() {
 
 func runEval(e *env, args []string) error {
 	var mf modelFlags
-	fs := newFlags(e, "eval", "eval [--model M --data D [--labels L] [--mean m --std s]] [--json]")
+	fs := newFlags(e, "eval", "eval [--model M --data D [--labels L] [--mean m --std s]] [--bits bits.yaml] [--json]")
 	mf.register(fs, true)
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
+	bitsFile := fs.String("bits", "", "also evaluate this bit configuration (bits.yaml from search): simulated quantization and the integer-only engine")
+	calibN := fs.Int("calib-samples", 512, "with --bits: activation ranges come from the first `N` samples of --data")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *calibN < 1 {
+		return usagef("--calib-samples: %d is below 1", *calibN)
 	}
 	net, err := mf.loadModel()
 	if err != nil {
@@ -27,6 +34,9 @@ func runEval(e *env, args []string) error {
 	ds, err := mf.loadData(false)
 	if err != nil {
 		return err
+	}
+	if *bitsFile != "" {
+		return evalBits(e, net, ds, *bitsFile, *calibN, mf.batch, *asJSON)
 	}
 	pr := newProgress(e, "eval")
 	res, err := pipeline.Evaluate(e.ctx, net, ds, pipeline.EvalOptions{
@@ -52,5 +62,45 @@ func runEval(e *env, args []string) error {
 		return nil
 	}
 	fmt.Fprintf(e.stdout, "accuracy %.2f%%  loss %.4f  %d samples  %.0f images/s\n", 100*res.Accuracy, res.Loss, res.Samples, res.ImagesPerSec)
+	return nil
+}
+
+// evalBits evaluates a bit configuration: float, simulated and integer-only.
+func evalBits(e *env, net *network.Network, ds *dataset.Dataset, path string, calibN, batch int, asJSON bool) error {
+	f, err := pipeline.ReadBitsFile(path)
+	if err != nil {
+		return err
+	}
+	bits, err := pipeline.BitsFor(net, f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	pr := newProgress(e, "eval float")
+	fl, err := pipeline.Evaluate(e.ctx, net, ds, pipeline.EvalOptions{Batch: batch, Progress: func(d, t int) { pr.update(d, t, "images") }})
+	pr.done()
+	if err != nil {
+		return err
+	}
+	pr = newProgress(e, "eval quantized")
+	q, err := pipeline.EvaluateQuantized(e.ctx, net, ds.Subset(0, min(calibN, ds.Len())), ds, bits, batch, func(d, t int) { pr.update(d, t, "images") })
+	pr.done()
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		out := map[string]any{"samples": ds.Len(), "bits": bits, "latency_ms_batch1": q.LatencyMs,
+			"integer_images_per_sec": q.Integer.ImagesPerSec}
+		if !math.IsNaN(fl.Accuracy) {
+			out["accuracy"] = map[string]float64{"float": fl.Accuracy, "simulated": q.Simulated.Accuracy, "integer": q.Integer.Accuracy}
+		}
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	fmt.Fprintf(e.stdout, "bits %v on %d samples\n", bits, ds.Len())
+	if !math.IsNaN(fl.Accuracy) {
+		fmt.Fprintf(e.stdout, "accuracy: float %.2f%%, simulated quantization %.2f%%, integer-only %.2f%%\n", 100*fl.Accuracy, 100*q.Simulated.Accuracy, 100*q.Integer.Accuracy)
+	}
+	fmt.Fprintf(e.stdout, "integer-only engine: %.0f images/s (batch %d), %.4f ms per image at batch 1 (median, one thread)\n", q.Integer.ImagesPerSec, batch, q.LatencyMs)
 	return nil
 }

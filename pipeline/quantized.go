@@ -1,0 +1,105 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"mpsearch/dataset"
+	"mpsearch/intengine"
+	"mpsearch/network"
+	"mpsearch/quant"
+	"mpsearch/tensor"
+)
+
+// QuantizedEval is the evaluation of a bit configuration: simulated
+// quantization (float64 with fake-quantized weights and uint8 activations)
+// and the integer-only engine, with the engine's measured latency.
+type QuantizedEval struct {
+	Simulated *EvalResult
+	Integer   *EvalResult
+	// LatencyMs is the integer engine's median time for one image at batch
+	// 1, one thread.
+	LatencyMs float64
+}
+
+// BitsFor maps a bits file onto the network's layers (names must match).
+func BitsFor(net *network.Network, f *BitsFile) ([]int, error) {
+	byName := map[string]int{}
+	for _, l := range f.Layers {
+		byName[l.Name] = l.WBits
+	}
+	bits := make([]int, len(net.Layers()))
+	for i, l := range net.Layers() {
+		b, ok := byName[l.Node]
+		if !ok {
+			return nil, fmt.Errorf("bits file has no layer %q (it names %d layers; was it written for another model?)", l.Node, len(f.Layers))
+		}
+		bits[i] = b
+		delete(byName, l.Node)
+	}
+	for name := range byName {
+		return nil, fmt.Errorf("bits file names layer %q, which the model does not have", name)
+	}
+	return bits, nil
+}
+
+// EvaluateQuantized measures a configuration on ds, with activation ranges
+// observed on calib.
+func EvaluateQuantized(ctx context.Context, net *network.Network, calib, ds *dataset.Dataset, bits []int, batch int, progress Progress) (*QuantizedEval, error) {
+	if batch <= 0 {
+		batch = 256
+	}
+	cb := splitBatches(calib.X, batch)
+	ranges, err := quant.ObserveRanges(ctx, net, cb)
+	if err != nil {
+		return nil, err
+	}
+	out := &QuantizedEval{}
+	ws := quant.NewWeightSetter(net)
+	if err := ws.SetAll(bits); err != nil {
+		return nil, err
+	}
+	out.Simulated, err = Evaluate(ctx, net, ds, EvalOptions{Batch: batch, Hook: quant.ActHook(ranges.ActQuantizers()), Progress: progress})
+	ws.Restore()
+	if err != nil {
+		return nil, err
+	}
+	ir, err := intengine.ObserveRanges(ctx, net, cb)
+	if err != nil {
+		return nil, err
+	}
+	m, err := intengine.Compile(net, intengine.Config{Bits: bits, Ranges: ir})
+	if err != nil {
+		return nil, err
+	}
+	res := &EvalResult{Samples: ds.Len(), Accuracy: math.NaN(), Loss: math.NaN()}
+	correct := 0
+	var elapsed time.Duration
+	for b := 0; b < ds.NumBatches(batch); b++ {
+		x, y := ds.Batch(b, batch)
+		t0 := time.Now()
+		z, err := m.Run(ctx, x)
+		if err != nil {
+			return nil, err
+		}
+		elapsed += time.Since(t0)
+		if y != nil {
+			correct += countCorrect(z, y)
+		}
+	}
+	if ds.Y != nil {
+		res.Accuracy = float64(correct) / float64(ds.Len())
+	}
+	res.Seconds = elapsed.Seconds()
+	res.ImagesPerSec = float64(ds.Len()) / res.Seconds
+	out.Integer = res
+	x1 := tensor.FromData(append([]float64(nil), ds.X.Data[:ds.X.Size()/ds.Len()]...), append([]int{1}, ds.SampleShape()...)...)
+	tm, err := m.Time(ctx, x1, 3, 21)
+	if err != nil {
+		return nil, err
+	}
+	out.LatencyMs = float64(tm.Median) / 1e6
+	return out, nil
+}
