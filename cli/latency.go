@@ -4,8 +4,24 @@ import (
 	"mpsearch/pipeline"
 )
 
-// latencyFor returns the latency model of a search: the table's own
-// latency_ms columns need none.
+// latencyFor returns the latency model of a search: from a hardware
+// profile (--profile, or the shipped one for this CPU) and the network's
+// layer shapes. A table-only search has no shapes: its latency comes from
+// the table's latency_ms columns, if any.
 func latencyFor(s *searchFlags, j *job) (pipeline.LatencyModel, string, error) {
-	return nil, "", nil
+	if j.in == nil {
+		if s.profile != "" {
+			return nil, "", usagef("--profile needs --model: a table alone has no layer shapes (give latency_ms in the table)")
+		}
+		return nil, "", nil
+	}
+	prof, name, err := pipeline.LoadProfile(s.profile)
+	if err != nil {
+		return nil, "", err
+	}
+	shapes, err := pipeline.LayerShapes(j.in.Net)
+	if err != nil {
+		return nil, "", err
+	}
+	return &pipeline.ProfileLatency{Profile: prof, Shapes: shapes}, name, nil
 }

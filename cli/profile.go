@@ -18,7 +18,7 @@ func runProfile(e *env, args []string) error {
 	out := fs.String("out", "", "write the profile to this YAML file (atomically); without it the YAML goes to stdout")
 	name := fs.String("name", "", "profile name (default: the --out file name without .yaml, else \"measured\")")
 	threads := fs.Int("threads", 1, "kernel threads")
-	quick := fs.Bool("quick", false, "coarser sweep and fewer repeats (seconds instead of about a minute)")
+	quick := fs.Bool("quick", false, "coarser sweep and fewer repeats (about 10 s instead of 30 s)")
 	clock := fs.String("clock", "auto", "clock: thread-cpu (CPU time of the measuring thread, steady on a shared machine; one thread only), wall, or auto (thread-cpu with one thread)")
 	asJSON := fs.Bool("json", false, `print the GEMM throughput as {"gemm": [{"bits", "m", "k", "n", "gops"}]} at 256^3, 512^3 and 1024^3; without --out only these are measured`)
 	if err := parse(fs, args); err != nil {
@@ -60,9 +60,6 @@ func runProfile(e *env, args []string) error {
 		b, err := p.Marshal()
 		if err != nil {
 			return err
-		}
-		if *asJSON {
-			return printGEMMJSON(e, p.Reference)
 		}
 		_, err = e.stdout.Write(b)
 		return err

@@ -162,9 +162,9 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 		return err
 	}
 	if len(budgets) == 0 {
-		def := pipeline.Budget{Resource: pipeline.Size, Kind: pipeline.Relative, Value: 0.5, Text: "0.5x"}
+		def := pipeline.Budget{Resource: pipeline.Size, Kind: pipeline.Fraction, Value: 0.5, Text: "50%"}
 		if lat != nil {
-			def = pipeline.Budget{Resource: pipeline.Latency, Kind: pipeline.Relative, Value: 0.6, Text: "0.6x"}
+			def = pipeline.Budget{Resource: pipeline.Latency, Kind: pipeline.Fraction, Value: 0.5, Text: "50%"}
 		}
 		budgets = []pipeline.Budget{def}
 		fmt.Fprintf(e.stderr, "search: no budget given; using --%s-budget %s\n", def.Resource, def.Text)
@@ -211,6 +211,7 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 		out.Net = j.in.Net
 		out.Verifier = j.verifier
 		out.EvalData = j.evalData
+		out.Calib = j.in.Calib
 	}
 	files, order, err := out.Render(e.ctx, func(done, total int, detail string) {
 		pr.update(done, total, detail)

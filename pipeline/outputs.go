@@ -26,7 +26,15 @@ type Summary struct {
 	Plain     *SummaryCandidate         `json:"proposal,omitempty"`
 	Uniform   []SummaryCandidate        `json:"uniform"`
 	Verified  []SummaryCandidate        `json:"candidates,omitempty"`
-	Extra     map[string]map[string]any `json:"extra,omitempty"`
+	Latency   []SummaryLatency          `json:"latency_check,omitempty"`
+}
+
+// SummaryLatency is a configuration's predicted and measured latency
+// (integer-only engine, batch 1, one thread, median).
+type SummaryLatency struct {
+	Label       string  `json:"label"`
+	PredictedMs float64 `json:"predicted_ms"`
+	MeasuredMs  float64 `json:"measured_ms"`
 }
 
 // SummaryBudget is one budget and its use.
@@ -90,7 +98,7 @@ func NewSummary(res *SearchResult, method string) *Summary {
 	if !math.IsNaN(res.Chosen.MeasuredLoss) {
 		s.Measured = &SummaryMeasured{Loss: res.Chosen.MeasuredLoss, Label: res.Chosen.Label}
 	}
-	ct, _, _ := layerCosts(res.Table, res.Bits, nil)
+	ct := res.costs
 	for i, l := range res.Table.Layers {
 		b := res.Chosen.Bits[i]
 		om, _ := l.OmegaAt(b)

@@ -2,13 +2,16 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"math"
 
 	"mpsearch/dataset"
 	"mpsearch/export"
+	"mpsearch/intengine"
 	"mpsearch/network"
 	"mpsearch/onnx"
 	"mpsearch/plots"
+	"mpsearch/tensor"
 )
 
 // Outputs renders the files of a search: bits.yaml, summary.json and, when
@@ -21,6 +24,9 @@ type Outputs struct {
 	Net       *network.Network
 	Verifier  *NetVerifier
 	EvalData  *dataset.Dataset
+	// Calib, when set with Net, is used to measure the integer engine's
+	// latency of a few configurations against the prediction.
+	Calib *dataset.Dataset
 	// LayerLatency is the chosen configuration's predicted latency per
 	// layer (filled by Render when latency costs are known).
 	LayerLatency []float64
@@ -46,6 +52,13 @@ func (o *Outputs) Render(ctx context.Context, progress func(done, total int, det
 			return nil, nil, err
 		}
 	}
+	if o.Net != nil && o.Calib != nil {
+		if _, ok := res.costs[Latency]; ok {
+			if err := o.measureLatency(ctx, progress); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
 	files := map[string][]byte{}
 	var order []string
 	if o.Net != nil && o.Verifier != nil {
@@ -62,6 +75,9 @@ func (o *Outputs) Render(ctx context.Context, progress func(done, total int, det
 	}
 	sum := NewSummary(res, o.Method)
 	sum.SetLayerLatency(o.LayerLatency)
+	for _, l := range o.LatencyChecks {
+		sum.Latency = append(sum.Latency, SummaryLatency{Label: l.Label, PredictedMs: l.PredictedMs, MeasuredMs: l.MeasuredMs})
+	}
 	if a, ok := o.Accuracy["float"]; ok {
 		sum.Accuracy = map[string]float64{"float": a, "quantized": o.Accuracy[res.Chosen.Label]}
 		attach := func(cs []SummaryCandidate) {
@@ -101,11 +117,7 @@ func (o *Outputs) Render(ctx context.Context, progress func(done, total int, det
 // chosenLayerCosts returns the chosen configuration's per-layer cost of a
 // resource, if known.
 func (res *SearchResult) chosenLayerCosts(r string) ([]float64, bool) {
-	ct, _, err := layerCosts(res.Table, res.Bits, nil)
-	if err != nil {
-		return nil, false
-	}
-	layers, ok := ct[r]
+	layers, ok := res.costs[r]
 	if !ok {
 		return nil, false
 	}
@@ -164,6 +176,40 @@ func (o *Outputs) accuracies(ctx context.Context, progress func(int, int, string
 	}
 	if progress != nil {
 		progress(len(jobs), len(jobs), "")
+	}
+	return nil
+}
+
+// measureLatency runs the integer-only engine at batch 1 on the chosen
+// configuration, the proposal and the uniform ones, and records measured
+// against predicted latency.
+func (o *Outputs) measureLatency(ctx context.Context, progress func(int, int, string)) error {
+	res := o.Result
+	cands := []*Candidate{res.Chosen}
+	if fmt.Sprint(res.Plain.Bits) != fmt.Sprint(res.Chosen.Bits) {
+		cands = append(cands, res.Plain)
+	}
+	cands = append(cands, res.Uniform...)
+	ranges, err := intengine.ObserveRanges(ctx, o.Net, splitBatches(o.Calib.X, 256))
+	if err != nil {
+		return err
+	}
+	x1 := tensor.FromData(append([]float64(nil), o.Calib.X.Data[:o.Calib.X.Size()/o.Calib.Len()]...), append([]int{1}, o.Calib.SampleShape()...)...)
+	for i, c := range cands {
+		if progress != nil {
+			progress(i, len(cands), "latency of "+c.Label)
+		}
+		bits := make([]int, len(c.Bits))
+		copy(bits, c.Bits)
+		m, err := intengine.Compile(o.Net, intengine.Config{Bits: bits, Ranges: ranges})
+		if err != nil {
+			return err
+		}
+		tm, err := m.Time(ctx, x1, 5, 31)
+		if err != nil {
+			return err
+		}
+		o.LatencyChecks = append(o.LatencyChecks, plots.LatencyCheck{Label: c.Label, PredictedMs: c.Costs[Latency], MeasuredMs: float64(tm.Median) / 1e6})
 	}
 	return nil
 }

@@ -85,6 +85,8 @@ type SearchResult struct {
 	Solution  *ilp.Solution // of Plain (ILP method)
 	RL        *RLOutcome    // with Method "rl"
 	Resources []string      // resources with costs known, in Resources order
+
+	costs costTable // per layer, resource and bit width
 }
 
 // costTable holds cost per layer, resource and bit width.
@@ -171,7 +173,7 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 	if err != nil {
 		return nil, err
 	}
-	res := &SearchResult{Table: t, Bits: bits, Limits: map[string]float64{}, Resources: have}
+	res := &SearchResult{Table: t, Bits: bits, Limits: map[string]float64{}, Resources: have, costs: ct}
 	uniform := func(b int) []int {
 		u := make([]int, len(t.Layers))
 		for i := range u {
@@ -184,6 +186,18 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 	if slices.Contains(bits, 8) {
 		eight = 8
 	}
+	// withFixed sets the layers fixed by the table or KeepEnds.
+	withFixed := func(c []int) []int {
+		for i, l := range t.Layers {
+			switch {
+			case l.Bits != 0:
+				c[i] = l.Bits
+			case cfg.KeepEnds && (i == 0 || i == len(t.Layers)-1):
+				c[i] = eight
+			}
+		}
+		return c
+	}
 	seen := map[string]bool{}
 	for _, b := range cfg.Budgets {
 		if seen[b.Resource] {
@@ -193,7 +207,9 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 		if _, ok := ct[b.Resource]; !ok {
 			return nil, fmt.Errorf("a %s budget needs %s costs: give a hardware profile or latency_ms in the table: %w", b.Resource, b.Resource, ErrBudget)
 		}
-		res.Limits[b.Resource] = b.Resolve(ct.total(b.Resource, uniform(eight)), ct.total(b.Resource, uniform(lo)), ct.total(b.Resource, uniform(hi)))
+		// "50%" is read between the cheapest and dearest configurations
+		// the fixed layers allow.
+		res.Limits[b.Resource] = b.Resolve(ct.total(b.Resource, uniform(eight)), ct.total(b.Resource, withFixed(uniform(lo))), ct.total(b.Resource, withFixed(uniform(hi))))
 	}
 	// The problem on the table's omega.
 	budgeted := []string{}

@@ -1,0 +1,471 @@
+package costmodel
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"mpsearch/kernels"
+)
+
+var update = flag.Bool("update", false, "rewrite the shipped analytic profile")
+
+// testProfile is a complete profile with round numbers.
+func testProfile() *Profile {
+	p := &Profile{
+		Format: Format, Name: "test", Source: "measured",
+		CPU:     CPUInfo{Model: "Test CPU", Flags: []string{"avx2"}, KernelISA: "avx2"},
+		Threads: 1, Clock: "thread-cpu", MemoryGBps: 50, CallOverheadNs: 500,
+		Im2Col:    Im2ColModel{CallNs: 20, NsPerPixel: 1, NsPerRun: 1.5, NsPerElement: 0.7},
+		Transpose: TransposeModel{CallNs: 10, NsPerRow: 0.1, NsPerElement: 0.5, NsPerConflict: 2, NsPerConflict4K: 4},
+		Reference: []GEMMPoint{{Bits: 8, M: 256, K: 256, N: 256, GOPS: 200}},
+	}
+	for _, b := range ProfileBits {
+		p.GEMM = append(p.GEMM, GEMMModel{Bits: b, OverheadNs: 400, NsPerChannel: 5, NsPerMAC: 0.01 / float64(9-b), NsPerTile: 50,
+			NsPerRowTile: 40, NsPerRequantRow: 3, NsPerRequantScalar: 1.5, NsPerScalarRow: 5, NsPerPack: 0.05, NsPerPackScalar: 0.3,
+			NsPerWeightByte: 0.01, NsPerSpilledByte: 0.05, Fit: &Fit{Points: 10, MedianErr: 0.05, MaxErr: 0.2}})
+	}
+	return p
+}
+
+func TestProfileRoundTripDeterministic(t *testing.T) {
+	p := testProfile()
+	p.Comment = "a comment\nover two lines"
+	a, err := p.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := testProfileWithComment().Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Fatalf("two marshals of equal profiles differ:\n%s\n---\n%s", a, b)
+	}
+	if !bytes.HasPrefix(a, []byte("# a comment\n# over two lines\nformat: ")) {
+		t.Errorf("comment not written first:\n%s", a)
+	}
+	q, err := ReadProfile(bytes.NewReader(a), "p.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Comment = p.Comment
+	c, err := q.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, c) {
+		t.Errorf("read + marshal changed the profile:\n%s\n---\n%s", a, c)
+	}
+}
+
+func testProfileWithComment() *Profile {
+	p := testProfile()
+	p.Comment = "a comment\nover two lines"
+	return p
+}
+
+func TestReadProfileErrors(t *testing.T) {
+	good, err := testProfile().Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := string(good)
+	tests := []struct {
+		name string
+		yaml string
+		want string // substring of the error
+	}{
+		{"unknown top field", src + "turbo: true\n", "field turbo not found"},
+		{"unknown nested field", strings.Replace(src, "  ns_per_pixel:", "  ns_per_pixle:", 1), "field ns_per_pixle not found"},
+		{"missing field", strings.Replace(src, "memory_gbps: 50\n", "", 1), "missing field memory_gbps"},
+		{"missing gemm field", strings.Replace(src, "    ns_per_tile: 50\n", "", 1), "missing field gemm[0].ns_per_tile"},
+		{"missing cpu field", strings.Replace(src, "  kernel_isa: avx2\n", "", 1), "missing field cpu.kernel_isa"},
+		{"NaN", strings.Replace(src, "memory_gbps: 50", "memory_gbps: .nan", 1), "memory_gbps is NaN"},
+		{"Inf", strings.Replace(src, "  ns_per_element: 0.7", "  ns_per_element: .inf", 1), "im2col.ns_per_element is +Inf"},
+		{"negative", strings.Replace(src, "    ns_per_tile: 50\n", "    ns_per_tile: -50\n", 1), "gemm[bits=8].ns_per_tile is -50"},
+		{"zero MAC cost", strings.Replace(src, "    ns_per_mac: 0.01\n", "    ns_per_mac: 0\n", 1), "gemm[bits=8].ns_per_mac is 0"},
+		{"missing bit width", strings.Replace(src, "  - bits: 2\n", "  - bits: 8\n", 1), "two gemm entries for 8 bits"},
+		{"wrong format", strings.Replace(src, "format: mpsearch-profile/1", "format: other/2", 1), `format is "other/2"`},
+		{"bad clock", strings.Replace(src, "clock: thread-cpu", "clock: sundial", 1), `clock is "sundial"`},
+		{"not YAML", "format: [\n", "p.yaml"},
+		{"empty", "", "empty file"},
+		{"wrong type", strings.Replace(src, "threads: 1", "threads: one", 1), "cannot unmarshal"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ReadProfile(strings.NewReader(tc.yaml), "p.yaml")
+			if err == nil {
+				t.Fatalf("got no error; want one containing %q", tc.want)
+			}
+			if !errors.Is(err, ErrProfile) {
+				t.Errorf("error %q does not wrap ErrProfile", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "p.yaml: ") {
+				t.Errorf("got error %q; want it to start with the file name and contain %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q spans several lines", err)
+			}
+		})
+	}
+}
+
+// TestPredictMonotone checks that growing any of M, K, N, the batch or
+// the groups never lowers the prediction, for the test and analytic
+// profiles, and that fewer bits never cost more at large sizes.
+func TestPredictMonotone(t *testing.T) {
+	an, err := AnalyticAVX2(AnalyticParams{Name: "a", CPU: "x", GHz: 3, MemoryGBps: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*Profile{testProfile(), an} {
+		for _, bits := range []int{1, 2, 3, 4, 6, 8} {
+			prev := time.Duration(0)
+			for _, size := range []int{1, 2, 5, 6, 7, 16, 17, 64, 100, 256, 1000, 4096} {
+				for _, s := range []LayerShape{
+					GemmLayer("m", "Gemm", size, 64, 64),
+					GemmLayer("k", "Gemm", 64, size, 64),
+					GemmLayer("n", "Gemm", 64, 64, size),
+				} {
+					d, err := Predict(p, s, bits, 1)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if d <= 0 {
+						t.Errorf("%s: Predict(%s size %d, %d bits) = %v; want > 0", p.Name, s.Name, size, bits, d)
+					}
+				}
+				d, _ := Predict(p, GemmLayer("mkn", "Gemm", size, size, size), bits, 1)
+				if d < prev {
+					t.Errorf("%s: %d-bit prediction fell from %v to %v when the cube grew to %d", p.Name, bits, prev, d, size)
+				}
+				prev = d
+			}
+			// Along each axis separately, in steps of 48 (whole 6-row tiles,
+			// 16-channel panels and 8- or 16-column packing blocks): within
+			// a tile a fuller one can be cheaper, as in the kernels, whose
+			// vector packer handles whole tiles only.
+			for axis := 0; axis < 3; axis++ {
+				prev := time.Duration(0)
+				for size := 48; size <= 4800; size += 48 {
+					dims := [3]int{37, 37, 37}
+					dims[axis] = size
+					d, _ := Predict(p, GemmLayer("ax", "Gemm", dims[0], dims[1], dims[2]), bits, 1)
+					if d < prev {
+						t.Fatalf("%s: %d-bit prediction fell from %v to %v at %v", p.Name, bits, prev, d, dims)
+					}
+					prev = d
+				}
+			}
+			g := kernels.ConvShape{C: 16, H: 28, W: 28, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}
+			conv, err := ConvLayer("c", g, 32, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b1, _ := Predict(p, conv, bits, 1)
+			b4, _ := Predict(p, conv, bits, 4)
+			if b4 < b1 {
+				t.Errorf("%s: batch 4 (%v) predicted faster than batch 1 (%v)", p.Name, b4, b1)
+			}
+		}
+		big := GemmLayer("big", "Gemm", 1024, 1024, 1024)
+		d8, _ := Predict(p, big, 8, 1)
+		d4, _ := Predict(p, big, 4, 1)
+		d1, _ := Predict(p, big, 1, 1)
+		if !(d1 <= d4 && d4 < d8) {
+			t.Errorf("%s: 1024^3 predictions 8/4/1 bits = %v/%v/%v; want non-increasing", p.Name, d8, d4, d1)
+		}
+	}
+}
+
+func TestPredictErrors(t *testing.T) {
+	p := testProfile()
+	s := GemmLayer("fc", "Gemm", 1, 10, 10)
+	if _, err := Predict(p, s, 9, 1); !errors.Is(err, ErrBits) {
+		t.Errorf("9 bits: got %v; want ErrBits", err)
+	}
+	bad := s
+	bad.MACs++
+	if _, err := Predict(p, bad, 8, 1); !errors.Is(err, ErrShape) {
+		t.Errorf("inconsistent MACs: got %v; want ErrShape", err)
+	}
+	if _, err := PredictModel(p, []LayerShape{s}, []int{8, 8}, 1); !errors.Is(err, ErrBits) {
+		t.Errorf("2 bit widths for 1 layer: got %v; want ErrBits", err)
+	}
+	// PredictModel is the sum of Predict.
+	s2 := GemmLayer("fc2", "Gemm", 3, 100, 40)
+	a, _ := Predict(p, s, 8, 2)
+	b, _ := Predict(p, s2, 4, 2)
+	m, _ := PredictModel(p, []LayerShape{s, s2}, []int{8, 4}, 2)
+	if d := m - a - b; d < -1 || d > 1 {
+		t.Errorf("PredictModel = %v; want Predict sum %v (within rounding)", m, a+b)
+	}
+}
+
+func TestKernelBitsAndCosts(t *testing.T) {
+	for _, tc := range []struct{ bits, want int }{{1, 1}, {2, 2}, {3, 4}, {4, 4}, {5, 8}, {8, 8}} {
+		got, err := KernelBits(tc.bits)
+		if err != nil || got != tc.want {
+			t.Errorf("KernelBits(%d) = %d, %v; want %d", tc.bits, got, err, tc.want)
+		}
+	}
+	for _, b := range []int{0, -1, 9, 16} {
+		if _, err := KernelBits(b); !errors.Is(err, ErrBits) {
+			t.Errorf("KernelBits(%d): got %v; want ErrBits", b, err)
+		}
+	}
+	s := GemmLayer("fc", "Gemm", 1, 400, 120) // 48000 weights, 120 channels
+	if got, want := s.SizeBytes(4), int64(48000*4/8+4*120); got != want {
+		t.Errorf("SizeBytes(4) = %d; want %d", got, want)
+	}
+	if got, want := s.SizeBytes(3), int64(18000+480); got != want {
+		t.Errorf("SizeBytes(3) = %d; want %d", got, want)
+	}
+	if got, want := s.BOPs(2), float64(48000*2*8); got != want {
+		t.Errorf("BOPs(2) = %v; want %v", got, want)
+	}
+}
+
+func TestInferConv(t *testing.T) {
+	tests := []struct {
+		c, h, w, kh, kw, oh, ow int
+		stride, padH            int
+	}{
+		{1, 28, 28, 5, 5, 28, 28, 1, 4},     // LeNet conv1, pad 2
+		{6, 14, 14, 5, 5, 10, 10, 1, 0},     // LeNet conv2
+		{64, 32, 32, 3, 3, 16, 16, 2, 1},    // stride 2, pad (0,1) or (1,1) -> total 1
+		{64, 32, 32, 1, 1, 16, 16, 2, 0},    // ResNet downsample
+		{3, 224, 224, 7, 7, 112, 112, 2, 5}, // ResNet stem (pad 3 each side gives 6 too; 5 is the least)
+	}
+	for _, tc := range tests {
+		g, err := InferConv(tc.c, tc.h, tc.w, tc.kh, tc.kw, tc.oh, tc.ow)
+		if err != nil {
+			t.Fatalf("InferConv(%+v): %v", tc, err)
+		}
+		oh, ow, err := g.Out()
+		if err != nil || oh != tc.oh || ow != tc.ow {
+			t.Errorf("InferConv(%+v) gives output %dx%d (%v); want %dx%d", tc, oh, ow, err, tc.oh, tc.ow)
+		}
+		if g.StrideH != tc.stride || g.PadTop+g.PadBottom != tc.padH {
+			t.Errorf("InferConv(%+v): stride %d pad %d; want stride %d pad %d", tc, g.StrideH, g.PadTop+g.PadBottom, tc.stride, tc.padH)
+		}
+	}
+	if _, err := InferConv(1, 4, 4, 5, 5, 9, 9); err == nil {
+		t.Errorf("InferConv 4x4 -> 9x9 with a 5x5 kernel: got no error")
+	}
+}
+
+func TestConvLayer(t *testing.T) {
+	g := kernels.ConvShape{C: 32, H: 8, W: 8, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}
+	s, err := ConvLayer("dw", g, 64, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.M != 64 || s.K != 8*9 || s.N != 16 || s.Groups != 4 || s.Params != 64*8*9 || s.MACs != 64*72*16*4 || s.Conv.C != 8 {
+		t.Errorf("ConvLayer = %+v; want M=64 K=72 N=16 groups 4 params 4608 MACs 294912, C=8 per group", s)
+	}
+	if err := s.Validate(); err != nil {
+		t.Error(err)
+	}
+	if _, err := ConvLayer("bad", g, 64, 3); !errors.Is(err, ErrShape) {
+		t.Errorf("32 channels in 3 groups: got %v; want ErrShape", err)
+	}
+}
+
+// TestMeasureTiny runs Measure on tiny shapes and checks the report's
+// structure and sanity: positive ordered statistics, bit widths sharing a
+// kernel sharing a timing, sizes and BOPs from the shape.
+func TestMeasureTiny(t *testing.T) {
+	g := kernels.ConvShape{C: 3, H: 6, W: 5, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}
+	conv, err := ConvLayer("conv", g, 6, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grouped, err := ConvLayer("grouped", g, 6, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shapes := []LayerShape{conv, grouped, GemmLayer("fc", "Gemm", 1, 7, 5)}
+	bits := []int{8, 4, 3, 2, 1}
+	calls := 0
+	costs, err := Measure(context.Background(), shapes, bits, MeasureOptions{Batch: 2, Repeats: 3, MinSample: 50 * time.Microsecond, Progress: func(done, total int) {
+		calls++
+		if total != len(shapes)*len(bits) || done != calls {
+			t.Errorf("progress %d/%d at call %d", done, total, calls)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(costs) != len(shapes) {
+		t.Fatalf("got %d layer costs; want %d", len(costs), len(shapes))
+	}
+	for i, lc := range costs {
+		if lc.Batch != 2 || lc.Shape.Name != shapes[i].Name || len(lc.Costs) != len(bits) {
+			t.Fatalf("layer %d: got batch %d name %q %d costs", i, lc.Batch, lc.Shape.Name, len(lc.Costs))
+		}
+		if (lc.Overhead.Samples > 0) != (lc.Shape.Conv != nil) {
+			t.Errorf("%s: overhead measured = %v; want it for convolutions only", lc.Shape.Name, lc.Overhead.Samples > 0)
+		}
+		for j, c := range lc.Costs {
+			l := c.Latency
+			if c.Bits != bits[j] || l.Samples != 3 || l.Calls < 1 || !(0 < l.Min && l.Min <= l.Q1 && l.Q1 <= l.Median && l.Median <= l.Q3 && l.Q3 <= l.Max) {
+				t.Errorf("%s at %d bits: timing %+v is not ordered and positive", lc.Shape.Name, c.Bits, l)
+			}
+			if c.SizeBytes != lc.Shape.SizeBytes(c.Bits) || c.BOPs != lc.Shape.BOPs(c.Bits) {
+				t.Errorf("%s at %d bits: size %d BOPs %v; want %d, %v", lc.Shape.Name, c.Bits, c.SizeBytes, c.BOPs, lc.Shape.SizeBytes(c.Bits), lc.Shape.BOPs(c.Bits))
+			}
+		}
+		if lc.Costs[1].Latency != lc.Costs[2].Latency {
+			t.Errorf("%s: 4 and 3 bits run the same kernel but got different timings", lc.Shape.Name)
+		}
+	}
+	if _, err := Measure(context.Background(), shapes, []int{8, 9}, MeasureOptions{}); !errors.Is(err, ErrBits) {
+		t.Errorf("9 bits: got %v; want ErrBits", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Measure(ctx, shapes, []int{8}, MeasureOptions{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled context: got %v; want context.Canceled", err)
+	}
+	tm, err := MeasureModel(context.Background(), shapes, []int{8, 2, 1}, MeasureOptions{Repeats: 3, MinSample: 50 * time.Microsecond})
+	if err != nil || tm.Median <= 0 {
+		t.Errorf("MeasureModel = %+v, %v; want a positive median", tm, err)
+	}
+}
+
+// TestRunnerComputes checks that the measured runner computes what
+// kernels.Conv2D computes, per image and group, so that what is timed is
+// the real work.
+func TestRunnerComputes(t *testing.T) {
+	g := kernels.ConvShape{C: 4, H: 7, W: 6, KH: 3, KW: 2, StrideH: 2, PadTop: 1, PadBottom: 1, PadLeft: 0, PadRight: 1}
+	s, err := ConvLayer("c", g, 10, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	r, err := newRunner(s, 4, 3, 1, rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.run(); err != nil {
+		t.Fatal(err)
+	}
+	outImage := 10 * s.M
+	for b := 0; b < 3; b++ {
+		for grp := 0; grp < 2; grp++ {
+			want := make([]uint8, s.N*s.M)
+			gi := s.Conv.C * s.Conv.H * s.Conv.W
+			src := r.src[b*r.inImage+grp*gi : b*r.inImage+(grp+1)*gi]
+			if err := kernels.Conv2D(want, src, *s.Conv, r.zero, r.w[grp], r.rq[grp], kernels.Options{}); err != nil {
+				t.Fatal(err)
+			}
+			got := r.dst[b*outImage+grp*s.N*s.M : b*outImage+(grp+1)*s.N*s.M]
+			if !bytes.Equal(got, want) {
+				t.Fatalf("image %d group %d: runner output differs from kernels.Conv2D", b, grp)
+			}
+		}
+	}
+}
+
+// TestFitRecovers checks fitNonNeg on data generated from known
+// non-negative coefficients, one of them zero.
+func TestFitRecovers(t *testing.T) {
+	want := []float64{300, 0.5, 0, 2}
+	rng := rand.New(rand.NewPCG(5, 6))
+	var xs [][]float64
+	var ys []float64
+	for i := 0; i < 40; i++ {
+		x := []float64{1, float64(rng.IntN(10000)), float64(rng.IntN(500)), float64(rng.IntN(2000))}
+		var y float64
+		for j := range x {
+			y += want[j] * x[j]
+		}
+		xs = append(xs, x)
+		ys = append(ys, y)
+	}
+	got, fit, err := fitNonNeg(xs, ys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Coefficients are rounded to 4 significant digits.
+	const tol = 5e-4
+	for j := range want {
+		if math.Abs(got[j]-want[j]) > tol*math.Max(1, want[j]) {
+			t.Errorf("coefficient %d = %v; want %v", j, got[j], want[j])
+		}
+	}
+	if fit.Points != 40 || fit.MaxErr > tol {
+		t.Errorf("fit %+v; want 40 points and max error <= %v", fit, tol)
+	}
+	// With a negative true coefficient the fit stays non-negative.
+	for i := range ys {
+		ys[i] -= 0.1 * xs[i][2]
+	}
+	got, _, err = fitNonNeg(xs, ys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j, c := range got {
+		if c < 0 {
+			t.Errorf("coefficient %d = %v; want >= 0", j, c)
+		}
+	}
+	if _, _, err := fitNonNeg(xs[:1], []float64{0}); err == nil {
+		t.Errorf("zero time: got no error")
+	}
+}
+
+// TestShippedProfiles reads every profile in ../profiles and checks that
+// the analytic one is exactly what AnalyticAVX2 produces.
+func TestShippedProfiles(t *testing.T) {
+	an, err := AnalyticAVX2(analyticZen3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := an.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("..", "profiles", "avx2-analytic.yaml")
+	if *update {
+		if err := an.WriteFile(path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from AnalyticAVX2(%+v); run go test ./costmodel -run TestShippedProfiles -args -update", path, analyticZen3)
+	}
+	files, err := filepath.Glob(filepath.Join("..", "profiles", "*.yaml"))
+	if err != nil || len(files) < 2 {
+		t.Fatalf("profiles: %v, %v; want a measured and an analytic profile", files, err)
+	}
+	for _, f := range files {
+		p, err := ReadProfileFile(f)
+		if err != nil {
+			t.Errorf("%v", err)
+			continue
+		}
+		if _, err := Predict(p, GemmLayer("fc", "Gemm", 1, 256, 256), 4, 1); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+// analyticZen3 are the parameters of the shipped analytic profile: an
+// AMD EPYC 7003 (Zen 3) core at its 3.0 GHz all-core AVX2 clock with about
+// 20 GB/s of copy bandwidth per core.
+var analyticZen3 = AnalyticParams{Name: "avx2-analytic", CPU: "AVX2 core, Zen 3 class (AMD EPYC 7003), 3.0 GHz", GHz: 3.0, MemoryGBps: 20}

@@ -1,0 +1,110 @@
+package costmodel
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/cpu"
+)
+
+// isaFlags are the CPU flags a profile records, in this order: the vector
+// extensions that matter to integer GEMM (the kernels use AVX2 only; the
+// others tell what faster kernels, or another library, could use).
+var isaFlags = []struct {
+	name string
+	has  *bool
+}{
+	{"sse4_2", &cpu.X86.HasSSE42},
+	{"avx", &cpu.X86.HasAVX},
+	{"avx2", &cpu.X86.HasAVX2},
+	{"fma", &cpu.X86.HasFMA},
+	{"bmi2", &cpu.X86.HasBMI2},
+	{"avx512f", &cpu.X86.HasAVX512F},
+	{"avx512bw", &cpu.X86.HasAVX512BW},
+	{"avx512vl", &cpu.X86.HasAVX512VL},
+	{"avx512_vnni", &cpu.X86.HasAVX512VNNI},
+	{"avx_vnni", &cpu.X86.HasAVXVNNI},
+	{"avx512_bf16", &cpu.X86.HasAVX512BF16},
+	{"amx_int8", &cpu.X86.HasAMXInt8},
+}
+
+// DetectCPU describes the processor this program runs on: model name,
+// vendor, family and model from /proc/cpuinfo where there is one, the ISA
+// flags relevant to the kernels (as the OS enables them, from
+// golang.org/x/sys/cpu), the logical CPU count and the kernels' ISA.
+func DetectCPU() CPUInfo {
+	info := CPUInfo{Model: "unknown " + runtime.GOARCH, LogicalCPUs: runtime.NumCPU(), KernelISA: kernelISA(), Flags: []string{}}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		parseCPUInfo(b, &info)
+	}
+	info.L1D, info.L2Bytes = readCaches("/sys/devices/system/cpu/cpu0/cache")
+	if runtime.GOARCH == "amd64" {
+		for _, f := range isaFlags {
+			if *f.has {
+				info.Flags = append(info.Flags, f.name)
+			}
+		}
+	}
+	return info
+}
+
+// parseCPUInfo reads the first processor's fields of /proc/cpuinfo.
+func parseCPUInfo(b []byte, info *CPUInfo) {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			return // end of the first processor
+		}
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		switch k {
+		case "model name":
+			info.Model = v
+		case "vendor_id":
+			info.Vendor = v
+		case "cpu family":
+			info.Family, _ = strconv.Atoi(v)
+		case "model":
+			info.ModelID, _ = strconv.Atoi(v)
+		}
+	}
+}
+
+// readCaches reads the level-1 data cache geometry and the level-2 size
+// from the Linux sysfs cache directory dir; zero when they are not there.
+func readCaches(dir string) (l1 CacheInfo, l2 int) {
+	read := func(idx, name string) string {
+		b, err := os.ReadFile(dir + "/" + idx + "/" + name)
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(string(b))
+	}
+	num := func(idx, name string) int {
+		v, _ := strconv.Atoi(read(idx, name))
+		return v
+	}
+	for i := 0; i < 8; i++ {
+		idx := "index" + strconv.Itoa(i)
+		level, typ := read(idx, "level"), read(idx, "type")
+		switch {
+		case level == "1" && typ == "Data":
+			l1 = CacheInfo{Sets: num(idx, "number_of_sets"), Ways: num(idx, "ways_of_associativity"), Line: num(idx, "coherency_line_size")}
+		case level == "2" && (typ == "Unified" || typ == "Data"):
+			size := read(idx, "size") // "1024K"
+			if v, err := strconv.Atoi(strings.TrimSuffix(size, "K")); err == nil && strings.HasSuffix(size, "K") {
+				l2 = v << 10
+			}
+		}
+	}
+	return l1, l2
+}

@@ -1,0 +1,58 @@
+// Package costmodel tells what each weight bit width costs on a CPU: the
+// latency of every quantized layer, measured by running the real integer
+// kernels (package kernels) on the layer's real shapes or predicted from a
+// YAML hardware profile, together with its packed size and its bit
+// operations.
+//
+// # What a layer costs
+//
+// A LayerShape is one Conv, Gemm or MatMul as the integer engine runs it:
+// per group, an im2col of the group's input channels for every image of the
+// batch into one patch matrix of batch*M rows, one kernels.GEMMRequant (bias,
+// dyadic requantization to uint8) of that matrix with the K x N packed
+// weights, and a transpose of the M x N result of every image back to NCHW,
+// the same sequence as kernels.Conv2D. Gemm and MatMul are one GEMMRequant.
+// Measure times that sequence with random weights and activations, after a
+// warm-up, as the median of Repeats samples (each long enough for the clock)
+// with the quartiles and extremes as its spread; bit widths sharing a
+// kernel (KernelBits: 3 runs the 4-bit kernel, 5 to 7 the 8-bit one) share a
+// timing. MeasureModel times the layers of a model run one after another.
+// SizeBytes is ceil(params*bits/8) plus a float32 scale per output channel;
+// BOPs are MACs * weight bits * ActBits, per sample.
+//
+// On Linux with one thread the default clock is the CPU time of the
+// measuring thread (ClockThreadCPU): on a shared machine it leaves out the
+// time other processes hold the core, which the wall clock (ClockWall)
+// includes. Profiles record the clock they were measured with.
+//
+// # Profiles
+//
+// A Profile is a linear latency model whose terms mirror the kernels' work:
+// padded multiply-accumulates of whole 6 x 16 tiles, tiles and row tiles,
+// requantized rows and scalar outputs, vector and scalar activation packing,
+// streamed weight bytes and a per-call constant, per kernel bit width; and
+// per-image terms for im2col and the transpose (including the cache-set
+// conflicts of a transpose whose stride is a multiple of 1 KiB). BuildProfile
+// measures a sweep of shapes on this CPU, timing small groups of different
+// calls back to back as a model runs its layers, and fits each model by
+// non-negative least squares on a symmetric relative error (recording the
+// fit's median and largest error), plus the copy bandwidth, the smallest
+// call's time and reference GEMM throughput at 256^3, 512^3 and 1024^3. AnalyticAVX2 derives a profile
+// from instruction throughputs for CPUs the kernels cannot be run on.
+// Predict and PredictModel evaluate a profile for any layer shape, so a
+// model's latency can be predicted without running it.
+//
+// Profiles are YAML (ReadProfile, Profile.WriteFile): decoding is strict
+// (unknown fields, missing fields and non-finite or negative numbers are
+// errors naming the field), writing is deterministic (the same values give
+// the same bytes) and atomic.
+//
+// # Invariants
+//
+//   - The package never prints or exits; bad input returns an error
+//     wrapping ErrShape, ErrBits or ErrProfile.
+//   - Measured work is the real work: the timed runner computes exactly what
+//     kernels.Conv2D computes (tested).
+//   - Measurements depend on the machine; everything else (shapes, sizes,
+//     BOPs, predictions, YAML) is deterministic.
+package costmodel

@@ -1,0 +1,523 @@
+package costmodel
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"time"
+
+	"gonum.org/v1/gonum/mat"
+
+	"mpsearch/kernels"
+)
+
+// ProfileOptions tunes BuildProfile.
+type ProfileOptions struct {
+	Name    string // profile name; empty means "measured"
+	Threads int    // kernels.Options.Threads; 0 means 1
+	// Quick measures a coarser sweep with fewer repeats (about 10 s
+	// instead of about 30 s on one core; the fits are noisier).
+	Quick bool
+	Clock Clock
+	Seed  uint64
+	// Progress, if set, is called after each measured point.
+	Progress func(done, total int)
+}
+
+// sweep is the set of shapes BuildProfile measures.
+type sweep struct {
+	rows, ks, ns []int
+	maxMACs      float64
+	convC, convH []int
+	convK        []int
+	maxIm2Col    int
+	trM, trN     []int
+	copyBytes    int
+	repeats      int
+	minSample    time.Duration
+}
+
+func newSweep(quick bool) sweep {
+	if quick {
+		return sweep{
+			rows: []int{1, 16, 196, 1024, 3136, 12544}, ks: []int{9, 25, 64, 150, 576, 1152, 4608}, ns: []int{6, 10, 16, 64, 128, 256},
+			maxMACs: 1 << 28,
+			convC:   []int{1, 3, 6, 16, 64}, convH: []int{8, 14, 28}, convK: []int{1, 3, 5},
+			maxIm2Col: 2 << 20,
+			trM:       []int{16, 196, 1024, 3136, 4096}, trN: []int{6, 16, 48, 64, 256},
+			copyBytes: 16 << 20, repeats: 5, minSample: 500 * time.Microsecond,
+		}
+	}
+	return sweep{
+		rows: []int{1, 4, 16, 49, 196, 784, 3136, 12544}, ks: []int{9, 27, 72, 150, 576, 1152, 2304, 4608}, ns: []int{6, 16, 48, 128, 256, 512},
+		maxMACs: 1 << 29,
+		convC:   []int{1, 3, 16, 64, 128}, convH: []int{7, 14, 28, 32}, convK: []int{1, 3, 5},
+		maxIm2Col: 4 << 20,
+		trM:       []int{16, 64, 196, 784, 1024, 3136, 4096}, trN: []int{6, 16, 48, 64, 256},
+		copyBytes: 64 << 20, repeats: 7, minSample: 2 * time.Millisecond,
+	}
+}
+
+type gemmShape struct{ rows, k, n int }
+
+func (sw sweep) gemmShapes() []gemmShape {
+	var out []gemmShape
+	for _, m := range sw.rows {
+		for _, k := range sw.ks {
+			for _, n := range sw.ns {
+				if float64(m)*float64(k)*float64(n) <= sw.maxMACs {
+					out = append(out, gemmShape{m, k, n})
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (sw sweep) convShapes() []kernels.ConvShape {
+	var out []kernels.ConvShape
+	for _, c := range sw.convC {
+		for _, h := range sw.convH {
+			for _, k := range sw.convK {
+				for _, s := range []int{1, 2} {
+					g := kernels.ConvShape{C: c, H: h, W: h, KH: k, KW: k, StrideH: s, StrideW: s,
+						PadTop: k / 2, PadLeft: k / 2, PadBottom: k / 2, PadRight: k / 2}
+					oh, ow, err := g.Out()
+					if err != nil || oh*ow*c*k*k > sw.maxIm2Col {
+						continue
+					}
+					out = append(out, g)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// ReferenceSizes are the cube sizes of Profile.Reference.
+var ReferenceSizes = []int{256, 512, 1024}
+
+// BuildProfile benchmarks the kernels on this CPU over a sweep of GEMM,
+// im2col and transpose shapes, timed in groups of different calls run back
+// to back (see groupSize), fits the models of Profile to the group medians
+// by non-negative least squares on a symmetric relative error (fitNonNeg),
+// and measures the copy bandwidth, the call overhead and the reference GEMM
+// throughput.
+func BuildProfile(ctx context.Context, opt ProfileOptions) (*Profile, error) {
+	sw := newSweep(opt.Quick)
+	mo, err := MeasureOptions{Threads: opt.Threads, Repeats: sw.repeats, Warmup: 1, MinSample: sw.minSample, Clock: opt.Clock}.norm()
+	if err != nil {
+		return nil, err
+	}
+	name := opt.Name
+	if name == "" {
+		name = "measured"
+	}
+	p := &Profile{
+		Format: Format, Name: name, Source: "measured", CPU: DetectCPU(),
+		Threads: mo.Threads, Clock: mo.Clock.String(),
+		Created: time.Now().UTC().Format(time.RFC3339), Go: runtime.Version(),
+	}
+	unlock := lockThread(mo.Clock)
+	defer unlock()
+	rng := rand.New(rand.NewPCG(opt.Seed, 0x70726f66696c65))
+	shapes := sw.gemmShapes()
+	convs := sw.convShapes()
+	total := len(ProfileBits)*(len(shapes)+len(ReferenceSizes)) + len(convs) + len(sw.trM)*len(sw.trN) + 2
+	done := 0
+	step := func() {
+		done++
+		if opt.Progress != nil {
+			opt.Progress(done, total)
+		}
+	}
+
+	// Rough per-point estimates from the analytic model order the points
+	// so that each timed group holds calls of similar duration.
+	est, err := AnalyticAVX2(AnalyticParams{Name: "estimate", CPU: "estimate", GHz: 3, MemoryGBps: 20})
+	if err != nil {
+		return nil, err
+	}
+
+	// GEMM with requantization, per kernel width.
+	for _, kb := range ProfileBits {
+		g, _ := est.gemmModel(kb)
+		var pts []point
+		for _, sh := range shapes {
+			f := gemmFeatures(kb, sh.rows, sh.k, sh.n, p.CPU.L2Bytes, p.CPU.KernelISA == "avx2")
+			pts = append(pts, point{f: f[:], est: dotN(g.coef(), f), make: func() (func() error, error) {
+				r, err := newRunner(GemmLayer("sweep", "Gemm", sh.rows, sh.k, sh.n), kb, 1, mo.Threads, rng)
+				if err != nil {
+					return nil, err
+				}
+				return r.run, nil
+			}})
+		}
+		xs, ys, err := measureGrouped(ctx, pts, mo, step)
+		if err != nil {
+			return nil, err
+		}
+		c, fit, err := fitNonNeg(xs, ys)
+		if err != nil {
+			return nil, fmt.Errorf("costmodel: fitting the %d-bit GEMM model: %w", kb, err)
+		}
+		p.GEMM = append(p.GEMM, GEMMModel{Bits: kb, OverheadNs: c[0], NsPerChannel: c[1], NsPerMAC: c[2], NsPerTile: c[3], NsPerRowTile: c[4],
+			NsPerRequantRow: c[5], NsPerRequantScalar: c[6], NsPerScalarRow: c[7], NsPerPack: c[8], NsPerPackScalar: c[9], NsPerWeightByte: c[10], NsPerSpilledByte: c[11], Fit: fit})
+	}
+
+	// im2col on one image.
+	{
+		var pts []point
+		for _, g := range convs {
+			oh, ow, _ := g.Out()
+			// Like a layer, write the patch matrices of several images
+			// one after another, so that the destination has the cache
+			// footprint of a batch rather than of one image.
+			out := oh * ow * g.C * g.KH * g.KW
+			imgs := max(1, min(16, (256<<10)/out))
+			f := im2colFeatures(oh*ow, g.C*g.KH*g.KW, g.C, g.KH)
+			for j := range f {
+				f[j] *= float64(imgs)
+			}
+			pts = append(pts, point{f: f[:], est: dot4(est.Im2Col.coef(), f), make: func() (func() error, error) {
+				src := randBytes(rng, imgs*g.C*g.H*g.W)
+				dst := make([]uint8, imgs*out)
+				in := g.C * g.H * g.W
+				return func() error {
+					for i := 0; i < imgs; i++ {
+						if err := kernels.Im2Col(dst[i*out:(i+1)*out], src[i*in:(i+1)*in], g, 3); err != nil {
+							return err
+						}
+					}
+					return nil
+				}, nil
+			}})
+		}
+		xs, ys, err := measureGrouped(ctx, pts, mo, step)
+		if err != nil {
+			return nil, err
+		}
+		c, fit, err := fitNonNeg(xs, ys)
+		if err != nil {
+			return nil, fmt.Errorf("costmodel: fitting the im2col model: %w", err)
+		}
+		p.Im2Col = Im2ColModel{CallNs: c[0], NsPerPixel: c[1], NsPerRun: c[2], NsPerElement: c[3], Fit: fit}
+	}
+
+	// Transpose of one image's output.
+	{
+		var pts []point
+		for _, m := range sw.trM {
+			for _, n := range sw.trN {
+				imgs := max(1, min(16, (256<<10)/(m*n)))
+				f := transposeFeatures(m, n, p.CPU.L1D)
+				for j := range f {
+					f[j] *= float64(imgs)
+				}
+				pts = append(pts, point{f: f[:], est: dot5(est.Transpose.coef(), f), make: func() (func() error, error) {
+					src := randBytes(rng, imgs*m*n)
+					dst := make([]uint8, imgs*m*n)
+					return func() error {
+						for i := 0; i < imgs; i++ {
+							transposeImage(dst[i*m*n:(i+1)*m*n], src[i*m*n:(i+1)*m*n], m, n)
+						}
+						return nil
+					}, nil
+				}})
+			}
+		}
+		xs, ys, err := measureGrouped(ctx, pts, mo, step)
+		if err != nil {
+			return nil, err
+		}
+		c, fit, err := fitNonNeg(xs, ys)
+		if err != nil {
+			return nil, fmt.Errorf("costmodel: fitting the transpose model: %w", err)
+		}
+		p.Transpose = TransposeModel{CallNs: c[0], NsPerRow: c[1], NsPerElement: c[2], NsPerConflict: c[3], NsPerConflict4K: c[4], Fit: fit}
+	}
+
+	// Streaming copy bandwidth.
+	{
+		a, b := make([]byte, sw.copyBytes), make([]byte, sw.copyBytes)
+		for i := range a {
+			a[i] = byte(i)
+		}
+		copy(b, a)
+		cm := mo
+		cm.MinSample = max(mo.MinSample, 20*time.Millisecond)
+		t, err := timeCall(ctx, func() error { copy(b, a); return nil }, cm)
+		if err != nil {
+			return nil, err
+		}
+		p.MemoryGBps = roundSig(2*float64(sw.copyBytes)/float64(t.Median), 4)
+		step()
+	}
+
+	// Call overhead: the smallest GEMMRequant.
+	{
+		r, err := newRunner(GemmLayer("overhead", "Gemm", 1, 4, 16), 8, 1, mo.Threads, rng)
+		if err != nil {
+			return nil, err
+		}
+		t, err := timeCall(ctx, r.run, mo)
+		if err != nil {
+			return nil, err
+		}
+		p.CallOverheadNs = roundSig(float64(t.Median), 4)
+		step()
+	}
+
+	// Reference throughput at n^3.
+	for _, kb := range ProfileBits {
+		for _, size := range ReferenceSizes {
+			pt, err := measureGEMMPoint(ctx, kb, size, size, size, mo, rng)
+			if err != nil {
+				return nil, err
+			}
+			p.Reference = append(p.Reference, pt)
+			step()
+		}
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("costmodel: the measured profile is invalid (%w); measure again", err)
+	}
+	return p, nil
+}
+
+// point is one call of a sweep: its model terms, an estimate of its time
+// and a constructor of the call (buffers are made only while timed).
+type point struct {
+	f    []float64
+	est  float64
+	make func() (func() error, error)
+}
+
+// groupSize is the number of different calls timed back to back as one
+// sample in a sweep. A model runs different layers one after another, so
+// caches and branch predictors never settle on one shape as they do when
+// one call is repeated; timing small groups of different calls reproduces
+// that, and since the model is linear the group's terms are the sums of its
+// calls' terms.
+const groupSize = 3
+
+// measureGrouped orders pts by estimated time, times consecutive groups of
+// groupSize calls of similar duration, and returns each group's summed terms
+// and median time. step is called once per point.
+func measureGrouped(ctx context.Context, pts []point, mo MeasureOptions, step func()) ([][]float64, []float64, error) {
+	order := make([]int, len(pts))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(pts[a].est, pts[b].est) })
+	var xs [][]float64
+	var ys []float64
+	for g0 := 0; g0 < len(order); g0 += groupSize {
+		g1 := min(g0+groupSize, len(order))
+		sum := make([]float64, len(pts[order[g0]].f))
+		var runs []func() error
+		for _, i := range order[g0:g1] {
+			run, err := pts[i].make()
+			if err != nil {
+				return nil, nil, err
+			}
+			runs = append(runs, run)
+			for j, v := range pts[i].f {
+				sum[j] += v
+			}
+		}
+		t, err := timeCall(ctx, func() error {
+			for _, r := range runs {
+				if err := r(); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, mo)
+		if err != nil {
+			return nil, nil, err
+		}
+		xs = append(xs, sum)
+		ys = append(ys, float64(t.Median))
+		for range runs {
+			step()
+		}
+	}
+	return xs, ys, nil
+}
+
+// measureGEMMPoint times kernels.GEMM (int32 output, activation packing
+// included, weight packing excluded) on an m x k by k x n product.
+func measureGEMMPoint(ctx context.Context, kb, m, k, n int, mo MeasureOptions, rng *rand.Rand) (GEMMPoint, error) {
+	r, err := newRunner(GemmLayer("reference", "Gemm", m, k, n), kb, 1, mo.Threads, rng)
+	if err != nil {
+		return GEMMPoint{}, err
+	}
+	dst := make([]int32, m*n)
+	t, err := timeCall(ctx, func() error {
+		return kernels.GEMM(dst, r.src, m, k, r.zero, r.w[0], r.opt)
+	}, mo)
+	if err != nil {
+		return GEMMPoint{}, err
+	}
+	gops := 2 * float64(m) * float64(k) * float64(n) / float64(t.Median)
+	return GEMMPoint{Bits: kb, M: m, K: k, N: n, GOPS: roundSig(gops, 4)}, nil
+}
+
+// MeasureReference measures the reference GEMM throughput (see
+// Profile.Reference) for every kernel bit width at each cube size.
+func MeasureReference(ctx context.Context, sizes []int, opt MeasureOptions) ([]GEMMPoint, error) {
+	mo, err := opt.norm()
+	if err != nil {
+		return nil, err
+	}
+	unlock := lockThread(mo.Clock)
+	defer unlock()
+	rng := rand.New(rand.NewPCG(opt.Seed, 0x726566))
+	var out []GEMMPoint
+	for _, kb := range ProfileBits {
+		for _, s := range sizes {
+			pt, err := measureGEMMPoint(ctx, kb, s, s, s, mo, rng)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, pt)
+			if opt.Progress != nil {
+				opt.Progress(len(out), len(ProfileBits)*len(sizes))
+			}
+		}
+	}
+	return out, nil
+}
+
+// fitNonNeg fits y ~ x.c with c >= 0 minimizing a symmetric relative
+// error: the weighted squares sum ((x_i.c - y_i) * w_i)^2 with w_i = 1/y_i
+// first, then, for irlsRounds rounds, w_i = 1/sqrt(y_i * p_i) with p_i the
+// previous prediction. Plain relative error (w = 1/y) is biased low, as an
+// underestimate costs at most 100% while an overestimate is unbounded; the
+// geometric weights make it symmetric to first order, like log(p/y). Each
+// weighted problem is solved on every subset of the columns (the problems
+// here have at most twelve) keeping the best one whose coefficients are
+// all non-negative: for so few columns this is exact non-negative least
+// squares. Coefficients are rounded to 4 significant digits and the fit is
+// reported on them.
+func fitNonNeg(xs [][]float64, ys []float64) ([]float64, *Fit, error) {
+	n := len(xs)
+	if n == 0 {
+		return nil, nil, fmt.Errorf("no measurements")
+	}
+	for i, y := range ys {
+		if !(y > 0) || math.IsInf(y, 0) {
+			return nil, nil, fmt.Errorf("measurement %d is %v; want a positive time", i, y)
+		}
+	}
+	w := make([]float64, n)
+	for i, y := range ys {
+		w[i] = 1 / y
+	}
+	best := nnlsWeighted(xs, ys, w)
+	if best == nil {
+		return nil, nil, fmt.Errorf("no non-negative fit of %d measurements", n)
+	}
+	for r := 0; r < irlsRounds; r++ {
+		for i, y := range ys {
+			p := math.Max(dotSlice(best, xs[i]), y/10)
+			w[i] = 1 / math.Sqrt(y*p)
+		}
+		if c := nnlsWeighted(xs, ys, w); c != nil {
+			best = c
+		}
+	}
+	for j := range best {
+		best[j] = roundSig(best[j], 4)
+	}
+	errs := make([]float64, n)
+	for i := 0; i < n; i++ {
+		var pred float64
+		for j := range best {
+			pred += best[j] * xs[i][j]
+		}
+		errs[i] = math.Abs(pred/ys[i] - 1)
+	}
+	slices.Sort(errs)
+	med := errs[n/2]
+	if n%2 == 0 {
+		med = (errs[n/2-1] + errs[n/2]) / 2
+	}
+	return best, &Fit{Points: n, MedianErr: roundSig(med, 3), MaxErr: roundSig(errs[n-1], 3)}, nil
+}
+
+// irlsRounds is the number of reweighting rounds of fitNonNeg.
+const irlsRounds = 3
+
+func dotSlice(a, b []float64) float64 {
+	var s float64
+	for i := range a {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+// nnlsWeighted returns the non-negative c minimizing sum ((x_i.c - y_i) *
+// w_i)^2, or nil if no subset of columns gives one.
+func nnlsWeighted(xs [][]float64, ys, w []float64) []float64 {
+	n, p := len(xs), len(xs[0])
+	var best []float64
+	bestErr := math.Inf(1)
+	for mask := 1; mask < 1<<p; mask++ {
+		var cols []int
+		for j := 0; j < p; j++ {
+			if mask&(1<<j) != 0 {
+				cols = append(cols, j)
+			}
+		}
+		if len(cols) > n {
+			continue
+		}
+		a := mat.NewDense(n, len(cols), nil)
+		b := mat.NewVecDense(n, nil)
+		scale := make([]float64, len(cols))
+		for ci, j := range cols {
+			for i := 0; i < n; i++ {
+				scale[ci] = math.Max(scale[ci], xs[i][j]*w[i])
+			}
+			if scale[ci] == 0 {
+				scale[ci] = 1
+			}
+		}
+		for i := 0; i < n; i++ {
+			for ci, j := range cols {
+				a.Set(i, ci, xs[i][j]*w[i]/scale[ci])
+			}
+			b.SetVec(i, ys[i]*w[i])
+		}
+		var sol mat.VecDense
+		if err := sol.SolveVec(a, b); err != nil {
+			continue
+		}
+		c := make([]float64, p)
+		ok := true
+		for ci, j := range cols {
+			c[j] = sol.AtVec(ci) / scale[ci]
+			if c[j] < 0 || math.IsNaN(c[j]) {
+				ok = false
+			}
+		}
+		if !ok {
+			continue
+		}
+		var sse float64
+		for i := 0; i < n; i++ {
+			d := (dotSlice(c, xs[i]) - ys[i]) * w[i]
+			sse += d * d
+		}
+		if sse < bestErr {
+			best, bestErr = c, sse
+		}
+	}
+	return best
+}

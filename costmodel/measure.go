@@ -1,0 +1,471 @@
+package costmodel
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"time"
+
+	"mpsearch/kernels"
+)
+
+// Clock selects how Measure times a call.
+type Clock int
+
+const (
+	// ClockAuto uses ClockThreadCPU when Threads is 1 and the system
+	// provides per-thread CPU time, else ClockWall.
+	ClockAuto Clock = iota
+	// ClockWall is the monotonic wall clock: the latency a user sees, which
+	// on a shared machine includes the time other processes held the core.
+	ClockWall
+	// ClockThreadCPU is the CPU time of the measuring thread (Linux
+	// CLOCK_THREAD_CPUTIME_ID): the latency on an otherwise idle core, and
+	// the steadier figure on a loaded machine. Only valid with one thread,
+	// since the kernels then run on the calling goroutine.
+	ClockThreadCPU
+)
+
+// String returns the name ParseClock accepts.
+func (c Clock) String() string {
+	switch c {
+	case ClockAuto:
+		return "auto"
+	case ClockWall:
+		return "wall"
+	case ClockThreadCPU:
+		return "thread-cpu"
+	}
+	return fmt.Sprintf("Clock(%d)", int(c))
+}
+
+// ParseClock parses "auto", "wall" or "thread-cpu" (also "cpu").
+func ParseClock(s string) (Clock, error) {
+	switch s {
+	case "auto", "":
+		return ClockAuto, nil
+	case "wall":
+		return ClockWall, nil
+	case "thread-cpu", "cpu":
+		return ClockThreadCPU, nil
+	}
+	return 0, fmt.Errorf("costmodel: unknown clock %q; want auto, wall or thread-cpu", s)
+}
+
+// MeasureOptions tunes Measure and MeasureModel. The zero value measures
+// batch 1 on one thread with the defaults below.
+type MeasureOptions struct {
+	Batch   int // samples per call; 0 means 1
+	Threads int // kernels.Options.Threads; 0 means 1
+	// Repeats is the number of timed samples per layer and bit width; 0
+	// means 9. Warmup is the least number of untimed calls before them,
+	// which also last at least MinSample; 0 means 2, negative means none.
+	Repeats, Warmup int
+	// MinSample is the shortest timed sample: a sample repeats the call
+	// until it lasts at least this long and reports the mean per call, so
+	// that microsecond layers are timed above the clock's resolution. 0
+	// means 2ms.
+	MinSample time.Duration
+	Clock     Clock
+	// Seed fixes the random weights and activations.
+	Seed uint64
+	// Progress, if set, is called after each layer and bit width.
+	Progress func(done, total int)
+}
+
+func (o MeasureOptions) norm() (MeasureOptions, error) {
+	o.Batch = max(o.Batch, 1)
+	o.Threads = max(o.Threads, 1)
+	if o.Repeats == 0 {
+		o.Repeats = 9
+	}
+	if o.Repeats < 0 {
+		return o, fmt.Errorf("costmodel: %d repeats; want at least 1", o.Repeats)
+	}
+	switch {
+	case o.Warmup == 0:
+		o.Warmup = 2
+	case o.Warmup < 0:
+		o.Warmup = 0
+	}
+	if o.MinSample <= 0 {
+		o.MinSample = 2 * time.Millisecond
+	}
+	_, cpuOK := threadCPU()
+	switch o.Clock {
+	case ClockAuto:
+		o.Clock = ClockWall
+		if o.Threads == 1 && cpuOK {
+			o.Clock = ClockThreadCPU
+		}
+	case ClockThreadCPU:
+		if o.Threads != 1 {
+			return o, fmt.Errorf("costmodel: the thread-cpu clock needs one thread (got %d); use the wall clock", o.Threads)
+		}
+		if !cpuOK {
+			return o, fmt.Errorf("costmodel: this system has no per-thread CPU clock; use the wall clock")
+		}
+	case ClockWall:
+	default:
+		return o, fmt.Errorf("costmodel: unknown clock %d", int(o.Clock))
+	}
+	return o, nil
+}
+
+// Timing summarizes the timed samples of one call.
+type Timing struct {
+	Median time.Duration
+	// Q1 and Q3 are the quartiles (interquartile range Q3-Q1), Min and Max
+	// the extremes of the samples.
+	Q1, Q3, Min, Max time.Duration
+	Samples          int // timed samples
+	Calls            int // calls per sample
+}
+
+// BitCost is the cost of a layer at one weight bit width.
+type BitCost struct {
+	Bits int
+	// Latency is one run of the whole layer for the batch: im2col, GEMM
+	// with requantization and the transpose back to NCHW, for every group.
+	Latency   Timing
+	SizeBytes int64   // see LayerShape.SizeBytes
+	BOPs      float64 // per sample, see LayerShape.BOPs
+}
+
+// LayerCost is what Measure reports for one layer.
+type LayerCost struct {
+	Shape LayerShape
+	Batch int
+	// Overhead is the part that does not depend on the bit width: im2col
+	// and the transpose of a Conv (zero for Gemm and MatMul).
+	Overhead Timing
+	Costs    []BitCost // one per requested bit width, in order
+}
+
+// Measure runs every layer at every bit width on the real kernels, with
+// random weights and activations of the layer's shapes, and reports the
+// median and spread of its latency. Bit widths sharing a kernel (see
+// KernelBits) are timed once.
+func Measure(ctx context.Context, shapes []LayerShape, bits []int, opt MeasureOptions) ([]LayerCost, error) {
+	opt, err := opt.norm()
+	if err != nil {
+		return nil, err
+	}
+	if len(bits) == 0 {
+		return nil, fmt.Errorf("%w: no bit widths to measure", ErrBits)
+	}
+	for _, b := range bits {
+		if _, err := KernelBits(b); err != nil {
+			return nil, err
+		}
+	}
+	for _, s := range shapes {
+		if err := s.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	unlock := lockThread(opt.Clock)
+	defer unlock()
+	rng := rand.New(rand.NewPCG(opt.Seed, 0x636f73746d6f64))
+	out := make([]LayerCost, len(shapes))
+	done, total := 0, len(shapes)*len(bits)
+	for i, s := range shapes {
+		lc := LayerCost{Shape: s, Batch: opt.Batch, Costs: make([]BitCost, len(bits))}
+		byKernel := map[int]Timing{}
+		for j, b := range bits {
+			kb, _ := KernelBits(b)
+			t, ok := byKernel[kb]
+			if !ok {
+				r, err := newRunner(s, kb, opt.Batch, opt.Threads, rng)
+				if err != nil {
+					return nil, err
+				}
+				if t, err = timeCall(ctx, r.run, opt); err != nil {
+					return nil, fmt.Errorf("costmodel: layer %q at %d bits: %w", s.Name, b, err)
+				}
+				byKernel[kb] = t
+				if s.Conv != nil && lc.Overhead.Samples == 0 {
+					if lc.Overhead, err = timeCall(ctx, r.overhead, opt); err != nil {
+						return nil, fmt.Errorf("costmodel: layer %q: %w", s.Name, err)
+					}
+				}
+			}
+			lc.Costs[j] = BitCost{Bits: b, Latency: t, SizeBytes: s.SizeBytes(b), BOPs: s.BOPs(b)}
+			done++
+			if opt.Progress != nil {
+				opt.Progress(done, total)
+			}
+		}
+		out[i] = lc
+	}
+	return out, nil
+}
+
+// MeasureModel times the layers run one after another, layer i at bits[i],
+// as one call: the latency of the model's quantized layers without the
+// operations between them (pooling, additions), which cost no MACs.
+func MeasureModel(ctx context.Context, shapes []LayerShape, bits []int, opt MeasureOptions) (Timing, error) {
+	opt, err := opt.norm()
+	if err != nil {
+		return Timing{}, err
+	}
+	if len(bits) != len(shapes) {
+		return Timing{}, fmt.Errorf("%w: %d bit widths for %d layers", ErrBits, len(bits), len(shapes))
+	}
+	unlock := lockThread(opt.Clock)
+	defer unlock()
+	rng := rand.New(rand.NewPCG(opt.Seed, 0x6d6f64656c))
+	runners := make([]*runner, len(shapes))
+	for i, s := range shapes {
+		if err := s.Validate(); err != nil {
+			return Timing{}, err
+		}
+		kb, err := KernelBits(bits[i])
+		if err != nil {
+			return Timing{}, fmt.Errorf("layer %q: %w", s.Name, err)
+		}
+		if runners[i], err = newRunner(s, kb, opt.Batch, opt.Threads, rng); err != nil {
+			return Timing{}, err
+		}
+	}
+	return timeCall(ctx, func() error {
+		for _, r := range runners {
+			if err := r.run(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, opt)
+}
+
+// lockThread pins the goroutine to its OS thread while a per-thread clock
+// is read.
+func lockThread(c Clock) func() {
+	if c != ClockThreadCPU {
+		return func() {}
+	}
+	runtime.LockOSThread()
+	return runtime.UnlockOSThread
+}
+
+// wallBase anchors wall-clock readings; time.Since keeps the monotonic
+// clock, immune to wall-clock steps.
+var wallBase = time.Now()
+
+// timeCall runs f Warmup times, then Repeats samples of enough calls to
+// last MinSample each, and summarizes the per-call times.
+func timeCall(ctx context.Context, f func() error, opt MeasureOptions) (Timing, error) {
+	clock := func() time.Duration {
+		if opt.Clock == ClockThreadCPU {
+			t, _ := threadCPU()
+			return t
+		}
+		return time.Since(wallBase)
+	}
+	// Warm up for Warmup calls and at least MinSample, so that buffers are
+	// faulted in and caches and branch predictors are in their steady
+	// state.
+	w0 := clock()
+	for i := 0; i < opt.Warmup || (opt.Warmup > 0 && clock()-w0 < opt.MinSample); i++ {
+		if err := f(); err != nil {
+			return Timing{}, err
+		}
+	}
+	// Calibrate the number of calls per sample.
+	calls := 1
+	for {
+		t0 := clock()
+		for i := 0; i < calls; i++ {
+			if err := f(); err != nil {
+				return Timing{}, err
+			}
+		}
+		el := clock() - t0
+		if el >= opt.MinSample/4 || calls >= 1<<20 {
+			if el > 0 {
+				calls = int(min(float64(calls)*float64(opt.MinSample)/float64(el)+0.5, 1<<20))
+			}
+			calls = max(calls, 1)
+			break
+		}
+		calls *= 8
+	}
+	if err := ctx.Err(); err != nil {
+		return Timing{}, err
+	}
+	samples := make([]time.Duration, opt.Repeats)
+	for r := range samples {
+		t0 := clock()
+		for i := 0; i < calls; i++ {
+			if err := f(); err != nil {
+				return Timing{}, err
+			}
+		}
+		samples[r] = (clock() - t0) / time.Duration(calls)
+		if err := ctx.Err(); err != nil {
+			return Timing{}, err
+		}
+	}
+	t := summarize(samples)
+	t.Calls = calls
+	return t, nil
+}
+
+// summarize returns the median, quartiles (linear interpolation between
+// order statistics) and extremes of d.
+func summarize(d []time.Duration) Timing {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	q := func(p float64) time.Duration {
+		x := p * float64(len(s)-1)
+		i := int(x)
+		if i+1 >= len(s) {
+			return s[len(s)-1]
+		}
+		f := x - float64(i)
+		return s[i] + time.Duration(f*float64(s[i+1]-s[i])+0.5)
+	}
+	return Timing{Median: q(0.5), Q1: q(0.25), Q3: q(0.75), Min: s[0], Max: s[len(s)-1], Samples: len(s)}
+}
+
+// runner holds the buffers and packed weights of one layer at one kernel
+// bit width and batch.
+type runner struct {
+	s       LayerShape
+	batch   int
+	groups  int
+	opt     kernels.Options
+	zero    uint8
+	w       []*kernels.Weights // one per group
+	rq      []*kernels.Requant
+	src     []uint8 // Conv: batch x Cin x H x W; Gemm: batch*M x K
+	cols    []uint8 // Conv: the patch matrix of one group, batch*M x K
+	out     []uint8 // batch*M x N
+	dst     []uint8 // Conv: batch x Cout x M (NCHW)
+	inImage int     // Conv: values of one input image (all groups)
+}
+
+func newRunner(s LayerShape, kbits, batch, threads int, rng *rand.Rand) (*runner, error) {
+	g := max(s.Groups, 1)
+	r := &runner{s: s, batch: batch, groups: g, opt: kernels.Options{Threads: threads}, zero: uint8(rng.IntN(16))}
+	lo, hi := weightRange(kbits)
+	w := make([]int8, s.N*s.K)
+	for grp := 0; grp < g; grp++ {
+		for i := range w {
+			v := lo + rng.IntN(hi-lo+1)
+			if kbits == 1 && v == 0 {
+				v = 1
+			}
+			w[i] = int8(v)
+		}
+		pw, err := kernels.PackWeights(w, s.N, s.K, kbits)
+		if err != nil {
+			return nil, fmt.Errorf("costmodel: layer %q: %w", s.Name, err)
+		}
+		r.w = append(r.w, pw)
+		rq := &kernels.Requant{Bias: make([]int32, s.N), Mult: make([]int32, s.N), Shift: make([]int, s.N), Zero: int32(r.zero), Lo: r.zero, Hi: 255}
+		for n := range rq.Mult {
+			rq.Bias[n] = int32(rng.IntN(1<<12)) - 1<<11
+			rq.Mult[n] = 1<<30 + int32(rng.IntN(1<<29))
+			rq.Shift[n] = 40
+		}
+		r.rq = append(r.rq, rq)
+	}
+	rows := batch * s.M
+	r.out = make([]uint8, rows*s.N)
+	if s.Conv != nil {
+		r.inImage = g * s.Conv.C * s.Conv.H * s.Conv.W
+		r.src = randBytes(rng, batch*r.inImage)
+		r.cols = make([]uint8, rows*s.K)
+		r.dst = make([]uint8, batch*g*s.N*s.M)
+	} else {
+		r.src = randBytes(rng, rows*s.K)
+	}
+	return r, nil
+}
+
+func randBytes(rng *rand.Rand, n int) []uint8 {
+	b := make([]uint8, n)
+	for i := range b {
+		b[i] = uint8(rng.IntN(256))
+	}
+	return b
+}
+
+// weightRange is the value range of random weights for a kernel width.
+func weightRange(kbits int) (lo, hi int) {
+	switch kbits {
+	case 8:
+		return -127, 127
+	case 4:
+		return -7, 7
+	case 2:
+		return -1, 1
+	}
+	return -1, 1 // binary: zeros are replaced by +1
+}
+
+// run executes the layer once for the whole batch.
+func (r *runner) run() error {
+	s := r.s
+	if s.Conv == nil {
+		return kernels.GEMMRequant(r.out, r.src, r.batch*s.M, s.K, r.zero, r.w[0], r.rq[0], r.opt)
+	}
+	for g := 0; g < r.groups; g++ {
+		if err := r.im2col(g); err != nil {
+			return err
+		}
+		if err := kernels.GEMMRequant(r.out, r.cols, r.batch*s.M, s.K, r.zero, r.w[g], r.rq[g], r.opt); err != nil {
+			return err
+		}
+		r.transpose(g)
+	}
+	return nil
+}
+
+// overhead executes the bit-width-independent part of run: im2col and
+// transpose.
+func (r *runner) overhead() error {
+	for g := 0; g < r.groups; g++ {
+		if err := r.im2col(g); err != nil {
+			return err
+		}
+		r.transpose(g)
+	}
+	return nil
+}
+
+// im2col writes the patch matrices of group g of every image, stacked.
+func (r *runner) im2col(g int) error {
+	s := r.s
+	gi := s.Conv.C * s.Conv.H * s.Conv.W
+	for b := 0; b < r.batch; b++ {
+		src := r.src[b*r.inImage+g*gi : b*r.inImage+(g+1)*gi]
+		if err := kernels.Im2Col(r.cols[b*s.M*s.K:(b+1)*s.M*s.K], src, *s.Conv, r.zero); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// transpose moves group g's rows (pixel-major, as the GEMM writes them)
+// into channel-major NCHW order, as kernels.Conv2D does.
+func (r *runner) transpose(g int) {
+	s := r.s
+	m, n := s.M, s.N
+	for b := 0; b < r.batch; b++ {
+		transposeImage(r.dst[(b*r.groups+g)*n*m:(b*r.groups+g+1)*n*m], r.out[b*m*n:(b+1)*m*n], m, n)
+	}
+}
+
+// transposeImage writes the m x n matrix src as n x m into dst.
+func transposeImage(dst, src []uint8, m, n int) {
+	for p := 0; p < m; p++ {
+		row := src[p*n : (p+1)*n]
+		for c, v := range row {
+			dst[c*m+p] = v
+		}
+	}
+}

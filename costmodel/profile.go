@@ -1,0 +1,395 @@
+package costmodel
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"mpsearch/internal/atomicfile"
+)
+
+// ErrProfile is wrapped by the errors returned for malformed profiles.
+var ErrProfile = errors.New("costmodel: invalid profile")
+
+// Format is the value of a profile's format field.
+const Format = "mpsearch-profile/1"
+
+// ProfileBits are the kernel weight bit widths a profile models.
+var ProfileBits = []int{8, 4, 2, 1}
+
+// Profile is a hardware profile: a latency model of the kernels on one CPU
+// at one thread count, measured by BuildProfile or derived analytically
+// (AnalyticAVX2). All times are in nanoseconds.
+//
+// The GEMM time of a kernels.GEMMRequant call with R rows, reduction K and
+// N outputs at kernel width b is a linear model whose terms mirror what the
+// kernels do (see gemmFeatures): a constant, output channels, padded MACs
+// (whole 6 x 16 tiles over K rounded up to 4), micro-kernel tiles, row
+// tiles, requantized rows, scalar outputs and the rows they span, packed
+// activation elements (vector and scalar), weight-panel bytes streamed and
+// packed activation bytes beyond the L2 cache. A Conv adds, per image and
+// group, the im2col (call_ns + ns_per_pixel*M + ns_per_run*M*C*KH +
+// ns_per_element*M*K) and the transpose to NCHW (call_ns + ns_per_row*M +
+// ns_per_element*M*N, plus ns_per_conflict*M*N when the N strided writes of
+// a row overflow the L1 sets they map to, cpu.l1d, and
+// ns_per_conflict_4k*M*N more when M is also a multiple of 4096).
+type Profile struct {
+	Format string `yaml:"format"`
+	Name   string `yaml:"name"`
+	// Source is "measured" or "analytic".
+	Source  string  `yaml:"source"`
+	CPU     CPUInfo `yaml:"cpu"`
+	Threads int     `yaml:"threads"`
+	// Clock is the clock of the measurements ("thread-cpu" or "wall"), or
+	// "model" for an analytic profile.
+	Clock string `yaml:"clock"`
+	// Created (RFC 3339) and Go (toolchain version) are provenance only.
+	Created string `yaml:"created,omitempty"`
+	Go      string `yaml:"go,omitempty"`
+	// MemoryGBps is the bandwidth of a streaming copy, counting the bytes
+	// read and written, in GB/s (1e9 bytes per second).
+	MemoryGBps float64 `yaml:"memory_gbps"`
+	// CallOverheadNs is the time of the smallest GEMMRequant call
+	// (1 x 4 x 16, 8-bit weights).
+	CallOverheadNs float64        `yaml:"call_overhead_ns"`
+	GEMM           []GEMMModel    `yaml:"gemm"`
+	Im2Col         Im2ColModel    `yaml:"im2col"`
+	Transpose      TransposeModel `yaml:"transpose"`
+	// Reference holds the GEMM throughput (int32 output, activation packing
+	// included) at 256^3, 512^3 and 1024^3 per bit width.
+	Reference []GEMMPoint `yaml:"reference,omitempty"`
+
+	// Comment is written as '#' lines before the YAML; not read back.
+	Comment string `yaml:"-"`
+}
+
+// CPUInfo identifies the processor of a profile.
+type CPUInfo struct {
+	Model       string   `yaml:"model"`
+	Vendor      string   `yaml:"vendor,omitempty"`
+	Family      int      `yaml:"family,omitempty"`
+	ModelID     int      `yaml:"model_id,omitempty"`
+	LogicalCPUs int      `yaml:"logical_cpus,omitempty"`
+	Flags       []string `yaml:"flags"` // the vector-ISA flags relevant to the kernels
+	// KernelISA is the instruction set the kernels ran ("avx2" or "go").
+	KernelISA string `yaml:"kernel_isa"`
+	// L1D is the level-1 data cache geometry; zero when unknown (then no
+	// conflict terms are predicted).
+	L1D CacheInfo `yaml:"l1d,omitempty"`
+	// L2Bytes is the level-2 cache of one core; zero when unknown.
+	L2Bytes int `yaml:"l2_bytes,omitempty"`
+}
+
+// CacheInfo is a cache's geometry.
+type CacheInfo struct {
+	Sets int `yaml:"sets"`
+	Ways int `yaml:"ways"`
+	Line int `yaml:"line"` // bytes
+}
+
+// GEMMModel is the GEMMRequant time model of one kernel bit width.
+type GEMMModel struct {
+	Bits       int     `yaml:"bits"`
+	OverheadNs float64 `yaml:"overhead_ns"`
+	// NsPerChannel is the per-call setup of one output channel.
+	NsPerChannel float64 `yaml:"ns_per_channel"`
+	// NsPerMAC is per padded MAC; 2/NsPerMAC is the peak GOPS.
+	NsPerMAC           float64 `yaml:"ns_per_mac"`
+	NsPerTile          float64 `yaml:"ns_per_tile"`
+	NsPerRowTile       float64 `yaml:"ns_per_row_tile"`
+	NsPerRequantRow    float64 `yaml:"ns_per_requant_row"`
+	NsPerRequantScalar float64 `yaml:"ns_per_requant_scalar"`
+	NsPerScalarRow     float64 `yaml:"ns_per_scalar_row"`
+	NsPerPack          float64 `yaml:"ns_per_pack"`
+	NsPerPackScalar    float64 `yaml:"ns_per_pack_scalar"`
+	NsPerWeightByte    float64 `yaml:"ns_per_weight_byte"`
+	// NsPerSpilledByte is per packed activation byte when they exceed
+	// cpu.l2_bytes.
+	NsPerSpilledByte float64 `yaml:"ns_per_spilled_byte"`
+	Fit              *Fit    `yaml:"fit,omitempty"`
+}
+
+// Im2ColModel is the time model of kernels.Im2Col on one image.
+type Im2ColModel struct {
+	CallNs       float64 `yaml:"call_ns"`
+	NsPerPixel   float64 `yaml:"ns_per_pixel"` // per output pixel (patch row)
+	NsPerElement float64 `yaml:"ns_per_element"`
+	NsPerRun     float64 `yaml:"ns_per_run"` // per run of KW taps
+	Fit          *Fit    `yaml:"fit,omitempty"`
+}
+
+// TransposeModel is the time model of moving one image's M x N GEMM output
+// to N x M (NCHW).
+type TransposeModel struct {
+	CallNs       float64 `yaml:"call_ns"`
+	NsPerElement float64 `yaml:"ns_per_element"`
+	NsPerRow     float64 `yaml:"ns_per_row"`
+	// NsPerConflict is the extra time per element when the writes of one
+	// row conflict in L1, NsPerConflict4K the further extra time when the
+	// stride is also a multiple of 4 KiB (see transposeFeatures).
+	NsPerConflict   float64 `yaml:"ns_per_conflict"`
+	NsPerConflict4K float64 `yaml:"ns_per_conflict_4k"`
+	Fit             *Fit    `yaml:"fit,omitempty"`
+}
+
+// Fit reports how well a model reproduces the measurements it was fitted
+// to: the median and largest |predicted/measured - 1| over Points timed
+// groups of sweep calls.
+type Fit struct {
+	Points    int     `yaml:"points"`
+	MedianErr float64 `yaml:"median_err"`
+	MaxErr    float64 `yaml:"max_err"`
+}
+
+// GEMMPoint is one throughput figure.
+type GEMMPoint struct {
+	Bits int     `yaml:"bits" json:"bits"`
+	M    int     `yaml:"m" json:"m"`
+	K    int     `yaml:"k" json:"k"`
+	N    int     `yaml:"n" json:"n"`
+	GOPS float64 `yaml:"gops" json:"gops"` // 2 ops per MAC
+}
+
+// Marshal returns the profile as YAML, preceded by Comment as '#' lines.
+// The output depends only on the field values.
+func (p *Profile) Marshal() ([]byte, error) {
+	var buf bytes.Buffer
+	if p.Comment != "" {
+		for _, l := range strings.Split(strings.TrimRight(p.Comment, "\n"), "\n") {
+			buf.WriteString(strings.TrimRight("# "+l, " ") + "\n")
+		}
+	}
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(p); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// WriteFile validates p and writes it to path atomically.
+func (p *Profile) WriteFile(path string) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	b, err := p.Marshal()
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(path, b, 0o644)
+}
+
+// ReadProfile parses and validates a profile. Unknown fields, missing
+// required fields and non-finite or negative numbers are errors naming the
+// field; name (the file name) prefixes them.
+func ReadProfile(r io.Reader, name string) (*Profile, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fmt.Errorf("%s: %v: %w", name, oneLine(err.Error()), ErrProfile)
+	}
+	if len(root.Content) == 0 {
+		return nil, fmt.Errorf("%s: empty file: %w", name, ErrProfile)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var p Profile
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("%s: %v: %w", name, oneLine(err.Error()), ErrProfile)
+	}
+	if err := checkRequired(root.Content[0]); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return &p, nil
+}
+
+// ReadProfileFile reads a profile file.
+func ReadProfileFile(path string) (*Profile, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ReadProfile(f, path)
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
+}
+
+// Required keys, so that an absent coefficient is not read as zero.
+var (
+	requiredTop       = []string{"format", "name", "source", "cpu", "threads", "clock", "memory_gbps", "call_overhead_ns", "gemm", "im2col", "transpose"}
+	requiredCPU       = []string{"model", "flags", "kernel_isa"}
+	requiredGEMM      = []string{"bits", "overhead_ns", "ns_per_channel", "ns_per_mac", "ns_per_tile", "ns_per_row_tile", "ns_per_requant_row", "ns_per_requant_scalar", "ns_per_scalar_row", "ns_per_pack", "ns_per_pack_scalar", "ns_per_weight_byte", "ns_per_spilled_byte"}
+	requiredIm2Col    = []string{"call_ns", "ns_per_pixel", "ns_per_element", "ns_per_run"}
+	requiredTranspose = []string{"call_ns", "ns_per_element", "ns_per_row", "ns_per_conflict", "ns_per_conflict_4k"}
+)
+
+func checkRequired(top *yaml.Node) error {
+	if err := requireKeys(top, "", requiredTop); err != nil {
+		return err
+	}
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		k, v := top.Content[i].Value, top.Content[i+1]
+		var err error
+		switch k {
+		case "cpu":
+			err = requireKeys(v, "cpu.", requiredCPU)
+		case "im2col":
+			err = requireKeys(v, "im2col.", requiredIm2Col)
+		case "transpose":
+			err = requireKeys(v, "transpose.", requiredTranspose)
+		case "gemm":
+			for j, item := range v.Content {
+				if err = requireKeys(item, fmt.Sprintf("gemm[%d].", j), requiredGEMM); err != nil {
+					break
+				}
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func requireKeys(n *yaml.Node, prefix string, keys []string) error {
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: %s must be a mapping: %w", n.Line, strings.TrimSuffix(prefix, "."), ErrProfile)
+	}
+	for _, k := range keys {
+		found := false
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == k {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return fmt.Errorf("line %d: missing field %s%s: %w", n.Line, prefix, k, ErrProfile)
+		}
+	}
+	return nil
+}
+
+// Validate checks that p is complete and every number is finite and in
+// range.
+func (p *Profile) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrProfile)
+	}
+	if p.Format != Format {
+		return bad("format is %q; want %q", p.Format, Format)
+	}
+	if p.Name == "" {
+		return bad("name is empty")
+	}
+	if p.Source != "measured" && p.Source != "analytic" {
+		return bad("source is %q; want measured or analytic", p.Source)
+	}
+	if p.CPU.Model == "" {
+		return bad("cpu.model is empty")
+	}
+	if p.CPU.KernelISA == "" {
+		return bad("cpu.kernel_isa is empty")
+	}
+	if l := p.CPU.L1D; l.Sets < 0 || l.Ways < 0 || l.Line < 0 || p.CPU.L2Bytes < 0 {
+		return bad("cpu.l1d %+v or cpu.l2_bytes %d is negative", l, p.CPU.L2Bytes)
+	}
+	if p.Threads < 1 {
+		return bad("threads is %d; want at least 1", p.Threads)
+	}
+	if p.Clock != "thread-cpu" && p.Clock != "wall" && p.Clock != "model" {
+		return bad("clock is %q; want thread-cpu, wall or model", p.Clock)
+	}
+	type num struct {
+		name     string
+		v        float64
+		positive bool
+	}
+	nums := []num{
+		{"memory_gbps", p.MemoryGBps, true},
+		{"call_overhead_ns", p.CallOverheadNs, false},
+		{"im2col.call_ns", p.Im2Col.CallNs, false},
+		{"im2col.ns_per_pixel", p.Im2Col.NsPerPixel, false},
+		{"im2col.ns_per_element", p.Im2Col.NsPerElement, true},
+		{"im2col.ns_per_run", p.Im2Col.NsPerRun, false},
+		{"transpose.call_ns", p.Transpose.CallNs, false},
+		{"transpose.ns_per_element", p.Transpose.NsPerElement, true},
+		{"transpose.ns_per_row", p.Transpose.NsPerRow, false},
+		{"transpose.ns_per_conflict", p.Transpose.NsPerConflict, false},
+		{"transpose.ns_per_conflict_4k", p.Transpose.NsPerConflict4K, false},
+	}
+	seen := map[int]bool{}
+	for _, g := range p.GEMM {
+		if !slices.Contains(ProfileBits, g.Bits) {
+			return bad("gemm entry for %d bits; want one of %v", g.Bits, ProfileBits)
+		}
+		if seen[g.Bits] {
+			return bad("two gemm entries for %d bits", g.Bits)
+		}
+		seen[g.Bits] = true
+		pre := fmt.Sprintf("gemm[bits=%d].", g.Bits)
+		nums = append(nums,
+			num{pre + "overhead_ns", g.OverheadNs, false},
+			num{pre + "ns_per_channel", g.NsPerChannel, false},
+			num{pre + "ns_per_mac", g.NsPerMAC, true},
+			num{pre + "ns_per_tile", g.NsPerTile, false},
+			num{pre + "ns_per_row_tile", g.NsPerRowTile, false},
+			num{pre + "ns_per_requant_row", g.NsPerRequantRow, false},
+			num{pre + "ns_per_requant_scalar", g.NsPerRequantScalar, false},
+			num{pre + "ns_per_scalar_row", g.NsPerScalarRow, false},
+			num{pre + "ns_per_pack", g.NsPerPack, false},
+			num{pre + "ns_per_pack_scalar", g.NsPerPackScalar, false},
+			num{pre + "ns_per_weight_byte", g.NsPerWeightByte, false},
+			num{pre + "ns_per_spilled_byte", g.NsPerSpilledByte, false})
+	}
+	for _, b := range ProfileBits {
+		if !seen[b] {
+			return bad("no gemm entry for %d-bit weights", b)
+		}
+	}
+	for _, n := range nums {
+		switch {
+		case math.IsNaN(n.v) || math.IsInf(n.v, 0):
+			return bad("%s is %v; want a finite number", n.name, n.v)
+		case n.v < 0:
+			return bad("%s is %v; want a non-negative number", n.name, n.v)
+		case n.positive && n.v == 0:
+			return bad("%s is 0; want a positive number", n.name)
+		}
+	}
+	for _, r := range p.Reference {
+		if math.IsNaN(r.GOPS) || math.IsInf(r.GOPS, 0) || r.GOPS < 0 {
+			return bad("reference gops at %d bits %dx%dx%d is %v; want a finite non-negative number", r.Bits, r.M, r.K, r.N, r.GOPS)
+		}
+	}
+	return nil
+}
+
+// gemmModel returns the model of kernel width kb.
+func (p *Profile) gemmModel(kb int) (*GEMMModel, error) {
+	for i := range p.GEMM {
+		if p.GEMM[i].Bits == kb {
+			return &p.GEMM[i], nil
+		}
+	}
+	return nil, fmt.Errorf("%w: profile %q has no model for %d-bit weights", ErrProfile, p.Name, kb)
+}
