@@ -21,8 +21,39 @@ type unaryFunc interface {
 	linear() bool
 }
 
+// piecewiseFunc is a unaryFunc that is piecewise linear with two slopes
+// (ReLU, LeakyRelu, Clip). Its Forward records, for every element, which
+// slope applies, so the other passes read one byte per element instead of
+// recomputing (and branching on) the derivative.
+type piecewiseFunc interface {
+	unaryFunc
+	// evalSlope sets y[i] = f(x[i]) and s[i] to the index in slopes of
+	// f'(x[i]) (the value deriv would give).
+	evalSlope(y []float64, s []uint8, x []float64)
+	// slopes returns the two values f' takes.
+	slopes() [2]float64
+}
+
+// slopeState is the Forward state of a unaryOp on a piecewiseFunc: the
+// slope index of every element.
+type slopeState struct{ s []uint8 }
+
 // unaryOp applies a unaryFunc elementwise.
 type unaryOp struct{ f unaryFunc }
+
+// derivs sets d[i] = f'(x[lo+i]) for i < len(d): from the Forward state's
+// slope indices when there are some, else by unaryFunc.deriv (with d2 as
+// there).
+func (op *unaryOp) derivs(d, d2 []float64, lo int, x, y []float64, state any) {
+	if st, ok := state.(*slopeState); ok && d2 == nil {
+		tab := op.f.(piecewiseFunc).slopes()
+		for i, s := range st.s[lo : lo+len(d)] {
+			d[i] = tab[s&1]
+		}
+		return
+	}
+	op.f.deriv(d, d2, x[lo:lo+len(d)], y[lo:lo+len(d)])
+}
 
 // unaryChunk is the number of elements whose derivatives are computed at once.
 const unaryChunk = 512
@@ -33,12 +64,17 @@ func (op *unaryOp) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
 		return nil, nil, fmt.Errorf("missing input")
 	}
 	out := tensor.New(in[0].Shape...)
+	if pw, ok := op.f.(piecewiseFunc); ok {
+		st := &slopeState{s: make([]uint8, len(out.Data))}
+		pw.evalSlope(out.Data, st.s, in[0].Data)
+		return out, st, nil
+	}
 	op.f.eval(out.Data, in[0].Data)
 	return out, nil, nil
 }
 
 // Backward returns g·f'(x).
-func (op *unaryOp) Backward(in []*tensor.Tensor, out *tensor.Tensor, _ any, gout *tensor.Tensor, need []bool) []*tensor.Tensor {
+func (op *unaryOp) Backward(in []*tensor.Tensor, out *tensor.Tensor, state any, gout *tensor.Tensor, need []bool) []*tensor.Tensor {
 	gin := make([]*tensor.Tensor, len(in))
 	if !need[0] {
 		return gin
@@ -49,9 +85,10 @@ func (op *unaryOp) Backward(in []*tensor.Tensor, out *tensor.Tensor, _ any, gout
 	for lo := 0; lo < len(x); lo += unaryChunk {
 		hi := min(lo+unaryChunk, len(x))
 		d := d1[:hi-lo]
-		op.f.deriv(d, nil, x[lo:hi], y[lo:hi])
+		op.derivs(d, nil, lo, x, y, state)
+		gl, gxl := g[lo:hi], gx.Data[lo:hi]
 		for i, v := range d {
-			gx.Data[lo+i] = g[lo+i] * v
+			gxl[i] = gl[i] * v
 		}
 	}
 	gin[0] = gx
@@ -59,7 +96,7 @@ func (op *unaryOp) Backward(in []*tensor.Tensor, out *tensor.Tensor, _ any, gout
 }
 
 // Tangent returns f'(x)·tx for each direction.
-func (op *unaryOp) Tangent(in, tin []*tensor.Tensor, out *tensor.Tensor, _ any) *tensor.Tensor {
+func (op *unaryOp) Tangent(in, tin []*tensor.Tensor, out *tensor.Tensor, state any) *tensor.Tensor {
 	x, y := in[0].Data, out.Data
 	n := len(x)
 	K := directions(tin[0], n)
@@ -72,7 +109,7 @@ func (op *unaryOp) Tangent(in, tin []*tensor.Tensor, out *tensor.Tensor, _ any) 
 	for lo := 0; lo < n; lo += unaryChunk {
 		hi := min(lo+unaryChunk, n)
 		d := d1[:hi-lo]
-		op.f.deriv(d, nil, x[lo:hi], y[lo:hi])
+		op.derivs(d, nil, lo, x, y, state)
 		for k := 0; k < K; k++ {
 			tk, txk := t[k*n+lo:k*n+hi], tx[k*n+lo:k*n+hi]
 			for i, v := range d {
@@ -84,7 +121,7 @@ func (op *unaryOp) Tangent(in, tin []*tensor.Tensor, out *tensor.Tensor, _ any) 
 }
 
 // BackwardTangent returns g·f'(x) and its tangents tg·f'(x) + g·f2(x)·tx, f2 the second derivative.
-func (op *unaryOp) BackwardTangent(in, tin []*tensor.Tensor, out, _ *tensor.Tensor, _ any, gout, tgout *tensor.Tensor, need []bool) (gin, tgin []*tensor.Tensor) {
+func (op *unaryOp) BackwardTangent(in, tin []*tensor.Tensor, out, _ *tensor.Tensor, state any, gout, tgout *tensor.Tensor, need []bool) (gin, tgin []*tensor.Tensor) {
 	gin = make([]*tensor.Tensor, len(in))
 	tgin = make([]*tensor.Tensor, len(in))
 	if !need[0] {
@@ -119,7 +156,7 @@ func (op *unaryOp) BackwardTangent(in, tin []*tensor.Tensor, out, _ *tensor.Tens
 		if d2 != nil {
 			b = d2[:hi-lo]
 		}
-		op.f.deriv(a, b, x[lo:hi], y[lo:hi])
+		op.derivs(a, b, lo, x, y, state)
 		gl := g[lo:hi]
 		for i, v := range a {
 			gx.Data[lo+i] = gl[i] * v
@@ -156,6 +193,19 @@ func (reluFunc) eval(y, x []float64) {
 		y[i] = v
 	}
 }
+func (reluFunc) slopes() [2]float64 { return [2]float64{0, 1} }
+func (reluFunc) evalSlope(y []float64, s []uint8, x []float64) {
+	y, s = y[:len(x)], s[:len(x)]
+	for i, v := range x {
+		// Branch-free: neg is all ones when v < 0 (then y = +0), else 0.
+		neg := uint64(0)
+		if v < 0 {
+			neg = 1
+		}
+		y[i] = math.Float64frombits(math.Float64bits(v) &^ -neg)
+		s[i] = b2u8(v > 0)
+	}
+}
 func (reluFunc) deriv(d1, _, x, _ []float64) {
 	for i, v := range x {
 		d1[i] = 0
@@ -175,6 +225,16 @@ func (f leakyFunc) eval(y, x []float64) {
 			v *= f.alpha
 		}
 		y[i] = v
+	}
+}
+func (f leakyFunc) slopes() [2]float64 { return [2]float64{f.alpha, 1} }
+func (f leakyFunc) evalSlope(y []float64, s []uint8, x []float64) {
+	y, s = y[:len(x)], s[:len(x)]
+	tab := [2]float64{f.alpha, 1}
+	for i, v := range x {
+		neg := b2u8(v < 0)
+		y[i] = v * tab[neg^1]
+		s[i] = b2u8(v > 0)
 	}
 }
 func (f leakyFunc) deriv(d1, _, x, _ []float64) {
@@ -202,6 +262,14 @@ func (f clipFunc) eval(y, x []float64) {
 		y[i] = v
 	}
 }
+func (clipFunc) slopes() [2]float64 { return [2]float64{0, 1} }
+func (f clipFunc) evalSlope(y []float64, s []uint8, x []float64) {
+	f.eval(y, x)
+	s = s[:len(x)]
+	for i, v := range x {
+		s[i] = b2u8(v >= f.lo) & b2u8(v <= f.hi)
+	}
+}
 func (f clipFunc) deriv(d1, _, x, _ []float64) {
 	for i, v := range x {
 		d1[i] = 0
@@ -209,6 +277,15 @@ func (f clipFunc) deriv(d1, _, x, _ []float64) {
 			d1[i] = 1
 		}
 	}
+}
+
+// b2u8 is 1 for true and 0 for false (compiled without a branch).
+func b2u8(b bool) uint8 {
+	var u uint8
+	if b {
+		u = 1
+	}
+	return u
 }
 
 // negFunc is -x.

@@ -15,17 +15,20 @@ func init() {
 // [M, C/group, kh, kw] and optional B [M]; output [N, M, OH, OW]. A 1-D
 // convolution ([N,C,L]) runs as a 2-D one of height 1.
 //
-// It runs as im2col + GEMM over chunks of samples: the columns of a chunk
-// form a [C*kh*kw, n*OH*OW] matrix (row (c,i,j), column (sample,oh,ow)),
-// so each group is one matrix product per chunk, and output gradients are
-// moved to the matching channel-major layout [M, n*OH*OW] by block copies.
-// Chunks hold about colsChunk values, enough for efficient products while
-// bounding the scratch memory. The Forward state keeps X's columns when
-// they hold at most colsKeepLimit values; larger layers recompute them.
+// It runs as im2col + GEMM. Columns of nb samples form a
+// [C*kh*kw, nb*OH*OW] matrix (row (c,i,j), column (sample,oh,ow)), so each
+// group is one matrix product per block of samples. Layers with enough
+// output positions (see perSampleMinP) run one product per sample, straight
+// between the NCHW layouts of X, W and the output, on columns made in a
+// cache-sized buffer (a 1x1, stride-1, unpadded convolution uses X itself
+// as its columns). Smaller layers batch chunks of samples of about
+// colsChunk column values into one product and move output gradients to
+// the matching channel-major layout [M, nb*OH*OW] by block copies. In that
+// chunked mode the Forward state keeps X's columns when they hold at most
+// colsKeepLimit values; otherwise they are recomputed when needed.
 //
 // Tangents treat the K directions of X as a batch of K*N samples, and the
-// K weight directions form one product [K*M/group, C/group*kh*kw] against
-// X's columns.
+// K weight directions share the columns of X.
 type conv struct {
 	node  *onnx.Node
 	group int
@@ -33,7 +36,7 @@ type conv struct {
 }
 
 // Memory policy of conv (variables so that tests can exercise the
-// recomputing and multi-chunk paths on small layers).
+// recomputing, per-sample and multi-chunk paths on small layers).
 var (
 	// colsKeepLimit is the largest number of values (64 MiB) of X's
 	// columns (kh*kw times X's size) the Forward state keeps.
@@ -41,6 +44,13 @@ var (
 	// colsChunk is the target number of values (8 MiB) of one chunk of
 	// columns.
 	colsChunk = 1 << 20
+	// perSampleMinP is the smallest number of output positions (OH*OW)
+	// for which products run per sample. Below 4*perSampleMinP positions
+	// the weights must also have at most perSampleMaxW values (256 KiB):
+	// each per-sample product reads W (and the weight gradient's products
+	// read and write dW), which must stay cheap next to the product.
+	perSampleMinP = 64
+	perSampleMaxW = 1 << 15
 )
 
 // convState is conv's Forward state.
@@ -127,8 +137,27 @@ func (c *conv) pass(in []*tensor.Tensor, geo *window2d) *convPass {
 	return p
 }
 
+// perSample reports whether products run one sample at a time (see
+// perSampleMinP).
+func (p *convPass) perSample() bool {
+	return p.p >= perSampleMinP && (p.p >= 4*perSampleMinP || p.m*p.ckk <= perSampleMaxW)
+}
+
+// pointwise reports whether a sample's columns are the sample itself
+// (1x1 kernel, stride 1, no padding).
+func (p *convPass) pointwise() bool {
+	g := p.geo
+	return g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.pb == 0 && g.pr == 0
+}
+
+// keepCols reports whether Forward keeps X's columns in its state.
+func (p *convPass) keepCols() bool { return !p.perSample() && p.ckAll*p.np <= colsKeepLimit }
+
 // chunk returns the number of samples per chunk, at most nb.
 func (p *convPass) chunk(nb int) int {
+	if p.perSample() {
+		return 1
+	}
 	return max(1, min(nb, colsChunk/max(1, p.ckAll*p.p)))
 }
 
@@ -138,26 +167,71 @@ type colSource struct {
 	x, cols []float64
 }
 
+// same reports whether s and t are the same samples.
+func (s colSource) same(t colSource) bool {
+	first := func(a []float64) *float64 {
+		if len(a) == 0 {
+			return nil
+		}
+		return &a[0]
+	}
+	return first(s.x) == first(t.x) && len(s.x) == len(t.x) && first(s.cols) == first(t.cols)
+}
+
+// colsBuf returns a scratch buffer for the columns of one chunk of src, or
+// nil when none is needed (kept or pointwise columns).
+func (p *convPass) colsBuf(src colSource, ch int) []float64 {
+	if src.cols != nil || (ch == 1 && p.pointwise()) {
+		return nil
+	}
+	return getScratch(p.ckAll * ch * p.p)
+}
+
 // columns returns the columns of samples [b0, b0+nb) of src and their
-// leading dimension, made in buf (C*kh*kw*nb*P values) unless kept.
+// leading dimension, made in buf (C*kh*kw*nb*P values) unless kept or
+// pointwise.
 func (p *convPass) columns(src colSource, b0, nb int, buf []float64) ([]float64, int) {
 	if src.cols != nil {
 		return src.cols[b0*p.p:], len(src.cols) / p.ckAll
+	}
+	if nb == 1 && p.pointwise() {
+		return src.x[b0*p.chw:], p.p
 	}
 	im2col(src.x[b0*p.chw:], nb, p.c, p.geo, buf)
 	return buf, nb * p.p
 }
 
-// forward adds conv(x_b, w_k) to dst[k, b] for every sample b < nb of src
-// and each of kw weight sets w [kw, M, Cg*kh*kw]; dst is [kw, nb, M, P].
-// The kw weight sets make one product per group and chunk.
-func (p *convPass) forward(dst []float64, src colSource, nb int, w []float64, kw int) {
+// forward adds conv(x_b, w_k) + bias_k to dst[k, b] for every sample
+// b < nb of src and each of kw weight sets w [kw, M, Cg*kh*kw] with biases
+// bias [kw, M] (nil: none); dst is [kw, nb, M, P]. In chunked mode the kw
+// weight sets make one product per group and chunk.
+func (p *convPass) forward(dst []float64, src colSource, nb int, w []float64, kw int, bias []float64) {
 	ch := p.chunk(nb)
-	var buf, packed []float64
-	if src.cols == nil {
-		buf = getScratch(p.ckAll * ch * p.p)
+	if buf := p.colsBuf(src, ch); buf != nil {
 		defer putScratch(buf)
+		p.forwardChunks(dst, src, nb, w, kw, bias, ch, buf)
+		return
 	}
+	p.forwardChunks(dst, src, nb, w, kw, bias, ch, nil)
+}
+
+func (p *convPass) forwardChunks(dst []float64, src colSource, nb int, w []float64, kw int, bias []float64, ch int, buf []float64) {
+	if ch == 1 {
+		for b := 0; b < nb; b++ {
+			cols, ld := p.columns(src, b, 1, buf)
+			for k := 0; k < kw; k++ {
+				d := dst[(k*nb+b)*p.mp : (k*nb+b+1)*p.mp]
+				if bias != nil {
+					addChannelBias(d, bias[k*p.m:(k+1)*p.m], 1, p.m, p.p)
+				}
+				for g := 0; g < p.g; g++ {
+					gemm(false, false, p.mg, p.p, p.ckk, 1, w[(k*p.m+g*p.mg)*p.ckk:], p.ckk, cols[g*p.ckk*ld:], ld, 1, d[g*p.mg*p.p:], p.p)
+				}
+			}
+		}
+		return
+	}
+	var packed []float64
 	if kw > 1 && p.g > 1 {
 		packed = getScratch(kw * p.mg * p.ckk)
 		defer putScratch(packed)
@@ -182,6 +256,11 @@ func (p *convPass) forward(dst []float64, src colSource, nb int, w []float64, kw
 			}
 		}
 	}
+	if bias != nil {
+		for k := 0; k < kw; k++ {
+			addChannelBias(dst[k*nb*p.mp:], bias[k*p.m:(k+1)*p.m], nb, p.m, p.p)
+		}
+	}
 }
 
 // dataTerm is one product of backwardData: an output gradient g
@@ -192,10 +271,24 @@ type dataTerm struct{ g, w []float64 }
 // transposed convolution of g with w (the gradient with respect to X).
 func (p *convPass) backwardData(dx []float64, nb int, terms ...dataTerm) {
 	ch := p.chunk(nb)
+	if ch == 1 && p.pointwise() {
+		// The columns' gradient is dx itself.
+		for b := 0; b < nb; b++ {
+			for _, term := range terms {
+				for g := 0; g < p.g; g++ {
+					gemm(true, false, p.ckk, p.p, p.mg, 1, term.w[g*p.mg*p.ckk:], p.ckk, term.g[b*p.mp+g*p.mg*p.p:], p.p, 1, dx[b*p.chw+g*p.ckk*p.p:], p.p)
+				}
+			}
+		}
+		return
+	}
 	dcols := getScratch(p.ckAll * ch * p.p)
 	defer putScratch(dcols)
-	gcm := getScratch(p.m * ch * p.p)
-	defer putScratch(gcm)
+	var gcm []float64
+	if ch > 1 {
+		gcm = getScratch(p.m * ch * p.p)
+		defer putScratch(gcm)
+	}
 	for b0 := 0; b0 < nb; b0 += ch {
 		n := min(ch, nb-b0)
 		np := n * p.p
@@ -213,38 +306,43 @@ func (p *convPass) backwardData(dx []float64, nb int, terms ...dataTerm) {
 	}
 }
 
-// weightTerm is one product of backwardWeight: an output gradient g
-// [nb, M, P] and the samples whose columns it multiplies.
+// weightTerm is one product of backwardWeight: dw [M, Cg*kh*kw] receives
+// the output gradient g [nb, M, P] times the columns of src.
 type weightTerm struct {
-	g   []float64
-	src colSource
+	dw, g []float64
+	src   colSource
 }
 
-// backwardWeight sets dw [M, Cg*kh*kw] to the sum over terms and samples
-// of g x columns^T (the gradient with respect to W).
-func (p *convPass) backwardWeight(dw []float64, nb int, terms ...weightTerm) {
+// backwardWeight adds to each term's dw the sum over samples of
+// g x columns(src)^T (a gradient with respect to W). Terms with the same
+// src next to each other share its columns.
+func (p *convPass) backwardWeight(nb int, terms ...weightTerm) {
 	ch := p.chunk(nb)
 	var buf []float64
 	for _, t := range terms {
-		if t.src.cols == nil && buf == nil {
-			buf = getScratch(p.ckAll * ch * p.p)
-			defer putScratch(buf)
+		if buf == nil {
+			if buf = p.colsBuf(t.src, ch); buf != nil {
+				defer putScratch(buf)
+			}
 		}
 	}
-	gcm := getScratch(p.m * ch * p.p)
-	defer putScratch(gcm)
+	var gcm []float64
+	if ch > 1 {
+		gcm = getScratch(p.m * ch * p.p)
+		defer putScratch(gcm)
+	}
 	for b0 := 0; b0 < nb; b0 += ch {
 		n := min(ch, nb-b0)
 		np := n * p.p
+		var cols []float64
+		var ld int
 		for t, term := range terms {
-			cols, ld := p.columns(term.src, b0, n, buf)
-			cm := channelMajor(gcm, term.g[b0*p.mp:], n, p.m, p.p)
-			beta := 1.0
-			if b0 == 0 && t == 0 {
-				beta = 0
+			if t == 0 || !term.src.same(terms[t-1].src) {
+				cols, ld = p.columns(term.src, b0, n, buf)
 			}
+			cm := channelMajor(gcm, term.g[b0*p.mp:], n, p.m, p.p)
 			for g := 0; g < p.g; g++ {
-				gemm(false, true, p.mg, p.ckk, np, 1, cm[g*p.mg*np:], np, cols[g*p.ckk*ld:], ld, beta, dw[g*p.mg*p.ckk:], p.ckk)
+				gemm(false, true, p.mg, p.ckk, np, 1, cm[g*p.mg*np:], np, cols[g*p.ckk*ld:], ld, 1, term.dw[g*p.mg*p.ckk:], p.ckk)
 			}
 		}
 	}
@@ -255,11 +353,26 @@ func (p *convPass) biasGrad(db, g []float64, nb int) {
 	clear(db)
 	for b := 0; b < nb; b++ {
 		for i := range db {
-			for _, v := range g[(b*p.m+i)*p.p : (b*p.m+i+1)*p.p] {
-				db[i] += v
-			}
+			db[i] += sum(g[(b*p.m+i)*p.p : (b*p.m+i+1)*p.p])
 		}
 	}
+}
+
+// sum returns the sum of x, with four independent partial sums so that
+// long rows are not bound by the latency of one addition chain.
+func sum(x []float64) float64 {
+	var s0, s1, s2, s3 float64
+	for len(x) >= 4 {
+		s0 += x[0]
+		s1 += x[1]
+		s2 += x[2]
+		s3 += x[3]
+		x = x[4:]
+	}
+	for _, v := range x {
+		s0 += v
+	}
+	return (s0 + s1) + (s2 + s3)
 }
 
 func (c *conv) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
@@ -269,15 +382,16 @@ func (c *conv) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
 	}
 	p := c.pass(in, &geo)
 	st := &convState{geo: geo}
-	if p.ckAll*p.np <= colsKeepLimit {
+	if p.keepCols() {
 		st.cols = make([]float64, p.ckAll*p.np)
 		im2col(in[0].Data, p.n, p.c, &geo, st.cols)
 	}
 	out := tensor.New(geo.outShape(p.n, p.m, in[0].Rank())...)
-	p.forward(out.Data, colSource{x: in[0].Data, cols: st.cols}, p.n, in[1].Data, 1)
-	if b := bias(in); b != nil {
-		addChannelBias(out.Data, b.Data, p.n, p.m, p.p)
+	var b []float64
+	if bt := bias(in); bt != nil {
+		b = bt.Data
 	}
+	p.forward(out.Data, colSource{x: in[0].Data, cols: st.cols}, p.n, in[1].Data, 1, b)
 	return out, st, nil
 }
 
@@ -291,7 +405,7 @@ func (c *conv) Backward(in []*tensor.Tensor, out *tensor.Tensor, state any, gout
 	}
 	if need[1] {
 		gin[1] = tensor.New(in[1].Shape...)
-		p.backwardWeight(gin[1].Data, p.n, weightTerm{gout.Data, colSource{x: in[0].Data, cols: st.cols}})
+		p.backwardWeight(p.n, weightTerm{gin[1].Data, gout.Data, colSource{x: in[0].Data, cols: st.cols}})
 	}
 	if b := bias(in); b != nil && need[2] {
 		gin[2] = tensor.New(b.Shape...)
@@ -311,10 +425,14 @@ func (c *conv) Tangent(in, tin []*tensor.Tensor, out *tensor.Tensor, state any) 
 	// Ry_k = conv(Rx_k, W) + conv(X, RW_k) + RB_k.
 	ry := tensor.New(append([]int{k}, out.Shape...)...)
 	if rx != nil {
-		p.forward(ry.Data, colSource{x: rx.Data}, k*p.n, in[1].Data, 1)
+		p.forward(ry.Data, colSource{x: rx.Data}, k*p.n, in[1].Data, 1, nil)
 	}
 	if rw != nil {
-		p.forward(ry.Data, colSource{x: in[0].Data, cols: st.cols}, p.n, rw.Data, k)
+		var b []float64
+		if rb != nil {
+			b, rb = rb.Data, nil
+		}
+		p.forward(ry.Data, colSource{x: in[0].Data, cols: st.cols}, p.n, rw.Data, k, b)
 	}
 	if rb != nil {
 		for kk := 0; kk < k; kk++ {
@@ -327,47 +445,62 @@ func (c *conv) Tangent(in, tin []*tensor.Tensor, out *tensor.Tensor, state any) 
 func (c *conv) BackwardTangent(in, tin []*tensor.Tensor, out, tout *tensor.Tensor, state any, gout, tgout *tensor.Tensor, need []bool) (gin, tgin []*tensor.Tensor) {
 	st := state.(*convState)
 	p := c.pass(in, &st.geo)
-	gin = c.Backward(in, out, state, gout, need)
-	tgin = make([]*tensor.Tensor, len(in))
 	k := tangentCount(append(tin[:len(tin):len(tin)], tgout))
 	if k == 0 {
-		return gin, tgin
+		return c.Backward(in, out, state, gout, need), make([]*tensor.Tensor, len(in))
 	}
+	gin = make([]*tensor.Tensor, len(in))
+	tgin = make([]*tensor.Tensor, len(in))
 	rx, rw := tin[0], tin[1]
 	xs, ws, ys := in[0].Size(), in[1].Size(), out.Size()
-	// R(dX)_k = convT(R gout_k, W) + convT(gout, RW_k).
-	if need[0] && (tgout != nil || rw != nil) {
-		tgin[0] = tensor.New(append([]int{k}, in[0].Shape...)...)
-		for kk := 0; kk < k; kk++ {
-			var terms []dataTerm
-			if tgout != nil {
-				terms = append(terms, dataTerm{tgout.Data[kk*ys:], in[1].Data})
+	// dX = convT(gout, W); R(dX)_k = convT(R gout_k, W) + convT(gout, RW_k).
+	if need[0] {
+		gin[0] = tensor.New(in[0].Shape...)
+		p.backwardData(gin[0].Data, p.n, dataTerm{gout.Data, in[1].Data})
+		if tgout != nil || rw != nil {
+			tgin[0] = tensor.New(append([]int{k}, in[0].Shape...)...)
+			for kk := 0; kk < k; kk++ {
+				var terms []dataTerm
+				if tgout != nil {
+					terms = append(terms, dataTerm{tgout.Data[kk*ys:], in[1].Data})
+				}
+				if rw != nil {
+					terms = append(terms, dataTerm{gout.Data, rw.Data[kk*ws:]})
+				}
+				p.backwardData(tgin[0].Data[kk*xs:], p.n, terms...)
 			}
-			if rw != nil {
-				terms = append(terms, dataTerm{gout.Data, rw.Data[kk*ws:]})
-			}
-			p.backwardData(tgin[0].Data[kk*xs:], p.n, terms...)
 		}
 	}
-	// R(dW)_k = R gout_k x cols(X)^T + gout x cols(RX_k)^T.
-	if need[1] && (tgout != nil || rx != nil) {
-		tgin[1] = tensor.New(append([]int{k}, in[1].Shape...)...)
-		for kk := 0; kk < k; kk++ {
-			var terms []weightTerm
+	// dW = gout x cols(X)^T; R(dW)_k = R gout_k x cols(X)^T + gout x
+	// cols(RX_k)^T. The terms on X come first, to share its columns.
+	if need[1] {
+		x := colSource{x: in[0].Data, cols: st.cols}
+		gin[1] = tensor.New(in[1].Shape...)
+		terms := []weightTerm{{gin[1].Data, gout.Data, x}}
+		if tgout != nil || rx != nil {
+			tgin[1] = tensor.New(append([]int{k}, in[1].Shape...)...)
 			if tgout != nil {
-				terms = append(terms, weightTerm{tgout.Data[kk*ys:], colSource{x: in[0].Data, cols: st.cols}})
+				for kk := 0; kk < k; kk++ {
+					terms = append(terms, weightTerm{tgin[1].Data[kk*ws:], tgout.Data[kk*ys:], x})
+				}
 			}
 			if rx != nil {
-				terms = append(terms, weightTerm{gout.Data, colSource{x: rx.Data[kk*xs:]}})
+				for kk := 0; kk < k; kk++ {
+					terms = append(terms, weightTerm{tgin[1].Data[kk*ws:], gout.Data, colSource{x: rx.Data[kk*xs : (kk+1)*xs]}})
+				}
 			}
-			p.backwardWeight(tgin[1].Data[kk*ws:], p.n, terms...)
 		}
+		p.backwardWeight(p.n, terms...)
 	}
-	// R(dB)_k = channel sums of R gout_k.
-	if b := bias(in); b != nil && need[2] && tgout != nil {
-		tgin[2] = tensor.New(append([]int{k}, b.Shape...)...)
-		for kk := 0; kk < k; kk++ {
-			p.biasGrad(tgin[2].Data[kk*p.m:(kk+1)*p.m], tgout.Data[kk*ys:], p.n)
+	// dB = channel sums of gout; R(dB)_k = channel sums of R gout_k.
+	if b := bias(in); b != nil && need[2] {
+		gin[2] = tensor.New(b.Shape...)
+		p.biasGrad(gin[2].Data, gout.Data, p.n)
+		if tgout != nil {
+			tgin[2] = tensor.New(append([]int{k}, b.Shape...)...)
+			for kk := 0; kk < k; kk++ {
+				p.biasGrad(tgin[2].Data[kk*p.m:(kk+1)*p.m], tgout.Data[kk*ys:], p.n)
+			}
 		}
 	}
 	return gin, tgin
@@ -620,8 +753,14 @@ func im2col(x []float64, nb, c int, g *window2d, cols []float64) {
 							continue
 						}
 						s := src[iy*g.w : (iy+1)*g.w]
-						clear(d[:lo])
-						clear(d[hi:])
+						// The padded ends are a few values: plain loops
+						// beat calls to clear.
+						for ox := range d[:lo] {
+							d[ox] = 0
+						}
+						for ox := hi; ox < len(d); ox++ {
+							d[ox] = 0
+						}
 						if g.sw == 1 {
 							copy(d[lo:hi], s[lo+off:hi+off])
 							continue
@@ -658,6 +797,13 @@ func col2im(cols []float64, nb, c int, g *window2d, dx []float64) {
 						}
 						s := src[oy*g.ow : (oy+1)*g.ow]
 						d := dst[iy*g.w : (iy+1)*g.w]
+						if g.sw == 1 {
+							dd, ss := d[lo+off:hi+off], s[lo:hi]
+							for ox, v := range ss {
+								dd[ox] += v
+							}
+							continue
+						}
 						for ox := lo; ox < hi; ox++ {
 							d[ox*g.sw+off] += s[ox]
 						}

@@ -132,17 +132,22 @@ func TestConv(t *testing.T) {
 			group: 2, s: [2]int{3, 2}, d: [2]int{2, 1}, p: [4]int{3, 2, 0, 1}, oh: 3, ow: 4},
 	}
 	// Every case runs with the default memory policy (columns kept, one
-	// chunk) and with columns recomputed, in chunks of one and of two
-	// samples (tangents make K*N samples, so several chunks).
+	// chunk), with columns recomputed, in chunks of one and of two
+	// samples (tangents make K*N samples, so several chunks), and in
+	// per-sample mode (the default for large layers).
 	for _, policy := range []struct {
-		name    string
-		keep    bool
-		samples int // per chunk; 0: default
-	}{{"kept", true, 0}, {"kept, chunks of 1", true, 1}, {"recomputed, chunks of 1", false, 1}, {"recomputed, chunks of 2", false, 2}} {
+		name      string
+		keep      bool
+		samples   int // per chunk; 0: default
+		perSample bool
+	}{{"kept", true, 0, false}, {"kept, chunks of 1", true, 1, false}, {"recomputed, chunks of 1", false, 1, false}, {"recomputed, chunks of 2", false, 2, false}, {"per sample", true, 0, true}} {
 		t.Run(policy.name, func(t *testing.T) {
-			defer func(k, c int) { colsKeepLimit, colsChunk = k, c }(colsKeepLimit, colsChunk)
+			defer func(k, c, p int) { colsKeepLimit, colsChunk, perSampleMinP = k, c, p }(colsKeepLimit, colsChunk, perSampleMinP)
 			if !policy.keep {
 				colsKeepLimit = 0
+			}
+			if policy.perSample {
+				perSampleMinP = 1
 			}
 			for _, tc := range tests {
 				if policy.samples > 0 {

@@ -564,17 +564,22 @@ func (net *Network) needGrad(wantInput bool) []bool {
 	return need
 }
 
-// accumulate returns acc+g, reusing acc's storage when acc is owned by the
-// accumulator (never an op's output, which may alias an input).
-func accumulate(acc, g *tensor.Tensor) *tensor.Tensor {
+// accumulate returns acc+g. *owned says whether acc's storage belongs to
+// the accumulator: an op's output (which may alias an input or another
+// value) is never written; the first sum is a fresh copy, marked owned,
+// and later sums add into it in place.
+func accumulate(acc, g *tensor.Tensor, owned *bool) *tensor.Tensor {
 	if acc == nil {
 		return g
 	}
-	sum := acc.Clone()
-	for i, v := range g.Data {
-		sum.Data[i] += v
+	if !*owned {
+		acc = acc.Clone()
+		*owned = true
 	}
-	return sum
+	for i, v := range g.Data {
+		acc.Data[i] += v
+	}
+	return acc
 }
 
 // HVP computes, on the batch of this pass and for the loss, the gradient of
@@ -599,6 +604,7 @@ func (p *Pass) HVP(loss Loss, dirs []*tensor.Tensor, k int) (grads *Grads, hv []
 	tins := make([]*tensor.Tensor, 0, 4)
 	grad := make([]*tensor.Tensor, net.nvals)
 	tgrad := make([]*tensor.Tensor, net.nvals)
+	owned := make([]bool, 2*net.nvals) // of grad, then of tgrad (see accumulate)
 	grad[net.outVal] = gout
 	tgrad[net.outVal] = tgout
 	need := net.needGrad(false)
@@ -634,10 +640,10 @@ func (p *Pass) HVP(loss Loss, dirs []*tensor.Tensor, k int) (grads *Grads, hv []
 				continue
 			}
 			if gin[j] != nil {
-				grad[v] = accumulate(grad[v], gin[j])
+				grad[v] = accumulate(grad[v], gin[j], &owned[v])
 			}
 			if tgin != nil && tgin[j] != nil {
-				tgrad[v] = accumulate(tgrad[v], tgin[j])
+				tgrad[v] = accumulate(tgrad[v], tgin[j], &owned[net.nvals+v])
 			}
 		}
 	}
@@ -716,6 +722,7 @@ func (p *Pass) tangents(dirs []*tensor.Tensor, k int) ([]*tensor.Tensor, error) 
 func (p *Pass) backwardAll(gout *tensor.Tensor, need []bool) []*tensor.Tensor {
 	net := p.net
 	grad := make([]*tensor.Tensor, net.nvals)
+	owned := make([]bool, net.nvals) // see accumulate
 	grad[net.outVal] = gout
 	ins := make([]*tensor.Tensor, 0, 4)
 	for k := len(net.nodes) - 1; k >= 0; k-- {
@@ -742,7 +749,7 @@ func (p *Pass) backwardAll(gout *tensor.Tensor, need []bool) []*tensor.Tensor {
 		gin := nd.op.Backward(ins, p.vals[nd.out], p.states[k], g, nin)
 		for j, v := range nd.in {
 			if nin[j] && gin[j] != nil {
-				grad[v] = accumulate(grad[v], gin[j])
+				grad[v] = accumulate(grad[v], gin[j], &owned[v])
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package network
 
 import (
 	"fmt"
+	"math"
 
 	"mpsearch/onnx"
 	"mpsearch/tensor"
@@ -135,14 +136,16 @@ func (op *maxPool) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
 		src := x.Data[p*hw : (p+1)*hw]
 		for oy := 0; oy < g.oh; oy++ {
 			for ox := 0; ox < g.ow; ox++ {
-				best, bi := 0.0, -1
+				// The first tap inside the input starts; a later one
+				// wins only when strictly greater (first maximum).
+				x0 := pl.tx.start[ox]
+				bi := (pl.ty.start[oy]+pl.ty.lo[oy]*g.dh)*g.w + x0 + pl.tx.lo[ox]*g.dw
+				best := src[bi]
 				for i := pl.ty.lo[oy]; i < pl.ty.hi[oy]; i++ {
-					row := (pl.ty.start[oy] + i*g.dh) * g.w
+					row := (pl.ty.start[oy]+i*g.dh)*g.w + x0
 					for j := pl.tx.lo[ox]; j < pl.tx.hi[ox]; j++ {
-						idx := row + pl.tx.start[ox] + j*g.dw
-						if v := src[idx]; bi < 0 || v > best {
-							best, bi = v, idx
-						}
+						idx := row + j*g.dw
+						best, bi = maxSelect(best, bi, src[idx], idx)
 					}
 				}
 				o := p*ohw + oy*g.ow + ox
@@ -151,6 +154,16 @@ func (op *maxPool) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
 		}
 	}
 	return y, &maxPoolState{argmax: arg, inSize: x.Size()}, nil
+}
+
+// maxSelect returns (v, idx) when v > best, else (best, bi), without a
+// branch (random data would mispredict half of them).
+func maxSelect(best float64, bi int, v float64, idx int) (float64, int) {
+	m := -int(b2u8(v > best)) // all ones when v wins
+	bi ^= (bi ^ idx) & m
+	bb := math.Float64bits(best)
+	bb ^= (bb ^ math.Float64bits(v)) & uint64(m)
+	return math.Float64frombits(bb), bi
 }
 
 // gather returns t [nb]+outShape with t[b, o] = src[b, argmax[o]].

@@ -15,18 +15,18 @@ import (
 
 // Summary is summary.json: stable keys that scripts rely on (DESIGN.md).
 type Summary struct {
-	Objective float64                   `json:"objective"`
-	Method    string                    `json:"method"`
-	Metric    string                    `json:"metric"`
-	Budgets   map[string]SummaryBudget  `json:"budgets"`
-	Predicted map[string]float64        `json:"predicted"`
-	Accuracy  map[string]float64        `json:"accuracy,omitempty"`
-	Measured  *SummaryMeasured          `json:"measured,omitempty"`
-	Layers    []SummaryLayer            `json:"layers"`
-	Plain     *SummaryCandidate         `json:"proposal,omitempty"`
-	Uniform   []SummaryCandidate        `json:"uniform"`
-	Verified  []SummaryCandidate        `json:"candidates,omitempty"`
-	Latency   []SummaryLatency          `json:"latency_check,omitempty"`
+	Objective float64                  `json:"objective"`
+	Method    string                   `json:"method"`
+	Metric    string                   `json:"metric"`
+	Budgets   map[string]SummaryBudget `json:"budgets"`
+	Predicted map[string]float64       `json:"predicted"`
+	Accuracy  map[string]float64       `json:"accuracy,omitempty"`
+	Measured  *SummaryMeasured         `json:"measured,omitempty"`
+	Layers    []SummaryLayer           `json:"layers"`
+	Plain     *SummaryCandidate        `json:"proposal,omitempty"`
+	Uniform   []SummaryCandidate       `json:"uniform"`
+	Verified  []SummaryCandidate       `json:"candidates,omitempty"`
+	Latency   []SummaryLatency         `json:"latency_check,omitempty"`
 }
 
 // SummaryLatency is a configuration's predicted and measured latency
