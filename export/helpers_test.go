@@ -138,7 +138,7 @@ func producers(g *onnx.Graph) map[string]int {
 // is removed and returned as the activation quantizer of the nodes that
 // read it. The result runs on the float engine with quant.ActHook.
 func dequantizeGraph(m *onnx.Model) (*onnx.Model, map[string]quant.ActQuant, error) {
-	g := copyGraph(m.Graph)
+	g := m.Graph.Clone()
 	prod := producers(g)
 	rename := map[string]string{}        // DQ output -> replacement value
 	actOf := map[string]quant.ActQuant{} // DQ output -> activation quantizer

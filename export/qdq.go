@@ -97,7 +97,7 @@ func QDQ(net *network.Network, cfg Config) (*onnx.Model, error) {
 	if cfg.Opset21 {
 		opset = max(opset, Int4Opset)
 	}
-	g := copyGraph(src.Graph)
+	g := src.Graph.Clone()
 	if opset > src.Opset {
 		if err := upgrade(g, src.Opset, opset, net); err != nil {
 			return nil, err
@@ -295,35 +295,6 @@ func (b *builder) actQDQ(x string, a quant.ActQuant) (string, []onnx.Node) {
 	}
 }
 
-// copyGraph copies g deeply enough that the export never changes it:
-// nodes (with their input lists and attribute maps), value infos and the
-// initializer maps; tensors are shared and replaced, never modified.
-func copyGraph(g *onnx.Graph) *onnx.Graph {
-	c := *g
-	c.Inputs = append([]onnx.ValueInfo(nil), g.Inputs...)
-	c.Outputs = append([]onnx.ValueInfo(nil), g.Outputs...)
-	c.Nodes = make([]onnx.Node, len(g.Nodes))
-	for i, n := range g.Nodes {
-		n.Inputs = append([]string(nil), n.Inputs...)
-		n.Outputs = append([]string(nil), n.Outputs...)
-		attrs := make(map[string]onnx.Attribute, len(n.Attrs))
-		for k, v := range n.Attrs {
-			attrs[k] = v
-		}
-		n.Attrs = attrs
-		c.Nodes[i] = n
-	}
-	c.Initializers = make(map[string]*tensor.Tensor, len(g.Initializers))
-	for k, v := range g.Initializers {
-		c.Initializers[k] = v
-	}
-	c.InitTypes = make(map[string]onnx.DataType, len(g.InitTypes))
-	for k, v := range g.InitTypes {
-		c.InitTypes[k] = v
-	}
-	c.InitOrder = append([]string(nil), g.InitOrder...)
-	return &c
-}
 
 // roundFloatInits replaces FLOAT initializers holding values a float32
 // cannot represent (BatchNormalization folding computes in float64) by

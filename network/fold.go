@@ -5,22 +5,6 @@ import (
 	"mpsearch/tensor"
 )
 
-// cloneGraph copies the parts of g that import rewrites change (node list,
-// initializer maps); tensors are shared until replaced.
-func cloneGraph(g *onnx.Graph) *onnx.Graph {
-	c := *g
-	c.Nodes = append([]onnx.Node(nil), g.Nodes...)
-	c.Initializers = make(map[string]*tensor.Tensor, len(g.Initializers))
-	for k, v := range g.Initializers {
-		c.Initializers[k] = v
-	}
-	c.InitTypes = make(map[string]onnx.DataType, len(g.InitTypes))
-	for k, v := range g.InitTypes {
-		c.InitTypes[k] = v
-	}
-	c.InitOrder = append([]string(nil), g.InitOrder...)
-	return &c
-}
 
 // foldBatchNorms rewrites every BatchNormalization whose input is the only
 // use of a Conv's (or a Gemm's with transB=1) output, whose parameters are

@@ -97,7 +97,7 @@ func Build(m *onnx.Model, opt Options) (*Network, error) {
 	if m == nil || m.Graph == nil {
 		return nil, errors.New("network: model has no graph")
 	}
-	g := cloneGraph(m.Graph)
+	g := m.Graph.Clone()
 	if !opt.NoFold {
 		foldBatchNorms(g)
 	}
