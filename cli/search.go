@@ -284,7 +284,11 @@ func printResult(e *env, res *pipeline.SearchResult, out *pipeline.Outputs, pare
 	if paretoOnly {
 		tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "point\tobjective\tlatency ms\tsize B\tBOPs\taccuracy\tbits\t")
-		for _, c := range res.Front {
+		rows := res.Front
+		if res.RL != nil {
+			rows = append(append([]*pipeline.Candidate(nil), rows...), res.RL.Front...)
+		}
+		for _, c := range rows {
 			fmt.Fprintf(tw, "%s\t%.4g\t%s\t%.0f\t%.3g\t%s\t%v\t\n", c.Label, c.Objective, fmtCost(c.Costs, pipeline.Latency), c.Costs[pipeline.Size], c.Costs[pipeline.BOPs], fmtAcc(out.Accuracy[c.Label]), c.Bits)
 		}
 		tw.Flush()

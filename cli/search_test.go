@@ -116,3 +116,37 @@ func TestSearchBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestParetoRL: pareto --method rl prints the ILP front and the agent's
+// configuration at each front point's budget; on this tiny table the
+// agent (with its polish) must match the exact front.
+func TestParetoRL(t *testing.T) {
+	dir := t.TempDir()
+	table := filepath.Join(dir, "sens.yaml")
+	if err := os.WriteFile(table, []byte(tableYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, errs := run(t, "pareto", "--table", table, "--size-budget", "4000B", "--keep-ends=false", "--method", "rl", "--episodes", "50", "--points", "5", "--out", filepath.Join(dir, "out"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	front := map[string]string{}
+	rl := map[string]string{}
+	for _, line := range strings.Split(stdout, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) > 3 && f[0] == "front":
+			front[f[1]] = f[2]
+		case len(f) > 6 && f[0] == "RL":
+			rl[f[3]] = f[5]
+		}
+	}
+	if len(front) < 2 || len(rl) != len(front) {
+		t.Fatalf("got %d front rows and %d RL rows:\n%s", len(front), len(rl), stdout)
+	}
+	for k, obj := range front {
+		if rl[k] != obj {
+			t.Errorf("front point %s: ILP objective %s, RL %s", k, obj, rl[k])
+		}
+	}
+}

@@ -156,6 +156,11 @@ func (o *Outputs) accuracies(ctx context.Context, progress func(int, int, string
 	for _, c := range res.Front {
 		add(c)
 	}
+	if res.RL != nil {
+		for _, c := range res.RL.Front {
+			add(c)
+		}
+	}
 	for i, j := range jobs {
 		if progress != nil {
 			progress(i, len(jobs), "accuracy of "+j.label)

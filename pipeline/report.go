@@ -66,6 +66,9 @@ func (o *Outputs) report() ([]byte, error) {
 		if fmt.Sprint(res.RL.Agent.Bits) != fmt.Sprint(res.RL.Best.Bits) {
 			r.RL = append(r.RL, o.point(res.RL.Agent))
 		}
+		for _, c := range res.RL.Front {
+			r.RL = append(r.RL, o.point(c))
+		}
 		for _, c := range res.RL.Curve {
 			r.LearningCurve = append(r.LearningCurve, plots.CurvePoint{Episode: c.Episode, Best: c.Best, Gap: math.NaN()})
 		}

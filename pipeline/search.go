@@ -58,6 +58,9 @@ type RLOutcome struct {
 	Best  *Candidate // the agent's (polished) best
 	Agent *Candidate // the agent's own best before the polish
 	Curve []rlsearch.CurvePoint
+	// Front holds the agent's configurations at the budgets of the ILP
+	// front's points (pareto --method rl).
+	Front []*Candidate
 }
 
 // Candidate is one configuration with its predicted costs and, if
@@ -301,8 +304,37 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 			res.Front = append(res.Front, mk(fmt.Sprintf("front %d", i+1), choiceBits(&s)))
 		}
 		report("pareto", 1, 1, "")
+		if cfg.Method == "rl" && res.RL != nil {
+			if err := rlFront(ctx, res, cfg, mk, report); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return res, nil
+}
+
+// rlFront runs the RL agent at the budget of every ILP front point (the
+// first budgeted resource), so the report shows both fronts side by side.
+func rlFront(ctx context.Context, res *SearchResult, cfg SearchConfig, mk func(string, []int) *Candidate, report func(string, int, int, string)) error {
+	feats := cfg.Features
+	rc := cfg.RL
+	rc.Progress = nil
+	for i, f := range res.Front {
+		report("rl pareto", i, len(res.Front), f.Label)
+		p := *res.Problem
+		p.Resources = append([]ilp.Resource(nil), res.Problem.Resources...)
+		p.Resources[0].Limit = f.Costs[p.Resources[0].Name]
+		if len(feats) != len(res.Table.Layers) {
+			feats = defaultFeatures(res.Table)
+		}
+		r, err := rlsearch.Search(ctx, rlsearch.FromILP(&p, feats), rc)
+		if err != nil {
+			return err
+		}
+		res.RL.Front = append(res.RL.Front, mk(fmt.Sprintf("RL at front %d budget", i+1), r.Bits))
+	}
+	report("rl pareto", len(res.Front), len(res.Front), "")
+	return nil
 }
 
 func metricName(t *sensitivity.Table) string {
@@ -390,18 +422,7 @@ func verify(ctx context.Context, t *sensitivity.Table, res *SearchResult, build 
 func searchRL(ctx context.Context, res *SearchResult, cfg SearchConfig, mk func(string, []int) *Candidate, report func(string, int, int, string)) error {
 	feats := cfg.Features
 	if len(feats) != len(res.Table.Layers) {
-		feats = make([]rlsearch.LayerFeatures, len(res.Table.Layers))
-		for i, l := range res.Table.Layers {
-			feats[i] = rlsearch.LayerFeatures{Params: float64(l.Params), MACs: float64(l.MACs), Kernel: 1, Stride: 1, InputSize: 1}
-			switch l.Op {
-			case "Conv":
-				feats[i].Op = rlsearch.OpConv
-			case "MatMul":
-				feats[i].Op = rlsearch.OpMatMul
-			default:
-				feats[i].Op = rlsearch.OpGemm
-			}
-		}
+		feats = defaultFeatures(res.Table)
 	}
 	rc := cfg.RL
 	user := rc.Progress
@@ -418,4 +439,21 @@ func searchRL(ctx context.Context, res *SearchResult, cfg SearchConfig, mk func(
 	res.Plain = mk("RL best", r.Bits)
 	res.RL = &RLOutcome{Best: res.Plain, Agent: mk("RL agent before polish", r.AgentBits), Curve: r.Curve}
 	return nil
+}
+
+// defaultFeatures describes the layers from the table alone (no network).
+func defaultFeatures(t *sensitivity.Table) []rlsearch.LayerFeatures {
+	feats := make([]rlsearch.LayerFeatures, len(t.Layers))
+	for i, l := range t.Layers {
+		feats[i] = rlsearch.LayerFeatures{Params: float64(l.Params), MACs: float64(l.MACs), Kernel: 1, Stride: 1, InputSize: 1}
+		switch l.Op {
+		case "Conv":
+			feats[i].Op = rlsearch.OpConv
+		case "MatMul":
+			feats[i].Op = rlsearch.OpMatMul
+		default:
+			feats[i].Op = rlsearch.OpGemm
+		}
+	}
+	return feats
 }
