@@ -326,11 +326,19 @@ func (p *convPass) backwardWeight(nb int, terms ...weightTerm) {
 			}
 		}
 	}
-	var gcm []float64
-	if ch > 1 {
-		gcm = getScratch(p.m * ch * p.p)
-		defer putScratch(gcm)
+	if ch == 1 {
+		for lo := 0; lo < len(terms); {
+			hi := lo + 1
+			for hi < len(terms) && terms[hi].src.same(terms[lo].src) {
+				hi++
+			}
+			p.weightRun(nb, terms[lo:hi], buf)
+			lo = hi
+		}
+		return
 	}
+	gcm := getScratch(p.m * ch * p.p)
+	defer putScratch(gcm)
 	for b0 := 0; b0 < nb; b0 += ch {
 		n := min(ch, nb-b0)
 		np := n * p.p
@@ -348,19 +356,85 @@ func (p *convPass) backwardWeight(nb int, terms ...weightTerm) {
 	}
 }
 
+// weightRun is backwardWeight one sample at a time for terms that share
+// their source. The r terms make one product per sample and group: their
+// gradients are stacked [r*mg, P], and the product is formed as columns x
+// stack^T ([Cg*kh*kw, r*mg], transposed into the dw at the end) when
+// Cg*kh*kw > r*mg, a shape that suits BLAS better than a short, wide
+// result.
+func (p *convPass) weightRun(nb int, run []weightTerm, buf []float64) {
+	r := len(run)
+	rows := r * p.mg
+	trans := p.ckk > rows
+	if r == 1 && !trans {
+		t := run[0]
+		for b := 0; b < nb; b++ {
+			cols, ld := p.columns(t.src, b, 1, buf)
+			for g := 0; g < p.g; g++ {
+				gemm(false, true, p.mg, p.ckk, p.p, 1, t.g[b*p.mp+g*p.mg*p.p:], p.p, cols[g*p.ckk*ld:], ld, 1, t.dw[g*p.mg*p.ckk:], p.ckk)
+			}
+		}
+		return
+	}
+	var gst []float64
+	if r > 1 {
+		gst = getScratch(rows * p.p)
+		defer putScratch(gst)
+	}
+	acc := getScratch(p.g * rows * p.ckk)
+	defer putScratch(acc)
+	clear(acc)
+	for b := 0; b < nb; b++ {
+		cols, ld := p.columns(run[0].src, b, 1, buf)
+		for g := 0; g < p.g; g++ {
+			gm := run[0].g[b*p.mp+g*p.mg*p.p:]
+			if r > 1 {
+				for t, term := range run {
+					copy(gst[t*p.mg*p.p:(t+1)*p.mg*p.p], term.g[b*p.mp+g*p.mg*p.p:])
+				}
+				gm = gst
+			}
+			a := acc[g*rows*p.ckk:]
+			if trans {
+				gemm(false, true, p.ckk, rows, p.p, 1, cols[g*p.ckk*ld:], ld, gm, p.p, 1, a, rows)
+			} else {
+				gemm(false, true, rows, p.ckk, p.p, 1, gm, p.p, cols[g*p.ckk*ld:], ld, 1, a, p.ckk)
+			}
+		}
+	}
+	for g := 0; g < p.g; g++ {
+		a := acc[g*rows*p.ckk : (g+1)*rows*p.ckk]
+		for t, term := range run {
+			for i := 0; i < p.mg; i++ {
+				dw := term.dw[(g*p.mg+i)*p.ckk : (g*p.mg+i+1)*p.ckk]
+				row := t*p.mg + i
+				if trans {
+					for j := range dw {
+						dw[j] += a[j*rows+row]
+					}
+				} else {
+					for j, v := range a[row*p.ckk : (row+1)*p.ckk] {
+						dw[j] += v
+					}
+				}
+			}
+		}
+	}
+}
+
 // biasGrad sets db[i] to the sum of channel i of g [nb, M, P].
 func (p *convPass) biasGrad(db, g []float64, nb int) {
 	clear(db)
 	for b := 0; b < nb; b++ {
 		for i := range db {
-			db[i] += sum(g[(b*p.m+i)*p.p : (b*p.m+i+1)*p.p])
+			db[i] += rowSum(g[(b*p.m+i)*p.p : (b*p.m+i+1)*p.p])
 		}
 	}
 }
 
-// sum returns the sum of x, with four independent partial sums so that
+// rowSum returns the sum of x, with four independent partial sums so that
 // long rows are not bound by the latency of one addition chain.
-func sum(x []float64) float64 {
+func rowSum(x []float64) float64 {
 	var s0, s1, s2, s3 float64
 	for len(x) >= 4 {
 		s0 += x[0]

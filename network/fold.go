@@ -5,7 +5,6 @@ import (
 	"mpsearch/tensor"
 )
 
-
 // foldBatchNorms rewrites every BatchNormalization whose input is the only
 // use of a Conv's (or a Gemm's with transB=1) output, whose parameters are
 // initializers, into that Conv/Gemm: the weight and bias are replaced by

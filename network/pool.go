@@ -132,6 +132,10 @@ func (op *maxPool) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
 	y := tensor.New(pl.outShape(x)...)
 	arg := make([]int, y.Size())
 	hw, ohw := g.h*g.w, g.oh*g.ow
+	if pl.inside() {
+		maxPoolInside(g, pl.planes, x.Data, y.Data, arg)
+		return y, &maxPoolState{argmax: arg, inSize: x.Size()}, nil
+	}
 	for p := 0; p < pl.planes; p++ {
 		src := x.Data[p*hw : (p+1)*hw]
 		for oy := 0; oy < g.oh; oy++ {
@@ -154,6 +158,55 @@ func (op *maxPool) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
 		}
 	}
 	return y, &maxPoolState{argmax: arg, inSize: x.Size()}, nil
+}
+
+// inside reports whether every window lies entirely inside the input
+// (no tap in the padding).
+func (pl *poolPlan) inside() bool {
+	g := &pl.geo
+	return g.oh > 0 && g.ow > 0 &&
+		pl.ty.start[0] >= 0 && pl.ty.start[g.oh-1]+(g.kh-1)*g.dh < g.h &&
+		pl.tx.start[0] >= 0 && pl.tx.start[g.ow-1]+(g.kw-1)*g.dw < g.w
+}
+
+// maxPoolInside is MaxPool's forward for windows entirely inside the input:
+// y and arg (as in maxPoolState) for planes planes of x.
+func maxPoolInside(g *window2d, planes int, x, y []float64, arg []int) {
+	hw, ohw := g.h*g.w, g.oh*g.ow
+	y0 := -g.pt // start row of the first window (>= 0 here)
+	x0 := -g.pl
+	for p := 0; p < planes; p++ {
+		base := p * hw
+		src := x[base : base+hw]
+		yo, ao := y[p*ohw:(p+1)*ohw], arg[p*ohw:(p+1)*ohw]
+		for oy := 0; oy < g.oh; oy++ {
+			top := (y0 + oy*g.sh) * g.w
+			yr, ar := yo[oy*g.ow:(oy+1)*g.ow], ao[oy*g.ow:(oy+1)*g.ow]
+			if g.kh == 2 && g.kw == 2 && g.dh == 1 && g.dw == 1 {
+				for ox := range yr {
+					i := top + x0 + ox*g.sw
+					r0, r1 := src[i:i+2], src[i+g.w:i+g.w+2]
+					best, bi := r0[0], i
+					best, bi = maxSelect(best, bi, r0[1], i+1)
+					best, bi = maxSelect(best, bi, r1[0], i+g.w)
+					best, bi = maxSelect(best, bi, r1[1], i+g.w+1)
+					yr[ox], ar[ox] = best, base+bi
+				}
+				continue
+			}
+			for ox := range yr {
+				first := top + x0 + ox*g.sw
+				best, bi := src[first], first
+				for i := 0; i < g.kh; i++ {
+					row := first + i*g.dh*g.w
+					for j := 0; j < g.kw; j++ {
+						best, bi = maxSelect(best, bi, src[row+j*g.dw], row+j*g.dw)
+					}
+				}
+				yr[ox], ar[ox] = best, base+bi
+			}
+		}
+	}
 }
 
 // maxSelect returns (v, idx) when v > best, else (best, bi), without a
