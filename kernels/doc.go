@@ -1,5 +1,6 @@
 // Package kernels implements exact integer GEMM and convolution for
-// quantized CNN inference on x86-64 (AVX2) with portable pure-Go twins.
+// quantized CNN inference on x86-64 (AVX-512 VNNI or AVX2) with portable
+// pure-Go twins.
 //
 // # What it computes
 //
@@ -19,13 +20,21 @@
 // which guarantees |dst| <= MaxK*255*128 < 2^31. Inside the kernels no
 // intermediate ever saturates:
 //
-//   - 8-bit weights: A is widened to int16 as (a - z) in [-255, 255] while
-//     packing and multiplied with VPMADDWD (int16 x int16 pairs summed into
-//     int32): |pair| <= 2*255*128 = 65280, far below 2^31. The zero point is
-//     folded into the widening, so no correction is needed.
-//   - 4-, 2-, 1-bit and ternary weights: the raw activation a in [0,255] is the
-//     unsigned operand of VPMADDUBSW and the weight the signed operand. One
-//     VPMADDUBSW lane is a pair sum |a0*w0 + a1*w1| <= 2*255*wmax, with
+//   - VNNI (every bit width, when the CPU has AVX-512 VNNI): the raw
+//     activation a in [0,255] is the unsigned operand of VPDPBUSD and the
+//     weight the signed one; each instruction adds a sum of four products,
+//     |a0*w0 + ... + a3*w3| <= 4*255*128, straight to an int32 lane, with no
+//     narrower intermediate. The zero point is folded in through the weight
+//     column sums (below). Every partial sum is
+//     sum_{k<k'} (a_k-z)*w_k - z*sum_{k>=k'} w_k, at most K*255*128 in
+//     magnitude, so even the int32 partial sums never wrap.
+//   - 8-bit weights without VNNI: A is widened to int16 as (a - z) in
+//     [-255, 255] while packing and multiplied with VPMADDWD (int16 x int16
+//     pairs summed into int32): |pair| <= 2*255*128 = 65280, far below 2^31.
+//     The zero point is folded into the widening, so no correction is needed.
+//   - 4-, 2-, 1-bit and ternary weights without VNNI: the raw activation a is
+//     the unsigned operand of VPMADDUBSW and the weight the signed operand.
+//     One VPMADDUBSW lane is a pair sum |a0*w0 + a1*w1| <= 2*255*wmax, with
 //     wmax = 8, 2, 1 (ranges [-8,7], [-2,1], [-1,1]), i.e. at most 4080, 1020
 //     and 510, so the int16 saturation at 32767 is never reached. Pair sums are
 //     then accumulated in int16 with VPADDW for G = 8, 32, 64 steps
@@ -33,36 +42,65 @@
 //     VPMADDWD by ones into int32. The zero point is folded in afterwards
 //     through the weight column sums: sum_k (a-z)*w = sum_k a*w - z*sum_k w.
 //
-// The pure-Go twins (tile8Go, tile16Go) reproduce this arithmetic lane by
-// lane, including the int16 stage, so the tests check the bound proofs too.
+// The pure-Go twins (tileDotGo, tile8Go, tile16Go) reproduce this arithmetic
+// lane by lane, including the int16 stage, so the tests check the bound
+// proofs too.
 //
 // # Layout and blocking
 //
 // PackWeights copies W once into panels of 16 output channels; within a
-// panel the reduction index is grouped in pairs (8-bit: 16 channels x 2
-// int16) or quads (low-bit: 16 channels x 4 int8), K padded with zeros to a
-// multiple of 4. Each call packs A into tiles of 6 rows with the matching
-// grouping (8-bit: a - z as int16; low-bit: raw bytes). The micro-kernel
-// computes one 6 x 16 int32 tile; for low-bit weights the tile starts at
-// -z * sum_k W[n][k], which folds the zero point in for free. Tiles are
-// visited in blocks of rows whose packed activations (about 192 KiB) stay in
-// L2 while 16 KiB chunks of a weight panel are reused from L1 by every tile
-// of the block. Work is split over Options.Threads goroutines by blocks of
-// output tiles (row blocks, and channel panels when there are few row
-// blocks); every output is written by exactly one goroutine, so results do
-// not depend on the thread count.
+// panel the reduction index is grouped in quads (16 channels x 4 int8, the
+// VNNI and low-bit layout) or, for 8-bit weights packed while the VNNI
+// kernels are off, in pairs (16 channels x 2 int16); K is padded with zeros
+// to a multiple of 4. Weights records its layout, and GEMM picks the kernel
+// from the layout and the current flags, so any Weights runs correctly under
+// any flag setting (8-bit quads without VNNI fall back to tileDotGo). Each
+// call packs A into tiles of 6 rows with the matching grouping (quads: raw
+// bytes; pairs: a - z as int16). The VNNI micro-kernel computes four 6 x 16
+// int32 tiles (6 rows x 64 channels, 24 ZMM accumulators) per call, one
+// 6 x 16 tile for the last panels of a matrix; the AVX2 ones one 6 x 16 tile.
+// For quad layouts the tiles start at -z * sum_k W[n][k], which folds the
+// zero point in for free. Tiles are visited in blocks of rows whose packed
+// activations (about 192 KiB) stay in L2 while chunks of the weight panels
+// (16 KiB for AVX2, 32 KiB for the four panels of a VNNI call) are reused
+// from L1 by every tile of the block. Work is split over Options.Threads
+// goroutines by blocks of output tiles (row blocks, and channel panel groups
+// when there are few row blocks); every output is written by exactly one
+// goroutine, so results do not depend on the thread count.
+//
+// Conv2D is Im2Col, GEMMRequant and a transpose to NCHW. Im2Col writes each
+// output row as KW-long segments: fills for padding rows, 8-byte copies (or
+// strided copies under dilation) for interior columns, checked per-tap loops
+// only at the left and right borders. The transpose moves 8 x 8 byte tiles
+// through registers along bands of 64 rows, so each destination line is
+// completed while in L1 (a byte-wise transpose thrashes one cache set when
+// OH*OW is a multiple of 1024).
 //
 // The epilogue of GEMMRequant (bias, dyadic requantization, clamp, uint8
-// packing) is AVX2 assembly for full 16-channel panels, four channels at a
-// time in int64 lanes, with requantTileGo as its twin.
+// packing) is assembly for full 16-channel panels, in int64 lanes: eight
+// channels at a time with AVX-512 (when useVNNI is set), four with AVX2;
+// requantTileGo is its twin.
 //
 // # Dispatch
 //
-// On amd64 the micro-kernels and the activation packers are AVX2 Plan 9
-// assembly, used when the package flag useAVX2 (cpu.X86.HasAVX2 from
-// golang.org/x/sys/cpu, which includes the OS support check; no FMA is used)
-// is true; tests switch it off to compare with the Go twins. Building with -tags purego, or for another
-// architecture, uses only the Go twins.
+// On amd64 the micro-kernels and the activation packers are Plan 9
+// assembly. The package flag useVNNI (cpu.X86.HasAVX512F, HasAVX512BW and
+// HasAVX512VNNI from golang.org/x/sys/cpu, which include the OS check for the
+// AVX-512 register state) selects the VPDPBUSD kernels for every bit width
+// and the quad layout for 8-bit weights packed while it is set; otherwise
+// useAVX2 (cpu.X86.HasAVX2; no FMA is used) selects the VPMADDWD and
+// VPMADDUBSW kernels. Tests switch the flags off to compare every path with
+// the Go twins.
+//
+// With VNNI every bit width runs the same kernel at the same speed (measured
+// on Zen 5: about 4x the AVX2 int8 kernel and 2.2-2.5x the AVX2 low-bit
+// ones): VPDPBUSD takes full 8-bit weights at its peak rate, so narrower
+// weights save memory there but no arithmetic. The low-bit speed-up of the
+// AVX2 kernels (VPMADDUBSW with int16 accumulation, against VPMADDWD for
+// 8-bit) exists only on CPUs without VNNI. AVX-VNNI (the 256-bit VEX form
+// on CPUs without AVX-512) is not used: the Go assembler encodes VPDPBUSD
+// as EVEX only. Building with -tags purego, or for another architecture,
+// uses only the Go twins.
 //
 // The package never prints, never exits, and panics only on programming errors
 // (inconsistent slice lengths); bad user input returns an error.

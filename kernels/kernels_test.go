@@ -52,17 +52,40 @@ func packAny(w []int8, n, k, bits int) (*Weights, error) {
 	return PackWeights(w, n, k, bits)
 }
 
-// withPaths runs f once per micro-kernel implementation available.
+// kernelPath is one setting of the dispatch flags.
+type kernelPath struct {
+	name       string
+	avx2, vnni bool
+}
+
+// availablePaths lists the flag settings this build and CPU can run: VNNI
+// (AVX-512) kernels, AVX2 kernels, and the pure-Go twins.
+func availablePaths() []kernelPath {
+	var ps []kernelPath
+	if useVNNI {
+		ps = append(ps, kernelPath{"vnni", useAVX2, true})
+	}
+	if useAVX2 {
+		ps = append(ps, kernelPath{"avx2", true, false})
+	}
+	return append(ps, kernelPath{"go", false, false})
+}
+
+// setPath sets the dispatch flags and returns a function restoring them.
+func setPath(p kernelPath) (restore func()) {
+	a, v := useAVX2, useVNNI
+	useAVX2, useVNNI = p.avx2, p.vnni
+	return func() { useAVX2, useVNNI = a, v }
+}
+
+// withPaths runs f once per micro-kernel implementation available. f must
+// pack its weights itself: the 8-bit layout depends on the flags.
 func withPaths(t *testing.T, f func(t *testing.T)) {
 	t.Helper()
-	saved := useAVX2
-	defer func() { useAVX2 = saved }()
-	for _, asm := range []bool{true, false} {
-		if asm && !saved {
-			continue
-		}
-		useAVX2 = asm
-		t.Run(fmt.Sprintf("asm=%v", asm), f)
+	for _, p := range availablePaths() {
+		restore := setPath(p)
+		t.Run(p.name, f)
+		restore()
 	}
 }
 
@@ -445,6 +468,7 @@ func TestConv2D(t *testing.T) {
 		{C: 2, H: 11, W: 10, KH: 5, KW: 3, StrideH: 2, StrideW: 3, PadTop: 2, PadLeft: 0, PadBottom: 1, PadRight: 2},
 		{C: 4, H: 8, W: 8, KH: 3, KW: 2, DilationH: 2, DilationW: 3, PadTop: 1, PadRight: 1},
 		{C: 1, H: 5, W: 5, KH: 5, KW: 5},
+		{C: 2, H: 32, W: 32, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1}, // OH*OW = 1024
 	}
 	for si, s := range shapes {
 		for _, bits := range allBits {
@@ -452,7 +476,7 @@ func TestConv2D(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			n, kk := 5, s.C*s.KH*s.KW
+			n, kk := 5+7*si, s.C*s.KH*s.KW // 5 to 33 channels: ragged and full 8-column transpose tiles
 			src := make([]uint8, s.C*s.H*s.W)
 			for i := range src {
 				src[i] = uint8(rng.IntN(256))
@@ -499,8 +523,9 @@ func TestConv2D(t *testing.T) {
 	}
 }
 
-// FuzzGEMM compares the assembly path with the Go twins (and both with the
-// int64 reference) on fuzzer-chosen shapes, bit widths and values.
+// FuzzGEMM compares every kernel path (VNNI, AVX2, the Go twins, and 8-bit
+// weights packed for VNNI but run on the Go twin) with the int64 reference on
+// fuzzer-chosen shapes, bit widths and values.
 func FuzzGEMM(f *testing.F) {
 	f.Add(uint8(5), uint8(17), uint16(33), uint8(0), uint8(7), []byte{255, 0, 128, 1})
 	f.Add(uint8(1), uint8(1), uint16(1), uint8(1), uint8(0), []byte{255})
@@ -529,35 +554,49 @@ func FuzzGEMM(f *testing.F) {
 				w[i] = int8(int(lo) + v%span)
 			}
 		}
-		pw, err := packAny(w, n, k, bits)
-		if err != nil {
-			t.Fatal(err)
-		}
-		saved := useAVX2
-		defer func() { useAVX2 = saved }()
-		useAVX2 = false
-		goOut := make([]int32, m*n)
-		if err := GEMM(goOut, a, m, k, z, pw, Options{}); err != nil {
-			t.Fatal(err)
-		}
-		useAVX2 = saved
-		asmOut := make([]int32, m*n)
-		if err := GEMM(asmOut, a, m, k, z, pw, Options{}); err != nil {
-			t.Fatal(err)
-		}
 		ref := refGEMM(a, m, k, z, w, n)
-		for i := range ref {
-			if int64(goOut[i]) != ref[i] || asmOut[i] != goOut[i] {
-				t.Fatalf("bits=%s m=%d n=%d k=%d: dst[%d] asm %d, go %d; want %d", bitsName(bits), m, n, k, i, asmOut[i], goOut[i], ref[i])
+		// Every available path, plus weights packed under VNNI (quad layout
+		// for 8 bits) but run with the flags off, which takes tileDotGo.
+		type run struct {
+			name       string
+			pack, exec kernelPath
+		}
+		var runs []run
+		for _, p := range availablePaths() {
+			runs = append(runs, run{p.name, p, p})
+		}
+		runs = append(runs, run{"quads-go", kernelPath{vnni: true}, kernelPath{}})
+		for _, r := range runs {
+			restore := setPath(r.pack)
+			pw, err := packAny(w, n, k, bits)
+			restore()
+			if err != nil {
+				t.Fatal(err)
+			}
+			restore = setPath(r.exec)
+			got := make([]int32, m*n)
+			err = GEMM(got, a, m, k, z, pw, Options{})
+			restore()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range ref {
+				if int64(got[i]) != ref[i] {
+					t.Fatalf("%s bits=%s m=%d n=%d k=%d z=%d: dst[%d][%d] = %d; want %d", r.name, bitsName(bits), m, n, k, z, i/n, i%n, got[i], ref[i])
+				}
 			}
 		}
 	})
 }
 
-// TestRequantTile compares the requantization epilogue (assembly when in
-// use, and the Go twin) with Requantize on full tiles of random and edge
+// TestRequantTile compares the requantization epilogue (AVX-512, AVX2 and
+// the Go twin, one path per subtest, each next to the Go twin) with Requantize on full tiles of random and edge
 // accumulators, biases, multipliers and shifts.
 func TestRequantTile(t *testing.T) {
+	withPaths(t, testRequantTile)
+}
+
+func testRequantTile(t *testing.T) {
 	rng := rand.New(rand.NewPCG(15, 16))
 	edges := []int32{0, 1, -1, 2, -2, 3, -3, 1 << 30, -(1 << 30), 1<<31 - 1, -(1 << 31), 1 << 20, -(1 << 20)}
 	for trial := 0; trial < 300; trial++ {

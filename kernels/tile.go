@@ -83,3 +83,61 @@ func sat16(v int32) int16 {
 	}
 	return int16(v)
 }
+
+// tileDotGo is the reference for the VNNI micro-kernel (VPDPBUSD) and the
+// portable kernel of 8-bit weights packed as quads. a holds kq quads of a
+// 6-row tile of raw activations, a[q*24 + r*4 + j] = A[r][4q+j]; w holds kq
+// quads of a 16-channel panel, w[q*64 + c*4 + j] = W[c][4q+j]. It adds to c
+//
+//	c[r*16+c] += sum_q sum_j a[q*24+r*4+j] * w[q*64+c*4+j]
+//
+// in int32, as VPDPBUSD does: each instruction adds a sum of four products
+// (|sum| <= 4*255*128) to an int32 lane, so no intermediate saturates and the
+// result is exact for K <= MaxK.
+func tileDotGo(a []uint8, w []int8, c *tile, kq int) {
+	a = a[:kq*4*tileM]
+	w = w[:kq*4*tileN]
+	for q := 0; q < kq; q++ {
+		aq := a[q*4*tileM : (q+1)*4*tileM]
+		wq := w[q*4*tileN : (q+1)*4*tileN]
+		for r := 0; r < tileM; r++ {
+			ar := aq[4*r : 4*r+4]
+			a0, a1, a2, a3 := int32(ar[0]), int32(ar[1]), int32(ar[2]), int32(ar[3])
+			cr := c[r*tileN : (r+1)*tileN]
+			for j := range cr {
+				wj := wq[4*j : 4*j+4]
+				cr[j] += a0*int32(wj[0]) + a1*int32(wj[1]) + a2*int32(wj[2]) + a3*int32(wj[3])
+			}
+		}
+	}
+}
+
+// setRows sets every row of c[j] to start[j*16:(j+1)*16]; nil start leaves c
+// unchanged.
+func setRows(c []tile, start []int32) {
+	if start == nil {
+		return
+	}
+	for j := range c {
+		row := start[j*tileN : (j+1)*tileN]
+		for r := 0; r < tileM; r++ {
+			copy(c[j][r*tileN:(r+1)*tileN], row)
+		}
+	}
+}
+
+// tilesQuadGo runs the portable quad kernels over the len(c) consecutive
+// panels at w, wstride apart: the int16-grouped tile8Go for low-bit weights
+// (g > 0), tileDotGo for 8-bit ones (g == 0). It adds to c, after setting
+// its rows to start when start is not nil (see tilesQuad).
+func tilesQuadGo(a []uint8, w []int8, wstride int, c []tile, kq, g int, start []int32) {
+	setRows(c, start)
+	for j := range c {
+		wj := w[j*wstride:]
+		if g > 0 {
+			tile8Go(a, wj, &c[j], kq, g, true)
+		} else {
+			tileDotGo(a, wj, &c[j], kq)
+		}
+	}
+}

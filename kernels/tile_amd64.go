@@ -8,6 +8,13 @@ import "golang.org/x/sys/cpu"
 // the pure-Go twins on the same inputs.
 var useAVX2 = cpu.X86.HasAVX2
 
+// useVNNI selects the AVX-512 VNNI micro-kernels (VPDPBUSD on 512-bit
+// registers) for every weight bit width, and the quad layout for 8-bit
+// weights packed while it is set. The cpu package folds in the OS check for
+// the AVX-512 register state. Tests set it to false to run the AVX2 kernels
+// and the Go twins.
+var useVNNI = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VNNI
+
 // tile16AVX2 computes, for a 6 x 16 tile and kp >= 1 pairs,
 //
 //	for r := 0; r < 6; r++ {
@@ -66,6 +73,63 @@ func tile8(a []uint8, w []int8, c *tile, kq, g int, acc bool) {
 	tile8Go(a, w, c, kq, g, acc)
 }
 
+// tileVNNI64 computes four 6 x 16 tiles at once: for j < 4 (the panels at
+// w + j*wstride bytes), r < 6, n < 16,
+//
+//	s := sum_{q<kq} sum_{i<4} int32(a[q*24+r*4+i]) * int32(w[j*wstride+q*64+n*4+i])
+//	c[j*96+r*16+n] = start[j*16+n] + s // c[j*96+r*16+n] += s if start == nil
+//
+// with VPDPBUSD. See tileDotGo.
+//
+//go:noescape
+func tileVNNI64(a *uint8, w *int8, wstride int, c *int32, kq int, start *int32)
+
+// tileVNNI16 is tileVNNI64 for a single panel (j == 0).
+//
+//go:noescape
+func tileVNNI16(a *uint8, w *int8, c *int32, kq int, start *int32)
+
+// quadGroup is the number of 16-channel panels the quad kernels take per
+// call: four for tileVNNI64.
+const quadGroup = 4
+
+// tilesQuad computes into c[j] (j < len(c) <= quadGroup) the product of the
+// activation tile a (kq quads) with the panel at w[j*wstride:], added to the
+// current c[j], or, when start is not nil, to rows all equal to
+// start[j*16:(j+1)*16]. With VNNI it runs tileVNNI64 for four panels and
+// tileVNNI16 otherwise; without it the AVX2 low-bit kernel (g > 0) or the Go
+// twins.
+func tilesQuad(a []uint8, w []int8, wstride int, c []tile, kq, g int, start []int32) {
+	if kq < 1 || len(c) == 0 {
+		return
+	}
+	_ = a[kq*4*tileM-1]
+	_ = w[(len(c)-1)*wstride+kq*4*tileN-1]
+	var ip *int32
+	if start != nil {
+		_ = start[len(c)*tileN-1]
+		ip = &start[0]
+	}
+	switch {
+	case useVNNI && len(c) == quadGroup:
+		tileVNNI64(&a[0], &w[0], wstride, &c[0][0], kq, ip)
+	case useVNNI:
+		for j := range c {
+			if ip != nil {
+				ip = &start[j*tileN]
+			}
+			tileVNNI16(&a[0], &w[j*wstride], &c[j][0], kq, ip)
+		}
+	case useAVX2 && g > 0:
+		setRows(c, start)
+		for j := range c {
+			tile8AVX2(&a[0], &w[j*wstride], &c[j][0], kq, g, true)
+		}
+	default:
+		tilesQuadGo(a, w, wstride, c, kq, g, start)
+	}
+}
+
 // packA8AVX2 is the vector form of packA8's inner loop for a full tile: for
 // b < blocks, r < 6, j < 16,
 //
@@ -115,7 +179,19 @@ func packA16Full(dst []int16, a []uint8, k, r0 int, z uint8) int {
 //go:noescape
 func requantTileAVX2(dst *uint8, ldd int, c *int32, rows int, prm *rqParams)
 
+// requantTileAVX512 is requantTileAVX2 with eight channels per step
+// (VPSRAVQ, VPMAXSQ, VPMINSQ, VPMOVQB); it runs when useVNNI is set, which
+// implies AVX-512F.
+//
+//go:noescape
+func requantTileAVX512(dst *uint8, ldd int, c *int32, rows int, prm *rqParams)
+
 func requantTile(dst []uint8, ldd int, c *tile, rows, cols int, prm *rqParams) {
+	if useVNNI && cols == tileN && rows > 0 {
+		_ = dst[(rows-1)*ldd+tileN-1]
+		requantTileAVX512(&dst[0], ldd, &c[0], rows, prm)
+		return
+	}
 	if useAVX2 && cols == tileN && rows > 0 {
 		_ = dst[(rows-1)*ldd+tileN-1]
 		requantTileAVX2(&dst[0], ldd, &c[0], rows, prm)

@@ -34,6 +34,18 @@ func BenchmarkTile(b *testing.B) {
 	b.Run("int8", func(b *testing.B) {
 		run(b, func() { tile16(a16, w16, &c, k/2, false) })
 	})
+	if useVNNI {
+		w4 := make([]int8, quadGroup*k*tileN)
+		c4 := make([]tile, quadGroup)
+		b.Run("vnni/panels=4", func(b *testing.B) {
+			macs *= quadGroup
+			defer func() { macs /= quadGroup }()
+			run(b, func() { tilesQuad(a8, w4, k*tileN, c4, k/4, 0, nil) })
+		})
+		b.Run("vnni/panels=1", func(b *testing.B) {
+			run(b, func() { tilesQuad(a8, w8, k*tileN, c4[:1], k/4, 0, nil) })
+		})
+	}
 	for _, g := range []int{8, 32, 64} {
 		b.Run(fmt.Sprintf("lowbit/group=%d", g), func(b *testing.B) {
 			run(b, func() { tile8(a8, w8, &c, k/4, g, false) })

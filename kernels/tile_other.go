@@ -5,9 +5,19 @@ package kernels
 // useAVX2 is always false without the assembly; it exists so tests can set it.
 var useAVX2 = false
 
+// useVNNI is always false without the assembly; it exists so tests can set it.
+var useVNNI = false
+
+// quadGroup is the number of 16-channel panels a quad-kernel call takes.
+const quadGroup = 4
+
 func tile16(a, w []int16, c *tile, kp int, acc bool) { tile16Go(a, w, c, kp, acc) }
 
 func tile8(a []uint8, w []int8, c *tile, kq, g int, acc bool) { tile8Go(a, w, c, kq, g, acc) }
+
+func tilesQuad(a []uint8, w []int8, wstride int, c []tile, kq, g int, start []int32) {
+	tilesQuadGo(a, w, wstride, c, kq, g, start)
+}
 
 func packA8Full(dst, a []uint8, k, r0 int) int { return 0 }
 

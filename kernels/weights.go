@@ -34,9 +34,9 @@ type Weights struct {
 	Bits int
 
 	kpad   int     // K rounded up to a multiple of 4
-	group  int     // int16 accumulation steps of the low-bit kernel (0 for 8-bit)
-	p8     []int8  // low-bit panels: [N/16 panels][kpad/4 quads][16 channels][4]
-	p16    []int16 // 8-bit panels:   [N/16 panels][kpad/2 pairs][16 channels][2]
+	group  int     // int16 accumulation steps of the AVX2 low-bit kernel (0 for 8-bit)
+	p8     []int8  // quad panels:  [N/16 panels][kpad/4 quads][16 channels][4]
+	p16    []int16 // pair panels:  [N/16 panels][kpad/2 pairs][16 channels][2]
 	colSum []int32 // sum_k W[n][k] (zero past N), folds the activation zero point
 }
 
@@ -130,7 +130,12 @@ func pack(w []int8, n, k, bits, group int) *Weights {
 		}
 		pw.colSum[c] = s
 	}
-	if bits == 8 {
+	// 8-bit weights use the quad layout of the VNNI kernel when it is
+	// available at packing time, else int16 pairs for VPMADDWD. Low-bit
+	// weights always use quads. Exactly one of p8 and p16 is set, and run
+	// picks the kernel from the layout, so a Weights stays valid if the
+	// dispatch flags change later (tests flip them).
+	if bits == 8 && !useVNNI {
 		pw.p16 = make([]int16, panels*kpad*tileN)
 		for c := 0; c < n; c++ {
 			base := (c/tileN)*kpad*tileN + (c%tileN)*2
@@ -150,7 +155,8 @@ func pack(w []int8, n, k, bits, group int) *Weights {
 	return pw
 }
 
-// PanelBytes is the memory the packed panels occupy (one byte per 4/2/1-bit
-// weight and two per 8-bit weight, for speed), not the deployed model size,
-// which is N*K*bits/8.
+// PanelBytes is the memory the packed panels occupy (one byte per weight,
+// or two per 8-bit weight when the CPU lacks VNNI and the int16 VPMADDWD
+// kernel runs; K is padded to a multiple of 4 and N to a multiple of 16), not
+// the deployed model size, which is N*K*bits/8.
 func (w *Weights) PanelBytes() int { return len(w.p8) + 2*len(w.p16) }
