@@ -11,7 +11,6 @@ import (
 	"mpsearch/hessian"
 	"mpsearch/network"
 	"mpsearch/quant"
-	"mpsearch/tensor"
 )
 
 // Metric names.
@@ -367,23 +366,7 @@ func directMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table
 		return err
 	}
 	hook := quant.ActHook(ranges.ActQuantizers())
-	lossOf := func() (float64, error) {
-		parts := make([]float64, len(o.batches))
-		err := o.forEachBatchUncached(ctx, func(b int, x *tensor.Tensor) error {
-			p, err := net.ForwardHook(ctx, x, hook)
-			if err != nil {
-				return err
-			}
-			l, _, err := o.losses[b].Eval(p.Output())
-			parts[b] = l
-			return err
-		})
-		s := 0.0
-		for _, l := range parts {
-			s += l
-		}
-		return s, err
-	}
+	lossOf := func() (float64, error) { return o.loss(ctx, hook) }
 	base, err := lossOf()
 	if err != nil {
 		return err
@@ -413,8 +396,3 @@ func directMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table
 	return nil
 }
 
-// forEachBatchUncached runs f on the raw inputs of every mini-batch, for
-// passes whose parameters differ from the cached float ones.
-func (o *Oracle) forEachBatchUncached(ctx context.Context, f func(b int, x *tensor.Tensor) error) error {
-	return o.parallel(ctx, func(b int) error { return f(b, o.batches[b]) })
-}

@@ -268,8 +268,24 @@ func (o *Oracle) Gradient(ctx context.Context) ([]float64, error) {
 
 // Loss returns the mean loss over the calibration set.
 func (o *Oracle) Loss(ctx context.Context) (float64, error) {
+	return o.loss(ctx, nil)
+}
+
+// loss returns the mean loss over the calibration set; with a hook (or
+// parameters changed since the cached passes) every pass is recomputed.
+func (o *Oracle) loss(ctx context.Context, hook network.Hook) (float64, error) {
 	parts := make([]float64, len(o.batches))
-	err := o.forEachBatch(ctx, func(b int, p *network.Pass) error {
+	err := o.parallel(ctx, func(b int) error {
+		var p *network.Pass
+		var err error
+		if hook == nil {
+			p, err = o.pass(ctx, b)
+		} else {
+			p, err = o.net.ForwardHook(ctx, o.batches[b], hook)
+		}
+		if err != nil {
+			return err
+		}
 		l, _, err := o.losses[b].Eval(p.Output())
 		parts[b] = l
 		return err
