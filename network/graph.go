@@ -528,13 +528,7 @@ type Grads struct {
 func (p *Pass) Backward(gout *tensor.Tensor, wantInput bool) *Grads {
 	net := p.net
 	grad := p.backwardAll(gout, net.needGrad(wantInput))
-	out := &Grads{Params: make([]*tensor.Tensor, len(net.params))}
-	for i, v := range net.pvals {
-		out.Params[i] = grad[v]
-		if out.Params[i] == nil {
-			out.Params[i] = tensor.New(net.params[i].Value.Shape...)
-		}
-	}
+	out := &Grads{Params: net.paramValues(grad, 0)}
 	if wantInput {
 		out.Input = grad[net.inVal]
 		if out.Input == nil {
@@ -600,66 +594,8 @@ func (p *Pass) HVP(loss Loss, dirs []*tensor.Tensor, k int) (grads *Grads, hv []
 		return nil, nil, err
 	}
 	tgout := loss.GradTangent(out, tang[net.outVal], k)
-	ins := make([]*tensor.Tensor, 0, 4)
-	tins := make([]*tensor.Tensor, 0, 4)
-	grad := make([]*tensor.Tensor, net.nvals)
-	tgrad := make([]*tensor.Tensor, net.nvals)
-	owned := make([]bool, 2*net.nvals) // of grad, then of tgrad (see accumulate)
-	grad[net.outVal] = gout
-	tgrad[net.outVal] = tgout
-	need := net.needGrad(false)
-	for n := len(net.nodes) - 1; n >= 0; n-- {
-		nd := net.nodes[n]
-		g := grad[nd.out]
-		if g == nil {
-			continue
-		}
-		ins, tins = ins[:0], tins[:0]
-		nin := make([]bool, len(nd.in))
-		anyNeed := false
-		for j, v := range nd.in {
-			if v < 0 {
-				ins, tins = append(ins, nil), append(tins, nil)
-				continue
-			}
-			ins = append(ins, p.vals[v])
-			var t *tensor.Tensor
-			if !nd.constIn[j] {
-				t = tang[v]
-			}
-			tins = append(tins, t)
-			nin[j] = need[v] && !nd.constIn[j]
-			anyNeed = anyNeed || nin[j]
-		}
-		if !anyNeed {
-			continue
-		}
-		gin, tgin := nd.op.BackwardTangent(ins, tins, p.vals[nd.out], tang[nd.out], p.states[n], g, tgrad[nd.out], nin)
-		for j, v := range nd.in {
-			if !nin[j] {
-				continue
-			}
-			if gin[j] != nil {
-				grad[v] = accumulate(grad[v], gin[j], &owned[v])
-			}
-			if tgin != nil && tgin[j] != nil {
-				tgrad[v] = accumulate(tgrad[v], tgin[j], &owned[net.nvals+v])
-			}
-		}
-	}
-	grads = &Grads{Params: make([]*tensor.Tensor, len(net.params))}
-	hv = make([]*tensor.Tensor, len(net.params))
-	for i, v := range net.pvals {
-		grads.Params[i] = grad[v]
-		if grads.Params[i] == nil {
-			grads.Params[i] = tensor.New(net.params[i].Value.Shape...)
-		}
-		hv[i] = tgrad[v]
-		if hv[i] == nil {
-			hv[i] = tensor.New(append([]int{k}, net.params[i].Value.Shape...)...)
-		}
-	}
-	return grads, hv, nil
+	grad, tgrad := p.backward(gout, tgout, tang, net.needGrad(false))
+	return &Grads{Params: net.paramValues(grad, 0)}, net.paramValues(tgrad, k), nil
 }
 
 // Tangents returns the tangent of the network output along K parameter
@@ -720,40 +656,87 @@ func (p *Pass) tangents(dirs []*tensor.Tensor, k int) ([]*tensor.Tensor, error) 
 // backwardAll propagates gout and returns the gradient of every value
 // marked in need (nil for values that get none).
 func (p *Pass) backwardAll(gout *tensor.Tensor, need []bool) []*tensor.Tensor {
+	grad, _ := p.backward(gout, nil, nil, need)
+	return grad
+}
+
+// backward propagates gout through the pass and returns the gradient of
+// every value marked in need. With tang (the forward tangents of every
+// value, from tangents) it also propagates tgout, the tangent of gout, and
+// returns the gradients' tangents: the backward half of the R-operator.
+func (p *Pass) backward(gout, tgout *tensor.Tensor, tang []*tensor.Tensor, need []bool) (grad, tgrad []*tensor.Tensor) {
 	net := p.net
-	grad := make([]*tensor.Tensor, net.nvals)
-	owned := make([]bool, net.nvals) // see accumulate
+	grad = make([]*tensor.Tensor, net.nvals)
+	owned := make([]bool, 2*net.nvals) // of grad, then of tgrad (see accumulate)
 	grad[net.outVal] = gout
+	if tang != nil {
+		tgrad = make([]*tensor.Tensor, net.nvals)
+		tgrad[net.outVal] = tgout
+	}
 	ins := make([]*tensor.Tensor, 0, 4)
-	for k := len(net.nodes) - 1; k >= 0; k-- {
-		nd := net.nodes[k]
+	tins := make([]*tensor.Tensor, 0, 4)
+	for n := len(net.nodes) - 1; n >= 0; n-- {
+		nd := net.nodes[n]
 		g := grad[nd.out]
 		if g == nil {
 			continue
 		}
-		ins = ins[:0]
+		ins, tins = ins[:0], tins[:0]
 		nin := make([]bool, len(nd.in))
 		anyNeed := false
 		for j, v := range nd.in {
-			if v >= 0 {
-				ins = append(ins, p.vals[v])
-				nin[j] = need[v] && !nd.constIn[j]
-				anyNeed = anyNeed || nin[j]
-			} else {
-				ins = append(ins, nil)
+			if v < 0 {
+				ins, tins = append(ins, nil), append(tins, nil)
+				continue
 			}
+			ins = append(ins, p.vals[v])
+			var t *tensor.Tensor
+			if tang != nil && !nd.constIn[j] {
+				t = tang[v]
+			}
+			tins = append(tins, t)
+			nin[j] = need[v] && !nd.constIn[j]
+			anyNeed = anyNeed || nin[j]
 		}
 		if !anyNeed {
 			continue
 		}
-		gin := nd.op.Backward(ins, p.vals[nd.out], p.states[k], g, nin)
+		var gin, tgin []*tensor.Tensor
+		if tang == nil {
+			gin = nd.op.Backward(ins, p.vals[nd.out], p.states[n], g, nin)
+		} else {
+			gin, tgin = nd.op.BackwardTangent(ins, tins, p.vals[nd.out], tang[nd.out], p.states[n], g, tgrad[nd.out], nin)
+		}
 		for j, v := range nd.in {
-			if nin[j] && gin[j] != nil {
+			if !nin[j] {
+				continue
+			}
+			if gin[j] != nil {
 				grad[v] = accumulate(grad[v], gin[j], &owned[v])
+			}
+			if tgin != nil && tgin[j] != nil {
+				tgrad[v] = accumulate(tgrad[v], tgin[j], &owned[net.nvals+v])
 			}
 		}
 	}
-	return grad
+	return grad, tgrad
+}
+
+// paramValues picks each parameter's entry of per-value tensors, with
+// zeros ([k]+shape when k > 0) where a parameter got none.
+func (net *Network) paramValues(vals []*tensor.Tensor, k int) []*tensor.Tensor {
+	out := make([]*tensor.Tensor, len(net.params))
+	for i, v := range net.pvals {
+		out[i] = vals[v]
+		if out[i] == nil {
+			shape := net.params[i].Value.Shape
+			if k > 0 {
+				shape = append([]int{k}, shape...)
+			}
+			out[i] = tensor.New(shape...)
+		}
+	}
+	return out
 }
 
 // Bytes returns the memory held by the pass's values (not counting the
