@@ -7,35 +7,17 @@ import (
 	"testing"
 
 	"mpsearch/dataset"
+	"mpsearch/internal/fixture"
 	"mpsearch/network"
 	"mpsearch/onnx"
 	"mpsearch/quant"
 	"mpsearch/tensor"
 )
 
-const fixtureDir = "../testdata/fmnist-lenet/"
 
-func loadLeNet(t testing.TB) *network.Network {
-	t.Helper()
-	m, err := onnx.Load(fixtureDir + "lenet.onnx")
-	if err != nil {
-		t.Fatal(err)
-	}
-	net, err := network.Build(m, network.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return net
-}
+func loadLeNet(t testing.TB) *network.Network { return fixture.LeNet(t) }
 
-func loadCalib(t testing.TB) *dataset.Dataset {
-	t.Helper()
-	ds, err := dataset.Load(fixtureDir+"calib.npy", dataset.Options{Labels: fixtureDir + "calib_labels.npy"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ds
-}
+func loadCalib(t testing.TB) *dataset.Dataset { return fixture.LeNetCalib(t) }
 
 // calibActs observes the layer input ranges on the 256 calibration images.
 func calibActs(t testing.TB, net *network.Network, ds *dataset.Dataset) map[string]quant.ActQuant {

@@ -3,58 +3,20 @@ package intengine
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 
 	"mpsearch/dataset"
+	"mpsearch/internal/fixture"
 	"mpsearch/network"
-	"mpsearch/onnx"
 	"mpsearch/tensor"
 )
 
-const (
-	fixtureDir = "../testdata/fmnist-lenet/"
-	testImages = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
-	testLabels = "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"
-)
+func loadLeNet(t testing.TB) *network.Network { return fixture.LeNet(t) }
 
-// Fashion-MNIST normalisation of the fixture (README.md).
-var fmnistMean, fmnistStd = []float64{0.2860}, []float64{0.3530}
-
-func loadLeNet(t testing.TB) *network.Network {
-	t.Helper()
-	m, err := onnx.Load(fixtureDir + "lenet.onnx")
-	if err != nil {
-		t.Fatal(err)
-	}
-	net, err := network.Build(m, network.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return net
-}
-
-func loadCalib(t testing.TB) *dataset.Dataset {
-	t.Helper()
-	ds, err := dataset.Load(fixtureDir+"calib.npy", dataset.Options{Labels: fixtureDir + "calib_labels.npy"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ds
-}
+func loadCalib(t testing.TB) *dataset.Dataset { return fixture.LeNetCalib(t) }
 
 // loadTest returns the 10000 Fashion-MNIST test images, or skips.
-func loadTest(t testing.TB) *dataset.Dataset {
-	t.Helper()
-	if _, err := os.Stat(testImages); err != nil {
-		t.Skipf("Fashion-MNIST test set not installed: %v", err)
-	}
-	ds, err := dataset.Load(testImages, dataset.Options{Labels: testLabels, Mean: fmnistMean, Std: fmnistStd})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ds
-}
+func loadTest(t testing.TB) *dataset.Dataset { return fixture.TestSet(t, 0) }
 
 // lenetModel compiles the fixture LeNet with ranges from the 256 shipped
 // calibration images.

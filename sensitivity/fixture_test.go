@@ -7,11 +7,9 @@ import (
 	"testing"
 
 	"mpsearch/dataset"
+	"mpsearch/internal/fixture"
 	"mpsearch/network"
-	"mpsearch/onnx"
 )
-
-const fixtureDir = "../testdata/fmnist-lenet/"
 
 // Reference values of testdata/fmnist-lenet/reference.json,
 // "hessian_first256": the loss is the mean cross-entropy over the 256
@@ -41,19 +39,7 @@ const (
 
 func loadFixture(t testing.TB) (*network.Network, *dataset.Dataset) {
 	t.Helper()
-	m, err := onnx.Load(fixtureDir + "lenet.onnx")
-	if err != nil {
-		t.Fatal(err)
-	}
-	net, err := network.Build(m, network.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ds, err := dataset.Load(fixtureDir+"calib.npy", dataset.Options{Labels: fixtureDir + "calib_labels.npy"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return net, ds
+	return fixture.LeNet(t), fixture.LeNetCalib(t)
 }
 
 func TestFixtureLoss(t *testing.T) {
