@@ -40,15 +40,29 @@ const (
 	packScalarCyc  = 1.0   // scalar packing of one element (Go)
 	callCycles     = 1200  // Go call, slice allocations, sync.Pool, closure per GEMMRequant
 	channelCycles  = 15    // per-call setup of one channel's requantization parameters (Go)
-	im2colElemCyc  = 2.0   // bounds test, load and store per element (Go)
-	im2colRunCyc   = 4.5   // inner kx loop setup per kernel row
-	im2colPixelCyc = 3.0   // slicing of the output row per pixel
+	im2colElemCyc  = 2.5   // bounds test, load and store per byte of the byte loops (Go)
+	im2colRunCyc   = 4.0   // one 8-byte load and store per run of KW taps, with bounds checks
+	im2colLineCyc  = 20.0  // row bounds, slicing, border closure and loop setup per output row, channel and kernel row
+	im2colPixelCyc = 4.0   // per output pixel
 	im2colCallCyc  = 80
 	transElemCyc   = 1.5 // one strided byte store
 	transRowCyc    = 2.0
 	transConflict  = 6.0  // L1 miss per element when a row's writes overflow their sets
 	transConfl4K   = 12.0 // 4 KiB store/load aliasing on top
 	transCallCyc   = 30
+	// Operations between layers (Go loops): a float division, rounding
+	// and clamp per input value; a convert and multiply per output value;
+	// three byte maxima per 2x2 window; a load and compare per pooling
+	// tap plus the window's slicing; two multiplies and a rounding shift
+	// per Add; a min and max per standalone clamp.
+	opCallCyc       = 60
+	quantizeElemCyc = 4.0
+	dequantElemCyc  = 2.0
+	maxPool2x2Cyc   = 4.0
+	poolOutCyc      = 4.0
+	poolTapCyc      = 1.5
+	addElemCyc      = 5.0
+	clampElemCyc    = 1.0
 	// weightBytesPerCycle is the rate weight panels stream from L2/L3.
 	weightBytesPerCycle = 16.0
 )
@@ -71,8 +85,11 @@ func AnalyticAVX2(par AnalyticParams) (*Profile, error) {
 			L1D: CacheInfo{Sets: 64, Ways: 8, Line: 64}, L2Bytes: 512 << 10}, // Zen 3: 32 KiB 8-way L1D, 512 KiB L2
 		Threads: 1, Clock: "model",
 		MemoryGBps: roundSig(par.MemoryGBps, 4), CallOverheadNs: ns(callCycles),
-		Im2Col:    Im2ColModel{CallNs: ns(im2colCallCyc), NsPerPixel: ns(im2colPixelCyc), NsPerRun: ns(im2colRunCyc), NsPerElement: ns(im2colElemCyc)},
+		Im2Col:    Im2ColModel{CallNs: ns(im2colCallCyc), NsPerPixel: ns(im2colPixelCyc), NsPerLine: ns(im2colLineCyc), NsPerRun: ns(im2colRunCyc), NsPerElement: ns(im2colElemCyc)},
 		Transpose: TransposeModel{CallNs: ns(transCallCyc), NsPerRow: ns(transRowCyc), NsPerElement: ns(transElemCyc), NsPerConflict: ns(transConflict), NsPerConflict4K: ns(transConfl4K)},
+		Ops: OpsModel{CallNs: ns(opCallCyc), QuantizeNsPerElement: ns(quantizeElemCyc), DequantizeNsPerElement: ns(dequantElemCyc),
+			MaxPool2x2NsPerOutput: ns(maxPool2x2Cyc), PoolNsPerOutput: ns(poolOutCyc), PoolNsPerTap: ns(poolTapCyc),
+			AddNsPerElement: ns(addElemCyc), ClampNsPerElement: ns(clampElemCyc)},
 	}
 	// Weight panels are re-read for every block of row tiles, mostly from
 	// L2/L3: 16 bytes per cycle.

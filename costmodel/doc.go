@@ -20,6 +20,17 @@
 // SizeBytes is ceil(params*bits/8) plus a float32 scale per output channel;
 // BOPs are MACs * weight bits * ActBits, per sample.
 //
+// # What runs between layers
+//
+// An OpShape is one operation the integer engine runs between layers: the
+// quantization of the float input, max and average pools, Adds,
+// standalone ReLU/Clip clamps and the dequantization of the output. They
+// cost no MACs and the same at every bit configuration, so they do not
+// change which configuration is best, but they are a few percent of a
+// small CNN's latency (about 5% of the LeNet and the VGG-style CNN).
+// PredictOps predicts them from the profile; PredictNetwork is
+// PredictModel plus PredictOps, the latency of a whole integer-only run.
+//
 // On Linux with one thread the default clock is the CPU time of the
 // measuring thread (ClockThreadCPU): on a shared machine it leaves out the
 // time other processes hold the core, which the wall clock (ClockWall)
@@ -31,8 +42,11 @@
 // padded multiply-accumulates of whole 6 x 16 tiles, tiles and row tiles,
 // requantized rows and scalar outputs, vector and scalar activation packing,
 // streamed weight bytes and a per-call constant, per kernel bit width; and
-// per-image terms for im2col and the transpose (including the cache-set
-// conflicts of a transpose whose stride is a multiple of 1 KiB). BuildProfile
+// per-image terms for im2col (lines, 8-byte runs and bytes copied one at a
+// time, counted by walking kernels.Im2Col's loops) and the transpose
+// (including the cache-set conflicts of a transpose whose stride is a
+// multiple of 1 KiB); and per-element costs of the operations between
+// layers, timed on replicas of the engine's loops. BuildProfile
 // measures a sweep of shapes on this CPU, timing small groups of different
 // calls back to back as a model runs its layers, and fits each model by
 // non-negative least squares on a symmetric relative error (recording the

@@ -30,7 +30,7 @@ func ExamplePredict() {
 		fmt.Printf("%d bits: %.0f µs, %d bytes, %.3g BOPs\n", bits, d.Seconds()*1e6, conv.SizeBytes(bits), conv.BOPs(bits))
 	}
 	// Output:
-	// 8 bits: 432 µs, 74240 bytes, 1.21e+09 BOPs
-	// 4 bits: 342 µs, 37376 bytes, 6.04e+08 BOPs
-	// 2 bits: 323 µs, 18944 bytes, 3.02e+08 BOPs
+	// 8 bits: 356 µs, 74240 bytes, 1.21e+09 BOPs
+	// 4 bits: 265 µs, 37376 bytes, 6.04e+08 BOPs
+	// 2 bits: 247 µs, 18944 bytes, 3.02e+08 BOPs
 }

@@ -48,7 +48,7 @@ func newSweep(quick bool) sweep {
 			maxMACs: 1 << 28,
 			convC:   []int{1, 3, 6, 16, 64}, convH: []int{8, 14, 28}, convK: []int{1, 3, 5},
 			maxIm2Col: 2 << 20,
-			trM:       []int{16, 196, 1024, 3136, 4096}, trN: []int{6, 16, 48, 64, 256},
+			trM:       []int{16, 100, 196, 784, 1024, 3136, 4096}, trN: []int{6, 16, 48, 64, 256},
 			copyBytes: 16 << 20, repeats: 5, minSample: 500 * time.Microsecond,
 		}
 	}
@@ -57,7 +57,7 @@ func newSweep(quick bool) sweep {
 		maxMACs: 1 << 29,
 		convC:   []int{1, 3, 16, 64, 128}, convH: []int{7, 14, 28, 32}, convK: []int{1, 3, 5},
 		maxIm2Col: 4 << 20,
-		trM:       []int{16, 64, 196, 784, 1024, 3136, 4096}, trN: []int{6, 16, 48, 64, 256},
+		trM:       []int{16, 49, 64, 100, 196, 784, 1024, 3136, 4096}, trN: []int{6, 16, 48, 64, 256},
 		copyBytes: 64 << 20, repeats: 7, minSample: 2 * time.Millisecond,
 	}
 }
@@ -127,7 +127,7 @@ func BuildProfile(ctx context.Context, opt ProfileOptions) (*Profile, error) {
 	rng := rand.New(rand.NewPCG(opt.Seed, 0x70726f66696c65))
 	shapes := sw.gemmShapes()
 	convs := sw.convShapes()
-	total := len(ProfileBits)*(len(shapes)+len(ReferenceSizes)) + len(convs) + len(sw.trM)*len(sw.trN) + 2
+	total := len(ProfileBits)*(len(shapes)+len(ReferenceSizes)) + len(convs) + len(sw.trM)*len(sw.trN) + 3
 	done := 0
 	step := func() {
 		done++
@@ -179,11 +179,11 @@ func BuildProfile(ctx context.Context, opt ProfileOptions) (*Profile, error) {
 			// footprint of a batch rather than of one image.
 			out := oh * ow * g.C * g.KH * g.KW
 			imgs := max(1, min(16, (256<<10)/out))
-			f := im2colFeatures(oh*ow, g.C*g.KH*g.KW, g.C, g.KH)
+			f := im2colFeatures(g)
 			for j := range f {
 				f[j] *= float64(imgs)
 			}
-			pts = append(pts, point{f: f[:], est: dot4(est.Im2Col.coef(), f), make: func() (func() error, error) {
+			pts = append(pts, point{f: f[:], est: dot5(est.Im2Col.coef(), f), make: func() (func() error, error) {
 				src := randBytes(rng, imgs*g.C*g.H*g.W)
 				dst := make([]uint8, imgs*out)
 				in := g.C * g.H * g.W
@@ -205,7 +205,7 @@ func BuildProfile(ctx context.Context, opt ProfileOptions) (*Profile, error) {
 		if err != nil {
 			return nil, fmt.Errorf("costmodel: fitting the im2col model: %w", err)
 		}
-		p.Im2Col = Im2ColModel{CallNs: c[0], NsPerPixel: c[1], NsPerRun: c[2], NsPerElement: c[3], Fit: fit}
+		p.Im2Col = Im2ColModel{CallNs: c[0], NsPerPixel: c[1], NsPerLine: c[2], NsPerRun: c[3], NsPerElement: c[4], Fit: fit}
 	}
 
 	// Transpose of one image's output.
@@ -240,6 +240,12 @@ func BuildProfile(ctx context.Context, opt ProfileOptions) (*Profile, error) {
 		}
 		p.Transpose = TransposeModel{CallNs: c[0], NsPerRow: c[1], NsPerElement: c[2], NsPerConflict: c[3], NsPerConflict4K: c[4], Fit: fit}
 	}
+
+	// Operations between layers.
+	if p.Ops, err = measureOps(ctx, mo, rng); err != nil {
+		return nil, err
+	}
+	step()
 
 	// Streaming copy bandwidth.
 	{

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"mpsearch/kernels"
 )
 
 // Tile geometry and blocking of package kernels, which the model mirrors:
@@ -94,10 +96,56 @@ func dotN(a, b [nGEMMFeatures]float64) float64 {
 	return s
 }
 
-// im2colFeatures are the terms of the im2col model for one image: constant,
-// output pixels (patch rows), runs of KW taps, elements written.
-func im2colFeatures(m, k, c, kh int) [4]float64 {
-	return [4]float64{1, float64(m), float64(m) * float64(c) * float64(kh), float64(m) * float64(k)}
+// nIm2ColFeatures is the number of terms of the im2col model.
+const nIm2ColFeatures = 5
+
+// im2colFeatures are the terms of the im2col model for one image of the
+// normalized geometry g, counted by walking the loops of kernels.Im2Col:
+// a constant, output pixels (patch rows), lines (one per output row, input
+// channel and kernel row), segments of KW taps copied with one 8-byte move,
+// and bytes written one at a time (rows of padding, border segments and the
+// segments the 8-byte move cannot take).
+func im2colFeatures(g kernels.ConvShape) [nIm2ColFeatures]float64 {
+	g.StrideH, g.StrideW = max(g.StrideH, 1), max(g.StrideW, 1)
+	g.DilationH, g.DilationW = max(g.DilationH, 1), max(g.DilationW, 1)
+	oh, ow, err := g.Out()
+	if err != nil {
+		return [nIm2ColFeatures]float64{}
+	}
+	kw, dw, sw, pl := g.KW, g.DilationW, g.StrideW, g.PadLeft
+	kk := g.C * g.KH * kw
+	span := (kw-1)*dw + 1
+	oxLo := min(ow, (pl+sw-1)/sw)
+	oxHi := oxLo
+	if g.W-span+pl >= 0 {
+		oxHi = max(oxLo, min(ow, (g.W-span+pl)/sw+1))
+	}
+	srcLen := g.C * g.H * g.W
+	hw := g.H * g.W
+	var moves, bytes float64
+	for oy := 0; oy < oh; oy++ {
+		for ky := 0; ky < g.KH; ky++ {
+			y := oy*g.StrideH - g.PadTop + ky*g.DilationH
+			if y < 0 || y >= g.H {
+				bytes += float64(g.C * ow * kw)
+				continue
+			}
+			for c := 0; c < g.C; c++ {
+				col := (c*g.KH + ky) * kw
+				border := oxLo + ow - oxHi
+				fast := 0
+				if dw == 1 && kw <= 8 && col+8 <= kk {
+					base := c*hw + y*g.W - pl
+					if r := srcLen - 8 - base; r >= 0 {
+						fast = max(oxLo, min(oxHi, r/sw+1)) - oxLo
+					}
+				}
+				moves += float64(fast)
+				bytes += float64((border + oxHi - oxLo - fast) * kw)
+			}
+		}
+	}
+	return [nIm2ColFeatures]float64{1, float64(oh * ow), float64(oh * g.C * g.KH), moves, bytes}
 }
 
 // transposeFeatures are the terms of the transpose model for one image:
@@ -133,8 +181,6 @@ func gcd(a, b int) int {
 	}
 	return a
 }
-
-func dot4(a, b [4]float64) float64 { return a[0]*b[0] + a[1]*b[1] + a[2]*b[2] + a[3]*b[3] }
 
 func dot5(a, b [5]float64) float64 {
 	return a[0]*b[0] + a[1]*b[1] + a[2]*b[2] + a[3]*b[3] + a[4]*b[4]
@@ -179,7 +225,7 @@ func predictNs(p *Profile, s LayerShape, bits, batch int) (float64, error) {
 	}
 	t := float64(g) * gemm
 	if s.Conv != nil {
-		im := dot4(p.Im2Col.coef(), im2colFeatures(s.M, s.K, s.Conv.C, s.Conv.KH))
+		im := dot5(p.Im2Col.coef(), im2colFeatures(*s.Conv))
 		tr := dot5(p.Transpose.coef(), transposeFeatures(s.M, s.N, p.CPU.L1D))
 		t += float64(batch*g) * (im + tr)
 	}
@@ -203,8 +249,8 @@ func PredictModel(p *Profile, shapes []LayerShape, bits []int, batch int) (time.
 	return time.Duration(math.Round(total)), nil
 }
 
-func (m *Im2ColModel) coef() [4]float64 {
-	return [4]float64{m.CallNs, m.NsPerPixel, m.NsPerRun, m.NsPerElement}
+func (m *Im2ColModel) coef() [nIm2ColFeatures]float64 {
+	return [nIm2ColFeatures]float64{m.CallNs, m.NsPerPixel, m.NsPerLine, m.NsPerRun, m.NsPerElement}
 }
 
 func (m *TransposeModel) coef() [5]float64 {

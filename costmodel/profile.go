@@ -19,7 +19,7 @@ import (
 var ErrProfile = errors.New("costmodel: invalid profile")
 
 // Format is the value of a profile's format field.
-const Format = "mpsearch-profile/1"
+const Format = "mpsearch-profile/2"
 
 // ProfileBits are the kernel weight bit widths a profile models.
 var ProfileBits = []int{8, 4, 2, 1}
@@ -62,6 +62,9 @@ type Profile struct {
 	GEMM           []GEMMModel    `yaml:"gemm"`
 	Im2Col         Im2ColModel    `yaml:"im2col"`
 	Transpose      TransposeModel `yaml:"transpose"`
+	// Ops models the integer engine's operations between layers (input
+	// quantization, pooling, additions, output dequantization).
+	Ops OpsModel `yaml:"ops"`
 	// Reference holds the GEMM throughput (int32 output, activation packing
 	// included) at 256^3, 512^3 and 1024^3 per bit width.
 	Reference []GEMMPoint `yaml:"reference,omitempty"`
@@ -116,12 +119,18 @@ type GEMMModel struct {
 	Fit              *Fit    `yaml:"fit,omitempty"`
 }
 
-// Im2ColModel is the time model of kernels.Im2Col on one image.
+// Im2ColModel is the time model of kernels.Im2Col on one image (see
+// im2colFeatures for how its terms are counted).
 type Im2ColModel struct {
-	CallNs       float64 `yaml:"call_ns"`
-	NsPerPixel   float64 `yaml:"ns_per_pixel"` // per output pixel (patch row)
+	CallNs     float64 `yaml:"call_ns"`
+	NsPerPixel float64 `yaml:"ns_per_pixel"` // per output pixel (patch row)
+	// NsPerLine is per output row, input channel and kernel row.
+	NsPerLine float64 `yaml:"ns_per_line"`
+	// NsPerRun is per run of KW taps copied with one 8-byte move.
+	NsPerRun float64 `yaml:"ns_per_run"`
+	// NsPerElement is per byte written one at a time (padding rows,
+	// borders, runs the 8-byte move cannot take).
 	NsPerElement float64 `yaml:"ns_per_element"`
-	NsPerRun     float64 `yaml:"ns_per_run"` // per run of KW taps
 	Fit          *Fit    `yaml:"fit,omitempty"`
 }
 
@@ -235,10 +244,10 @@ func oneLine(s string) string {
 
 // Required keys, so that an absent coefficient is not read as zero.
 var (
-	requiredTop       = []string{"format", "name", "source", "cpu", "threads", "clock", "memory_gbps", "call_overhead_ns", "gemm", "im2col", "transpose"}
+	requiredTop       = []string{"format", "name", "source", "cpu", "threads", "clock", "memory_gbps", "call_overhead_ns", "gemm", "im2col", "transpose", "ops"}
 	requiredCPU       = []string{"model", "flags", "kernel_isa"}
 	requiredGEMM      = []string{"bits", "overhead_ns", "ns_per_channel", "ns_per_mac", "ns_per_tile", "ns_per_row_tile", "ns_per_requant_row", "ns_per_requant_scalar", "ns_per_scalar_row", "ns_per_pack", "ns_per_pack_scalar", "ns_per_weight_byte", "ns_per_spilled_byte"}
-	requiredIm2Col    = []string{"call_ns", "ns_per_pixel", "ns_per_element", "ns_per_run"}
+	requiredIm2Col    = []string{"call_ns", "ns_per_pixel", "ns_per_line", "ns_per_element", "ns_per_run"}
 	requiredTranspose = []string{"call_ns", "ns_per_element", "ns_per_row", "ns_per_conflict", "ns_per_conflict_4k"}
 )
 
@@ -256,6 +265,8 @@ func checkRequired(top *yaml.Node) error {
 			err = requireKeys(v, "im2col.", requiredIm2Col)
 		case "transpose":
 			err = requireKeys(v, "transpose.", requiredTranspose)
+		case "ops":
+			err = requireKeys(v, "ops.", requiredOps)
 		case "gemm":
 			for j, item := range v.Content {
 				if err = requireKeys(item, fmt.Sprintf("gemm[%d].", j), requiredGEMM); err != nil {
@@ -330,12 +341,16 @@ func (p *Profile) Validate() error {
 		{"im2col.call_ns", p.Im2Col.CallNs, false},
 		{"im2col.ns_per_pixel", p.Im2Col.NsPerPixel, false},
 		{"im2col.ns_per_element", p.Im2Col.NsPerElement, true},
+		{"im2col.ns_per_line", p.Im2Col.NsPerLine, false},
 		{"im2col.ns_per_run", p.Im2Col.NsPerRun, false},
 		{"transpose.call_ns", p.Transpose.CallNs, false},
 		{"transpose.ns_per_element", p.Transpose.NsPerElement, true},
 		{"transpose.ns_per_row", p.Transpose.NsPerRow, false},
 		{"transpose.ns_per_conflict", p.Transpose.NsPerConflict, false},
 		{"transpose.ns_per_conflict_4k", p.Transpose.NsPerConflict4K, false},
+	}
+	for _, o := range p.Ops.nums() {
+		nums = append(nums, num{o.name, o.v, false})
 	}
 	seen := map[int]bool{}
 	for _, g := range p.GEMM {

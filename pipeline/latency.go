@@ -2,11 +2,13 @@ package pipeline
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 
 	"mpsearch/costmodel"
 	"mpsearch/network"
 	"mpsearch/profiles"
+	"mpsearch/tensor"
 )
 
 // LayerShapes describes the network's quantizable layers as the integer
@@ -45,11 +47,120 @@ func LayerShapes(net *network.Network) ([]costmodel.LayerShape, error) {
 	return out, nil
 }
 
+// OpShapes describes the operations the integer engine runs between the
+// network's layers, for the cost model: the quantization of the float input,
+// every MaxPool, AveragePool and GlobalAveragePool, every Add, every Relu or
+// Clip that the engine cannot fuse into the preceding layer or Add, and the
+// dequantization of the output. Views (Flatten, Reshape...) cost nothing.
+func OpShapes(net *network.Network) ([]costmodel.OpShape, error) {
+	probe := tensor.New(append([]int{1}, net.SampleShape...)...)
+	pass, err := net.Forward(context.Background(), probe)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: shapes of the operations between layers: %w", err)
+	}
+	size := func(name string) int {
+		if v := pass.Value(name); v != nil {
+			return v.Size()
+		}
+		return 0
+	}
+	g := net.Model.Graph
+	producer := map[string]string{}
+	consumers := map[string]int{}
+	for _, n := range g.Nodes {
+		for _, in := range n.Inputs {
+			consumers[in]++
+		}
+		for _, o := range n.Outputs {
+			producer[o] = n.OpType
+		}
+	}
+	ops := []costmodel.OpShape{{Name: net.InputName, Op: costmodel.OpQuantize, Elements: tensor.Size(net.SampleShape)}}
+	for _, n := range g.Nodes {
+		if len(n.Outputs) == 0 || len(n.Inputs) == 0 {
+			continue
+		}
+		out := size(n.Outputs[0])
+		switch n.OpType {
+		case "MaxPool", "AveragePool", "GlobalAveragePool":
+			in := pass.Value(n.Inputs[0])
+			if in == nil || in.Rank() != 4 || out < 1 {
+				return nil, fmt.Errorf("pipeline: %s %q: input %v is not a batch of NCHW images", n.OpType, n.Name, in)
+			}
+			o := costmodel.OpShape{Name: n.Name, Op: costmodel.OpMaxPool, Elements: out}
+			if n.OpType != "MaxPool" {
+				o.Op = costmodel.OpAvgPool
+			}
+			if n.OpType == "GlobalAveragePool" {
+				o.Taps = in.Shape[2] * in.Shape[3]
+			} else {
+				o.Taps, o.Max2x2 = poolWindow(n.Attrs["kernel_shape"].Ints, n.Attrs["strides"].Ints, n.Attrs["pads"].Ints, n.Attrs["dilations"].Ints)
+				if ap := n.Attrs["auto_pad"].S; ap != "" && ap != "NOTSET" && ap != "VALID" {
+					o.Max2x2 = false
+				}
+			}
+			ops = append(ops, o)
+		case "Add":
+			if out > 0 && pass.Value(n.Inputs[0]) != nil && len(n.Inputs) == 2 && pass.Value(n.Inputs[1]) != nil {
+				ops = append(ops, costmodel.OpShape{Name: n.Name, Op: costmodel.OpAdd, Elements: out})
+			}
+		case "Relu", "Clip":
+			// The engine fuses an activation that is the only consumer of
+			// a layer's or an Add's output.
+			switch producer[n.Inputs[0]] {
+			case "Conv", "Gemm", "MatMul", "Add":
+				if consumers[n.Inputs[0]] == 1 && n.Inputs[0] != net.OutputName {
+					continue
+				}
+			}
+			if out > 0 {
+				ops = append(ops, costmodel.OpShape{Name: n.Name, Op: costmodel.OpClamp, Elements: out})
+			}
+		}
+	}
+	ops = append(ops, costmodel.OpShape{Name: net.OutputName, Op: costmodel.OpDequantize, Elements: max(1, size(net.OutputName))})
+	return ops, nil
+}
+
+// poolWindow returns the taps of a pooling window (ignoring padding) and
+// whether it is the 2x2, stride-2, unpadded, undilated window the engine
+// pools without tap lists.
+func poolWindow(kernel, strides, pads, dilations []int64) (int, bool) {
+	taps := 1
+	for _, k := range kernel {
+		taps *= int(k)
+	}
+	all := func(v []int64, want int64) bool {
+		for _, x := range v {
+			if x != want {
+				return false
+			}
+		}
+		return true
+	}
+	fast := len(kernel) == 2 && all(kernel, 2) && len(strides) == 2 && all(strides, 2) && all(pads, 0) && all(dilations, 1)
+	return max(taps, 1), fast
+}
+
 // ProfileLatency predicts layer latencies at batch 1 from a hardware
 // profile.
 type ProfileLatency struct {
 	Profile *costmodel.Profile
 	Shapes  []costmodel.LayerShape
+	// Ops are the operations between the layers (OpShapes); nil when
+	// unknown. They cost the same at every bit configuration.
+	Ops []costmodel.OpShape
+}
+
+// OpsLatency returns the predicted latency of Ops at batch 1 in
+// milliseconds: what a whole integer-only run adds to the sum of
+// LayerLatency.
+func (p *ProfileLatency) OpsLatency() (float64, error) {
+	d, err := costmodel.PredictOps(p.Profile, p.Ops, 1)
+	if err != nil {
+		return 0, err
+	}
+	return float64(d.Nanoseconds()) / 1e6, nil
 }
 
 // LayerLatency implements LatencyModel.

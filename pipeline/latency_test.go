@@ -1,0 +1,139 @@
+package pipeline
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+
+	"mpsearch/costmodel"
+	"mpsearch/intengine"
+	"mpsearch/network"
+	"mpsearch/onnx"
+	"mpsearch/tensor"
+)
+
+func loadNet(t *testing.T, path string) *network.Network {
+	t.Helper()
+	m, err := onnx.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := network.Build(m, network.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net
+}
+
+// TestOpShapes checks the operations between layers of the fixture LeNet
+// (worked out from its graph: a 1x28x28 input, two 2x2 max pools after
+// 6 channels of 28x28 and 16 of 10x10, 10 logits) and, for both fixtures,
+// that they are the steps the integer engine runs besides its layers.
+func TestOpShapes(t *testing.T) {
+	lenet := loadNet(t, "../testdata/fmnist-lenet/lenet.onnx")
+	ops, err := OpShapes(lenet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []costmodel.OpShape{
+		{Op: costmodel.OpQuantize, Elements: 784},
+		{Op: costmodel.OpMaxPool, Elements: 6 * 14 * 14, Taps: 4, Max2x2: true},
+		{Op: costmodel.OpMaxPool, Elements: 16 * 5 * 5, Taps: 4, Max2x2: true},
+		{Op: costmodel.OpDequantize, Elements: 10},
+	}
+	if len(ops) != len(want) {
+		t.Fatalf("OpShapes(LeNet) = %+v; want %d operations", ops, len(want))
+	}
+	for i, o := range ops {
+		o.Name = ""
+		if o != want[i] {
+			t.Errorf("OpShapes(LeNet)[%d] = %+v; want %+v", i, o, want[i])
+		}
+	}
+
+	ctx := context.Background()
+	for _, path := range []string{"../testdata/fmnist-lenet/lenet.onnx", "../testdata/vgg-fmnist/model.onnx"} {
+		net := loadNet(t, path)
+		ops, err := OpShapes(net)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(1, 2))
+		x := tensor.New(append([]int{4}, net.SampleShape...)...)
+		for i := range x.Data {
+			x.Data[i] = rng.NormFloat64()
+		}
+		ranges, err := intengine.ObserveRanges(ctx, net, []*tensor.Tensor{x})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bits := make([]int, len(net.Layers()))
+		for i := range bits {
+			bits[i] = 8
+		}
+		eng, err := intengine.Compile(net, intengine.Config{Bits: bits, Ranges: ranges})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tm, err := eng.Time(ctx, tensor.FromData(x.Data[:x.Size()/4], append([]int{1}, net.SampleShape...)...), 0, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The engine's steps besides its layers, then the dequantization
+		// it does after the program.
+		var steps []string
+		for _, s := range tm.Steps {
+			switch s.Op {
+			case "Conv", "Gemm", "MatMul":
+			case "Relu", "Clip":
+				steps = append(steps, costmodel.OpClamp+" "+s.Node)
+			case "GlobalAveragePool":
+				steps = append(steps, costmodel.OpAvgPool+" "+s.Node)
+			case "QuantizeLinear":
+				steps = append(steps, s.Op)
+			default:
+				steps = append(steps, s.Op+" "+s.Node)
+			}
+		}
+		steps = append(steps, costmodel.OpDequantize)
+		var got []string
+		for _, o := range ops {
+			switch o.Op {
+			case costmodel.OpQuantize, costmodel.OpDequantize:
+				got = append(got, o.Op)
+			default:
+				got = append(got, o.Op+" "+o.Name)
+			}
+		}
+		if len(got) != len(steps) {
+			t.Fatalf("%s: OpShapes gives %q; the engine runs %q", path, got, steps)
+		}
+		for i := range got {
+			if got[i] != steps[i] {
+				t.Errorf("%s: operation %d is %q; the engine runs %q", path, i, got[i], steps[i])
+			}
+		}
+	}
+}
+
+// TestProfileLatencyOps checks that OpsLatency is PredictOps in
+// milliseconds.
+func TestProfileLatencyOps(t *testing.T) {
+	prof, _, err := LoadProfile("../profiles/avx2-analytic.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := []costmodel.OpShape{{Op: costmodel.OpQuantize, Elements: 784}, {Op: costmodel.OpDequantize, Elements: 10}}
+	pl := &ProfileLatency{Profile: prof, Ops: ops}
+	got, err := pl.OpsLatency()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := costmodel.PredictOps(prof, ops, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := float64(d.Nanoseconds()) / 1e6; got != want || got <= 0 {
+		t.Errorf("OpsLatency() = %v ms; want PredictOps = %v ms (positive)", got, want)
+	}
+}
