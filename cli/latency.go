@@ -23,5 +23,11 @@ func latencyFor(s *searchFlags, j *job) (pipeline.LatencyModel, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	return &pipeline.ProfileLatency{Profile: prof, Shapes: shapes}, name, nil
+	// Work between the layers is predicted when the integer engine runs
+	// the model's other operators; otherwise latencies cover the layers.
+	ops, err := pipeline.OpShapes(j.in.Net)
+	if err != nil {
+		ops = nil
+	}
+	return &pipeline.ProfileLatency{Profile: prof, Shapes: shapes, Ops: ops}, name, nil
 }

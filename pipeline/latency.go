@@ -195,3 +195,6 @@ func LoadProfile(path string) (*costmodel.Profile, string, error) {
 	p, err := costmodel.ReadProfile(bytes.NewReader(b), profiles.Analytic)
 	return p, "profiles/" + profiles.Analytic + ".yaml (analytic; run 'mpsearch profile' for this CPU)", err
 }
+
+// OverheadMs implements LatencyOverhead.
+func (p *ProfileLatency) OverheadMs() (float64, error) { return p.OpsLatency() }

@@ -25,6 +25,14 @@ type LatencyModel interface {
 	LayerLatency(layer, bits int) (ms float64, err error)
 }
 
+// LatencyOverhead is implemented by latency models that also predict the
+// fixed work of a run outside the layers (input quantization, pooling,
+// output dequantization). It is part of every configuration's latency, so
+// budgets and reported latencies include it; it cannot change the choice.
+type LatencyOverhead interface {
+	OverheadMs() (float64, error)
+}
+
 // Verifier measures the real quantized model: the mean loss on held-out
 // data with layer i's weights at bits[i] (activations quantized too).
 type Verifier interface {
@@ -88,6 +96,10 @@ type SearchResult struct {
 	Solution  *ilp.Solution // of Plain (ILP method)
 	RL        *RLOutcome    // with Method "rl"
 	Resources []string      // resources with costs known, in Resources order
+	// LatencyOverheadMs is the predicted latency outside the layers,
+	// included in every Costs[Latency] and latency limit; the ILP's latency
+	// resource holds the layers' share only.
+	LatencyOverheadMs float64
 
 	costs costTable // per layer, resource and bit width
 }
@@ -189,6 +201,22 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 	if slices.Contains(bits, 8) {
 		eight = 8
 	}
+	overhead := 0.0
+	if lo, ok := cfg.Latency.(LatencyOverhead); ok && ct[Latency] != nil {
+		if overhead, err = lo.OverheadMs(); err != nil {
+			return nil, err
+		}
+	}
+	res.LatencyOverheadMs = overhead
+	// total is a configuration's cost of a resource, with the fixed
+	// latency overhead.
+	total := func(r string, b []int) float64 {
+		v := ct.total(r, b)
+		if r == Latency {
+			v += overhead
+		}
+		return v
+	}
 	// withFixed sets the layers fixed by the table or KeepEnds.
 	withFixed := func(c []int) []int {
 		for i, l := range t.Layers {
@@ -212,7 +240,7 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 		}
 		// "50%" is read between the cheapest and dearest configurations
 		// the fixed layers allow.
-		res.Limits[b.Resource] = b.Resolve(ct.total(b.Resource, uniform(eight)), ct.total(b.Resource, withFixed(uniform(lo))), ct.total(b.Resource, withFixed(uniform(hi))))
+		res.Limits[b.Resource] = b.Resolve(total(b.Resource, uniform(eight)), total(b.Resource, withFixed(uniform(lo))), total(b.Resource, withFixed(uniform(hi))))
 	}
 	// The problem on the table's omega.
 	budgeted := []string{}
@@ -224,7 +252,11 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 	build := func(omega func(li, b int) float64, scale float64) *ilp.Problem {
 		p := &ilp.Problem{Ties: t.Ties}
 		for _, r := range budgeted {
-			p.Resources = append(p.Resources, ilp.Resource{Name: r, Unit: Units[r], Limit: res.Limits[r] * scale})
+			lim := res.Limits[r] * scale
+			if r == Latency {
+				lim -= overhead // the layers' share of the budget
+			}
+			p.Resources = append(p.Resources, ilp.Resource{Name: r, Unit: Units[r], Limit: lim})
 		}
 		for i, l := range t.Layers {
 			layer := ilp.Layer{Name: l.Name, Fixed: l.Bits}
@@ -258,7 +290,7 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 			c.Objective += tableOmega(li, bb)
 		}
 		for _, r := range have {
-			c.Costs[r] = ct.total(r, b)
+			c.Costs[r] = total(r, b)
 			if lim, ok := res.Limits[r]; ok && c.Costs[r] > lim*(1+ilp.FeasibilityTol) {
 				c.Fits = false
 			}
