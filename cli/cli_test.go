@@ -140,6 +140,8 @@ func TestBadInput(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
 		{"unknown flag", []string{"eval", "--colour", "red"}, 2, "colour"},
 		{"bad bits", []string{"sensitivity", "--bits", "2,9"}, 2, "--bits"},
+		{"bad metric", []string{"sensitivity", "--metrics", "direct,bogus"}, 2, `unknown metric "bogus"`},
+		{"bad trace", []string{"sensitivity", "--trace", "guess"}, 2, "--trace"},
 		{"model without data", []string{"eval", "--model", fixtureDir + "lenet.onnx"}, 2, "--data"},
 		{"stray argument", []string{"inspect", "extra"}, 2, "extra"},
 	}

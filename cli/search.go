@@ -58,8 +58,13 @@ func (s *searchFlags) parse(fs *flag.FlagSet, args []string) error {
 func (s *searchFlags) register(fs *flag.FlagSet) {
 	s.mf.register(fs, true)
 	s.sf.register(fs)
+	// Search skips what it does not use by default: eigenvalues, and the
+	// quadratic metric (the slowest; its optima rarely differ from the
+	// other metrics' on the reference models).
 	s.sf.eigen = false
 	fs.Lookup("eigen").DefValue = "false"
+	s.sf.metrics = "direct,hessian,fisher"
+	fs.Lookup("metrics").DefValue = s.sf.metrics
 	fs.StringVar(&s.table, "table", "", "use this sensitivity table (sens.yaml) instead of computing one")
 	fs.StringVar(&s.profile, "profile", "", "hardware profile YAML for latency (default: this CPU's if shipped, else the analytic AVX2 one)")
 	fs.StringVar(&s.latency, "latency-budget", "", "latency budget: 1.5ms, 0.6x (of uniform 8-bit) or 50% (from all-lowest to all-highest bits)")

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -16,6 +17,7 @@ func init() {
 
 // sensFlags are the sensitivity settings shared by sensitivity and search.
 type sensFlags struct {
+	metrics string
 	probes  int
 	tol     float64
 	metric  string
@@ -36,6 +38,7 @@ func (s *sensFlags) register(fs interface {
 	fs.IntVar(&s.probes, "probes", 500, "maximum Hutchinson probes")
 	fs.Float64Var(&s.tol, "tol", 0.02, "stop when every layer's trace has this relative standard error")
 	fs.StringVar(&s.metric, "metric", sensitivity.DefaultMetric, "sensitivity metric of the omega column: hessian, quadratic, fisher or direct")
+	fs.StringVar(&s.metrics, "metrics", strings.Join(sensitivity.Metrics, ","), "metrics to compute (comma-separated); search verifies the optimum under each")
 	fs.StringVar(&s.trace, "trace", sensitivity.TraceAuto, "trace method: auto (exact when the network allows it), hutchinson, hutch++, exact")
 	fs.StringVar(&s.bits, "bits", "2,3,4,8", "candidate weight bit widths, comma-separated")
 	fs.Uint64Var(&s.seed, "seed", 1, "random seed")
@@ -66,7 +69,23 @@ func (s *sensFlags) config(e *env, mf *modelFlags, pr *progress) (sensitivity.Co
 	if s.probes < 2 {
 		return sensitivity.Config{}, usagef("--probes: %d is below 2", s.probes)
 	}
-	cfg := sensitivity.Config{Bits: bits, Metric: s.metric, Trace: s.trace, Tol: s.tol, Probes: s.probes, Seed: s.seed, Eigen: s.eigen, Batch: mf.batch, Threads: mf.threads}
+	var metrics []string
+	for _, m := range strings.Split(s.metrics, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			metrics = append(metrics, m)
+		}
+	}
+	for _, m := range append([]string{s.metric}, metrics...) {
+		if !slices.Contains(sensitivity.Metrics, m) {
+			return sensitivity.Config{}, usagef("unknown metric %q (want one of %s)", m, strings.Join(sensitivity.Metrics, ", "))
+		}
+	}
+	switch s.trace {
+	case sensitivity.TraceAuto, sensitivity.TraceExact, sensitivity.TraceHutchinson, sensitivity.TraceHutchPP, sensitivity.TraceNone:
+	default:
+		return sensitivity.Config{}, usagef("--trace: %q is not auto, exact, hutchinson, hutch++ or none", s.trace)
+	}
+	cfg := sensitivity.Config{Bits: bits, Metric: s.metric, Metrics: metrics, Trace: s.trace, Tol: s.tol, Probes: s.probes, Seed: s.seed, Eigen: s.eigen, Batch: mf.batch, Threads: mf.threads}
 	if mf.labels == "none" {
 		cfg.Loss = sensitivity.LossKL
 	}
