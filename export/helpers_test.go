@@ -14,7 +14,6 @@ import (
 	"mpsearch/tensor"
 )
 
-
 func loadLeNet(t testing.TB) *network.Network { return fixture.LeNet(t) }
 
 func loadCalib(t testing.TB) *dataset.Dataset { return fixture.LeNetCalib(t) }

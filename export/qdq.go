@@ -295,7 +295,6 @@ func (b *builder) actQDQ(x string, a quant.ActQuant) (string, []onnx.Node) {
 	}
 }
 
-
 // roundFloatInits replaces FLOAT initializers holding values a float32
 // cannot represent (BatchNormalization folding computes in float64) by
 // their float32 roundings, as the file stores them.

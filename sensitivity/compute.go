@@ -395,4 +395,3 @@ func directMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table
 	cfg.report("direct", total, total, "")
 	return nil
 }
-

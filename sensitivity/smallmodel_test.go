@@ -24,7 +24,9 @@ func smallModel(rng *rand.Rand) *onnx.Model {
 		}
 		return t
 	}
-	attr := func(name string, v ...int64) onnx.Attribute { return onnx.Attribute{Name: name, Type: onnx.AttrInts, Ints: v} }
+	attr := func(name string, v ...int64) onnx.Attribute {
+		return onnx.Attribute{Name: name, Type: onnx.AttrInts, Ints: v}
+	}
 	return &onnx.Model{Opset: 13, Graph: &onnx.Graph{
 		Inputs:  []onnx.ValueInfo{{Name: "x", ElemType: onnx.Float, Shape: []onnx.Dim{{Value: -1}, {Value: 1}, {Value: 4}, {Value: 4}}}},
 		Outputs: []onnx.ValueInfo{{Name: "z", ElemType: onnx.Float}},
