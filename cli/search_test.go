@@ -1,11 +1,15 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"mpsearch/onnx"
 )
 
 const tableYAML = `bits: [2, 4, 8]
@@ -148,5 +152,75 @@ func TestParetoRL(t *testing.T) {
 		if rl[k] != obj {
 			t.Errorf("front point %s: ILP objective %s, RL %s", k, obj, rl[k])
 		}
+	}
+}
+
+// TestSearchDemoDeterministic runs the whole job on the built-in demo twice
+// and checks the outputs: every file written, budgets held, the exported
+// model readable, and byte-identical files for the same inputs and seed.
+func TestSearchDemoDeterministic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole pipeline twice")
+	}
+	t.Setenv("MPSEARCH_CACHE", "off")
+	dir := t.TempDir()
+	var outs []map[string][]byte
+	for i := 0; i < 2; i++ {
+		out := filepath.Join(dir, fmt.Sprint("run", i))
+		code, stdout, errs := run(t, "search", "--out", out, "--points", "6")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		if !strings.Contains(stdout, "chosen:") || !strings.Contains(errs, "report.html") {
+			t.Errorf("stdout %q / stderr %q lack the result and the report's path", stdout, errs)
+		}
+		files := map[string][]byte{}
+		for _, f := range []string{"model.qdq.onnx", "bits.yaml", "summary.json", "report.html"} {
+			b, err := os.ReadFile(filepath.Join(out, f))
+			if err != nil {
+				t.Fatalf("%s not written: %v", f, err)
+			}
+			files[f] = b
+		}
+		outs = append(outs, files)
+	}
+	for f, b := range outs[0] {
+		if !bytes.Equal(b, outs[1][f]) {
+			t.Errorf("%s differs between two runs with the same inputs and seed", f)
+		}
+	}
+	var s struct {
+		Budgets  map[string]struct{ Limit, Used float64 } `json:"budgets"`
+		Accuracy map[string]float64                      `json:"accuracy"`
+		Layers   []struct {
+			WBits int `json:"w_bits"`
+		} `json:"layers"`
+	}
+	if err := json.Unmarshal(outs[0]["summary.json"], &s); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Budgets) == 0 {
+		t.Fatal("summary.json has no budget")
+	}
+	for r, b := range s.Budgets {
+		if b.Used > b.Limit*(1+1e-9) {
+			t.Errorf("%s budget: used %g above the limit %g", r, b.Used, b.Limit)
+		}
+	}
+	if len(s.Layers) != 5 || s.Accuracy["float"] < 0.9 || s.Accuracy["quantized"] < 0.85 {
+		t.Errorf("summary: %d layers, accuracy %v; want 5 layers, float >= 0.9, quantized >= 0.85", len(s.Layers), s.Accuracy)
+	}
+	m, err := onnx.Parse(outs[0]["model.qdq.onnx"], "")
+	if err != nil {
+		t.Fatalf("model.qdq.onnx: %v", err)
+	}
+	q := 0
+	for _, n := range m.Graph.Nodes {
+		if n.OpType == "QuantizeLinear" {
+			q++
+		}
+	}
+	if q != 5 {
+		t.Errorf("model.qdq.onnx has %d QuantizeLinear nodes; want one per layer input (5)", q)
 	}
 }
