@@ -191,7 +191,7 @@ func TestSearchDemoDeterministic(t *testing.T) {
 	}
 	var s struct {
 		Budgets  map[string]struct{ Limit, Used float64 } `json:"budgets"`
-		Accuracy map[string]float64                      `json:"accuracy"`
+		Accuracy map[string]float64                       `json:"accuracy"`
 		Layers   []struct {
 			WBits int `json:"w_bits"`
 		} `json:"layers"`
