@@ -356,10 +356,16 @@ func rlFront(ctx context.Context, res *SearchResult, cfg SearchConfig, mk func(s
 		p := *res.Problem
 		p.Resources = append([]ilp.Resource(nil), res.Problem.Resources...)
 		p.Resources[0].Limit = f.Costs[p.Resources[0].Name]
+		if p.Resources[0].Name == Latency {
+			p.Resources[0].Limit -= res.LatencyOverheadMs // the layers' share
+		}
 		if len(feats) != len(res.Table.Layers) {
 			feats = defaultFeatures(res.Table)
 		}
-		r, err := rlsearch.Search(ctx, rlsearch.FromILP(&p, feats), rc)
+		r, err := rlsearch.Search(ctx, rlsearch.FromILP(pruneDominated(&p), feats), rc)
+		if errors.Is(err, rlsearch.ErrInfeasible) {
+			continue // the agent's repair found no configuration at this budget
+		}
 		if err != nil {
 			return err
 		}
@@ -464,7 +470,7 @@ func searchRL(ctx context.Context, res *SearchResult, cfg SearchConfig, mk func(
 			user(p)
 		}
 	}
-	r, err := rlsearch.Search(ctx, rlsearch.FromILP(res.Problem, feats), rc)
+	r, err := rlsearch.Search(ctx, rlsearch.FromILP(pruneDominated(res.Problem), feats), rc)
 	if err != nil {
 		return err
 	}
@@ -488,4 +494,58 @@ func defaultFeatures(t *sensitivity.Table) []rlsearch.LayerFeatures {
 		}
 	}
 	return feats
+}
+
+// pruneDominated returns a copy of p without the options of untied, free
+// layers that another option of the same layer dominates (no larger omega
+// and no larger cost, one of them smaller). The RL agent's budget repair
+// lowers bit widths to save cost; on CPUs where a narrower width is not
+// cheaper (VNNI runs every width at the int8 rate) such options would
+// mislead it, and no optimum ever uses them.
+func pruneDominated(p *ilp.Problem) *ilp.Problem {
+	tied := map[string]bool{}
+	for _, g := range p.Ties {
+		for _, n := range g {
+			tied[n] = true
+		}
+	}
+	q := *p
+	q.Layers = make([]ilp.Layer, len(p.Layers))
+	for i, l := range p.Layers {
+		q.Layers[i] = l
+		if l.Fixed != 0 || tied[l.Name] {
+			continue
+		}
+		var kept []ilp.Option
+		for a, oa := range l.Options {
+			dominated := false
+			for b, ob := range l.Options {
+				if a != b && dominates(ob, oa, b < a) {
+					dominated = true
+					break
+				}
+			}
+			if !dominated {
+				kept = append(kept, oa)
+			}
+		}
+		q.Layers[i].Options = kept
+	}
+	return &q
+}
+
+// dominates reports whether option b dominates a; for identical options
+// only the earlier one (first) survives.
+func dominates(b, a ilp.Option, first bool) bool {
+	strict := b.Omega < a.Omega
+	if b.Omega > a.Omega {
+		return false
+	}
+	for r := range a.Costs {
+		if b.Costs[r] > a.Costs[r] {
+			return false
+		}
+		strict = strict || b.Costs[r] < a.Costs[r]
+	}
+	return strict || first
 }
