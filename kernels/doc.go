@@ -32,7 +32,17 @@
 //     [-255, 255] while packing and multiplied with VPMADDWD (int16 x int16
 //     pairs summed into int32): |pair| <= 2*255*128 = 65280, far below 2^31.
 //     The zero point is folded into the widening, so no correction is needed.
-//   - 4-, 2-, 1-bit and ternary weights without VNNI: the raw activation a is
+//   - binary weights without VNNI (table kernel, lut.go): with b = (w+1)/2,
+//     sum_k (a-z)*w = 2*sum_k a*b - sum_k a - z*sum_k w. Per row and quad of
+//     K the activation packer writes two 16-entry byte tables indexed by the
+//     4-bit weight pattern, the sums of the selected low nibbles and of the
+//     high nibbles (each <= 4*15 = 60); one VPSHUFB looks up 16 channels x 4
+//     steps in both. Lookups are added in bytes over 4 quads (<= 240),
+//     widened into uint16 lanes (<= 512*60 = 30720 before the flush) and
+//     flushed to int32 as 2*(lo + 16*hi); the tile starts at
+//     -z*sum_k w - sum_k a. No step can wrap, so the result is exact.
+//   - 4-, 2-bit and ternary weights without VNNI (and binary weights packed
+//     while VNNI was on but run without it): the raw activation a is
 //     the unsigned operand of VPMADDUBSW and the weight the signed operand.
 //     One VPMADDUBSW lane is a pair sum |a0*w0 + a1*w1| <= 2*255*wmax, with
 //     wmax = 8, 2, 1 (ranges [-8,7], [-2,1], [-1,1]), i.e. at most 4080, 1020
@@ -42,9 +52,9 @@
 //     VPMADDWD by ones into int32. The zero point is folded in afterwards
 //     through the weight column sums: sum_k (a-z)*w = sum_k a*w - z*sum_k w.
 //
-// The pure-Go twins (tileDotGo, tile8Go, tile16Go) reproduce this arithmetic
-// lane by lane, including the int16 stage, so the tests check the bound
-// proofs too.
+// The pure-Go twins (tileDotGo, tile8Go, tile16Go, lutRowGo, lutTileGo)
+// reproduce this arithmetic lane by lane, including the int16 (and byte and
+// uint16) stages, so the tests check the bound proofs too.
 //
 // # Layout and blocking
 //
@@ -52,7 +62,13 @@
 // panel the reduction index is grouped in quads (16 channels x 4 int8, the
 // VNNI and low-bit layout) or, for 8-bit weights packed while the VNNI
 // kernels are off, in pairs (16 channels x 2 int16); K is padded with zeros
-// to a multiple of 4. Weights records its layout, and GEMM picks the kernel
+// to a multiple of 4. Binary weights packed while the VNNI kernels are off
+// are stored instead as 4-bit patterns, one byte per channel and quad,
+// repeated for the two 128-bit lanes ([N/16 panels][quads][2][16], K padded
+// to a multiple of 16), for the table kernel, whose activation tables (32
+// bytes per row and quad, built in assembly with the row sums) are computed
+// per call; each 6-row tile then runs against every panel, three rows per
+// inner loop. Weights records its layout, and GEMM picks the kernel
 // from the layout and the current flags, so any Weights runs correctly under
 // any flag setting (8-bit quads without VNNI fall back to tileDotGo). Each
 // call packs A into tiles of 6 rows with the matching grouping (quads: raw
@@ -88,8 +104,8 @@
 // HasAVX512VNNI from golang.org/x/sys/cpu, which include the OS check for the
 // AVX-512 register state) selects the VPDPBUSD kernels for every bit width
 // and the quad layout for 8-bit weights packed while it is set; otherwise
-// useAVX2 (cpu.X86.HasAVX2; no FMA is used) selects the VPMADDWD and
-// VPMADDUBSW kernels. Tests switch the flags off to compare every path with
+// useAVX2 (cpu.X86.HasAVX2; no FMA is used) selects the VPMADDWD,
+// VPMADDUBSW and VPSHUFB-table kernels. Tests switch the flags off to compare every path with
 // the Go twins.
 //
 // With VNNI every bit width runs the same kernel at the same speed (measured

@@ -121,6 +121,10 @@ var (
 // run packs a, computes every 6 x 16 output tile and hands it to epi.
 func run(w *Weights, a []uint8, m int, aZero uint8, threads int, epi epilogue) {
 	threads = max(threads, 1)
+	if w.pb != nil {
+		runLUT(w, a, m, aZero, threads, epi)
+		return
+	}
 	k, kpad := w.K, w.kpad
 	mTiles := (m + tileM - 1) / tileM
 	nPanels := (w.N + tileN - 1) / tileN

@@ -26,3 +26,13 @@ func packA16Full(dst []int16, a []uint8, k, r0 int, z uint8) int { return 0 }
 func requantTile(dst []uint8, ldd int, c *tile, rows, cols int, prm *rqParams) {
 	requantTileGo(dst, ldd, c, rows, cols, prm)
 }
+
+func lutRow(dst, row []uint8, kq int) int32 { return lutRowGo(dst, row, 0, kq) }
+
+func lutTile(t, w []uint8, c, start, rsum []int32, kq int) {
+	lutTileGo(t, w, c, start, rsum, kq)
+}
+
+func lutPanels(t, w []uint8, c []tile, start, rsum []int32, kq int) {
+	lutPanelsGo(t, w, c, start, rsum, kq)
+}

@@ -33,10 +33,11 @@ type Weights struct {
 	// Bits is 8, 4, 2, 1 (binary) or Ternary.
 	Bits int
 
-	kpad   int     // K rounded up to a multiple of 4
+	kpad   int     // K rounded up to a multiple of 4 (of 16 for pb)
 	group  int     // int16 accumulation steps of the AVX2 low-bit kernel (0 for 8-bit)
 	p8     []int8  // quad panels:  [N/16 panels][kpad/4 quads][16 channels][4]
 	p16    []int16 // pair panels:  [N/16 panels][kpad/2 pairs][16 channels][2]
+	pb     []uint8 // binary pattern panels: [N/16 panels][kpad/4 quads][2][16 channels] (see packLUT)
 	colSum []int32 // sum_k W[n][k] (zero past N), folds the activation zero point
 }
 
@@ -131,10 +132,16 @@ func pack(w []int8, n, k, bits, group int) *Weights {
 		pw.colSum[c] = s
 	}
 	// 8-bit weights use the quad layout of the VNNI kernel when it is
-	// available at packing time, else int16 pairs for VPMADDWD. Low-bit
-	// weights always use quads. Exactly one of p8 and p16 is set, and run
-	// picks the kernel from the layout, so a Weights stays valid if the
-	// dispatch flags change later (tests flip them).
+	// available at packing time, else int16 pairs for VPMADDWD. Binary
+	// weights packed while VNNI is off use the 4-bit patterns of the table
+	// kernel (lut.go); the other low-bit weights use quads. Exactly one of
+	// p8, p16 and pb is set, and run picks the kernel from the layout, so a
+	// Weights stays valid if the dispatch flags change later (tests flip
+	// them).
+	if bits == 1 && !useVNNI {
+		packLUT(pw, w)
+		return pw
+	}
 	if bits == 8 && !useVNNI {
 		pw.p16 = make([]int16, panels*kpad*tileN)
 		for c := 0; c < n; c++ {
@@ -157,6 +164,7 @@ func pack(w []int8, n, k, bits, group int) *Weights {
 
 // PanelBytes is the memory the packed panels occupy (one byte per weight,
 // or two per 8-bit weight when the CPU lacks VNNI and the int16 VPMADDWD
-// kernel runs; K is padded to a multiple of 4 and N to a multiple of 16), not
-// the deployed model size, which is N*K*bits/8.
-func (w *Weights) PanelBytes() int { return len(w.p8) + 2*len(w.p16) }
+// kernel runs, or half a byte per binary weight for the table kernel; K is
+// padded to a multiple of 4, or 16 for binary weights without VNNI, and N to
+// a multiple of 16), not the deployed model size, which is N*K*bits/8.
+func (w *Weights) PanelBytes() int { return len(w.p8) + 2*len(w.p16) + len(w.pb) }

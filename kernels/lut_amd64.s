@@ -1,0 +1,510 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// lutSel<j> selects activation byte j of a quad for the table entries p
+// (both 128-bit lanes) whose bit j is set; 0x80 makes VPSHUFB write zero.
+DATA lutSel0<>+0(SB)/8, $0x0080008000800080
+DATA lutSel0<>+8(SB)/8, $0x0080008000800080
+DATA lutSel0<>+16(SB)/8, $0x0080008000800080
+DATA lutSel0<>+24(SB)/8, $0x0080008000800080
+GLOBL lutSel0<>(SB), RODATA|NOPTR, $32
+
+DATA lutSel1<>+0(SB)/8, $0x0101808001018080
+DATA lutSel1<>+8(SB)/8, $0x0101808001018080
+DATA lutSel1<>+16(SB)/8, $0x0101808001018080
+DATA lutSel1<>+24(SB)/8, $0x0101808001018080
+GLOBL lutSel1<>(SB), RODATA|NOPTR, $32
+
+DATA lutSel2<>+0(SB)/8, $0x0202020280808080
+DATA lutSel2<>+8(SB)/8, $0x0202020280808080
+DATA lutSel2<>+16(SB)/8, $0x0202020280808080
+DATA lutSel2<>+24(SB)/8, $0x0202020280808080
+GLOBL lutSel2<>(SB), RODATA|NOPTR, $32
+
+DATA lutSel3<>+0(SB)/8, $0x8080808080808080
+DATA lutSel3<>+8(SB)/8, $0x0303030303030303
+DATA lutSel3<>+16(SB)/8, $0x8080808080808080
+DATA lutSel3<>+24(SB)/8, $0x0303030303030303
+GLOBL lutSel3<>(SB), RODATA|NOPTR, $32
+
+// lutNib is 32 bytes 0x0f.
+DATA lutNib<>+0(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA lutNib<>+8(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA lutNib<>+16(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA lutNib<>+24(SB)/8, $0x0f0f0f0f0f0f0f0f
+GLOBL lutNib<>(SB), RODATA|NOPTR, $32
+
+// lutPairA + lutPairB turn the nibbles x0..x7 of two quads into the pair
+// sums S = [0 x0 x1 x0+x1 0 x2 x3 x2+x3 0 x4 x5 x4+x5 0 x6 x7 x6+x7]; the
+// table of quad i is then S[4*2i + (p&3)] + S[4*(2i+1) + (p>>2)], looked up
+// with lutQuad<i>Lo and lutQuad<i>Hi.
+DATA lutPairA<>+0(SB)/8, $0x0203028000010080
+DATA lutPairA<>+8(SB)/8, $0x0607068004050480
+DATA lutPairA<>+16(SB)/8, $0x0203028000010080
+DATA lutPairA<>+24(SB)/8, $0x0607068004050480
+GLOBL lutPairA<>(SB), RODATA|NOPTR, $32
+
+DATA lutPairB<>+0(SB)/8, $0x0380808001808080
+DATA lutPairB<>+8(SB)/8, $0x0780808005808080
+DATA lutPairB<>+16(SB)/8, $0x0380808001808080
+DATA lutPairB<>+24(SB)/8, $0x0780808005808080
+GLOBL lutPairB<>(SB), RODATA|NOPTR, $32
+
+DATA lutQuad0Lo<>+0(SB)/8, $0x0302010003020100
+DATA lutQuad0Lo<>+8(SB)/8, $0x0302010003020100
+DATA lutQuad0Lo<>+16(SB)/8, $0x0302010003020100
+DATA lutQuad0Lo<>+24(SB)/8, $0x0302010003020100
+GLOBL lutQuad0Lo<>(SB), RODATA|NOPTR, $32
+
+DATA lutQuad0Hi<>+0(SB)/8, $0x0505050504040404
+DATA lutQuad0Hi<>+8(SB)/8, $0x0707070706060606
+DATA lutQuad0Hi<>+16(SB)/8, $0x0505050504040404
+DATA lutQuad0Hi<>+24(SB)/8, $0x0707070706060606
+GLOBL lutQuad0Hi<>(SB), RODATA|NOPTR, $32
+
+DATA lutQuad1Lo<>+0(SB)/8, $0x0b0a09080b0a0908
+DATA lutQuad1Lo<>+8(SB)/8, $0x0b0a09080b0a0908
+DATA lutQuad1Lo<>+16(SB)/8, $0x0b0a09080b0a0908
+DATA lutQuad1Lo<>+24(SB)/8, $0x0b0a09080b0a0908
+GLOBL lutQuad1Lo<>(SB), RODATA|NOPTR, $32
+
+DATA lutQuad1Hi<>+0(SB)/8, $0x0d0d0d0d0c0c0c0c
+DATA lutQuad1Hi<>+8(SB)/8, $0x0f0f0f0f0e0e0e0e
+DATA lutQuad1Hi<>+16(SB)/8, $0x0d0d0d0d0c0c0c0c
+DATA lutQuad1Hi<>+24(SB)/8, $0x0f0f0f0f0e0e0e0e
+GLOBL lutQuad1Hi<>(SB), RODATA|NOPTR, $32
+
+// func lutRowAVX2(dst, src *uint8, quads int) uint64
+// For q < quads, with x_j = src[4q+j]: dst[96q+p] = sum of (x_j & 15) and
+// dst[96q+16+p] = sum of (x_j >> 4) over the bits j set in p (p < 16).
+// Returns sum_{i < 4*quads} src[i]. Two quads per iteration from a
+// broadcast qword (lane 0 low nibbles, lane 1 high nibbles), then one
+// remaining quad from a broadcast dword.
+// Registers: Y6-Y9 lutSel0-3 (single quads), Y10-Y15 lutPairA, lutPairB and
+// lutQuad{0,1}{Lo,Hi} (quad pairs), Y4 lutNib, Y3 byte-sum accumulator
+// (VPSADBW of the broadcast, one copy of the sum per qword), Y5 zero.
+TEXT ·lutRowAVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ quads+16(FP), CX
+	VMOVDQU lutSel0<>(SB), Y6
+	VMOVDQU lutSel1<>(SB), Y7
+	VMOVDQU lutSel2<>(SB), Y8
+	VMOVDQU lutSel3<>(SB), Y9
+	VMOVDQU lutPairA<>(SB), Y10
+	VMOVDQU lutPairB<>(SB), Y11
+	VMOVDQU lutQuad0Lo<>(SB), Y12
+	VMOVDQU lutQuad0Hi<>(SB), Y13
+	VMOVDQU lutQuad1Lo<>(SB), Y14
+	VMOVDQU lutQuad1Hi<>(SB), Y15
+	VMOVDQU lutNib<>(SB), Y4
+	VPXOR Y3, Y3, Y3
+	VPXOR Y5, Y5, Y5
+	MOVQ CX, BX
+	SHRQ $1, BX
+	JZ lutrow1
+lutrow2:
+	VPBROADCASTQ (SI), Y0
+	VPSADBW Y5, Y0, Y1
+	VPADDQ Y1, Y3, Y3
+	VPSRLW $4, Y0, Y1
+	VPBLENDD $0xf0, Y1, Y0, Y0
+	VPAND Y4, Y0, Y0
+	VPSHUFB Y10, Y0, Y1
+	VPSHUFB Y11, Y0, Y2
+	VPADDB Y2, Y1, Y0
+	VPSHUFB Y12, Y0, Y1
+	VPSHUFB Y13, Y0, Y2
+	VPADDB Y2, Y1, Y1
+	VMOVDQU Y1, (DI)
+	VPSHUFB Y14, Y0, Y1
+	VPSHUFB Y15, Y0, Y2
+	VPADDB Y2, Y1, Y1
+	VMOVDQU Y1, 96(DI)
+	ADDQ $8, SI
+	ADDQ $192, DI
+	DECQ BX
+	JNZ lutrow2
+lutrow1:
+	TESTQ $1, CX
+	JZ lutrowdone
+	VPBROADCASTD (SI), Y0
+	VPSADBW Y5, Y0, Y1
+	VPSRLQ $1, Y1, Y1
+	VPADDQ Y1, Y3, Y3
+	VPSRLW $4, Y0, Y1
+	VPBLENDD $0xf0, Y1, Y0, Y0
+	VPAND Y4, Y0, Y0
+	VPSHUFB Y6, Y0, Y1
+	VPSHUFB Y7, Y0, Y2
+	VPADDB Y2, Y1, Y1
+	VPSHUFB Y8, Y0, Y2
+	VPADDB Y2, Y1, Y1
+	VPSHUFB Y9, Y0, Y2
+	VPADDB Y2, Y1, Y1
+	VMOVDQU Y1, (DI)
+lutrowdone:
+	MOVQ X3, AX
+	MOVQ AX, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func lutTileAVX2(t, w *uint8, c *int32, kq int, start, rsum *int32)
+// Three rows x 16 channels of the binary table kernel; kq is a multiple of 4
+// in [4, lutMaxQuads]. For r < 3, n < 16, with
+//
+//	s = 2 * sum_q (t[96q+32r+w[32q+n]] + 16*t[96q+32r+16+w[32q+16+n]])
+//
+// it sets c[r*16+n] = start[n] - rsum[r] + s, or adds s to it when start is
+// nil.
+//
+// Registers: Y0-Y2 byte accumulators of rows 0-2 (lane 0 low-nibble sums,
+// lane 1 high-nibble sums; four quads, at most 4*60 = 240), Y3-Y8 uint16
+// accumulators (row r: Y(3+2r) channels 0-7, Y(4+2r) channels 8-15, each
+// [low | high]; at most lutMaxQuads*60 = 30720), Y9 weight patterns, Y10
+// table, Y11 scratch, Y15 zero.
+TEXT ·lutTileAVX2(SB), NOSPLIT, $0-48
+	MOVQ t+0(FP), SI
+	MOVQ w+8(FP), DI
+	MOVQ c+16(FP), DX
+	MOVQ kq+24(FP), CX
+	SHRQ $2, CX
+	VPXOR Y15, Y15, Y15
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
+	VPXOR Y8, Y8, Y8
+lutquad:
+	VMOVDQU 0(DI), Y9
+	VMOVDQU 0(SI), Y10
+	VPSHUFB Y9, Y10, Y0
+	VMOVDQU 32(SI), Y10
+	VPSHUFB Y9, Y10, Y1
+	VMOVDQU 64(SI), Y10
+	VPSHUFB Y9, Y10, Y2
+	VMOVDQU 32(DI), Y9
+	VMOVDQU 96(SI), Y10
+	VPSHUFB Y9, Y10, Y11
+	VPADDB Y11, Y0, Y0
+	VMOVDQU 128(SI), Y10
+	VPSHUFB Y9, Y10, Y11
+	VPADDB Y11, Y1, Y1
+	VMOVDQU 160(SI), Y10
+	VPSHUFB Y9, Y10, Y11
+	VPADDB Y11, Y2, Y2
+	VMOVDQU 64(DI), Y9
+	VMOVDQU 192(SI), Y10
+	VPSHUFB Y9, Y10, Y11
+	VPADDB Y11, Y0, Y0
+	VMOVDQU 224(SI), Y10
+	VPSHUFB Y9, Y10, Y11
+	VPADDB Y11, Y1, Y1
+	VMOVDQU 256(SI), Y10
+	VPSHUFB Y9, Y10, Y11
+	VPADDB Y11, Y2, Y2
+	VMOVDQU 96(DI), Y9
+	VMOVDQU 288(SI), Y10
+	VPSHUFB Y9, Y10, Y11
+	VPADDB Y11, Y0, Y0
+	VMOVDQU 320(SI), Y10
+	VPSHUFB Y9, Y10, Y11
+	VPADDB Y11, Y1, Y1
+	VMOVDQU 352(SI), Y10
+	VPSHUFB Y9, Y10, Y11
+	VPADDB Y11, Y2, Y2
+	VPUNPCKLBW Y15, Y0, Y11
+	VPADDW Y11, Y3, Y3
+	VPUNPCKHBW Y15, Y0, Y11
+	VPADDW Y11, Y4, Y4
+	VPUNPCKLBW Y15, Y1, Y11
+	VPADDW Y11, Y5, Y5
+	VPUNPCKHBW Y15, Y1, Y11
+	VPADDW Y11, Y6, Y6
+	VPUNPCKLBW Y15, Y2, Y11
+	VPADDW Y11, Y7, Y7
+	VPUNPCKHBW Y15, Y2, Y11
+	VPADDW Y11, Y8, Y8
+	ADDQ $384, SI
+	ADDQ $128, DI
+	DECQ CX
+	JNZ lutquad
+	// s = 2*(low + 16*high), widened to int32; c = start[n] - rsum[r] + s
+	// when start is not nil, else c += s.
+	MOVQ start+32(FP), R8
+	MOVQ rsum+40(FP), R9
+	TESTQ R8, R8
+	JZ lutadd
+	VMOVDQU (R8), Y14
+	VMOVDQU 32(R8), Y10
+	VPBROADCASTD 0(R9), Y9
+	VEXTRACTI128 $1, Y3, X12
+	VPMOVZXWD X3, Y13
+	VPMOVZXWD X12, Y12
+	VPSLLD $4, Y12, Y12
+	VPADDD Y12, Y13, Y13
+	VPSLLD $1, Y13, Y13
+	VPSUBD Y9, Y14, Y11
+	VPADDD Y11, Y13, Y13
+	VMOVDQU Y13, 0(DX)
+	VEXTRACTI128 $1, Y4, X12
+	VPMOVZXWD X4, Y13
+	VPMOVZXWD X12, Y12
+	VPSLLD $4, Y12, Y12
+	VPADDD Y12, Y13, Y13
+	VPSLLD $1, Y13, Y13
+	VPSUBD Y9, Y10, Y11
+	VPADDD Y11, Y13, Y13
+	VMOVDQU Y13, 32(DX)
+	VPBROADCASTD 4(R9), Y9
+	VEXTRACTI128 $1, Y5, X12
+	VPMOVZXWD X5, Y13
+	VPMOVZXWD X12, Y12
+	VPSLLD $4, Y12, Y12
+	VPADDD Y12, Y13, Y13
+	VPSLLD $1, Y13, Y13
+	VPSUBD Y9, Y14, Y11
+	VPADDD Y11, Y13, Y13
+	VMOVDQU Y13, 64(DX)
+	VEXTRACTI128 $1, Y6, X12
+	VPMOVZXWD X6, Y13
+	VPMOVZXWD X12, Y12
+	VPSLLD $4, Y12, Y12
+	VPADDD Y12, Y13, Y13
+	VPSLLD $1, Y13, Y13
+	VPSUBD Y9, Y10, Y11
+	VPADDD Y11, Y13, Y13
+	VMOVDQU Y13, 96(DX)
+	VPBROADCASTD 8(R9), Y9
+	VEXTRACTI128 $1, Y7, X12
+	VPMOVZXWD X7, Y13
+	VPMOVZXWD X12, Y12
+	VPSLLD $4, Y12, Y12
+	VPADDD Y12, Y13, Y13
+	VPSLLD $1, Y13, Y13
+	VPSUBD Y9, Y14, Y11
+	VPADDD Y11, Y13, Y13
+	VMOVDQU Y13, 128(DX)
+	VEXTRACTI128 $1, Y8, X12
+	VPMOVZXWD X8, Y13
+	VPMOVZXWD X12, Y12
+	VPSLLD $4, Y12, Y12
+	VPADDD Y12, Y13, Y13
+	VPSLLD $1, Y13, Y13
+	VPSUBD Y9, Y10, Y11
+	VPADDD Y11, Y13, Y13
+	VMOVDQU Y13, 160(DX)
+	VZEROUPPER
+	RET
+lutadd:
+	VEXTRACTI128 $1, Y3, X12
+	VPMOVZXWD X3, Y13
+	VPMOVZXWD X12, Y12
+	VPSLLD $4, Y12, Y12
+	VPADDD Y12, Y13, Y13
+	VPSLLD $1, Y13, Y13
+	VPADDD 0(DX), Y13, Y13
+	VMOVDQU Y13, 0(DX)
+	VEXTRACTI128 $1, Y4, X12
+	VPMOVZXWD X4, Y13
+	VPMOVZXWD X12, Y12
+	VPSLLD $4, Y12, Y12
+	VPADDD Y12, Y13, Y13
+	VPSLLD $1, Y13, Y13
+	VPADDD 32(DX), Y13, Y13
+	VMOVDQU Y13, 32(DX)
+	VEXTRACTI128 $1, Y5, X12
+	VPMOVZXWD X5, Y13
+	VPMOVZXWD X12, Y12
+	VPSLLD $4, Y12, Y12
+	VPADDD Y12, Y13, Y13
+	VPSLLD $1, Y13, Y13
+	VPADDD 64(DX), Y13, Y13
+	VMOVDQU Y13, 64(DX)
+	VEXTRACTI128 $1, Y6, X12
+	VPMOVZXWD X6, Y13
+	VPMOVZXWD X12, Y12
+	VPSLLD $4, Y12, Y12
+	VPADDD Y12, Y13, Y13
+	VPSLLD $1, Y13, Y13
+	VPADDD 96(DX), Y13, Y13
+	VMOVDQU Y13, 96(DX)
+	VEXTRACTI128 $1, Y7, X12
+	VPMOVZXWD X7, Y13
+	VPMOVZXWD X12, Y12
+	VPSLLD $4, Y12, Y12
+	VPADDD Y12, Y13, Y13
+	VPSLLD $1, Y13, Y13
+	VPADDD 128(DX), Y13, Y13
+	VMOVDQU Y13, 128(DX)
+	VEXTRACTI128 $1, Y8, X12
+	VPMOVZXWD X8, Y13
+	VPMOVZXWD X12, Y12
+	VPSLLD $4, Y12, Y12
+	VPADDD Y12, Y13, Y13
+	VPSLLD $1, Y13, Y13
+	VPADDD 160(DX), Y13, Y13
+	VMOVDQU Y13, 160(DX)
+	VZEROUPPER
+	RET
+
+// lutFlushShuf interleaves the words [lo0..lo3 hi0..hi3] of each lane into
+// [lo0 hi0 lo1 hi1 ...]; lutFlushMul is the int16 pairs (2, 32).
+DATA lutFlushShuf<>+0(SB)/8, $0x0b0a030209080100
+DATA lutFlushShuf<>+8(SB)/8, $0x0f0e07060d0c0504
+DATA lutFlushShuf<>+16(SB)/8, $0x0b0a030209080100
+DATA lutFlushShuf<>+24(SB)/8, $0x0f0e07060d0c0504
+GLOBL lutFlushShuf<>(SB), RODATA|NOPTR, $32
+
+DATA lutFlushMul<>+0(SB)/8, $0x0020000200200002
+DATA lutFlushMul<>+8(SB)/8, $0x0020000200200002
+DATA lutFlushMul<>+16(SB)/8, $0x0020000200200002
+DATA lutFlushMul<>+24(SB)/8, $0x0020000200200002
+GLOBL lutFlushMul<>(SB), RODATA|NOPTR, $32
+
+// func lutPanelsAVX2(t, w *uint8, c *int32, kq, np int, start, rsum *int32)
+// lutTileAVX2 with start values for a whole 6-row tile against np >= 1
+// consecutive panels: for p < np and half h < 2 it computes the 3 x 16 block
+// c[p*96+h*48:] from the tables t[h*kq*96:], the patterns w[p*kq*32:],
+// start[p*16:] and rsum[3h:]. 4 <= kq <= lutMaxQuads, a multiple of 4.
+// Registers as in lutTileAVX2; R12 tables of the current half, R13 patterns
+// of the current panel, R14 groups of 4 quads, AX half stride, R11 panel
+// stride, R10 panels left, BX halves left.
+TEXT ·lutPanelsAVX2(SB), NOSPLIT, $0-56
+	MOVQ t+0(FP), R12
+	MOVQ w+8(FP), R13
+	MOVQ c+16(FP), DX
+	MOVQ kq+24(FP), R14
+	MOVQ np+32(FP), R10
+	MOVQ start+40(FP), R8
+	MOVQ rsum+48(FP), R9
+	MOVQ R14, AX
+	IMULQ $96, AX
+	MOVQ R14, R11
+	SHLQ $5, R11
+	SHRQ $2, R14
+	VPXOR Y15, Y15, Y15
+lpanel:
+	MOVQ $2, BX
+	MOVQ t+0(FP), R12
+lhalf:
+	MOVQ R12, SI
+	MOVQ R13, DI
+	MOVQ R14, CX
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
+	VPXOR Y8, Y8, Y8
+lpquad:
+	VMOVDQU 0(DI), Y9
+	VMOVDQU 0(SI), Y10
+	VPSHUFB Y9, Y10, Y0
+	VMOVDQU 32(SI), Y10
+	VPSHUFB Y9, Y10, Y1
+	VMOVDQU 64(SI), Y10
+	VPSHUFB Y9, Y10, Y2
+	VMOVDQU 32(DI), Y9
+	VMOVDQU 96(SI), Y10
+	VPSHUFB Y9, Y10, Y11
+	VPADDB Y11, Y0, Y0
+	VMOVDQU 128(SI), Y10
+	VPSHUFB Y9, Y10, Y11
+	VPADDB Y11, Y1, Y1
+	VMOVDQU 160(SI), Y10
+	VPSHUFB Y9, Y10, Y11
+	VPADDB Y11, Y2, Y2
+	VMOVDQU 64(DI), Y9
+	VMOVDQU 192(SI), Y10
+	VPSHUFB Y9, Y10, Y11
+	VPADDB Y11, Y0, Y0
+	VMOVDQU 224(SI), Y10
+	VPSHUFB Y9, Y10, Y11
+	VPADDB Y11, Y1, Y1
+	VMOVDQU 256(SI), Y10
+	VPSHUFB Y9, Y10, Y11
+	VPADDB Y11, Y2, Y2
+	VMOVDQU 96(DI), Y9
+	VMOVDQU 288(SI), Y10
+	VPSHUFB Y9, Y10, Y11
+	VPADDB Y11, Y0, Y0
+	VMOVDQU 320(SI), Y10
+	VPSHUFB Y9, Y10, Y11
+	VPADDB Y11, Y1, Y1
+	VMOVDQU 352(SI), Y10
+	VPSHUFB Y9, Y10, Y11
+	VPADDB Y11, Y2, Y2
+	VPUNPCKLBW Y15, Y0, Y11
+	VPADDW Y11, Y3, Y3
+	VPUNPCKHBW Y15, Y0, Y11
+	VPADDW Y11, Y4, Y4
+	VPUNPCKLBW Y15, Y1, Y11
+	VPADDW Y11, Y5, Y5
+	VPUNPCKHBW Y15, Y1, Y11
+	VPADDW Y11, Y6, Y6
+	VPUNPCKLBW Y15, Y2, Y11
+	VPADDW Y11, Y7, Y7
+	VPUNPCKHBW Y15, Y2, Y11
+	VPADDW Y11, Y8, Y8
+	ADDQ $384, SI
+	ADDQ $128, DI
+	DECQ CX
+	JNZ lpquad
+	// Flush: VPERMQ/VPSHUFB interleave [lo | hi] words per channel, VPMADDWD
+	// by (2, 32) gives 2*(lo + 16*hi) in int32 (lo, hi <= 30720 < 2^15).
+	VMOVDQU lutFlushShuf<>(SB), Y12
+	VMOVDQU lutFlushMul<>(SB), Y13
+	VPBROADCASTD 0(R9), Y9
+	VPERMQ $0xd8, Y3, Y3
+	VPSHUFB Y12, Y3, Y3
+	VPMADDWD Y13, Y3, Y3
+	VPADDD 0(R8), Y3, Y3
+	VPSUBD Y9, Y3, Y3
+	VMOVDQU Y3, 0(DX)
+	VPERMQ $0xd8, Y4, Y4
+	VPSHUFB Y12, Y4, Y4
+	VPMADDWD Y13, Y4, Y4
+	VPADDD 32(R8), Y4, Y4
+	VPSUBD Y9, Y4, Y4
+	VMOVDQU Y4, 32(DX)
+	VPBROADCASTD 4(R9), Y9
+	VPERMQ $0xd8, Y5, Y5
+	VPSHUFB Y12, Y5, Y5
+	VPMADDWD Y13, Y5, Y5
+	VPADDD 0(R8), Y5, Y5
+	VPSUBD Y9, Y5, Y5
+	VMOVDQU Y5, 64(DX)
+	VPERMQ $0xd8, Y6, Y6
+	VPSHUFB Y12, Y6, Y6
+	VPMADDWD Y13, Y6, Y6
+	VPADDD 32(R8), Y6, Y6
+	VPSUBD Y9, Y6, Y6
+	VMOVDQU Y6, 96(DX)
+	VPBROADCASTD 8(R9), Y9
+	VPERMQ $0xd8, Y7, Y7
+	VPSHUFB Y12, Y7, Y7
+	VPMADDWD Y13, Y7, Y7
+	VPADDD 0(R8), Y7, Y7
+	VPSUBD Y9, Y7, Y7
+	VMOVDQU Y7, 128(DX)
+	VPERMQ $0xd8, Y8, Y8
+	VPSHUFB Y12, Y8, Y8
+	VPMADDWD Y13, Y8, Y8
+	VPADDD 32(R8), Y8, Y8
+	VPSUBD Y9, Y8, Y8
+	VMOVDQU Y8, 160(DX)
+	ADDQ AX, R12
+	ADDQ $12, R9
+	ADDQ $192, DX
+	DECQ BX
+	JNZ lhalf
+	ADDQ R11, R13
+	ADDQ $64, R8
+	SUBQ $24, R9
+	DECQ R10
+	JNZ lpanel
+	VZEROUPPER
+	RET
