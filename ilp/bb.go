@@ -78,6 +78,11 @@ const exchangeCand = 400
 // factors left a 0.1% gap after 30 s.
 var viewFactors = []float64{1.05, 1 / 1.05, 1.15, 1 / 1.15, 1.3, 1 / 1.3, 1.6, 1 / 1.6, 3, 1.0 / 3}
 
+// restartShrink: the search restarts, with reduced-cost fixing against the
+// new incumbent, once the gap between incumbent and root bound has fallen
+// below this fraction of the gap the current fixing used.
+const restartShrink = 1 / 1.1
+
 // refineSteps is how many subgradient steps refine spends on a node that
 // the surrogate views do not prune.
 const refineSteps = 10
@@ -94,7 +99,7 @@ type search struct {
 	ub       float64   // its objective without constObj; +Inf if none
 	nodes    int
 	aborted  bool
-	restart  bool // the incumbent improved enough to redo reduced-cost fixing
+	restart  bool // the incumbent improved: redo reduced-cost fixing
 }
 
 // newSearch builds the incumbent and the root bound. hint, if not nil, is a

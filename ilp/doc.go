@@ -17,7 +17,10 @@
 //     bit widths. Node bounds are LPs of surrogate budgets (one weighted sum
 //     of the budgets, solved greedily on convex hulls) in several
 //     directions around the root multipliers, lifted by a few subgradient
-//     steps on the node's Lagrangian when they do not prune. Convex-hull
+//     steps on the node's Lagrangian when they do not prune, unless a
+//     view's LP solution meets every budget (it is then the node's exact
+//     LP optimum and nothing bounds higher). Every better incumbent the
+//     search finds restarts it with tighter reduced-cost fixing. Convex-hull
 //     (LP-)dominated options are used only for bounds: they can be
 //     optimal in the integer problem, so they are not removed.
 //   - LPSolve (cgo only), the 0-1 formulation in lp_solve 5.5 through

@@ -4,6 +4,7 @@ package ilp
 
 import (
 	"context"
+	"math"
 	"testing"
 )
 
@@ -34,5 +35,32 @@ func TestLPSolveCancel(t *testing.T) {
 	}
 	if lb := cut.Objective * (1 - cut.Gap); lb > opt.Objective*(1+objTol) || cut.Objective < opt.Objective*(1-objTol) {
 		t.Errorf("got objective %g with gap %g (bound %g); the optimum %g must lie in [bound, objective]", cut.Objective, cut.Gap, lb, opt.Objective)
+	}
+}
+
+// TestBranchAndBoundMatchesLPSolve cross-checks the Go solver's deeper
+// search (restarts, node bounds, exact-LP detection) against plain lp_solve
+// on realistic tables too large for brute force, at budget fractions where
+// one, two or three budgets bind.
+func TestBranchAndBoundMatchesLPSolve(t *testing.T) {
+	ctx := context.Background()
+	for seed := uint64(1); seed <= 4; seed++ {
+		for _, frac := range []float64{0.15, 0.4, 0.7} {
+			p := realisticProblem(seed, 120, benchBits, frac)
+			want, err := (&LPSolve{Plain: true}).Solve(ctx, p)
+			if err != nil || !want.Optimal {
+				t.Fatalf("seed %d frac %g: lp_solve: got %v, %v; want a proven optimum", seed, frac, want, err)
+			}
+			got, err := (&BranchAndBound{}).Solve(ctx, p)
+			if err != nil {
+				t.Fatalf("seed %d frac %g: %v", seed, frac, err)
+			}
+			if !got.Optimal || !p.Feasible(got) {
+				t.Errorf("seed %d frac %g: got Optimal=%v feasible=%v; want true, true", seed, frac, got.Optimal, p.Feasible(got))
+			}
+			if math.Abs(got.Objective-want.Objective) > objTol*want.Objective {
+				t.Errorf("seed %d frac %g: got objective %.12g; lp_solve %.12g", seed, frac, got.Objective, want.Objective)
+			}
+		}
 	}
 }
