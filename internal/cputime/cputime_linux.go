@@ -1,6 +1,6 @@
 //go:build linux
 
-package costmodel
+package cputime
 
 import (
 	"time"
@@ -8,9 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// threadCPU returns the CPU time consumed so far by the calling OS thread.
-// Callers lock the goroutine to its thread.
-func threadCPU() (time.Duration, bool) {
+func thread() (time.Duration, bool) {
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
 		return 0, false
