@@ -29,6 +29,14 @@ var conformanceSkips = map[string]string{}
 // the ONNX project's backend test data, Apache-2.0, see LICENSE-onnx there).
 func TestConformance(t *testing.T) {
 	dirs, err := filepath.Glob("testdata/onnx-conformance/test_*")
+	// Node test cases of the operators added since, from Debian's
+	// libonnx-testdata (ONNX 1.12 backend tests, Apache-2.0, see
+	// testdata/onnx-node/LICENSE-onnx).
+	more, err2 := filepath.Glob("testdata/onnx-node/test_*")
+	dirs = append(dirs, more...)
+	if err == nil {
+		err = err2
+	}
 	if err != nil || len(dirs) == 0 {
 		t.Fatalf("no conformance cases found: %v", err)
 	}
