@@ -55,11 +55,12 @@ def export(name, opset, out, dynamic, force):
     if dynamic:
         axes = {0: "batch", 2: "height", 3: "width"}
     tmp = path + ".tmp"
-    with torch.no_grad():
-        torch.onnx.export(
-            m, x, tmp, opset_version=opset, input_names=["x"], output_names=["logits"],
-            dynamic_axes={"x": axes, "logits": {0: "batch"}}, do_constant_folding=True,
-        )
+    # Not under torch.no_grad(): with gradients enabled torch 1.13 keeps
+    # nn.MultiheadAttention off its fused fast path, which has no ONNX export.
+    torch.onnx.export(
+        m, x, tmp, opset_version=opset, input_names=["x"], output_names=["logits"],
+        dynamic_axes={"x": axes, "logits": {0: "batch"}}, do_constant_folding=True,
+    )
     os.replace(tmp, path)
     print(f"export: {path} ({time.time() - t0:.1f} s)", file=sys.stderr)
     return path
