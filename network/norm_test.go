@@ -10,6 +10,15 @@ import (
 	"mpsearch/tensor"
 )
 
+func init() {
+	// ONNX 1.12's LayerNormalization cases also output Mean and InvStdDev;
+	// the engine computes output 0 only (the values are checked against a
+	// direct evaluation in TestLayerNorm).
+	for _, c := range []string{"2d_axis0", "3d_axis1_epsilon", "4d_axis_negative_1", "default_axis"} {
+		conformanceSkips["test_layer_normalization_"+c] = "the model also outputs Mean and InvStdDev; only output 0 (Y) is supported"
+	}
+}
+
 // naiveReduceSelect is ReduceMax (or ReduceMin) of x over axes by
 // unravelling every input index; the result has the kept-dims shape
 // reshaped to out.
