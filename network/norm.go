@@ -19,7 +19,7 @@ func init() {
 //
 // LayerNormalization (opset 17): the rows are the trailing axes from axis
 // on; Scale and the optional B broadcast to those axes. Only output 0 (Y)
-// is supported. InstanceNormalization: the rows are the spatial planes of
+// is computed (the graph refuses models that use Mean or InvStdDev). InstanceNormalization: the rows are the spatial planes of
 // each sample and channel of [N, C, ...]; scale and B are per channel.
 //
 // With J = r(I - 11ᵀ/D - x̂x̂ᵀ/D) the Jacobian of x̂ (symmetric), the input
@@ -47,11 +47,6 @@ type normState struct {
 func buildLayerNorm(n *onnx.Node, _ map[string]*tensor.Tensor, _ int64) (Op, error) {
 	if err := wantInputs(n, 2, 3); err != nil {
 		return nil, err
-	}
-	for j, o := range n.Outputs {
-		if j > 0 && o != "" {
-			return nil, nodeErrWrap(n, ErrUnsupported, "output %d (%q, mean or inverse standard deviation) is requested; only output 0 is supported", j, o)
-		}
 	}
 	return &normOp{axis: int(attrInt(n, "axis", -1)), eps: attrFloat(n, "epsilon", 1e-5)}, nil
 }
