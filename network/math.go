@@ -47,6 +47,151 @@ func init() {
 	unary("Log", fixed(logFunc{}))
 	unary("Reciprocal", fixed(reciprocalFunc{}))
 	unary("Softplus", fixed(softplusFunc{}))
+	unary("Abs", fixed(absFunc{}))
+	unary("Softsign", fixed(softsignFunc{}))
+	unary("Mish", fixed(mishFunc{}))
+	unary("Elu", func(n *onnx.Node) (unaryFunc, error) {
+		return eluFunc{alpha: attrFloat(n, "alpha", 1), gamma: 1}, nil
+	})
+	// Selu's defaults are float32 values (the ONNX spec's).
+	unary("Selu", func(n *onnx.Node) (unaryFunc, error) {
+		return eluFunc{alpha: attrFloat(n, "alpha", 1.67326319217681884765625), gamma: attrFloat(n, "gamma", 1.05070102214813232421875)}, nil
+	})
+	unary("Celu", func(n *onnx.Node) (unaryFunc, error) {
+		a := attrFloat(n, "alpha", 1)
+		if a == 0 {
+			return nil, nodeErr(n, "alpha = 0; want nonzero")
+		}
+		return eluFunc{alpha: a, gamma: 1, celu: true}, nil
+	})
+	unary("ThresholdedRelu", func(n *onnx.Node) (unaryFunc, error) {
+		return thresholdFunc{alpha: attrFloat(n, "alpha", 1)}, nil
+	})
+}
+
+// absFunc is |x|; f'(0) is taken as 0 (as PyTorch does).
+type absFunc struct{}
+
+func (absFunc) linear() bool { return true }
+func (absFunc) eval(y, x []float64) {
+	for i, v := range x {
+		y[i] = math.Abs(v)
+	}
+}
+func (absFunc) deriv(d1, _, x, _ []float64) {
+	for i, v := range x {
+		d1[i] = 0
+		if v > 0 {
+			d1[i] = 1
+		} else if v < 0 {
+			d1[i] = -1
+		}
+	}
+}
+
+// thresholdFunc is x for x > alpha, else 0 (ThresholdedRelu).
+type thresholdFunc struct{ alpha float64 }
+
+func (thresholdFunc) linear() bool { return true }
+func (f thresholdFunc) eval(y, x []float64) {
+	for i, v := range x {
+		y[i] = 0
+		if v > f.alpha {
+			y[i] = v
+		}
+	}
+}
+func (f thresholdFunc) deriv(d1, _, x, _ []float64) {
+	for i, v := range x {
+		d1[i] = 0
+		if v > f.alpha {
+			d1[i] = 1
+		}
+	}
+}
+
+// eluFunc is gamma·x for x > 0, else gamma·alpha·(exp(x/c) - 1) with c = 1
+// (Elu, Selu) or c = alpha (Celu): f' = gamma·(alpha/c)·exp(x/c) and
+// f” = f'/c below 0.
+type eluFunc struct {
+	alpha, gamma float64
+	celu         bool
+}
+
+func (eluFunc) linear() bool { return false }
+func (f eluFunc) scale() float64 {
+	if f.celu {
+		return f.alpha
+	}
+	return 1
+}
+func (f eluFunc) eval(y, x []float64) {
+	c := f.scale()
+	for i, v := range x {
+		if v > 0 {
+			y[i] = f.gamma * v
+		} else {
+			y[i] = f.gamma * f.alpha * math.Expm1(v/c)
+		}
+	}
+}
+func (f eluFunc) deriv(d1, d2, x, _ []float64) {
+	c := f.scale()
+	for i, v := range x {
+		a, b := f.gamma, 0.0
+		if v <= 0 {
+			a = f.gamma * f.alpha / c * math.Exp(v/c)
+			b = a / c
+		}
+		d1[i] = a
+		if d2 != nil {
+			d2[i] = b
+		}
+	}
+}
+
+// softsignFunc is x/(1+|x|): f' = 1/(1+|x|)², f” = -2·sign(x)/(1+|x|)³.
+type softsignFunc struct{}
+
+func (softsignFunc) linear() bool { return false }
+func (softsignFunc) eval(y, x []float64) {
+	for i, v := range x {
+		y[i] = v / (1 + math.Abs(v))
+	}
+}
+func (softsignFunc) deriv(d1, d2, x, _ []float64) {
+	for i, v := range x {
+		r := 1 / (1 + math.Abs(v))
+		d1[i] = r * r
+		if d2 != nil {
+			d2[i] = -2 * math.Copysign(r*r*r, v)
+			if v == 0 {
+				d2[i] = 0
+			}
+		}
+	}
+}
+
+// mishFunc is x·tanh(softplus(x)). With t = tanh(softplus(x)), u = 1 - t²
+// and s = sigmoid(x): f' = t + x·u·s, f” = 2u·s + x·u·s·(1 - s - 2t·s).
+type mishFunc struct{}
+
+func (mishFunc) linear() bool { return false }
+func (mishFunc) eval(y, x []float64) {
+	for i, v := range x {
+		y[i] = v * math.Tanh(math.Max(v, 0)+math.Log1p(math.Exp(-math.Abs(v))))
+	}
+}
+func (mishFunc) deriv(d1, d2, x, _ []float64) {
+	for i, v := range x {
+		t := math.Tanh(math.Max(v, 0) + math.Log1p(math.Exp(-math.Abs(v))))
+		s, c := sigmoidPair(v)
+		u := 1 - t*t
+		d1[i] = t + v*u*s
+		if d2 != nil {
+			d2[i] = 2*u*s + v*u*s*(c-2*t*s)
+		}
+	}
 }
 
 // hardSigmoidFunc is max(0, min(1, alpha·x + beta)): piecewise linear with

@@ -27,6 +27,12 @@ func opsNode(opType string, inputs []string, kv ...any) *onnx.Node {
 	return n
 }
 
+// Selu's default alpha and gamma (float32 values, ONNX spec).
+const (
+	seluA = 1.67326319217681884765625
+	seluG = 1.05070102214813232421875
+)
+
 // mathValueTol is the bound of the relative error of the closed forms below
 // against the Go math library: a few ulps.
 const mathValueTol = 1e-14
@@ -51,6 +57,15 @@ func TestMathValues(t *testing.T) {
 		// in float64 (torch 1.13).
 		{"Gelu", nil, []float64{-0.00012668496733247991, -0.15865525393145702, 0, 0.34573123063700656, 1.9544997361036416, 3.9998733150326675}},
 		{"Gelu", []any{"approximate", "tanh"}, []float64{-7.024594819227126e-05, -0.15880800939172324, 0, 0.34571400982514394, 1.954597694087775, 3.9999297540518075}},
+		{"Abs", nil, []float64{4, 1, 0, 0.5, 2, 4}},
+		{"ThresholdedRelu", []any{"alpha", 0.75}, []float64{0, 0, 0, 0, 2, 4}},
+		{"Elu", []any{"alpha", 0.5}, []float64{0.5 * math.Expm1(-4), 0.5 * math.Expm1(-1), 0, 0.5, 2, 4}},
+		// Selu's defaults: the float32 values of the ONNX spec.
+		{"Selu", nil, []float64{seluG * seluA * math.Expm1(-4), seluG * seluA * math.Expm1(-1), 0, seluG * 0.5, seluG * 2, seluG * 4}},
+		// Values of torch.nn.functional.celu(x, alpha=2) and mish(x) in float64.
+		{"Celu", []any{"alpha", 2.0}, []float64{-1.7293294335267746, -0.7869386805747332, 0, 0.5, 2, 4}},
+		{"Mish", nil, []float64{-0.07259174079202535, -0.30340146137410895, 0, 0.3752452113048951, 1.9439589595339946, 3.9974128069762385}},
+		{"Softsign", nil, []float64{-0.8, -0.5, 0, 1.0 / 3, 2.0 / 3, 0.8}},
 		{"Exp", nil, []float64{math.Exp(-4), 1 / math.E, 1, math.Sqrt(math.E), math.E * math.E, math.Exp(4)}},
 		// softplus(0) = ln 2; softplus(x) - softplus(-x) = x.
 		{"Softplus", nil, []float64{math.Log1p(math.Exp(-4)), math.Log1p(1 / math.E), math.Ln2, math.Log1p(math.Sqrt(math.E)), 2 + math.Log1p(math.Exp(-2)), 4 + math.Log1p(math.Exp(-4))}},
@@ -96,6 +111,13 @@ func TestMathDerivatives(t *testing.T) {
 		{"Sqrt", nil, nil, true},
 		{"Log", nil, nil, true},
 		{"Reciprocal", nil, nil, true},
+		{"Abs", nil, []float64{0}, false},
+		{"ThresholdedRelu", []any{"alpha", 0.5}, []float64{0.5}, false},
+		{"Elu", []any{"alpha", 0.7}, nil, false},
+		{"Selu", nil, nil, false},
+		{"Celu", []any{"alpha", 2.0}, nil, false},
+		{"Softsign", nil, nil, false},
+		{"Mish", nil, nil, false},
 	} {
 		t.Run(c.op, func(t *testing.T) {
 			op := ewBuild(t, opsNode(c.op, ewInputs(1), c.kv...), nil, 20)
@@ -172,4 +194,50 @@ func TestMinMax(t *testing.T) {
 	if g[0].Data[0] != 1 || g[1].Data[0] != 0 {
 		t.Errorf("Max tie gradients: got %v and %v; want [1 1] and [0 0]", g[0].Data, g[1].Data)
 	}
+}
+
+// TestSumMean checks variadic Sum and Mean against brute force and finite
+// differences.
+func TestSumMean(t *testing.T) {
+	rng := rand.New(rand.NewPCG(20, 4))
+	a, b, c := randTensor(rng, 2, 3, 4), randTensor(rng, 3, 1), randTensor(rng, 4)
+	add := func(x, y float64) float64 { return x + y }
+	sum := naiveBroadcast(naiveBroadcast(a, b, add), c, add)
+	for _, mean := range []bool{false, true} {
+		name, want := "Sum", sum
+		if mean {
+			name, want = "Mean", naiveMap(sum, func(v float64) float64 { return v / 3 })
+		}
+		op := ewBuild(t, opsNode(name, ewInputs(3)), nil, 13)
+		ewCompare(t, name, ewForward(t, op, a, b, c), want, 1e-15)
+		checkOp(t, op, []*tensor.Tensor{a, b, c}, []int{0, 1, 2})
+	}
+}
+
+// TestLogSoftmax checks LogSoftmax against the log of Softmax and finite
+// differences, at opset 13 (one axis) and 11 (flattened from axis).
+func TestLogSoftmax(t *testing.T) {
+	rng := rand.New(rand.NewPCG(20, 5))
+	x := randTensor(rng, 2, 3, 4)
+	for _, c := range []struct {
+		opset int64
+		axis  int
+	}{{13, 1}, {13, -1}, {11, 1}} {
+		op := ewBuild(t, opsNode("LogSoftmax", ewInputs(1), "axis", c.axis), nil, c.opset)
+		sm := ewBuild(t, opsNode("Softmax", ewInputs(1), "axis", c.axis), nil, c.opset)
+		want := naiveMap(ewForward(t, sm, x), math.Log)
+		ewCompare(t, "LogSoftmax", ewForward(t, op, x), want, 1e-14)
+		checkOp(t, op, []*tensor.Tensor{x}, []int{0})
+	}
+}
+
+// TestGlobalMaxPool checks GlobalMaxPool against ReduceMax over the
+// spatial axes and finite differences.
+func TestGlobalMaxPool(t *testing.T) {
+	rng := rand.New(rand.NewPCG(20, 6))
+	x := randTensor(rng, 2, 3, 4, 5)
+	op := ewBuild(t, opsNode("GlobalMaxPool", ewInputs(1)), nil, 13)
+	want := naiveReduceSelect(x, []int{2, 3}, true, []int{2, 3, 1, 1})
+	ewCompare(t, "GlobalMaxPool", ewForward(t, op, x), want, 0)
+	checkOp(t, op, []*tensor.Tensor{x}, []int{0})
 }

@@ -193,6 +193,9 @@ func (op *selectOp) BackwardTangent(in, _ []*tensor.Tensor, out, _ *tensor.Tenso
 type reduceSelectOp struct {
 	r   *reduceOp
 	max bool
+	// spatial reduces every axis from 2 on, keeping dimensions
+	// (GlobalMaxPool).
+	spatial bool
 }
 
 // reduceSelectState holds, per output element, the input offset chosen.
@@ -217,7 +220,17 @@ func (op *reduceSelectOp) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, err
 	if op.r.noop {
 		return x.Reshape(x.Shape...), nil, nil
 	}
-	kept, outShape, err := op.r.shapes(x.Shape)
+	r := op.r
+	if op.spatial {
+		if x.Rank() < 3 {
+			return nil, nil, fmt.Errorf("input %v: want [N, C, spatial...]: %w", x.Shape, ErrShape)
+		}
+		r = &reduceOp{keepDims: true}
+		for a := 2; a < x.Rank(); a++ {
+			r.axes = append(r.axes, int64(a))
+		}
+	}
+	kept, outShape, err := r.shapes(x.Shape)
 	if err != nil {
 		return nil, nil, err
 	}
