@@ -11,10 +11,6 @@
 // which uses OpenBLAS (gonum.org/v1/netlib) when built with cgo and gonum's
 // own BLAS otherwise (CGO_ENABLED=0 or -tags noopenblas).
 //
-// At import, BatchNormalization nodes that follow a Conv or Gemm are folded
-// into its weights (Network.Model is the rewritten model); nodes whose
-// inputs are all constants are evaluated once.
-//
 // Inputs that only configure an op (Pow's exponent when constant, Resize's
 // roi/scales/sizes, the axes of reductions) are ConstInputs and never
 // differentiated; Resize reads its scales or sizes at run time when they
@@ -22,6 +18,10 @@
 // as the adjoint of a convolution. Selections (Max, Min, ReduceMax,
 // ReduceMin, MaxPool) send gradients to the first element reaching the
 // extreme.
+//
+// At import, BatchNormalization nodes that follow a Conv or Gemm are folded
+// into its weights (Network.Model is the rewritten model); nodes whose
+// inputs are all constants are evaluated once.
 //
 // Invariants:
 //   - ops never modify their inputs; shape ops (Reshape, Flatten, Squeeze,
