@@ -12,11 +12,11 @@ import (
 )
 
 // modernModel is a small network through the operators of modern CNNs and
-// vision transformers (InstanceNormalization, Gelu, HardSwish,
-// ConvTranspose, Resize, LayerNormalization, Softplus, Log, Pow with a
-// learned exponent, Sqrt, Erf, Exp, Reciprocal, HardSigmoid, Max,
-// ReduceMax with an axes input, Min), for end-to-end gradient and
-// Hessian-vector product checks.
+// vision transformers (InstanceNormalization, Gelu, Mish, HardSwish,
+// ConvTranspose, Resize, LayerNormalization, Elu, Softplus, Log, Pow with
+// a data-dependent exponent, Sqrt, Erf, Exp, Reciprocal, HardSigmoid, Max,
+// ReduceMax with an axes input, Min, Mean, LogSoftmax), for end-to-end
+// gradient and Hessian-vector product checks.
 func modernModel(rng *rand.Rand) *onnx.Model {
 	inits := map[string]*tensor.Tensor{}
 	var order []string
@@ -41,7 +41,8 @@ func modernModel(rng *rand.Rand) *onnx.Model {
 	add("shape", tensor.FromData([]float64{0, 2, 36}, 3))
 	add("s_ln", r(1, 36))
 	add("b_ln", r(1, 36))
-	add("p_neg", tensor.FromData([]float64{-1.5}, 1))
+	add("p_off", tensor.FromData([]float64{0.5}, 1))
+	add("axes2", tensor.FromData([]float64{2}, 1))
 	add("axes", tensor.FromData([]float64{1}, 1))
 	hi := r(0.5, 36)
 	for i := range hi.Data {
@@ -53,15 +54,19 @@ func modernModel(rng *rand.Rand) *onnx.Model {
 		mkNode("conv1", "Conv", []string{"x", "w1", "b1"}, []string{"c1"}, aInts("pads", 1, 1, 1, 1)),
 		mkNode("inorm", "InstanceNormalization", []string{"c1", "s_in", "b_in"}, []string{"in1"}),
 		mkNode("gelu", "Gelu", []string{"in1"}, []string{"g1"}),
-		mkNode("hswish", "HardSwish", []string{"g1"}, []string{"hs"}),
+		mkNode("mish", "Mish", []string{"g1"}, []string{"mi"}),
+		mkNode("hswish", "HardSwish", []string{"mi"}, []string{"hs"}),
 		mkNode("up", "ConvTranspose", []string{"hs", "wt", "bt"}, []string{"ct"}, aInts("strides", 2, 2)),
 		mkNode("down", "Resize", []string{"ct", "", "scales"}, []string{"rs"}, onnx.Attribute{Name: "mode", Type: onnx.AttrString, S: "linear"}),
 		mkNode("reshape", "Reshape", []string{"rs", "shape"}, []string{"fl"}),
 		mkNode("ln", "LayerNormalization", []string{"fl", "s_ln", "b_ln"}, []string{"ln1"}),
-		mkNode("softplus", "Softplus", []string{"ln1"}, []string{"sp"}),
+		mkNode("elu", "Elu", []string{"ln1"}, []string{"el"}),
+		mkNode("softplus", "Softplus", []string{"el"}, []string{"sp"}),
 		mkNode("log", "Log", []string{"sp"}, []string{"lg"}),
-		// The exponent is computed from a parameter, so Pow differentiates it.
-		mkNode("neg", "Neg", []string{"p_neg"}, []string{"p_exp"}),
+		// The exponent depends on the data and a parameter, so Pow
+		// differentiates it (broadcast from [N, 2, 1]).
+		mkNode("rmean", "ReduceMean", []string{"sp", "axes2"}, []string{"e1"}),
+		mkNode("eadd", "Add", []string{"e1", "p_off"}, []string{"p_exp"}),
 		mkNode("pow", "Pow", []string{"sp", "p_exp"}, []string{"pw"}),
 		mkNode("sqrt", "Sqrt", []string{"pw"}, []string{"sq"}),
 		mkNode("erf", "Erf", []string{"lg"}, []string{"er"}),
@@ -73,7 +78,9 @@ func modernModel(rng *rand.Rand) *onnx.Model {
 		mkNode("max", "Max", []string{"a2", "er", "ex"}, []string{"mx"}),
 		mkNode("rmax", "ReduceMax", []string{"mx", "axes"}, []string{"rm"}, aInt("keepdims", 0)),
 		mkNode("min", "Min", []string{"rm", "hi"}, []string{"mn"}),
-		mkNode("mm", "MatMul", []string{"mn", "w4"}, []string{"z"}),
+		mkNode("mean", "Mean", []string{"mn", "rm"}, []string{"av"}),
+		mkNode("mm", "MatMul", []string{"av", "w4"}, []string{"z0"}),
+		mkNode("logsm", "LogSoftmax", []string{"z0"}, []string{"z"}, aInt("axis", 1)),
 	}
 	return &onnx.Model{Opset: 20, Graph: &onnx.Graph{
 		Name:         "modern",
@@ -81,7 +88,7 @@ func modernModel(rng *rand.Rand) *onnx.Model {
 		Outputs:      []onnx.ValueInfo{{Name: "z", ElemType: onnx.Float}},
 		Nodes:        nodes,
 		Initializers: inits,
-		InitTypes:    map[string]onnx.DataType{"shape": onnx.Int64, "axes": onnx.Int64},
+		InitTypes:    map[string]onnx.DataType{"shape": onnx.Int64, "axes": onnx.Int64, "axes2": onnx.Int64},
 		InitOrder:    order,
 	}}
 }
@@ -137,7 +144,7 @@ func TestModernModelGradients(t *testing.T) {
 		check(prm.Name, prm.Value.Data, g.Params[i].Data)
 	}
 	check("input", x.Data, g.Input.Data)
-	for _, want := range []string{"s_in", "wt", "bt", "s_ln", "b_ln", "p_neg", "hi"} {
+	for _, want := range []string{"s_in", "wt", "bt", "s_ln", "b_ln", "p_off", "hi"} {
 		if !names[want] {
 			t.Errorf("parameter %s is missing from Params(); the check did not cover it", want)
 		}
