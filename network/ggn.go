@@ -119,13 +119,16 @@ func (p *Pass) sampleWeightGrad(nd *node, s int, gy *tensor.Tensor) (*tensor.Ten
 			ins[j] = sampleOf(p.vals[v], s)
 		}
 	}
-	out, st, err := nd.op.Forward(ins)
+	if nd.single == nil {
+		return nil, fmt.Errorf("node %q (%s): per-sample weight gradients need a one-output operator with constant shapes: %w", nd.name, nd.opType, ErrUnsupported)
+	}
+	out, st, err := nd.single.Forward(ins)
 	if err != nil {
 		return nil, err
 	}
 	need := make([]bool, len(ins))
 	need[1] = true
-	return nd.op.Backward(ins, out, st, sampleOf(gy, s), need)[1], nil
+	return nd.single.Backward(ins, out, st, sampleOf(gy, s), need)[1], nil
 }
 
 // sampleOf returns sample s of a batch tensor as a batch of one (a view).

@@ -705,10 +705,20 @@ func constInput(n *onnx.Node, consts map[string]*tensor.Tensor, i int) (t *tenso
 	}
 	t, ok = consts[n.Inputs[i]]
 	if !ok {
-		return nil, false, nodeErrWrap(n, ErrUnsupported, "input %d (%q) must be a constant (an initializer or computed from initializers only)", i, n.Inputs[i])
+		return nil, false, &notConstError{input: i, err: nodeErrWrap(n, ErrUnsupported, "input %d (%q) must be a constant (an initializer, or computed from initializers and from shapes that do not depend on the batch size)", i, n.Inputs[i])}
 	}
 	return t, true, nil
 }
+
+// notConstError is constInput's error: input is not a build-time
+// constant. Build then reads that input at run time instead (deferredOp).
+type notConstError struct {
+	input int
+	err   error
+}
+
+func (e *notConstError) Error() string { return e.err.Error() }
+func (e *notConstError) Unwrap() error { return e.err }
 
 // nodeErrWrap is nodeErr for an error that wraps sentinel (ErrShape,
 // ErrUnsupported), which errors.Is then finds.
