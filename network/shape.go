@@ -84,7 +84,8 @@ func (op *viewOp) BackwardTangent(in, _ []*tensor.Tensor, out, _ *tensor.Tensor,
 }
 
 // buildDropout makes inference-mode Dropout: the identity. Its ratio is
-// ignored; a training_mode input (opset >= 12) must be a constant false.
+// ignored; a training_mode input (opset >= 12) must be a constant false,
+// or true with a constant ratio of 0.
 // The mask output is refused by the graph builder when it is used.
 func buildDropout(n *onnx.Node, consts map[string]*tensor.Tensor, opset int64) (Op, error) {
 	if err := wantInputs(n, 1, 3); err != nil {
@@ -102,7 +103,12 @@ func buildDropout(n *onnx.Node, consts map[string]*tensor.Tensor, opset int64) (
 			return nil, err
 		}
 		if ok && t.Size() > 0 && t.Data[0] != 0 {
-			return nil, nodeErrWrap(n, ErrUnsupported, "training_mode is true; export the model in eval mode")
+			// Training mode with a ratio of 0 (swin_t's attention dropout
+			// as torch.onnx exports it) is still the identity.
+			r, hasRatio, err := constInput(n, consts, 1)
+			if err != nil || !hasRatio || r.Size() != 1 || r.Data[0] != 0 {
+				return nil, nodeErrWrap(n, ErrUnsupported, "training_mode is true with a nonzero or unknown ratio; export the model in eval mode")
+			}
 		}
 	}
 	return op, nil
