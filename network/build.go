@@ -87,6 +87,7 @@ type pending struct {
 	op      MultiOp
 	single  Op     // op itself when it has one output and is not deferred
 	constIn []bool // constant or non-differentiable inputs
+	nout    int    // outputs the op computes (Dropout's mask is not)
 }
 
 // sweep is the state of Build's walk over the nodes.
@@ -101,6 +102,10 @@ type sweep struct {
 	shapes  map[string][]int // batch-1 shape of every probed value
 	land    map[string]bool  // values computed from shapes only
 	lastUse map[string]int   // index of the last node reading a value
+	// shapeAnc marks the nodes whose outputs Shape or Size read, directly
+	// or through other nodes: only they (and shape values) need the
+	// second probe pass.
+	shapeAnc []bool
 }
 
 func newSweep(g *onnx.Graph, opset int64) *sweep {
@@ -122,6 +127,21 @@ func newSweep(g *onnx.Graph, opset int64) *sweep {
 	}
 	for _, o := range g.Outputs {
 		s.lastUse[o.Name] = len(g.Nodes)
+	}
+	s.shapeAnc = make([]bool, len(g.Nodes))
+	wanted := map[string]bool{}
+	for i := len(g.Nodes) - 1; i >= 0; i-- {
+		n := &g.Nodes[i]
+		anc := n.OpType == "Shape" || n.OpType == "Size"
+		for _, o := range n.Outputs {
+			anc = anc || wanted[o]
+		}
+		if anc {
+			s.shapeAnc[i] = true
+			for _, in := range n.Inputs {
+				wanted[in] = true
+			}
+		}
 	}
 	return s
 }
@@ -247,6 +267,15 @@ func (s *sweep) step(i int, n *onnx.Node) (*pending, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.nout = len(n.Outputs)
+	if _, multi := multiBuilders[n.OpType]; !multi {
+		p.nout = min(p.nout, 1)
+	}
+	for j, o := range n.Outputs[p.nout:] {
+		if _, used := s.lastUse[o]; o != "" && used {
+			return nil, fmt.Errorf("node %q (%s): output %d (%q) is used, but mpsearch computes only the first output of this operator: %w", n.Name, n.OpType, p.nout+j, o, ErrUnsupported)
+		}
+	}
 	s.inferTypes(n)
 	allConst := true
 	for _, in := range n.Inputs {
@@ -259,7 +288,7 @@ func (s *sweep) step(i int, n *onnx.Node) (*pending, error) {
 		if err != nil {
 			return nil, err
 		}
-		for j, o := range n.Outputs {
+		for j, o := range n.Outputs[:p.nout] {
 			if o != "" {
 				s.consts[o] = outs[j]
 			}
@@ -268,12 +297,6 @@ func (s *sweep) step(i int, n *onnx.Node) (*pending, error) {
 	}
 	if s.probe[0] == nil {
 		return p, nil
-	}
-	var outs [2][]*tensor.Tensor
-	for k := range outs {
-		if outs[k], err = s.run(p, n, k); err != nil {
-			return nil, err
-		}
 	}
 	land := n.OpType == "Shape" || n.OpType == "Size"
 	if !land {
@@ -284,11 +307,20 @@ func (s *sweep) step(i int, n *onnx.Node) (*pending, error) {
 			}
 		}
 	}
+	var outs [2][]*tensor.Tensor
+	for k := range outs {
+		if k == 1 && !land && !s.shapeAnc[i] {
+			break
+		}
+		if outs[k], err = s.run(p, n, k); err != nil {
+			return nil, err
+		}
+	}
 	fold := land
 	for j := range outs[0] {
 		fold = fold && sameTensor(outs[0][j], outs[1][j])
 	}
-	for j, o := range n.Outputs {
+	for j, o := range n.Outputs[:p.nout] {
 		if o == "" {
 			continue
 		}
@@ -299,7 +331,10 @@ func (s *sweep) step(i int, n *onnx.Node) (*pending, error) {
 		s.land[o] = land
 		s.shapes[o] = append([]int(nil), outs[0][j].Shape...)
 		if _, used := s.lastUse[o]; used {
-			s.probe[0][o], s.probe[1][o] = outs[0][j], outs[1][j]
+			s.probe[0][o] = outs[0][j]
+			if outs[1] != nil {
+				s.probe[1][o] = outs[1][j]
+			}
 		}
 	}
 	for _, in := range n.Inputs {
@@ -337,8 +372,8 @@ func (s *sweep) run(p *pending, n *onnx.Node, k int) ([]*tensor.Tensor, error) {
 		}
 		return nil, nodeErr(n, "%w", err)
 	}
-	if len(outs) < len(n.Outputs) {
-		return nil, nodeErr(n, "has %d outputs; the operator computes %d", len(n.Outputs), len(outs))
+	if len(outs) < p.nout {
+		return nil, nodeErr(n, "has %d outputs; the operator computes %d", p.nout, len(outs))
 	}
 	return outs, nil
 }

@@ -163,7 +163,7 @@ func Build(m *onnx.Model, opt Options) (*Network, error) {
 				val(inName)
 			}
 		}
-		for _, o := range n.Outputs {
+		for _, o := range n.Outputs[:p.nout] {
 			if o != "" {
 				val(o)
 			}
@@ -247,14 +247,17 @@ func checkNode(g *onnx.Graph, n *onnx.Node, consts map[string]*tensor.Tensor, kn
 // first consumed.
 func (net *Network) newNode(p *pending, paramOf map[string]int) *node {
 	nd := &node{name: p.n.Name, opType: p.n.OpType, op: p.op, single: p.single, constIn: p.constIn}
-	for _, o := range p.n.Outputs {
+	for _, o := range p.n.Outputs[:p.nout] {
 		v := -1
 		if o != "" {
 			v = net.valIdx[o]
 		}
 		nd.outs = append(nd.outs, v)
 	}
-	nd.out = nd.outs[0]
+	nd.out = -1
+	if len(nd.outs) > 0 {
+		nd.out = nd.outs[0]
+	}
 	nd.in = make([]int, len(p.n.Inputs))
 	for j, inName := range p.n.Inputs {
 		nd.in[j] = -1
