@@ -740,7 +740,14 @@ func intsOf(n *onnx.Node, t *tensor.Tensor, what string) ([]int64, error) {
 		if v != math.Trunc(v) || math.IsInf(v, 0) {
 			return nil, nodeErr(n, "%s value %g is not an integer", what, v)
 		}
-		out[i] = int64(v)
+		switch {
+		case v >= math.MaxInt64: // INT64_MAX ends (Slice) round up to 2^63 in float64
+			out[i] = math.MaxInt64
+		case v <= math.MinInt64:
+			out[i] = math.MinInt64
+		default:
+			out[i] = int64(v)
+		}
 	}
 	return out, nil
 }
