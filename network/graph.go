@@ -192,6 +192,11 @@ func Build(m *onnx.Model, opt Options) (*Network, error) {
 			net.pvals = append(net.pvals, net.valIdx[name])
 		}
 	}
+	for _, o := range g.Outputs {
+		if _, ok := sw.consts[o.Name]; ok {
+			val(o.Name) // a graph output folded to a constant
+		}
+	}
 	for name, t := range sw.consts {
 		if i, ok := net.valIdx[name]; ok {
 			if _, isParam := paramOf[name]; !isParam {
