@@ -18,6 +18,14 @@ var piecewiseLinearOps = map[string]bool{
 	"Transpose": true, "Squeeze": true, "Unsqueeze": true, "Identity": true,
 	"Dropout": true, "Concat": true, "Pad": true, "Constant": true,
 	"ReduceMean": true, "ReduceSum": true,
+	// Shape arithmetic and data movement: constant, piecewise constant
+	// (comparisons, integer casts, Where's condition) or a selection of
+	// input elements.
+	"Shape": true, "Size": true, "Gather": true, "Slice": true, "Split": true,
+	"Expand": true, "Tile": true, "ScatterND": true, "Where": true, "Cast": true,
+	"Equal": true, "Less": true, "Greater": true, "LessOrEqual": true,
+	"GreaterOrEqual": true, "Not": true, "And": true, "Or": true, "Xor": true,
+	"Mod": true, "Range": true, "ConstantOfShape": true,
 }
 
 // PiecewiseLinear reports whether the logits are piecewise linear in each
