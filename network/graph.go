@@ -89,6 +89,8 @@ type Options struct {
 	// NoFold keeps BatchNormalization nodes instead of folding them into
 	// the preceding Conv/Gemm.
 	NoFold bool
+	// InputShapes fixes graph input shapes by name (full shape; the batch value is ignored).
+	InputShapes map[string][]int
 }
 
 // Build makes a Network from an imported ONNX model. The model is not
