@@ -97,9 +97,8 @@ func TestInputShapeFlag(t *testing.T) {
 			{"pareto", "--model", lenet, "--data", data},
 		} {
 			code, _, errs := run(t, append(cmd, "--input-shape", bad)...)
-			lines := strings.Split(strings.TrimRight(errs, "\n"), "\n")
-			if last := lines[len(lines)-1]; code != 2 || !strings.Contains(last, "input-shape") || !strings.Contains(last, "NAME=DxDx...xD") {
-				t.Errorf("%s --input-shape %q: got exit %d, %q; want exit 2 and an error naming --input-shape and its syntax", cmd[0], bad, code, last)
+			if code != 2 || !strings.Contains(errs, "input-shape") || !strings.Contains(errs, "NAME=DxDx...xD") || strings.Count(errs, "\n") != 1 {
+				t.Errorf("%s --input-shape %q: got exit %d, %q; want exit 2 and one line naming --input-shape and its syntax", cmd[0], bad, code, errs)
 			}
 		}
 	}
