@@ -7,6 +7,7 @@ import (
 	"math/bits"
 
 	"mpsearch/network"
+	"mpsearch/onnx"
 	"mpsearch/quant"
 	"mpsearch/tensor"
 )
@@ -125,35 +126,64 @@ func NewReference(m *Model) (*Reference, error) {
 		r.enc[n.Name] = enc
 		r.ins[n.Name] = n.Inputs
 	}
-	// The float network with integer weights and biases.
+	// The float network with integer weights and biases. Each layer reads
+	// its own new initializers (named after the node): a weight or bias
+	// the model shares between layers, or a bias that is a folded constant
+	// (an Identity of a shared initializer), gets per-layer integer values.
 	gi := *g
 	gi.Initializers = make(map[string]*tensor.Tensor, len(g.Initializers))
+	gi.InitTypes = make(map[string]onnx.DataType, len(g.InitTypes))
 	for k, v := range g.Initializers {
 		gi.Initializers[k] = v
+	}
+	for k, v := range g.InitTypes {
+		gi.InitTypes[k] = v
+	}
+	gi.InitOrder = append([]string(nil), g.InitOrder...)
+	gi.Nodes = append([]onnx.Node(nil), g.Nodes...)
+	nodeIdx := map[string]int{}
+	for i := range gi.Nodes {
+		nodeIdx[gi.Nodes[i].Name] = i
+	}
+	addInit := func(name string, t *tensor.Tensor) error {
+		if _, clash := gi.Initializers[name]; clash {
+			return fmt.Errorf("intengine: reference: initializer %q already exists: %w", name, ErrUnsupported)
+		}
+		gi.Initializers[name] = t
+		gi.InitTypes[name] = onnx.Float
+		gi.InitOrder = append(gi.InitOrder, name)
+		return nil
 	}
 	for _, st := range m.plan.steps {
 		s, ok := st.(*layerStep)
 		if !ok {
 			continue
 		}
-		l := net.Layers()[s.li]
-		wp := net.Params()[l.Weight]
-		if _, ok := gi.Initializers[wp.Name]; !ok {
-			return nil, fmt.Errorf("intengine: reference: weight %q of %q is not an initializer of the rewritten model", wp.Name, s.node)
+		ni, ok := nodeIdx[s.node]
+		if !ok {
+			return nil, fmt.Errorf("intengine: reference: layer %q is not a node of the rewritten model", s.node)
 		}
-		w := tensor.New(wp.Value.Shape...)
+		nd := &gi.Nodes[ni]
+		w := tensor.New(net.Params()[net.Layers()[s.li].Weight].Value.Shape...)
 		for i, q := range s.wq.Q {
 			w.Data[i] = float64(q)
 		}
-		gi.Initializers[wp.Name] = w
-		if l.Bias >= 0 {
-			bp := net.Params()[l.Bias]
-			b := tensor.New(bp.Value.Shape...)
-			for i, q := range s.bias {
-				b.Data[i] = float64(q)
-			}
-			gi.Initializers[bp.Name] = b
+		b := tensor.New(len(s.bias))
+		for i, q := range s.bias {
+			b.Data[i] = float64(q)
 		}
+		wName, bName := s.node+"#intengine_weight", s.node+"#intengine_bias"
+		if err := addInit(wName, w); err != nil {
+			return nil, err
+		}
+		nd.Inputs = []string{nd.Inputs[0], wName}
+		if s.opType == "MatMul" { // no bias input; its bias is zero
+			continue
+		}
+		if err := addInit(bName, b); err != nil {
+			return nil, err
+		}
+		nd.Inputs = append(nd.Inputs, bName)
 	}
 	mi := *net.Model
 	mi.Graph = &gi
