@@ -44,7 +44,7 @@ const (
 	domInput domainKind = iota // the float model input: code = Quantize(x)
 	domReal                    // dequantized values (q - z)·S
 	domAcc                     // a layer's integer accumulators, before requantization
-	domSum                     // an Add's integer sum m_a(a - z_a) + m_b(b - z_b)
+	domSum                     // an Add's integer sum m_a(a - z_a) + m_b(b - z_b), or a Concat of m_j(q - z_j)
 	domMean                    // an average pool's mean of (q - z)
 )
 
@@ -52,7 +52,7 @@ type domain struct {
 	kind  domainKind
 	buf   int        // buffer whose quantizer holds the codes
 	layer *layerStep // domAcc
-	add   *addStep   // domSum
+	shift int        // domSum: the shared shift of the multipliers
 }
 
 // encoding is what a consumer input receives: dequantized values, integers
@@ -73,7 +73,9 @@ func NewReference(m *Model) (*Reference, error) {
 		case *layerStep:
 			r.dom[s.outName] = domain{kind: domAcc, buf: s.out, layer: s}
 		case *addStep:
-			r.dom[s.outName] = domain{kind: domSum, buf: s.out, add: s}
+			r.dom[s.outName] = domain{kind: domSum, buf: s.out, shift: s.shift}
+		case *concatStep:
+			r.dom[s.outName] = domain{kind: domSum, buf: s.out, shift: s.shift}
 		case *poolStep:
 			if s.avg {
 				r.dom[m.plan.bufs[s.out].name] = domain{kind: domMean, buf: s.out}
@@ -86,10 +88,14 @@ func NewReference(m *Model) (*Reference, error) {
 		}
 	}
 	// Encodings of every node input that carries codes.
-	adds := map[string]*addStep{}
+	// Inputs rescaled by a multiplier: Add and integer Concat.
+	mults := map[string][]int64{}
 	for _, st := range m.plan.steps {
-		if s, ok := st.(*addStep); ok {
-			adds[s.node] = s
+		switch s := st.(type) {
+		case *addStep:
+			mults[s.node] = []int64{s.ma, s.mb}
+		case *concatStep:
+			mults[s.node] = s.mult
 		}
 	}
 	isLayer := map[string]bool{}
@@ -115,12 +121,9 @@ func NewReference(m *Model) (*Reference, error) {
 			switch {
 			case isLayer[n.Name] && j == 0, n.OpType == "AveragePool" || n.OpType == "GlobalAveragePool":
 				enc[j].centred = true
-			case n.OpType == "Add" && adds[n.Name] != nil:
+			case mults[n.Name] != nil:
 				enc[j].centred = true
-				enc[j].mult = adds[n.Name].ma
-				if j == 1 {
-					enc[j].mult = adds[n.Name].mb
-				}
+				enc[j].mult = mults[n.Name][j]
 			}
 		}
 		r.enc[n.Name] = enc
@@ -282,7 +285,7 @@ func (r *Reference) decode(d domain, v *tensor.Tensor) ([]uint8, error) {
 			if err != nil {
 				return nil, err
 			}
-			out[i] = requantRef(a, 1, d.add.shift, q.ZeroPoint, 0, 255)
+			out[i] = requantRef(a, 1, d.shift, q.ZeroPoint, 0, 255)
 		case domMean:
 			out[i] = uint8(min(max(q.ZeroPoint+roundMean(x), 0), 255))
 		}
