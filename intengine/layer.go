@@ -206,7 +206,7 @@ func (s *layerStep) setup(m *Model) error {
 		if b != nil {
 			bq := math.Round(b[c] / (s.sx * wq.Scales[c]))
 			if math.Abs(bq)+float64(worst) > math.MaxInt32 {
-				return fmt.Errorf("intengine: layer %q channel %d: bias %g is %g at scale S_x*S_w = %g, beyond int32: %w", s.node, c, b[c], bq, s.sx*wq.Scales[c], ErrConfig)
+				return fmt.Errorf("intengine: layer %q channel %d: bias %g is %g at scale S_x*S_w = %g, beyond int32 (the layer's input range, scale %g, is negligible next to its bias: calibrate on data whose activations do not vanish): %w", s.node, c, b[c], bq, s.sx*wq.Scales[c], s.sx, ErrConfig)
 			}
 			s.bias[c] = int32(bq)
 		}

@@ -61,8 +61,9 @@ type step interface {
 // QuantPoints returns, in program order, the names of the values the
 // integer engine stores as uint8 with their own quantizer: the model input,
 // the output of every Conv/Gemm/MatMul (after a fused ReLU/Clip) except a
-// final one that produces the int32 logits, and the output of every Add
-// (after a fused ReLU/Clip). Config.Ranges must hold a range for each.
+// final one that produces the int32 logits, the output of every Add (after
+// a fused ReLU/Clip) and Concat, and the output of every float fallback
+// step. Config.Ranges must hold a range for each.
 func QuantPoints(net *network.Network) ([]string, error) {
 	p, err := analyze(net)
 	if err != nil {
