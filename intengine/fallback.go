@@ -46,12 +46,57 @@ type floatStep struct {
 	net          *network.Network
 	perSample    int
 	outShape     []int
+	// elementwise: the operator maps each output element from the
+	// elements at the same position of its one or two data inputs, all of
+	// the output's shape, with no constant input; setup then tabulates it.
+	elementwise bool
+	lut         []uint8 // output code per input code (a) or pair a<<8|b
+}
+
+// elementwiseOps are the float engine's operators that compute every
+// output element from the input elements at the same position alone (no
+// attribute-dependent mixing across positions), so a table of the output
+// code per input code reproduces them exactly.
+var elementwiseOps = map[string]bool{
+	"Sigmoid": true, "Tanh": true, "HardSigmoid": true, "HardSwish": true, "Erf": true, "Gelu": true,
+	"Softplus": true, "Exp": true, "Log": true, "Sqrt": true, "Abs": true, "Neg": true, "LeakyRelu": true,
+	"Elu": true, "Relu": true, "Mul": true, "Add": true, "Sub": true, "Div": true, "Min": true, "Max": true,
 }
 
 func (s *floatStep) describe() (string, string) { return s.node, s.opType + " (float)" }
 
+// setup tabulates an elementwise step: the one-node network runs once on
+// every input code (or pair of codes), dequantized exactly as run would,
+// and the outputs are quantized as run would.
 func (s *floatStep) setup(m *Model) error {
 	s.perSample = m.plan.bufs[s.out].size
+	if !s.elementwise {
+		return nil
+	}
+	n := 1 << (8 * len(s.ins))
+	xs := make([]*tensor.Tensor, len(s.ins))
+	for j, b := range s.ins {
+		q := m.quant[b]
+		x := tensor.New(n)
+		for k := range x.Data {
+			c := k >> (8 * (len(s.ins) - 1 - j)) & 255
+			x.Data[k] = float64(int64(c)-int64(q.ZeroPoint)) * q.Scale // as run and Reference's encode
+		}
+		xs[j] = x
+	}
+	pass, err := s.net.ForwardAll(context.Background(), xs, nil)
+	if err != nil {
+		return fmt.Errorf("intengine: %s %q: tabulating the float fallback: %w", s.opType, s.node, err)
+	}
+	y := pass.Output()
+	if len(y.Data) != n {
+		return fmt.Errorf("intengine: %s %q: tabulating the float fallback gave %v values; want %d", s.opType, s.node, y.Shape, n)
+	}
+	q := m.quant[s.out]
+	s.lut = make([]uint8, n)
+	for k, v := range y.Data {
+		s.lut[k] = q.Quantize(v)
+	}
 	return nil
 }
 
@@ -97,6 +142,10 @@ func newFloatStep(n *onnx.Node, i int, g *onnx.Graph, opset int64, dynamic map[s
 	if len(s.ins) == 0 {
 		return nil, unsupported(n, i, "no data input")
 	}
+	s.elementwise = elementwiseOps[n.OpType] && len(s.ins) <= 2 && len(sub.Initializers) == 0 && n.Domain == ""
+	for _, sh := range s.inShapes {
+		s.elementwise = s.elementwise && tensor.SameShape(sh, outShape)
+	}
 	sub.Nodes = []onnx.Node{nd}
 	sub.Outputs = []onnx.ValueInfo{{Name: "y", ElemType: onnx.Float}}
 	net, err := network.Build(&onnx.Model{IRVersion: 8, Opset: opset, Graph: sub}, network.Options{NoFold: true})
@@ -109,6 +158,21 @@ func newFloatStep(n *onnx.Node, i int, g *onnx.Graph, opset int64, dynamic map[s
 
 func (s *floatStep) run(ws *workspace, n int) error {
 	m := ws.m
+	if s.lut != nil {
+		size := n * s.perSample
+		dst, a := ws.bufs[s.out][:size], ws.bufs[s.ins[0]][:size]
+		if len(s.ins) == 1 {
+			for k, c := range a {
+				dst[k] = s.lut[c]
+			}
+			return nil
+		}
+		b := ws.bufs[s.ins[1]][:size]
+		for k := range dst {
+			dst[k] = s.lut[int(a[k])<<8|int(b[k])]
+		}
+		return nil
+	}
 	xs := make([]*tensor.Tensor, len(s.ins))
 	for j, b := range s.ins {
 		q := m.quant[b]

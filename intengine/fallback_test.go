@@ -156,6 +156,15 @@ func TestFallbackMatchesSimulation(t *testing.T) {
 	checkExact(t, net, [][]int{nil, {8, 4, 8, 2, 8, 4, 8}}, []string{"sig", "silu", "gate", "se", "bn", "shift", "mean"})
 	checkCloseToFloat(t, net)
 	m := compileSynthetic(t, net, nil)
+	var tabulated []string
+	for _, st := range m.plan.steps {
+		if f, ok := st.(*floatStep); ok && f.lut != nil {
+			tabulated = append(tabulated, f.node)
+		}
+	}
+	if want := []string{"sig", "silu", "gate"}; !slices.Equal(tabulated, want) {
+		t.Errorf("tabulated float steps: got %v; want %v (elementwise, no broadcasting, no constant)", tabulated, want)
+	}
 	var steps []string
 	for _, s := range m.Steps() {
 		steps = append(steps, s[0]+":"+s[1])
