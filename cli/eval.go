@@ -104,7 +104,20 @@ func evalBits(e *env, net *network.Network, ds *dataset.Dataset, path string, ca
 	}
 	fmt.Fprintf(e.stdout, "integer-only engine: %.0f images/s (batch %d), %.4f ms per image at batch 1 (median, one thread)\n", q.Integer.ImagesPerSec, batch, q.LatencyMs)
 	if len(q.FloatNodes) > 0 {
-		fmt.Fprintf(e.stdout, "integer-only engine runs %d nodes in float between quantized tensors (no integer path): %s\n", len(q.FloatNodes), strings.Join(q.FloatNodes, ", "))
+		// Counted by operator; --json lists the nodes.
+		var ops []string
+		count := map[string]int{}
+		for _, f := range q.FloatNodes {
+			op := f[strings.LastIndex(f, "(")+1 : len(f)-1]
+			if count[op] == 0 {
+				ops = append(ops, op)
+			}
+			count[op]++
+		}
+		for i, op := range ops {
+			ops[i] = fmt.Sprintf("%d %s", count[op], op)
+		}
+		fmt.Fprintf(e.stdout, "integer-only engine runs %d nodes in float between quantized tensors (no integer path): %s (--json lists them)\n", len(q.FloatNodes), strings.Join(ops, ", "))
 	}
 	return nil
 }
