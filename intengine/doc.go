@@ -46,7 +46,12 @@
 // output is a quantization point (QuantPoints lists it; its range is
 // observed on calibration data like any other). Model.FloatNodes lists
 // these nodes; Steps shows them as "Op (float)". An int32 accumulator (the
-// logits layer) cannot feed one.
+// logits layer) cannot feed one. An elementwise operator (Sigmoid, Mul,
+// HardSwish... with one or two data inputs of the output's shape and no
+// constant input) is tabulated at Compile: the same operator runs once on
+// every input code (or pair of codes), dequantized as above, and Run looks
+// the output codes up; this equals running it on the tensor, element by
+// element.
 //
 // Layer biases may be parameters or constants of the graph: torch.onnx
 // writes the biases BatchNorm folding creates, when several are equal, as
