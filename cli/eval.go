@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 
 	"mpsearch/dataset"
 	"mpsearch/network"
@@ -89,7 +90,7 @@ func evalBits(e *env, net *network.Network, ds *dataset.Dataset, path string, ca
 	}
 	if asJSON {
 		out := map[string]any{"samples": ds.Len(), "bits": bits, "latency_ms_batch1": q.LatencyMs,
-			"integer_images_per_sec": q.Integer.ImagesPerSec}
+			"integer_images_per_sec": q.Integer.ImagesPerSec, "integer_float_nodes": q.FloatNodes}
 		if !math.IsNaN(fl.Accuracy) {
 			out["accuracy"] = map[string]float64{"float": fl.Accuracy, "simulated": q.Simulated.Accuracy, "integer": q.Integer.Accuracy}
 		}
@@ -102,5 +103,21 @@ func evalBits(e *env, net *network.Network, ds *dataset.Dataset, path string, ca
 		fmt.Fprintf(e.stdout, "accuracy: float %.2f%%, simulated quantization %.2f%%, integer-only %.2f%%\n", 100*fl.Accuracy, 100*q.Simulated.Accuracy, 100*q.Integer.Accuracy)
 	}
 	fmt.Fprintf(e.stdout, "integer-only engine: %.0f images/s (batch %d), %.4f ms per image at batch 1 (median, one thread)\n", q.Integer.ImagesPerSec, batch, q.LatencyMs)
+	if len(q.FloatNodes) > 0 {
+		// Counted by operator; --json lists the nodes.
+		var ops []string
+		count := map[string]int{}
+		for _, f := range q.FloatNodes {
+			op := f[strings.LastIndex(f, "(")+1 : len(f)-1]
+			if count[op] == 0 {
+				ops = append(ops, op)
+			}
+			count[op]++
+		}
+		for i, op := range ops {
+			ops[i] = fmt.Sprintf("%d %s", count[op], op)
+		}
+		fmt.Fprintf(e.stdout, "integer-only engine runs %d nodes in float between quantized tensors (no integer path): %s (--json lists them)\n", len(q.FloatNodes), strings.Join(ops, ", "))
+	}
 	return nil
 }

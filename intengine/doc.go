@@ -2,9 +2,9 @@
 // Compile turns a float network (package network, BatchNorm already folded)
 // and a per-layer choice of weight bit widths into a program of uint8
 // tensors and int32 accumulators executed by package kernels; floats appear
-// only when the input is quantized and when the output is dequantized.
-// Reference runs the same quantized model as simulated quantization in
-// float64, for exactness tests.
+// only when the input is quantized, when the output is dequantized, and in
+// float fallback steps (below). Reference runs the same quantized model as
+// simulated quantization in float64, for exactness tests.
 //
 // # Where quantization happens
 //
@@ -20,7 +20,9 @@
 //     ReLU or Clip that is the only consumer of the layer's output is folded
 //     into the requantization bounds, and the range is that of the
 //     activation's output;
-//   - the output of every Add, after a fused ReLU/Clip in the same way.
+//   - the output of every Add, after a fused ReLU/Clip in the same way;
+//   - the output of every Concat;
+//   - the output of every float fallback step.
 //
 // MaxPool, AveragePool, GlobalAveragePool, a standalone ReLU or Clip, and
 // the views Flatten, Reshape, Squeeze, Unsqueeze, Identity and Dropout keep
@@ -28,6 +30,33 @@
 // the next layer's input whenever only such operators lie between them, as
 // in the fixture LeNet, where each layer input's quantizer equals the one
 // package quant derives from the range at that input.
+//
+// # Float fallback steps
+//
+// A node with no integer path runs in float between quantized tensors:
+// Sigmoid, Mul (SiLU, squeeze-excitation), HardSwish, a BatchNormalization
+// the float engine could not fold (DenseNet's, after a Concat), ReduceMean,
+// Pad, an Add with a constant or broadcast addend, a Clip whose bounds are
+// not constants, pools with windows the integer pools refuse, a MatMul of
+// two activations, and any other operator the float engine runs. Its uint8
+// inputs are dequantized, x = (q - z)·S in float64, the network package's
+// own operator runs on them (a one-node network built from the node, its
+// attributes and its constant inputs), and the result is quantized with the
+// output's own quantizer, q = Quantize(y) (round half to even, clamp). The
+// output is a quantization point (QuantPoints lists it; its range is
+// observed on calibration data like any other). Model.FloatNodes lists
+// these nodes; Steps shows them as "Op (float)". An int32 accumulator (the
+// logits layer) cannot feed one. An elementwise operator (Sigmoid, Mul,
+// HardSwish... with one or two data inputs of the output's shape and no
+// constant input) is tabulated at Compile: the same operator runs once on
+// every input code (or pair of codes), dequantized as above, and Run looks
+// the output codes up; this equals running it on the tensor, element by
+// element.
+//
+// Layer biases may be parameters or constants of the graph: torch.onnx
+// writes the biases BatchNorm folding creates, when several are equal, as
+// Identity nodes of one shared initializer; the float engine folds those to
+// constants, and the engine quantizes them like parameter biases.
 //
 // The last layer, when it produces the graph output, is not requantized:
 // its int32 accumulators (bias included) are the integer logits, and the
@@ -64,6 +93,11 @@
 //
 //	y = clamp(z_y + round((m_a·(a - z_a) + m_b·(b - z_b)) / 2^c), lo, hi)
 //
+// Concat of inputs (S_j, z_j) into (S_y, z_y) rescales each input like an
+// Add term, all multipliers m_j·2^-c ≈ S_j/S_y sharing one shift c:
+//
+//	y = clamp(z_y + round(m_j·(q - z_j) / 2^c), 0, 255)
+//
 // MaxPool takes the maximum of the codes (the quantizer is monotone).
 // AveragePool and GlobalAveragePool keep the quantizer and round the mean
 // of the centred codes half away from zero:
@@ -83,9 +117,15 @@
 // with the same scales and rounding (dyadic requantization on exact 128-bit
 // products; average-pool means rounded half away from zero) and hand the
 // consumer the centred codes (layers, average pools), the rescaled integers
-// m·(q - z) (Add) or the dequantized values (q - z)·S (everything else).
-// Every accumulator it forms is an integer far below 2^53, so the float
-// engine computes it exactly and the two programs must agree bit for bit.
+// m·(q - z) (Add, Concat) or the dequantized values (q - z)·S (everything
+// else). Every accumulator it forms is an integer far below 2^53, so the
+// float engine computes it exactly and the two programs must agree bit for
+// bit. A float fallback node receives the same dequantized float64 values
+// in both programs and runs the same operator code, and its output is
+// quantized by the same Quantize, so the codes agree bit for bit across
+// fallback steps too. Each layer of the reference graph reads its own new
+// initializers (integer weights, int32 bias), so weights and biases the
+// model shares between layers (or that are folded constants) are per-layer.
 //
 // # Invariants
 //

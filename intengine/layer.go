@@ -48,6 +48,11 @@ type layerStep struct {
 	lo, hi      uint8
 	rq          []kernels.Requant // one per group
 	outScale    []float64         // S_x*S_w[c] for the int32 output
+
+	// constBias holds a bias that is a constant of the graph rather than a
+	// parameter (torch.onnx shares identical folded BatchNorm biases
+	// through Identity nodes); nil when the bias is a parameter or absent.
+	constBias []float64
 }
 
 func (s *layerStep) describe() (string, string) {
@@ -63,7 +68,13 @@ func newLayerStep(net *network.Network, li int, n *onnx.Node, i int, inShape, ou
 	w := net.Params()[l.Weight].Value
 	s := &layerStep{node: n.Name, opType: n.OpType, li: li, groups: 1, act: act{lo: math.Inf(-1), hi: math.Inf(1)}}
 	if l.Bias < 0 && len(n.Inputs) > 2 && n.Inputs[2] != "" {
-		return nil, unsupported(n, i, "the bias %q is not a float initializer", n.Inputs[2])
+		// Not a parameter: a constant the float engine folded (an Identity
+		// of a shared initializer, a Constant node).
+		b := constOf(n.Inputs[2])
+		if b == nil {
+			return nil, unsupported(n, i, "the bias %q is computed from the data; only constant biases are supported", n.Inputs[2])
+		}
+		s.constBias = append([]float64(nil), b.Data...)
 	}
 	switch n.OpType {
 	case "Conv":
@@ -125,6 +136,9 @@ func newLayerStep(net *network.Network, li int, n *onnx.Node, i int, inShape, ou
 			return nil, unsupported(n, i, "bias of shape %v: want one value per output channel (%d)", b.Shape, s.n*s.groups)
 		}
 	}
+	if s.constBias != nil && len(s.constBias) != s.n*s.groups {
+		return nil, unsupported(n, i, "bias %q of %d values: want one value per output channel (%d)", n.Inputs[2], len(s.constBias), s.n*s.groups)
+	}
 	return s, nil
 }
 
@@ -180,7 +194,7 @@ func (s *layerStep) setup(m *Model) error {
 	qx := m.quant[s.in]
 	s.sx, s.zx = qx.Scale, uint8(qx.ZeroPoint)
 	s.bias = make([]int32, ntot)
-	var b []float64
+	b := s.constBias
 	if l.Bias >= 0 {
 		b = net.Params()[l.Bias].Value.Data
 	}
@@ -192,7 +206,7 @@ func (s *layerStep) setup(m *Model) error {
 		if b != nil {
 			bq := math.Round(b[c] / (s.sx * wq.Scales[c]))
 			if math.Abs(bq)+float64(worst) > math.MaxInt32 {
-				return fmt.Errorf("intengine: layer %q channel %d: bias %g is %g at scale S_x*S_w = %g, beyond int32: %w", s.node, c, b[c], bq, s.sx*wq.Scales[c], ErrConfig)
+				return fmt.Errorf("intengine: layer %q channel %d: bias %g is %g at scale S_x*S_w = %g, beyond int32 (the layer's input range, scale %g, is negligible next to its bias: calibrate on data whose activations do not vanish): %w", s.node, c, b[c], bq, s.sx*wq.Scales[c], s.sx, ErrConfig)
 			}
 			s.bias[c] = int32(bq)
 		}

@@ -3,6 +3,7 @@ package intengine
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"mpsearch/kernels"
 	"mpsearch/onnx"
@@ -75,12 +76,30 @@ func (s *addStep) describe() (string, string) {
 // shift c chosen for the larger of the two (so both mantissas are below
 // 2^31 and the larger keeps 31 significant bits).
 func addMultipliers(Ma, Mb float64) (ma, mb int64, c int, err error) {
-	_, c, err = quant.Dyadic(max(Ma, Mb))
+	m, c, err := sharedMultipliers([]float64{Ma, Mb})
 	if err != nil {
 		return 0, 0, 0, err
 	}
+	return m[0], m[1], c, nil
+}
+
+// sharedMultipliers expresses every M_j as m_j·2^-c with one shift c,
+// that of the largest (quant.Dyadic), so every m_j is below 2^31. A ratio
+// too small to keep a non-zero mantissa is an error.
+func sharedMultipliers(Ms []float64) ([]int64, int, error) {
+	_, c, err := quant.Dyadic(slices.Max(Ms))
+	if err != nil {
+		return nil, 0, err
+	}
 	scale := float64(uint64(1) << c)
-	return int64(math.Round(Ma * scale)), int64(math.Round(Mb * scale)), c, nil
+	m := make([]int64, len(Ms))
+	for j, M := range Ms {
+		m[j] = int64(math.Round(M * scale))
+		if m[j] == 0 {
+			return nil, 0, fmt.Errorf("scale ratio %g is below 2^-%d next to %g: the input's range is negligible", M, c+1, slices.Max(Ms))
+		}
+	}
+	return m, c, nil
 }
 
 func (s *addStep) setup(m *Model) error {

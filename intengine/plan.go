@@ -61,8 +61,9 @@ type step interface {
 // QuantPoints returns, in program order, the names of the values the
 // integer engine stores as uint8 with their own quantizer: the model input,
 // the output of every Conv/Gemm/MatMul (after a fused ReLU/Clip) except a
-// final one that produces the int32 logits, and the output of every Add
-// (after a fused ReLU/Clip). Config.Ranges must hold a range for each.
+// final one that produces the int32 logits, the output of every Add (after
+// a fused ReLU/Clip) and Concat, and the output of every float fallback
+// step. Config.Ranges must hold a range for each.
 func QuantPoints(net *network.Network) ([]string, error) {
 	p, err := analyze(net)
 	if err != nil {
@@ -183,7 +184,21 @@ func analyze(net *network.Network) (*plan, error) {
 			return -1, act{}, nil
 		}
 		a, err := activation(c, cs[0], net.Model.Opset, constOf)
-		return cs[0], a, err
+		if err != nil {
+			return -1, act{}, nil // runs as its own (float fallback) step
+		}
+		return cs[0], a, nil
+	}
+	// fallback adds node n as a float step whose output is a quantization
+	// point.
+	fallback := func(n *onnx.Node, i int, outName string, outShape []int) error {
+		fs, err := newFloatStep(n, i, g, net.Model.Opset, dynamic, p.valBuf, p.shapes, outShape, constOf)
+		if err != nil {
+			return err
+		}
+		fs.out = newBuf(outName, true, 0)
+		p.steps = append(p.steps, fs)
+		return nil
 	}
 
 	skip := make([]bool, len(g.Nodes))
@@ -211,7 +226,11 @@ func analyze(net *network.Network) (*plan, error) {
 		case "Conv", "Gemm", "MatMul":
 			li, ok := layerOf[n.Name]
 			if !ok || n.Name == "" {
-				return nil, unsupported(n, i, "only layers whose weight is a float initializer are supported")
+				// Not a quantizable layer (say a product of two activations).
+				if err := fallback(n, i, outName, outShape); err != nil {
+					return nil, err
+				}
+				continue
 			}
 			if !dynamic[n.Inputs[0]] {
 				return nil, unsupported(n, i, "the data must be the first input")
@@ -251,8 +270,13 @@ func analyze(net *network.Network) (*plan, error) {
 			ls.out = newBuf(store, true, 0)
 			p.steps = append(p.steps, ls)
 		case "Add":
-			if len(n.Inputs) != 2 || !dynamic[n.Inputs[0]] || !dynamic[n.Inputs[1]] {
-				return nil, unsupported(n, i, "Add needs two activation inputs (constant addends are not supported)")
+			if len(n.Inputs) != 2 || !dynamic[n.Inputs[0]] || !dynamic[n.Inputs[1]] ||
+				!tensor.SameShape(p.shapes[n.Inputs[0]], p.shapes[n.Inputs[1]]) || !tensor.SameShape(p.shapes[n.Inputs[0]], outShape) {
+				// A constant addend or broadcasting: no integer path.
+				if err := fallback(n, i, outName, outShape); err != nil {
+					return nil, err
+				}
+				continue
 			}
 			a, err := bufIn(n, i, 0)
 			if err != nil {
@@ -261,9 +285,6 @@ func analyze(net *network.Network) (*plan, error) {
 			b, err := bufIn(n, i, 1)
 			if err != nil {
 				return nil, err
-			}
-			if !tensor.SameShape(p.shapes[n.Inputs[0]], p.shapes[n.Inputs[1]]) || !tensor.SameShape(p.shapes[n.Inputs[0]], outShape) {
-				return nil, unsupported(n, i, "inputs of shapes %v and %v: broadcasting is not supported", p.shapes[n.Inputs[0]], p.shapes[n.Inputs[1]])
 			}
 			as := &addStep{node: n.Name, outName: outName, a: a, b: b, act: act{lo: math.Inf(-1), hi: math.Inf(1)}}
 			fi, ac, err := fusable(outName)
@@ -287,8 +308,11 @@ func analyze(net *network.Network) (*plan, error) {
 				return nil, err
 			}
 			a, err := activation(n, i, net.Model.Opset, constOf)
-			if err != nil {
-				return nil, err
+			if err != nil { // bounds computed from the data
+				if err := fallback(n, i, outName, outShape); err != nil {
+					return nil, err
+				}
+				continue
 			}
 			out := newBuf(outName, false, p.bufs[in].parent)
 			p.steps = append(p.steps, &clampStep{node: n.Name, opType: n.OpType, in: in, out: out, act: a})
@@ -303,8 +327,11 @@ func analyze(net *network.Network) (*plan, error) {
 				}
 			}
 			ps, err := newPoolStep(n, i, p.shapes[n.Inputs[0]], outShape)
-			if err != nil {
-				return nil, err
+			if err != nil { // a window the integer pools do not handle
+				if err := fallback(n, i, outName, outShape); err != nil {
+					return nil, err
+				}
+				continue
 			}
 			ps.in = in
 			ps.out = newBuf(outName, false, p.bufs[in].parent)
@@ -325,8 +352,38 @@ func analyze(net *network.Network) (*plan, error) {
 				return nil, unsupported(n, i, "a view of %d values per sample has %d", p.bufs[in].size, tensor.Size(outShape))
 			}
 			p.valBuf[outName] = in
+		case "Concat":
+			var inShapes [][]int
+			allData := true
+			for _, in := range n.Inputs {
+				allData = allData && dynamic[in]
+				inShapes = append(inShapes, p.shapes[in])
+			}
+			var cs *concatStep
+			if allData {
+				cs, err = newConcatStep(n, i, inShapes, outShape)
+			}
+			if !allData || err != nil {
+				if err := fallback(n, i, outName, outShape); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			for j := range n.Inputs {
+				b, err := bufIn(n, i, j)
+				if err != nil {
+					return nil, err
+				}
+				cs.ins = append(cs.ins, b)
+			}
+			cs.out = newBuf(outName, true, 0)
+			p.steps = append(p.steps, cs)
 		default:
-			return nil, unsupported(n, i, "operator %s has no integer implementation (supported: Conv, Gemm, MatMul, Relu, Clip, MaxPool, AveragePool, GlobalAveragePool, Add, Flatten, Reshape, Squeeze, Unsqueeze, Identity, Dropout)", n.OpType)
+			// No integer implementation (Sigmoid, Mul, BatchNormalization,
+			// HardSwish...): dequantize, run the float op, quantize.
+			if err := fallback(n, i, outName, outShape); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if p.outLayer == nil {

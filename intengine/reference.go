@@ -7,6 +7,7 @@ import (
 	"math/bits"
 
 	"mpsearch/network"
+	"mpsearch/onnx"
 	"mpsearch/quant"
 	"mpsearch/tensor"
 )
@@ -43,7 +44,7 @@ const (
 	domInput domainKind = iota // the float model input: code = Quantize(x)
 	domReal                    // dequantized values (q - z)·S
 	domAcc                     // a layer's integer accumulators, before requantization
-	domSum                     // an Add's integer sum m_a(a - z_a) + m_b(b - z_b)
+	domSum                     // an Add's integer sum m_a(a - z_a) + m_b(b - z_b), or a Concat of m_j(q - z_j)
 	domMean                    // an average pool's mean of (q - z)
 )
 
@@ -51,7 +52,7 @@ type domain struct {
 	kind  domainKind
 	buf   int        // buffer whose quantizer holds the codes
 	layer *layerStep // domAcc
-	add   *addStep   // domSum
+	shift int        // domSum: the shared shift of the multipliers
 }
 
 // encoding is what a consumer input receives: dequantized values, integers
@@ -72,7 +73,9 @@ func NewReference(m *Model) (*Reference, error) {
 		case *layerStep:
 			r.dom[s.outName] = domain{kind: domAcc, buf: s.out, layer: s}
 		case *addStep:
-			r.dom[s.outName] = domain{kind: domSum, buf: s.out, add: s}
+			r.dom[s.outName] = domain{kind: domSum, buf: s.out, shift: s.shift}
+		case *concatStep:
+			r.dom[s.outName] = domain{kind: domSum, buf: s.out, shift: s.shift}
 		case *poolStep:
 			if s.avg {
 				r.dom[m.plan.bufs[s.out].name] = domain{kind: domMean, buf: s.out}
@@ -85,10 +88,14 @@ func NewReference(m *Model) (*Reference, error) {
 		}
 	}
 	// Encodings of every node input that carries codes.
-	adds := map[string]*addStep{}
+	// Inputs rescaled by a multiplier: Add and integer Concat.
+	mults := map[string][]int64{}
 	for _, st := range m.plan.steps {
-		if s, ok := st.(*addStep); ok {
-			adds[s.node] = s
+		switch s := st.(type) {
+		case *addStep:
+			mults[s.node] = []int64{s.ma, s.mb}
+		case *concatStep:
+			mults[s.node] = s.mult
 		}
 	}
 	isLayer := map[string]bool{}
@@ -114,46 +121,72 @@ func NewReference(m *Model) (*Reference, error) {
 			switch {
 			case isLayer[n.Name] && j == 0, n.OpType == "AveragePool" || n.OpType == "GlobalAveragePool":
 				enc[j].centred = true
-			case n.OpType == "Add" && adds[n.Name] != nil:
+			case mults[n.Name] != nil:
 				enc[j].centred = true
-				enc[j].mult = adds[n.Name].ma
-				if j == 1 {
-					enc[j].mult = adds[n.Name].mb
-				}
+				enc[j].mult = mults[n.Name][j]
 			}
 		}
 		r.enc[n.Name] = enc
 		r.ins[n.Name] = n.Inputs
 	}
-	// The float network with integer weights and biases.
+	// The float network with integer weights and biases. Each layer reads
+	// its own new initializers (named after the node): a weight or bias
+	// the model shares between layers, or a bias that is a folded constant
+	// (an Identity of a shared initializer), gets per-layer integer values.
 	gi := *g
 	gi.Initializers = make(map[string]*tensor.Tensor, len(g.Initializers))
+	gi.InitTypes = make(map[string]onnx.DataType, len(g.InitTypes))
 	for k, v := range g.Initializers {
 		gi.Initializers[k] = v
+	}
+	for k, v := range g.InitTypes {
+		gi.InitTypes[k] = v
+	}
+	gi.InitOrder = append([]string(nil), g.InitOrder...)
+	gi.Nodes = append([]onnx.Node(nil), g.Nodes...)
+	nodeIdx := map[string]int{}
+	for i := range gi.Nodes {
+		nodeIdx[gi.Nodes[i].Name] = i
+	}
+	addInit := func(name string, t *tensor.Tensor) error {
+		if _, clash := gi.Initializers[name]; clash {
+			return fmt.Errorf("intengine: reference: initializer %q already exists: %w", name, ErrUnsupported)
+		}
+		gi.Initializers[name] = t
+		gi.InitTypes[name] = onnx.Float
+		gi.InitOrder = append(gi.InitOrder, name)
+		return nil
 	}
 	for _, st := range m.plan.steps {
 		s, ok := st.(*layerStep)
 		if !ok {
 			continue
 		}
-		l := net.Layers()[s.li]
-		wp := net.Params()[l.Weight]
-		if _, ok := gi.Initializers[wp.Name]; !ok {
-			return nil, fmt.Errorf("intengine: reference: weight %q of %q is not an initializer of the rewritten model", wp.Name, s.node)
+		ni, ok := nodeIdx[s.node]
+		if !ok {
+			return nil, fmt.Errorf("intengine: reference: layer %q is not a node of the rewritten model", s.node)
 		}
-		w := tensor.New(wp.Value.Shape...)
+		nd := &gi.Nodes[ni]
+		w := tensor.New(net.Params()[net.Layers()[s.li].Weight].Value.Shape...)
 		for i, q := range s.wq.Q {
 			w.Data[i] = float64(q)
 		}
-		gi.Initializers[wp.Name] = w
-		if l.Bias >= 0 {
-			bp := net.Params()[l.Bias]
-			b := tensor.New(bp.Value.Shape...)
-			for i, q := range s.bias {
-				b.Data[i] = float64(q)
-			}
-			gi.Initializers[bp.Name] = b
+		b := tensor.New(len(s.bias))
+		for i, q := range s.bias {
+			b.Data[i] = float64(q)
 		}
+		wName, bName := s.node+"#intengine_weight", s.node+"#intengine_bias"
+		if err := addInit(wName, w); err != nil {
+			return nil, err
+		}
+		nd.Inputs = []string{nd.Inputs[0], wName}
+		if s.opType == "MatMul" { // no bias input; its bias is zero
+			continue
+		}
+		if err := addInit(bName, b); err != nil {
+			return nil, err
+		}
+		nd.Inputs = append(nd.Inputs, bName)
 	}
 	mi := *net.Model
 	mi.Graph = &gi
@@ -252,7 +285,7 @@ func (r *Reference) decode(d domain, v *tensor.Tensor) ([]uint8, error) {
 			if err != nil {
 				return nil, err
 			}
-			out[i] = requantRef(a, 1, d.add.shift, q.ZeroPoint, 0, 255)
+			out[i] = requantRef(a, 1, d.shift, q.ZeroPoint, 0, 255)
 		case domMean:
 			out[i] = uint8(min(max(q.ZeroPoint+roundMean(x), 0), 255))
 		}

@@ -22,6 +22,9 @@ type QuantizedEval struct {
 	// LatencyMs is the integer engine's median time for one image at batch
 	// 1, one thread.
 	LatencyMs float64
+	// FloatNodes lists the nodes the integer engine runs in float between
+	// quantized tensors (intengine.Model.FloatNodes), as "name (Op)".
+	FloatNodes []string
 }
 
 // BitsFor maps a bits file onto the network's layers (names must match).
@@ -73,6 +76,9 @@ func EvaluateQuantized(ctx context.Context, net *network.Network, calib, ds *dat
 	m, err := intengine.Compile(net, intengine.Config{Bits: bits, Ranges: ir})
 	if err != nil {
 		return nil, err
+	}
+	for _, f := range m.FloatNodes() {
+		out.FloatNodes = append(out.FloatNodes, f.Node+" ("+f.Op+")")
 	}
 	res := &EvalResult{Samples: ds.Len(), Accuracy: math.NaN(), Loss: math.NaN()}
 	correct := 0

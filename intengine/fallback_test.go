@@ -1,0 +1,255 @@
+package intengine
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"mpsearch/network"
+	"mpsearch/tensor"
+)
+
+// torchResidualNet has the patterns torch.onnx writes for torchvision's
+// ResNets: convolutions without a bias followed by BatchNormalization (the
+// float engine folds them and creates the bias), biases that are Identity
+// nodes of one shared initializer (torch.onnx deduplicates equal
+// initializers that way), a residual Add with a ReLU, GlobalAveragePool,
+// Flatten and a final Gemm.
+func torchResidualNet(t testing.TB) *network.Network {
+	b := newGraphBuilder(21, []int64{3, 8, 8})
+	bn := func(name, in string, seed float64) string {
+		return b.node(name, "BatchNormalization", []string{in,
+			b.init(name+"_s", 0, []int{8}, 1.1, 0.9, 1.2, 0.8, 1, 1.3, 0.7, 1.05),
+			b.init(name+"_b", 0.1*seed, []int{8}), b.init(name+"_m", 0.1, []int{8}),
+			b.init(name+"_v", 0, []int{8}, 1, 2, 0.5, 1.5, 1, 0.8, 1.2, 1)})
+	}
+	pads := aInts("pads", 1, 1, 1, 1)
+	c1 := b.node("c1", "Conv", []string{"x", b.init("w1", 0.4, []int{8, 3, 3, 3})}, pads)
+	r1 := b.node("r1", "Relu", []string{bn("bn1", c1, 1)})
+	c2 := b.node("c2", "Conv", []string{r1, b.init("w2", 0.2, []int{8, 8, 3, 3})}, pads)
+	r2 := b.node("r2", "Relu", []string{b.node("add", "Add", []string{bn("bn2", c2, 2), r1})})
+	shared := b.init("shared_bias", 0.1, []int{8})
+	c3 := b.node("c3", "Conv", []string{r2, b.init("w3", 0.3, []int{8, 8, 1, 1}), b.node("id3", "Identity", []string{shared})})
+	r3 := b.node("r3", "Relu", []string{c3})
+	c4 := b.node("c4", "Conv", []string{r3, b.init("w4", 0.3, []int{8, 8, 1, 1}), b.node("id4", "Identity", []string{shared})})
+	fl := b.node("flat", "Flatten", []string{b.node("gap", "GlobalAveragePool", []string{c4})})
+	return b.build(t, b.node("fc", "Gemm", []string{fl, b.init("wf", 0.5, []int{5, 8}), b.init("bf", 0.1, []int{5})}, aInt("transB", 1)))
+}
+
+// mobileNet has the patterns of MobileNet, EfficientNet, RegNet, MnasNet,
+// SqueezeNet and DenseNet that have no integer path or a new one: SiLU
+// (Sigmoid and Mul), a squeeze-excitation block (GlobalAveragePool, two 1x1
+// convolutions, Sigmoid, broadcasting Mul), a depthwise convolution with
+// ReLU6 (Clip 0..6), a Concat of two branches, a BatchNormalization that
+// follows the Concat (not foldable), a standalone ReLU6, a constant Add and
+// ReduceMean as the global pool.
+func mobileNet(t testing.TB) *network.Network {
+	b := newGraphBuilder(22, []int64{4, 8, 8})
+	pads := aInts("pads", 1, 1, 1, 1)
+	c1 := b.node("c1", "Conv", []string{"x", b.init("w1", 0.4, []int{8, 4, 3, 3}), b.init("b1", 0.1, []int{8})}, pads)
+	silu := b.node("silu", "Mul", []string{c1, b.node("sig", "Sigmoid", []string{c1})})
+	sq := b.node("sq", "GlobalAveragePool", []string{silu})
+	f1 := b.node("f1", "Conv", []string{sq, b.init("wf1", 0.5, []int{4, 8, 1, 1}), b.init("bf1", 0.1, []int{4})})
+	f2 := b.node("f2", "Conv", []string{b.node("fr", "Relu", []string{f1}), b.init("wf2", 0.5, []int{8, 4, 1, 1}), b.init("bf2", 0.1, []int{8})})
+	se := b.node("se", "Mul", []string{silu, b.node("gate", "Sigmoid", []string{f2})})
+	zero, six := b.init("zero", 0, []int{}, 0), b.init("six", 0, []int{}, 6)
+	dw := b.node("dw", "Conv", []string{se, b.init("wdw", 1.5, []int{8, 1, 3, 3}), b.init("bdw", 0.5, []int{8})}, pads, aInt("group", 8))
+	r6 := b.node("relu6", "Clip", []string{dw, zero, six})
+	pw := b.node("pw", "Conv", []string{se, b.init("wpw", 0.6, []int{4, 8, 1, 1}), b.init("bpw", 0.1, []int{4})})
+	cat := b.node("cat", "Concat", []string{r6, pw}, aInt("axis", 1))
+	bn := b.node("bn", "BatchNormalization", []string{cat, b.init("bn_s", 0.3, []int{12}), b.init("bn_b", 0.2, []int{12}),
+		b.init("bn_m", 0.1, []int{12}), b.init("bn_v", 0, []int{12}, 1, 2, 0.5, 1.5, 1, 0.8, 1.2, 1, 0.9, 1.1, 1, 2)})
+	r := b.node("r", "Clip", []string{bn, zero, six})
+	c2 := b.node("c2", "Conv", []string{r, b.init("w2", 0.3, []int{8, 12, 3, 3}), b.init("b2", 0.1, []int{8})}, pads, aInts("strides", 2, 2))
+	shift := b.node("shift", "Add", []string{c2, b.init("k", 0.3, []int{8, 1, 1})})
+	rm := b.node("mean", "ReduceMean", []string{shift}, aInts("axes", 2, 3), aInt("keepdims", 0))
+	return b.build(t, b.node("fc", "Gemm", []string{rm, b.init("wf", 0.5, []int{8, 5}), b.init("bf", 0.1, []int{5})}))
+}
+
+// checkExact compiles net at each bit configuration and checks that the
+// integer program equals the simulation bit for bit, that its codes are
+// not degenerate, and that FloatNodes lists wantFloat.
+func checkExact(t *testing.T, net *network.Network, bitSets [][]int, wantFloat []string) {
+	t.Helper()
+	x := randBatch(rand.New(rand.NewPCG(31, 4)), 24, net.SampleShape)
+	for _, bits := range bitSets {
+		m := compileSynthetic(t, net, bits)
+		var fl []string
+		for _, f := range m.FloatNodes() {
+			fl = append(fl, f.Node)
+		}
+		if !slices.Equal(fl, wantFloat) {
+			t.Fatalf("float nodes: got %v; want %v", fl, wantFloat)
+		}
+		ref, err := NewReference(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := m.RunInt(context.Background(), x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := ref.RunInt(context.Background(), x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, first := diffInt(got, want); d > 0 {
+			t.Errorf("bits %v: %d integers differ from the simulation; first: %s", bits, d, first)
+		}
+		for _, ti := range got.Tensors {
+			lo, hi := uint8(255), uint8(0)
+			for _, c := range ti.Codes {
+				lo, hi = min(lo, c), max(hi, c)
+			}
+			if hi-lo < 4 {
+				t.Errorf("bits %v: tensor %s spans only codes [%d, %d]", bits, ti.Name, lo, hi)
+			}
+		}
+	}
+}
+
+// checkCloseToFloat checks the W8A8 logits against the float network
+// (synthRelRMS8).
+func checkCloseToFloat(t *testing.T, net *network.Network) {
+	t.Helper()
+	m := compileSynthetic(t, net, nil)
+	x := randBatch(rand.New(rand.NewPCG(32, 5)), 40, net.SampleShape)
+	got, err := m.Run(context.Background(), x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pass, err := net.Forward(context.Background(), x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := pass.Output()
+	var num, den float64
+	for i := range want.Data {
+		d := got.Data[i] - want.Data[i]
+		num += d * d
+		den += want.Data[i] * want.Data[i]
+	}
+	if rel := math.Sqrt(num / den); rel > synthRelRMS8 || math.IsNaN(rel) {
+		t.Errorf("W8A8 logits relative RMS error vs float: got %.3g; want <= %g", rel, synthRelRMS8)
+	}
+}
+
+func TestTorchResidualMatchesSimulation(t *testing.T) {
+	net := torchResidualNet(t)
+	for _, l := range net.Layers()[:4] {
+		if l.Node == "c3" || l.Node == "c4" {
+			if l.Bias >= 0 {
+				t.Fatalf("layer %s: the bias is a parameter; the test wants the Identity-of-a-shared-initializer pattern", l.Node)
+			}
+		} else if l.Bias < 0 {
+			t.Fatalf("layer %s: no bias; the test wants a bias created by BatchNorm folding", l.Node)
+		}
+	}
+	checkExact(t, net, [][]int{{8, 8, 8, 8, 8}, {4, 2, 8, 1, 4}}, nil)
+	checkCloseToFloat(t, net)
+}
+
+func TestFallbackMatchesSimulation(t *testing.T) {
+	net := mobileNet(t)
+	checkExact(t, net, [][]int{nil, {8, 4, 8, 2, 8, 4, 8}}, []string{"sig", "silu", "gate", "se", "bn", "shift", "mean"})
+	checkCloseToFloat(t, net)
+	m := compileSynthetic(t, net, nil)
+	var tabulated []string
+	for _, st := range m.plan.steps {
+		if f, ok := st.(*floatStep); ok && f.lut != nil {
+			tabulated = append(tabulated, f.node)
+		}
+	}
+	if want := []string{"sig", "silu", "gate"}; !slices.Equal(tabulated, want) {
+		t.Errorf("tabulated float steps: got %v; want %v (elementwise, no broadcasting, no constant)", tabulated, want)
+	}
+	var steps []string
+	for _, s := range m.Steps() {
+		steps = append(steps, s[0]+":"+s[1])
+	}
+	want := []string{"input:QuantizeLinear", "c1:Conv", "sig:Sigmoid (float)", "silu:Mul (float)", "sq:GlobalAveragePool",
+		"f1+fr:Conv", "f2:Conv", "gate:Sigmoid (float)", "se:Mul (float)", "dw+relu6:Conv", "pw:Conv", "cat:Concat",
+		"bn:BatchNormalization (float)", "r:Clip", "c2:Conv", "shift:Add (float)", "mean:ReduceMean (float)", "fc:Gemm"}
+	if !slices.Equal(steps, want) {
+		t.Errorf("steps:\n got %v\nwant %v", steps, want)
+	}
+}
+
+// A float step's codes are Quantize(op(dequantized inputs)) with the
+// network package's own operator, checked here by hand for the SiLU Mul.
+func TestFloatStepFormula(t *testing.T) {
+	net := mobileNet(t)
+	m := compileSynthetic(t, net, nil)
+	x := randBatch(rand.New(rand.NewPCG(33, 6)), 3, net.SampleShape)
+	res, err := m.RunInt(context.Background(), x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := map[string]TensorInfo{}
+	codes := map[string][]uint8{}
+	for i, ti := range m.Tensors() {
+		info[ti.Name], codes[ti.Name] = ti, res.Tensors[i].Codes
+	}
+	c1, sig, silu := info["c1_out"], info["sig_out"], info["silu_out"]
+	for _, ti := range []TensorInfo{c1, sig, silu} {
+		if !ti.Own {
+			t.Fatalf("tensor %s is not a quantization point", ti.Name)
+		}
+	}
+	deq := func(ti TensorInfo, c uint8) float64 { return float64(int(c)-ti.Quant.ZeroPoint) * ti.Quant.Scale }
+	for k, c := range codes["c1_out"] {
+		a := deq(c1, c)
+		s := sig.Quant.Quantize(1 / (1 + math.Exp(-a)))
+		if s != codes["sig_out"][k] {
+			t.Fatalf("sigmoid code %d: got %d; want %d", k, codes["sig_out"][k], s)
+		}
+		if want := silu.Quant.Quantize(a * deq(sig, s)); codes["silu_out"][k] != want {
+			t.Fatalf("SiLU code %d: got %d; want %d", k, codes["silu_out"][k], want)
+		}
+	}
+}
+
+// Concat rescales each input into the output quantizer:
+// y = z_y + round(m_j·(q - z_j) / 2^c), within one code of
+// Quantize((q - z_j)·S_j) (the dyadic multiplier is exact to 2^-31).
+func TestConcatRescales(t *testing.T) {
+	net := mobileNet(t)
+	m := compileSynthetic(t, net, nil)
+	x := randBatch(rand.New(rand.NewPCG(34, 7)), 2, net.SampleShape)
+	res, err := m.RunInt(context.Background(), x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]int{}
+	for i, ti := range m.Tensors() {
+		byName[ti.Name] = i
+	}
+	ts := m.Tensors()
+	cat, r6, pw := ts[byName["cat_out"]], ts[byName["relu6_out"]], ts[byName["pw_out"]]
+	hw := 64
+	far := 0
+	for n := 0; n < 2; n++ {
+		for c := 0; c < 12; c++ {
+			src, q, ch := r6, res.Tensors[byName["relu6_out"]].Codes, c
+			if c >= 8 {
+				src, q, ch = pw, res.Tensors[byName["pw_out"]].Codes, c-8
+			}
+			per := tensor.Size(src.Shape)
+			for p := 0; p < hw; p++ {
+				in := q[n*per+ch*hw+p]
+				got := res.Tensors[byName["cat_out"]].Codes[n*12*hw+c*hw+p]
+				want := cat.Quant.Quantize(float64(int(in)-src.Quant.ZeroPoint) * src.Quant.Scale)
+				if d := int(got) - int(want); d < -1 || d > 1 {
+					t.Fatalf("sample %d channel %d position %d: got code %d; want %d ± 1", n, c, p, got, want)
+				} else if d != 0 {
+					far++
+				}
+			}
+		}
+	}
+	if far > 2*12*hw/50 {
+		t.Errorf("%d of %d concatenated codes differ by one from direct requantization; want at most 2%%", far, 2*12*hw)
+	}
+}
