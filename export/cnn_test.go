@@ -228,7 +228,7 @@ func TestORTCNNPatterns(t *testing.T) {
 			want := simLogits(t, net, bc.bits, act, x)
 			for _, level := range []string{"disabled", "all"} {
 				t.Run(tc.name+" "+bc.name+" "+level, func(t *testing.T) {
-					compareORT(t, run(t, path, level, ortInput{x: x}), want, level)
+					compareORT(t, run(t, path, level, ortInput{X: x}), want, level)
 				})
 			}
 		}
