@@ -62,6 +62,25 @@ func resolveInputShape(vi onnx.ValueInfo, given []int, ok bool) ([]int, error) {
 	return shape, nil
 }
 
+// checkInputShapeNames rejects shapes given for names that are not data
+// inputs of the graph, and checks those of the other inputs.
+func checkInputShapeNames(g *onnx.Graph, shapes map[string][]int) error {
+	var names []string
+	for _, vi := range g.Inputs {
+		names = append(names, vi.Name)
+	}
+	for name, sh := range shapes {
+		i := slices.Index(names, name)
+		if i < 0 {
+			return fmt.Errorf("network: --input-shape names %q, which is not an input of the model (its inputs: %s): %w", name, strings.Join(names, ", "), ErrShape)
+		}
+		if _, err := resolveInputShape(g.Inputs[i], sh, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // exampleShape writes a declared shape as --input-shape wants it, with
 // <name> for the dynamic dimensions after the batch axis.
 func exampleShape(ds []onnx.Dim) string {

@@ -65,6 +65,10 @@ func TestInputShapeErrors(t *testing.T) {
 	if !errors.Is(err, ErrShape) {
 		t.Errorf("wrong rank: got %v; want ErrShape", err)
 	}
+	_, err = Build(m, Options{InputShapes: map[string][]int{"x": {1, 2, 8, 8}, "X": {1, 2, 8, 8}}})
+	if !errors.Is(err, ErrShape) || !strings.Contains(err.Error(), `"X"`) {
+		t.Errorf("unknown input: got %v; want ErrShape naming X", err)
+	}
 }
 
 // TestDynamicHW builds the dynamic model at two sizes and checks the output

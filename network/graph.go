@@ -119,6 +119,9 @@ func Build(m *onnx.Model, opt Options) (*Network, error) {
 	in := g.Inputs[0]
 	net.InputName = in.Name
 	net.OutputName = g.Outputs[0].Name
+	if err := checkInputShapeNames(g, opt.InputShapes); err != nil {
+		return nil, err
+	}
 	given, has := opt.InputShapes[in.Name]
 	full, err := resolveInputShape(in, given, has)
 	if err != nil {
