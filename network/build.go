@@ -303,7 +303,7 @@ func (s *sweep) step(i int, n *onnx.Node) (*pending, error) {
 		}
 	}
 	if allConst && !anyDiff(n, s.g, p.constIn) && len(n.Outputs) > 0 {
-		outs, err := s.run(p, n, -1)
+		outs, err := s.run(p, n, -1, true)
 		if err != nil {
 			return nil, err
 		}
@@ -331,7 +331,7 @@ func (s *sweep) step(i int, n *onnx.Node) (*pending, error) {
 		if k == 1 && !land && !s.shapeAnc[i] {
 			break
 		}
-		if outs[k], err = s.run(p, n, k); err != nil {
+		if outs[k], err = s.run(p, n, k, land); err != nil {
 			return nil, err
 		}
 	}
@@ -368,8 +368,9 @@ func (s *sweep) step(i int, n *onnx.Node) (*pending, error) {
 	return p, nil
 }
 
-// run evaluates p on constants (k < 0) or on probe pass k's values.
-func (s *sweep) run(p *pending, n *onnx.Node, k int) ([]*tensor.Tensor, error) {
+// run evaluates p on constants (k < 0) or on probe pass k's values. A data
+// node (!land) of the second pass may give zeros of the right shape.
+func (s *sweep) run(p *pending, n *onnx.Node, k int, land bool) ([]*tensor.Tensor, error) {
 	ins := make([]*tensor.Tensor, len(n.Inputs))
 	for j, name := range n.Inputs {
 		if name == "" {
@@ -384,7 +385,16 @@ func (s *sweep) run(p *pending, n *onnx.Node, k int) ([]*tensor.Tensor, error) {
 			return nil, nodeErr(n, "input %q has no value at build (internal error)", name)
 		}
 	}
-	outs, _, err := p.op.ForwardMulti(ins)
+	var outs []*tensor.Tensor
+	var err error
+	if so, ok := p.single.(shapeOnly); ok && k == 1 && !land {
+		var shape []int
+		if shape, err = so.probeShape(ins); err == nil {
+			outs = []*tensor.Tensor{tensor.New(shape...)}
+		}
+	} else {
+		outs, _, err = p.op.ForwardMulti(ins)
+	}
 	if err != nil {
 		if k >= 0 {
 			return nil, nodeErr(n, "at build, with a batch of %d: %w", probeBatches[k], err)

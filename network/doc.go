@@ -37,7 +37,9 @@
 // inputs are run-time values is deferred.
 //
 // The second probe pass runs only the nodes that Shape or Size read from
-// (and shape values), so models without shape arithmetic pay one probe.
+// (and shape values), so models without shape arithmetic pay one probe;
+// its data values are never read, only their shapes, so Conv, Gemm and
+// MatMul give zeros of their output shape there instead of computing.
 // Folding trusts that a shape value equal at batch sizes 1 and 2 is equal
 // at every batch size, which holds for the arithmetic exporters write
 // (products, sums and quotients of dimensions, comparisons with -1).
