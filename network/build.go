@@ -317,8 +317,10 @@ func (s *sweep) step(i int, n *onnx.Node) (*pending, error) {
 	if s.probe[0] == nil {
 		return p, nil
 	}
+	// A shape value: computed from shapes and constants only, consuming no
+	// parameter (a parameter expanded to a constant shape stays a node).
 	land := n.OpType == "Shape" || n.OpType == "Size"
-	if !land {
+	if !land && !anyDiff(n, s.g, p.constIn) {
 		land = true
 		for _, in := range n.Inputs {
 			if _, ok := s.consts[in]; in != "" && !ok && !s.land[in] {
