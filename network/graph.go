@@ -127,7 +127,7 @@ func Build(m *onnx.Model, opt Options) (*Network, error) {
 	if err != nil {
 		return nil, err
 	}
-	if full != nil && len(full) > 0 {
+	if len(full) > 0 {
 		net.SampleShape = append([]int{}, full[1:]...)
 	}
 	val := func(name string) int {
@@ -145,7 +145,7 @@ func Build(m *onnx.Model, opt Options) (*Network, error) {
 	}
 	net.inVal = net.inVals[0]
 	sw := newSweep(g, m.Opset)
-	if full != nil && len(g.Inputs) == 1 {
+	if len(full) > 0 && len(g.Inputs) == 1 {
 		sw.startProbes(in.Name, full)
 	}
 	var built []*pending
