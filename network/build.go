@@ -242,15 +242,19 @@ func (s *sweep) makeOp(n *onnx.Node) (*pending, error) {
 	for k, v := range base {
 		trial[k] = v
 	}
+	if s.probe[0] == nil {
+		return s.deferBlind(n, d), nil
+	}
 	for range n.Inputs {
-		var v *tensor.Tensor
-		if s.probe[0] != nil {
-			v = s.probe[0][n.Inputs[nc.input]]
+		// Only shape values and integer tensors are read per pass: a
+		// constant input computed from float data would silently get no
+		// gradient.
+		name := n.Inputs[nc.input]
+		v := s.probe[0][name]
+		if v == nil || (!s.land[name] && isFloatType(s.types[name])) {
+			return nil, err
 		}
-		if v == nil {
-			return s.deferBlind(n, d), nil
-		}
-		trial[n.Inputs[nc.input]] = v
+		trial[name] = v
 		d.late = append(d.late, nc.input)
 		if _, _, flags, err = mk(trial); !errors.As(err, &nc) {
 			break
