@@ -15,6 +15,14 @@
 // into its weights (Network.Model is the rewritten model); nodes whose
 // inputs are all constants are evaluated once.
 //
+// Inputs that only configure an op (Pow's exponent when constant, Resize's
+// roi/scales/sizes, the axes of reductions) are ConstInputs and never
+// differentiated; Resize reads its scales or sizes at run time when they
+// are not constants. ConvTranspose runs on Conv's im2col/col2im machinery
+// as the adjoint of a convolution. Selections (Max, Min, ReduceMax,
+// ReduceMin, MaxPool) send gradients to the first element reaching the
+// extreme.
+//
 // Shapes. The data input's shape comes from the model, with dynamic
 // dimensions other than the batch axis resolved by Options.InputShapes
 // (the --input-shape flag); an unresolved one is an error naming the flag.
