@@ -62,6 +62,25 @@ func resolveInputShape(vi onnx.ValueInfo, given []int, ok bool) ([]int, error) {
 	return shape, nil
 }
 
+// checkInputShapeNames rejects shapes given for names that are not data
+// inputs of the graph, and checks those of the other inputs.
+func checkInputShapeNames(g *onnx.Graph, shapes map[string][]int) error {
+	var names []string
+	for _, vi := range g.Inputs {
+		names = append(names, vi.Name)
+	}
+	for name, sh := range shapes {
+		i := slices.Index(names, name)
+		if i < 0 {
+			return fmt.Errorf("network: --input-shape names %q, which is not an input of the model (its inputs: %s): %w", name, strings.Join(names, ", "), ErrShape)
+		}
+		if _, err := resolveInputShape(g.Inputs[i], sh, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // exampleShape writes a declared shape as --input-shape wants it, with
 // <name> for the dynamic dimensions after the batch axis.
 func exampleShape(ds []onnx.Dim) string {
@@ -223,15 +242,19 @@ func (s *sweep) makeOp(n *onnx.Node) (*pending, error) {
 	for k, v := range base {
 		trial[k] = v
 	}
+	if s.probe[0] == nil {
+		return s.deferBlind(n, d), nil
+	}
 	for range n.Inputs {
-		var v *tensor.Tensor
-		if s.probe[0] != nil {
-			v = s.probe[0][n.Inputs[nc.input]]
+		// Only shape values and integer tensors are read per pass: a
+		// constant input computed from float data would silently get no
+		// gradient.
+		name := n.Inputs[nc.input]
+		v := s.probe[0][name]
+		if v == nil || (!s.land[name] && isFloatType(s.types[name])) {
+			return nil, err
 		}
-		if v == nil {
-			return s.deferBlind(n, d), nil
-		}
-		trial[n.Inputs[nc.input]] = v
+		trial[name] = v
 		d.late = append(d.late, nc.input)
 		if _, _, flags, err = mk(trial); !errors.As(err, &nc) {
 			break
@@ -284,7 +307,7 @@ func (s *sweep) step(i int, n *onnx.Node) (*pending, error) {
 		}
 	}
 	if allConst && !anyDiff(n, s.g, p.constIn) && len(n.Outputs) > 0 {
-		outs, err := s.run(p, n, -1)
+		outs, err := s.run(p, n, -1, true)
 		if err != nil {
 			return nil, err
 		}
@@ -298,8 +321,10 @@ func (s *sweep) step(i int, n *onnx.Node) (*pending, error) {
 	if s.probe[0] == nil {
 		return p, nil
 	}
+	// A shape value: computed from shapes and constants only, consuming no
+	// parameter (a parameter expanded to a constant shape stays a node).
 	land := n.OpType == "Shape" || n.OpType == "Size"
-	if !land {
+	if !land && !anyDiff(n, s.g, p.constIn) {
 		land = true
 		for _, in := range n.Inputs {
 			if _, ok := s.consts[in]; in != "" && !ok && !s.land[in] {
@@ -312,7 +337,7 @@ func (s *sweep) step(i int, n *onnx.Node) (*pending, error) {
 		if k == 1 && !land && !s.shapeAnc[i] {
 			break
 		}
-		if outs[k], err = s.run(p, n, k); err != nil {
+		if outs[k], err = s.run(p, n, k, land); err != nil {
 			return nil, err
 		}
 	}
@@ -349,8 +374,9 @@ func (s *sweep) step(i int, n *onnx.Node) (*pending, error) {
 	return p, nil
 }
 
-// run evaluates p on constants (k < 0) or on probe pass k's values.
-func (s *sweep) run(p *pending, n *onnx.Node, k int) ([]*tensor.Tensor, error) {
+// run evaluates p on constants (k < 0) or on probe pass k's values. A data
+// node (!land) of the second pass may give zeros of the right shape.
+func (s *sweep) run(p *pending, n *onnx.Node, k int, land bool) ([]*tensor.Tensor, error) {
 	ins := make([]*tensor.Tensor, len(n.Inputs))
 	for j, name := range n.Inputs {
 		if name == "" {
@@ -365,7 +391,16 @@ func (s *sweep) run(p *pending, n *onnx.Node, k int) ([]*tensor.Tensor, error) {
 			return nil, nodeErr(n, "input %q has no value at build (internal error)", name)
 		}
 	}
-	outs, _, err := p.op.ForwardMulti(ins)
+	var outs []*tensor.Tensor
+	var err error
+	if so, ok := p.single.(shapeOnly); ok && k == 1 && !land {
+		var shape []int
+		if shape, err = so.probeShape(ins); err == nil {
+			outs = []*tensor.Tensor{tensor.New(shape...)}
+		}
+	} else {
+		outs, _, err = p.op.ForwardMulti(ins)
+	}
 	if err != nil {
 		if k >= 0 {
 			return nil, nodeErr(n, "at build, with a batch of %d: %w", probeBatches[k], err)

@@ -200,3 +200,18 @@ func TestShapeArithmetic(t *testing.T) {
 		}
 	}
 }
+
+// TestModDerivatives checks Mod's derivatives (both fmod modes, with
+// broadcasting) against finite differences, away from its jumps.
+func TestModDerivatives(t *testing.T) {
+	for _, fmod := range []int64{0, 1} {
+		n := mkNode("m", "Mod", []string{"a", "b"}, []string{"y"}, aInt("fmod", fmod))
+		op, err := builders["Mod"](&n, nil, 13)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := tensor.FromData([]float64{5.3, -5.3, 2.2, -7.9, 0.4, 3.3}, 2, 3)
+		b := tensor.FromData([]float64{2.1, -1.7, 1.3}, 3)
+		checkOp(t, op, []*tensor.Tensor{a, b}, []int{0, 1})
+	}
+}

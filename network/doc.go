@@ -38,14 +38,19 @@
 // channel-shuffle targets) stay nodes, evaluated per pass on small tensors,
 // so only the batch axis stays free. A node whose builder needs a constant
 // input that is such a per-pass value (Reshape's target, Expand's shape...)
-// becomes a deferredOp, which builds the op from the pass's values each
-// Forward; differentiation goes through the op so built. Graphs with
-// several data inputs (the ONNX node cases) are not probed: nothing is
-// folded beyond all-constant nodes and every constant-needing node whose
-// inputs are run-time values is deferred.
+// or an integer tensor becomes a deferredOp, which builds the op from the
+// pass's values each Forward; differentiation goes through the op so
+// built, and the inputs so read get no gradient. A constant input computed
+// from float data is still an error. Graphs with several data inputs (the
+// ONNX node cases) are not probed: nothing is folded beyond all-constant
+// nodes and every constant-needing node whose inputs are run-time values
+// is deferred (its float ones then get no gradient: such graphs are for
+// ForwardAll).
 //
 // The second probe pass runs only the nodes that Shape or Size read from
-// (and shape values), so models without shape arithmetic pay one probe.
+// (and shape values), so models without shape arithmetic pay one probe;
+// its data values are never read, only their shapes, so Conv, Gemm and
+// MatMul give zeros of their output shape there instead of computing.
 // Folding trusts that a shape value equal at batch sizes 1 and 2 is equal
 // at every batch size, which holds for the arithmetic exporters write
 // (products, sums and quotients of dimensions, comparisons with -1).

@@ -65,6 +65,10 @@ func TestInputShapeErrors(t *testing.T) {
 	if !errors.Is(err, ErrShape) {
 		t.Errorf("wrong rank: got %v; want ErrShape", err)
 	}
+	_, err = Build(m, Options{InputShapes: map[string][]int{"x": {1, 2, 8, 8}, "X": {1, 2, 8, 8}}})
+	if !errors.Is(err, ErrShape) || !strings.Contains(err.Error(), `"X"`) {
+		t.Errorf("unknown input: got %v; want ErrShape naming X", err)
+	}
 }
 
 // TestDynamicHW builds the dynamic model at two sizes and checks the output
@@ -290,4 +294,31 @@ func checkNetDerivatives(t *testing.T, net *Network, x *tensor.Tensor, loss Loss
 			}
 		}
 	}
+}
+
+// TestParamThroughConstantShape checks that a parameter expanded to a
+// constant shape stays a parameter (it is not folded with the shape
+// values): y = x + Expand(p, [1,3]).
+func TestParamThroughConstantShape(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	m := &onnx.Model{Opset: 13, Graph: &onnx.Graph{
+		Name:    "expand-param",
+		Inputs:  []onnx.ValueInfo{{Name: "x", ElemType: onnx.Float, Shape: []onnx.Dim{{Value: -1}, {Value: 3}}}},
+		Outputs: []onnx.ValueInfo{{Name: "y", ElemType: onnx.Float}},
+		Nodes: []onnx.Node{
+			mkNode("expand", "Expand", []string{"p", "s"}, []string{"e"}),
+			mkNode("add", "Add", []string{"x", "e"}, []string{"y"}),
+		},
+		Initializers: map[string]*tensor.Tensor{"p": randTensor(rng, 3), "s": tensor.FromData([]float64{1, 3}, 2)},
+		InitTypes:    map[string]onnx.DataType{"p": onnx.Float, "s": onnx.Int64},
+		InitOrder:    []string{"p", "s"},
+	}}
+	net, err := Build(m, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(net.Params()) != 1 || net.Params()[0].Name != "p" {
+		t.Fatalf("params %v; want p", net.Params())
+	}
+	checkNetDerivatives(t, net, randTensor(rng, 2, 3), CrossEntropy{Labels: []int{2, 0}})
 }

@@ -119,12 +119,15 @@ func Build(m *onnx.Model, opt Options) (*Network, error) {
 	in := g.Inputs[0]
 	net.InputName = in.Name
 	net.OutputName = g.Outputs[0].Name
+	if err := checkInputShapeNames(g, opt.InputShapes); err != nil {
+		return nil, err
+	}
 	given, has := opt.InputShapes[in.Name]
 	full, err := resolveInputShape(in, given, has)
 	if err != nil {
 		return nil, err
 	}
-	if full != nil && len(full) > 0 {
+	if len(full) > 0 {
 		net.SampleShape = append([]int{}, full[1:]...)
 	}
 	val := func(name string) int {
@@ -142,7 +145,7 @@ func Build(m *onnx.Model, opt Options) (*Network, error) {
 	}
 	net.inVal = net.inVals[0]
 	sw := newSweep(g, m.Opset)
-	if full != nil && len(g.Inputs) == 1 {
+	if len(full) > 0 && len(g.Inputs) == 1 {
 		sw.startProbes(in.Name, full)
 	}
 	var built []*pending
@@ -170,28 +173,7 @@ func Build(m *onnx.Model, opt Options) (*Network, error) {
 		}
 		built = append(built, p)
 	}
-	// Parameters: float initializers used differentiably by kept nodes, in
-	// file order.
-	constUse, diffUse := map[string]bool{}, map[string]bool{}
-	for _, p := range built {
-		for j, inName := range p.n.Inputs {
-			if _, isInit := g.Initializers[inName]; isInit {
-				if p.constIn[j] || !isFloatType(g.InitTypes[inName]) {
-					constUse[inName] = true
-				} else {
-					diffUse[inName] = true
-				}
-			}
-		}
-	}
-	paramOf := map[string]int{}
-	for _, name := range g.InitOrder {
-		if diffUse[name] {
-			paramOf[name] = len(net.params)
-			net.params = append(net.params, &Param{Name: name, Value: g.Initializers[name].Clone(), Input: -1})
-			net.pvals = append(net.pvals, net.valIdx[name])
-		}
-	}
+	paramOf := net.collectParams(g, built)
 	for _, o := range g.Outputs {
 		if _, ok := sw.consts[o.Name]; ok {
 			val(o.Name) // a graph output folded to a constant
@@ -223,6 +205,28 @@ func Build(m *onnx.Model, opt Options) (*Network, error) {
 		net.inferLayers(sw.shapes)
 	}
 	return net, nil
+}
+
+// collectParams makes the parameters: float initializers that kept nodes
+// use differentiably, in file order. It returns each one's index by name.
+func (net *Network) collectParams(g *onnx.Graph, built []*pending) map[string]int {
+	diffUse := map[string]bool{}
+	for _, p := range built {
+		for j, inName := range p.n.Inputs {
+			if _, isInit := g.Initializers[inName]; isInit && !p.constIn[j] && isFloatType(g.InitTypes[inName]) {
+				diffUse[inName] = true
+			}
+		}
+	}
+	paramOf := map[string]int{}
+	for _, name := range g.InitOrder {
+		if diffUse[name] {
+			paramOf[name] = len(net.params)
+			net.params = append(net.params, &Param{Name: name, Value: g.Initializers[name].Clone(), Input: -1})
+			net.pvals = append(net.pvals, net.valIdx[name])
+		}
+	}
+	return paramOf
 }
 
 // checkNode checks that n's operator is supported and that its inputs are

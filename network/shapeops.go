@@ -8,10 +8,11 @@ import (
 	"mpsearch/tensor"
 )
 
-// This file holds the ops of shape arithmetic, whose outputs do not depend
-// differentiably on their inputs: Shape, Size, integer Cast and Div,
-// comparisons (Equal, Less, Greater, LessOrEqual, GreaterOrEqual), logic
-// (Not, And, Or, Xor), Mod, Range and ConstantOfShape. Integers and
+// This file holds the ops of shape arithmetic: Shape, Size, integer Cast
+// and Div, comparisons (Equal, Less, Greater, LessOrEqual, GreaterOrEqual),
+// logic (Not, And, Or, Xor), Range and ConstantOfShape, whose outputs do
+// not depend differentiably on their inputs, and Mod, which does (almost
+// everywhere). Integers and
 // booleans are float64 values (exact below 2^53); true is 1.
 
 func init() {
@@ -177,27 +178,117 @@ func buildIntDiv(n *onnx.Node, _ map[string]*tensor.Tensor, _ int64) (Op, error)
 	}), nil
 }
 
-// buildMod makes Mod: the remainder with the divisor's sign (fmod=0, for
-// integers) or the dividend's (fmod=1, C's fmod). Mod is shape arithmetic
-// in the exported models; it carries no gradient.
+// buildMod makes Mod: a - b*q with q = floor(a/b) (fmod=0: the remainder
+// has the divisor's sign, as for integers) or trunc(a/b) (fmod=1, C's
+// fmod). q is piecewise constant, so d/da = 1 and d/db = -q.
 func buildMod(n *onnx.Node, _ map[string]*tensor.Tensor, _ int64) (Op, error) {
 	if err := wantInputs(n, 2, 2); err != nil {
 		return nil, err
 	}
-	fmod := attrInt(n, "fmod", 0) != 0
-	return binaryFunc(func(a, b float64) (float64, error) {
+	return &modOp{fmod: attrInt(n, "fmod", 0) != 0}, nil
+}
+
+type modOp struct{ fmod bool }
+
+// modState is the broadcast layout and the quotients of a pass.
+type modState struct {
+	ia, ib []int
+	q      []float64
+}
+
+func (op *modOp) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
+	if len(in) != 2 || in[0] == nil || in[1] == nil {
+		return nil, nil, fmt.Errorf("missing input")
+	}
+	shape, err := numpyShape(in[0].Shape, in[1].Shape)
+	if err != nil {
+		return nil, nil, err
+	}
+	st := &modState{ia: bcastIndex(in[0].Shape, shape), ib: bcastIndex(in[1].Shape, shape)}
+	out := tensor.New(shape...)
+	st.q = make([]float64, len(out.Data))
+	for i := range out.Data {
+		a, b := in[0].Data[st.ia[i]], in[1].Data[st.ib[i]]
 		if b == 0 {
-			if fmod {
-				return math.NaN(), nil
+			if !op.fmod {
+				return nil, nil, fmt.Errorf("integer modulo by zero: %w", ErrShape)
 			}
-			return 0, fmt.Errorf("integer modulo by zero: %w", ErrShape)
+			out.Data[i] = math.NaN()
+			continue
 		}
-		r := math.Mod(a, b)
-		if !fmod && r != 0 && (r < 0) != (b < 0) {
+		r := math.Mod(a, b) // the sign of a: q = trunc(a/b)
+		if !op.fmod && r != 0 && (r < 0) != (b < 0) {
 			r += b
 		}
-		return r, nil
-	}), nil
+		out.Data[i] = r
+		st.q[i] = math.Round((a - r) / b)
+	}
+	return out, st, nil
+}
+
+// grads scatters g (K stacked output blocks) into the gradients of a (g)
+// and b (-q g).
+func (op *modOp) grads(in []*tensor.Tensor, st *modState, g []float64, need []bool, K int) []*tensor.Tensor {
+	res := make([]*tensor.Tensor, 2)
+	n := len(st.q)
+	for j := range res {
+		if !need[j] {
+			continue
+		}
+		if K == 0 {
+			res[j] = tensor.New(in[j].Shape...)
+		} else {
+			res[j] = tensor.New(withK(K, in[j].Shape)...)
+		}
+		m := in[j].Size()
+		for k := 0; k < max(K, 1); k++ {
+			for i := 0; i < n; i++ {
+				if j == 0 {
+					res[0].Data[k*m+st.ia[i]] += g[k*n+i]
+				} else {
+					res[1].Data[k*m+st.ib[i]] -= st.q[i] * g[k*n+i]
+				}
+			}
+		}
+	}
+	return res
+}
+
+func (op *modOp) Backward(in []*tensor.Tensor, _ *tensor.Tensor, state any, gout *tensor.Tensor, need []bool) []*tensor.Tensor {
+	return op.grads(in, state.(*modState), gout.Data, need, 0)
+}
+
+func (op *modOp) Tangent(in, tin []*tensor.Tensor, out *tensor.Tensor, state any) *tensor.Tensor {
+	st := state.(*modState)
+	K := max(directions(tin[0], in[0].Size()), directions(tin[1], in[1].Size()))
+	if K == 0 {
+		return nil
+	}
+	n, ma, mb := len(st.q), in[0].Size(), in[1].Size()
+	tout := tensor.New(withK(K, out.Shape)...)
+	for k := 0; k < K; k++ {
+		for i := 0; i < n; i++ {
+			v := 0.0
+			if tin[0] != nil {
+				v += tin[0].Data[k*ma+st.ia[i]]
+			}
+			if tin[1] != nil {
+				v -= st.q[i] * tin[1].Data[k*mb+st.ib[i]]
+			}
+			tout.Data[k*n+i] = v
+		}
+	}
+	return tout
+}
+
+// BackwardTangent: the gradients are linear in gout with piecewise
+// constant coefficients, so their tangents are the gradients of tgout.
+func (op *modOp) BackwardTangent(in, _ []*tensor.Tensor, out, _ *tensor.Tensor, state any, gout, tgout *tensor.Tensor, need []bool) (gin, tgin []*tensor.Tensor) {
+	gin = op.Backward(in, out, state, gout, need)
+	if K := directions(tgout, out.Size()); K > 0 {
+		return gin, op.grads(in, state.(*modState), tgout.Data, need, K)
+	}
+	return gin, make([]*tensor.Tensor, len(in))
 }
 
 // buildRange makes Range(start, limit, delta): max(ceil((limit-start)/delta), 0)
