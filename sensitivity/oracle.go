@@ -302,7 +302,7 @@ func (o *Oracle) loss(ctx context.Context, hook network.Hook) (float64, error) {
 func (o *Oracle) GGNTraces(ctx context.Context, n int) ([]float64, error) {
 	parts := make([][]float64, len(o.batches))
 	err := o.forEachBatch(ctx, func(b int, p *network.Pass) error {
-		t, err := p.GGNTraces(float64(n))
+		t, err := p.GGNTraces(ctx, float64(n))
 		parts[b] = t
 		return err
 	})
