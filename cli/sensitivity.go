@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"mpsearch/pipeline"
 	"mpsearch/sensitivity"
@@ -96,7 +97,11 @@ func (s *sensFlags) config(e *env, mf *modelFlags, pr *progress) (sensitivity.Co
 			stage = p.Stage
 			*pr = *newProgress(e, "sensitivity "+p.Stage)
 		}
-		pr.update(p.Done, p.Total, p.Detail)
+		detail := p.Detail
+		if p.ETA > 0 {
+			detail = fmt.Sprintf("ETA %s  %s", p.ETA.Round(time.Second), detail)
+		}
+		pr.update(p.Done, p.Total, detail)
 	}
 	return cfg, nil
 }
