@@ -109,10 +109,11 @@ func (s *sensFlags) config(e *env, mf *modelFlags, pr *progress) (sensitivity.Co
 func runSensitivity(e *env, args []string) error {
 	var mf modelFlags
 	var sf sensFlags
-	fs := newFlags(e, "sensitivity", "sensitivity [--model M --data D [--labels L|none]] [--probes N] [--tol T] [--metric M] [--bits 2,3,4,8] [--seed S] [--out sens.yaml]")
+	fs := newFlags(e, "sensitivity", "sensitivity [--model M --data D [--labels L|none]] [--probes N] [--tol T] [--metric M] [--bits 2,3,4,8] [--seed S] [--shard K/N] [--out sens.yaml]")
 	mf.register(fs, true)
 	sf.register(fs)
 	out := fs.String("out", "", "write the table to this YAML `file`")
+	shard := fs.String("shard", "", "compute only shard `K/N` (K = 0..N-1) of the table's cells; combine the N tables with 'mpsearch merge'")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -120,6 +121,11 @@ func runSensitivity(e *env, args []string) error {
 	cfg, err := sf.config(e, &mf, pr)
 	if err != nil {
 		return err
+	}
+	if *shard != "" {
+		if cfg.Shard, cfg.Shards, err = parseShard(*shard); err != nil {
+			return err
+		}
 	}
 	in, err := mf.inputs()
 	if err != nil {
@@ -133,7 +139,11 @@ func runSensitivity(e *env, args []string) error {
 	if cached {
 		fmt.Fprintln(e.stderr, "sensitivity: reused the cached table (--no-cache to recompute)")
 	}
-	printTable(e, t)
+	if t.Shard != nil {
+		fmt.Fprintf(e.stdout, "shard %d/%d of a sharded run: combine all %d tables with 'mpsearch merge'\n", t.Shard.Index, t.Shard.Count, t.Shard.Count)
+	} else {
+		printTable(e, t)
+	}
 	if *out != "" {
 		if err := t.WriteFile(*out); err != nil {
 			return err
@@ -141,6 +151,17 @@ func runSensitivity(e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "sensitivity: wrote %s\n", *out)
 	}
 	return nil
+}
+
+// parseShard parses --shard K/N.
+func parseShard(s string) (k, n int, err error) {
+	ks, ns, ok := strings.Cut(s, "/")
+	k, err1 := strconv.Atoi(strings.TrimSpace(ks))
+	n, err2 := strconv.Atoi(strings.TrimSpace(ns))
+	if !ok || err1 != nil || err2 != nil || n < 1 || k < 0 || k >= n {
+		return 0, 0, usagef("--shard: %q is not K/N with 0 <= K < N (e.g. $JOB_COMPLETION_INDEX/4)", s)
+	}
+	return k, n, nil
 }
 
 // printTable prints the summary of a sensitivity table.
