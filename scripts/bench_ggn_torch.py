@@ -18,7 +18,8 @@ vmap(grad(...)) (PyTorch's standard exact per-sample gradients), weighted by the
 The supported graph is a chain of Conv, BatchNormalization, Relu, MaxPool, Flatten and Gemm
 (the VGG-style and LeNet fixtures). Prints one JSON object on stdout: seconds (the trace
 computation only, after loading), images, threads, dtype, and traces (layer name -> trace, in
-graph order). Same inputs, same output up to floating-point summation order.
+graph order); cpu_seconds is the process CPU time of the same computation (the figure to compare
+on a loaded machine). Same inputs, same output up to floating-point summation order.
 """
 
 import argparse
@@ -138,10 +139,10 @@ def main():
     ops, params, names = load_chain(args.model)
     params = [torch.tensor(p, dtype=dt) for p in params]
     x = torch.tensor(load_images(args.data, args.images, args.mean, args.std), dtype=dt)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     tr = ggn_traces(make_forward(ops), params, x, args.batch)
-    seconds = time.perf_counter() - t0
-    print(json.dumps({"seconds": seconds, "images": int(x.shape[0]), "threads": args.threads,
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "images": int(x.shape[0]), "threads": args.threads,
                       "dtype": args.dtype, "torch": torch.__version__,
                       "traces": {n: float(v) for n, v in zip(names, tr)}}))
 
