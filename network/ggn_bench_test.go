@@ -94,7 +94,7 @@ func BenchmarkGGNTracesVGG(b *testing.B) {
 		var torch struct {
 			Seconds    float64
 			CPUSeconds float64 `json:"cpu_seconds"`
-			Traces  map[string]float64
+			Traces     map[string]float64
 		}
 		if err := json.Unmarshal(out, &torch); err != nil {
 			b.Fatal(err)
