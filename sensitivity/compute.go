@@ -213,10 +213,12 @@ func globalCell(ctx context.Context, o *Oracle, net *network.Network, t *Table, 
 		}
 	}
 	if cfg.Eigen {
+		cfg.report("eigen", 0, 1, "top Hessian eigenvalue of every layer")
 		res, err := hessian.TopEigenvalues(ctx, o, hessian.EigenOptions{Seed: cfg.Seed})
 		if err != nil {
 			return err
 		}
+		cfg.report("eigen", 1, 1, "")
 		for i, b := range res.Blocks {
 			t.Layers[i].TopEigenvalue = b.Value
 		}
