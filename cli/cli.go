@@ -103,7 +103,7 @@ func newFlags(e *env, name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: mpsearch %s\n\nFlags:\n", synopsis)
+		fmt.Fprintf(fs.Output(), "Usage: mpsearch %s\n\nFlags:\n", synopsis)
 		fs.PrintDefaults()
 	}
 	return fs
@@ -111,10 +111,11 @@ func newFlags(e *env, name, synopsis string) *flag.FlagSet {
 
 // parse parses flags; errors become usage errors; stray arguments too.
 func parse(fs *flag.FlagSet, args []string) error {
-	fs.SetOutput(io.Discard)
+	out := fs.Output()
+	fs.SetOutput(io.Discard) // errors become one line; -h prints once, below
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
-		fs.SetOutput(nil)
+		fs.SetOutput(out)
 		fs.Usage()
 		return err
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"flag"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -23,11 +24,14 @@ type modelFlags struct {
 	limit   int
 	batch   int
 	threads int
+	// inputShapes holds the --input-shape values by input name.
+	inputShapes shapesFlag
 }
 
 func (m *modelFlags) register(fs *flag.FlagSet, withData bool) {
 	fs.StringVar(&m.model, "model", "", "ONNX model `file` (default: the built-in Fashion-MNIST demo)")
 	fs.IntVar(&m.threads, "threads", 1, "BLAS threads for the float engine")
+	fs.Var(&m.inputShapes, "input-shape", "fix a model input's shape, `NAME=1x3x224x224` (batch first, its value ignored); repeatable; default: dynamic dimensions come from the data")
 	if !withData {
 		return
 	}
@@ -87,16 +91,83 @@ func (m *modelFlags) options() (dataset.Options, error) {
 	return opt, nil
 }
 
-// loadModel loads --model, or the demo.
-func (m *modelFlags) loadModel() (*network.Network, error) {
-	if m.threads < 1 {
-		return nil, usagef("--threads: %d is below 1", m.threads)
+// loadModel loads --model, or the demo. ds, when not nil, is the data the
+// model will run on: its sample shape resolves the dimensions the model
+// leaves dynamic, unless --input-shape is given.
+func (m *modelFlags) loadModel(ds *dataset.Dataset) (*network.Network, error) {
+	if err := m.check(); err != nil {
+		return nil, err
 	}
 	network.SetBLASThreads(m.threads)
-	if m.model == "" {
-		return pipeline.ParseModel(demo.Model(), "built-in demo model")
+	opt := pipeline.ModelOptions{InputShapes: m.inputShapes}
+	if ds != nil {
+		opt.SampleShape = ds.SampleShape()
 	}
-	return pipeline.LoadModel(m.model)
+	if m.model == "" {
+		return pipeline.ParseModel(demo.Model(), "built-in demo model", opt)
+	}
+	return pipeline.LoadModel(m.model, opt)
+}
+
+// check validates the flags every command shares.
+func (m *modelFlags) check() error {
+	if m.threads < 1 {
+		return usagef("--threads: %d is below 1", m.threads)
+	}
+	return nil
+}
+
+// shapesFlag collects repeated --input-shape NAME=DxDx...xD values.
+type shapesFlag map[string][]int
+
+func (s *shapesFlag) String() string {
+	if s == nil || len(*s) == 0 {
+		return ""
+	}
+	names := make([]string, 0, len(*s))
+	for k := range *s {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, k := range names {
+		parts[i] = k + "=" + formatDims((*s)[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+// Set parses NAME=DxDx...xD strictly: a non-empty name, then positive
+// decimal dimensions separated by 'x', nothing else.
+func (s *shapesFlag) Set(v string) error {
+	i := strings.LastIndex(v, "=")
+	if i <= 0 {
+		return fmt.Errorf("%q: want NAME=DxDx...xD, e.g. input=1x3x224x224", v)
+	}
+	name, dims := v[:i], v[i+1:]
+	var shape []int
+	for _, d := range strings.Split(dims, "x") {
+		n, err := strconv.Atoi(d)
+		if err != nil || n <= 0 || strings.TrimLeft(d, "0123456789") != "" {
+			return fmt.Errorf("%q: dimension %q is not a positive integer; want NAME=DxDx...xD, e.g. %s=1x3x224x224", v, d, name)
+		}
+		shape = append(shape, n)
+	}
+	if *s == nil {
+		*s = shapesFlag{}
+	}
+	if _, dup := (*s)[name]; dup {
+		return fmt.Errorf("%q: input %q is given twice", v, name)
+	}
+	(*s)[name] = shape
+	return nil
+}
+
+func formatDims(shape []int) string {
+	parts := make([]string, len(shape))
+	for i, d := range shape {
+		parts[i] = strconv.Itoa(d)
+	}
+	return strings.Join(parts, "x")
 }
 
 // demoOptions returns the options for the demo's data, which is stored
@@ -111,6 +182,9 @@ func demoOptions(limit int) (dataset.Options, error) {
 // loadData loads --data; with no --data and no --model it loads the demo's
 // test set (calib=false) or calibration set (calib=true).
 func (m *modelFlags) loadData(calib bool) (*dataset.Dataset, error) {
+	if err := m.check(); err != nil {
+		return nil, err
+	}
 	if m.batch < 1 {
 		return nil, usagef("--batch: %d is below 1", m.batch)
 	}
@@ -147,13 +221,18 @@ func (m *modelFlags) loadData(calib bool) (*dataset.Dataset, error) {
 	return ds, nil
 }
 
-// inputs loads the model and calibration data with their hashes.
+// inputs loads the calibration data, then the model (whose dynamic
+// dimensions the data's shape resolves), with their hashes.
 func (m *modelFlags) inputs() (*pipeline.Inputs, error) {
-	net, err := m.loadModel()
+	calib, err := m.loadData(true)
 	if err != nil {
 		return nil, err
 	}
-	in := &pipeline.Inputs{Net: net}
+	net, err := m.loadModel(calib)
+	if err != nil {
+		return nil, err
+	}
+	in := &pipeline.Inputs{Net: net, Calib: calib}
 	if m.model == "" {
 		in.ModelName = "built-in demo"
 		in.ModelSHA256 = pipeline.HashBytes(demo.Model())
@@ -163,8 +242,9 @@ func (m *modelFlags) inputs() (*pipeline.Inputs, error) {
 			return nil, err
 		}
 	}
-	if in.Calib, err = m.loadData(true); err != nil {
-		return nil, err
+	if len(m.inputShapes) > 0 {
+		// The shapes given change the network, so the identity too.
+		in.ModelSHA256 = pipeline.HashBytes([]byte(in.ModelSHA256 + "|input-shape " + m.inputShapes.String()))
 	}
 	if m.data == "" {
 		in.DataName = "built-in demo calibration set"

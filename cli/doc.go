@@ -5,4 +5,10 @@
 // Exit status: 0 on success, 1 on errors in the input or the job, 2 on
 // usage errors (unknown subcommand or flag, missing or malformed flag
 // values).
+//
+// Every command that loads a model loads its data first: the data's sample
+// shape resolves the dimensions a model leaves dynamic, unless
+// --input-shape NAME=DxDx...xD (repeatable, strictly parsed) fixes them.
+// run writes the float model's first output for every sample as a float32
+// NPY, atomically; an interrupt exits 1 with one line and writes nothing.
 package cli

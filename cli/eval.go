@@ -27,11 +27,11 @@ func runEval(e *env, args []string) error {
 	if *calibN < 1 {
 		return usagef("--calib-samples: %d is below 1", *calibN)
 	}
-	net, err := mf.loadModel()
+	ds, err := mf.loadData(false)
 	if err != nil {
 		return err
 	}
-	ds, err := mf.loadData(false)
+	net, err := mf.loadModel(ds)
 	if err != nil {
 		return err
 	}

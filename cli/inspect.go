@@ -27,7 +27,7 @@ func runInspect(e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	net, err := mf.loadModel()
+	net, err := mf.loadModel(nil)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,9 @@
 // Package dataset loads calibration and evaluation data into tensors:
 // NPY and NPZ arrays, IDX files of the MNIST family (gzipped or not), and
 // folders of class sub-folders of PNG/JPEG images; it resizes, converts to
-// gray and normalises them, and cuts them into batches.
+// gray and normalises them, and cuts them into batches. It also writes NPY
+// (NPYFloat32, NPYFloat64: byte for byte as numpy.save) and reads an NPY
+// array as stored (ReadNPY), for model outputs.
 //
 // The form of a file is detected from its content (NPY, zip, gzip and IDX
 // magic numbers), never from its name. Pixels stored as bytes (IDX, uint8

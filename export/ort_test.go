@@ -1,28 +1,24 @@
 package export
 
 import (
-	"encoding/binary"
-	"encoding/json"
+	"context"
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	"mpsearch/dataset"
+	"mpsearch/internal/ortrun"
 	"mpsearch/network"
 	"mpsearch/onnx"
 	"mpsearch/tensor"
 )
 
 // These tests run the exported model in ONNX Runtime (onnxruntime-node
-// 1.30, through testdata/ort/run_ort.js) and compare it with the project's
-// simulated quantization. They are skipped when node or the module is
-// missing; install it with ortInstall.
-const ortInstall = "npm install --prefix export/testdata/ort --ignore-scripts --no-save --no-package-lock onnxruntime-node@1.30.0"
+// 1.30, through mpsearch/internal/ortrun) and compare it with the project's
+// simulated quantization. Outside CI they are skipped when node or the
+// module is missing; install it with ortrun.Install.
 
 // Bounds for ONNX Runtime (float32) against the simulation (float64).
 //
@@ -50,93 +46,22 @@ const (
 )
 
 // ortInput is one model input for ONNX Runtime.
-type ortInput struct {
-	x      *tensor.Tensor
-	double bool // DOUBLE instead of FLOAT
-}
+type ortInput = ortrun.Input
 
 // ortRunner returns a function running a model file in ONNX Runtime at an
-// optimization level, or skips the test.
+// optimization level and returning its first output, or skips the test
+// (see ortrun.ForTest).
 func ortRunner(t *testing.T) func(t *testing.T, model, level string, xs ...ortInput) *tensor.Tensor {
 	t.Helper()
-	nodeBin, err := exec.LookPath("node")
-	if err != nil {
-		t.Skipf("node is not installed; ONNX Runtime checks need node and onnxruntime-node: %s", ortInstall)
-	}
-	if _, err := os.Stat("testdata/ort/node_modules/onnxruntime-node/package.json"); err != nil {
-		t.Skipf("onnxruntime-node is not installed; run from the repository root: %s", ortInstall)
-	}
+	r := ortrun.ForTest(t)
 	return func(t *testing.T, model, level string, xs ...ortInput) *tensor.Tensor {
 		t.Helper()
-		dir := t.TempDir()
-		out := filepath.Join(dir, "y.bin")
-		args := []string{"testdata/ort/run_ort.js", model, out, level}
-		for k, in := range xs {
-			path := filepath.Join(dir, fmt.Sprintf("x%d.bin", k))
-			if err := os.WriteFile(path, encodeRaw(in.x.Data, in.double), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			dims := make([]string, len(in.x.Shape))
-			for i, d := range in.x.Shape {
-				dims[i] = strconv.Itoa(d)
-			}
-			typ := "float32"
-			if in.double {
-				typ = "float64"
-			}
-			args = append(args, path+":"+strings.Join(dims, ",")+":"+typ)
-		}
-		cmd := exec.Command(nodeBin, args...)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		stdout, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("ONNX Runtime on %s: %v: %s", filepath.Base(model), err, stderr.String())
-		}
-		var res struct {
-			Type string
-			Dims []int
-		}
-		if err := json.Unmarshal(stdout, &res); err != nil {
-			t.Fatalf("run_ort.js printed %q: %v", stdout, err)
-		}
-		raw, err := os.ReadFile(out)
+		outs, err := r.Run(context.Background(), model, level, xs...)
 		if err != nil {
 			t.Fatal(err)
 		}
-		y := tensor.New(res.Dims...)
-		width := 4
-		if res.Type == "float64" {
-			width = 8
-		}
-		if width*y.Size() != len(raw) {
-			t.Fatalf("ONNX Runtime output: %d bytes of %s for shape %v", len(raw), res.Type, res.Dims)
-		}
-		for i := range y.Data {
-			if width == 8 {
-				y.Data[i] = math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:]))
-			} else {
-				y.Data[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:])))
-			}
-		}
-		return y
+		return outs[0]
 	}
-}
-
-// encodeRaw returns vals as little-endian float32 (float64 if double).
-func encodeRaw(vals []float64, double bool) []byte {
-	if double {
-		buf := make([]byte, 8*len(vals))
-		for i, v := range vals {
-			binary.LittleEndian.PutUint64(buf[8*i:], math.Float64bits(v))
-		}
-		return buf
-	}
-	buf := make([]byte, 4*len(vals))
-	for i, v := range vals {
-		binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(float32(v)))
-	}
-	return buf
 }
 
 // exportTo writes the QDQ model of cfg into a temporary file.
@@ -214,7 +139,7 @@ func TestORTMatchesSimulation(t *testing.T) {
 			if (n4 > 0) != (tc.wantLow == onnx.Int4) {
 				t.Errorf("INT4 initializers: got %d; want them only at opset 21", n4)
 			}
-			got := run(t, path, tc.level, ortInput{x: ds.X})
+			got := run(t, path, tc.level, ortInput{X: ds.X})
 			want := simLogits(t, net, tc.bits, act, ds.X)
 			compareORT(t, got, want, tc.level)
 		})
@@ -260,7 +185,7 @@ func TestORTAccuracy(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path, _ := exportTo(t, net, Config{Bits: tc.bits, Act: act, Opset21: tc.opset21})
-			got := run(t, path, tc.level, ortInput{x: test.X})
+			got := run(t, path, tc.level, ortInput{X: test.X})
 			want := simLogits(t, net, tc.bits, act, test.X)
 			ortAcc := accuracy(argmax(got), test.Y)
 			simAcc := accuracy(argmax(want), test.Y)
@@ -306,9 +231,9 @@ func TestORTRaisedOpset(t *testing.T) {
 					t.Fatal(err)
 				}
 				if dt != onnx.Float && dt != onnx.Double {
-					t.Fatalf("input %q is %v; run_ort.js feeds FLOAT or DOUBLE", name, dt)
+					t.Fatalf("input %q is %v; the ONNX Runtime runner feeds FLOAT or DOUBLE", name, dt)
 				}
-				xs = append(xs, ortInput{x: x, double: dt == onnx.Double})
+				xs = append(xs, ortInput{X: x, Double: dt == onnx.Double})
 			}
 			want, _, err := onnx.ReadTensor(filepath.Join(dir, "test_data_set_0", "output_0.pb"))
 			if err != nil {

@@ -15,7 +15,50 @@
 // into its weights (Network.Model is the rewritten model); nodes whose
 // inputs are all constants are evaluated once.
 //
+// Inputs that only configure an op (Pow's exponent when constant, Resize's
+// roi/scales/sizes, the axes of reductions) are ConstInputs and never
+// differentiated; Resize reads its scales or sizes at run time when they
+// are not constants. ConvTranspose runs on Conv's im2col/col2im machinery
+// as the adjoint of a convolution. Selections (Max, Min, ReduceMax,
+// ReduceMin, MaxPool) send gradients to the first element reaching the
+// extreme.
+//
+// Shapes. The data input's shape comes from the model, with dynamic
+// dimensions other than the batch axis resolved by Options.InputShapes
+// (the --input-shape flag); an unresolved one is an error naming the flag.
+// Build then walks the nodes once in order and runs each on zero data at
+// two probe batch sizes, 1 and 2 (build.go). The batch-1 pass gives every
+// intermediate shape (Layer shapes and MACs come from it). Values computed
+// from shapes only — the outputs of Shape and Size and of every node whose
+// run-time inputs are such values (Gather, Concat, Unsqueeze, Cast, integer
+// arithmetic, Equal, Where, Range, ConstantOfShape, ScatterND...) — are
+// folded to constants when both probe passes give the same tensor: they do
+// not depend on the batch size. The others (the batch size read by
+// Shape→Gather(0) for ViT's reshapes and class-token Expand, ShuffleNet's
+// channel-shuffle targets) stay nodes, evaluated per pass on small tensors,
+// so only the batch axis stays free. A node whose builder needs a constant
+// input that is such a per-pass value (Reshape's target, Expand's shape...)
+// becomes a deferredOp, which builds the op from the pass's values each
+// Forward; differentiation goes through the op so built. Graphs with
+// several data inputs (the ONNX node cases) are not probed: nothing is
+// folded beyond all-constant nodes and every constant-needing node whose
+// inputs are run-time values is deferred.
+//
+// The second probe pass runs only the nodes that Shape or Size read from
+// (and shape values), so models without shape arithmetic pay one probe.
+// Folding trusts that a shape value equal at batch sizes 1 and 2 is equal
+// at every batch size, which holds for the arithmetic exporters write
+// (products, sums and quotients of dimensions, comparisons with -1).
+//
+// Integers and booleans are float64 values, exact below 2^53; constants
+// beyond the int64 range saturate (INT64_MAX Slice ends). Build infers
+// element types to pick integer semantics where they differ: Div of two
+// integer tensors truncates, as ONNX Runtime does. Ops may have several
+// outputs (Split, a MultiOp); one-output ops are run through singleOp.
+//
 // Invariants:
+//   - inputs that are indices, conditions or shapes (NonDiffInputs) get no
+//     gradient, like constant inputs;
 //   - ops never modify their inputs; shape ops (Reshape, Flatten, Squeeze,
 //     Unsqueeze, Identity, Dropout) return views sharing the input's data,
 //     so callers must not modify outputs in place either;

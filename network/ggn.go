@@ -19,6 +19,14 @@ var piecewiseLinearOps = map[string]bool{
 	"Transpose": true, "Squeeze": true, "Unsqueeze": true, "Identity": true,
 	"Dropout": true, "Concat": true, "Pad": true, "Constant": true,
 	"ReduceMean": true, "ReduceSum": true,
+	// Shape arithmetic and data movement: constant, piecewise constant
+	// (comparisons, integer casts, Where's condition) or a selection of
+	// input elements.
+	"Shape": true, "Size": true, "Gather": true, "Slice": true, "Split": true,
+	"Expand": true, "Tile": true, "ScatterND": true, "Where": true, "Cast": true,
+	"Equal": true, "Less": true, "Greater": true, "LessOrEqual": true,
+	"GreaterOrEqual": true, "Not": true, "And": true, "Or": true, "Xor": true,
+	"Mod": true, "Range": true, "ConstantOfShape": true,
 }
 
 // PiecewiseLinear reports whether the logits are piecewise linear in each
@@ -308,13 +316,16 @@ func (p *Pass) sampleWeightGrad(nd *node, s int, gy *tensor.Tensor) (*tensor.Ten
 			ins[j] = sampleOf(p.vals[v], s)
 		}
 	}
-	out, st, err := nd.op.Forward(ins)
+	if nd.single == nil {
+		return nil, fmt.Errorf("node %q (%s): per-sample weight gradients need a one-output operator with constant shapes: %w", nd.name, nd.opType, ErrUnsupported)
+	}
+	out, st, err := nd.single.Forward(ins)
 	if err != nil {
 		return nil, err
 	}
 	need := make([]bool, len(ins))
 	need[1] = true
-	return nd.op.Backward(ins, out, st, sampleOf(gy, s), need)[1], nil
+	return nd.single.Backward(ins, out, st, sampleOf(gy, s), need)[1], nil
 }
 
 // sampleOf returns sample s of a batch tensor as a batch of one (a view).

@@ -78,10 +78,14 @@ type Network struct {
 
 type node struct {
 	name, opType string
-	op           Op
+	op           MultiOp
+	single       Op    // op when it is a plain one-output Op, else nil
 	in           []int // value indices, -1 for omitted
-	out          int
-	constIn      []bool
+	outs         []int // value index per output, -1 for omitted
+	out          int   // outs[0]
+	// constIn marks the inputs that get no gradient and no hook: build-time
+	// constants and non-differentiable inputs (indices, shapes, masks).
+	constIn []bool
 }
 
 // Options controls Build.
@@ -89,6 +93,10 @@ type Options struct {
 	// NoFold keeps BatchNormalization nodes instead of folding them into
 	// the preceding Conv/Gemm.
 	NoFold bool
+	// InputShapes gives the full shape of graph inputs by name, batch axis
+	// included (its value is ignored). It resolves dynamic dimensions and
+	// must agree with the static ones.
+	InputShapes map[string][]int
 }
 
 // Build makes a Network from an imported ONNX model. The model is not
@@ -111,13 +119,13 @@ func Build(m *onnx.Model, opt Options) (*Network, error) {
 	in := g.Inputs[0]
 	net.InputName = in.Name
 	net.OutputName = g.Outputs[0].Name
-	if len(in.Shape) > 0 {
-		for _, d := range in.Shape[1:] {
-			if d.Value <= 0 {
-				return nil, fmt.Errorf("network: input %q has a dynamic dimension other than the batch axis (%v): %w", in.Name, dimsString(in.Shape), ErrUnsupported)
-			}
-			net.SampleShape = append(net.SampleShape, int(d.Value))
-		}
+	given, has := opt.InputShapes[in.Name]
+	full, err := resolveInputShape(in, given, has)
+	if err != nil {
+		return nil, err
+	}
+	if full != nil && len(full) > 0 {
+		net.SampleShape = append([]int{}, full[1:]...)
 	}
 	val := func(name string) int {
 		if i, ok := net.valIdx[name]; ok {
@@ -133,108 +141,63 @@ func Build(m *onnx.Model, opt Options) (*Network, error) {
 		net.InputNames = append(net.InputNames, vi.Name)
 	}
 	net.inVal = net.inVals[0]
-	// Constants known at build time: initializers and folded values.
-	consts := map[string]*tensor.Tensor{}
-	for _, name := range g.InitOrder {
-		consts[name] = g.Initializers[name]
+	sw := newSweep(g, m.Opset)
+	if full != nil && len(g.Inputs) == 1 {
+		sw.startProbes(in.Name, full)
 	}
-	// First pass: which initializers are used as constant inputs only.
-	type pending struct {
-		n  *onnx.Node
-		op Op
-	}
-	var built []pending
-	constUse := map[string]bool{} // initializer consumed as a ConstInput
-	diffUse := map[string]bool{}  // initializer consumed as a differentiable input
+	var built []*pending
 	for i := range g.Nodes {
 		n := &g.Nodes[i]
-		if n.Domain != "" && n.Domain != "ai.onnx" {
-			return nil, fmt.Errorf("node %q: operator %s of domain %q: %w; mpsearch runs the default ONNX domain only", n.Name, n.OpType, n.Domain, ErrUnsupported)
+		if err := checkNode(g, n, sw.consts, net.valIdx); err != nil {
+			return nil, err
 		}
-		b, ok := builders[n.OpType]
-		if !ok {
-			return nil, fmt.Errorf("node %q: operator %s: %w; supported operators: %s", n.Name, n.OpType, ErrUnsupported, strings.Join(SupportedOps(), ", "))
-		}
-		for j, o := range n.Outputs {
-			if j > 0 && o != "" && usedLater(g, i, o) {
-				return nil, fmt.Errorf("node %q (%s): output %d (%q) is used, but mpsearch supports only the first output of this operator: %w", n.Name, n.OpType, j, o, ErrUnsupported)
-			}
-		}
-		for _, inName := range n.Inputs {
-			if inName == "" {
-				continue
-			}
-			if _, ok := consts[inName]; !ok {
-				if _, known := net.valIdx[inName]; !known {
-					return nil, fmt.Errorf("node %q (%s): input %q is not produced by any earlier node, initializer or graph input (is the graph in topological order?)", n.Name, n.OpType, inName)
-				}
-			}
-		}
-		op, err := b(n, consts, m.Opset)
+		p, err := sw.step(i, n)
 		if err != nil {
 			return nil, err
 		}
-		isConst := make([]bool, len(n.Inputs))
-		if ci, ok := op.(ConstInputs); ok {
-			for _, j := range ci.ConstInputs() {
-				if j < len(isConst) {
-					isConst[j] = true
-				}
-			}
-		}
-		allConst := true
-		for j, inName := range n.Inputs {
-			if inName == "" {
-				continue
-			}
-			if _, ok := consts[inName]; !ok {
-				allConst = false
-			}
-			if _, isInit := g.Initializers[inName]; isInit {
-				if isConst[j] || !isFloatType(g.InitTypes[inName]) {
-					constUse[inName] = true
-				} else {
-					diffUse[inName] = true
-				}
-			}
-		}
-		// Fold nodes whose inputs are all constants and that consume no
-		// parameter (Constant, shape arithmetic on initializers).
-		if allConst && !anyDiff(n, g, isConst) && len(n.Outputs) > 0 {
-			ins := make([]*tensor.Tensor, len(n.Inputs))
-			for j, inName := range n.Inputs {
-				if inName != "" {
-					ins[j] = consts[inName]
-				}
-			}
-			out, _, err := op.Forward(ins)
-			if err != nil {
-				return nil, nodeErr(n, "%v", err)
-			}
-			consts[n.Outputs[0]] = out
-			continue
+		if p == nil {
+			continue // folded
 		}
 		for _, inName := range n.Inputs {
 			if inName != "" {
 				val(inName)
 			}
 		}
-		val(n.Outputs[0])
-		built = append(built, pending{n, op})
+		for _, o := range n.Outputs[:p.nout] {
+			if o != "" {
+				val(o)
+			}
+		}
+		built = append(built, p)
 	}
-	// Parameters: float initializers used differentiably, in file order.
+	// Parameters: float initializers used differentiably by kept nodes, in
+	// file order.
+	constUse, diffUse := map[string]bool{}, map[string]bool{}
+	for _, p := range built {
+		for j, inName := range p.n.Inputs {
+			if _, isInit := g.Initializers[inName]; isInit {
+				if p.constIn[j] || !isFloatType(g.InitTypes[inName]) {
+					constUse[inName] = true
+				} else {
+					diffUse[inName] = true
+				}
+			}
+		}
+	}
 	paramOf := map[string]int{}
 	for _, name := range g.InitOrder {
 		if diffUse[name] {
-			if _, used := net.valIdx[name]; !used {
-				continue
-			}
 			paramOf[name] = len(net.params)
 			net.params = append(net.params, &Param{Name: name, Value: g.Initializers[name].Clone(), Input: -1})
 			net.pvals = append(net.pvals, net.valIdx[name])
 		}
 	}
-	for name, t := range consts {
+	for _, o := range g.Outputs {
+		if _, ok := sw.consts[o.Name]; ok {
+			val(o.Name) // a graph output folded to a constant
+		}
+	}
+	for name, t := range sw.consts {
 		if i, ok := net.valIdx[name]; ok {
 			if _, isParam := paramOf[name]; !isParam {
 				net.consts[i] = t
@@ -242,28 +205,7 @@ func Build(m *onnx.Model, opt Options) (*Network, error) {
 		}
 	}
 	for _, p := range built {
-		nd := &node{name: p.n.Name, opType: p.n.OpType, op: p.op, out: net.valIdx[p.n.Outputs[0]]}
-		nd.in = make([]int, len(p.n.Inputs))
-		nd.constIn = make([]bool, len(p.n.Inputs))
-		if ci, ok := p.op.(ConstInputs); ok {
-			for _, j := range ci.ConstInputs() {
-				if j < len(nd.constIn) {
-					nd.constIn[j] = true
-				}
-			}
-		}
-		for j, inName := range p.n.Inputs {
-			nd.in[j] = -1
-			if inName == "" {
-				continue
-			}
-			nd.in[j] = net.valIdx[inName]
-			if k, ok := paramOf[inName]; ok && net.params[k].Input < 0 {
-				net.params[k].Node = p.n.Name
-				net.params[k].Input = j
-			}
-		}
-		net.nodes = append(net.nodes, nd)
+		net.nodes = append(net.nodes, net.newNode(p, paramOf))
 	}
 	o, ok := net.valIdx[net.OutputName]
 	if !ok {
@@ -277,12 +219,63 @@ func Build(m *onnx.Model, opt Options) (*Network, error) {
 			}
 		}
 	}
-	if net.SampleShape != nil && len(net.inVals) == 1 {
-		if err := net.inferLayers(); err != nil {
-			return nil, err
-		}
+	if sw.probe[0] != nil {
+		net.inferLayers(sw.shapes)
 	}
 	return net, nil
+}
+
+// checkNode checks that n's operator is supported and that its inputs are
+// known.
+func checkNode(g *onnx.Graph, n *onnx.Node, consts map[string]*tensor.Tensor, known map[string]int) error {
+	if n.Domain != "" && n.Domain != "ai.onnx" {
+		return fmt.Errorf("node %q: operator %s of domain %q: %w; mpsearch runs the default ONNX domain only", n.Name, n.OpType, n.Domain, ErrUnsupported)
+	}
+	_, ok := builders[n.OpType]
+	if _, multi := multiBuilders[n.OpType]; !ok && !multi {
+		return fmt.Errorf("node %q: operator %s: %w; supported operators: %s", n.Name, n.OpType, ErrUnsupported, strings.Join(SupportedOps(), ", "))
+	}
+	for _, inName := range n.Inputs {
+		if inName == "" {
+			continue
+		}
+		if _, ok := consts[inName]; !ok {
+			if _, ok := known[inName]; !ok {
+				return fmt.Errorf("node %q (%s): input %q is not produced by any earlier node, initializer or graph input (is the graph in topological order?)", n.Name, n.OpType, inName)
+			}
+		}
+	}
+	return nil
+}
+
+// newNode makes the executed node of p, recording where each parameter is
+// first consumed.
+func (net *Network) newNode(p *pending, paramOf map[string]int) *node {
+	nd := &node{name: p.n.Name, opType: p.n.OpType, op: p.op, single: p.single, constIn: p.constIn}
+	for _, o := range p.n.Outputs[:p.nout] {
+		v := -1
+		if o != "" {
+			v = net.valIdx[o]
+		}
+		nd.outs = append(nd.outs, v)
+	}
+	nd.out = -1
+	if len(nd.outs) > 0 {
+		nd.out = nd.outs[0]
+	}
+	nd.in = make([]int, len(p.n.Inputs))
+	for j, inName := range p.n.Inputs {
+		nd.in[j] = -1
+		if inName == "" {
+			continue
+		}
+		nd.in[j] = net.valIdx[inName]
+		if k, ok := paramOf[inName]; ok && net.params[k].Input < 0 {
+			net.params[k].Node = p.n.Name
+			net.params[k].Input = j
+		}
+	}
+	return nd
 }
 
 func anyDiff(n *onnx.Node, g *onnx.Graph, isConst []bool) bool {
@@ -335,14 +328,9 @@ func dimsString(ds []onnx.Dim) string {
 	return "[" + strings.Join(parts, ",") + "]"
 }
 
-// inferLayers runs one zero sample through the network to learn every
-// shape, and records the quantizable layers with their MACs.
-func (net *Network) inferLayers() error {
-	x := tensor.New(append([]int{1}, net.SampleShape...)...)
-	p, err := net.Forward(context.Background(), x)
-	if err != nil {
-		return err
-	}
+// inferLayers records the quantizable layers with their MACs, from the
+// batch-1 shapes of the build's probe pass.
+func (net *Network) inferLayers(shapes map[string][]int) {
 	widx := map[int]int{}
 	for i, v := range net.pvals {
 		widx[v] = i
@@ -366,18 +354,17 @@ func (net *Network) inferLayers() error {
 				l.Bias = bi
 			}
 		}
-		xin := p.vals[nd.in[0]]
-		out := p.vals[nd.out]
-		l.InShape = append([]int(nil), xin.Shape...)
-		l.OutShape = append([]int(nil), out.Shape...)
+		l.InShape = append([]int(nil), shapes[net.valName[nd.in[0]]]...)
+		l.OutShape = append([]int(nil), shapes[net.valName[nd.out]]...)
+		outSize := int64(tensor.Size(l.OutShape))
 		w := net.params[wi].Value
 		switch nd.opType {
 		case "Conv":
 			// Each output element costs (Cin/group)*kh*kw MACs.
-			l.MACs = int64(out.Size()) * int64(w.Size()/w.Shape[0])
+			l.MACs = outSize * int64(w.Size()/w.Shape[0])
 		case "Gemm":
 			l.TransB = gemmTransB(net.Model.Graph, nd.name)
-			l.MACs = int64(out.Size()) * int64(w.Size()/outFeatures(w, l.TransB))
+			l.MACs = outSize * int64(w.Size()/outFeatures(w, l.TransB))
 			if !l.TransB {
 				l.ChannelAxis = w.Rank() - 1
 			}
@@ -385,12 +372,11 @@ func (net *Network) inferLayers() error {
 			if w.Rank() != 2 {
 				continue // batched weights are not a quantizable layer
 			}
-			l.MACs = int64(out.Size()) * int64(w.Shape[0])
+			l.MACs = outSize * int64(w.Shape[0])
 			l.ChannelAxis = 1
 		}
 		net.layers = append(net.layers, l)
 	}
-	return nil
 }
 
 func outFeatures(w *tensor.Tensor, transB bool) int {
@@ -493,14 +479,21 @@ func (net *Network) ForwardAll(ctx context.Context, xs []*tensor.Tensor, hook Ho
 			}
 			ins = append(ins, t)
 		}
-		out, st, err := nd.op.Forward(ins)
+		outs, st, err := nd.op.ForwardMulti(ins)
+		if err == nil && len(outs) < len(nd.outs) {
+			err = fmt.Errorf("has %d outputs; the operator computes %d", len(nd.outs), len(outs))
+		}
 		if err != nil {
 			if strings.HasPrefix(err.Error(), "node ") {
 				return nil, err
 			}
 			return nil, fmt.Errorf("node %q (%s): %w", nd.name, nd.opType, err)
 		}
-		p.vals[nd.out] = out
+		for j, v := range nd.outs {
+			if v >= 0 {
+				p.vals[v] = outs[j]
+			}
+		}
 		p.states[k] = st
 	}
 	return p, nil
@@ -551,7 +544,11 @@ func (net *Network) needGrad(wantInput bool) []bool {
 	for _, nd := range net.nodes {
 		for j, v := range nd.in {
 			if v >= 0 && need[v] && !nd.constIn[j] {
-				need[nd.out] = true
+				for _, o := range nd.outs {
+					if o >= 0 {
+						need[o] = true
+					}
+				}
 			}
 		}
 	}
@@ -647,7 +644,12 @@ func (p *Pass) tangents(dirs []*tensor.Tensor, k int) ([]*tensor.Tensor, error) 
 			any = any || t != nil
 		}
 		if any {
-			tang[nd.out] = nd.op.Tangent(ins, tins, p.vals[nd.out], p.states[n])
+			touts := nd.op.TangentMulti(ins, tins, p.outVals(nd, p.vals), p.states[n])
+			for j, v := range nd.outs {
+				if v >= 0 && j < len(touts) {
+					tang[v] = touts[j]
+				}
+			}
 		}
 	}
 	return tang, nil
@@ -677,8 +679,12 @@ func (p *Pass) backward(gout, tgout *tensor.Tensor, tang []*tensor.Tensor, need 
 	tins := make([]*tensor.Tensor, 0, 4)
 	for n := len(net.nodes) - 1; n >= 0; n-- {
 		nd := net.nodes[n]
-		g := grad[nd.out]
-		if g == nil {
+		gouts := p.outVals(nd, grad)
+		anyGrad := false
+		for _, g := range gouts {
+			anyGrad = anyGrad || g != nil
+		}
+		if !anyGrad {
 			continue
 		}
 		ins, tins = ins[:0], tins[:0]
@@ -702,10 +708,11 @@ func (p *Pass) backward(gout, tgout *tensor.Tensor, tang []*tensor.Tensor, need 
 			continue
 		}
 		var gin, tgin []*tensor.Tensor
+		outs := p.outVals(nd, p.vals)
 		if tang == nil {
-			gin = nd.op.Backward(ins, p.vals[nd.out], p.states[n], g, nin)
+			gin = nd.op.BackwardMulti(ins, outs, p.states[n], gouts, nin)
 		} else {
-			gin, tgin = nd.op.BackwardTangent(ins, tins, p.vals[nd.out], tang[nd.out], p.states[n], g, tgrad[nd.out], nin)
+			gin, tgin = nd.op.BackwardTangentMulti(ins, tins, outs, p.outVals(nd, tang), p.states[n], gouts, p.outVals(nd, tgrad), nin)
 		}
 		for j, v := range nd.in {
 			if !nin[j] {
@@ -720,6 +727,18 @@ func (p *Pass) backward(gout, tgout *tensor.Tensor, tang []*tensor.Tensor, need 
 		}
 	}
 	return grad, tgrad
+}
+
+// outVals picks the entries of per-value tensors (values, gradients or
+// tangents) for each output of nd, nil for omitted outputs.
+func (p *Pass) outVals(nd *node, vals []*tensor.Tensor) []*tensor.Tensor {
+	out := make([]*tensor.Tensor, len(nd.outs))
+	for j, v := range nd.outs {
+		if v >= 0 {
+			out[j] = vals[v]
+		}
+	}
+	return out
 }
 
 // paramValues picks each parameter's entry of per-value tensors, with

@@ -84,7 +84,8 @@ func (op *viewOp) BackwardTangent(in, _ []*tensor.Tensor, out, _ *tensor.Tensor,
 }
 
 // buildDropout makes inference-mode Dropout: the identity. Its ratio is
-// ignored; a training_mode input (opset >= 12) must be a constant false.
+// ignored; a training_mode input (opset >= 12) must be a constant false,
+// or true with a constant ratio of 0.
 // The mask output is refused by the graph builder when it is used.
 func buildDropout(n *onnx.Node, consts map[string]*tensor.Tensor, opset int64) (Op, error) {
 	if err := wantInputs(n, 1, 3); err != nil {
@@ -102,7 +103,12 @@ func buildDropout(n *onnx.Node, consts map[string]*tensor.Tensor, opset int64) (
 			return nil, err
 		}
 		if ok && t.Size() > 0 && t.Data[0] != 0 {
-			return nil, nodeErrWrap(n, ErrUnsupported, "training_mode is true; export the model in eval mode")
+			// Training mode with a ratio of 0 (swin_t's attention dropout
+			// as torch.onnx exports it) is still the identity.
+			r, hasRatio, err := constInput(n, consts, 1)
+			if err != nil || !hasRatio || r.Size() != 1 || r.Data[0] != 0 {
+				return nil, nodeErrWrap(n, ErrUnsupported, "training_mode is true with a nonzero or unknown ratio; export the model in eval mode")
+			}
 		}
 	}
 	return op, nil
@@ -705,10 +711,20 @@ func constInput(n *onnx.Node, consts map[string]*tensor.Tensor, i int) (t *tenso
 	}
 	t, ok = consts[n.Inputs[i]]
 	if !ok {
-		return nil, false, nodeErrWrap(n, ErrUnsupported, "input %d (%q) must be a constant (an initializer or computed from initializers only)", i, n.Inputs[i])
+		return nil, false, &notConstError{input: i, err: nodeErrWrap(n, ErrUnsupported, "input %d (%q) must be a constant (an initializer, or computed from initializers and from shapes that do not depend on the batch size)", i, n.Inputs[i])}
 	}
 	return t, true, nil
 }
+
+// notConstError is constInput's error: input is not a build-time
+// constant. Build then reads that input at run time instead (deferredOp).
+type notConstError struct {
+	input int
+	err   error
+}
+
+func (e *notConstError) Error() string { return e.err.Error() }
+func (e *notConstError) Unwrap() error { return e.err }
 
 // nodeErrWrap is nodeErr for an error that wraps sentinel (ErrShape,
 // ErrUnsupported), which errors.Is then finds.
@@ -724,7 +740,14 @@ func intsOf(n *onnx.Node, t *tensor.Tensor, what string) ([]int64, error) {
 		if v != math.Trunc(v) || math.IsInf(v, 0) {
 			return nil, nodeErr(n, "%s value %g is not an integer", what, v)
 		}
-		out[i] = int64(v)
+		switch {
+		case v >= math.MaxInt64: // INT64_MAX ends (Slice) round up to 2^63 in float64
+			out[i] = math.MaxInt64
+		case v <= math.MinInt64:
+			out[i] = math.MinInt64
+		default:
+			out[i] = int64(v)
+		}
 	}
 	return out, nil
 }

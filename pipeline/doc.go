@@ -2,4 +2,10 @@
 // model and data, evaluates, computes sensitivities and costs, searches bit
 // widths, quantizes, exports and reports. The command-line package and the
 // tests both drive it; it never prints (progress goes through callbacks).
+//
+// LoadModel and ParseModel build the float network with the input shapes
+// of ModelOptions: the user's (--input-shape), else the data's sample shape
+// when the first input declares dynamic dimensions, else as declared.
+// RunOutputs collects the first graph output of every sample (mpsearch
+// run); its NPY file is written atomically.
 package pipeline

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
+	"sort"
+	"strings"
 	"time"
 
 	"mpsearch/dataset"
@@ -13,30 +16,92 @@ import (
 	"mpsearch/tensor"
 )
 
+// ModelOptions says how LoadModel and ParseModel build the float network.
+type ModelOptions struct {
+	// InputShapes fixes the shapes of graph inputs by name: the full shape,
+	// batch axis included (its value is ignored). It is what the user gave
+	// with --input-shape; every name must be a graph input of the model.
+	InputShapes map[string][]int
+	// SampleShape is the shape of one data sample, without the batch axis.
+	// When InputShapes is empty and the first graph input declares a
+	// dimension other than the batch axis dynamic (or declares no shape),
+	// that input takes the shape [1, SampleShape...]: the data resolves
+	// dynamic models. A model whose input is fully declared is built as
+	// declared, so data of another shape is reported as a mismatch.
+	SampleShape []int
+}
+
 // LoadModel reads an ONNX file and builds the float network.
-func LoadModel(path string) (*network.Network, error) {
+func LoadModel(path string, opt ModelOptions) (*network.Network, error) {
 	m, err := onnx.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	net, err := network.Build(m, network.Options{})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return net, nil
+	return buildModel(m, path, opt)
 }
 
 // ParseModel builds the float network from ONNX bytes (the built-in demo).
-func ParseModel(data []byte, name string) (*network.Network, error) {
+func ParseModel(data []byte, name string, opt ModelOptions) (*network.Network, error) {
 	m, err := onnx.Parse(data, "")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	net, err := network.Build(m, network.Options{})
+	return buildModel(m, name, opt)
+}
+
+func buildModel(m *onnx.Model, name string, opt ModelOptions) (*network.Network, error) {
+	shapes, err := inputShapes(m, opt)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	net, err := network.Build(m, network.Options{InputShapes: shapes})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return net, nil
+}
+
+// inputShapes returns the input shapes to build m with (nil: as declared).
+func inputShapes(m *onnx.Model, opt ModelOptions) (map[string][]int, error) {
+	if m.Graph == nil || len(m.Graph.Inputs) == 0 {
+		return nil, nil // network.Build reports it
+	}
+	if len(opt.InputShapes) > 0 {
+		var names []string
+		for _, in := range m.Graph.Inputs {
+			names = append(names, in.Name)
+		}
+		given := make([]string, 0, len(opt.InputShapes))
+		for k := range opt.InputShapes {
+			given = append(given, k)
+		}
+		sort.Strings(given)
+		for _, k := range given {
+			if !slices.Contains(names, k) {
+				return nil, fmt.Errorf("--input-shape names input %q, which the model does not have; its inputs: %s", k, strings.Join(names, ", "))
+			}
+		}
+		return opt.InputShapes, nil
+	}
+	in := m.Graph.Inputs[0]
+	if opt.SampleShape == nil || !hasDynamicSampleDim(in) {
+		return nil, nil
+	}
+	return map[string][]int{in.Name: append([]int{1}, opt.SampleShape...)}, nil
+}
+
+// hasDynamicSampleDim tells whether in declares no shape or a dynamic
+// dimension other than the batch axis.
+func hasDynamicSampleDim(in onnx.ValueInfo) bool {
+	if len(in.Shape) == 0 {
+		return true
+	}
+	for _, d := range in.Shape[1:] {
+		if d.Value <= 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Progress reports how far a long job is: done of total units.

@@ -5,6 +5,8 @@ Uses Debian's python3-torch, python3-torchvision and python3-onnx
 (apt-get install python3-torch python3-torchvision python3-onnx); no
 download: the weights are random (torch.manual_seed), which is enough for
 speed, memory and operator coverage. Accuracy claims stay on trained models.
+Weights torchvision initialises to zero (ViT's head) are drawn at random too,
+so that no model's logits are identically zero.
 
     scripts/export_torchvision.py --out models                 # the 14 classifiers, opsets 13 and 17
     scripts/export_torchvision.py --out models --models resnet18,mobilenet_v2 --opsets 17
@@ -36,6 +38,13 @@ def build(name):
     if name == "googlenet":
         kwargs = {"aux_logits": False, "init_weights": True}
     m = getattr(torchvision.models, name)(weights=None, **kwargs)
+    # torchvision zero-initialises some weights (ViT's classification head):
+    # every logit would be 0 and any comparison of outputs vacuous. Give
+    # them seeded random values at the scale of the other heads (std 0.01).
+    with torch.no_grad():
+        for p in m.parameters():
+            if p.dim() >= 2 and not p.any():
+                p.normal_(0, 0.01)
     m.eval()
     return m
 
