@@ -131,7 +131,11 @@ func (net *Network) needLayerOutGrad() []bool {
 	for _, nd := range net.nodes {
 		for j, v := range nd.in {
 			if v >= 0 && need[v] && !nd.constIn[j] {
-				need[nd.out] = true
+				for _, o := range nd.outs {
+					if o >= 0 {
+						need[o] = true
+					}
+				}
 			}
 		}
 	}
@@ -154,7 +158,7 @@ func (p *Pass) newSampleNorms(nd *node, ni int) sampleNorms {
 	sn := sampleNorms{p: p, nd: nd, ni: ni}
 	x := p.vals[nd.in[0]]
 	w := p.vals[nd.in[1]]
-	switch op := nd.op.(type) {
+	switch op := nd.single.(type) {
 	case *gemmOp:
 		if !op.ta && x.Rank() == 2 {
 			sn.a2 = rowNorms(x.Data, x.Shape[0], x.Shape[1], op.alpha*op.alpha)
