@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"mpsearch/pipeline"
 	"mpsearch/sensitivity"
@@ -39,7 +40,7 @@ func (s *sensFlags) register(fs interface {
 	fs.Float64Var(&s.tol, "tol", 0.02, "stop when every layer's trace has this relative standard error")
 	fs.StringVar(&s.metric, "metric", sensitivity.DefaultMetric, "sensitivity metric of the omega column: hessian, quadratic, fisher or direct")
 	fs.StringVar(&s.metrics, "metrics", strings.Join(sensitivity.Metrics, ","), "metrics to compute (comma-separated); search verifies the optimum under each")
-	fs.StringVar(&s.trace, "trace", sensitivity.TraceAuto, "trace method: auto (exact when the network allows it), hutchinson, hutch++, exact")
+	fs.StringVar(&s.trace, "trace", sensitivity.TraceAuto, "trace method: auto (exact or hutch++, whichever is predicted cheaper; never exact for 1000 classes), hutchinson, hutch++, exact")
 	fs.StringVar(&s.bits, "bits", "2,3,4,8", "candidate weight bit widths, comma-separated")
 	fs.Uint64Var(&s.seed, "seed", 1, "random seed")
 	fs.BoolVar(&s.eigen, "eigen", true, "also the top Hessian eigenvalue of every layer")
@@ -96,7 +97,11 @@ func (s *sensFlags) config(e *env, mf *modelFlags, pr *progress) (sensitivity.Co
 			stage = p.Stage
 			*pr = *newProgress(e, "sensitivity "+p.Stage)
 		}
-		pr.update(p.Done, p.Total, p.Detail)
+		detail := p.Detail
+		if p.ETA > 0 {
+			detail = fmt.Sprintf("ETA %s  %s", p.ETA.Round(time.Second), detail)
+		}
+		pr.update(p.Done, p.Total, detail)
 	}
 	return cfg, nil
 }
@@ -104,10 +109,11 @@ func (s *sensFlags) config(e *env, mf *modelFlags, pr *progress) (sensitivity.Co
 func runSensitivity(e *env, args []string) error {
 	var mf modelFlags
 	var sf sensFlags
-	fs := newFlags(e, "sensitivity", "sensitivity [--model M --data D [--labels L|none]] [--probes N] [--tol T] [--metric M] [--bits 2,3,4,8] [--seed S] [--out sens.yaml]")
+	fs := newFlags(e, "sensitivity", "sensitivity [--model M --data D [--labels L|none]] [--probes N] [--tol T] [--metric M] [--bits 2,3,4,8] [--seed S] [--shard K/N] [--out sens.yaml]")
 	mf.register(fs, true)
 	sf.register(fs)
 	out := fs.String("out", "", "write the table to this YAML `file`")
+	shard := fs.String("shard", "", "compute only shard `K/N` (K = 0..N-1) of the table's cells; combine the N tables with 'mpsearch merge'")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -115,6 +121,11 @@ func runSensitivity(e *env, args []string) error {
 	cfg, err := sf.config(e, &mf, pr)
 	if err != nil {
 		return err
+	}
+	if *shard != "" {
+		if cfg.Shard, cfg.Shards, err = parseShard(*shard); err != nil {
+			return err
+		}
 	}
 	in, err := mf.inputs()
 	if err != nil {
@@ -128,7 +139,11 @@ func runSensitivity(e *env, args []string) error {
 	if cached {
 		fmt.Fprintln(e.stderr, "sensitivity: reused the cached table (--no-cache to recompute)")
 	}
-	printTable(e, t)
+	if t.Shard != nil {
+		fmt.Fprintf(e.stdout, "shard %d/%d of a sharded run: combine all %d tables with 'mpsearch merge'\n", t.Shard.Index, t.Shard.Count, t.Shard.Count)
+	} else {
+		printTable(e, t)
+	}
 	if *out != "" {
 		if err := t.WriteFile(*out); err != nil {
 			return err
@@ -136,6 +151,17 @@ func runSensitivity(e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "sensitivity: wrote %s\n", *out)
 	}
 	return nil
+}
+
+// parseShard parses --shard K/N.
+func parseShard(s string) (k, n int, err error) {
+	ks, ns, ok := strings.Cut(s, "/")
+	k, err1 := strconv.Atoi(strings.TrimSpace(ks))
+	n, err2 := strconv.Atoi(strings.TrimSpace(ns))
+	if !ok || err1 != nil || err2 != nil || n < 1 || k < 0 || k >= n {
+		return 0, 0, usagef("--shard: %q is not K/N with 0 <= K < N (e.g. $JOB_COMPLETION_INDEX/4)", s)
+	}
+	return k, n, nil
 }
 
 // printTable prints the summary of a sensitivity table.

@@ -115,7 +115,7 @@ func TestPiecewiseLinearSelectOps(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ggn, err := p.GGNTraces(n)
+			ggn, err := p.GGNTraces(context.Background(), n)
 			if err != nil {
 				t.Fatal(err)
 			}

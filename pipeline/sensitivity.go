@@ -52,7 +52,7 @@ func Sensitivity(ctx context.Context, in *Inputs, req SensitivityRequest) (t *se
 	var path string
 	if dir != "" {
 		path = filepath.Join(dir, "sens-"+cacheKey(in, req.Config)+".yaml")
-		if t, err := sensitivity.ReadFile(path); err == nil {
+		if t, err := sensitivity.ReadShardFile(path); err == nil {
 			return t, true, nil
 		}
 	}

@@ -66,7 +66,7 @@ func BenchmarkTraceToTolerance(b *testing.B) {
 		pp := time.Since(t0).Seconds()
 
 		t0 = time.Now()
-		if _, err := o.GGNTraces(ctx, ds.Len()); err != nil {
+		if _, err := o.GGNTraces(ctx, ds.Len(), nil); err != nil {
 			b.Fatal(err)
 		}
 		exact := time.Since(t0).Seconds()

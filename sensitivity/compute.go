@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
+	"time"
 
 	"mpsearch/dataset"
 	"mpsearch/hessian"
@@ -32,7 +34,7 @@ const DefaultMetric = MetricDirect
 
 // Trace estimation methods.
 const (
-	TraceAuto       = "auto" // exact when the network qualifies, else Hutch++
+	TraceAuto       = "auto" // the cheaper of exact and Hutch++ by predicted cost (see ChooseTrace)
 	TraceHutchinson = "hutchinson"
 	TraceHutchPP    = "hutch++"
 	TraceExact      = "exact"
@@ -55,15 +57,28 @@ type Config struct {
 	Loss    string
 	Batch   int
 	Threads int
+	// Shard and Shards select shard Shard (0-based) of Shards: Compute then
+	// computes only that shard's cells (see shard.go) and marks the table
+	// as a shard for Merge. Shards 0 means no sharding.
+	Shard, Shards int
 	// Progress, if not nil, receives the stage and its progress.
 	Progress func(Progress) `json:"-"`
+
+	stage      string    // stage of the last report
+	stageStart time.Time // when it began
 }
 
-// Progress reports a stage of Compute.
+// Progress reports a stage of Compute. Done and Total count the stage's
+// cells (a layer-bit pair for direct, a layer for quadratic and fisher,
+// a mini-batch for exact traces, a probe for Hutchinson and Hutch++).
 type Progress struct {
 	Stage       string // "trace", "eigen", "quadratic", "fisher", "direct"
 	Done, Total int
 	Detail      string
+	// Elapsed is the time since the stage began; ETA the predicted time
+	// left (Elapsed per cell done times the cells left; 0 before the
+	// first cell is done).
+	Elapsed, ETA time.Duration
 }
 
 func (c *Config) defaults() error {
@@ -109,17 +124,30 @@ func (c *Config) defaults() error {
 	if c.Probes <= 0 {
 		c.Probes = 500
 	}
+	if c.Shards < 0 || (c.Shards > 0 && (c.Shard < 0 || c.Shard >= c.Shards)) || (c.Shards == 0 && c.Shard != 0) {
+		return fmt.Errorf("shard %d of %d: want 0 <= K < N (--shard K/N): %w", c.Shard, c.Shards, ErrConfig)
+	}
 	return nil
 }
 
 func (c *Config) report(stage string, done, total int, detail string) {
-	if c.Progress != nil {
-		c.Progress(Progress{Stage: stage, Done: done, Total: total, Detail: detail})
+	if c.Progress == nil {
+		return
 	}
+	now := time.Now()
+	if stage != c.stage {
+		c.stage, c.stageStart = stage, now
+	}
+	p := Progress{Stage: stage, Done: done, Total: total, Detail: detail, Elapsed: now.Sub(c.stageStart)}
+	if done > 0 && total > done {
+		p.ETA = time.Duration(float64(p.Elapsed) / float64(done) * float64(total-done))
+	}
+	c.Progress(p)
 }
 
 // Compute builds the sensitivity table of net on the calibration data ds.
-// The network's weights are left as they were.
+// The network's weights are left as they were. With cfg.Shards > 0 the
+// table holds only shard cfg.Shard's cells (see Merge).
 func Compute(ctx context.Context, net *network.Network, ds *dataset.Dataset, cfg Config) (*Table, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
@@ -143,37 +171,21 @@ func Compute(ctx context.Context, net *network.Network, ds *dataset.Dataset, cfg
 		}
 		t.Layers = append(t.Layers, row)
 	}
-	if cfg.Trace != TraceNone {
-		if err := computeTraces(ctx, o, net, t, &cfg); err != nil {
+	pl := newPlan(&cfg)
+	if pl.take() { // the global cell: traces, eigenvalues, hessian metric
+		if err := globalCell(ctx, o, net, t, &cfg); err != nil {
 			return nil, err
-		}
-	}
-	if cfg.Eigen {
-		res, err := hessian.TopEigenvalues(ctx, o, hessian.EigenOptions{Seed: cfg.Seed})
-		if err != nil {
-			return nil, err
-		}
-		for i, b := range res.Blocks {
-			t.Layers[i].TopEigenvalue = b.Value
 		}
 	}
 	for _, m := range cfg.Metrics {
 		var err error
 		switch m {
-		case MetricHessian:
-			for i := range t.Layers {
-				l := &t.Layers[i]
-				l.Metrics[m] = map[int]float64{}
-				for _, b := range cfg.Bits {
-					l.Metrics[m][b] = l.Trace / float64(l.Params) * l.Delta[b]
-				}
-			}
 		case MetricQuadratic:
-			err = quadraticMetric(ctx, o, net, t, &cfg)
+			err = quadraticMetric(ctx, o, net, t, &cfg, pl.takeN(len(t.Layers)))
 		case MetricFisher:
-			err = fisherMetric(ctx, o, net, t, &cfg)
+			err = fisherMetric(ctx, o, net, t, &cfg, pl.takeN(len(t.Layers)))
 		case MetricDirect:
-			err = directMetric(ctx, o, net, t, &cfg)
+			err = directMetric(ctx, o, net, t, &cfg, pl.takeN(len(t.Layers)*len(cfg.Bits)))
 		}
 		if err != nil {
 			return nil, err
@@ -186,7 +198,41 @@ func Compute(ctx context.Context, net *network.Network, ds *dataset.Dataset, cfg
 			l.Omega[b] = v
 		}
 	}
+	if cfg.Shards > 0 {
+		t.Shard = &ShardInfo{Index: cfg.Shard, Count: cfg.Shards, Cells: pl.next, Settings: cfg.settingsHash()}
+	}
 	return t, nil
+}
+
+// globalCell computes what needs every layer at once: the traces, the top
+// eigenvalues and the hessian metric (which is made of the traces).
+func globalCell(ctx context.Context, o *Oracle, net *network.Network, t *Table, cfg *Config) error {
+	if cfg.Trace != TraceNone {
+		if err := computeTraces(ctx, o, net, t, cfg); err != nil {
+			return err
+		}
+	}
+	if cfg.Eigen {
+		cfg.report("eigen", 0, 1, "top Hessian eigenvalue of every layer")
+		res, err := hessian.TopEigenvalues(ctx, o, hessian.EigenOptions{Seed: cfg.Seed})
+		if err != nil {
+			return err
+		}
+		cfg.report("eigen", 1, 1, "")
+		for i, b := range res.Blocks {
+			t.Layers[i].TopEigenvalue = b.Value
+		}
+	}
+	if slices.Contains(cfg.Metrics, MetricHessian) {
+		for i := range t.Layers {
+			l := &t.Layers[i]
+			l.Metrics[MetricHessian] = map[int]float64{}
+			for _, b := range cfg.Bits {
+				l.Metrics[MetricHessian][b] = l.Trace / float64(l.Params) * l.Delta[b]
+			}
+		}
+	}
+	return nil
 }
 
 func (o *Oracle) lossName() string {
@@ -205,24 +251,30 @@ func computeTraces(ctx context.Context, o *Oracle, net *network.Network, t *Tabl
 		return fmt.Errorf("exact traces need logits piecewise linear in each layer's weights, but %s is not: use --trace hutchinson: %w", why, ErrConfig)
 	}
 	if method == TraceAuto {
-		// Hutch++ reached 2% on every LeNet layer with 240 products where
-		// plain Hutchinson needed 3224 (BenchmarkTraceToTolerance).
-		method = TraceHutchPP
-		if pl {
-			method = TraceExact
+		classes, err := o.classes(ctx)
+		if err != nil {
+			return err
 		}
+		method = ChooseTrace(classes, pl, cfg.Probes)
 	}
 	t.Trace = method
 	if method == TraceExact {
-		cfg.report("trace", 0, 1, "exact Gauss-Newton traces")
-		tr, err := o.GGNTraces(ctx, t.Samples)
+		nb := len(o.batches)
+		done := 0
+		var mu sync.Mutex
+		cfg.report("trace", 0, nb, "exact Gauss-Newton traces")
+		tr, err := o.GGNTraces(ctx, t.Samples, func() {
+			mu.Lock()
+			done++
+			cfg.report("trace", done, nb, "exact Gauss-Newton traces")
+			mu.Unlock()
+		})
 		if err != nil {
 			return err
 		}
 		for i := range t.Layers {
 			t.Layers[i].Trace = tr[i]
 		}
-		cfg.report("trace", 1, 1, "exact Gauss-Newton traces")
 		return nil
 	}
 	opts := hessian.Options{Tol: cfg.Tol, MaxProbes: cfg.Probes, Seed: cfg.Seed, Progress: func(p hessian.Progress) {
@@ -269,14 +321,23 @@ func layerDirections(o *Oracle, net *network.Network, li int, bits []int) ([]flo
 
 // quadraticMetric: g·ΔW + ½ ΔW·HΔW per layer and bit width (one batched
 // HVP per layer), clamped at 0 (a predicted decrease is no sensitivity).
-func quadraticMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table, cfg *Config) error {
+func quadraticMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table, cfg *Config, own []bool) error {
+	total := count(own)
+	if total == 0 {
+		return nil
+	}
 	g, err := o.Gradient(ctx)
 	if err != nil {
 		return err
 	}
 	k := len(cfg.Bits)
+	done := 0
 	for li := range t.Layers {
-		cfg.report("quadratic", li, len(t.Layers), t.Layers[li].Name)
+		if !own[li] {
+			continue
+		}
+		cfg.report("quadratic", done, total, t.Layers[li].Name)
+		done++
 		v, err := layerDirections(o, net, li, cfg.Bits)
 		if err != nil {
 			return err
@@ -298,17 +359,23 @@ func quadraticMetric(ctx context.Context, o *Oracle, net *network.Network, t *Ta
 		}
 		t.Layers[li].Metrics[MetricQuadratic] = m
 	}
-	cfg.report("quadratic", len(t.Layers), len(t.Layers), "")
+	cfg.report("quadratic", total, total, "")
 	return nil
 }
 
 // fisherMetric: ½ (1/N) Σ_n (∇ℓ_n·ΔW)², the empirical Fisher quadratic form
 // along the quantization error, from forward tangents.
-func fisherMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table, cfg *Config) error {
+func fisherMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table, cfg *Config, own []bool) error {
 	k := len(cfg.Bits)
 	n := float64(t.Samples)
+	total := count(own)
+	done := 0
 	for li := range t.Layers {
-		cfg.report("fisher", li, len(t.Layers), t.Layers[li].Name)
+		if !own[li] {
+			continue
+		}
+		cfg.report("fisher", done, total, t.Layers[li].Name)
+		done++
 		v, err := layerDirections(o, net, li, cfg.Bits)
 		if err != nil {
 			return err
@@ -352,7 +419,9 @@ func fisherMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table
 		}
 		t.Layers[li].Metrics[MetricFisher] = m
 	}
-	cfg.report("fisher", len(t.Layers), len(t.Layers), "")
+	if total > 0 {
+		cfg.report("fisher", total, total, "")
+	}
 	return nil
 }
 
@@ -360,7 +429,11 @@ func fisherMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table
 // that layer's weights are quantized, with every layer's input activations
 // quantized to uint8 (ranges observed on the calibration data) in both the
 // measured and the baseline model.
-func directMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table, cfg *Config) error {
+func directMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table, cfg *Config, own []bool) error {
+	total := count(own)
+	if total == 0 {
+		return nil
+	}
 	ranges, err := quant.ObserveRanges(ctx, net, o.batches)
 	if err != nil {
 		return err
@@ -373,11 +446,15 @@ func directMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table
 	}
 	ws := quant.NewWeightSetter(net)
 	defer ws.Restore()
-	total := len(t.Layers) * len(cfg.Bits)
+	done := 0
 	for li := range t.Layers {
 		m := map[int]float64{}
 		for j, b := range cfg.Bits {
-			cfg.report("direct", li*len(cfg.Bits)+j, total, fmt.Sprintf("%s at %d bits", t.Layers[li].Name, b))
+			if !own[li*len(cfg.Bits)+j] {
+				continue
+			}
+			cfg.report("direct", done, total, fmt.Sprintf("%s at %d bits", t.Layers[li].Name, b))
+			done++
 			if err := ws.Set(li, b); err != nil {
 				return err
 			}
@@ -387,6 +464,9 @@ func directMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table
 			}
 			m[b] = math.Max(0, l-base)
 		}
+		if len(m) == 0 {
+			continue
+		}
 		if err := ws.Set(li, 0); err != nil {
 			return err
 		}
@@ -394,4 +474,41 @@ func directMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table
 	}
 	cfg.report("direct", total, total, "")
 	return nil
+}
+
+// Predicted costs of the trace methods, in forward passes over the
+// calibration data (what ChooseTrace compares):
+//
+//   - exact Gauss-Newton traces: per class one backward pass down to the
+//     first layer (about two forward passes: the data-gradient products)
+//     plus the per-sample weight-gradient norms (about one: the weight
+//     products), so exactCostPerClass per class;
+//   - Hutch++: per Hessian-vector product a forward tangent pass (two
+//     products per layer) and a backward pass with tangents (four), so
+//     hvpCost per product, times its predicted products: the global
+//     sketch (8 pilot products and 2·DefaultSketchSize) and the residual
+//     probes, predicted as hutchPPResidualProbes (Hutch++ reached 2% on
+//     every fixture-LeNet layer with 240 products in all,
+//     BenchmarkTraceToTolerance) and at most the --probes limit.
+const (
+	exactCostPerClass     = 3
+	hvpCost               = 6
+	hutchPPResidualProbes = 168
+)
+
+// ChooseTrace is the trace method of --trace auto for a network with the
+// given number of output classes: exact Gauss-Newton traces when the
+// logits are piecewise linear in each layer (pl) and their predicted cost
+// (classes × backward passes) is at most Hutch++'s (products × HVP), else
+// Hutch++. With the default probe limit exact is chosen up to 480 classes,
+// so never for 1000-class models.
+func ChooseTrace(classes int, pl bool, maxProbes int) string {
+	if !pl {
+		return TraceHutchPP
+	}
+	products := 8 + 2*hessian.DefaultSketchSize + min(hutchPPResidualProbes, maxProbes)
+	if exactCostPerClass*classes <= hvpCost*products {
+		return TraceExact
+	}
+	return TraceHutchPP
 }

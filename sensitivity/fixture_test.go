@@ -66,7 +66,7 @@ func TestFixtureExactTraces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := o.GGNTraces(context.Background(), ds.Len())
+	tr, err := o.GGNTraces(context.Background(), ds.Len(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

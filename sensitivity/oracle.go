@@ -298,12 +298,16 @@ func (o *Oracle) loss(ctx context.Context, hook network.Hook) (float64, error) {
 }
 
 // GGNTraces returns the exact Gauss-Newton trace of every layer's block
-// (see network.Pass.GGNTraces), summed over the calibration set.
-func (o *Oracle) GGNTraces(ctx context.Context, n int) ([]float64, error) {
+// (see network.Pass.GGNTraces), summed over the calibration set. done, if
+// not nil, is called after each mini-batch (from the worker goroutines).
+func (o *Oracle) GGNTraces(ctx context.Context, n int, done func()) ([]float64, error) {
 	parts := make([][]float64, len(o.batches))
 	err := o.forEachBatch(ctx, func(b int, p *network.Pass) error {
-		t, err := p.GGNTraces(float64(n))
+		t, err := p.GGNTraces(ctx, float64(n))
 		parts[b] = t
+		if err == nil && done != nil {
+			done()
+		}
 		return err
 	})
 	if err != nil {
@@ -316,4 +320,17 @@ func (o *Oracle) GGNTraces(ctx context.Context, n int) ([]float64, error) {
 		}
 	}
 	return tr, nil
+}
+
+// classes returns the number of output classes (the logits' second axis).
+func (o *Oracle) classes(ctx context.Context) (int, error) {
+	p, err := o.pass(ctx, 0)
+	if err != nil {
+		return 0, err
+	}
+	z := p.Output()
+	if z.Rank() != 2 {
+		return 0, fmt.Errorf("sensitivity: traces need logits [N, classes]; the model gives %v: %w", z.Shape, network.ErrShape)
+	}
+	return z.Shape[1], nil
 }

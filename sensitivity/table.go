@@ -38,6 +38,9 @@ type Table struct {
 	Bits   []int      `yaml:"bits,omitempty"`
 	Layers []Layer    `yaml:"layers"`
 	Ties   [][]string `yaml:"ties,omitempty"`
+	// Shard, when set, marks the table as one shard of a sharded run: it
+	// holds only that shard's cells and must be merged (Merge) before use.
+	Shard *ShardInfo `yaml:"shard,omitempty"`
 }
 
 // Layer is one quantizable layer's row.
@@ -88,8 +91,21 @@ func (l *Layer) ActBits() int {
 	return 8
 }
 
-// Read parses a table from YAML. Unknown fields are errors.
+// Read parses a complete table from YAML. Unknown fields are errors, and
+// so is a shard table (merge the shards first).
 func Read(r io.Reader, name string) (*Table, error) {
+	t, err := ReadShard(r, name)
+	if err != nil {
+		return nil, err
+	}
+	if t.Shard != nil {
+		return nil, fmt.Errorf("%s is shard %d/%d of a sharded run; combine all shards with `mpsearch merge` first: %w", name, t.Shard.Index, t.Shard.Count, ErrTable)
+	}
+	return t, nil
+}
+
+// ReadShard parses a table from YAML, complete or a shard.
+func ReadShard(r io.Reader, name string) (*Table, error) {
 	dec := yaml.NewDecoder(r)
 	dec.KnownFields(true)
 	var t Table
@@ -105,7 +121,7 @@ func Read(r io.Reader, name string) (*Table, error) {
 	return &t, nil
 }
 
-// ReadFile reads a table file.
+// ReadFile reads a complete table file (see Read).
 func ReadFile(path string) (*Table, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -113,6 +129,22 @@ func ReadFile(path string) (*Table, error) {
 	}
 	defer f.Close()
 	return Read(f, path)
+}
+
+// ReadShardFile reads a table file, complete or a shard.
+func ReadShardFile(path string) (*Table, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ReadShard(f, path)
+}
+
+func yamlUnmarshal(b []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	return dec.Decode(v)
 }
 
 // Marshal returns the table as YAML (deterministic: map keys are sorted).
