@@ -32,6 +32,10 @@ type Oracle struct {
 	blocks  []hessian.Block
 	dim     int
 
+	// passBytes is OracleOptions.PassBytes; perSample the bytes of a
+	// forward pass per sample (with the passFactor margin).
+	passBytes, perSample int64
+
 	mu     sync.Mutex
 	passes []*network.Pass // cached forward passes, nil when not cached
 	cache  bool
@@ -43,9 +47,22 @@ type OracleOptions struct {
 	Batch   int    // mini-batch size, default 256
 	Threads int    // mini-batches processed concurrently, default 1
 	// MaxCacheBytes bounds the memory of the cached forward passes
-	// (default 4 GiB); above it every product recomputes them.
+	// (default 1 GiB); above it every product recomputes them.
 	MaxCacheBytes int64
+	// PassBytes bounds the memory of one mini-batch in flight, per
+	// worker (default 1 GiB): the mini-batch is made smaller than Batch
+	// when a forward pass and the tangents of a Hessian-vector product
+	// would exceed it, and HVP splits its directions into groups that fit.
+	// The bound depends on the model only, never on Threads, so results
+	// stay independent of the thread count.
+	PassBytes int64
 }
+
+// passFactor is the memory of a mini-batch in flight in units of its
+// forward pass: the pass itself, its backward values and one direction's
+// tangents (forward and backward), with the op states (im2col columns...)
+// that Pass.Bytes does not count covered by a factor of 2 on the values.
+const passFactor = 6
 
 // NewOracle prepares the losses of every mini-batch of ds. For LossKL the
 // targets are the float model's own output probabilities.
@@ -57,7 +74,10 @@ func NewOracle(ctx context.Context, net *network.Network, ds *dataset.Dataset, o
 		opt.Threads = 1
 	}
 	if opt.MaxCacheBytes == 0 {
-		opt.MaxCacheBytes = 4 << 30
+		opt.MaxCacheBytes = 1 << 30
+	}
+	if opt.PassBytes == 0 {
+		opt.PassBytes = 1 << 30
 	}
 	if opt.Loss == "" {
 		opt.Loss = LossCE
@@ -72,6 +92,12 @@ func NewOracle(ctx context.Context, net *network.Network, ds *dataset.Dataset, o
 		return nil, fmt.Errorf("sensitivity: the model has no quantizable layer (Conv, Gemm or MatMul with a weight initializer)")
 	}
 	o := &Oracle{net: net, threads: opt.Threads}
+	batch, perSample, err := memoryBatch(ctx, net, ds, opt)
+	if err != nil {
+		return nil, err
+	}
+	opt.Batch = batch
+	o.passBytes, o.perSample = opt.PassBytes, perSample
 	for _, l := range net.Layers() {
 		size := net.Params()[l.Weight].Value.Size()
 		o.blocks = append(o.blocks, hessian.Block{Name: l.Node, Offset: o.dim, Len: size})
@@ -108,6 +134,19 @@ func NewOracle(ctx context.Context, net *network.Network, ds *dataset.Dataset, o
 		o.cache = total <= opt.MaxCacheBytes
 	}
 	return o, nil
+}
+
+// memoryBatch returns the mini-batch size that keeps one batch in flight
+// within opt.PassBytes (at most opt.Batch), and the measured bytes of a
+// forward pass per sample times passFactor.
+func memoryBatch(ctx context.Context, net *network.Network, ds *dataset.Dataset, opt OracleOptions) (int, int64, error) {
+	x, _ := ds.Batch(0, 1)
+	p, err := net.Forward(ctx, x)
+	if err != nil {
+		return 0, 0, err
+	}
+	per := max(1, p.Bytes()*passFactor)
+	return int(min(int64(opt.Batch), max(1, opt.PassBytes/per))), per, nil
 }
 
 // Dim implements hessian.Oracle.
@@ -210,6 +249,26 @@ func (o *Oracle) HVP(ctx context.Context, v, hv []float64, k int) error {
 	if len(v) != k*o.dim || len(hv) != k*o.dim {
 		return fmt.Errorf("sensitivity: HVP with %d and %d values for %d directions of %d", len(v), len(hv), k, o.dim)
 	}
+	// Directions are independent: groups of at most kk give the same
+	// numbers as one call with all k, in bounded memory.
+	kk := k
+	if b0 := o.batches[0].Shape[0]; o.perSample > 0 {
+		kk = int(min(int64(k), max(1, o.passBytes/(o.perSample*int64(b0)))))
+	}
+	for i := range hv {
+		hv[i] = 0
+	}
+	for start := 0; start < k; start += kk {
+		n := min(kk, k-start)
+		if err := o.hvpGroup(ctx, v[start*o.dim:(start+n)*o.dim], hv[start*o.dim:(start+n)*o.dim], n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hvpGroup adds H v for k directions into hv, one mini-batch at a time.
+func (o *Oracle) hvpGroup(ctx context.Context, v, hv []float64, k int) error {
 	dirs := o.directions(v, k)
 	parts := make([][]*tensor.Tensor, len(o.batches))
 	err := o.forEachBatch(ctx, func(b int, p *network.Pass) error {
@@ -219,9 +278,6 @@ func (o *Oracle) HVP(ctx context.Context, v, hv []float64, k int) error {
 	})
 	if err != nil {
 		return err
-	}
-	for i := range hv {
-		hv[i] = 0
 	}
 	for _, h := range parts {
 		o.addBlocks(hv, h, k)
