@@ -141,3 +141,27 @@ func (net *Network) infer(ctx context.Context, xs []*tensor.Tensor, hook Hook, s
 	}
 	return vals[net.outVal], nil
 }
+
+// ActivationBytesPerSample estimates, from the layer shapes (batch 1), the
+// bytes one sample's values take at the peak of Infer: three float64
+// tensors of the largest layer input or output (a residual block's input
+// held across the block, the current layer's input and its output). It is
+// 0 when the layer shapes are unknown (models not probed at build).
+func (net *Network) ActivationBytesPerSample() int64 {
+	widest := 0
+	for _, l := range net.layers {
+		widest = max(widest, tensor.Size(l.InShape), tensor.Size(l.OutShape))
+	}
+	return 3 * 8 * int64(widest)
+}
+
+// InferBatch returns the largest batch size up to limit whose estimated
+// activations (ActivationBytesPerSample) fit in budget bytes, and at
+// least 1; limit when the estimate is unknown.
+func (net *Network) InferBatch(budget int64, limit int) int {
+	per := net.ActivationBytesPerSample()
+	if per <= 0 {
+		return limit
+	}
+	return max(1, min(limit, int(budget/per)))
+}
