@@ -163,3 +163,26 @@ func TestInferCancel(t *testing.T) {
 		t.Errorf("Infer on a cancelled context: got %v; want context.Canceled", err)
 	}
 }
+
+// TestInferBatch checks the activation estimate on the fixture LeNet by
+// hand: its widest layer value is conv1's output, 6×28×28 = 4704 values,
+// so a sample takes 3×8×4704 = 112896 bytes, and 1 MiB holds 9 samples.
+func TestInferBatch(t *testing.T) {
+	net := loadLeNet(t)
+	if got, want := net.ActivationBytesPerSample(), int64(3*8*6*28*28); got != want {
+		t.Errorf("ActivationBytesPerSample: got %d; want %d", got, want)
+	}
+	for _, c := range []struct {
+		budget      int64
+		limit, want int
+	}{
+		{1 << 20, 256, 9},
+		{1 << 20, 4, 4},     // the limit caps it
+		{1000, 256, 1},      // at least one sample
+		{1 << 30, 256, 256}, // 9510 fit; capped
+	} {
+		if got := net.InferBatch(c.budget, c.limit); got != c.want {
+			t.Errorf("InferBatch(%d, %d): got %d; want %d", c.budget, c.limit, got, c.want)
+		}
+	}
+}
