@@ -267,3 +267,29 @@ func (m *modelFlags) inputs() (*pipeline.Inputs, error) {
 	}
 	return in, nil
 }
+
+// inferBudget is the memory the activations of one forward-only batch may
+// take when --batch is not given (eval, run): 512 MiB leaves room for the
+// garbage collector's headroom (up to the live heap again) and the data
+// set under the 3 GiB that an ImageNet-scale run is allowed.
+const inferBudget = 512 << 20
+
+// autoBatch makes --batch memory-aware for forward-only commands: unless
+// the flag was given, the batch is the largest up to 256 whose activations
+// (network.ActivationBytesPerSample, from the layer shapes) fit in
+// inferBudget. It must be called after registering the flags, with the
+// parsed flag set and the built network.
+func (m *modelFlags) autoBatch(fs *flag.FlagSet, net *network.Network) {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "batch" })
+	if !given {
+		m.batch = net.InferBatch(inferBudget, m.batch)
+	}
+}
+
+// autoBatchUsage rewrites --batch's help for commands that use autoBatch.
+func autoBatchUsage(fs *flag.FlagSet) {
+	f := fs.Lookup("batch")
+	f.Usage = "samples per forward pass; auto: 256, or fewer when one batch's activations, estimated from the layer shapes as 3 float64 copies of the widest layer input or output per sample, would pass 512 MiB"
+	f.DefValue = "auto"
+}

@@ -19,6 +19,7 @@ func runEval(e *env, args []string) error {
 	var mf modelFlags
 	fs := newFlags(e, "eval", "eval [--model M --data D [--labels L] [--mean m --std s]] [--bits bits.yaml] [--json]")
 	mf.register(fs, true)
+	autoBatchUsage(fs)
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
 	bitsFile := fs.String("bits", "", "also evaluate this bit configuration (bits.yaml from search): simulated quantization and the integer-only engine")
 	calibN := fs.Int("calib-samples", 512, "with --bits: activation ranges come from the first `N` samples of --data")
@@ -36,6 +37,7 @@ func runEval(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	mf.autoBatch(fs, net)
 	if *bitsFile != "" {
 		return evalBits(e, net, ds, *bitsFile, *calibN, mf.batch, *asJSON)
 	}

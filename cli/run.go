@@ -15,6 +15,7 @@ func runRun(e *env, args []string) error {
 	var mf modelFlags
 	fs := newFlags(e, "run", "run --model M --data D --out outputs.npy [--input-shape NAME=1x3x224x224] [--batch N] [--threads N]")
 	mf.register(fs, true)
+	autoBatchUsage(fs)
 	out := fs.String("out", "", "write the outputs to this `file` (float32 NPY, batch first); required")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -30,6 +31,7 @@ func runRun(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	mf.autoBatch(fs, net)
 	pr := newProgress(e, "run")
 	res, err := pipeline.RunOutputs(e.ctx, net, ds, pipeline.RunOptions{
 		Batch:    mf.batch,

@@ -61,6 +61,15 @@
 // integer tensors truncates, as ONNX Runtime does. Ops may have several
 // outputs (Split, a MultiOp); one-output ops are run through singleOp.
 //
+// Forward-only passes (infer.go). Forward keeps every value and op state
+// for Backward, HVP and Tangents. Infer (and InferHook) runs the same ops
+// in the same order and returns only the output, bit-identical to
+// Forward's, dropping each value after its last consumer (a per-node
+// release list computed once by Build) and every op state at once, so its
+// memory is that of the widest cut of the graph, not of all activations;
+// it checks the context before every node. ActivationBytesPerSample and
+// InferBatch size forward-only batches from the layer shapes.
+//
 // Invariants:
 //   - inputs that are indices, conditions or shapes (NonDiffInputs) get no
 //     gradient, like constant inputs;

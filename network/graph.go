@@ -74,6 +74,7 @@ type Network struct {
 	outVal  int
 	layers  []Layer
 	consts  map[int]*tensor.Tensor // value index -> constant (non-param)
+	release [][]int                // per node, the values Infer drops after it (infer.go)
 }
 
 type node struct {
@@ -204,6 +205,7 @@ func Build(m *onnx.Model, opt Options) (*Network, error) {
 	if sw.probe[0] != nil {
 		net.inferLayers(sw.shapes)
 	}
+	net.release = net.releasePlan()
 	return net, nil
 }
 

@@ -7,5 +7,7 @@
 // of ModelOptions: the user's (--input-shape), else the data's sample shape
 // when the first input declares dynamic dimensions, else as declared.
 // RunOutputs collects the first graph output of every sample (mpsearch
-// run); its NPY file is written atomically.
+// run); its NPY file is written atomically. Evaluate and RunOutputs are
+// forward-only: they run network.Infer batch by batch, so they hold one
+// batch's live activations, never a whole pass or the whole data set's.
 package pipeline

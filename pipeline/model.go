@@ -145,12 +145,11 @@ func Evaluate(ctx context.Context, net *network.Network, ds *dataset.Dataset, op
 		start := b * bs
 		x, y := ds.Batch(b, bs)
 		t0 := time.Now()
-		p, err := net.ForwardHook(ctx, x, opt.Hook)
+		z, err := net.InferHook(ctx, x, opt.Hook)
 		if err != nil {
 			return nil, err
 		}
 		elapsed += time.Since(t0)
-		z := p.Output()
 		if y != nil {
 			l, _, err := network.CrossEntropy{Labels: y, Denom: 1}.Eval(z)
 			if err != nil {

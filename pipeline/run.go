@@ -44,11 +44,10 @@ func RunOutputs(ctx context.Context, net *network.Network, ds *dataset.Dataset, 
 			return nil, err
 		}
 		x, _ := ds.Batch(b, bs)
-		p, err := net.Forward(ctx, x)
+		z, err := net.Infer(ctx, x)
 		if err != nil {
 			return nil, err
 		}
-		z := p.Output()
 		m := x.Shape[0]
 		if z.Rank() < 1 || z.Shape[0] != m {
 			return nil, fmt.Errorf("output %q has shape %v for a batch of %d samples; mpsearch run needs the batch axis first", net.OutputName, z.Shape, m)

@@ -37,7 +37,7 @@ func ObserveRanges(ctx context.Context, net *network.Network, batches []*tensor.
 		return v
 	}
 	for _, x := range batches {
-		if _, err := net.ForwardHook(ctx, x, hook); err != nil {
+		if _, err := net.InferHook(ctx, x, hook); err != nil {
 			return nil, err
 		}
 	}

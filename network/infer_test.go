@@ -1,0 +1,188 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"mpsearch/dataset"
+	"mpsearch/onnx"
+	"mpsearch/tensor"
+)
+
+// sameBits reports the first index where got and want differ in any bit
+// (NaNs with the same payload compare equal), or -1.
+func sameBits(got, want *tensor.Tensor) int {
+	for i := range want.Data {
+		if math.Float64bits(got.Data[i]) != math.Float64bits(want.Data[i]) {
+			return i
+		}
+	}
+	return -1
+}
+
+// checkInferEqualsForward runs Forward and Infer (with and without a hook
+// that rewrites inputs) on x and requires bit-identical outputs.
+func checkInferEqualsForward(t *testing.T, name string, net *Network, x *tensor.Tensor) {
+	t.Helper()
+	ctx := context.Background()
+	// A hook that changes every differentiable input, so that Infer must
+	// call it exactly where ForwardHook does to agree.
+	hook := func(node string, j int, v *tensor.Tensor) *tensor.Tensor {
+		out := v.Clone()
+		for i := range out.Data {
+			out.Data[i] = math.Round(out.Data[i]*64) / 64
+		}
+		return out
+	}
+	for _, h := range []Hook{nil, hook} {
+		p, err := net.ForwardHook(ctx, x, h)
+		if err != nil {
+			t.Fatalf("%s: Forward: %v", name, err)
+		}
+		got, err := net.InferHook(ctx, x, h)
+		if err != nil {
+			t.Fatalf("%s: Infer: %v", name, err)
+		}
+		want := p.Output()
+		if !tensor.SameShape(got.Shape, want.Shape) {
+			t.Fatalf("%s (hook %v): Infer output shape %v; want Forward's %v", name, h != nil, got.Shape, want.Shape)
+		}
+		if i := sameBits(got, want); i >= 0 {
+			t.Errorf("%s (hook %v): Infer output[%d] = %v; want Forward's %v bit for bit", name, h != nil, i, got.Data[i], want.Data[i])
+		}
+	}
+}
+
+func TestInferEqualsForward(t *testing.T) {
+	lenet := loadLeNet(t)
+	ds, err := dataset.Load(fixtureDir+"calib.npy", dataset.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkInferEqualsForward(t, "lenet", lenet, ds.X)
+
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, fold := range []bool{false, true} {
+		net, err := Build(mixedModel(rng), Options{NoFold: !fold})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkInferEqualsForward(t, fmt.Sprintf("mixed (fold %v)", fold), net, randTensor(rng, 3, 2, 6, 6))
+	}
+	net, err := Build(modernModel(rng), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkInferEqualsForward(t, "modern", net, randTensor(rng, 2, 2, 6, 6))
+	// Split (two outputs), batch-dependent deferred reshapes and Expand.
+	net, err = Build(batchModel(rng), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1, 3} {
+		checkInferEqualsForward(t, fmt.Sprintf("batch-shapes N=%d", n), net, randTensor(rng, n, 4, 3))
+	}
+}
+
+// chainModel is x[N,4] through depth Tanh nodes, then a Split into two
+// outputs of which only the first is read (the second is never consumed
+// and must be released at once), then a residual Add of the Split's first
+// output and the last Tanh.
+func chainModel(depth int) *onnx.Model {
+	var nodes []onnx.Node
+	prev := "x"
+	for i := range depth {
+		out := fmt.Sprintf("t%d", i)
+		nodes = append(nodes, mkNode(out, "Tanh", []string{prev}, []string{out}))
+		prev = out
+	}
+	nodes = append(nodes,
+		mkNode("split", "Split", []string{prev}, []string{"a", "b"}, aInt("axis", 1)),
+		mkNode("pad", "Concat", []string{"a", "a"}, []string{"aa"}, aInt("axis", 1)),
+		mkNode("res", "Add", []string{prev, "aa"}, []string{"z"}),
+	)
+	return &onnx.Model{Opset: 13, Graph: &onnx.Graph{
+		Name:         "chain",
+		Inputs:       []onnx.ValueInfo{{Name: "x", ElemType: onnx.Float, Shape: []onnx.Dim{{Value: -1, Param: "N"}, {Value: 4}}}},
+		Outputs:      []onnx.ValueInfo{{Name: "z", ElemType: onnx.Float}},
+		Nodes:        nodes,
+		Initializers: map[string]*tensor.Tensor{},
+		InitTypes:    map[string]onnx.DataType{},
+	}}
+}
+
+// TestInferLiveValues checks that an inference pass holds a bounded number
+// of values whatever the depth, where Forward holds all of them. The
+// bounds are counted by hand: in the chain, Tanh i holds its input and its
+// output (2); Split holds t_last, a and b (3); Concat holds t_last, a, aa
+// (3, b is gone); Add holds t_last, aa, z (3). In mixedModel (folded), the
+// residual Add is reached with m1, c2 (Conv) and l2 (LeakyRelu) held
+// (3), and Concat, Mul (swish) hold three values each as well.
+func TestInferLiveValues(t *testing.T) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(13, 14))
+	for _, depth := range []int{3, 40} {
+		net, err := Build(chainModel(depth), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := randTensor(rng, 2, 4)
+		checkInferEqualsForward(t, fmt.Sprintf("chain %d", depth), net, x)
+		var st inferStats
+		if _, err := net.infer(ctx, []*tensor.Tensor{x}, nil, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.peakLive != 3 || st.endLive != 1 {
+			t.Errorf("chain of %d: peak %d values held, %d at the end; want 3 and 1 (Forward holds %d)", depth, st.peakLive, st.endLive, depth+4)
+		}
+	}
+	net, err := Build(mixedModel(rng), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st inferStats
+	if _, err := net.infer(ctx, []*tensor.Tensor{randTensor(rng, 2, 2, 6, 6)}, nil, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.peakLive != 3 || st.endLive != 1 {
+		t.Errorf("mixed model: peak %d values held, %d at the end; want 3 and 1 (Forward holds %d)", st.peakLive, st.endLive, net.NodeCount())
+	}
+}
+
+// TestInferCancel checks that a cancelled context stops Infer before any
+// node runs.
+func TestInferCancel(t *testing.T) {
+	net := loadLeNet(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := net.Infer(ctx, tensor.New(1, 1, 28, 28)); !errors.Is(err, context.Canceled) {
+		t.Errorf("Infer on a cancelled context: got %v; want context.Canceled", err)
+	}
+}
+
+// TestInferBatch checks the activation estimate on the fixture LeNet by
+// hand: its widest layer value is conv1's output, 6×28×28 = 4704 values,
+// so a sample takes 3×8×4704 = 112896 bytes, and 1 MiB holds 9 samples.
+func TestInferBatch(t *testing.T) {
+	net := loadLeNet(t)
+	if got, want := net.ActivationBytesPerSample(), int64(3*8*6*28*28); got != want {
+		t.Errorf("ActivationBytesPerSample: got %d; want %d", got, want)
+	}
+	for _, c := range []struct {
+		budget      int64
+		limit, want int
+	}{
+		{1 << 20, 256, 9},
+		{1 << 20, 4, 4},     // the limit caps it
+		{1000, 256, 1},      // at least one sample
+		{1 << 30, 256, 256}, // 9510 fit; capped
+	} {
+		if got := net.InferBatch(c.budget, c.limit); got != c.want {
+			t.Errorf("InferBatch(%d, %d): got %d; want %d", c.budget, c.limit, got, c.want)
+		}
+	}
+}
