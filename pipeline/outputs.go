@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"gopkg.in/yaml.v3"
 
@@ -271,7 +272,7 @@ func checkDir(dir, flag string) error {
 			}
 			return checkWritable(p, flag)
 		}
-		if !os.IsNotExist(err) {
+		if !os.IsNotExist(err) && !errors.Is(err, syscall.ENOTDIR) {
 			return fmt.Errorf("--out %s: %w", flag, err)
 		}
 		up := filepath.Dir(p)
