@@ -183,3 +183,37 @@ func TestInterruptedWritesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoShowsMixedPrecision checks that the no-argument search on the
+// built-in demo returns a genuinely mixed configuration on any CPU, with
+// one line saying which default budget was used and why (issue 12: on a
+// VNNI CPU the default latency budget returned 8 bits everywhere).
+func TestDemoShowsMixedPrecision(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	code, stdout, errs := run(t, "search", "--out", out, "--points", "4")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var why string
+	for _, l := range strings.Split(errs, "\n") {
+		if strings.Contains(l, "no budget given") {
+			why = l
+		}
+	}
+	if !strings.Contains(why, "so ") {
+		t.Errorf("stderr has no line saying why the default budget was chosen: %q", errs)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "bits.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	widths := map[string]bool{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.TrimSpace(l); strings.HasPrefix(f, "w_bits:") {
+			widths[f] = true
+		}
+	}
+	if len(widths) < 2 {
+		t.Errorf("the demo chose one width everywhere (%v); want a mixed configuration. %s\n%s", widths, why, stdout)
+	}
+}

@@ -186,12 +186,9 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 		return err
 	}
 	if len(budgets) == 0 {
-		def := pipeline.Budget{Resource: pipeline.Size, Kind: pipeline.Fraction, Value: 0.5, Text: "50%"}
-		if lat != nil {
-			def = pipeline.Budget{Resource: pipeline.Latency, Kind: pipeline.Fraction, Value: 0.5, Text: "50%"}
-		}
+		def, why := defaultBudget(j.table, lat, bits)
 		budgets = []pipeline.Budget{def}
-		fmt.Fprintf(e.stderr, "search: no budget given; using --%s-budget %s\n", def.Resource, def.Text)
+		fmt.Fprintf(e.stderr, "search: no budget given; using --%s-budget %s: %s\n", def.Resource, def.Text, why)
 	}
 	cfg := pipeline.SearchConfig{Bits: bits, Budgets: budgets, KeepEnds: s.keepEnds, Latency: lat, ParetoPoints: s.points, Method: s.method, Solver: solver}
 	if j.verifier != nil && !s.noVerify {
@@ -260,6 +257,42 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 	fmt.Fprintf(e.stderr, "search: wrote %s in %s; open the report: %s\n", strings.Join(order, ", "), s.out, abs)
 	return nil
 }
+
+// defaultBudget is the budget of a search given none: half-way (50%) on
+// latency when the profile predicts that the lowest bit width runs faster
+// than the highest, else half-way on size (on CPUs whose kernels run every
+// width at the 8-bit rate, as with VNNI, a latency budget cannot buy any
+// narrower weights and the result would be uniform 8 bits). why is one
+// line saying which and why.
+func defaultBudget(t *sensitivity.Table, lat pipeline.LatencyModel, bits []int) (pipeline.Budget, string) {
+	half := func(r string) pipeline.Budget {
+		return pipeline.Budget{Resource: r, Kind: pipeline.Fraction, Value: 0.5, Text: "50%"}
+	}
+	if lat == nil {
+		return half(pipeline.Size), "no latency costs without a model, so half-way between the smallest and the largest weights"
+	}
+	if len(bits) == 0 {
+		bits = t.CandidateBits()
+	}
+	lo, hi := slices.Min(bits), slices.Max(bits)
+	var msLo, msHi float64
+	for i := range t.Layers {
+		a, errLo := lat.LayerLatency(i, lo)
+		b, errHi := lat.LayerLatency(i, hi)
+		if errLo != nil || errHi != nil {
+			return half(pipeline.Latency), "half-way between the fastest and the slowest configuration"
+		}
+		msLo, msHi = msLo+a, msHi+b
+	}
+	if msLo < defaultSpeedup*msHi {
+		return half(pipeline.Latency), fmt.Sprintf("the profile predicts %d-bit weights %.3g ms against %.3g ms at %d bits, so narrower weights buy speed on this CPU", lo, msLo, msHi, hi)
+	}
+	return half(pipeline.Size), fmt.Sprintf("the profile predicts %d-bit weights no faster than %d-bit on this CPU (%.3g ms against %.3g ms), so narrower weights buy size here, not speed", lo, hi, msLo, msHi)
+}
+
+// defaultSpeedup: the default budget is on latency only when the lowest
+// bit width takes less than this fraction of the highest's layer time.
+const defaultSpeedup = 0.9
 
 // loadJob loads model, data, held-out split, eval data and the sensitivity
 // table.
