@@ -69,8 +69,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mpsearch %s: %v (see 'mpsearch %s -h')\n", name, err, name)
 		return 2
 	}
-	if errors.Is(err, context.Canceled) {
-		fmt.Fprintf(stderr, "mpsearch %s: interrupted\n", name)
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		fmt.Fprintf(stderr, "mpsearch %s: interrupted; nothing written\n", name)
 		return 1
 	}
 	fmt.Fprintf(stderr, "mpsearch %s: %s\n", name, oneLine(err.Error()))
@@ -103,7 +103,8 @@ func newFlags(e *env, name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: mpsearch %s\n\nFlags:\n", synopsis)
+		fmt.Fprintf(e.stderr, "Usage: mpsearch %s\n\nFlags:\n", synopsis)
+		fs.SetOutput(e.stderr)
 		fs.PrintDefaults()
 	}
 	return fs
@@ -111,11 +112,14 @@ func newFlags(e *env, name, synopsis string) *flag.FlagSet {
 
 // parse parses flags; errors become usage errors; stray arguments too.
 func parse(fs *flag.FlagSet, args []string) error {
-	out := fs.Output()
-	fs.SetOutput(io.Discard) // errors become one line; -h prints once, below
+	// The flag package prints the usage itself on -h and on errors; keep
+	// it quiet and print the usage once, on -h only.
+	usage := fs.Usage
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
 	err := fs.Parse(args)
+	fs.Usage = usage
 	if errors.Is(err, flag.ErrHelp) {
-		fs.SetOutput(out)
 		fs.Usage()
 		return err
 	}

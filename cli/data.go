@@ -3,6 +3,7 @@ package cli
 import (
 	"flag"
 	"fmt"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,7 +31,8 @@ type modelFlags struct {
 
 func (m *modelFlags) register(fs *flag.FlagSet, withData bool) {
 	fs.StringVar(&m.model, "model", "", "ONNX model `file` (default: the built-in Fashion-MNIST demo)")
-	fs.IntVar(&m.threads, "threads", 1, "BLAS threads for the float engine")
+	m.threads = 1
+	fs.Var(threadsFlag{&m.threads}, "threads", "threads for the float engine (BLAS and mini-batches), capped at the CPUs available")
 	fs.Var(&m.inputShapes, "input-shape", "fix a model input's shape, `NAME=1x3x224x224` (batch first, its value ignored); repeatable; default: dynamic dimensions come from the data")
 	if !withData {
 		return
@@ -75,9 +77,16 @@ func (m *modelFlags) options() (dataset.Options, error) {
 		}
 	}
 	if m.resize != "" {
-		var h, w int
-		if _, err := fmt.Sscanf(strings.ToLower(m.resize), "%dx%d", &h, &w); err != nil || h <= 0 || w <= 0 {
-			return opt, usagef("--resize: %q is not HxW", m.resize)
+		h, w, err := parseResize(m.resize)
+		if err != nil {
+			return opt, err
+		}
+		if m.data != "" {
+			if st, err := os.Stat(m.data); err == nil && st.IsDir() {
+				if err := checkResizeMemory(m.data, h, w, m.limit); err != nil {
+					return opt, err
+				}
+			}
 		}
 		opt.Resize = [2]int{h, w}
 	}
@@ -185,8 +194,8 @@ func (m *modelFlags) loadData(calib bool) (*dataset.Dataset, error) {
 	if err := m.check(); err != nil {
 		return nil, err
 	}
-	if m.batch < 1 {
-		return nil, usagef("--batch: %d is below 1", m.batch)
+	if m.batch < 1 || m.batch > maxBatch {
+		return nil, usagef("--batch: %d is not in 1..%d", m.batch, maxBatch)
 	}
 	if m.data == "" {
 		if m.model != "" {

@@ -11,4 +11,10 @@
 // --input-shape NAME=DxDx...xD (repeatable, strictly parsed) fixes them.
 // run writes the float model's first output for every sample as a float32
 // NPY, atomically; an interrupt exits 1 with one line and writes nothing.
+//
+// Usage errors are one line with exit status 2 (unknown flags, bad
+// values, repeated budget flags, duplicate --bits, size-like flags beyond
+// their bounds: --points, --probes, --batch, --resize; --threads is capped
+// at the CPUs available). An interrupted job (SIGINT, SIGTERM) writes
+// nothing and exits 1 saying so.
 package cli

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"mpsearch/costmodel"
+	"mpsearch/pipeline"
 )
 
 func init() {
@@ -24,8 +26,13 @@ func runProfile(e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *threads < 1 {
-		return usagef("--threads %d: want at least 1", *threads)
+	if *threads < 1 || *threads > runtime.NumCPU() {
+		return usagef("--threads %d: want 1..%d (the CPUs available; a profile measures real threads)", *threads, runtime.NumCPU())
+	}
+	if *out != "" {
+		if err := pipeline.CheckOutFile(*out); err != nil {
+			return err
+		}
 	}
 	ck, err := costmodel.ParseClock(*clock)
 	if err != nil {

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
 	"mpsearch/dataset"
 	"mpsearch/demo"
+	"mpsearch/ilp"
 	"mpsearch/pipeline"
 	"mpsearch/rlsearch"
 	"mpsearch/sensitivity"
@@ -35,6 +37,7 @@ type searchFlags struct {
 	evalLabels  string
 	keepEnds    bool
 	points      int
+	solver      string
 	episodes    int
 	reward      string
 	noVerify    bool
@@ -68,15 +71,16 @@ func (s *searchFlags) register(fs *flag.FlagSet) {
 	fs.Lookup("metrics").DefValue = s.sf.metrics
 	fs.StringVar(&s.table, "table", "", "use this sensitivity table (sens.yaml) instead of computing one")
 	fs.StringVar(&s.profile, "profile", "", "hardware profile YAML for latency (default: this CPU's if shipped, else the analytic AVX2 one)")
-	fs.StringVar(&s.latency, "latency-budget", "", "latency budget: 1.5ms, 0.6x (of uniform 8-bit) or 50% (from all-lowest to all-highest bits)")
-	fs.StringVar(&s.size, "size-budget", "", "weight size budget: 120KB, 2MiB, 0.5x or 50%")
-	fs.StringVar(&s.bops, "bops-budget", "", "bit-operations budget: 3.2GBOPs, 0.5x or 50%")
+	fs.Var(&onceString{v: &s.latency}, "latency-budget", "latency budget: 1.5ms, 0.6x (of uniform 8-bit) or 50% (from all-lowest to all-highest bits)")
+	fs.Var(&onceString{v: &s.size}, "size-budget", "weight size budget: 120KB, 2MiB, 0.5x or 50%")
+	fs.Var(&onceString{v: &s.bops}, "bops-budget", "bit-operations budget: 3.2GBOPs, 0.5x or 50%")
+	fs.StringVar(&s.solver, "solver", "go", "ILP solver: go (exact branch-and-bound, the faster on the benchmarks) or lp_solve")
 	fs.StringVar(&s.method, "method", "ilp", "search method: ilp or rl")
 	fs.StringVar(&s.out, "out", "mpsearch-out", "output `dir`")
 	fs.StringVar(&s.evalData, "eval-data", "", "held-out data for accuracy (same forms as --data)")
 	fs.StringVar(&s.evalLabels, "eval-labels", "", "labels of --eval-data")
-	fs.BoolVar(&s.keepEnds, "keep-ends", true, "keep the first and last layer at 8 bits")
-	fs.IntVar(&s.points, "points", 20, "points of the Pareto sweep")
+	fs.BoolVar(&s.keepEnds, "keep-ends", true, "keep the first and last layer at 8 bits (at the highest of --bits when 8 is not among them); every returned candidate keeps them")
+	fs.IntVar(&s.points, "points", 20, fmt.Sprintf("points of the Pareto sweep (2..%d)", maxPoints))
 	fs.IntVar(&s.episodes, "episodes", 300, "episodes of the RL agent (--method rl)")
 	fs.StringVar(&s.reward, "reward", "table", "RL reward: table or accuracy")
 	fs.BoolVar(&s.noVerify, "no-verify", false, "return the ILP optimum without measuring candidates")
@@ -135,8 +139,8 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 	if s.heldOutFrac <= 0 || s.heldOutFrac >= 1 {
 		return usagef("--held-out: %g is not in (0, 1)", s.heldOutFrac)
 	}
-	if s.points < 2 {
-		return usagef("--points: %d is below 2", s.points)
+	if s.points < 2 || s.points > maxPoints {
+		return usagef("--points: %d is not in 2..%d", s.points, maxPoints)
 	}
 	budgets, err := s.budgets()
 	if err != nil {
@@ -148,6 +152,19 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 	}
 	if s.table != "" && !s.bitsSet {
 		bits = nil // the table's own bit widths
+	}
+	if !slices.Contains(ilp.Solvers, s.solver) {
+		return usagef("--solver: %q is not %s", s.solver, strings.Join(ilp.Solvers, " or "))
+	}
+	solver, err := ilp.NewSolver(s.solver)
+	if err != nil {
+		return err
+	}
+	if err := pipeline.CheckOutDir(s.out); err != nil {
+		return err
+	}
+	if s.keepEnds && bits != nil && !slices.Contains(bits, 8) {
+		fmt.Fprintf(e.stderr, "search: 8 is not among --bits; --keep-ends keeps the first and last layer at %d bits\n", slices.Max(bits))
 	}
 	pr := newProgress(e, "search")
 	defer pr.done()
@@ -169,14 +186,11 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 		return err
 	}
 	if len(budgets) == 0 {
-		def := pipeline.Budget{Resource: pipeline.Size, Kind: pipeline.Fraction, Value: 0.5, Text: "50%"}
-		if lat != nil {
-			def = pipeline.Budget{Resource: pipeline.Latency, Kind: pipeline.Fraction, Value: 0.5, Text: "50%"}
-		}
+		def, why := defaultBudget(j.table, lat, bits)
 		budgets = []pipeline.Budget{def}
-		fmt.Fprintf(e.stderr, "search: no budget given; using --%s-budget %s\n", def.Resource, def.Text)
+		fmt.Fprintf(e.stderr, "search: no budget given; using --%s-budget %s: %s\n", def.Resource, def.Text, why)
 	}
-	cfg := pipeline.SearchConfig{Bits: bits, Budgets: budgets, KeepEnds: s.keepEnds, Latency: lat, ParetoPoints: s.points, Method: s.method}
+	cfg := pipeline.SearchConfig{Bits: bits, Budgets: budgets, KeepEnds: s.keepEnds, Latency: lat, ParetoPoints: s.points, Method: s.method, Solver: solver}
 	if j.verifier != nil && !s.noVerify {
 		cfg.Verify = j.verifier
 	}
@@ -213,6 +227,9 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 	if err != nil {
 		return err
 	}
+	if err := e.ctx.Err(); err != nil {
+		return err // interrupted: nothing is written
+	}
 	out := &pipeline.Outputs{Result: res, Method: s.method, ModelName: j.table.Model, Profile: profName}
 	if j.in != nil {
 		out.Net = j.in.Net
@@ -229,6 +246,9 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 	if err != nil {
 		return err
 	}
+	if err := e.ctx.Err(); err != nil {
+		return err // interrupted: nothing is written
+	}
 	if err := pipeline.WriteFiles(s.out, files, order); err != nil {
 		return err
 	}
@@ -237,6 +257,42 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 	fmt.Fprintf(e.stderr, "search: wrote %s in %s; open the report: %s\n", strings.Join(order, ", "), s.out, abs)
 	return nil
 }
+
+// defaultBudget is the budget of a search given none: half-way (50%) on
+// latency when the profile predicts that the lowest bit width runs faster
+// than the highest, else half-way on size (on CPUs whose kernels run every
+// width at the 8-bit rate, as with VNNI, a latency budget cannot buy any
+// narrower weights and the result would be uniform 8 bits). why is one
+// line saying which and why.
+func defaultBudget(t *sensitivity.Table, lat pipeline.LatencyModel, bits []int) (pipeline.Budget, string) {
+	half := func(r string) pipeline.Budget {
+		return pipeline.Budget{Resource: r, Kind: pipeline.Fraction, Value: 0.5, Text: "50%"}
+	}
+	if lat == nil {
+		return half(pipeline.Size), "no latency costs without a model, so half-way between the smallest and the largest weights"
+	}
+	if len(bits) == 0 {
+		bits = t.CandidateBits()
+	}
+	lo, hi := slices.Min(bits), slices.Max(bits)
+	var msLo, msHi float64
+	for i := range t.Layers {
+		a, errLo := lat.LayerLatency(i, lo)
+		b, errHi := lat.LayerLatency(i, hi)
+		if errLo != nil || errHi != nil {
+			return half(pipeline.Latency), "half-way between the fastest and the slowest configuration"
+		}
+		msLo, msHi = msLo+a, msHi+b
+	}
+	if msLo < defaultSpeedup*msHi {
+		return half(pipeline.Latency), fmt.Sprintf("the profile predicts %d-bit weights %.3g ms against %.3g ms at %d bits, so narrower weights buy speed on this CPU", lo, msLo, msHi, hi)
+	}
+	return half(pipeline.Size), fmt.Sprintf("the profile predicts %d-bit weights no faster than %d-bit on this CPU (%.3g ms against %.3g ms), so narrower weights buy size here, not speed", lo, hi, msLo, msHi)
+}
+
+// defaultSpeedup: the default budget is on latency only when the lowest
+// bit width takes less than this fraction of the highest's layer time.
+const defaultSpeedup = 0.9
 
 // loadJob loads model, data, held-out split, eval data and the sensitivity
 // table.

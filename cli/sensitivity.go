@@ -54,6 +54,9 @@ func parseBits(s string) ([]int, error) {
 		if err != nil || b < 1 || b > 8 {
 			return nil, usagef("--bits: %q is not a bit width in 1..8", f)
 		}
+		if slices.Contains(out, b) {
+			return nil, usagef("--bits: %d given twice", b)
+		}
 		out = append(out, b)
 	}
 	return out, nil
@@ -67,8 +70,8 @@ func (s *sensFlags) config(e *env, mf *modelFlags, pr *progress) (sensitivity.Co
 	if s.tol <= 0 || s.tol >= 1 {
 		return sensitivity.Config{}, usagef("--tol: %g is not in (0, 1)", s.tol)
 	}
-	if s.probes < 2 {
-		return sensitivity.Config{}, usagef("--probes: %d is below 2", s.probes)
+	if s.probes < 2 || s.probes > maxProbes {
+		return sensitivity.Config{}, usagef("--probes: %d is not in 2..%d", s.probes, maxProbes)
 	}
 	var metrics []string
 	for _, m := range strings.Split(s.metrics, ",") {

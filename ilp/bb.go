@@ -18,7 +18,8 @@ import (
 // The zero value is ready to use.
 type BranchAndBound struct {
 	// TimeLimit, if positive, bounds each Solve; the best configuration
-	// found by then is returned with its proven gap.
+	// found by then is returned with its proven gap. (The end of the
+	// caller's context is an interruption instead: an error, no result.)
 	TimeLimit time.Duration
 	// RelGap, if above OptimalityTol, stops the search once no
 	// configuration can be better by more than this relative amount; the
@@ -41,6 +42,7 @@ func (s *BranchAndBound) SolveHint(ctx context.Context, p *Problem, hint *Soluti
 	if err := r.checkFeasible(); err != nil {
 		return nil, err
 	}
+	caller := ctx
 	if s.TimeLimit > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.TimeLimit)
@@ -57,6 +59,9 @@ func (s *BranchAndBound) SolveHint(ctx context.Context, p *Problem, hint *Soluti
 			st.ub, st.best = obj, x
 		}
 		lb, aborted = st.branch(ctx)
+	}
+	if err := interrupted(caller); err != nil {
+		return nil, err
 	}
 	if st.best == nil {
 		if aborted {

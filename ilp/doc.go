@@ -30,7 +30,12 @@
 //     equality rows, fixed layers as bounds) and serves as an independent
 //     cross-check.
 //
-// Default returns BranchAndBound (LPSolve is slower on the benchmarks).
+// Default returns BranchAndBound (LPSolve is slower on the benchmarks);
+// NewSolver("go"|"lp_solve") selects one by name, reporting an unusable
+// lp_solve binding as an error wrapping ErrUnavailable (never a panic).
+// The end of the caller's context is an interruption: solvers and Pareto
+// return an error wrapping ErrInterrupted and no configuration. Only a
+// solver's own TimeLimit yields a best-so-far, with its proven Gap.
 // Pareto sweeps one budget and returns the non-dominated front.
 //
 // Invariants: a returned Solution always meets every budget within

@@ -15,6 +15,7 @@ import "C"
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync/atomic"
@@ -34,7 +35,8 @@ import (
 // objective scaled by powers of two to magnitudes near 1.
 type LPSolve struct {
 	// TimeLimit, if positive, bounds each Solve; the best configuration
-	// found by then is returned with its proven gap.
+	// found by then is returned with its proven gap. (The end of the
+	// caller's context is an interruption instead: an error, no result.)
 	TimeLimit time.Duration
 	// Plain solves the formulation of the original problem as it is: tied
 	// layers as equality rows, fixed layers as variable bounds, default
@@ -49,10 +51,21 @@ func golpPtr(l *golp.LP) *C.lprec {
 	return *(**C.lprec)(unsafe.Pointer(l))
 }
 
-func init() {
-	if unsafe.Sizeof(golp.LP{}) != unsafe.Sizeof(uintptr(0)) {
-		panic("ilp: golp.LP layout changed; update golpPtr")
+// ErrUnavailable is wrapped by the error LPSolve returns when the lp_solve
+// binding cannot be used.
+var ErrUnavailable = errors.New("ilp: lp_solve unavailable")
+
+// layoutErr is golp's layout check, done once: golpPtr reads the handle
+// out of a golp.LP, which is only right if the struct holds just that
+// pointer. A mismatch makes LPSolve return an error, never a panic.
+var layoutErr = checkLayout(unsafe.Sizeof(golp.LP{}), unsafe.Sizeof(uintptr(0)))
+
+// checkLayout compares golp.LP's size with a pointer's.
+func checkLayout(lpSize, ptrSize uintptr) error {
+	if lpSize != ptrSize {
+		return fmt.Errorf("golp.LP is %d bytes, not one %d-byte pointer (github.com/draffensperger/golp changed; use --solver go): %w", lpSize, ptrSize, ErrUnavailable)
 	}
+	return nil
 }
 
 // Solve implements Solver.
@@ -62,6 +75,9 @@ func (s *LPSolve) Solve(ctx context.Context, p *Problem) (*Solution, error) {
 
 // SolveHint implements HintedSolver: a feasible hint tightens the initial bound.
 func (s *LPSolve) SolveHint(ctx context.Context, p *Problem, hint *Solution) (*Solution, error) {
+	if layoutErr != nil {
+		return nil, layoutErr
+	}
 	r, err := reduce(p)
 	if err != nil {
 		return nil, err
@@ -69,14 +85,27 @@ func (s *LPSolve) SolveHint(ctx context.Context, p *Problem, hint *Solution) (*S
 	if err := r.checkFeasible(); err != nil {
 		return nil, err
 	}
+	caller := ctx
 	if s.TimeLimit > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.TimeLimit)
 		defer cancel()
 	}
+	var sol *Solution
 	if s.Plain {
-		return solvePlain(ctx, p, r)
+		sol, err = solvePlain(ctx, p, r)
+	} else {
+		sol, err = s.solveHelped(ctx, r, hint)
 	}
+	if ierr := interrupted(caller); ierr != nil {
+		return nil, ierr
+	}
+	return sol, err
+}
+
+// solveHelped solves the preprocessed problem r with the help described on
+// LPSolve.
+func (s *LPSolve) solveHelped(ctx context.Context, r *reduced, hint *Solution) (*Solution, error) {
 	q := newMCKP(r)
 	st := newSearch(q, r.constObj, r.contract(hint), OptimalityTol)
 	if q.n == 0 || q.m == 0 || st.ub-st.lb <= st.tol() {

@@ -4,8 +4,11 @@ package ilp
 
 import (
 	"context"
+	"errors"
 	"math"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestLPSolveConformance(t *testing.T) {
@@ -16,17 +19,15 @@ func TestLPSolvePlainConformance(t *testing.T) {
 	testConformance(t, &LPSolve{Plain: true})
 }
 
-// TestLPSolveCancel checks that lp_solve stops when ctx ends (through its
-// abort callback) and returns the incumbent with a true gap.
+// TestLPSolveCancel checks that lp_solve stops at its time limit (through
+// its abort callback) and returns the incumbent with a true gap.
 func TestLPSolveCancel(t *testing.T) {
 	p := realisticProblem(7, 100, benchBits, 0.3)
 	opt, err := (&BranchAndBound{}).Solve(context.Background(), p)
 	if err != nil || !opt.Optimal {
 		t.Fatalf("reference: got %v, %v; want a proven optimum", opt, err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	cut, err := (&LPSolve{}).Solve(ctx, p)
+	cut, err := (&LPSolve{TimeLimit: time.Nanosecond}).Solve(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,5 +63,17 @@ func TestBranchAndBoundMatchesLPSolve(t *testing.T) {
 				t.Errorf("seed %d frac %g: got objective %.12g; lp_solve %.12g", seed, frac, got.Objective, want.Objective)
 			}
 		}
+	}
+}
+
+// TestLPSolveLayoutError checks that a golp layout mismatch is an error
+// wrapping ErrUnavailable that names the way out, not a panic at init.
+func TestLPSolveLayoutError(t *testing.T) {
+	if err := checkLayout(8, 8); err != nil {
+		t.Fatalf("matching layout: got %v; want nil", err)
+	}
+	err := checkLayout(16, 8)
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "--solver go") {
+		t.Errorf("mismatched layout: got %v; want ErrUnavailable naming --solver go", err)
 	}
 }

@@ -16,7 +16,9 @@ import (
 //
 // The sweep runs from the tightest budget up, so each solution is a
 // feasible start for the next; a HintedSolver gets it as its hint. If ctx
-// ends, Pareto returns the front found so far with ctx's error.
+// ends, Pareto stops and returns no front and an error wrapping
+// ErrInterrupted: a partial sweep is not a front. Points may carry a proven
+// gap (Optimal false) when the solver has its own time limit.
 func Pareto(ctx context.Context, s Solver, p *Problem, resource, points int) ([]Solution, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -38,11 +40,17 @@ func Pareto(ctx context.Context, s Solver, p *Problem, resource, points int) ([]
 	if err != nil {
 		return nil, err
 	}
+	if err := interrupted(ctx); err != nil {
+		return nil, err
+	}
 	lo, hi := r.minFull[resource], top.Costs[resource]
 	hs, hinted := s.(HintedSolver)
 	var all []Solution
 	var prev *Solution
 	for k := 0; k < points-1; k++ {
+		if err := interrupted(ctx); err != nil {
+			return nil, err
+		}
 		q.Resources[resource].Limit = lo + (hi-lo)*float64(k)/float64(points-1)
 		var sol *Solution
 		if hinted {
@@ -53,10 +61,18 @@ func Pareto(ctx context.Context, s Solver, p *Problem, resource, points int) ([]
 		if errors.Is(err, ErrInfeasible) {
 			continue
 		}
+		if err := interrupted(ctx); err != nil {
+			return nil, err
+		}
 		if err != nil {
-			return front(all, resource), err
+			return nil, err
 		}
 		all = append(all, *sol)
+		if len(all) > 1 {
+			// Keep only the front so far: memory stays the front's size
+			// whatever the number of points.
+			all = front(all, resource)
+		}
 		prev = sol
 	}
 	all = append(all, *top)

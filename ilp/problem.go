@@ -16,6 +16,20 @@ var ErrInvalid = errors.New("ilp: invalid problem")
 // the budgets. The wrapping error is an *InfeasibleError.
 var ErrInfeasible = errors.New("ilp: infeasible")
 
+// ErrInterrupted is wrapped, together with the context's own error, by the
+// error a solver or Pareto returns when the caller's context ends: a search
+// cut short by the caller yields no configuration.
+var ErrInterrupted = errors.New("ilp: interrupted")
+
+// interrupted returns an error wrapping ErrInterrupted and ctx.Err() if ctx
+// has ended, else nil.
+func interrupted(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInterrupted, err)
+	}
+	return nil
+}
+
 // FeasibilityTol is the relative tolerance with which a budget holds: a total
 // cost c meets limit L when c <= L + FeasibilityTol*max(1, |L|). It absorbs
 // the rounding of summing the same costs in different orders (about n*eps
@@ -78,9 +92,11 @@ type Solution struct {
 
 // Solver finds a configuration of minimum objective within the budgets.
 // Solve returns an error wrapping ErrInvalid for a malformed problem and
-// ErrInfeasible when no configuration meets the budgets. When ctx ends before
-// optimality is proven, it returns the best configuration found with its
-// proven Gap and Optimal false, or ctx's error if none was found.
+// ErrInfeasible when no configuration meets the budgets. When ctx ends
+// (the caller interrupted the job) it returns an error wrapping ErrInterrupted
+// and ctx's error, never a configuration: a cut-short search is not a result.
+// Only the solver's own TimeLimit returns the best configuration found, with
+// its proven Gap and Optimal false.
 type Solver interface {
 	Solve(ctx context.Context, p *Problem) (*Solution, error)
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"math"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // small returns a valid two-layer problem with a latency budget; each test
@@ -132,14 +134,12 @@ func TestTimeLimit(t *testing.T) {
 	if err != nil || !opt.Optimal {
 		t.Fatalf("reference: got %v, %v; want a proven optimum", opt, err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	cut, err := (&BranchAndBound{}).Solve(ctx, p)
+	cut, err := (&BranchAndBound{TimeLimit: time.Nanosecond}).Solve(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cut.Optimal || !(cut.Gap > 0) {
-		t.Fatalf("cancelled search: got Optimal=%v Gap=%g; want false and a positive gap (is the instance too easy?)", cut.Optimal, cut.Gap)
+		t.Fatalf("time-limited search: got Optimal=%v Gap=%g; want false and a positive gap (is the instance too easy?)", cut.Optimal, cut.Gap)
 	}
 	if !p.Feasible(cut) {
 		t.Fatalf("time-limited solution violates a budget: costs %v", cut.Costs)
@@ -199,4 +199,51 @@ func minAlone(p *Problem, k int) float64 {
 		s += m
 	}
 	return s
+}
+
+// TestInterruptNoResult checks that a solver or a Pareto sweep whose
+// caller's context ends returns an error wrapping ErrInterrupted and
+// context.Canceled, and no configuration: an interrupted search is not a
+// result (issue 12). Before the fix both returned their best-so-far.
+func TestInterruptNoResult(t *testing.T) {
+	p := realisticProblem(7, 100, benchBits, 0.3)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, s := range solvers() {
+		sol, err := s.Solve(ctx, p)
+		if sol != nil || !errors.Is(err, ErrInterrupted) || !errors.Is(err, context.Canceled) {
+			t.Errorf("%T: cancelled Solve: got %v, %v; want no solution and an ErrInterrupted wrapping context.Canceled", s, sol, err)
+		}
+		front, err := Pareto(ctx, s, p, 0, 10)
+		if front != nil || !errors.Is(err, ErrInterrupted) {
+			t.Errorf("%T: cancelled Pareto: got %d points, %v; want none and ErrInterrupted", s, len(front), err)
+		}
+	}
+	// Cancelled in the middle of a sweep (after its third solve).
+	var calls atomic.Int32
+	mid, stop := context.WithCancel(context.Background())
+	defer stop()
+	s := cancelAfter{Solver: &BranchAndBound{}, n: 3, calls: &calls, cancel: stop}
+	front, err := Pareto(mid, s, p, 0, 50)
+	if front != nil || !errors.Is(err, ErrInterrupted) {
+		t.Errorf("Pareto cancelled mid-sweep: got %d points, %v; want none and ErrInterrupted", len(front), err)
+	}
+	if got := calls.Load(); got > 4 {
+		t.Errorf("Pareto cancelled mid-sweep went on for %d solves; want it to stop at the next one", got)
+	}
+}
+
+// cancelAfter is a Solver that cancels a context after n solves.
+type cancelAfter struct {
+	Solver
+	n      int32
+	calls  *atomic.Int32
+	cancel context.CancelFunc
+}
+
+func (c cancelAfter) Solve(ctx context.Context, p *Problem) (*Solution, error) {
+	if c.calls.Add(1) >= c.n {
+		c.cancel()
+	}
+	return c.Solver.Solve(ctx, p)
 }

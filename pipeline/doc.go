@@ -10,4 +10,12 @@
 // run); its NPY file is written atomically. Evaluate and RunOutputs are
 // forward-only: they run network.Infer batch by batch, so they hold one
 // batch's live activations, never a whole pass or the whole data set's.
+//
+// Invariants: a search whose context ends returns an error and no result;
+// an ILP solution not proven optimal is labelled "best found, proven gap
+// X%", never "optimum"; every candidate measured or returned keeps the
+// layers fixed by the table or KeepEnds (plain uniform configurations that
+// override them are ReferenceOnly); WriteFiles replaces all outputs or
+// none, and CheckOutDir/CheckOutFile let callers refuse a bad --out before
+// the job runs.
 package pipeline

@@ -3,10 +3,12 @@ package pipeline
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"gopkg.in/yaml.v3"
 
@@ -63,13 +65,16 @@ type SummaryLayer struct {
 
 // SummaryCandidate is a configuration with its proxy and measured values.
 type SummaryCandidate struct {
-	Label        string             `json:"label"`
-	Bits         []int              `json:"bits"`
-	Objective    float64            `json:"objective"`
-	Costs        map[string]float64 `json:"costs"`
-	Fits         bool               `json:"fits"`
-	MeasuredLoss *float64           `json:"measured_loss,omitempty"`
-	Accuracy     *float64           `json:"accuracy,omitempty"`
+	Label     string             `json:"label"`
+	Bits      []int              `json:"bits"`
+	Objective float64            `json:"objective"`
+	Costs     map[string]float64 `json:"costs"`
+	Fits      bool               `json:"fits"`
+	// ReferenceOnly: the configuration overrides a fixed layer (table bits
+	// or --keep-ends), so it is a reference point, never a candidate.
+	ReferenceOnly bool     `json:"reference_only,omitempty"`
+	MeasuredLoss  *float64 `json:"measured_loss,omitempty"`
+	Accuracy      *float64 `json:"accuracy,omitempty"`
 }
 
 func finitePtr(v float64) *float64 {
@@ -80,7 +85,7 @@ func finitePtr(v float64) *float64 {
 }
 
 func summaryCandidate(c *Candidate) SummaryCandidate {
-	return SummaryCandidate{Label: c.Label, Bits: c.Bits, Objective: c.Objective, Costs: c.Costs, Fits: c.Fits, MeasuredLoss: finitePtr(c.MeasuredLoss)}
+	return SummaryCandidate{Label: c.Label, Bits: c.Bits, Objective: c.Objective, Costs: c.Costs, Fits: c.Fits, ReferenceOnly: c.ReferenceOnly, MeasuredLoss: finitePtr(c.MeasuredLoss)}
 }
 
 // costKey maps a resource to its summary.json key.
@@ -190,17 +195,101 @@ func ReadBitsFile(path string) (*BitsFile, error) {
 	return &f, nil
 }
 
-// WriteFiles writes each named file into dir atomically (dir is created).
-// Nothing is written unless every content is ready, so a failed job
-// leaves dir as it was.
+// WriteFiles writes the named files into dir, all or nothing: every file
+// is first written and synced into a new temporary directory (beside dir
+// when dir does not exist yet, which is then renamed to dir in one step;
+// inside dir otherwise, so the moves stay within one file system), and only
+// when all were written are they renamed into place. A failure while
+// writing leaves dir as it was.
 func WriteFiles(dir string, files map[string][]byte, order []string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := CheckOutDir(dir); err != nil {
 		return err
 	}
+	_, statErr := os.Stat(dir)
+	fresh := os.IsNotExist(statErr)
+	parent := dir
+	if fresh {
+		parent = filepath.Dir(filepath.Clean(dir))
+		if err := os.MkdirAll(parent, 0o755); err != nil {
+			return fmt.Errorf("--out %s: %w", dir, err)
+		}
+	}
+	tmp, err := os.MkdirTemp(parent, ".mpsearch-out-*")
+	if err != nil {
+		return fmt.Errorf("--out %s: %w", dir, err)
+	}
+	defer os.RemoveAll(tmp)
 	for _, name := range order {
-		if err := atomicfile.Write(filepath.Join(dir, name), files[name], 0o644); err != nil {
-			return err
+		if err := atomicfile.Write(filepath.Join(tmp, name), files[name], 0o644); err != nil {
+			return fmt.Errorf("--out %s: %w (nothing written)", dir, err)
+		}
+	}
+	if fresh {
+		if err := os.Chmod(tmp, 0o755); err != nil {
+			return fmt.Errorf("--out %s: %w", dir, err)
+		}
+		if err := os.Rename(tmp, dir); err != nil {
+			return fmt.Errorf("--out %s: %w (nothing written)", dir, err)
+		}
+		return nil
+	}
+	for _, name := range order {
+		if err := os.Rename(filepath.Join(tmp, name), filepath.Join(dir, name)); err != nil {
+			return fmt.Errorf("--out %s: %w", dir, err)
 		}
 	}
 	return nil
+}
+
+// CheckOutDir reports, before a job runs, whether dir can receive its
+// outputs: an existing dir must be a writable directory; otherwise its
+// nearest existing ancestor must be. It creates nothing that it leaves.
+func CheckOutDir(dir string) error {
+	return checkDir(dir, dir)
+}
+
+// CheckOutFile reports, before a job runs, whether the file path can be
+// written: it must not be a directory, and its directory (or that
+// directory's nearest existing ancestor) must be a writable directory.
+func CheckOutFile(path string) error {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return fmt.Errorf("--out %s is a directory; give a file name", path)
+	}
+	return checkDir(filepath.Dir(path), path)
+}
+
+// checkDir checks dir for the flag value flag.
+func checkDir(dir, flag string) error {
+	p := filepath.Clean(dir)
+	for {
+		st, err := os.Stat(p)
+		if err == nil {
+			if !st.IsDir() {
+				if p == filepath.Clean(flag) {
+					return fmt.Errorf("--out %s is a file, not a directory; give a directory", flag)
+				}
+				return fmt.Errorf("--out %s: %s is a file, not a directory", flag, p)
+			}
+			return checkWritable(p, flag)
+		}
+		if !os.IsNotExist(err) && !errors.Is(err, syscall.ENOTDIR) {
+			return fmt.Errorf("--out %s: %w", flag, err)
+		}
+		up := filepath.Dir(p)
+		if up == p {
+			return fmt.Errorf("--out %s: no existing parent directory", flag)
+		}
+		p = up
+	}
+}
+
+// checkWritable creates and removes a temporary file in dir.
+func checkWritable(dir, flag string) error {
+	f, err := os.CreateTemp(dir, ".mpsearch-check-*")
+	if err != nil {
+		return fmt.Errorf("--out %s: cannot write in %s (%v); choose a writable directory", flag, dir, errors.Unwrap(err))
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
 }

@@ -80,18 +80,26 @@ type Candidate struct {
 	Costs        map[string]float64 // per resource (predicted)
 	MeasuredLoss float64            // NaN when not measured
 	Fits         bool               // within every budget
+	// ReferenceOnly marks a configuration that overrides a fixed layer
+	// (the table's bits or --keep-ends): shown for reference, never
+	// measured as a candidate nor returned.
+	ReferenceOnly bool
 }
 
 // SearchResult is the outcome of Search.
 type SearchResult struct {
-	Table     *sensitivity.Table
-	Bits      []int              // candidate widths used
-	Limits    map[string]float64 // resolved budgets
-	Plain     *Candidate         // the ILP optimum of the table's omega
-	Chosen    *Candidate         // the returned configuration
-	Measured  []*Candidate       // every candidate the verifier measured
-	Uniform   []*Candidate       // uniform configurations of every width
-	Front     []*Candidate       // Pareto front of the first budget (if asked)
+	Table    *sensitivity.Table
+	Bits     []int              // candidate widths used
+	Limits   map[string]float64 // resolved budgets
+	Plain    *Candidate         // the ILP optimum of the table's omega
+	Chosen   *Candidate         // the returned configuration
+	Measured []*Candidate       // every candidate the verifier measured
+	// Uniform holds the uniform configurations of every width; when layers
+	// are fixed, these are ReferenceOnly and followed by the uniform
+	// configurations with the fixed layers kept ("uniform W3A8, ends at
+	// 8"), the only uniform ones that can be returned.
+	Uniform   []*Candidate
+	Front     []*Candidate // Pareto front of the first budget (if asked)
 	Problem   *ilp.Problem
 	Solution  *ilp.Solution // of Plain (ILP method)
 	RL        *RLOutcome    // with Method "rl"
@@ -163,9 +171,13 @@ func (ct costTable) total(res string, bits []int) float64 {
 // Search chooses the bit widths: it solves the ILP on the table's omega
 // under the budgets, then (with a Verifier) measures a handful of
 // candidates — the optimum under each metric the table holds, optima at
-// slightly tighter budgets, and every uniform configuration that fits —
-// and returns the best measured one, never one measured worse than the
-// best uniform configuration that fits.
+// slightly tighter budgets, and every uniform configuration that fits and
+// keeps the fixed layers — and returns the best measured one, never one
+// measured worse than the best such uniform configuration. Every returned
+// or measured candidate respects the fixed layers (the table's bits and
+// KeepEnds). If ctx ends, Search returns an error and no result; an ILP
+// solution not proven optimal is labelled "best found, proven gap X%",
+// never "optimum".
 func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*SearchResult, error) {
 	if err := t.Validate(); err != nil {
 		return nil, err
@@ -289,6 +301,7 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 		for li, bb := range b {
 			c.Objective += tableOmega(li, bb)
 		}
+		c.ReferenceOnly = !slices.Equal(b, withFixed(slices.Clone(b)))
 		for _, r := range have {
 			c.Costs[r] = total(r, b)
 			if lim, ok := res.Limits[r]; ok && c.Costs[r] > lim*(1+ilp.FeasibilityTol) {
@@ -297,8 +310,18 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 		}
 		return c
 	}
+	anyFixed := false
 	for _, b := range bits {
-		res.Uniform = append(res.Uniform, mk(fmt.Sprintf("uniform W%dA8", b), uniform(b)))
+		c := mk(fmt.Sprintf("uniform W%dA8", b), uniform(b))
+		anyFixed = anyFixed || c.ReferenceOnly
+		res.Uniform = append(res.Uniform, c)
+	}
+	if anyFixed {
+		for _, b := range bits {
+			if u := withFixed(uniform(b)); !slices.Equal(u, uniform(b)) {
+				res.Uniform = append(res.Uniform, mk(fmt.Sprintf("uniform W%dA8, %s", b, fixedNote(t, cfg.KeepEnds, eight)), u))
+			}
+		}
 	}
 	res.Problem = build(tableOmega, 1)
 	if cfg.Method == "rl" {
@@ -312,8 +335,11 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 			return nil, err
 		}
 		res.Solution = sol
-		res.Plain = mk("ILP optimum ("+metricName(t)+")", choiceBits(sol))
+		res.Plain = mk(ilpLabel(sol, " ("+metricName(t)+")"), choiceBits(sol))
 		report("solve", 1, 1, "")
+	}
+	if res.Plain.ReferenceOnly {
+		return nil, fmt.Errorf("search: %s %v overrides a fixed layer (table bits or --keep-ends); this is a bug, please report it", res.Plain.Label, res.Plain.Bits)
 	}
 	res.Chosen = res.Plain
 	if cfg.Verify != nil {
@@ -324,16 +350,20 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 	if cfg.ParetoPoints > 1 && len(budgeted) > 0 {
 		report("pareto", 0, 1, "")
 		sweep := solver
-		if _, ok := solver.(*ilp.BranchAndBound); ok || cfg.Solver == nil {
+		if capped := ilp.WithTimeLimit(solver, 2*time.Second); capped != nil {
 			// A sweep is for the report: cap each point, keeping its proven gap.
-			sweep = &ilp.BranchAndBound{TimeLimit: 2 * time.Second}
+			sweep = capped
 		}
 		front, err := ilp.Pareto(ctx, sweep, res.Problem, 0, cfg.ParetoPoints)
 		if err != nil && !errors.Is(err, ilp.ErrInfeasible) {
 			return nil, err
 		}
 		for i, s := range front {
-			res.Front = append(res.Front, mk(fmt.Sprintf("front %d", i+1), choiceBits(&s)))
+			label := fmt.Sprintf("front %d", i+1)
+			if !s.Optimal {
+				label += fmt.Sprintf(" (best found, proven gap %s)", fmtGap(s.Gap))
+			}
+			res.Front = append(res.Front, mk(label, choiceBits(&s)))
 		}
 		report("pareto", 1, 1, "")
 		if cfg.Method == "rl" && res.RL != nil {
@@ -342,7 +372,37 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 			}
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		// Whatever a stage returned after the interruption is not a result.
+		return nil, fmt.Errorf("search interrupted: %w", err)
+	}
 	return res, nil
+}
+
+// ilpLabel names an ILP solution: "ILP optimum" only when proven optimal.
+func ilpLabel(s *ilp.Solution, what string) string {
+	if s.Optimal {
+		return "ILP optimum" + what
+	}
+	return fmt.Sprintf("ILP best found, proven gap %s%s", fmtGap(s.Gap), what)
+}
+
+// fmtGap formats a relative gap as a percentage.
+func fmtGap(g float64) string {
+	return fmt.Sprintf("%.3g%%", 100*g)
+}
+
+// fixedNote describes the layers a table or KeepEnds fixes, for labels.
+func fixedNote(t *sensitivity.Table, keepEnds bool, eight int) string {
+	for _, l := range t.Layers {
+		if l.Bits != 0 {
+			if keepEnds {
+				return fmt.Sprintf("ends at %d, table's fixed layers kept", eight)
+			}
+			return "table's fixed layers kept"
+		}
+	}
+	return fmt.Sprintf("ends at %d", eight)
 }
 
 // rlFront runs the RL agent at the budget of every ILP front point (the
@@ -404,7 +464,7 @@ func verify(ctx context.Context, t *sensitivity.Table, res *SearchResult, build 
 	for _, m := range metrics {
 		omega := func(li, b int) float64 { return t.Layers[li].Metrics[m][b] }
 		if s, err := solver.Solve(ctx, build(omega, 1)); err == nil {
-			cands = append(cands, mk("ILP optimum ("+m+")", choiceBits(s)))
+			cands = append(cands, mk(ilpLabel(s, " ("+m+")"), choiceBits(s)))
 		} else if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -417,16 +477,18 @@ func verify(ctx context.Context, t *sensitivity.Table, res *SearchResult, build 
 	for _, scale := range scales {
 		tableOmega := func(li, b int) float64 { v, _ := t.Layers[li].OmegaAt(b); return v }
 		if s, err := solver.Solve(ctx, build(tableOmega, scale)); err == nil {
-			cands = append(cands, mk(fmt.Sprintf("ILP optimum at %.0f%% of the budget", 100*scale), choiceBits(s)))
+			cands = append(cands, mk(ilpLabel(s, fmt.Sprintf(" at %.0f%% of the budget", 100*scale)), choiceBits(s)))
 		} else if ctx.Err() != nil {
 			return ctx.Err()
 		}
 	}
 	for _, u := range res.Uniform {
-		if u.Fits {
+		if u.Fits && !u.ReferenceOnly {
 			cands = append(cands, u)
 		}
 	}
+	// Only configurations that keep the fixed layers can be returned.
+	cands = slices.DeleteFunc(cands, func(c *Candidate) bool { return c.ReferenceOnly })
 	// Measure each distinct configuration once.
 	measured := map[string]float64{}
 	for i, c := range cands {

@@ -1,0 +1,105 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"mpsearch/ilp"
+	"mpsearch/sensitivity"
+)
+
+// randomTable is a table of n layers whose omega falls with the bit width
+// roughly as 4^-b times a random layer scale (fixed seed), with two
+// budgets' worth of costs (size and BOPs) from random layer sizes: hard
+// enough that the branch-and-bound needs to branch.
+func randomTable(seed uint64, n int) *sensitivity.Table {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	t := &sensitivity.Table{Metric: "direct", Bits: []int{2, 3, 4, 8}}
+	for i := 0; i < n; i++ {
+		l := sensitivity.Layer{Name: fmt.Sprintf("l%d", i), Op: "Conv", Params: int64(1000 + rng.IntN(100000)), MACs: int64(10000 + rng.IntN(1000000)), Omega: map[int]float64{}}
+		scale := rng.ExpFloat64()
+		for _, b := range t.Bits {
+			l.Omega[b] = scale * (1 + 0.3*rng.Float64()) / float64(int(1)<<(2*b))
+		}
+		t.Layers = append(t.Layers, l)
+	}
+	return t
+}
+
+// TestSearchInterrupted checks that a search whose context ends returns an
+// error wrapping context.Canceled and no result, with the ILP and with the
+// Pareto sweep (before issue 12 both returned the best-so-far as "ILP
+// optimum").
+func TestSearchInterrupted(t *testing.T) {
+	tab := randomTable(3, 200)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, points := range []int{0, 50} {
+		res, err := Search(ctx, tab, SearchConfig{Budgets: []Budget{{Resource: Size, Kind: Fraction, Value: 0.3, Text: "30%"}}, ParetoPoints: points})
+		if res != nil || !errors.Is(err, context.Canceled) {
+			t.Errorf("points %d: cancelled search: got result %v, error %v; want no result and context.Canceled", points, res != nil, err)
+		}
+	}
+	// Cancelled after the ILP, during the sweep.
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	cfg := SearchConfig{Budgets: []Budget{{Resource: Size, Kind: Fraction, Value: 0.3, Text: "30%"}}, ParetoPoints: 1000,
+		Progress: func(stage string, done, total int, detail string) {
+			if stage == "pareto" && done == 0 {
+				cancel2()
+			}
+		}}
+	res, err := Search(ctx2, tab, cfg)
+	if res != nil || !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled during the sweep: got result %v, error %v; want no result and context.Canceled", res != nil, err)
+	}
+}
+
+// TestNotProvenLabels checks that an ILP solution cut short by the solver's
+// time limit is labelled "best found, proven gap X%" and never "optimum",
+// in the result, summary.json and the report.
+func TestNotProvenLabels(t *testing.T) {
+	tab := randomTable(5, 300)
+	cfg := SearchConfig{
+		Budgets: []Budget{{Resource: Size, Kind: Fraction, Value: 0.3, Text: "30%"}, {Resource: BOPs, Kind: Fraction, Value: 0.4, Text: "40%"}},
+		Solver:  &ilp.BranchAndBound{TimeLimit: time.Nanosecond},
+	}
+	res, err := Search(context.Background(), tab, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Solution.Optimal {
+		t.Fatalf("the instance was solved to optimality within 1ns; make it harder")
+	}
+	want := "ILP best found, proven gap " + fmtGap(res.Solution.Gap)
+	if !strings.HasPrefix(res.Chosen.Label, want) {
+		t.Errorf("chosen label %q; want it to start with %q", res.Chosen.Label, want)
+	}
+	files, _, err := (&Outputs{Result: res, Method: "ilp"}).Render(context.Background(), func(int, int, string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"summary.json", "report.html"} {
+		s := string(files[name])
+		if strings.Contains(s, "ILP optimum") {
+			t.Errorf("%s says \"ILP optimum\" for a solution not proven optimal", name)
+		}
+		if !strings.Contains(s, want) {
+			t.Errorf("%s lacks %q", name, want)
+		}
+	}
+	// The same table solved without a limit is proven and says so.
+	cfg.Solver = nil
+	res, err = Search(context.Background(), tab, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Solution.Optimal || !strings.HasPrefix(res.Chosen.Label, "ILP optimum") {
+		t.Errorf("unlimited solve: Optimal %v, label %q; want true and \"ILP optimum ...\"", res.Solution.Optimal, res.Chosen.Label)
+	}
+}
