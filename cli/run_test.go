@@ -72,8 +72,8 @@ func TestRunInterrupted(t *testing.T) {
 	if code != 1 {
 		t.Errorf("exit status: got %d; want 1", code)
 	}
-	if got := stderr.String(); got != "mpsearch run: interrupted\n" {
-		t.Errorf("stderr: got %q; want one line \"mpsearch run: interrupted\"", got)
+	if got := stderr.String(); got != "mpsearch run: interrupted; nothing written\n" {
+		t.Errorf("stderr: got %q; want one line \"mpsearch run: interrupted; nothing written\"", got)
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Errorf("an interrupted run left %d files in the output folder; want none", len(ents))
