@@ -56,8 +56,9 @@ type engine struct {
 	scale  []float64
 	batch  int // at most this many directions per oracle call
 
-	products int // directions passed to the oracle so far
-	v, hv    []float64
+	products   int       // directions passed to the oracle so far
+	onProducts func(int) // called after each oracle call, when not nil
+	v, hv      []float64
 }
 
 func newEngine(o Oracle, what string, batch int) (*engine, error) {
@@ -110,6 +111,9 @@ func (e *engine) apply(ctx context.Context, z, u []float64, k int) error {
 			return fmt.Errorf("hessian: %s: Hessian-vector product failed after %d products: %w", e.what, e.products, err)
 		}
 		e.products += kk
+		if e.onProducts != nil {
+			e.onProducts(e.products)
+		}
 		for j := range kk {
 			uj := u[(start+j)*e.n:]
 			hj := hv[j*e.dim:]

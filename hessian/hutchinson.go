@@ -47,6 +47,10 @@ type Options struct {
 	Seed uint64
 	// Progress, if not nil, is called after each pass.
 	Progress func(Progress)
+	// Products, if not nil, is called after every oracle call with the
+	// number of Hessian-vector products so far: on large models one pass
+	// can take minutes, and this is the finer progress signal.
+	Products func(n int)
 }
 
 // Progress reports the state of an estimate after a pass.
@@ -148,6 +152,9 @@ func Hutchinson(ctx context.Context, o Oracle, opts Options) (*Result, error) {
 		return nil, err
 	}
 	e, err := newEngine(o, "Hutchinson", opts.ProbesPerPass)
+	if e != nil {
+		e.onProducts = opts.Products
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -96,6 +96,9 @@ func HutchPlusPlus(ctx context.Context, o Oracle, opts PPOptions) (*Result, erro
 		return nil, fmt.Errorf("hessian: SketchSize is %d; want at least 1: %w", opts.SketchSize, ErrOptions)
 	}
 	e, err := newEngine(o, "Hutch++", opts.ProbesPerPass)
+	if e != nil {
+		e.onProducts = opts.Products
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -277,9 +277,16 @@ func computeTraces(ctx context.Context, o *Oracle, net *network.Network, t *Tabl
 		}
 		return nil
 	}
-	opts := hessian.Options{Tol: cfg.Tol, MaxProbes: cfg.Probes, Seed: cfg.Seed, Progress: func(p hessian.Progress) {
+	opts := hessian.Options{Tol: cfg.Tol, MaxProbes: cfg.Probes, Seed: cfg.Seed}
+	probes := 0 // probes done, for the per-product reports
+	opts.Progress = func(p hessian.Progress) {
+		probes = p.Probes
 		cfg.report("trace", p.Probes, cfg.Probes, fmt.Sprintf("worst relative error %.3f (%s)", p.WorstRelErr, p.Block))
-	}}
+	}
+	opts.Products = func(n int) {
+		cfg.report("trace", probes, cfg.Probes, fmt.Sprintf("%s: %d Hessian-vector products", method, n))
+	}
+	cfg.report("trace", 0, cfg.Probes, fmt.Sprintf("%s: first Hessian-vector products", method))
 	var res *hessian.Result
 	var err error
 	if method == TraceHutchPP {
