@@ -128,62 +128,19 @@ func (st *selectState) route(i int, dst, src []float64, back bool) {
 	})
 }
 
-// Backward sends each output gradient to the chosen input element.
+// Backward routes each output gradient back to the inputs.
 func (op *selectOp) Backward(in []*tensor.Tensor, out *tensor.Tensor, state any, gout *tensor.Tensor, need []bool) []*tensor.Tensor {
-	st := state.(*selectState)
-	gin := make([]*tensor.Tensor, len(in))
-	for i := range in {
-		if need[i] {
-			gin[i] = tensor.New(in[i].Shape...)
-			st.route(i, gin[i].Data, gout.Data, true)
-		}
-	}
-	return gin
+	return routeBackward(state.(*selectState), in, gout, need)
 }
 
-// Tangent copies each direction of the chosen input's tangent.
+// Tangent routes each direction of the input tangents forward.
 func (op *selectOp) Tangent(in, tin []*tensor.Tensor, out *tensor.Tensor, state any) *tensor.Tensor {
-	st := state.(*selectState)
-	K := tangentCount(tin)
-	if K == 0 {
-		return nil
-	}
-	n := out.Size()
-	tout := tensor.New(withK(K, out.Shape)...)
-	for i, t := range tin {
-		if t == nil {
-			continue
-		}
-		m := in[i].Size()
-		for k := 0; k < K; k++ {
-			st.route(i, tout.Data[k*n:(k+1)*n], t.Data[k*m:(k+1)*m], false)
-		}
-	}
-	return tout
+	return routeTangent(state.(*selectState), in, tin, out)
 }
 
-// BackwardTangent routes gout and each direction of tgout back (the input
-// tangents do not move the gradient of a piecewise linear op).
+// BackwardTangent routes gout and each direction of tgout back.
 func (op *selectOp) BackwardTangent(in, _ []*tensor.Tensor, out, _ *tensor.Tensor, state any, gout, tgout *tensor.Tensor, need []bool) (gin, tgin []*tensor.Tensor) {
-	st := state.(*selectState)
-	gin = op.Backward(in, out, state, gout, need)
-	tgin = make([]*tensor.Tensor, len(in))
-	n := out.Size()
-	K := directions(tgout, n)
-	if K == 0 {
-		return gin, tgin
-	}
-	for i := range in {
-		if !need[i] {
-			continue
-		}
-		m := in[i].Size()
-		tgin[i] = tensor.New(withK(K, in[i].Shape)...)
-		for k := 0; k < K; k++ {
-			st.route(i, tgin[i].Data[k*m:(k+1)*m], tgout.Data[k*n:(k+1)*n], true)
-		}
-	}
-	return gin, tgin
+	return routeBackwardTangent(state.(*selectState), in, out, gout, tgout, need)
 }
 
 // reduceSelectOp is ReduceMax/ReduceMin: the axes, keepdims and

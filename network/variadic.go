@@ -82,7 +82,7 @@ func (op *sumOp) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
 			return nil, nil, err
 		}
 		st.plans[i] = p
-		st.move(i, out.Data, x.Data, false)
+		st.route(i, out.Data, x.Data, false)
 	}
 	return out, st, nil
 }
@@ -90,7 +90,7 @@ func (op *sumOp) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
 // move adds scale·src into dst between the output layout and input i's:
 // from input to output (broadcasting) unless back, then from output to
 // input (summing over broadcast axes).
-func (st *sumState) move(i int, dst, src []float64, back bool) {
+func (st *sumState) route(i int, dst, src []float64, back bool) {
 	p := st.plans[i]
 	p.runs(func(o, _, ib int) {
 		for j := 0; j < p.inner; j++ {
@@ -103,56 +103,19 @@ func (st *sumState) move(i int, dst, src []float64, back bool) {
 	})
 }
 
+// Backward routes each output gradient back to the inputs.
 func (op *sumOp) Backward(in []*tensor.Tensor, out *tensor.Tensor, state any, gout *tensor.Tensor, need []bool) []*tensor.Tensor {
-	st := state.(*sumState)
-	gin := make([]*tensor.Tensor, len(in))
-	for i := range in {
-		if need[i] {
-			gin[i] = tensor.New(in[i].Shape...)
-			st.move(i, gin[i].Data, gout.Data, true)
-		}
-	}
-	return gin
+	return routeBackward(state.(*sumState), in, gout, need)
 }
 
+// Tangent routes each direction of the input tangents forward.
 func (op *sumOp) Tangent(in, tin []*tensor.Tensor, out *tensor.Tensor, state any) *tensor.Tensor {
-	st := state.(*sumState)
-	K := tangentCount(tin)
-	if K == 0 {
-		return nil
-	}
-	n := out.Size()
-	tout := tensor.New(withK(K, out.Shape)...)
-	for i, t := range tin {
-		if t == nil {
-			continue
-		}
-		m := in[i].Size()
-		for k := 0; k < K; k++ {
-			st.move(i, tout.Data[k*n:(k+1)*n], t.Data[k*m:(k+1)*m], false)
-		}
-	}
-	return tout
+	return routeTangent(state.(*sumState), in, tin, out)
 }
 
-// BackwardTangent moves gout and each direction of tgout back (linear op).
+// BackwardTangent routes gout and each direction of tgout back.
 func (op *sumOp) BackwardTangent(in, _ []*tensor.Tensor, out, _ *tensor.Tensor, state any, gout, tgout *tensor.Tensor, need []bool) (gin, tgin []*tensor.Tensor) {
-	st := state.(*sumState)
-	gin = op.Backward(in, out, state, gout, need)
-	tgin = make([]*tensor.Tensor, len(in))
-	n := out.Size()
-	K := directions(tgout, n)
-	for i := range in {
-		if !need[i] || K == 0 {
-			continue
-		}
-		m := in[i].Size()
-		tgin[i] = tensor.New(withK(K, in[i].Shape)...)
-		for k := 0; k < K; k++ {
-			st.move(i, tgin[i].Data[k*m:(k+1)*m], tgout.Data[k*n:(k+1)*n], true)
-		}
-	}
-	return gin, tgin
+	return routeBackwardTangent(state.(*sumState), in, out, gout, tgout, need)
 }
 
 // logSoftmaxOp is y = x - log Σ exp(x) over Softmax's blocks (same axis
