@@ -77,6 +77,34 @@ type Network struct {
 	release [][]int                // per node, the values Infer drops after it (infer.go)
 }
 
+// run computes nd's outputs from vals (hook applied to its non-constant
+// inputs), reusing *ins as the input slice; errors name the node. Forward
+// and Infer share it.
+func (nd *node) run(vals []*tensor.Tensor, hook Hook, ins *[]*tensor.Tensor) ([]*tensor.Tensor, any, error) {
+	*ins = (*ins)[:0]
+	for j, v := range nd.in {
+		var t *tensor.Tensor
+		if v >= 0 {
+			t = vals[v]
+			if hook != nil && !nd.constIn[j] {
+				t = hook(nd.name, j, t)
+			}
+		}
+		*ins = append(*ins, t)
+	}
+	outs, st, err := nd.op.ForwardMulti(*ins)
+	if err == nil && len(outs) < len(nd.outs) {
+		err = fmt.Errorf("has %d outputs; the operator computes %d", len(nd.outs), len(outs))
+	}
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "node ") {
+			return nil, nil, err
+		}
+		return nil, nil, fmt.Errorf("node %q (%s): %w", nd.name, nd.opType, err)
+	}
+	return outs, st, nil
+}
+
 type node struct {
 	name, opType string
 	op           MultiOp
@@ -474,26 +502,9 @@ func (net *Network) ForwardAll(ctx context.Context, xs []*tensor.Tensor, hook Ho
 				return nil, err
 			}
 		}
-		ins = ins[:0]
-		for j, v := range nd.in {
-			var t *tensor.Tensor
-			if v >= 0 {
-				t = p.vals[v]
-				if hook != nil && !nd.constIn[j] {
-					t = hook(nd.name, j, t)
-				}
-			}
-			ins = append(ins, t)
-		}
-		outs, st, err := nd.op.ForwardMulti(ins)
-		if err == nil && len(outs) < len(nd.outs) {
-			err = fmt.Errorf("has %d outputs; the operator computes %d", len(nd.outs), len(outs))
-		}
+		outs, st, err := nd.run(p.vals, hook, &ins)
 		if err != nil {
-			if strings.HasPrefix(err.Error(), "node ") {
-				return nil, err
-			}
-			return nil, fmt.Errorf("node %q (%s): %w", nd.name, nd.opType, err)
+			return nil, err
 		}
 		for j, v := range nd.outs {
 			if v >= 0 {

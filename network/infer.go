@@ -3,7 +3,6 @@ package network
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"mpsearch/tensor"
 )
@@ -101,26 +100,9 @@ func (net *Network) infer(ctx context.Context, xs []*tensor.Tensor, hook Hook, s
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		ins = ins[:0]
-		for j, v := range nd.in {
-			var t *tensor.Tensor
-			if v >= 0 {
-				t = vals[v]
-				if hook != nil && !nd.constIn[j] {
-					t = hook(nd.name, j, t)
-				}
-			}
-			ins = append(ins, t)
-		}
-		outs, _, err := nd.op.ForwardMulti(ins)
-		if err == nil && len(outs) < len(nd.outs) {
-			err = fmt.Errorf("has %d outputs; the operator computes %d", len(nd.outs), len(outs))
-		}
+		outs, _, err := nd.run(vals, hook, &ins)
 		if err != nil {
-			if strings.HasPrefix(err.Error(), "node ") {
-				return nil, err
-			}
-			return nil, fmt.Errorf("node %q (%s): %w", nd.name, nd.opType, err)
+			return nil, err
 		}
 		for j, v := range nd.outs {
 			if v >= 0 {
