@@ -19,13 +19,8 @@ func init() {
 		max  bool
 	}{{"Max", true}, {"Min", false}} {
 		register(c.name, func(n *onnx.Node, _ map[string]*tensor.Tensor, opset int64) (Op, error) {
-			if len(n.Inputs) < 1 {
-				return nil, nodeErr(n, "has no inputs; want at least 1")
-			}
-			for i, s := range n.Inputs {
-				if s == "" {
-					return nil, nodeErr(n, "input %d is empty", i)
-				}
+			if err := variadicInputs(n); err != nil {
+				return nil, err
 			}
 			if opset < 8 && len(n.Inputs) > 1 {
 				return &selectOp{max: c.max, name: c.name, same: true}, nil

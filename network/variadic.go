@@ -16,13 +16,8 @@ func init() {
 		mean bool
 	}{{"Sum", false}, {"Mean", true}} {
 		register(c.name, func(n *onnx.Node, _ map[string]*tensor.Tensor, opset int64) (Op, error) {
-			if len(n.Inputs) < 1 {
-				return nil, nodeErr(n, "has no inputs; want at least 1")
-			}
-			for i, s := range n.Inputs {
-				if s == "" {
-					return nil, nodeErr(n, "input %d is empty", i)
-				}
+			if err := variadicInputs(n); err != nil {
+				return nil, err
 			}
 			return &sumOp{mean: c.mean, same: opset < 8}, nil
 		})
@@ -253,4 +248,18 @@ func (op *logSoftmaxOp) BackwardTangent(in, tin []*tensor.Tensor, out, _ *tensor
 		})
 	}
 	return gin, tgin
+}
+
+// variadicInputs checks the inputs of a variadic op (Max, Min, Sum, Mean):
+// at least one, none omitted.
+func variadicInputs(n *onnx.Node) error {
+	if len(n.Inputs) < 1 {
+		return nodeErr(n, "has no inputs; want at least 1")
+	}
+	for i, s := range n.Inputs {
+		if s == "" {
+			return nodeErr(n, "input %d is empty", i)
+		}
+	}
+	return nil
 }

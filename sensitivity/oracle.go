@@ -104,7 +104,6 @@ func NewOracle(ctx context.Context, net *network.Network, ds *dataset.Dataset, o
 		o.dim += size
 	}
 	n := ds.Len()
-	var activations int64
 	for b := 0; b < ds.NumBatches(opt.Batch); b++ {
 		x, y := ds.Batch(b, opt.Batch)
 		o.batches = append(o.batches, x)
@@ -120,19 +119,10 @@ func NewOracle(ctx context.Context, net *network.Network, ds *dataset.Dataset, o
 		default:
 			return nil, fmt.Errorf("sensitivity: unknown loss %q (want %s or %s)", opt.Loss, LossCE, LossKL)
 		}
-		activations += int64(x.Size())
 	}
-	// A rough bound of a pass's memory: the input times the widest
-	// expansion of the network, estimated from one pass of one batch.
-	if len(o.batches) > 0 {
-		p, err := net.Forward(ctx, o.batches[0])
-		if err != nil {
-			return nil, err
-		}
-		per := p.Bytes()
-		total := per * int64(len(o.batches))
-		o.cache = total <= opt.MaxCacheBytes
-	}
+	// The cached passes hold every sample's values: the per-sample bytes
+	// measured by memoryBatch (without its margin) times the samples.
+	o.cache = perSample/passFactor*int64(n) <= opt.MaxCacheBytes
 	return o, nil
 }
 
