@@ -27,12 +27,14 @@ type modelFlags struct {
 	threads int
 	// inputShapes holds the --input-shape values by input name.
 	inputShapes shapesFlag
+	precision   string
 }
 
 func (m *modelFlags) register(fs *flag.FlagSet, withData bool) {
 	fs.StringVar(&m.model, "model", "", "ONNX model `file` (default: the built-in Fashion-MNIST demo)")
 	m.threads = 1
 	fs.Var(threadsFlag{&m.threads}, "threads", "threads for the float engine (BLAS and mini-batches), capped at the CPUs available")
+	fs.StringVar(&m.precision, "precision", "f32", "arithmetic of the float engine's matrix products (Conv, Gemm, MatMul): f32 (sgemm) or f64 (the exact reference)")
 	fs.Var(&m.inputShapes, "input-shape", "fix a model input's shape, `NAME=1x3x224x224` (batch first, its value ignored); repeatable; default: dynamic dimensions come from the data")
 	if !withData {
 		return
@@ -108,7 +110,8 @@ func (m *modelFlags) loadModel(ds *dataset.Dataset) (*network.Network, error) {
 		return nil, err
 	}
 	network.SetBLASThreads(m.threads)
-	opt := pipeline.ModelOptions{InputShapes: m.inputShapes}
+	prec, _ := network.ParsePrecision(m.precision) // checked by check
+	opt := pipeline.ModelOptions{InputShapes: m.inputShapes, Precision: prec}
 	if ds != nil {
 		opt.SampleShape = ds.SampleShape()
 	}
@@ -122,6 +125,9 @@ func (m *modelFlags) loadModel(ds *dataset.Dataset) (*network.Network, error) {
 func (m *modelFlags) check() error {
 	if m.threads < 1 {
 		return usagef("--threads: %d is below 1", m.threads)
+	}
+	if _, err := network.ParsePrecision(m.precision); err != nil {
+		return usagef("--%v", err)
 	}
 	return nil
 }
@@ -254,6 +260,10 @@ func (m *modelFlags) inputs() (*pipeline.Inputs, error) {
 	if len(m.inputShapes) > 0 {
 		// The shapes given change the network, so the identity too.
 		in.ModelSHA256 = pipeline.HashBytes([]byte(in.ModelSHA256 + "|input-shape " + m.inputShapes.String()))
+	}
+	if net.Precision() != network.F64 {
+		// So does the arithmetic (cached tables made in float64 keep their key).
+		in.ModelSHA256 = pipeline.HashBytes([]byte(in.ModelSHA256 + "|precision " + net.Precision().String()))
 	}
 	if m.data == "" {
 		in.DataName = "built-in demo calibration set"

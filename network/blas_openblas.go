@@ -9,12 +9,14 @@ extern void openblas_set_num_threads(int num_threads);
 import "C"
 
 import (
+	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/netlib/blas/netlib"
 )
 
 func init() {
 	blas64.Use(netlib.Implementation{})
+	blas32.Use(netlib.Implementation{})
 	SetBLASThreads(1)
 }
 

@@ -125,6 +125,7 @@ type sweep struct {
 	// or through other nodes: only they (and shape values) need the
 	// second probe pass.
 	shapeAnc []bool
+	prec     Precision // given to the ops that run matrix products
 }
 
 func newSweep(g *onnx.Graph, opset int64) *sweep {
@@ -182,7 +183,7 @@ func (s *sweep) opMaker(n *onnx.Node) func(consts map[string]*tensor.Tensor) (Mu
 	b, single := builders[n.OpType]
 	mb := multiBuilders[n.OpType]
 	intDiv := n.OpType == "Div" && len(n.Inputs) == 2 && isIntType(s.types[n.Inputs[0]]) && isIntType(s.types[n.Inputs[1]])
-	opset := s.opset
+	opset, prec := s.opset, s.prec
 	return func(consts map[string]*tensor.Tensor) (MultiOp, Op, []bool, error) {
 		var raw any
 		var mop MultiOp
@@ -201,6 +202,9 @@ func (s *sweep) opMaker(n *onnx.Node) func(consts map[string]*tensor.Tensor) (Mu
 		}
 		if err != nil {
 			return nil, nil, nil, err
+		}
+		if po, ok := raw.(precisioned); ok {
+			po.setPrecision(prec)
 		}
 		flags := make([]bool, len(n.Inputs))
 		var idx []int

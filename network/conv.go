@@ -33,7 +33,10 @@ type conv struct {
 	node  *onnx.Node
 	group int
 	win   windowSpec
+	prec  Precision
 }
+
+func (c *conv) setPrecision(p Precision) { c.prec = p }
 
 // Memory policy of conv (variables so that tests can exercise the
 // recomputing, per-sample and multi-chunk paths on small layers).
@@ -122,6 +125,7 @@ type convPass struct {
 	cg, mg, ckk  int // channels per group, output channels per group, Cg*kh*kw
 	p, np, ckAll int // OH*OW, N*P, C*kh*kw
 	chw, mp      int // sample sizes of X and of the output
+	gm           *gemmer
 }
 
 func (c *conv) pass(in []*tensor.Tensor, geo *window2d) *convPass {
@@ -134,6 +138,8 @@ func (c *conv) pass(in []*tensor.Tensor, geo *window2d) *convPass {
 	p.np = p.n * p.p
 	p.chw = p.c * geo.h * geo.w
 	p.mp = p.m * p.p
+	p.gm = newGemmer(c.prec)
+	p.gm.keep(w.Data)
 	return p
 }
 
@@ -225,7 +231,7 @@ func (p *convPass) forwardChunks(dst []float64, src colSource, nb int, w []float
 					addChannelBias(d, bias[k*p.m:(k+1)*p.m], 1, p.m, p.p)
 				}
 				for g := 0; g < p.g; g++ {
-					gemm(false, false, p.mg, p.p, p.ckk, 1, w[(k*p.m+g*p.mg)*p.ckk:], p.ckk, cols[g*p.ckk*ld:], ld, 1, d[g*p.mg*p.p:], p.p)
+					p.gm.gemm(false, false, p.mg, p.p, p.ckk, 1, w[(k*p.m+g*p.mg)*p.ckk:], p.ckk, cols[g*p.ckk*ld:], ld, 1, d[g*p.mg*p.p:], p.p)
 				}
 			}
 		}
@@ -250,7 +256,7 @@ func (p *convPass) forwardChunks(dst []float64, src colSource, nb int, w []float
 				}
 				a = packed
 			}
-			gemm(false, false, kw*p.mg, np, p.ckk, 1, a, p.ckk, cols[g*p.ckk*ld:], ld, 0, tmp, np)
+			p.gm.gemm(false, false, kw*p.mg, np, p.ckk, 1, a, p.ckk, cols[g*p.ckk*ld:], ld, 0, tmp, np)
 			for k := 0; k < kw; k++ {
 				addFromChannelMajor(dst[(k*nb+b0)*p.mp:], tmp[k*p.mg*np:], g*p.mg, p.mg, p.m, n, p.p)
 			}
@@ -276,7 +282,7 @@ func (p *convPass) backwardData(dx []float64, nb int, terms ...dataTerm) {
 		for b := 0; b < nb; b++ {
 			for _, term := range terms {
 				for g := 0; g < p.g; g++ {
-					gemm(true, false, p.ckk, p.p, p.mg, 1, term.w[g*p.mg*p.ckk:], p.ckk, term.g[b*p.mp+g*p.mg*p.p:], p.p, 1, dx[b*p.chw+g*p.ckk*p.p:], p.p)
+					p.gm.gemm(true, false, p.ckk, p.p, p.mg, 1, term.w[g*p.mg*p.ckk:], p.ckk, term.g[b*p.mp+g*p.mg*p.p:], p.p, 1, dx[b*p.chw+g*p.ckk*p.p:], p.p)
 				}
 			}
 		}
@@ -299,7 +305,7 @@ func (p *convPass) backwardData(dx []float64, nb int, terms ...dataTerm) {
 				beta = 0
 			}
 			for g := 0; g < p.g; g++ {
-				gemm(true, false, p.ckk, np, p.mg, 1, term.w[g*p.mg*p.ckk:], p.ckk, cm[g*p.mg*np:], np, beta, dcols[g*p.ckk*np:], np)
+				p.gm.gemm(true, false, p.ckk, np, p.mg, 1, term.w[g*p.mg*p.ckk:], p.ckk, cm[g*p.mg*np:], np, beta, dcols[g*p.ckk*np:], np)
 			}
 		}
 		col2im(dcols, n, p.c, p.geo, dx[b0*p.chw:])
@@ -350,7 +356,7 @@ func (p *convPass) backwardWeight(nb int, terms ...weightTerm) {
 			}
 			cm := channelMajor(gcm, term.g[b0*p.mp:], n, p.m, p.p)
 			for g := 0; g < p.g; g++ {
-				gemm(false, true, p.mg, p.ckk, np, 1, cm[g*p.mg*np:], np, cols[g*p.ckk*ld:], ld, 1, term.dw[g*p.mg*p.ckk:], p.ckk)
+				p.gm.gemm(false, true, p.mg, p.ckk, np, 1, cm[g*p.mg*np:], np, cols[g*p.ckk*ld:], ld, 1, term.dw[g*p.mg*p.ckk:], p.ckk)
 			}
 		}
 	}
@@ -371,7 +377,7 @@ func (p *convPass) weightRun(nb int, run []weightTerm, buf []float64) {
 		for b := 0; b < nb; b++ {
 			cols, ld := p.columns(t.src, b, 1, buf)
 			for g := 0; g < p.g; g++ {
-				gemm(false, true, p.mg, p.ckk, p.p, 1, t.g[b*p.mp+g*p.mg*p.p:], p.p, cols[g*p.ckk*ld:], ld, 1, t.dw[g*p.mg*p.ckk:], p.ckk)
+				p.gm.gemm(false, true, p.mg, p.ckk, p.p, 1, t.g[b*p.mp+g*p.mg*p.p:], p.p, cols[g*p.ckk*ld:], ld, 1, t.dw[g*p.mg*p.ckk:], p.ckk)
 			}
 		}
 		return
@@ -396,9 +402,9 @@ func (p *convPass) weightRun(nb int, run []weightTerm, buf []float64) {
 			}
 			a := acc[g*rows*p.ckk:]
 			if trans {
-				gemm(false, true, p.ckk, rows, p.p, 1, cols[g*p.ckk*ld:], ld, gm, p.p, 1, a, rows)
+				p.gm.gemm(false, true, p.ckk, rows, p.p, 1, cols[g*p.ckk*ld:], ld, gm, p.p, 1, a, rows)
 			} else {
-				gemm(false, true, rows, p.ckk, p.p, 1, gm, p.p, cols[g*p.ckk*ld:], ld, 1, a, p.ckk)
+				p.gm.gemm(false, true, rows, p.ckk, p.p, 1, gm, p.p, cols[g*p.ckk*ld:], ld, 1, a, p.ckk)
 			}
 		}
 	}

@@ -29,6 +29,7 @@ type convTranspose struct {
 	outPad    [2]int // output_padding along H, W
 	outSize   []int  // output_shape (spatial, 2-D layout), nil when absent
 	autoPad   string
+	prec      Precision
 	hasKernel bool
 }
 
@@ -81,6 +82,8 @@ func buildConvTranspose(n *onnx.Node, _ map[string]*tensor.Tensor, _ int64) (Op,
 }
 
 // convTState is the Forward state: the geometry of the conv view.
+func (op *convTranspose) setPrecision(p Precision) { op.prec = p }
+
 type convTState struct{ geo window2d }
 
 // axis resolves one spatial axis: the output size and the begin pad, from
@@ -168,6 +171,8 @@ func (op *convTranspose) pass(in []*tensor.Tensor, geo *window2d) *convPass {
 	p.np = p.n * p.p
 	p.chw = p.c * geo.h * geo.w
 	p.mp = p.m * p.p
+	p.gm = newGemmer(op.prec)
+	p.gm.keep(w.Data)
 	return p
 }
 

@@ -1,4 +1,4 @@
-// Package network is mpsearch's float64 engine: it builds an executable
+// Package network is mpsearch's float engine (float64 tensors): it builds an executable
 // graph from an imported ONNX model (package onnx) and runs it forward,
 // backward (gradients of every parameter and of the input) and along
 // tangents, which gives exact Hessian-vector products by Pearlmutter's
@@ -10,6 +10,16 @@
 // Dense work (im2col convolution, Gemm, MatMul) goes through gonum's blas64,
 // which uses OpenBLAS (gonum.org/v1/netlib) when built with cgo and gonum's
 // own BLAS otherwise (CGO_ENABLED=0 or -tags noopenblas).
+//
+// Precision (precision.go). Options.Precision F32 runs the matrix
+// products of Conv, ConvTranspose, Gemm and MatMul — forward, backward and
+// tangents — through sgemm (blas32, OpenBLAS with cgo) on float32 copies
+// of their operands with float32 accumulation; a convolution's weights are
+// converted once per call, not once per sample. Tensors between ops, every
+// other op and the losses stay float64, so F32 changes only the rounding of
+// the products (within 1e-4 of the largest output on the conformance cases
+// and the fixture LeNet). F64, the zero value, is the exact reference that
+// finite-difference and R-operator tests use; the commands default to F32.
 //
 // At import, BatchNormalization nodes that follow a Conv or Gemm are folded
 // into its weights (Network.Model is the rewritten model); nodes whose

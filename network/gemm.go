@@ -19,7 +19,10 @@ type gemmOp struct {
 	node        *onnx.Node
 	alpha, beta float64
 	ta, tb      bool
+	prec        Precision
 }
+
+func (g *gemmOp) setPrecision(p Precision) { g.prec = p }
 
 func buildGemm(n *onnx.Node, consts map[string]*tensor.Tensor, opset int64) (Op, error) {
 	if len(n.Inputs) < 2 || n.Inputs[0] == "" || n.Inputs[1] == "" {
@@ -114,7 +117,7 @@ func (g *gemmOp) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
 		return nil, nil, err
 	}
 	y := tensor.New(d.m, d.n)
-	gemm(g.ta, g.tb, d.m, d.n, d.k, g.alpha, in[0].Data, g.lda(d), in[1].Data, g.ldb(d), 0, y.Data, d.n)
+	newGemmer(g.prec).gemm(g.ta, g.tb, d.m, d.n, d.k, g.alpha, in[0].Data, g.lda(d), in[1].Data, g.ldb(d), 0, y.Data, d.n)
 	if c := bias(in); c != nil && g.beta != 0 {
 		addBroadcastBias(y.Data, c, d.m, d.n, g.beta)
 	}
@@ -149,22 +152,22 @@ func reduceBias(g []float64, shape []int, m, n int, beta float64) *tensor.Tensor
 func (g *gemmOp) gradA(d gemmDims, gy, b, dst []float64, beta float64) {
 	if !g.ta {
 		// dA [m,k] = gy [m,n] x op(B)^T; op(B)^T is B when tb, else B^T.
-		gemm(false, !g.tb, d.m, d.k, d.n, g.alpha, gy, d.n, b, g.ldb(d), beta, dst, d.k)
+		newGemmer(g.prec).gemm(false, !g.tb, d.m, d.k, d.n, g.alpha, gy, d.n, b, g.ldb(d), beta, dst, d.k)
 		return
 	}
 	// dA [k,m] = op(B) [k,n] x gy^T.
-	gemm(g.tb, true, d.k, d.m, d.n, g.alpha, b, g.ldb(d), gy, d.n, beta, dst, d.m)
+	newGemmer(g.prec).gemm(g.tb, true, d.k, d.m, d.n, g.alpha, b, g.ldb(d), gy, d.n, beta, dst, d.m)
 }
 
 // gradB adds to dst (B's shape) dop(B) = op(A)^T gy, stored as B is.
 func (g *gemmOp) gradB(d gemmDims, gy, a, dst []float64, beta float64) {
 	if !g.tb {
 		// dB [k,n] = op(A)^T [k,m] x gy [m,n]; op(A)^T is A when ta, else A^T.
-		gemm(!g.ta, false, d.k, d.n, d.m, g.alpha, a, g.lda(d), gy, d.n, beta, dst, d.n)
+		newGemmer(g.prec).gemm(!g.ta, false, d.k, d.n, d.m, g.alpha, a, g.lda(d), gy, d.n, beta, dst, d.n)
 		return
 	}
 	// dB [n,k] = gy^T [n,m] x op(A) [m,k].
-	gemm(true, g.ta, d.n, d.k, d.m, g.alpha, gy, d.n, a, g.lda(d), beta, dst, d.k)
+	newGemmer(g.prec).gemm(true, g.ta, d.n, d.k, d.m, g.alpha, gy, d.n, a, g.lda(d), beta, dst, d.k)
 }
 
 func (g *gemmOp) Backward(in []*tensor.Tensor, out *tensor.Tensor, state any, gout *tensor.Tensor, need []bool) []*tensor.Tensor {
@@ -197,11 +200,11 @@ func (g *gemmOp) Tangent(in, tin []*tensor.Tensor, out *tensor.Tensor, state any
 	if ra != nil {
 		if !g.ta {
 			// All K directions at once: [K*m, k] x op(B).
-			gemm(false, g.tb, k*d.m, d.n, d.k, g.alpha, ra.Data, d.k, in[1].Data, g.ldb(d), 0, ry.Data, d.n)
+			newGemmer(g.prec).gemm(false, g.tb, k*d.m, d.n, d.k, g.alpha, ra.Data, d.k, in[1].Data, g.ldb(d), 0, ry.Data, d.n)
 		} else {
 			as := in[0].Size()
 			for kk := 0; kk < k; kk++ {
-				gemm(true, g.tb, d.m, d.n, d.k, g.alpha, ra.Data[kk*as:], d.m, in[1].Data, g.ldb(d), 0, ry.Data[kk*mn:], d.n)
+				newGemmer(g.prec).gemm(true, g.tb, d.m, d.n, d.k, g.alpha, ra.Data[kk*as:], d.m, in[1].Data, g.ldb(d), 0, ry.Data[kk*mn:], d.n)
 			}
 		}
 		beta = 1
@@ -209,7 +212,7 @@ func (g *gemmOp) Tangent(in, tin []*tensor.Tensor, out *tensor.Tensor, state any
 	if rb != nil {
 		bs := in[1].Size()
 		for kk := 0; kk < k; kk++ {
-			gemm(g.ta, g.tb, d.m, d.n, d.k, g.alpha, in[0].Data, g.lda(d), rb.Data[kk*bs:], g.ldb(d), beta, ry.Data[kk*mn:], d.n)
+			newGemmer(g.prec).gemm(g.ta, g.tb, d.m, d.n, d.k, g.alpha, in[0].Data, g.lda(d), rb.Data[kk*bs:], g.ldb(d), beta, ry.Data[kk*mn:], d.n)
 		}
 	}
 	if rc != nil && g.beta != 0 {
@@ -279,7 +282,10 @@ func (g *gemmOp) BackwardTangent(in, tin []*tensor.Tensor, out, tout *tensor.Ten
 // are differentiable.
 type matMul struct {
 	node *onnx.Node
+	prec Precision
 }
+
+func (op *matMul) setPrecision(p Precision) { op.prec = p }
 
 func buildMatMul(n *onnx.Node, consts map[string]*tensor.Tensor, opset int64) (Op, error) {
 	if len(n.Inputs) != 2 || n.Inputs[0] == "" || n.Inputs[1] == "" {
@@ -294,10 +300,11 @@ type mmPlan struct {
 	aBatch, bBatch []int // batch shapes of A and B after 1-D promotion
 	batch          []int // broadcast batch shape
 	outShape       []int
+	prec           Precision // of the products
 }
 
 func (op *matMul) plan(a, b []int) (mmPlan, error) {
-	var p mmPlan
+	p := mmPlan{prec: op.prec}
 	if len(a) == 0 || len(b) == 0 {
 		return p, fmt.Errorf("%w: %w", nodeErr(op.node, "scalar operand (%v x %v)", a, b), ErrShape)
 	}
@@ -384,7 +391,8 @@ type bmmOperand struct {
 // into dst[i], each operand indexed with broadcasting (a broadcast dst
 // accumulates the products it is broadcast over). op(a) is m×k, op(b)
 // k×n, dst matrices m×n.
-func bmm(full []int, dst bmmOperand, a, b bmmOperand, m, n, k int) {
+func bmm(prec Precision, full []int, dst bmmOperand, a, b bmmOperand, m, n, k int) {
+	gm := newGemmer(prec)
 	nb := tensor.Size(full)
 	sa, sb, sd := bcastStrides(a.batch, full), bcastStrides(b.batch, full), bcastStrides(dst.batch, full)
 	sizeA, sizeB, sizeD := a.rows*a.cols, b.rows*b.cols, m*n
@@ -400,13 +408,16 @@ func bmm(full []int, dst bmmOperand, a, b bmmOperand, m, n, k int) {
 	// One product when a whole batch folds into the rows of A and dst
 	// (B shared), or into the inner dimension (dst shared).
 	if nb > 1 && allZero(sb) && dense(a) && dense(dst) && !a.trans {
-		gemm(false, b.trans, nb*m, n, k, 1, a.data, a.cols, b.data, b.cols, 1, dst.data, n)
+		gm.gemm(false, b.trans, nb*m, n, k, 1, a.data, a.cols, b.data, b.cols, 1, dst.data, n)
 		return
 	}
 	if nb > 1 && allZero(sd) && dense(a) && dense(b) && a.trans && !b.trans {
 		// dst += sum_i A_i^T B_i = [A_1; A_2; ...]^T [B_1; B_2; ...].
-		gemm(true, false, m, n, nb*k, 1, a.data, a.cols, b.data, b.cols, 1, dst.data, n)
+		gm.gemm(true, false, m, n, nb*k, 1, a.data, a.cols, b.data, b.cols, 1, dst.data, n)
 		return
+	}
+	if allZero(sb) {
+		gm.keep(b.data[:sizeB]) // one B for the whole batch
 	}
 	idx := make([]int, len(full))
 	for i := 0; i < nb; i++ {
@@ -416,7 +427,7 @@ func bmm(full []int, dst bmmOperand, a, b bmmOperand, m, n, k int) {
 			ob += v * sb[j]
 			od += v * sd[j]
 		}
-		gemm(a.trans, b.trans, m, n, k, 1, a.data[oa*sizeA:], a.cols, b.data[ob*sizeB:], b.cols, 1, dst.data[od*sizeD:], n)
+		gm.gemm(a.trans, b.trans, m, n, k, 1, a.data[oa*sizeA:], a.cols, b.data[ob*sizeB:], b.cols, 1, dst.data[od*sizeD:], n)
 		for j := len(idx) - 1; j >= 0; j-- {
 			idx[j]++
 			if idx[j] < full[j] {
@@ -433,7 +444,7 @@ func (op *matMul) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
 		return nil, nil, err
 	}
 	y := tensor.New(p.outShape...)
-	bmm(p.batch, bmmOperand{data: y.Data, batch: p.batch, rows: p.m, cols: p.n},
+	bmm(p.prec, p.batch, bmmOperand{data: y.Data, batch: p.batch, rows: p.m, cols: p.n},
 		bmmOperand{data: in[0].Data, batch: p.aBatch, rows: p.m, cols: p.k},
 		bmmOperand{data: in[1].Data, batch: p.bBatch, rows: p.k, cols: p.n}, p.m, p.n, p.k)
 	return y, &p, nil
@@ -453,13 +464,13 @@ func lift(k int, sub, batch []int) []int {
 // gradA adds into da (batch shape aBatch, possibly with a leading K) the
 // products g x B^T; gradB adds A^T x g into db.
 func (p *mmPlan) gradA(full []int, da []float64, daBatch []int, g []float64, gBatch []int, b []float64, bBatch []int) {
-	bmm(full, bmmOperand{data: da, batch: daBatch, rows: p.m, cols: p.k},
+	bmm(p.prec, full, bmmOperand{data: da, batch: daBatch, rows: p.m, cols: p.k},
 		bmmOperand{data: g, batch: gBatch, rows: p.m, cols: p.n},
 		bmmOperand{data: b, batch: bBatch, rows: p.k, cols: p.n, trans: true}, p.m, p.k, p.n)
 }
 
 func (p *mmPlan) gradB(full []int, db []float64, dbBatch []int, a []float64, aBatch []int, g []float64, gBatch []int) {
-	bmm(full, bmmOperand{data: db, batch: dbBatch, rows: p.k, cols: p.n},
+	bmm(p.prec, full, bmmOperand{data: db, batch: dbBatch, rows: p.k, cols: p.n},
 		bmmOperand{data: a, batch: aBatch, rows: p.m, cols: p.k, trans: true},
 		bmmOperand{data: g, batch: gBatch, rows: p.m, cols: p.n}, p.k, p.n, p.m)
 }
@@ -490,11 +501,11 @@ func (op *matMul) Tangent(in, tin []*tensor.Tensor, out *tensor.Tensor, state an
 	ry := tensor.New(append([]int{k}, out.Shape...)...)
 	dst := bmmOperand{data: ry.Data, batch: full, rows: p.m, cols: p.n}
 	if tin[0] != nil {
-		bmm(full, dst, bmmOperand{data: tin[0].Data, batch: lift(k, p.aBatch, p.batch), rows: p.m, cols: p.k},
+		bmm(p.prec, full, dst, bmmOperand{data: tin[0].Data, batch: lift(k, p.aBatch, p.batch), rows: p.m, cols: p.k},
 			bmmOperand{data: in[1].Data, batch: lift(1, p.bBatch, p.batch), rows: p.k, cols: p.n}, p.m, p.n, p.k)
 	}
 	if tin[1] != nil {
-		bmm(full, dst, bmmOperand{data: in[0].Data, batch: lift(1, p.aBatch, p.batch), rows: p.m, cols: p.k},
+		bmm(p.prec, full, dst, bmmOperand{data: in[0].Data, batch: lift(1, p.aBatch, p.batch), rows: p.m, cols: p.k},
 			bmmOperand{data: tin[1].Data, batch: lift(k, p.bBatch, p.batch), rows: p.k, cols: p.n}, p.m, p.n, p.k)
 	}
 	return ry

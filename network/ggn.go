@@ -250,7 +250,7 @@ func (sn *sampleNorms) convNorms(gy *tensor.Tensor, sq []float64) {
 		d := gy.Data[s*cp.mp:]
 		sum := 0.0
 		for gr := 0; gr < cp.g; gr++ {
-			gemm(false, true, cp.mg, cp.ckk, cp.p, 1, d[gr*cp.mg*cp.p:], cp.p, cols[gr*cp.ckk*ld:], ld, 0, g, cp.ckk)
+			cp.gm.gemm(false, true, cp.mg, cp.ckk, cp.p, 1, d[gr*cp.mg*cp.p:], cp.p, cols[gr*cp.ckk*ld:], ld, 0, g, cp.ckk)
 			sum += sumSquares(g[:cp.mg*cp.ckk])
 		}
 		sq[s] = sum

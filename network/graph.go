@@ -75,7 +75,11 @@ type Network struct {
 	layers  []Layer
 	consts  map[int]*tensor.Tensor // value index -> constant (non-param)
 	release [][]int                // per node, the values Infer drops after it (infer.go)
+	prec    Precision              // of the matrix products
 }
+
+// Precision returns the arithmetic of the network's matrix products.
+func (net *Network) Precision() Precision { return net.prec }
 
 // run computes nd's outputs from vals (hook applied to its non-constant
 // inputs), reusing *ins as the input slice; errors name the node. Forward
@@ -126,6 +130,9 @@ type Options struct {
 	// included (its value is ignored). It resolves dynamic dimensions and
 	// must agree with the static ones.
 	InputShapes map[string][]int
+	// Precision is the arithmetic of matrix products (F64, the zero
+	// value, or F32).
+	Precision Precision
 }
 
 // Build makes a Network from an imported ONNX model. The model is not
@@ -174,6 +181,8 @@ func Build(m *onnx.Model, opt Options) (*Network, error) {
 	}
 	net.inVal = net.inVals[0]
 	sw := newSweep(g, m.Opset)
+	sw.prec = opt.Precision
+	net.prec = opt.Precision
 	if len(full) > 0 && len(g.Inputs) == 1 {
 		sw.startProbes(in.Name, full)
 	}

@@ -29,6 +29,10 @@ type ModelOptions struct {
 	// dynamic models. A model whose input is fully declared is built as
 	// declared, so data of another shape is reported as a mismatch.
 	SampleShape []int
+	// Precision is the arithmetic of the network's matrix products: F64
+	// (the zero value, the exact reference) or F32 (--precision f32, the
+	// commands' default).
+	Precision network.Precision
 }
 
 // LoadModel reads an ONNX file and builds the float network.
@@ -54,7 +58,7 @@ func buildModel(m *onnx.Model, name string, opt ModelOptions) (*network.Network,
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	net, err := network.Build(m, network.Options{InputShapes: shapes})
+	net, err := network.Build(m, network.Options{InputShapes: shapes, Precision: opt.Precision})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}

@@ -1,0 +1,182 @@
+package network
+
+import (
+	"fmt"
+	"sync"
+	"unsafe"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+)
+
+// Precision is the arithmetic of the engine's matrix products.
+type Precision int
+
+const (
+	// F64 runs every product in float64: the reference the exactness
+	// tests (finite differences, the R-operator, conformance) use.
+	F64 Precision = iota
+	// F32 runs the products of Conv, ConvTranspose, Gemm and MatMul
+	// (forward, backward and tangents) through sgemm on float32 copies of
+	// their operands, with float32 accumulation; tensors between ops and
+	// every other op stay float64.
+	F32
+)
+
+// String returns "f64" or "f32", the --precision values.
+func (p Precision) String() string {
+	if p == F32 {
+		return "f32"
+	}
+	return "f64"
+}
+
+// ParsePrecision reads "f32" or "f64".
+func ParsePrecision(s string) (Precision, error) {
+	switch s {
+	case "f32":
+		return F32, nil
+	case "f64":
+		return F64, nil
+	}
+	return F64, fmt.Errorf("precision %q: want f32 or f64", s)
+}
+
+// precisioned is implemented by the ops that run matrix products; Build
+// tells them the network's precision.
+type precisioned interface{ setPrecision(Precision) }
+
+// gemmer runs the matrix products of one op call at a precision. In F32 it
+// converts each operand to float32 per product, except operands lying in
+// an array registered by keep, whose float32 copy is made once per call
+// (the weights of a convolution, read by one product per sample). A nil
+// or F64 gemmer is plain gemm. A gemmer belongs to one call of one op:
+// ops run concurrently on different batches, each with its own.
+type gemmer struct {
+	f32   bool
+	twins []twin
+}
+
+// twin is the float32 copy of a float64 array [lo, hi).
+type twin struct {
+	lo, hi uintptr
+	data   []float32
+}
+
+// newGemmer returns a gemmer for one call at precision p.
+func newGemmer(p Precision) *gemmer { return &gemmer{f32: p == F32} }
+
+// keep registers x, which must not change until the call ends, so that
+// products reading from it share one float32 copy. It does nothing in F64.
+func (g *gemmer) keep(x []float64) {
+	if g == nil || !g.f32 || len(x) == 0 {
+		return
+	}
+	lo := uintptr(unsafe.Pointer(&x[0]))
+	for _, t := range g.twins {
+		if t.lo == lo && t.hi == lo+uintptr(len(x))*8 {
+			return
+		}
+	}
+	d := make([]float32, len(x))
+	for i, v := range x {
+		d[i] = float32(v)
+	}
+	g.twins = append(g.twins, twin{lo: lo, hi: lo + uintptr(len(x))*8, data: d})
+}
+
+// gemm is the package's gemm at g's precision.
+func (g *gemmer) gemm(tA, tB bool, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+	if g == nil || !g.f32 {
+		gemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 || alpha == 0 {
+		scaleMatrix(m, n, beta, c, ldc)
+		return
+	}
+	ta, tb := blas.NoTrans, blas.NoTrans
+	ar, ac := m, k
+	if tA {
+		ta, ar, ac = blas.Trans, k, m
+	}
+	br, bc := k, n
+	if tB {
+		tb, br, bc = blas.Trans, n, k
+	}
+	a32, la, fa := g.operand(a, ar, ac, lda)
+	b32, lb, fb := g.operand(b, br, bc, ldb)
+	c32 := getScratch32(m * n)
+	if beta != 0 {
+		toF32(c32, n, c, ldc, m, n)
+	}
+	blas32.Gemm(ta, tb, float32(alpha),
+		blas32.General{Rows: ar, Cols: ac, Stride: la, Data: a32[:(ar-1)*la+ac]},
+		blas32.General{Rows: br, Cols: bc, Stride: lb, Data: b32[:(br-1)*lb+bc]},
+		float32(beta),
+		blas32.General{Rows: m, Cols: n, Stride: n, Data: c32})
+	for i := 0; i < m; i++ {
+		row, src := c[i*ldc:i*ldc+n], c32[i*n:(i+1)*n]
+		for j, v := range src {
+			row[j] = float64(v)
+		}
+	}
+	putScratch32(c32)
+	if fa {
+		putScratch32(a32)
+	}
+	if fb {
+		putScratch32(b32)
+	}
+}
+
+// operand returns the float32 form of the rows×cols matrix x (leading
+// dimension ld) and its leading dimension: a view of a registered twin, or
+// a compact copy in a scratch buffer (free reports which, so the caller
+// hands it back).
+func (g *gemmer) operand(x []float64, rows, cols, ld int) (d []float32, lead int, free bool) {
+	p := uintptr(unsafe.Pointer(&x[0]))
+	for _, t := range g.twins {
+		if p >= t.lo && p < t.hi {
+			off := int(p-t.lo) / 8
+			if off+(rows-1)*ld+cols <= len(t.data) {
+				return t.data[off:], ld, false
+			}
+		}
+	}
+	d = getScratch32(rows * cols)
+	toF32(d, cols, x, ld, rows, cols)
+	return d, cols, true
+}
+
+// toF32 copies the rows×cols float64 matrix src (leading dimension ls)
+// into dst (leading dimension ld).
+func toF32(dst []float32, ld int, src []float64, ls, rows, cols int) {
+	for i := 0; i < rows; i++ {
+		d, s := dst[i*ld:i*ld+cols], src[i*ls:i*ls+cols]
+		for j, v := range s {
+			d[j] = float32(v)
+		}
+	}
+}
+
+var scratch32 sync.Pool // of *[]float32
+
+// getScratch32 returns a float32 buffer of n elements with arbitrary
+// contents.
+func getScratch32(n int) []float32 {
+	if p, ok := scratch32.Get().(*[]float32); ok && cap(*p) >= n {
+		return (*p)[:n]
+	}
+	return make([]float32, n)
+}
+
+// putScratch32 hands back a buffer from getScratch32.
+func putScratch32(b []float32) {
+	if cap(b) > 0 {
+		scratch32.Put(&b)
+	}
+}
