@@ -73,6 +73,23 @@ func (op *unaryOp) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
 	return out, nil, nil
 }
 
+// inPlaceInputs: f(x) can overwrite x (every eval reads x[i] before
+// writing y[i]).
+func (op *unaryOp) inPlaceInputs(in []*tensor.Tensor) []int {
+	if len(in) < 1 || in[0] == nil {
+		return nil
+	}
+	return []int{0}
+}
+
+// forwardInPlace is Forward's output written over x, without the slope
+// state (eval and evalSlope give the same values).
+func (op *unaryOp) forwardInPlace(in []*tensor.Tensor, i int) (*tensor.Tensor, error) {
+	x := in[0]
+	op.f.eval(x.Data, x.Data)
+	return tensor.FromData(x.Data, x.Shape...), nil
+}
+
 // Backward returns g·f'(x).
 func (op *unaryOp) Backward(in []*tensor.Tensor, out *tensor.Tensor, state any, gout *tensor.Tensor, need []bool) []*tensor.Tensor {
 	gin := make([]*tensor.Tensor, len(in))

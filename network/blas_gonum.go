@@ -6,8 +6,3 @@ package network
 // "gonum" in this build (no cgo, or the "noopenblas" tag), "openblas"
 // otherwise.
 func BLASName() string { return "gonum" }
-
-// SetBLASThreads sets the number of threads OpenBLAS uses for one product.
-// In this build (gonum's pure-Go BLAS, which chooses its own parallelism)
-// it does nothing.
-func SetBLASThreads(n int) {}

@@ -475,6 +475,24 @@ func (c *conv) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
 	return out, st, nil
 }
 
+// inferAlloc is Forward for Infer: no state (columns are made per chunk
+// in scratch buffers, never kept), the output in memory from alloc.
+func (c *conv) inferAlloc(in []*tensor.Tensor, alloc func(n int) []float64) (*tensor.Tensor, error) {
+	geo, err := c.dims(in)
+	if err != nil {
+		return nil, err
+	}
+	p := c.pass(in, &geo)
+	shape := geo.outShape(p.n, p.m, in[0].Rank())
+	out := tensor.FromData(alloc(tensor.Size(shape)), shape...)
+	var b []float64
+	if bt := bias(in); bt != nil {
+		b = bt.Data
+	}
+	p.forward(out.Data, colSource{x: in[0].Data}, p.n, in[1].Data, 1, b)
+	return out, nil
+}
+
 func (c *conv) Backward(in []*tensor.Tensor, out *tensor.Tensor, state any, gout *tensor.Tensor, need []bool) []*tensor.Tensor {
 	st := state.(*convState)
 	p := c.pass(in, &st.geo)

@@ -20,6 +20,14 @@
 // the products (within 1e-4 of the largest output on the conformance cases
 // and the fixture LeNet). F64, the zero value, is the exact reference that
 // finite-difference and R-operator tests use; the commands default to F32.
+// OpenBLAS runs single-threaded: SetBLASThreads spreads a large product's
+// fixed tiles (blas.go) over goroutines, so results at either precision do
+// not depend on the thread count (OpenBLAS's own sgemm threading changes
+// the rounding).
+//
+// Infer reuses memory (infer.go): element-wise ops write over an input
+// that dies at that node when no other value shares its memory, and Conv
+// writes into arrays of values already dropped by the pass.
 //
 // At import, BatchNormalization nodes that follow a Conv or Gemm are folded
 // into its weights (Network.Model is the rewritten model); nodes whose

@@ -157,7 +157,41 @@ func (op *binaryOp) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
 		return nil, nil, err
 	}
 	out := tensor.New(p.shape...)
-	a, b, z := in[0].Data, in[1].Data, out.Data
+	op.compute(p, in[0].Data, in[1].Data, out.Data)
+	return out, p, nil
+}
+
+// inPlaceInputs lists the operands of output size (not broadcast), which
+// forwardInPlace can overwrite: element i of the output reads only element
+// i of such an operand, before writing it.
+func (op *binaryOp) inPlaceInputs(in []*tensor.Tensor) []int {
+	p, err := op.plan(in)
+	if err != nil {
+		return nil
+	}
+	var c []int
+	if p.na == p.n {
+		c = append(c, 0)
+	}
+	if p.nb == p.n {
+		c = append(c, 1)
+	}
+	return c
+}
+
+// forwardInPlace is Forward writing the output over in[i].
+func (op *binaryOp) forwardInPlace(in []*tensor.Tensor, i int) (*tensor.Tensor, error) {
+	p, err := op.plan(in)
+	if err != nil {
+		return nil, err
+	}
+	z := in[i].Data
+	op.compute(p, in[0].Data, in[1].Data, z)
+	return tensor.FromData(z, p.shape...), nil
+}
+
+// compute writes a op b into z along plan p.
+func (op *binaryOp) compute(p *bcast, a, b, z []float64) {
 	as, bs := p.astep, p.bstep
 	p.runs(func(o, ia, ib int) {
 		zr := z[o : o+p.inner]
@@ -188,7 +222,6 @@ func (op *binaryOp) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
 			}
 		}
 	})
-	return out, p, nil
 }
 
 // Backward returns g·fa and g·fb, summed over the axes each operand was

@@ -85,6 +85,20 @@ func (net *Network) Precision() Precision { return net.prec }
 // inputs), reusing *ins as the input slice; errors name the node. Forward
 // and Infer share it.
 func (nd *node) run(vals []*tensor.Tensor, hook Hook, ins *[]*tensor.Tensor) ([]*tensor.Tensor, any, error) {
+	nd.inputs(vals, hook, ins)
+	outs, st, err := nd.op.ForwardMulti(*ins)
+	if err == nil && len(outs) < len(nd.outs) {
+		err = fmt.Errorf("has %d outputs; the operator computes %d", len(nd.outs), len(outs))
+	}
+	if err != nil {
+		return nil, nil, nd.wrap(err)
+	}
+	return outs, st, nil
+}
+
+// inputs sets *ins to nd's inputs from vals, the hook applied to its
+// non-constant ones.
+func (nd *node) inputs(vals []*tensor.Tensor, hook Hook, ins *[]*tensor.Tensor) {
 	*ins = (*ins)[:0]
 	for j, v := range nd.in {
 		var t *tensor.Tensor
@@ -96,17 +110,14 @@ func (nd *node) run(vals []*tensor.Tensor, hook Hook, ins *[]*tensor.Tensor) ([]
 		}
 		*ins = append(*ins, t)
 	}
-	outs, st, err := nd.op.ForwardMulti(*ins)
-	if err == nil && len(outs) < len(nd.outs) {
-		err = fmt.Errorf("has %d outputs; the operator computes %d", len(nd.outs), len(outs))
+}
+
+// wrap names the node in an op's error unless the op did.
+func (nd *node) wrap(err error) error {
+	if strings.HasPrefix(err.Error(), "node ") {
+		return err
 	}
-	if err != nil {
-		if strings.HasPrefix(err.Error(), "node ") {
-			return nil, nil, err
-		}
-		return nil, nil, fmt.Errorf("node %q (%s): %w", nd.name, nd.opType, err)
-	}
-	return outs, st, nil
+	return fmt.Errorf("node %q (%s): %w", nd.name, nd.opType, err)
 }
 
 type node struct {

@@ -3,6 +3,8 @@ package network
 import (
 	"context"
 	"fmt"
+	"slices"
+	"unsafe"
 
 	"mpsearch/tensor"
 )
@@ -95,12 +97,19 @@ func (net *Network) infer(ctx context.Context, xs []*tensor.Tensor, hook Hook, s
 		vals[v] = xs[i]
 	}
 	ins := make([]*tensor.Tensor, 0, 4)
+	ar := arena{}
 	live := 0
 	for k, nd := range net.nodes {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		outs, _, err := nd.run(vals, hook, &ins)
+		outs, err := inPlace(nd, vals, hook, &ins, plan[k])
+		if outs == nil && err == nil {
+			outs, err = ar.run(nd, vals, hook, &ins)
+		}
+		if outs == nil && err == nil {
+			outs, _, err = nd.run(vals, hook, &ins)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -114,6 +123,7 @@ func (net *Network) infer(ctx context.Context, xs []*tensor.Tensor, hook Hook, s
 			st.peakLive = max(st.peakLive, live)
 		}
 		for _, v := range plan[k] {
+			ar.release(vals, v)
 			vals[v] = nil
 			live--
 		}
@@ -146,4 +156,132 @@ func (net *Network) InferBatch(budget int64, limit int) int {
 		return limit
 	}
 	return max(1, min(limit, int(budget/per)))
+}
+
+// inPlacer is implemented by ops that can write their output over one of
+// their inputs (element-wise ops: ReLU and the other unary functions, Add,
+// Sub, Mul, Div, PRelu with an operand of the output's size). Each output
+// element reads only the same element of that input, before writing it.
+type inPlacer interface {
+	// inPlaceInputs lists the inputs the output may overwrite, in order of
+	// preference.
+	inPlaceInputs(in []*tensor.Tensor) []int
+	// forwardInPlace computes the output, equal to Forward's bit for bit,
+	// in in[i]'s memory.
+	forwardInPlace(in []*tensor.Tensor, i int) (*tensor.Tensor, error)
+}
+
+// inPlace runs nd over the memory of one of its inputs when it can: the
+// op is an inPlacer, and that input is a value computed by the pass that
+// dies at this node (in dying), that reaches the op unchanged by the hook,
+// that nd reads once, and whose memory no other value shares (views made by
+// Reshape and the like, the model input, parameters, constants). Then Infer
+// allocates nothing for the node and touches memory already in cache. It
+// returns nil outputs (and no error) when nd must run normally; ins is
+// left holding nd's inputs either way.
+func inPlace(nd *node, vals []*tensor.Tensor, hook Hook, ins *[]*tensor.Tensor, dying []int) ([]*tensor.Tensor, error) {
+	ip, ok := nd.single.(inPlacer)
+	if !ok || len(dying) == 0 {
+		return nil, nil
+	}
+	nd.inputs(vals, hook, ins)
+	for _, j := range ip.inPlaceInputs(*ins) {
+		v := nd.in[j]
+		if v < 0 || (*ins)[j] != vals[v] || !slices.Contains(dying, v) || count(nd.in, v) != 1 || shared(vals, v) {
+			continue
+		}
+		out, err := ip.forwardInPlace(*ins, j)
+		if err != nil {
+			return nil, nd.wrap(err)
+		}
+		return []*tensor.Tensor{out}, nil
+	}
+	return nil, nil
+}
+
+// count returns how many times v occurs in s.
+func count(s []int, v int) int {
+	n := 0
+	for _, x := range s {
+		if x == v {
+			n++
+		}
+	}
+	return n
+}
+
+// shared reports whether the memory of value v overlaps that of another
+// value held in vals (the address ranges of their backing arrays).
+func shared(vals []*tensor.Tensor, v int) bool {
+	span := func(t *tensor.Tensor) (lo, hi uintptr) {
+		d := t.Data[:cap(t.Data)]
+		if len(d) == 0 {
+			return 0, 0
+		}
+		lo = uintptr(unsafe.Pointer(&d[0]))
+		return lo, lo + uintptr(len(d))*8
+	}
+	lo, hi := span(vals[v])
+	if lo == hi {
+		return true
+	}
+	for i, t := range vals {
+		if i == v || t == nil {
+			continue
+		}
+		if l, h := span(t); l < hi && lo < h {
+			return true
+		}
+	}
+	return false
+}
+
+// allocOp is implemented by ops whose Infer form can write its output into
+// memory it is given (Conv, the largest outputs of CNNs): inferAlloc
+// returns Forward's output, bit for bit, in alloc(n) (n zeros), with no
+// state.
+type allocOp interface {
+	inferAlloc(in []*tensor.Tensor, alloc func(n int) []float64) (*tensor.Tensor, error)
+}
+
+// arena recycles, within one Infer pass, the memory of values that died
+// and that no other held value shares, for the outputs of allocOps: a
+// CNN's activations then come from memory the pass already touched
+// instead of fresh pages from the OS.
+type arena map[int][][]float64 // free arrays by length
+
+// run runs nd as an allocOp with memory from the arena; nil outputs (and
+// no error) when nd is not one.
+func (a arena) run(nd *node, vals []*tensor.Tensor, hook Hook, ins *[]*tensor.Tensor) ([]*tensor.Tensor, error) {
+	op, ok := nd.single.(allocOp)
+	if !ok {
+		return nil, nil
+	}
+	nd.inputs(vals, hook, ins)
+	out, err := op.inferAlloc(*ins, a.alloc)
+	if err != nil {
+		return nil, nd.wrap(err)
+	}
+	return []*tensor.Tensor{out}, nil
+}
+
+// alloc returns n zeros, recycled when the arena holds an array of n.
+func (a arena) alloc(n int) []float64 {
+	if l := a[n]; len(l) > 0 {
+		d := l[len(l)-1]
+		a[n] = l[:len(l)-1]
+		clear(d)
+		return d
+	}
+	return make([]float64, n)
+}
+
+// release takes value v's memory (v about to be dropped from vals) when
+// it is a whole array that no other value in vals shares.
+func (a arena) release(vals []*tensor.Tensor, v int) {
+	t := vals[v]
+	if t == nil || len(t.Data) == 0 || cap(t.Data) != len(t.Data) || shared(vals, v) {
+		return
+	}
+	a[len(t.Data)] = append(a[len(t.Data)], t.Data)
 }

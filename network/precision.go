@@ -98,26 +98,30 @@ func (g *gemmer) gemm(tA, tB bool, m, n, k int, alpha float64, a []float64, lda 
 		scaleMatrix(m, n, beta, c, ldc)
 		return
 	}
-	ta, tb := blas.NoTrans, blas.NoTrans
 	ar, ac := m, k
 	if tA {
-		ta, ar, ac = blas.Trans, k, m
+		ar, ac = k, m
 	}
 	br, bc := k, n
 	if tB {
-		tb, br, bc = blas.Trans, n, k
+		br, bc = n, k
 	}
 	a32, la, fa := g.operand(a, ar, ac, lda)
 	b32, lb, fb := g.operand(b, br, bc, ldb)
 	c32 := getScratch32(m * n)
 	if beta != 0 {
 		toF32(c32, n, c, ldc, m, n)
+	} else {
+		// C = A·B + 1·0 is exactly A·B, and beta = 1 keeps OpenBLAS off
+		// its direct sgemm kernel (alpha 1, beta 0, no transposes), which
+		// it chooses by the number of threads available.
+		clear(c32)
+		beta = 1
 	}
-	blas32.Gemm(ta, tb, float32(alpha),
-		blas32.General{Rows: ar, Cols: ac, Stride: la, Data: a32[:(ar-1)*la+ac]},
-		blas32.General{Rows: br, Cols: bc, Stride: lb, Data: b32[:(br-1)*lb+bc]},
-		float32(beta),
-		blas32.General{Rows: m, Cols: n, Stride: n, Data: c32})
+	productTiles(m, n, k, func(i0, i1, j0, j1 int) {
+		oa, ob := subOperands(tA, tB, la, lb, i0, j0)
+		sgemmCall(tA, tB, i1-i0, j1-j0, k, float32(alpha), a32[oa:], la, b32[ob:], lb, float32(beta), c32[i0*n+j0:], n)
+	})
 	for i := 0; i < m; i++ {
 		row, src := c[i*ldc:i*ldc+n], c32[i*n:(i+1)*n]
 		for j, v := range src {
@@ -131,6 +135,24 @@ func (g *gemmer) gemm(tA, tB bool, m, n, k int, alpha float64, a []float64, lda 
 	if fb {
 		putScratch32(b32)
 	}
+}
+
+// sgemmCall is one blas32 call of gemm's contract.
+func sgemmCall(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	ta, tb := blas.NoTrans, blas.NoTrans
+	ar, ac := m, k
+	if tA {
+		ta, ar, ac = blas.Trans, k, m
+	}
+	br, bc := k, n
+	if tB {
+		tb, br, bc = blas.Trans, n, k
+	}
+	blas32.Gemm(ta, tb, alpha,
+		blas32.General{Rows: ar, Cols: ac, Stride: lda, Data: a[:(ar-1)*lda+ac]},
+		blas32.General{Rows: br, Cols: bc, Stride: ldb, Data: b[:(br-1)*ldb+bc]},
+		beta,
+		blas32.General{Rows: m, Cols: n, Stride: ldc, Data: c[:(m-1)*ldc+n]})
 }
 
 // operand returns the float32 form of the rows×cols matrix x (leading
