@@ -53,6 +53,7 @@ func (net *Network) releasePlan() [][]int {
 // node-produced values held at once, and how many are held at the end.
 type inferStats struct {
 	peakLive, endLive int
+	inPlace, reused   int // nodes run over an input; outputs in recycled memory
 }
 
 // Infer runs the network forward on a batch x of shape [N]+SampleShape and
@@ -97,13 +98,16 @@ func (net *Network) infer(ctx context.Context, xs []*tensor.Tensor, hook Hook, s
 		vals[v] = xs[i]
 	}
 	ins := make([]*tensor.Tensor, 0, 4)
-	ar := arena{}
+	ar := &arena{}
 	live := 0
 	for k, nd := range net.nodes {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		outs, err := inPlace(nd, vals, hook, &ins, plan[k])
+		if outs != nil && st != nil {
+			st.inPlace++
+		}
 		if outs == nil && err == nil {
 			outs, err = ar.run(nd, vals, hook, &ins)
 		}
@@ -129,7 +133,7 @@ func (net *Network) infer(ctx context.Context, xs []*tensor.Tensor, hook Hook, s
 		}
 	}
 	if st != nil {
-		st.endLive = live
+		st.endLive, st.reused = live, ar.reused
 	}
 	return vals[net.outVal], nil
 }
@@ -248,11 +252,14 @@ type allocOp interface {
 // and that no other held value shares, for the outputs of allocOps: a
 // CNN's activations then come from memory the pass already touched
 // instead of fresh pages from the OS.
-type arena map[int][][]float64 // free arrays by length
+type arena struct {
+	free   [][]float64 // whole arrays (len = cap)
+	reused int         // allocations served from free (for tests)
+}
 
 // run runs nd as an allocOp with memory from the arena; nil outputs (and
 // no error) when nd is not one.
-func (a arena) run(nd *node, vals []*tensor.Tensor, hook Hook, ins *[]*tensor.Tensor) ([]*tensor.Tensor, error) {
+func (a *arena) run(nd *node, vals []*tensor.Tensor, hook Hook, ins *[]*tensor.Tensor) ([]*tensor.Tensor, error) {
 	op, ok := nd.single.(allocOp)
 	if !ok {
 		return nil, nil
@@ -265,23 +272,31 @@ func (a arena) run(nd *node, vals []*tensor.Tensor, hook Hook, ins *[]*tensor.Te
 	return []*tensor.Tensor{out}, nil
 }
 
-// alloc returns n zeros, recycled when the arena holds an array of n.
-func (a arena) alloc(n int) []float64 {
-	if l := a[n]; len(l) > 0 {
-		d := l[len(l)-1]
-		a[n] = l[:len(l)-1]
-		clear(d)
-		return d
+// alloc returns n zeros in the smallest free array that holds them and
+// is at most twice as large, or in a new one.
+func (a *arena) alloc(n int) []float64 {
+	best := -1
+	for i, d := range a.free {
+		if len(d) >= n && len(d) <= 2*n && (best < 0 || len(d) < len(a.free[best])) {
+			best = i
+		}
 	}
-	return make([]float64, n)
+	if best < 0 {
+		return make([]float64, n)
+	}
+	a.reused++
+	d := a.free[best][:n]
+	a.free = append(a.free[:best], a.free[best+1:]...)
+	clear(d)
+	return d
 }
 
-// release takes value v's memory (v about to be dropped from vals) when
-// it is a whole array that no other value in vals shares.
-func (a arena) release(vals []*tensor.Tensor, v int) {
+// release takes value v's memory (v about to be dropped from vals), up to
+// its capacity, when no other value in vals overlaps it.
+func (a *arena) release(vals []*tensor.Tensor, v int) {
 	t := vals[v]
-	if t == nil || len(t.Data) == 0 || cap(t.Data) != len(t.Data) || shared(vals, v) {
+	if t == nil || cap(t.Data) == 0 || shared(vals, v) {
 		return
 	}
-	a[len(t.Data)] = append(a[len(t.Data)], t.Data)
+	a.free = append(a.free, t.Data[:cap(t.Data)])
 }

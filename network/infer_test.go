@@ -186,3 +186,56 @@ func TestInferBatch(t *testing.T) {
 		}
 	}
 }
+
+// aliasModel makes Infer's memory reuse meet views: f is a Flatten view of
+// the Conv output c, and the Relu reading f is f's last consumer while c
+// is still needed by the second Conv; writing the Relu over f would
+// corrupt c. The Sigmoid and the final Add may run over their inputs, and
+// the third Conv's output may reuse c's memory, dead by then.
+func aliasModel(rng *rand.Rand) *onnx.Model {
+	inits := map[string]*tensor.Tensor{"w1": randTensor(rng, 2, 2, 3, 3), "w2": randTensor(rng, 2, 2, 3, 3), "shape": tensor.FromData([]float64{-1, 2, 6, 6}, 4)}
+	pads := aInts("pads", 1, 1, 1, 1)
+	return &onnx.Model{Opset: 13, Graph: &onnx.Graph{
+		Name:   "alias",
+		Inputs: []onnx.ValueInfo{{Name: "x", ElemType: onnx.Float, Shape: []onnx.Dim{{Value: -1, Param: "N"}, {Value: 2}, {Value: 6}, {Value: 6}}}},
+		Outputs: []onnx.ValueInfo{{Name: "z", ElemType: onnx.Float}},
+		Nodes: []onnx.Node{
+			mkNode("c1", "Conv", []string{"x", "w1"}, []string{"c"}, pads),
+			mkNode("flat", "Flatten", []string{"c"}, []string{"f"}),
+			mkNode("relu", "Relu", []string{"f"}, []string{"r"}),
+			mkNode("c2", "Conv", []string{"c", "w2"}, []string{"c2"}, pads),
+			mkNode("back", "Reshape", []string{"r", "shape"}, []string{"rr"}),
+			mkNode("sig", "Sigmoid", []string{"c2"}, []string{"s"}),
+			mkNode("c3", "Conv", []string{"s", "w2"}, []string{"c3"}, pads),
+			mkNode("add", "Add", []string{"c3", "rr"}, []string{"z"}),
+		},
+		Initializers: inits,
+		InitOrder:    []string{"w1", "w2", "shape"},
+		InitTypes:    map[string]onnx.DataType{"w1": onnx.Float, "w2": onnx.Float, "shape": onnx.Int64},
+	}}
+}
+
+// TestInferReusesMemorySafely checks that Infer runs nodes in place and
+// reuses memory where it may (counts) and that its output still equals
+// Forward's bit for bit where views share memory (aliasModel).
+func TestInferReusesMemorySafely(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	net, err := Build(aliasModel(rng), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := randTensor(rng, 3, 2, 6, 6)
+	checkInferEqualsForward(t, "alias", net, x)
+	var st inferStats
+	if _, err := net.infer(context.Background(), []*tensor.Tensor{x}, nil, &st); err != nil {
+		t.Fatal(err)
+	}
+	// Sigmoid over c2 and Add over s or rr run in place; the Relu must not
+	// (f shares c's memory).
+	if st.inPlace != 2 {
+		t.Errorf("nodes run in place: got %d; want 2 (Sigmoid, Add; never the Relu over a view of a live value)", st.inPlace)
+	}
+	if st.reused < 1 {
+		t.Errorf("Conv outputs in recycled memory: got %d; want >= 1", st.reused)
+	}
+}
