@@ -157,7 +157,9 @@ func (p *convPass) pointwise() bool {
 }
 
 // keepCols reports whether Forward keeps X's columns in its state.
-func (p *convPass) keepCols() bool { return !p.perSample() && p.ckAll*p.np <= colsKeepLimit }
+func (p *convPass) keepCols() bool {
+	return !p.perSample() && !p.depthwise() && p.ckAll*p.np <= colsKeepLimit
+}
 
 // chunk returns the number of samples per chunk, at most nb.
 func (p *convPass) chunk(nb int) int {
@@ -212,6 +214,10 @@ func (p *convPass) columns(src colSource, b0, nb int, buf []float64) ([]float64,
 // bias [kw, M] (nil: none); dst is [kw, nb, M, P]. In chunked mode the kw
 // weight sets make one product per group and chunk.
 func (p *convPass) forward(dst []float64, src colSource, nb int, w []float64, kw int, bias []float64) {
+	if p.depthwise() {
+		p.forwardDepthwise(dst, src.x, nb, w, kw, bias)
+		return
+	}
 	ch := p.chunk(nb)
 	if buf := p.colsBuf(src, ch); buf != nil {
 		defer putScratch(buf)

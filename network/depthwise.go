@@ -1,0 +1,76 @@
+package network
+
+// Depthwise convolutions (one input channel per group: MobileNet's and
+// EfficientNet's 3×3 and 5×5 layers) as im2col + GEMM are one tiny product
+// per channel (M/group rows, kh·kw inner size), where copying the columns
+// costs more than the arithmetic. Their forward pass (Forward, Infer and
+// the tangents of X and W, all through convPass.forward) runs instead as
+// a direct loop: for each kernel tap, the shifted input plane times the
+// tap's weight is added to the output plane, in float64 at either
+// precision. The backward passes keep the GEMM path.
+
+// depthwise reports whether the convolution has one input channel per
+// group and more than one group.
+func (p *convPass) depthwise() bool { return p.cg == 1 && p.g > 1 }
+
+// forwardDepthwise is forward for a depthwise convolution: it adds
+// conv(x_b, w_k) + bias_k to dst[k, b] for every sample b < nb of x and
+// each of kw weight sets w [kw, M, 1, kh, kw] with biases [kw, M] (nil:
+// none); dst is [kw, nb, M, P].
+func (p *convPass) forwardDepthwise(dst, x []float64, nb int, w []float64, kw int, bias []float64) {
+	g := p.geo
+	taps := g.kh * g.kw
+	hw := g.h * g.w
+	for k := 0; k < kw; k++ {
+		for b := 0; b < nb; b++ {
+			out := dst[(k*nb+b)*p.mp : (k*nb+b+1)*p.mp]
+			for m := 0; m < p.m; m++ {
+				plane := out[m*p.p : (m+1)*p.p]
+				if bias != nil {
+					bv := bias[k*p.m+m]
+					for i := range plane {
+						plane[i] += bv
+					}
+				}
+				ci := m / p.mg // the input channel of output channel m
+				src := x[(b*p.c+ci)*hw : (b*p.c+ci+1)*hw]
+				p.depthwisePlane(plane, src, w[(k*p.m+m)*taps:(k*p.m+m+1)*taps])
+			}
+		}
+	}
+}
+
+// depthwisePlane adds the correlation of one input plane src [h, w] with
+// one kernel wk [kh, kw] to the output plane [oh, ow].
+func (p *convPass) depthwisePlane(plane, src, wk []float64) {
+	g := p.geo
+	for i := 0; i < g.kh; i++ {
+		for j := 0; j < g.kw; j++ {
+			wv := wk[i*g.kw+j]
+			off := j*g.dw - g.pl
+			lo, hi := g.validCols(off)
+			if lo >= hi || wv == 0 {
+				continue
+			}
+			for oy := 0; oy < g.oh; oy++ {
+				iy := oy*g.sh - g.pt + i*g.dh
+				if iy < 0 || iy >= g.h {
+					continue
+				}
+				s := src[iy*g.w : (iy+1)*g.w]
+				d := plane[oy*g.ow : (oy+1)*g.ow]
+				if g.sw == 1 {
+					s = s[lo+off : hi+off]
+					d = d[lo:hi]
+					for ox, v := range s {
+						d[ox] += wv * v
+					}
+					continue
+				}
+				for ox := lo; ox < hi; ox++ {
+					d[ox] += wv * s[ox*g.sw+off]
+				}
+			}
+		}
+	}
+}
