@@ -196,8 +196,8 @@ func aliasModel(rng *rand.Rand) *onnx.Model {
 	inits := map[string]*tensor.Tensor{"w1": randTensor(rng, 2, 2, 3, 3), "w2": randTensor(rng, 2, 2, 3, 3), "shape": tensor.FromData([]float64{-1, 2, 6, 6}, 4)}
 	pads := aInts("pads", 1, 1, 1, 1)
 	return &onnx.Model{Opset: 13, Graph: &onnx.Graph{
-		Name:   "alias",
-		Inputs: []onnx.ValueInfo{{Name: "x", ElemType: onnx.Float, Shape: []onnx.Dim{{Value: -1, Param: "N"}, {Value: 2}, {Value: 6}, {Value: 6}}}},
+		Name:    "alias",
+		Inputs:  []onnx.ValueInfo{{Name: "x", ElemType: onnx.Float, Shape: []onnx.Dim{{Value: -1, Param: "N"}, {Value: 2}, {Value: 6}, {Value: 6}}}},
 		Outputs: []onnx.ValueInfo{{Name: "z", ElemType: onnx.Float}},
 		Nodes: []onnx.Node{
 			mkNode("c1", "Conv", []string{"x", "w1"}, []string{"c"}, pads),
