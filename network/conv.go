@@ -282,6 +282,10 @@ type dataTerm struct{ g, w []float64 }
 // backwardData adds to dx [nb, C, H, W] the sum over terms of the
 // transposed convolution of g with w (the gradient with respect to X).
 func (p *convPass) backwardData(dx []float64, nb int, terms ...dataTerm) {
+	if p.depthwise() {
+		p.backwardDataDepthwise(dx, nb, terms)
+		return
+	}
 	ch := p.chunk(nb)
 	if ch == 1 && p.pointwise() {
 		// The columns' gradient is dx itself.
@@ -329,6 +333,10 @@ type weightTerm struct {
 // g x columns(src)^T (a gradient with respect to W). Terms with the same
 // src next to each other share its columns.
 func (p *convPass) backwardWeight(nb int, terms ...weightTerm) {
+	if p.depthwise() {
+		p.backwardWeightDepthwise(nb, terms)
+		return
+	}
 	ch := p.chunk(nb)
 	var buf []float64
 	for _, t := range terms {

@@ -7,7 +7,9 @@ package network
 // the tangents of X and W, all through convPass.forward) runs instead as
 // a direct loop: for each kernel tap, the shifted input plane times the
 // tap's weight is added to the output plane, in float64 at either
-// precision. The backward passes keep the GEMM path.
+// precision. The backward passes (data and weight gradients, and their
+// tangents, through backwardData and backwardWeight) loop over the taps
+// the same way.
 
 // depthwise reports whether the convolution has one input channel per
 // group and more than one group.
@@ -70,6 +72,74 @@ func (p *convPass) depthwisePlane(plane, src, wk []float64) {
 				for ox := lo; ox < hi; ox++ {
 					d[ox] += wv * s[ox*g.sw+off]
 				}
+			}
+		}
+	}
+}
+
+// backwardDataDepthwise is backwardData for a depthwise convolution: it
+// adds to dx [nb, C, H, W] the transposed convolution of each term's g
+// [nb, M, P] with its w [M, 1, kh, kw].
+func (p *convPass) backwardDataDepthwise(dx []float64, nb int, terms []dataTerm) {
+	taps := p.geo.kh * p.geo.kw
+	hw := p.geo.h * p.geo.w
+	for _, t := range terms {
+		for b := 0; b < nb; b++ {
+			for m := 0; m < p.m; m++ {
+				ci := m / p.mg
+				p.depthwiseTaps(t.g[b*p.mp+m*p.p:b*p.mp+(m+1)*p.p], dx[(b*p.c+ci)*hw:(b*p.c+ci+1)*hw], func(tap int, out, in []float64, base, step int) {
+					wv := t.w[m*taps+tap]
+					for ox, v := range out {
+						in[base+ox*step] += wv * v
+					}
+				})
+			}
+		}
+	}
+}
+
+// backwardWeightDepthwise is backwardWeight for a depthwise convolution:
+// each term's dw [M, 1, kh, kw] receives the sum over samples of the
+// correlation of its g [nb, M, P] with the input planes of src.x.
+func (p *convPass) backwardWeightDepthwise(nb int, terms []weightTerm) {
+	taps := p.geo.kh * p.geo.kw
+	hw := p.geo.h * p.geo.w
+	for _, t := range terms {
+		for b := 0; b < nb; b++ {
+			for m := 0; m < p.m; m++ {
+				ci := m / p.mg
+				dw := t.dw[m*taps : (m+1)*taps]
+				p.depthwiseTaps(t.g[b*p.mp+m*p.p:b*p.mp+(m+1)*p.p], t.src.x[(b*p.c+ci)*hw:(b*p.c+ci+1)*hw], func(tap int, out, in []float64, base, step int) {
+					s := 0.0
+					for ox, v := range out {
+						s += v * in[base+ox*step]
+					}
+					dw[tap] += s
+				})
+			}
+		}
+	}
+}
+
+// depthwiseTaps calls f for every kernel tap and every output row whose
+// input row is inside the plane, with the row's in-bounds output values
+// out (a sub-slice of the output plane) and in, the input plane's row:
+// out[ox]'s input element is in[base+ox*step].
+func (p *convPass) depthwiseTaps(plane, src []float64, f func(tap int, out, in []float64, base, step int)) {
+	g := p.geo
+	for i := 0; i < g.kh; i++ {
+		for j := 0; j < g.kw; j++ {
+			off := j*g.dw - g.pl
+			lo, hi := g.validCols(off)
+			if lo >= hi {
+				continue
+			}
+			for oy := 0; oy < g.oh; oy++ {
+				iy := oy*g.sh - g.pt + i*g.dh
+				if iy < 0 || iy >= g.h {
+					continue
+				}
+				f(i*g.kw+j, plane[oy*g.ow+lo:oy*g.ow+hi], src[iy*g.w:(iy+1)*g.w], lo*g.sw+off, g.sw)
 			}
 		}
 	}
