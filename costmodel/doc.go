@@ -58,8 +58,10 @@
 //
 // Profiles are YAML (ReadProfile, Profile.WriteFile): decoding is strict
 // (unknown fields, missing fields and non-finite or negative numbers are
-// errors naming the field), writing is deterministic (the same values give
-// the same bytes) and atomic.
+// errors naming the field; inputs over MaxProfileBytes are refused before
+// they are read whole; FuzzReadProfile checks that damaged profiles give
+// one-line errors), writing is deterministic (the same values give the same
+// bytes) and atomic.
 //
 // # Invariants
 //

@@ -198,13 +198,22 @@ func (p *Profile) WriteFile(path string) error {
 	return atomicfile.Write(path, b, 0o644)
 }
 
+// MaxProfileBytes bounds the size of a profile ReadProfile accepts: a
+// profile is about 4 KB, so a larger input is not one (a device, a model
+// file given by mistake) and is refused before it is read whole.
+const MaxProfileBytes = 1 << 20
+
 // ReadProfile parses and validates a profile. Unknown fields, missing
 // required fields and non-finite or negative numbers are errors naming the
-// field; name (the file name) prefixes them.
+// field; name (the file name) prefixes them. Inputs over MaxProfileBytes
+// are refused.
 func ReadProfile(r io.Reader, name string) (*Profile, error) {
-	data, err := io.ReadAll(r)
+	data, err := io.ReadAll(io.LimitReader(r, MaxProfileBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if len(data) > MaxProfileBytes {
+		return nil, fmt.Errorf("%s: larger than %d bytes, so not a profile (they are a few KB); give a profile written by 'mpsearch profile': %w", name, MaxProfileBytes, ErrProfile)
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
