@@ -56,6 +56,12 @@
 // Predict and PredictModel evaluate a profile for any layer shape, so a
 // model's latency can be predicted without running it.
 //
+// A profile records the kernels' instruction set (cpu.kernel_isa, from
+// kernels.ISA: avx512_vnni, avx2 or go), and the GEMM terms depend on it
+// (8-bit weights are int16 pairs except with VNNI). A profile describes the
+// kernels of its ISA only: Profile.CheckISA refuses it for another, and
+// pipeline.LoadProfile picks a shipped profile only when it matches.
+//
 // Profiles are YAML (ReadProfile, Profile.WriteFile): decoding is strict
 // (unknown fields, missing fields and non-finite or negative numbers are
 // errors naming the field; inputs over MaxProfileBytes are refused before
