@@ -11,7 +11,8 @@
 // batch into one patch matrix of batch*M rows, one kernels.GEMMRequant (bias,
 // dyadic requantization to uint8) of that matrix with the K x N packed
 // weights, and a transpose of the M x N result of every image back to NCHW,
-// the same sequence as kernels.Conv2D. Gemm and MatMul are one GEMMRequant.
+// the sequence of kernels.Conv2D (the transpose is the engine's byte-wise
+// scatter, not Conv2D's tiled one). Gemm and MatMul are one GEMMRequant.
 // Measure times that sequence with random weights and activations, after a
 // warm-up, as the median of Repeats samples (each long enough for the clock)
 // with the quartiles and extremes as its spread; bit widths sharing a
@@ -46,7 +47,10 @@
 // time, counted by walking kernels.Im2Col's loops) and the transpose
 // (including the cache-set conflicts of a transpose whose stride is a
 // multiple of 1 KiB); and per-element costs of the operations between
-// layers, timed on replicas of the engine's loops. BuildProfile
+// layers, timed on replicas of the engine's loops (the engine keeps them
+// private, and so does its transpose scatter: until it exports them, a
+// change there must be made here too; kernels.Im2Col and GEMMRequant are
+// timed themselves). BuildProfile
 // measures a sweep of shapes on this CPU, timing small groups of different
 // calls back to back as a model runs its layers, and fits each model by
 // non-negative least squares on a symmetric relative error (recording the
