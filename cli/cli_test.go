@@ -14,6 +14,8 @@ import (
 
 	"mpsearch/demo"
 	"mpsearch/onnx"
+
+	"mpsearch/internal/citest"
 )
 
 const (
@@ -64,7 +66,7 @@ func writeTemp(t *testing.T, name string, data []byte) string {
 func TestEvalFixtureAccuracy(t *testing.T) {
 	imgs := fmnistDir + "t10k-images-idx3-ubyte.gz"
 	if _, err := os.Stat(imgs); err != nil {
-		t.Skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+		citest.Missing(t, "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist, or scripts/setup.sh --test)")
 	}
 	code, out, errs := run(t, "eval", "--model", fixtureDir+"lenet.onnx", "--data", imgs,
 		"--labels", fmnistDir+"t10k-labels-idx1-ubyte.gz", "--mean", "0.2860", "--std", "0.3530", "--json")

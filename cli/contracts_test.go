@@ -14,7 +14,7 @@ import (
 
 // TestUsageContracts checks the issue-12 usage errors (exit 2, one line
 // naming the flag): duplicate --bits, repeated budget flags, unbounded
-// size-like flags, an unknown --solver.
+// size-like flags (--limit included), an unknown --solver.
 func TestUsageContracts(t *testing.T) {
 	dir := t.TempDir()
 	table := filepath.Join(dir, "sens.yaml")
@@ -36,6 +36,10 @@ func TestUsageContracts(t *testing.T) {
 		{"batch too large", []string{"eval", "--batch", "100000000"}, "--batch: 100000000 is not in 1..65536"},
 		{"resize too large", []string{"eval", "--model", fixtureDir + "lenet.onnx", "--data", imgs, "--resize", "99999x99999"}, "--resize: 99999x99999 exceeds 8192x8192"},
 		{"threads zero", []string{"eval", "--threads", "0"}, "0 is below 1"},
+		{"limit too large", []string{"eval", "--limit", "100000000"}, "-limit: 100000000 is not in 0..16777216"},
+		{"limit negative on the demo", []string{"eval", "--limit", "-1"}, "-limit: -1 is not in 0..16777216"},
+		{"limit too large in sensitivity", []string{"sensitivity", "--limit", "100000000"}, "-limit: 100000000 is not in 0..16777216"},
+		{"limit too large in search", []string{"search", "--table", table, "--limit", "100000000"}, "-limit: 100000000 is not in 0..16777216"},
 		{"unknown solver", []string{"search", "--table", table, "--size-budget", "3000", "--solver", "cplex"}, `--solver: "cplex" is not go or lp_solve`},
 	}
 	for _, c := range cases {

@@ -44,7 +44,7 @@ func (m *modelFlags) register(fs *flag.FlagSet, withData bool) {
 	fs.StringVar(&m.mean, "mean", "", "per-channel mean subtracted after scaling pixels to [0,1], comma-separated")
 	fs.StringVar(&m.std, "std", "", "per-channel standard deviation divided by after --mean, comma-separated")
 	fs.StringVar(&m.resize, "resize", "", "resize images of a folder to `HxW`")
-	fs.IntVar(&m.limit, "limit", 0, "use only the first `N` samples (0: all)")
+	fs.Var(limitFlag{&m.limit}, "limit", fmt.Sprintf("use only the first `N` samples (0: all; at most %d)", maxLimit))
 	fs.IntVar(&m.batch, "batch", 256, "batch size")
 }
 
@@ -91,9 +91,6 @@ func (m *modelFlags) options() (dataset.Options, error) {
 			}
 		}
 		opt.Resize = [2]int{h, w}
-	}
-	if m.limit < 0 {
-		return opt, usagef("--limit: %d is negative", m.limit)
 	}
 	opt.Limit = m.limit
 	if m.labels != "none" {

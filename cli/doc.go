@@ -14,7 +14,7 @@
 //
 // Usage errors are one line with exit status 2 (unknown flags, bad
 // values, repeated budget flags, duplicate --bits, size-like flags beyond
-// their bounds: --points, --probes, --batch, --resize; --threads is capped
+// their bounds: --points, --probes, --batch, --limit, --resize; --threads is capped
 // at the CPUs available). An interrupted job (SIGINT, SIGTERM) writes
 // nothing and exits 1 saying so.
 package cli

@@ -102,6 +102,7 @@ func TestReadProfileErrors(t *testing.T) {
 		{"bad clock", strings.Replace(src, "clock: thread-cpu", "clock: sundial", 1), `clock is "sundial"`},
 		{"not YAML", "format: [\n", "p.yaml"},
 		{"empty", "", "empty file"},
+		{"too large", src + strings.Repeat("#\n", MaxProfileBytes/2), "larger than 1048576 bytes"},
 		{"wrong type", strings.Replace(src, "threads: 1", "threads: one", 1), "cannot unmarshal"},
 	}
 	for _, tc := range tests {
@@ -120,6 +121,19 @@ func TestReadProfileErrors(t *testing.T) {
 				t.Errorf("error %q spans several lines", err)
 			}
 		})
+	}
+}
+
+// TestReadProfileEndless checks that an endless input (a device given as
+// --profile) is refused after MaxProfileBytes instead of being read until
+// memory runs out.
+func TestReadProfileEndless(t *testing.T) {
+	if _, err := os.Stat("/dev/zero"); err != nil {
+		t.Skip("no /dev/zero on this platform")
+	}
+	_, err := ReadProfileFile("/dev/zero")
+	if err == nil || !errors.Is(err, ErrProfile) || !strings.Contains(err.Error(), "/dev/zero: larger than") {
+		t.Errorf("ReadProfileFile(/dev/zero): got %v; want the size error naming the file", err)
 	}
 }
 

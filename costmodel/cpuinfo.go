@@ -9,11 +9,14 @@ import (
 	"strings"
 
 	"golang.org/x/sys/cpu"
+
+	"mpsearch/kernels"
 )
 
 // isaFlags are the CPU flags a profile records, in this order: the vector
-// extensions that matter to integer GEMM (the kernels use AVX2 only; the
-// others tell what faster kernels, or another library, could use).
+// extensions that matter to integer GEMM (the kernels use AVX-512 VNNI or
+// AVX2, see kernels.ISA; the others tell what faster kernels, or another
+// library, could use).
 var isaFlags = []struct {
 	name string
 	has  *bool
@@ -35,9 +38,11 @@ var isaFlags = []struct {
 // DetectCPU describes the processor this program runs on: model name,
 // vendor, family and model from /proc/cpuinfo where there is one, the ISA
 // flags relevant to the kernels (as the OS enables them, from
-// golang.org/x/sys/cpu), the logical CPU count and the kernels' ISA.
+// golang.org/x/sys/cpu), the logical CPU count and the kernels' ISA
+// (kernels.ISA: what the kernels run now, so a profile measured under
+// GODEBUG=cpu.avx512f=off records avx2).
 func DetectCPU() CPUInfo {
-	info := CPUInfo{Model: "unknown " + runtime.GOARCH, LogicalCPUs: runtime.NumCPU(), KernelISA: kernelISA(), Flags: []string{}}
+	info := CPUInfo{Model: "unknown " + runtime.GOARCH, LogicalCPUs: runtime.NumCPU(), KernelISA: kernels.ISA(), Flags: []string{}}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		parseCPUInfo(b, &info)
 	}

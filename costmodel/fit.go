@@ -148,7 +148,7 @@ func BuildProfile(ctx context.Context, opt ProfileOptions) (*Profile, error) {
 		g, _ := est.gemmModel(kb)
 		var pts []point
 		for _, sh := range shapes {
-			f := gemmFeatures(kb, sh.rows, sh.k, sh.n, p.CPU.L2Bytes, p.CPU.KernelISA == "avx2")
+			f := gemmFeatures(kb, sh.rows, sh.k, sh.n, p.CPU.L2Bytes, p.CPU.KernelISA)
 			pts = append(pts, point{f: f[:], est: dotN(g.coef(), f), make: func() (func() error, error) {
 				r, err := newRunner(GemmLayer("sweep", "Gemm", sh.rows, sh.k, sh.n), kb, 1, mo.Threads, rng)
 				if err != nil {

@@ -451,7 +451,9 @@ func (r *runner) im2col(g int) error {
 }
 
 // transpose moves group g's rows (pixel-major, as the GEMM writes them)
-// into channel-major NCHW order, as kernels.Conv2D does.
+// into channel-major NCHW order. The values are kernels.Conv2D's; the loop
+// is the integer engine's byte-wise scatter (intengine/layer.go), not
+// Conv2D's tiled transpose, since the engine's is what runs in a model.
 func (r *runner) transpose(g int) {
 	s := r.s
 	m, n := s.M, s.N

@@ -3,14 +3,12 @@ package costmodel
 import (
 	"context"
 	"errors"
-	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
 
 	"mpsearch/kernels"
-	"mpsearch/quant"
 )
 
 // TestIm2ColFeatures checks the counts of the im2col model on a shape worked
@@ -52,76 +50,18 @@ func TestIm2ColFeatures(t *testing.T) {
 	}
 }
 
-// TestOpReplicas checks the replicas of the engine's loops against
-// independent definitions: quant.ActQuant.Quantize, a brute-force 2x2
-// maximum, kernels.Requantize and a plain clamp.
-func TestOpReplicas(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 9))
-	q := quant.ActQuant{Scale: 0.03, ZeroPoint: 117}
-	x := make([]float64, 999)
-	for i := range x {
-		x[i] = 5 * rng.NormFloat64()
-	}
-	x[0], x[1] = 1.5*q.Scale-117*q.Scale, 2.5*q.Scale-117*q.Scale // ties
-	codes := make([]uint8, len(x))
-	quantizeInput(codes, x, q.Scale, q.ZeroPoint)
-	for i, v := range x {
-		if want := q.Quantize(v); codes[i] != want {
-			t.Fatalf("quantizeInput(%v) = %d; want %d", v, codes[i], want)
+// TestPoolTapCount checks the tap counts of the timed pools against closed
+// forms: 2x2 windows with stride 1 take 4 taps at each of (S-1)^2 outputs;
+// 3x3 windows with stride 1 and padding 1 take 3S-2 taps along each axis
+// in total, so (3S-2)^2 over S^2 outputs.
+func TestPoolTapCount(t *testing.T) {
+	for _, side := range []int{2, 5, 8, 32} {
+		if outs, taps := poolTapCount(side, 2, 1, 0); outs != (side-1)*(side-1) || taps != 4*outs {
+			t.Errorf("2x2/1 over %d: got %d outputs, %d taps; want %d and %d", side, outs, taps, (side-1)*(side-1), 4*(side-1)*(side-1))
 		}
-	}
-
-	const ch, h, w = 3, 9, 8 // odd height: the last row is dropped
-	oh, ow := h/2, w/2
-	src := randBytes(rng, ch*h*w)
-	got := make([]uint8, ch*oh*ow)
-	maxPool2x2(got, src, h, w, oh, ow)
-	for c := 0; c < ch; c++ {
-		for y := 0; y < oh; y++ {
-			for x := 0; x < ow; x++ {
-				var m uint8
-				for _, d := range [][2]int{{0, 0}, {0, 1}, {1, 0}, {1, 1}} {
-					m = max(m, src[c*h*w+(2*y+d[0])*w+2*x+d[1]])
-				}
-				if g := got[(c*oh+y)*ow+x]; g != m {
-					t.Fatalf("maxPool2x2 channel %d (%d, %d) = %d; want %d", c, y, x, g, m)
-				}
-			}
+		if outs, taps := poolTapCount(side, 3, 1, 1); outs != side*side || taps != (3*side-2)*(3*side-2) {
+			t.Errorf("3x3/1 pad 1 over %d: got %d outputs, %d taps; want %d and %d", side, outs, taps, side*side, (3*side-2)*(3*side-2))
 		}
-	}
-	sq := randBytes(rng, ch*8*8)
-	offs, first, side := poolTaps(8, 2, 2, 0)
-	viaTaps, direct := make([]uint8, ch*side*side), make([]uint8, ch*side*side)
-	maxPoolTaps(viaTaps, sq, 64, offs, first)
-	maxPool2x2(direct, sq, 8, 8, 4, 4)
-	if side != 4 || string(viaTaps) != string(direct) {
-		t.Errorf("maxPoolTaps with 2x2 taps (side %d) = %v; want maxPool2x2's %v", side, viaTaps, direct)
-	}
-	if _, f3, s3 := poolTaps(5, 3, 1, 1); s3 != 5 || f3[len(f3)-1] != 4*4+12*6+9*9 {
-		t.Errorf("poolTaps(5, 3, 1, 1): side %d, %d taps; want 5 and %d", s3, f3[len(f3)-1], 4*4+12*6+9*9)
-	}
-
-	a, b, y := randBytes(rng, 500), randBytes(rng, 500), make([]uint8, 500)
-	const ma, mb, za, zb, shift, zy = 1 << 30, 3 << 28, 3, 7, 31, 5
-	addCodes(y, a, b, ma, mb, za, zb, shift, zy)
-	for i := range y {
-		acc := ma*(int64(a[i])-za) + mb*(int64(b[i])-zb)
-		r := math.Round(float64(acc)/(1<<shift)) + zy // half away from zero
-		if want := uint8(min(max(r, 0), 255)); y[i] != want {
-			t.Fatalf("addCodes(%d, %d) = %d; want %d", a[i], b[i], y[i], want)
-		}
-	}
-	clampCodes(y, a, 20, 240)
-	for i, v := range a {
-		if want := min(max(v, 20), 240); y[i] != want {
-			t.Fatalf("clampCodes(%d) = %d; want %d", v, y[i], want)
-		}
-	}
-	acc := []int32{-3, 5, 7, 1 << 20}
-	out := make([]float64, 4)
-	dequantizeAcc(out, acc, []float64{0.5, 0.25})
-	if want := []float64{-1.5, 1.25, 3.5, 1 << 18}; out[0] != want[0] || out[1] != want[1] || out[2] != want[2] || out[3] != want[3] {
-		t.Errorf("dequantizeAcc = %v; want %v", out, want)
 	}
 }
 
@@ -189,9 +129,11 @@ func TestPredictOps(t *testing.T) {
 }
 
 // TestMeasureOps runs the measurement of the operations between layers
-// with short samples: the result must be a valid part of a profile, and the
-// per-element costs of quantization and addition, timed at 1024 and 16384
-// elements, positive.
+// on the integer engine's steps with few samples: every step it reads must
+// be in the programs it compiles (else measureOps fails), the result must
+// be a valid part of a profile, and the per-element costs of quantization,
+// addition and the 2x2 max pool, timed at 1024 and 16384 elements,
+// positive.
 func TestMeasureOps(t *testing.T) {
 	mo, err := MeasureOptions{Repeats: 3, MinSample: 50 * time.Microsecond}.norm()
 	if err != nil {

@@ -22,7 +22,10 @@ const nGEMMFeatures = 12
 
 // gemmFeatures returns the terms of the GEMM model for a GEMMRequant call
 // with rows rows at kernel width kb, in the order of GEMMModel.coef, for
-// kernels that use the AVX2 packers and epilogue (vector) or only Go:
+// the kernels of instruction set isa (kernels.ISA: the vector packers and
+// epilogue unless it is kernels.ISAGo; 8-bit weights as int16 pairs, two
+// bytes per packed element, unless it is kernels.ISAVNNI, whose 8-bit
+// kernel reads bytes like the narrower ones):
 //   - a constant;
 //   - output channels (the per-call setup of each channel's requantization
 //     parameters);
@@ -40,12 +43,13 @@ const nGEMMFeatures = 12
 //   - packed activation bytes when they exceed the L2 cache of l2 bytes:
 //     the kernels pack all of A before using it block by block, so a larger
 //     A is written to and read back from L3 or memory.
-func gemmFeatures(kb, rows, k, n, l2 int, vector bool) [nGEMMFeatures]float64 {
+func gemmFeatures(kb, rows, k, n, l2 int, isa string) [nGEMMFeatures]float64 {
 	mt := (rows + tileM - 1) / tileM
 	np := (n + tileN - 1) / tileN
 	kp := (k + 3) &^ 3
+	vector := isa != kernels.ISAGo
 	elem, vecBlock := 1, 16
-	if kb == 8 {
+	if kb == 8 && isa != kernels.ISAVNNI {
 		elem, vecBlock = 2, 8
 	}
 	vecCols := 0
@@ -192,7 +196,7 @@ func (p *Profile) gemmNs(kb, rows, k, n int) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return dotN(g.coef(), gemmFeatures(kb, rows, k, n, p.CPU.L2Bytes, p.CPU.KernelISA == "avx2")), nil
+	return dotN(g.coef(), gemmFeatures(kb, rows, k, n, p.CPU.L2Bytes, p.CPU.KernelISA)), nil
 }
 
 // Predict returns the predicted latency of layer s at bits-bit weights for

@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"mpsearch/internal/atomicfile"
+	"mpsearch/kernels"
 )
 
 // ErrProfile is wrapped by the errors returned for malformed profiles.
@@ -81,7 +82,10 @@ type CPUInfo struct {
 	ModelID     int      `yaml:"model_id,omitempty"`
 	LogicalCPUs int      `yaml:"logical_cpus,omitempty"`
 	Flags       []string `yaml:"flags"` // the vector-ISA flags relevant to the kernels
-	// KernelISA is the instruction set the kernels ran ("avx2" or "go").
+	// KernelISA is the instruction set the kernels ran (kernels.ISA:
+	// "avx512_vnni", "avx2" or "go"). The GEMM model's terms depend on it
+	// (gemmFeatures), and a profile predicts the kernels of its own ISA
+	// only (CheckISA).
 	KernelISA string `yaml:"kernel_isa"`
 	// L1D is the level-1 data cache geometry; zero when unknown (then no
 	// conflict terms are predicted).
@@ -198,13 +202,22 @@ func (p *Profile) WriteFile(path string) error {
 	return atomicfile.Write(path, b, 0o644)
 }
 
+// MaxProfileBytes bounds the size of a profile ReadProfile accepts: a
+// profile is about 4 KB, so a larger input is not one (a device, a model
+// file given by mistake) and is refused before it is read whole.
+const MaxProfileBytes = 1 << 20
+
 // ReadProfile parses and validates a profile. Unknown fields, missing
 // required fields and non-finite or negative numbers are errors naming the
-// field; name (the file name) prefixes them.
+// field; name (the file name) prefixes them. Inputs over MaxProfileBytes
+// are refused.
 func ReadProfile(r io.Reader, name string) (*Profile, error) {
-	data, err := io.ReadAll(r)
+	data, err := io.ReadAll(io.LimitReader(r, MaxProfileBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if len(data) > MaxProfileBytes {
+		return nil, fmt.Errorf("%s: larger than %d bytes, so not a profile (they are a few KB); give a profile written by 'mpsearch profile': %w", name, MaxProfileBytes, ErrProfile)
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
@@ -318,8 +331,8 @@ func (p *Profile) Validate() error {
 	if p.CPU.Model == "" {
 		return bad("cpu.model is empty")
 	}
-	if p.CPU.KernelISA == "" {
-		return bad("cpu.kernel_isa is empty")
+	if !slices.Contains(kernelISAs, p.CPU.KernelISA) {
+		return bad("cpu.kernel_isa is %q; want one of %s", p.CPU.KernelISA, strings.Join(kernelISAs, ", "))
 	}
 	if l := p.CPU.L1D; l.Sets < 0 || l.Ways < 0 || l.Line < 0 || p.CPU.L2Bytes < 0 {
 		return bad("cpu.l1d %+v or cpu.l2_bytes %d is negative", l, p.CPU.L2Bytes)
@@ -397,6 +410,32 @@ func (p *Profile) Validate() error {
 		}
 	}
 	return nil
+}
+
+// kernelISAs are the values of cpu.kernel_isa.
+var kernelISAs = []string{kernels.ISAVNNI, kernels.ISAAVX2, kernels.ISAGo}
+
+// ErrISA is wrapped by CheckISA's error: the profile was measured with
+// other kernels than the ones this program runs.
+// It wraps ErrProfile.
+var ErrISA = fmt.Errorf("costmodel: profile of other kernels: %w", ErrProfile)
+
+// CheckISA returns an error wrapping ErrISA (so ErrProfile) when the profile
+// was measured with kernels of another instruction set than isa (usually
+// kernels.ISA(), what this program runs): its GEMM coefficients and terms
+// describe other kernels (with VNNI every bit width runs at the 8-bit
+// rate; with AVX2 narrower weights are up to twice as fast), so its
+// latencies are not this machine's. Analytic profiles are checked too:
+// they model one instruction set.
+func (p *Profile) CheckISA(isa string) error {
+	if p.CPU.KernelISA == isa {
+		return nil
+	}
+	how := "measure this CPU with 'mpsearch profile --out FILE' and pass --profile FILE"
+	if p.CPU.KernelISA == kernels.ISAAVX2 && isa == kernels.ISAVNNI {
+		how += ", or run with GODEBUG=cpu.avx512f=off to use the AVX2 kernels it describes"
+	}
+	return fmt.Errorf("profile %q describes the %s kernels but this program runs the %s ones, so its latencies do not apply here; %s: %w", p.Name, p.CPU.KernelISA, isa, how, ErrISA)
 }
 
 // gemmModel returns the model of kernel width kb.

@@ -14,6 +14,8 @@ import (
 	"codeberg.org/sbinet/npyio/npz"
 
 	"mpsearch/tensor"
+
+	"mpsearch/internal/citest"
 )
 
 const fmnistDir = "/usr/share/datasets/fashion-mnist"
@@ -22,7 +24,7 @@ func fmnist(t *testing.T, name string) string {
 	t.Helper()
 	p := filepath.Join(fmnistDir, name)
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("Fashion-MNIST not installed: %v", err)
+		citest.Missing(t, "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist, or scripts/setup.sh --test): %v", err)
 	}
 	return p
 }

@@ -24,7 +24,7 @@ const pixelTol = 1e-3
 
 // fixtureCalib is the fmnist-lenet fixture's first 256 normalized training
 // images, which must equal the first 256 images of CalibNPZ.
-var fixtureCalib = filepath.Join("..", "..", "shared", "fixtures", "fmnist-lenet", "calib.npy")
+var fixtureCalib = filepath.Join("..", "testdata", "fmnist-lenet", "calib.npy")
 
 func TestEmbeddedFiles(t *testing.T) {
 	for _, tc := range []struct {
@@ -192,7 +192,7 @@ func TestNPZContents(t *testing.T) {
 func TestCalibMatchesFixture(t *testing.T) {
 	f, err := os.Open(fixtureCalib)
 	if err != nil {
-		t.Skipf("fixture not available: %v", err)
+		t.Fatalf("fixture: %v", err)
 	}
 	defer f.Close()
 	var want []float32

@@ -13,6 +13,8 @@ import (
 	"mpsearch/network"
 	"mpsearch/onnx"
 	"mpsearch/tensor"
+
+	"mpsearch/internal/citest"
 )
 
 // These tests run the exported model in ONNX Runtime (onnxruntime-node
@@ -154,7 +156,7 @@ func TestORTAccuracy(t *testing.T) {
 	run := ortRunner(t)
 	const fmnist = "/usr/share/datasets/fashion-mnist/"
 	if _, err := os.Stat(fmnist + "t10k-images-idx3-ubyte.gz"); err != nil {
-		t.Skipf("Fashion-MNIST is not installed in %s (Debian package dataset-fashion-mnist)", fmnist)
+		citest.Missing(t, "Fashion-MNIST is not installed in %s (Debian package dataset-fashion-mnist, or scripts/setup.sh --test)", fmnist)
 	}
 	if testing.Short() {
 		t.Skip("10,000 images: skipped with -short")

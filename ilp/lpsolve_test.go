@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -75,5 +76,22 @@ func TestLPSolveLayoutError(t *testing.T) {
 	err := checkLayout(16, 8)
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "--solver go") {
 		t.Errorf("mismatched layout: got %v; want ErrUnavailable naming --solver go", err)
+	}
+	// With the check failed, asking for lp_solve is an error (NewSolver,
+	// what --solver lp_solve calls, and a Solve on an LPSolve made
+	// directly), while the Go solver still works.
+	defer func(e error) { layoutErr = e }(layoutErr)
+	layoutErr = err
+	if s, err := NewSolver("lp_solve"); s != nil || !errors.Is(err, ErrUnavailable) {
+		t.Errorf("NewSolver(lp_solve) with a failed layout check: got %v, %v; want nil and ErrUnavailable", s, err)
+	}
+	p := randomProblem(rand.New(rand.NewPCG(1, 2)), 6, 1, 1, false, 0.5)
+	if sol, err := (&LPSolve{}).Solve(context.Background(), p); sol != nil || !errors.Is(err, ErrUnavailable) {
+		t.Errorf("LPSolve.Solve with a failed layout check: got %v, %v; want nil and ErrUnavailable", sol, err)
+	}
+	if s, err := NewSolver("go"); err != nil {
+		t.Errorf("NewSolver(go): %v", err)
+	} else if sol, err := s.Solve(context.Background(), p); err != nil || !sol.Optimal {
+		t.Errorf("the Go solver with lp_solve unavailable: got %v, %v; want an optimum", sol, err)
 	}
 }

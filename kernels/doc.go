@@ -106,7 +106,8 @@
 // and the quad layout for 8-bit weights packed while it is set; otherwise
 // useAVX2 (cpu.X86.HasAVX2; no FMA is used) selects the VPMADDWD,
 // VPMADDUBSW and VPSHUFB-table kernels. Tests switch the flags off to compare every path with
-// the Go twins.
+// the Go twins. ISA names the path in use (recorded in hardware profiles);
+// GODEBUG=cpu.avx512f=off selects the AVX2 kernels on a VNNI CPU.
 //
 // With VNNI every bit width runs the same kernel at the same speed (measured
 // on Zen 5: about 4x the AVX2 int8 kernel and 2.2-2.5x the AVX2 low-bit

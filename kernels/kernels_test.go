@@ -641,3 +641,15 @@ func testRequantTile(t *testing.T) {
 		}
 	}
 }
+
+// TestISAFollowsFlags: ISA names the path the dispatch flags select.
+func TestISAFollowsFlags(t *testing.T) {
+	want := map[string]string{"vnni": ISAVNNI, "avx2": ISAAVX2, "go": ISAGo}
+	for _, p := range availablePaths() {
+		restore := setPath(p)
+		if got := ISA(); got != want[p.name] {
+			t.Errorf("path %s: ISA() = %q; want %q", p.name, got, want[p.name])
+		}
+		restore()
+	}
+}

@@ -16,6 +16,8 @@ import (
 	"mpsearch/onnx"
 	"mpsearch/quant"
 	"mpsearch/sensitivity"
+
+	"mpsearch/internal/citest"
 )
 
 const fmnist = "/usr/share/datasets/fashion-mnist/"
@@ -82,7 +84,7 @@ func TestMetricEvidence(t *testing.T) {
 		t.Skip("slow: evaluates ~30 configurations on 10000 images")
 	}
 	if _, err := os.Stat(fmnist + "t10k-images-idx3-ubyte.gz"); err != nil {
-		t.Skip("Fashion-MNIST not installed")
+		citest.Missing(t, "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist, or scripts/setup.sh --test)")
 	}
 	ctx := context.Background()
 	m, err := onnx.Load("../testdata/fmnist-lenet/lenet.onnx")

@@ -173,27 +173,42 @@ func (p *ProfileLatency) LayerLatency(layer, bits int) (float64, error) {
 }
 
 // LoadProfile reads a profile file, or with path "" picks the shipped
-// profile measured on a CPU of this model, else the analytic AVX2 one. It
-// returns the profile and a name for messages.
+// profile measured on a CPU of this model with the kernels this program
+// runs (kernels.ISA), else the analytic AVX2 one. It returns the profile
+// and a name for messages, which says so when the profile describes other
+// kernels than the ones this machine runs (Profile.CheckISA): a profile
+// of another machine still predicts that machine.
 func LoadProfile(path string) (*costmodel.Profile, string, error) {
+	cpu := costmodel.DetectCPU()
+	flag := func(p *costmodel.Profile, name string) string {
+		if p.CheckISA(cpu.KernelISA) != nil {
+			name += fmt.Sprintf(" (%s kernels, but this machine runs the %s ones: latencies of another machine; run 'mpsearch profile' for this one)", p.CPU.KernelISA, cpu.KernelISA)
+		}
+		return name
+	}
 	if path != "" {
 		p, err := costmodel.ReadProfileFile(path)
-		return p, path, err
+		if err != nil {
+			return nil, "", err
+		}
+		return p, flag(p, path), nil
 	}
-	cpu := costmodel.DetectCPU()
 	for _, name := range profiles.Names() {
 		b, _ := profiles.Get(name)
 		p, err := costmodel.ReadProfile(bytes.NewReader(b), name)
 		if err != nil {
 			return nil, "", fmt.Errorf("shipped profile %s: %w", name, err)
 		}
-		if p.Source == "measured" && p.CPU.Model == cpu.Model && p.CPU.Family == cpu.Family && p.CPU.ModelID == cpu.ModelID {
+		if p.Source == "measured" && p.CPU.Model == cpu.Model && p.CPU.Family == cpu.Family && p.CPU.ModelID == cpu.ModelID && p.CheckISA(cpu.KernelISA) == nil {
 			return p, "profiles/" + name + ".yaml (measured on this CPU model)", nil
 		}
 	}
 	b, _ := profiles.Get(profiles.Analytic)
 	p, err := costmodel.ReadProfile(bytes.NewReader(b), profiles.Analytic)
-	return p, "profiles/" + profiles.Analytic + ".yaml (analytic; run 'mpsearch profile' for this CPU)", err
+	if err != nil {
+		return nil, "", err
+	}
+	return p, flag(p, "profiles/"+profiles.Analytic+".yaml (analytic; run 'mpsearch profile' for this CPU)"), nil
 }
 
 // OverheadMs implements LatencyOverhead.

@@ -3,10 +3,12 @@ package pipeline
 import (
 	"context"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"mpsearch/costmodel"
 	"mpsearch/intengine"
+	"mpsearch/kernels"
 	"mpsearch/network"
 	"mpsearch/onnx"
 	"mpsearch/tensor"
@@ -135,5 +137,31 @@ func TestProfileLatencyOps(t *testing.T) {
 	}
 	if want := float64(d.Nanoseconds()) / 1e6; got != want || got <= 0 {
 		t.Errorf("OpsLatency() = %v ms; want PredictOps = %v ms (positive)", got, want)
+	}
+}
+
+// TestLoadProfileKeysOnISA: the profile picked for this machine describes
+// the kernels it runs (kernels.ISA), unless it is the analytic fallback,
+// whose name then says it describes other kernels; a given profile of
+// other kernels is flagged the same way, one of these kernels is not.
+func TestLoadProfileKeysOnISA(t *testing.T) {
+	isa := kernels.ISA()
+	p, name, err := LoadProfile("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mismatch := "kernels, but this machine runs the " + isa + " ones"
+	switch {
+	case p.Source == "measured" && p.CPU.KernelISA != isa:
+		t.Errorf("picked %s, measured with the %s kernels; this machine runs %s", name, p.CPU.KernelISA, isa)
+	case p.CPU.KernelISA != isa && !strings.Contains(name, mismatch):
+		t.Errorf("fallback %s describes the %s kernels on a %s machine without saying so", name, p.CPU.KernelISA, isa)
+	}
+	_, name, err = LoadProfile("../profiles/avx2-analytic.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Contains(name, mismatch), isa != kernels.ISAAVX2; got != want {
+		t.Errorf("the analytic AVX2 profile on a %s machine: name %q; flagged %v, want %v", isa, name, got, want)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mpsearch/internal/citest"
 )
 
 // chromiumPath is Debian's chromium; CI installs it (apt-get install chromium).
@@ -100,7 +102,7 @@ func pageRequests(netlog string) []string {
 
 func TestChromium(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("%s not installed (apt-get install chromium)", chromiumPath)
+		citest.Missing(t, "%s not installed (apt-get install chromium, or scripts/setup.sh --test)", chromiumPath)
 	}
 	dir := t.TempDir()
 	report := filepath.Join(dir, "report.html")

@@ -1,8 +1,9 @@
 package ortrun
 
 import (
-	"os"
 	"testing"
+
+	"mpsearch/internal/citest"
 )
 
 // ForTest returns a Runner for a test. When ONNX Runtime is missing the test
@@ -21,9 +22,5 @@ func ForTest(t testing.TB) *Runner {
 	return r
 }
 
-// InCI tells whether the tests run in CI (CI set to anything but "" or
-// "false").
-func InCI() bool {
-	v := os.Getenv("CI")
-	return v != "" && v != "false" && v != "0"
-}
+// InCI tells whether the tests run in CI (citest.InCI).
+func InCI() bool { return citest.InCI() }

@@ -1,0 +1,23 @@
+package kernels
+
+// The instruction sets ISA reports.
+const (
+	ISAVNNI = "avx512_vnni" // AVX-512 VNNI kernels (VPDPBUSD) for every bit width
+	ISAAVX2 = "avx2"        // AVX2 kernels (VPMADDWD, VPMADDUBSW, VPSHUFB tables)
+	ISAGo   = "go"          // the pure-Go twins (purego builds, other architectures)
+)
+
+// ISA names the kernels GEMM and GEMMRequant dispatch to now: ISAVNNI,
+// ISAAVX2 or ISAGo. It follows the dispatch flags, which come from
+// golang.org/x/sys/cpu at start-up, so GODEBUG=cpu.avx512f=off selects the
+// AVX2 kernels on a CPU with VNNI, and GODEBUG=cpu.avx512f=off,cpu.avx2=off
+// the Go twins.
+func ISA() string {
+	switch {
+	case useVNNI:
+		return ISAVNNI
+	case useAVX2:
+		return ISAAVX2
+	}
+	return ISAGo
+}
