@@ -467,7 +467,14 @@ type Pass struct {
 	net    *Network
 	vals   []*tensor.Tensor
 	states []any
+	// ctx is the context of the Forward call: the passes run on this one
+	// (Backward, HVP, Tangents) stop early when it is done.
+	ctx context.Context
 }
+
+// stopped reports whether the pass's context is done (checked per node by
+// the backward and tangent passes).
+func (p *Pass) stopped() bool { return p.ctx != nil && p.ctx.Err() != nil }
 
 // Output returns the network output of the pass.
 func (p *Pass) Output() *tensor.Tensor { return p.vals[p.net.outVal] }
@@ -505,7 +512,7 @@ func (net *Network) ForwardAll(ctx context.Context, xs []*tensor.Tensor, hook Ho
 	if len(xs) != len(net.inVals) {
 		return nil, fmt.Errorf("network: got %d inputs; the model has %d %v: %w", len(xs), len(net.inVals), net.InputNames, ErrShape)
 	}
-	p := &Pass{net: net, vals: make([]*tensor.Tensor, net.nvals), states: make([]any, len(net.nodes))}
+	p := &Pass{net: net, vals: make([]*tensor.Tensor, net.nvals), states: make([]any, len(net.nodes)), ctx: ctx}
 	for i, t := range net.consts {
 		p.vals[i] = t
 	}
@@ -554,7 +561,9 @@ type Grads struct {
 }
 
 // Backward propagates gout = dL/d(output) back through the pass and returns
-// the gradients of every parameter and, if wantInput, of the input.
+// the gradients of every parameter and, if wantInput, of the input. When
+// the context given to Forward is done, it stops early and its result is
+// meaningless: callers check the context.
 func (p *Pass) Backward(gout *tensor.Tensor, wantInput bool) *Grads {
 	net := p.net
 	grad := p.backwardAll(gout, net.needGrad(wantInput))
@@ -629,6 +638,9 @@ func (p *Pass) HVP(loss Loss, dirs []*tensor.Tensor, k int) (grads *Grads, hv []
 	}
 	tgout := loss.GradTangent(out, tang[net.outVal], k)
 	grad, tgrad := p.backward(gout, tgout, tang, net.needGrad(false))
+	if p.stopped() {
+		return nil, nil, p.ctx.Err()
+	}
 	return &Grads{Params: net.paramValues(grad, 0)}, net.paramValues(tgrad, k), nil
 }
 
@@ -665,6 +677,9 @@ func (p *Pass) tangents(dirs []*tensor.Tensor, k int) ([]*tensor.Tensor, error) 
 	ins := make([]*tensor.Tensor, 0, 4)
 	tins := make([]*tensor.Tensor, 0, 4)
 	for n, nd := range net.nodes {
+		if p.stopped() {
+			return nil, p.ctx.Err()
+		}
 		ins, tins = ins[:0], tins[:0]
 		any := false
 		for j, v := range nd.in {
@@ -714,7 +729,7 @@ func (p *Pass) backward(gout, tgout *tensor.Tensor, tang []*tensor.Tensor, need 
 	}
 	ins := make([]*tensor.Tensor, 0, 4)
 	tins := make([]*tensor.Tensor, 0, 4)
-	for n := len(net.nodes) - 1; n >= 0; n-- {
+	for n := len(net.nodes) - 1; n >= 0 && !p.stopped(); n-- {
 		nd := net.nodes[n]
 		gouts := p.outVals(nd, grad)
 		anyGrad := false

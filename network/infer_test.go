@@ -239,3 +239,30 @@ func TestInferReusesMemorySafely(t *testing.T) {
 		t.Errorf("Conv outputs in recycled memory: got %d; want >= 1", st.reused)
 	}
 }
+
+// TestPassStopsWhenCancelled checks that the passes run on a Forward pass
+// (HVP, Tangents) stop with the context's error once it is done, so that
+// an interrupt does not wait for a whole backward pass.
+func TestPassStopsWhenCancelled(t *testing.T) {
+	net := loadLeNet(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	x := tensor.New(2, 1, 28, 28)
+	p, err := net.Forward(ctx, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := make([]*tensor.Tensor, len(net.Params()))
+	for i, q := range net.Params() {
+		dirs[i] = tensor.New(append([]int{1}, q.Value.Shape...)...)
+	}
+	if _, _, err := p.HVP(CrossEntropy{Labels: []int{0, 1}}, dirs, 1); err != nil {
+		t.Fatalf("HVP before cancel: %v", err)
+	}
+	cancel()
+	if _, _, err := p.HVP(CrossEntropy{Labels: []int{0, 1}}, dirs, 1); !errors.Is(err, context.Canceled) {
+		t.Errorf("HVP after cancel: got %v; want context.Canceled", err)
+	}
+	if _, err := p.Tangents(dirs, 1); !errors.Is(err, context.Canceled) {
+		t.Errorf("Tangents after cancel: got %v; want context.Canceled", err)
+	}
+}

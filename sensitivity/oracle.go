@@ -300,7 +300,7 @@ func (o *Oracle) Gradient(ctx context.Context) ([]float64, error) {
 			return err
 		}
 		parts[b] = p.Backward(gout, false)
-		return nil
+		return ctx.Err() // Backward stops early when ctx is done
 	})
 	if err != nil {
 		return nil, err
