@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Runs every test of mpsearch: go vet, go test ./... (OpenBLAS and lp_solve
-# through cgo), the pure-Go builds (-tags purego, CGO_ENABLED=0) and each
-# fuzz target for a bounded time (FUZZTIME, default 10s).
+# Runs every test of mpsearch: first scripts/setup.sh --test (installs only
+# what is missing: the packages and onnxruntime-node the tests use, so none
+# of them skips on a fresh machine; MPSEARCH_SKIP_SETUP=1 skips this step),
+# then go vet, go test ./... (OpenBLAS and lp_solve through cgo), the
+# pure-Go builds (-tags purego, CGO_ENABLED=0) and each fuzz target for a
+# bounded time (FUZZTIME, default 10s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${MPSEARCH_SKIP_SETUP:-}" != 1 ]; then
+  bash scripts/setup.sh --test
+fi
 . scripts/env.sh
 fuzztime="${FUZZTIME:-10s}"
 echo "== go vet" >&2
