@@ -5,6 +5,8 @@ import (
 	"sync"
 	"unsafe"
 
+	"mpsearch/internal/floatconv"
+
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 )
@@ -79,9 +81,7 @@ func (g *gemmer) keep(x []float64) {
 		}
 	}
 	d := make([]float32, len(x))
-	for i, v := range x {
-		d[i] = float32(v)
-	}
+	floatconv.To32(d, x)
 	g.twins = append(g.twins, twin{lo: lo, hi: lo + uintptr(len(x))*8, data: d})
 }
 
@@ -122,10 +122,11 @@ func (g *gemmer) gemm(tA, tB bool, m, n, k int, alpha float64, a []float64, lda 
 		oa, ob := subOperands(tA, tB, la, lb, i0, j0)
 		sgemmCall(tA, tB, i1-i0, j1-j0, k, float32(alpha), a32[oa:], la, b32[ob:], lb, float32(beta), c32[i0*n+j0:], n)
 	})
-	for i := 0; i < m; i++ {
-		row, src := c[i*ldc:i*ldc+n], c32[i*n:(i+1)*n]
-		for j, v := range src {
-			row[j] = float64(v)
+	if ldc == n {
+		floatconv.To64(c[:m*n], c32)
+	} else {
+		for i := 0; i < m; i++ {
+			floatconv.To64(c[i*ldc:i*ldc+n], c32[i*n:(i+1)*n])
 		}
 	}
 	putScratch32(c32)
@@ -177,11 +178,12 @@ func (g *gemmer) operand(x []float64, rows, cols, ld int) (d []float32, lead int
 // toF32 copies the rows×cols float64 matrix src (leading dimension ls)
 // into dst (leading dimension ld).
 func toF32(dst []float32, ld int, src []float64, ls, rows, cols int) {
+	if ld == cols && ls == cols {
+		floatconv.To32(dst[:rows*cols], src[:rows*cols])
+		return
+	}
 	for i := 0; i < rows; i++ {
-		d, s := dst[i*ld:i*ld+cols], src[i*ls:i*ls+cols]
-		for j, v := range s {
-			d[j] = float32(v)
-		}
+		floatconv.To32(dst[i*ld:i*ld+cols], src[i*ls:i*ls+cols])
 	}
 }
 
