@@ -272,12 +272,12 @@ func (a *arena) run(nd *node, vals []*tensor.Tensor, hook Hook, ins *[]*tensor.T
 	return []*tensor.Tensor{out}, nil
 }
 
-// alloc returns n zeros in the smallest free array that holds them and
-// is at most twice as large, or in a new one.
+// alloc returns n zeros in the smallest free array that holds them, or in
+// a new one.
 func (a *arena) alloc(n int) []float64 {
 	best := -1
 	for i, d := range a.free {
-		if len(d) >= n && len(d) <= 2*n && (best < 0 || len(d) < len(a.free[best])) {
+		if len(d) >= n && (best < 0 || len(d) < len(a.free[best])) {
 			best = i
 		}
 	}
