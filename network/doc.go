@@ -15,7 +15,9 @@
 // products of Conv, ConvTranspose, Gemm and MatMul — forward, backward and
 // tangents — through sgemm (blas32, OpenBLAS with cgo) on float32 copies
 // of their operands with float32 accumulation; a convolution's weights are
-// converted once per call, not once per sample. Tensors between ops, every
+// converted once per call, not once per sample, and a product with fewer
+// than f32MinMACs multiply-adds per value it would convert runs in float64
+// (a choice by shape alone, so still deterministic). Tensors between ops, every
 // other op and the losses stay float64, so F32 changes only the rounding of
 // the products (within 1e-4 of the largest output on the conformance cases
 // and the fixture LeNet). F64, the zero value, is the exact reference that

@@ -106,6 +106,21 @@ func (g *gemmer) gemm(tA, tB bool, m, n, k int, alpha float64, a []float64, lda 
 	if tB {
 		br, bc = n, k
 	}
+	conv := m * n // the result, converted back
+	if beta != 0 {
+		conv += m * n
+	}
+	if g.twinOf(a) == nil {
+		conv += ar * ac
+	}
+	if g.twinOf(b) == nil {
+		conv += br * bc
+	}
+	if m*n*k < f32MinMACs*conv {
+		// Converting would cost more than the float32 product saves.
+		gemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
 	a32, la, fa := g.operand(a, ar, ac, lda)
 	b32, lb, fb := g.operand(b, br, bc, ldb)
 	c32 := getScratch32(m * n)
@@ -161,19 +176,32 @@ func sgemmCall(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b 
 // a compact copy in a scratch buffer (free reports which, so the caller
 // hands it back).
 func (g *gemmer) operand(x []float64, rows, cols, ld int) (d []float32, lead int, free bool) {
-	p := uintptr(unsafe.Pointer(&x[0]))
-	for _, t := range g.twins {
-		if p >= t.lo && p < t.hi {
-			off := int(p-t.lo) / 8
-			if off+(rows-1)*ld+cols <= len(t.data) {
-				return t.data[off:], ld, false
-			}
-		}
+	if t := g.twinOf(x); t != nil && len(t) >= (rows-1)*ld+cols {
+		return t, ld, false
 	}
 	d = getScratch32(rows * cols)
 	toF32(d, cols, x, ld, rows, cols)
 	return d, cols, true
 }
+
+// twinOf returns the float32 copy of x's elements from a registered twin
+// (from x's first element to the twin's end), or nil.
+func (g *gemmer) twinOf(x []float64) []float32 {
+	p := uintptr(unsafe.Pointer(&x[0]))
+	for _, t := range g.twins {
+		if p >= t.lo && p < t.hi {
+			return t.data[int(p-t.lo)/8:]
+		}
+	}
+	return nil
+}
+
+// f32MinMACs is the number of multiply-adds per converted value below which
+// a product runs in float64 even at F32: converting an operand value costs
+// about as much as 20-30 float32 multiply-adds (AVX conversions against
+// sgemm's peak), so thin products (few input channels, one output row)
+// are faster without. The choice depends only on the product's shape.
+const f32MinMACs = 32
 
 // toF32 copies the rows×cols float64 matrix src (leading dimension ls)
 // into dst (leading dimension ld).
