@@ -42,7 +42,12 @@ type Model struct {
 	bits  []int
 	quant []quant.ActQuant // per buffer (inherited ones copied)
 	opt   kernels.Options
-	pool  sync.Pool // *workspace
+	// pool recycles workspaces (*workspace); the variants of a Model
+	// (WithLayerBits) share it, since their buffers are the same.
+	pool *sync.Pool
+	// family is the plan Compile made; variants share it (and its
+	// buffers), so a Prefix of one continues in another.
+	family *plan
 }
 
 // setupper is implemented by every step: it derives the integer parameters
@@ -77,7 +82,8 @@ func Compile(net *network.Network, cfg Config) (*Model, error) {
 			return nil, fmt.Errorf("intengine: layer %q: %d-bit weights; want 1 to 8: %w", net.Layers()[i].Node, b, ErrConfig)
 		}
 	}
-	m := &Model{net: net, plan: p, bits: append([]int(nil), bits...), quant: make([]quant.ActQuant, len(p.bufs)), opt: kernels.Options{Threads: cfg.Threads}}
+	m := &Model{net: net, plan: p, bits: append([]int(nil), bits...), quant: make([]quant.ActQuant, len(p.bufs)), opt: kernels.Options{Threads: cfg.Threads},
+		pool: &sync.Pool{}, family: p}
 	for i, b := range p.bufs {
 		if !b.own {
 			m.quant[i] = m.quant[b.parent]
