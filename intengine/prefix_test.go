@@ -174,3 +174,37 @@ func TestPrefixErrors(t *testing.T) {
 		}
 	}
 }
+
+// Ranges observed on several batches at once equal those observed one
+// batch after another, and those of the batches concatenated.
+func TestObserveRangesParallel(t *testing.T) {
+	ctx := context.Background()
+	net := residualNet(t)
+	rng := rand.New(rand.NewPCG(5, 9))
+	var batches []*tensor.Tensor
+	all := &tensor.Tensor{Shape: append([]int{0}, net.SampleShape...)}
+	for _, n := range []int{4, 7, 1, 5, 3} {
+		x := randBatch(rng, n, net.SampleShape)
+		batches = append(batches, x)
+		all.Data = append(all.Data, x.Data...)
+		all.Shape[0] += n
+	}
+	want, err := ObserveRanges(ctx, net, []*tensor.Tensor{all})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, threads := range []int{1, 2, 3, 8} {
+		got, err := ObserveRangesParallel(ctx, net, batches, threads)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d threads: %d ranges; want %d", threads, len(got), len(want))
+		}
+		for name, w := range want {
+			if got[name] != w {
+				t.Errorf("%d threads: range of %s: got %v; want %v (one batch of all samples)", threads, name, got[name], w)
+			}
+		}
+	}
+}

@@ -57,7 +57,12 @@ func directIntMetric(ctx context.Context, o *Oracle, t *Table, cfg *Config, own 
 		return nil, nil
 	}
 	net := o.net
-	ranges, err := intengine.ObserveRanges(ctx, net, o.batches)
+	threads := cfg.Threads
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	cfg.report("direct", 0, total, "integer engine: activation ranges from the float model")
+	ranges, err := intengine.ObserveRangesParallel(ctx, net, o.batches, threads)
 	if err != nil {
 		if errors.Is(err, intengine.ErrUnsupported) || errors.Is(err, intengine.ErrConfig) {
 			return err, nil
@@ -71,10 +76,6 @@ func directIntMetric(ctx context.Context, o *Oracle, t *Table, cfg *Config, own 
 		}
 		r.nchunk = append(r.nchunk, (x.Shape[0]+directChunk-1)/directChunk)
 		r.left = append(r.left, r.nchunk[bi])
-	}
-	threads := cfg.Threads
-	if threads <= 0 {
-		threads = runtime.NumCPU()
 	}
 	workers := min(threads, len(r.chunks))
 	r.base, err = intengine.Compile(net, intengine.Config{Ranges: ranges, Threads: max(1, threads/workers)})
