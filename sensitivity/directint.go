@@ -22,11 +22,11 @@ const directChunk = 8
 
 // intCell is one (layer, bit width) cell of the direct metric.
 type intCell struct {
-	li, j, b int
-	cut      int                // the layer's step: the prefix ends there
-	model    *intengine.Model   // layer li at b bits, every other at 8; nil at 8 bits
-	loss     []float64          // per mini-batch
-	logits   [][]*tensor.Tensor // per mini-batch, per chunk
+	li, b  int
+	cut    int                // the layer's step: the prefix ends there
+	model  *intengine.Model   // layer li at b bits, every other at 8; nil at 8 bits
+	loss   []float64          // per mini-batch
+	logits [][]*tensor.Tensor // per mini-batch, per chunk
 }
 
 // intRun is the state of one directIntMetric run shared by its workers.
@@ -92,7 +92,7 @@ func directIntMetric(ctx context.Context, o *Oracle, t *Table, cfg *Config, own 
 			if !own[li*k+j] {
 				continue
 			}
-			c := &intCell{li: li, j: j, b: b, cut: cut, loss: make([]float64, len(o.batches)), logits: make([][]*tensor.Tensor, len(o.batches))}
+			c := &intCell{li: li, b: b, cut: cut, loss: make([]float64, len(o.batches)), logits: make([][]*tensor.Tensor, len(o.batches))}
 			if b != 8 {
 				if c.model, err = r.base.WithLayerBits(li, b); err != nil {
 					return err, nil
@@ -113,8 +113,10 @@ func directIntMetric(ctx context.Context, o *Oracle, t *Table, cfg *Config, own 
 	units := measured * len(r.chunks)
 	r.progress = func(done int, detail string) { cfg.report("direct", done, units, detail) }
 	r.progress(0, fmt.Sprintf("integer engine, %d cells on %d chunks of up to %d samples", measured, len(r.chunks), directChunk))
-	if err := r.runAll(ctx, workers); err != nil {
-		return nil, err
+	if measured > 0 {
+		if err := r.runAll(ctx, workers); err != nil {
+			return nil, err
+		}
 	}
 	baseSum := 0.0
 	for _, l := range r.baseL {
