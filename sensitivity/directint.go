@@ -61,7 +61,9 @@ func directIntMetric(ctx context.Context, o *Oracle, t *Table, cfg *Config, own 
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
-	cfg.report("direct", 0, total, "integer engine: activation ranges from the float model")
+	// No progress before the engine has accepted the model: a refusal's
+	// note is then the stage's first report, which is never dropped by a
+	// rate-limited display.
 	ranges, err := intengine.ObserveRangesParallel(ctx, net, o.batches, threads)
 	if err != nil {
 		if errors.Is(err, intengine.ErrUnsupported) || errors.Is(err, intengine.ErrConfig) {
