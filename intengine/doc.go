@@ -127,6 +127,23 @@
 // initializers (integer weights, int32 bias), so weights and biases the
 // model shares between layers (or that are folded constants) are per-layer.
 //
+// # Prefix reuse (prefix.go)
+//
+// WithLayerBits derives from a compiled Model the Model Compile would give
+// with one layer at another bit width: only that layer's step is set up
+// again (weights quantized and packed, bias and requantization derived);
+// every other step, the quantizers and the workspace pool are shared. Every
+// buffer is written by exactly one step, so the steps before the layer's
+// step (LayerStep) compute the same codes in the Model and all its
+// variants. A Prefix runs a Model on a batch up to a step; RunFrom continues
+// it in a variant of the same Compile from that step on, starting from a
+// copy of the buffers live there (written before the cut and read at or
+// after it, or the graph output: LiveAt), and returns the output Run would
+// give. RunFrom refuses a Prefix of another Compile or one that ran past a
+// step in which the two Models differ. The sensitivity package measures
+// the direct metric this way: the all-8-bit prefix once per batch, one
+// suffix per (layer, bit width).
+//
 // # Invariants
 //
 // A Model is immutable after Compile and safe for concurrent Run calls; its

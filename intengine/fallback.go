@@ -278,3 +278,6 @@ func (s *concatStep) run(ws *workspace, n int) error {
 	}
 	return nil
 }
+
+func (s *floatStep) buffers() ([]int, int)  { return s.ins, s.out }
+func (s *concatStep) buffers() ([]int, int) { return s.ins, s.out }

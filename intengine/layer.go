@@ -337,3 +337,5 @@ func grow32(b []int32, n int) []int32 {
 	}
 	return b[:n]
 }
+
+func (s *layerStep) buffers() ([]int, int) { return []int{s.in}, s.out }

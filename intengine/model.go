@@ -42,7 +42,12 @@ type Model struct {
 	bits  []int
 	quant []quant.ActQuant // per buffer (inherited ones copied)
 	opt   kernels.Options
-	pool  sync.Pool // *workspace
+	// pool recycles workspaces (*workspace); the variants of a Model
+	// (WithLayerBits) share it, since their buffers are the same.
+	pool *sync.Pool
+	// family is the plan Compile made; variants share it (and its
+	// buffers), so a Prefix of one continues in another.
+	family *plan
 }
 
 // setupper is implemented by every step: it derives the integer parameters
@@ -77,7 +82,8 @@ func Compile(net *network.Network, cfg Config) (*Model, error) {
 			return nil, fmt.Errorf("intengine: layer %q: %d-bit weights; want 1 to 8: %w", net.Layers()[i].Node, b, ErrConfig)
 		}
 	}
-	m := &Model{net: net, plan: p, bits: append([]int(nil), bits...), quant: make([]quant.ActQuant, len(p.bufs)), opt: kernels.Options{Threads: cfg.Threads}}
+	m := &Model{net: net, plan: p, bits: append([]int(nil), bits...), quant: make([]quant.ActQuant, len(p.bufs)), opt: kernels.Options{Threads: cfg.Threads},
+		pool: &sync.Pool{}, family: p}
 	for i, b := range p.bufs {
 		if !b.own {
 			m.quant[i] = m.quant[b.parent]
@@ -110,6 +116,13 @@ func Compile(net *network.Network, cfg Config) (*Model, error) {
 // ObserveRanges runs the float network over the batches and records the
 // minimum and maximum of every quantization point (QuantPoints).
 func ObserveRanges(ctx context.Context, net *network.Network, batches []*tensor.Tensor) (Ranges, error) {
+	return ObserveRangesParallel(ctx, net, batches, 1)
+}
+
+// ObserveRangesParallel is ObserveRanges with up to threads batches in
+// flight at once. Minima and maxima do not depend on the order in which
+// batches are combined, so neither do the ranges on threads.
+func ObserveRangesParallel(ctx context.Context, net *network.Network, batches []*tensor.Tensor, threads int) (Ranges, error) {
 	names, err := QuantPoints(net)
 	if err != nil {
 		return nil, err
@@ -117,28 +130,63 @@ func ObserveRanges(ctx context.Context, net *network.Network, batches []*tensor.
 	if len(batches) == 0 {
 		return nil, fmt.Errorf("intengine: no calibration batches: %w", ErrConfig)
 	}
-	r := Ranges{}
-	for _, x := range batches {
-		pass, err := net.Forward(ctx, x)
+	per := make([][][2]float64, len(batches))
+	errs := make([]error, len(batches))
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < max(1, min(threads, len(batches))); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range jobs {
+				per[b], errs[b] = batchRanges(ctx, net, batches[b], names)
+			}
+		}()
+	}
+	for b := range batches {
+		jobs <- b
+	}
+	close(jobs)
+	wg.Wait()
+	for _, err := range errs {
 		if err != nil {
 			return nil, err
 		}
-		for _, name := range names {
-			v := pass.Value(name)
-			if v == nil {
-				return nil, fmt.Errorf("intengine: the float pass has no value %q", name)
-			}
-			lo, hi := math.Inf(1), math.Inf(-1)
-			if old, ok := r[name]; ok {
-				lo, hi = old[0], old[1]
-			}
-			for _, x := range v.Data {
-				lo, hi = math.Min(lo, x), math.Max(hi, x)
-			}
-			r[name] = [2]float64{lo, hi}
+	}
+	r := Ranges{}
+	for i, name := range names {
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, p := range per {
+			lo, hi = math.Min(lo, p[i][0]), math.Max(hi, p[i][1])
 		}
+		r[name] = [2]float64{lo, hi}
 	}
 	return r, nil
+}
+
+// batchRanges returns the minimum and maximum of every named value in the
+// float pass of x.
+func batchRanges(ctx context.Context, net *network.Network, x *tensor.Tensor, names []string) ([][2]float64, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	pass, err := net.Forward(ctx, x)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][2]float64, len(names))
+	for i, name := range names {
+		v := pass.Value(name)
+		if v == nil {
+			return nil, fmt.Errorf("intengine: the float pass has no value %q", name)
+		}
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, x := range v.Data {
+			lo, hi = math.Min(lo, x), math.Max(hi, x)
+		}
+		out[i] = [2]float64{lo, hi}
+	}
+	return out, nil
 }
 
 // TensorInfo describes one uint8 tensor of the program.

@@ -328,3 +328,8 @@ func divRound(a, b int) int {
 	}
 	return -((-2*a + b) / (2 * b))
 }
+
+func (s *quantizeStep) buffers() ([]int, int) { return nil, s.out }
+func (s *addStep) buffers() ([]int, int)      { return []int{s.a, s.b}, s.out }
+func (s *clampStep) buffers() ([]int, int)    { return []int{s.in}, s.out }
+func (s *poolStep) buffers() ([]int, int)     { return []int{s.in}, s.out }

@@ -47,6 +47,9 @@ type plan struct {
 	outBuf   int
 	outLayer *layerStep
 	outShape []int // per sample
+	// writer and lastRead give, per buffer, the step that writes it and
+	// the last step that reads it (-1 for none); see liveness.
+	writer, lastRead []int
 }
 
 // step is one operation of the integer program.
@@ -56,6 +59,10 @@ type step interface {
 	describe() (node, op string)
 	// run executes the step for a batch of n samples.
 	run(ws *workspace, n int) error
+	// buffers returns the buffers the step reads and the one it writes
+	// (-1: the int32 accumulators of the logits layer). Every buffer is
+	// written by exactly one step.
+	buffers() (ins []int, out int)
 }
 
 // QuantPoints returns, in program order, the names of the values the
@@ -394,6 +401,7 @@ func analyze(net *network.Network) (*plan, error) {
 		p.outBuf = b
 		p.outShape = p.shapes[net.OutputName]
 	}
+	p.liveness()
 	return p, nil
 }
 

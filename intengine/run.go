@@ -26,10 +26,10 @@ type workspace struct {
 func (m *Model) getWorkspace(x *tensor.Tensor) *workspace {
 	ws, _ := m.pool.Get().(*workspace)
 	if ws == nil {
-		ws = &workspace{m: m, bufs: make([][]uint8, len(m.plan.bufs))}
+		ws = &workspace{bufs: make([][]uint8, len(m.plan.bufs))}
 	}
 	n := x.Shape[0]
-	ws.x, ws.opt = x.Data, m.opt
+	ws.m, ws.x, ws.opt = m, x.Data, m.opt
 	for i, b := range m.plan.bufs {
 		ws.bufs[i] = grow(ws.bufs[i], n*b.size)
 	}
@@ -47,7 +47,17 @@ func (m *Model) putWorkspace(ws *workspace) {
 // exec runs the program on x; timed, when not nil, receives the duration
 // of each step.
 func (m *Model) exec(ctx context.Context, ws *workspace, n int, timed []time.Duration) error {
-	for i, s := range m.plan.steps {
+	return m.execSteps(ctx, ws, n, 0, len(m.plan.steps), timed)
+}
+
+// execRange runs steps [from, to) of the program.
+func (m *Model) execRange(ctx context.Context, ws *workspace, n, from, to int) error {
+	return m.execSteps(ctx, ws, n, from, to, nil)
+}
+
+func (m *Model) execSteps(ctx context.Context, ws *workspace, n, from, to int, timed []time.Duration) error {
+	for i := from; i < to; i++ {
+		s := m.plan.steps[i]
 		if err := ctx.Err(); err != nil {
 			return err
 		}

@@ -167,8 +167,12 @@ func TestMetricEvidence(t *testing.T) {
 			p := &ilp.Problem{Resources: []ilp.Resource{{Name: "size", Limit: size(uniform(target))}}}
 			for i, l := range tab.Layers {
 				layer := ilp.Layer{Name: l.Name}
+				lo := 0.0 // direct is signed; the ILP takes omegas >= 0 (a per-layer shift moves no optimum)
 				for _, b := range bits {
-					layer.Options = append(layer.Options, ilp.Option{Bits: b, Omega: l.Metrics[metric][b], Costs: []float64{float64(l.Params) * float64(b)}})
+					lo = min(lo, l.Metrics[metric][b])
+				}
+				for _, b := range bits {
+					layer.Options = append(layer.Options, ilp.Option{Bits: b, Omega: l.Metrics[metric][b] - lo, Costs: []float64{float64(l.Params) * float64(b)}})
 				}
 				_ = i
 				p.Layers = append(p.Layers, layer)

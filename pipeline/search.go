@@ -275,8 +275,17 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 			if layer.Fixed == 0 && cfg.KeepEnds && (i == 0 || i == len(t.Layers)-1) {
 				layer.Fixed = eight
 			}
+			// The solvers take omegas >= 0, but the direct metric is a
+			// signed loss change: shifting all of a layer's options by the
+			// same amount changes every configuration's objective by the
+			// same constant (one option per layer), so no optimum moves.
+			// Objectives shown are recomputed from the table (mk).
+			lo := 0.0
 			for _, b := range bits {
-				o := ilp.Option{Bits: b, Omega: omega(i, b)}
+				lo = min(lo, omega(i, b))
+			}
+			for _, b := range bits {
+				o := ilp.Option{Bits: b, Omega: omega(i, b) - lo}
 				for _, r := range budgeted {
 					o.Costs = append(o.Costs, ct[r][i][b])
 				}

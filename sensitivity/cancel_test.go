@@ -28,6 +28,7 @@ func TestCancelMidStage(t *testing.T) {
 		{"fisher", "fisher", Config{Metrics: []string{MetricFisher}, Metric: MetricFisher, Trace: TraceNone}},
 		{"quadratic", "quadratic", Config{Metrics: []string{MetricQuadratic}, Metric: MetricQuadratic, Trace: TraceNone}},
 		{"direct", "direct", Config{Metrics: []string{MetricDirect}, Metric: MetricDirect, Trace: TraceNone}},
+		{"direct float", "direct", Config{Metrics: []string{MetricDirect}, Metric: MetricDirect, Trace: TraceNone, DirectEngine: EngineFloat}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -41,6 +41,12 @@ const (
 	TraceNone       = "none" // no traces (only metrics that need none)
 )
 
+// Engines of the direct metric (Config.DirectEngine).
+const (
+	EngineInt   = "int"
+	EngineFloat = "float"
+)
+
 // ErrConfig is wrapped by errors about invalid settings.
 var ErrConfig = errors.New("invalid sensitivity settings")
 
@@ -56,11 +62,18 @@ type Config struct {
 	Eigen   bool // also the top eigenvalue of every block
 	Loss    string
 	Batch   int
+	// Threads is the number of mini-batches processed at once (default
+	// 1); the direct metric on the integer engine uses that many workers,
+	// every CPU when 0.
 	Threads int
 	// Shard and Shards select shard Shard (0-based) of Shards: Compute then
 	// computes only that shard's cells (see shard.go) and marks the table
 	// as a shard for Merge. Shards 0 means no sharding.
 	Shard, Shards int
+	// DirectEngine is where the direct metric is measured: EngineInt (the
+	// default, "") or EngineFloat (the earlier float-engine measurement;
+	// see doc.go for how the two differ).
+	DirectEngine string
 	// Progress, if not nil, receives the stage and its progress.
 	Progress func(Progress) `json:"-"`
 
@@ -69,8 +82,10 @@ type Config struct {
 }
 
 // Progress reports a stage of Compute. Done and Total count the stage's
-// cells (a layer-bit pair for direct, a layer for quadratic and fisher,
-// a mini-batch for exact traces, a probe for Hutchinson and Hutch++).
+// cells (for direct a layer-bit pair on one chunk of samples on the
+// integer engine, a layer-bit pair on the float engine; a layer for
+// quadratic and fisher, a mini-batch for exact traces, a probe for
+// Hutchinson and Hutch++).
 type Progress struct {
 	Stage       string // "trace", "eigen", "quadratic", "fisher", "direct"
 	Done, Total int
@@ -117,6 +132,11 @@ func (c *Config) defaults() error {
 	}
 	if c.Trace == TraceNone && slices.Contains(c.Metrics, MetricHessian) {
 		return fmt.Errorf("the hessian metric needs traces; drop --trace none: %w", ErrConfig)
+	}
+	switch c.DirectEngine {
+	case "", EngineInt, EngineFloat:
+	default:
+		return fmt.Errorf("unknown direct-metric engine %q (want %s or %s): %w", c.DirectEngine, EngineInt, EngineFloat, ErrConfig)
 	}
 	if c.Tol <= 0 {
 		c.Tol = 0.02
@@ -432,11 +452,34 @@ func fisherMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table
 	return nil
 }
 
-// directMetric: the measured increase of the calibration loss when only
-// that layer's weights are quantized, with every layer's input activations
-// quantized to uint8 (ranges observed on the calibration data) in both the
-// measured and the baseline model.
+// directMetric: the measured change of the calibration loss when only that
+// layer's weights go to b bits. By default it is measured on the integer
+// engine (directIntMetric, see doc.go); with Config.DirectEngine
+// EngineFloat, or when the integer engine refuses the model, on the float
+// engine (directFloatMetric).
 func directMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table, cfg *Config, own []bool) error {
+	total := count(own)
+	if total == 0 {
+		return nil
+	}
+	note := ""
+	if cfg.DirectEngine != EngineFloat {
+		refused, err := directIntMetric(ctx, o, t, cfg, own)
+		if err != nil || refused == nil {
+			return err
+		}
+		note = " (float engine: the integer engine refused the model)"
+		cfg.report("direct", 0, total, fmt.Sprintf("the integer engine cannot run this model (%v); measuring the direct metric on the float engine instead", refused))
+	}
+	return directFloatMetric(ctx, o, net, t, cfg, own, note)
+}
+
+// directFloatMetric: the measured increase of the calibration loss when
+// only that layer's weights are quantized, with every layer's input
+// activations quantized to uint8 (ranges observed on the calibration data)
+// in both the measured and the baseline model, on the float engine; a
+// decrease counts as 0. note is appended to every progress detail.
+func directFloatMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table, cfg *Config, own []bool, note string) error {
 	total := count(own)
 	if total == 0 {
 		return nil
@@ -460,7 +503,7 @@ func directMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table
 			if !own[li*len(cfg.Bits)+j] {
 				continue
 			}
-			cfg.report("direct", done, total, fmt.Sprintf("%s at %d bits", t.Layers[li].Name, b))
+			cfg.report("direct", done, total, fmt.Sprintf("%s at %d bits%s", t.Layers[li].Name, b, note))
 			done++
 			if err := ws.Set(li, b); err != nil {
 				return err

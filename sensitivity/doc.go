@@ -4,7 +4,43 @@
 // Metrics: hessian (HAWQ: Tr(H_i)/n_i · ||Q_b(W_i)-W_i||^2), quadratic (the
 // second-order Taylor change of the loss for the actual quantization error,
 // g·ΔW + ½ ΔW·H·ΔW), fisher (empirical Fisher along ΔW), and direct (the
-// measured loss increase when only that layer is quantized).
+// measured loss change when only that layer's weights go to b bits).
+//
+// # The direct metric
+//
+// direct(ℓ, b) = L(ℓ at b bits, every other layer at 8) − L(every layer at
+// 8), where L is the calibration loss (cross-entropy with the labels, or KL
+// divergence from the float model's outputs) of the model run on the
+// integer engine (package intengine): uint8 activations at intengine's
+// quantization points (the input, every layer, Add, Concat and float
+// fallback output; ranges observed on the calibration data), per-channel
+// symmetric weights, integer kernels. It is the quantized model the
+// pipeline exports and evaluates, so the metric measures exactly what
+// deployment runs. The value is signed: a configuration whose loss falls
+// below the all-8-bit model's keeps its negative value (Table.Validate and
+// the search accept negative omegas), and the 8-bit cell is exactly 0 (it
+// is the baseline itself, not measured again). It equals, bit for bit, the
+// same losses computed from intengine.Reference, the float64 simulated
+// quantization of each configuration (directint_test.go).
+//
+// Prefix reuse (directint.go): a configuration differs from the all-8-bit
+// model in one layer only, so the steps before that layer compute the same
+// codes. Every mini-batch is cut into chunks of directChunk samples; for
+// each chunk the all-8-bit program runs once, stopped at each layer's step
+// in turn (intengine.Prefix), and every cell of that layer continues from
+// the tensors live there (a WithLayerBits variant's RunFrom): the prefix is
+// computed once per chunk, only the suffix once per cell, and memory holds
+// two workspaces per worker, whatever the number of layers. Chunks run on
+// Config.Threads workers (0: every CPU); the logits of a mini-batch are
+// assembled in sample order and its losses summed in batch order, so the
+// table does not depend on the thread count.
+//
+// Before (and with Config.DirectEngine EngineFloat) the metric was measured
+// on the float engine: every layer's input fake-quantized to uint8, one
+// layer's weights fake-quantized, relative to the model with only the
+// activations quantized, and clamped at 0. A model the integer engine
+// refuses to compile (an unsupported graph pattern, a bias beyond int32)
+// is still measured that way, with a note in the progress details.
 //
 // Traces: exact Gauss-Newton traces (network.Pass.GGNTraces: one backward
 // pass per class, per-sample gradient norms from the batch), Hutchinson or
@@ -24,6 +60,8 @@
 // ctx.Err() and no table.
 //
 // Invariants: a Table that passed Validate has unique layer names, finite
-// non-negative omegas and costs, and an omega for every candidate bit
-// width; the same inputs and seed produce a byte-identical table.
+// omegas (negative only where a metric is a signed loss change, as direct
+// is), finite non-negative deltas and costs, and an omega for every
+// candidate bit width; the same inputs and seed produce a byte-identical
+// table whatever the thread count.
 package sensitivity

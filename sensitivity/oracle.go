@@ -104,20 +104,29 @@ func NewOracle(ctx context.Context, net *network.Network, ds *dataset.Dataset, o
 		o.dim += size
 	}
 	n := ds.Len()
+	if opt.Loss != LossCE && opt.Loss != LossKL {
+		return nil, fmt.Errorf("sensitivity: unknown loss %q (want %s or %s)", opt.Loss, LossCE, LossKL)
+	}
 	for b := 0; b < ds.NumBatches(opt.Batch); b++ {
 		x, y := ds.Batch(b, opt.Batch)
 		o.batches = append(o.batches, x)
-		switch opt.Loss {
-		case LossCE:
+		if opt.Loss == LossCE {
 			o.losses = append(o.losses, network.CrossEntropy{Labels: y, Denom: float64(n)})
-		case LossKL:
-			p, err := net.Forward(ctx, x)
+		}
+	}
+	if opt.Loss == LossKL {
+		// The float model's own outputs, mini-batches on o.threads workers.
+		o.losses = make([]network.Loss, len(o.batches))
+		err := o.parallel(ctx, func(b int) error {
+			p, err := net.Forward(ctx, o.batches[b])
 			if err != nil {
-				return nil, err
+				return err
 			}
-			o.losses = append(o.losses, network.SoftTarget{Probs: network.Softmax(p.Output()), Denom: float64(n)})
-		default:
-			return nil, fmt.Errorf("sensitivity: unknown loss %q (want %s or %s)", opt.Loss, LossCE, LossKL)
+			o.losses[b] = network.SoftTarget{Probs: network.Softmax(p.Output()), Denom: float64(n)}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	// The cached passes hold every sample's values: the per-sample bytes

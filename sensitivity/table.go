@@ -60,7 +60,11 @@ type Layer struct {
 	// Trace/Params*Delta (HAWQ).
 	Omega map[int]float64 `yaml:"omega,omitempty"`
 	// Metrics holds Omega under every metric computed (hessian, quadratic,
-	// fisher, direct), so the search can compare their optima.
+	// fisher, direct), so the search can compare their optima. direct is
+	// the signed change of the calibration loss of the integer model with
+	// this layer at b bits and every other layer at 8, from the all-8-bit
+	// integer model (so exactly 0 at 8 bits, and negative where the loss
+	// fell); see the package documentation.
 	Metrics map[string]map[int]float64 `yaml:"metrics,omitempty"`
 	// Optional explicit costs per bit width; they override computed ones.
 	LatencyMs map[int]float64 `yaml:"latency_ms,omitempty"`
@@ -174,7 +178,10 @@ func oneLine(s string) string {
 	return string(bytes.Join(bytes.Fields([]byte(s)), []byte(" ")))
 }
 
-func checkMap(layer, field string, m map[int]float64) error {
+// checkMap checks a per-bit-width map: bit widths in 1..32, finite
+// values, non-negative unless signed (omegas and metrics may be negative:
+// the direct metric is a signed loss change).
+func checkMap(layer, field string, m map[int]float64, signed bool) error {
 	keys := make([]int, 0, len(m))
 	for b := range m {
 		keys = append(keys, b)
@@ -188,16 +195,17 @@ func checkMap(layer, field string, m map[int]float64) error {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return fmt.Errorf("layer %q: %s at %d bits is %v; want a finite number: %w", layer, field, b, v, ErrTable)
 		}
-		if v < 0 {
+		if v < 0 && !signed {
 			return fmt.Errorf("layer %q: %s at %d bits is negative (%g): %w", layer, field, b, v, ErrTable)
 		}
 	}
 	return nil
 }
 
-// Validate checks the table's consistency: unique names, finite
-// non-negative values, an omega for every candidate bit width, ties naming
-// known layers.
+// Validate checks the table's consistency: unique names, finite values,
+// non-negative deltas and costs (omegas and metrics may be negative: the
+// direct metric is a signed loss change), an omega for every candidate bit
+// width, ties naming known layers.
 func (t *Table) Validate() error {
 	if len(t.Layers) == 0 {
 		return fmt.Errorf("no layers: %w", ErrTable)
@@ -219,10 +227,11 @@ func (t *Table) Validate() error {
 			return fmt.Errorf("layer %q: negative params or macs: %w", l.Name, ErrTable)
 		}
 		for _, f := range []struct {
-			name string
-			m    map[int]float64
-		}{{"delta", l.Delta}, {"omega", l.Omega}, {"latency_ms", l.LatencyMs}, {"size_bytes", l.SizeBytes}, {"bops", l.BOPs}} {
-			if err := checkMap(l.Name, f.name, f.m); err != nil {
+			name   string
+			m      map[int]float64
+			signed bool
+		}{{"delta", l.Delta, false}, {"omega", l.Omega, true}, {"latency_ms", l.LatencyMs, false}, {"size_bytes", l.SizeBytes, false}, {"bops", l.BOPs, false}} {
+			if err := checkMap(l.Name, f.name, f.m, f.signed); err != nil {
 				return err
 			}
 		}
@@ -232,7 +241,7 @@ func (t *Table) Validate() error {
 		}
 		sort.Strings(names)
 		for _, k := range names {
-			if err := checkMap(l.Name, "metrics."+k, l.Metrics[k]); err != nil {
+			if err := checkMap(l.Name, "metrics."+k, l.Metrics[k], true); err != nil {
 				return err
 			}
 		}
