@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,8 +33,8 @@ type modelFlags struct {
 
 func (m *modelFlags) register(fs *flag.FlagSet, withData bool) {
 	fs.StringVar(&m.model, "model", "", "ONNX model `file` (default: the built-in Fashion-MNIST demo)")
-	m.threads = 1
-	fs.Var(threadsFlag{&m.threads}, "threads", "threads for the float engine (BLAS and mini-batches), capped at the CPUs available")
+	m.threads = runtime.NumCPU()
+	fs.Var(threadsFlag{&m.threads}, "threads", "threads for the engines (matrix products, mini-batches, direct-metric chunks); results do not depend on it (default: the number of CPUs; capped at it)")
 	fs.StringVar(&m.precision, "precision", "f32", "arithmetic of the float engine's matrix products (Conv, Gemm, MatMul): f32 (sgemm) or f64 (the exact reference)")
 	fs.Var(&m.inputShapes, "input-shape", "fix a model input's shape, `NAME=1x3x224x224` (batch first, its value ignored); repeatable; default: dynamic dimensions come from the data")
 	if !withData {
