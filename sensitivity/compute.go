@@ -74,6 +74,12 @@ type Config struct {
 	// default, "") or EngineFloat (the earlier float-engine measurement;
 	// see doc.go for how the two differ).
 	DirectEngine string
+	// TraceBudget bounds the predicted cost of the traces that --trace
+	// auto computes, in multiply-adds (0: DefaultTraceBudget; negative: no
+	// bound). Above it, unless the omega metric is hessian, auto computes
+	// no traces and the hessian metric is left out of the table (see
+	// traceOverBudget).
+	TraceBudget float64
 	// Progress, if not nil, receives the stage and its progress.
 	Progress func(Progress) `json:"-"`
 
@@ -227,8 +233,11 @@ func Compute(ctx context.Context, net *network.Network, ds *dataset.Dataset, cfg
 // globalCell computes what needs every layer at once: the traces, the top
 // eigenvalues and the hessian metric (which is made of the traces).
 func globalCell(ctx context.Context, o *Oracle, net *network.Network, t *Table, cfg *Config) error {
+	skipped := false
 	if cfg.Trace != TraceNone {
-		if err := computeTraces(ctx, o, net, t, cfg); err != nil {
+		err := computeTraces(ctx, o, net, t, cfg)
+		skipped = errors.Is(err, errTraceSkipped)
+		if err != nil && !skipped {
 			return err
 		}
 	}
@@ -243,7 +252,7 @@ func globalCell(ctx context.Context, o *Oracle, net *network.Network, t *Table, 
 			t.Layers[i].TopEigenvalue = b.Value
 		}
 	}
-	if slices.Contains(cfg.Metrics, MetricHessian) {
+	if slices.Contains(cfg.Metrics, MetricHessian) && !skipped {
 		for i := range t.Layers {
 			l := &t.Layers[i]
 			l.Metrics[MetricHessian] = map[int]float64{}
@@ -276,6 +285,11 @@ func computeTraces(ctx context.Context, o *Oracle, net *network.Network, t *Tabl
 			return err
 		}
 		method = ChooseTrace(classes, pl, cfg.Probes)
+		if why := traceOverBudget(net, t.Samples, method, classes, cfg); why != "" {
+			cfg.report("trace", 0, 0, why)
+			t.Trace = TraceNone
+			return errTraceSkipped
+		}
 	}
 	t.Trace = method
 	if method == TraceExact {
@@ -545,6 +559,47 @@ const (
 	hvpCost               = 6
 	hutchPPResidualProbes = 168
 )
+
+// DefaultTraceBudget is Config.TraceBudget's default: 2·10^12
+// multiply-adds, a few minutes of this engine's Hessian-vector products on
+// two cores. Exact traces of the Fashion-MNIST models (tens of classes,
+// 10^6–10^7 multiply-adds per sample, 1–2 thousand samples) stay well
+// inside it; Hutch++ on an ImageNet model does not (MobileNetV3-small: 6·10^7
+// multiply-adds per sample × 32 samples × 1,440 pass units ≈ 2.8·10^12).
+const DefaultTraceBudget = 2e12
+
+// errTraceSkipped is computeTraces' answer when --trace auto finds the
+// traces over the budget.
+var errTraceSkipped = errors.New("traces over the budget")
+
+// traceOverBudget returns why the traces that --trace auto chose (method)
+// are skipped, or "" when they are computed: their predicted cost, in
+// forward-pass units (see the constants above) times the network's
+// multiply-adds per sample times the samples, is over cfg.TraceBudget, and
+// the omega metric does not need them. The rule depends only on the model,
+// the data size and the settings, so tables stay reproducible.
+func traceOverBudget(net *network.Network, samples int, method string, classes int, cfg *Config) string {
+	budget := cfg.TraceBudget
+	if budget == 0 {
+		budget = DefaultTraceBudget
+	}
+	if budget < 0 || cfg.Metric == MetricHessian {
+		return ""
+	}
+	units := float64(exactCostPerClass * classes)
+	if method != TraceExact {
+		units = float64(hvpCost * (8 + 2*hessian.DefaultSketchSize + min(hutchPPResidualProbes, cfg.Probes)))
+	}
+	var macs int64
+	for _, l := range net.Layers() {
+		macs += l.MACs
+	}
+	cost := units * float64(macs) * float64(samples)
+	if cost <= budget {
+		return ""
+	}
+	return fmt.Sprintf("skipped: %s traces would take about %.2g multiply-adds (%.0f pass units × %d samples), over the budget of %.2g; the hessian metric is left out (--trace %s computes them)", method, cost, units, samples, budget, method)
+}
 
 // ChooseTrace is the trace method of --trace auto for a network with the
 // given number of output classes: exact Gauss-Newton traces when the

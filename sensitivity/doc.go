@@ -45,7 +45,12 @@
 // Traces: exact Gauss-Newton traces (network.Pass.GGNTraces: one backward
 // pass per class, per-sample gradient norms from the batch), Hutchinson or
 // Hutch++ (package hessian); TraceAuto picks by predicted cost
-// (ChooseTrace).
+// (ChooseTrace), and computes none when that cost (pass units × the
+// network's multiply-adds per sample × samples) is over
+// Config.TraceBudget (DefaultTraceBudget, 2·10^12) and the omega metric is
+// not hessian: the table then has trace "none" and no hessian metric, and
+// a progress line says why. The rule reads only the model, the data size
+// and the settings, so tables stay reproducible.
 //
 // Sharding (shard.go): the work is a fixed sequence of cells (the global
 // cell of traces, eigenvalues and the hessian metric; a layer for

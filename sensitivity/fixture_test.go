@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"math"
+	"strings"
 	"testing"
 
 	"mpsearch/dataset"
@@ -158,5 +159,52 @@ func TestFixtureHutchPlusPlus(t *testing.T) {
 		if math.Abs(l.Trace-ref.exact) > 3*l.TraceStderr+exactRel*ref.exact {
 			t.Errorf("%s Hutch++ trace %.3f ± %.3f is more than 3 standard errors from the exact %.3f", ref.node, l.Trace, l.TraceStderr, ref.exact)
 		}
+	}
+}
+
+// TestTraceBudget checks --trace auto's budget on the fixture LeNet
+// (exact traces: 30 pass units × 256 samples × its multiply-adds, about
+// 3·10^9): under the budget the traces and the hessian metric are there;
+// over it the table has no traces (trace none), no hessian metric, and one
+// progress line says why; an omega metric of hessian ignores the budget.
+func TestTraceBudget(t *testing.T) {
+	net, ds := loadFixture(t)
+	for _, tc := range []struct {
+		name        string
+		budget      float64
+		metric      string
+		wantHessian bool
+	}{
+		{"default budget", 0, MetricDirect, true},
+		{"no bound", -1, MetricDirect, true},
+		{"over a tiny budget", 1e6, MetricDirect, false},
+		{"hessian omega ignores the budget", 1e6, MetricHessian, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var notes []string
+			cfg := Config{Metric: tc.metric, Metrics: []string{MetricHessian, MetricFisher}, TraceBudget: tc.budget, Bits: []int{4, 8},
+				Progress: func(p Progress) {
+					if p.Stage == "trace" && strings.HasPrefix(p.Detail, "skipped") {
+						notes = append(notes, p.Detail)
+					}
+				}}
+			tab, err := Compute(context.Background(), net, ds, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, hasH := tab.Layers[0].Metrics[MetricHessian]
+			if hasH != tc.wantHessian {
+				t.Errorf("hessian metric present: got %v; want %v", hasH, tc.wantHessian)
+			}
+			if _, ok := tab.Layers[0].Metrics[MetricFisher]; !ok {
+				t.Error("fisher metric missing")
+			}
+			if tc.wantHessian != (tab.Trace != TraceNone) || tc.wantHessian != (tab.Layers[0].Trace > 0) {
+				t.Errorf("trace method %q, first trace %g; want traces computed = %v", tab.Trace, tab.Layers[0].Trace, tc.wantHessian)
+			}
+			if wantNotes := map[bool]int{true: 0, false: 1}[tc.wantHessian]; len(notes) != wantNotes {
+				t.Errorf("skip notes: got %q; want %d", notes, wantNotes)
+			}
+		})
 	}
 }
