@@ -560,13 +560,13 @@ const (
 	hutchPPResidualProbes = 168
 )
 
-// DefaultTraceBudget is Config.TraceBudget's default: 2·10^12
+// DefaultTraceBudget is Config.TraceBudget's default: 10^12
 // multiply-adds, a few minutes of this engine's Hessian-vector products on
-// two cores. Exact traces of the Fashion-MNIST models (tens of classes,
-// 10^6–10^7 multiply-adds per sample, 1–2 thousand samples) stay well
-// inside it; Hutch++ on an ImageNet model does not (MobileNetV3-small: 6·10^7
-// multiply-adds per sample × 32 samples × 1,440 pass units ≈ 2.8·10^12).
-const DefaultTraceBudget = 2e12
+// two cores. Exact traces of the Fashion-MNIST models stay inside it (the
+// VGG-style model: 10 classes × 3 units × 2.2·10^7 multiply-adds × 1024
+// samples ≈ 6.8·10^11); Hutch++ on an ImageNet model does not
+// (MobileNetV3-small: 1,440 units × 5.7·10^7 × 24 samples ≈ 2·10^12).
+const DefaultTraceBudget = 1e12
 
 // errTraceSkipped is computeTraces' answer when --trace auto finds the
 // traces over the budget.

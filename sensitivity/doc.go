@@ -47,7 +47,7 @@
 // Hutch++ (package hessian); TraceAuto picks by predicted cost
 // (ChooseTrace), and computes none when that cost (pass units × the
 // network's multiply-adds per sample × samples) is over
-// Config.TraceBudget (DefaultTraceBudget, 2·10^12) and the omega metric is
+// Config.TraceBudget (DefaultTraceBudget, 10^12) and the omega metric is
 // not hessian: the table then has trace "none" and no hessian metric, and
 // a progress line says why. The rule reads only the model, the data size
 // and the settings, so tables stay reproducible.
