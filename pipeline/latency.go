@@ -20,7 +20,7 @@ func LayerShapes(net *network.Network) ([]costmodel.LayerShape, error) {
 		switch {
 		case l.Op == "Conv" && len(l.InShape) == 4 && len(l.OutShape) == 4 && w.Rank() == 4:
 			groups := l.InShape[1] / w.Shape[1]
-			g, err := costmodel.InferConv(l.InShape[1]/groups, l.InShape[2], l.InShape[3], w.Shape[2], w.Shape[3], l.OutShape[2], l.OutShape[3])
+			g, err := costmodel.InferConv(l.InShape[1], l.InShape[2], l.InShape[3], w.Shape[2], w.Shape[3], l.OutShape[2], l.OutShape[3])
 			if err != nil {
 				return nil, fmt.Errorf("layer %q: %w", l.Node, err)
 			}

@@ -165,3 +165,55 @@ func TestLoadProfileKeysOnISA(t *testing.T) {
 		t.Errorf("the analytic AVX2 profile on a %s machine: name %q; flagged %v, want %v", isa, name, got, want)
 	}
 }
+
+// TestLayerShapesGroupedConv checks the cost-model shapes of grouped and
+// depthwise convolutions (MobileNet's): the geometry is that of the whole
+// input, and the shape's multiply-adds equal the layer's. Depthwise layers
+// used to be refused ("1 input and 16 output channels are not divisible
+// into 16 groups").
+func TestLayerShapesGroupedConv(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	w := func(shape ...int) *tensor.Tensor {
+		x := tensor.New(shape...)
+		for i := range x.Data {
+			x.Data[i] = rng.NormFloat64()
+		}
+		return x
+	}
+	attrs := func(group, stride int64) map[string]onnx.Attribute {
+		return map[string]onnx.Attribute{
+			"group":   {Name: "group", Type: onnx.AttrInt, I: group},
+			"pads":    {Name: "pads", Type: onnx.AttrInts, Ints: []int64{1, 1, 1, 1}},
+			"strides": {Name: "strides", Type: onnx.AttrInts, Ints: []int64{stride, stride}},
+		}
+	}
+	m := &onnx.Model{Opset: 13, Graph: &onnx.Graph{
+		Name:   "grouped",
+		Inputs: []onnx.ValueInfo{{Name: "x", ElemType: onnx.Float, Shape: []onnx.Dim{{Value: -1, Param: "N"}, {Value: 16}, {Value: 9}, {Value: 9}}}},
+		Outputs: []onnx.ValueInfo{{Name: "z", ElemType: onnx.Float}},
+		Nodes: []onnx.Node{
+			{Name: "dw", OpType: "Conv", Inputs: []string{"x", "w1"}, Outputs: []string{"a"}, Attrs: attrs(16, 2)},
+			{Name: "grouped", OpType: "Conv", Inputs: []string{"a", "w2"}, Outputs: []string{"z"}, Attrs: attrs(4, 1)},
+		},
+		Initializers: map[string]*tensor.Tensor{"w1": w(16, 1, 3, 3), "w2": w(8, 4, 3, 3)},
+		InitOrder:    []string{"w1", "w2"},
+		InitTypes:    map[string]onnx.DataType{"w1": onnx.Float, "w2": onnx.Float},
+	}}
+	net, err := network.Build(m, network.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shapes, err := LayerShapes(net)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range net.Layers() {
+		s := shapes[i]
+		if s.MACs != l.MACs || s.Groups != []int{16, 4}[i] {
+			t.Errorf("%s: got %d MACs in %d groups; want %d in %d", l.Node, s.MACs, s.Groups, l.MACs, []int{16, 4}[i])
+		}
+		if err := s.Validate(); err != nil {
+			t.Errorf("%s: %v", l.Node, err)
+		}
+	}
+}
