@@ -188,8 +188,8 @@ func TestLayerShapesGroupedConv(t *testing.T) {
 		}
 	}
 	m := &onnx.Model{Opset: 13, Graph: &onnx.Graph{
-		Name:   "grouped",
-		Inputs: []onnx.ValueInfo{{Name: "x", ElemType: onnx.Float, Shape: []onnx.Dim{{Value: -1, Param: "N"}, {Value: 16}, {Value: 9}, {Value: 9}}}},
+		Name:    "grouped",
+		Inputs:  []onnx.ValueInfo{{Name: "x", ElemType: onnx.Float, Shape: []onnx.Dim{{Value: -1, Param: "N"}, {Value: 16}, {Value: 9}, {Value: 9}}}},
 		Outputs: []onnx.ValueInfo{{Name: "z", ElemType: onnx.Float}},
 		Nodes: []onnx.Node{
 			{Name: "dw", OpType: "Conv", Inputs: []string{"x", "w1"}, Outputs: []string{"a"}, Attrs: attrs(16, 2)},
