@@ -103,3 +103,19 @@ func TestNotProvenLabels(t *testing.T) {
 		t.Errorf("unlimited solve: Optimal %v, label %q; want true and \"ILP optimum ...\"", res.Solution.Optimal, res.Chosen.Label)
 	}
 }
+
+// TestInfeasibleNamesFixedLayers checks that a budget out of reach because
+// of the layers --keep-ends fixes says so and names the flag, and that the
+// same budget is met without it.
+func TestInfeasibleNamesFixedLayers(t *testing.T) {
+	tab := randomTable(7, 6)
+	tab.Layers[5].Params = 10_000_000 // a classifier that dominates the size
+	budget := []Budget{{Resource: Size, Kind: Relative, Value: 0.5, Text: "0.5x"}}
+	_, err := Search(context.Background(), tab, SearchConfig{Budgets: budget, KeepEnds: true})
+	if !errors.Is(err, ilp.ErrInfeasible) || !strings.Contains(err.Error(), "2 of 6 layers fixed") || !strings.Contains(err.Error(), "--keep-ends=false") {
+		t.Errorf("keep-ends: got %v; want an infeasible error naming the 2 fixed layers and --keep-ends=false", err)
+	}
+	if _, err := Search(context.Background(), tab, SearchConfig{Budgets: budget}); err != nil {
+		t.Errorf("without keep-ends: %v; want a result", err)
+	}
+}
