@@ -11,9 +11,9 @@ random 224x224 inputs (N(0,1), seed 0) and measures, in this order:
   - torch_forward_s: PyTorch float32 forward over the images (no_grad, batch 32,
     torch.set_num_threads(--threads)), the baseline;
   - eval: `bin/mpsearch eval --model M --data x.npy --labels none` (float engine);
-  - search: `bin/mpsearch search --model M --data x.npy --labels none --size-budget 0.5x`
-    (the default job: every stage);
-each with its wall time, peak RSS (from wait4's rusage) and exit status; a
+  - search: `bin/mpsearch search --model M --data x.npy --labels none --size-budget 0.5x --no-cache`
+    (the default job: every stage, no cached table);
+each with its wall time, CPU time and peak RSS (from wait4's rusage) and exit status; a
 command still running after --timeout seconds is killed and reported as such.
 Every stderr line of mpsearch is kept with its time offset in WORK/NAME-CMD.log,
 so the time of each stage can be read off. Prints a Markdown table on stdout and
@@ -54,10 +54,10 @@ def torch_forward(model_path, name, x_path, threads):
     x = torch.from_numpy(np.load(x_path))
     with torch.no_grad():
         m(x[:2])  # warm-up
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for i in range(0, len(x), 32):
             m(x[i:i + 32])
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
 
 
 def run(cmd, log_path, timeout):
@@ -90,7 +90,8 @@ def run(cmd, log_path, timeout):
         th.join()
         tout.join()
         log.write("--- stdout\n" + "".join(out))
-    return {"wall_s": round(time.monotonic() - t0, 1), "peak_rss_mib": round(ru.ru_maxrss / 1024),
+    return {"wall_s": round(time.monotonic() - t0, 1), "cpu_s": round(ru.ru_utime + ru.ru_stime, 1),
+            "peak_rss_mib": round(ru.ru_maxrss / 1024),
             "exit": p.returncode, "killed_after_timeout": killed, "log": log_path}
 
 
@@ -116,29 +117,30 @@ def main():
             subprocess.run([sys.executable, os.path.join(HERE, "export_torchvision.py"), "--out", a.work,
                             "--models", name, "--opsets", "17"], check=True)
         row = {"model": name, "images": a.images, "threads": a.threads}
-        row["torch_forward_s"] = round(torch_forward(mp, name, x, a.threads), 2)
-        print(f"bench: {name}: torch forward {row['torch_forward_s']} s", file=sys.stderr)
+        wall, cpu = torch_forward(mp, name, x, a.threads)
+        row["torch_forward_s"], row["torch_forward_cpu_s"] = round(wall, 2), round(cpu, 2)
+        print(f"bench: {name}: torch forward {row['torch_forward_s']} s ({row['torch_forward_cpu_s']} CPU s)", file=sys.stderr)
         common = ["--model", mp, "--data", x, "--labels", "none", "--threads", str(a.threads)]
         for c in a.commands.split(","):
             cmd = [binp, c] + common
             if c == "search":
-                cmd += ["--size-budget", "0.5x", "--out", os.path.join(a.work, f"{name}-out")]
+                cmd += ["--size-budget", "0.5x", "--no-cache", "--out", os.path.join(a.work, f"{name}-out")]
             row[c] = run(cmd, os.path.join(a.work, f"{name}-{c}.log"), a.timeout)
             print(f"bench: {name}: {c} {row[c]}", file=sys.stderr)
         rows.append(row)
-    print("| model | PyTorch f32 forward, s | " + " | ".join(f"mpsearch {c}: wall s / peak RSS MiB" for c in a.commands.split(",")) + " |")
+    print("| model | PyTorch f32 forward: wall s / CPU s | " + " | ".join(f"mpsearch {c}: wall s / CPU s / peak RSS MiB" for c in a.commands.split(",")) + " |")
     print("|---|---|" + "---|" * len(a.commands.split(",")))
     for r in rows:
         cells = []
         for c in a.commands.split(","):
             m = r[c]
-            s = f"{m['wall_s']} / {m['peak_rss_mib']}"
+            s = f"{m['wall_s']} / {m['cpu_s']} / {m['peak_rss_mib']}"
             if m["killed_after_timeout"]:
                 s = f"> {a.timeout:.0f} (killed) / {m['peak_rss_mib']}"
             elif m["exit"] != 0:
                 s += f" (exit {m['exit']})"
             cells.append(s)
-        print(f"| {r['model']} | {r['torch_forward_s']} | " + " | ".join(cells) + " |")
+        print(f"| {r['model']} | {r['torch_forward_s']} / {r['torch_forward_cpu_s']} | " + " | ".join(cells) + " |")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(rows, f, indent=1)
