@@ -223,7 +223,7 @@ func BuildProfile(ctx context.Context, opt ProfileOptions) (*Profile, error) {
 					dst := make([]uint8, imgs*m*n)
 					return func() error {
 						for i := 0; i < imgs; i++ {
-							transposeImage(dst[i*m*n:(i+1)*m*n], src[i*m*n:(i+1)*m*n], m, n)
+							kernels.Transpose(dst[i*m*n:(i+1)*m*n], src[i*m*n:(i+1)*m*n], m, n)
 						}
 						return nil
 					}, nil

@@ -451,23 +451,12 @@ func (r *runner) im2col(g int) error {
 }
 
 // transpose moves group g's rows (pixel-major, as the GEMM writes them)
-// into channel-major NCHW order. The values are kernels.Conv2D's; the loop
-// is the integer engine's byte-wise scatter (intengine/layer.go), not
-// Conv2D's tiled transpose, since the engine's is what runs in a model.
+// into channel-major NCHW order with kernels.Transpose, the function the
+// integer engine's convolutions call.
 func (r *runner) transpose(g int) {
 	s := r.s
 	m, n := s.M, s.N
 	for b := 0; b < r.batch; b++ {
-		transposeImage(r.dst[(b*r.groups+g)*n*m:(b*r.groups+g+1)*n*m], r.out[b*m*n:(b+1)*m*n], m, n)
-	}
-}
-
-// transposeImage writes the m x n matrix src as n x m into dst.
-func transposeImage(dst, src []uint8, m, n int) {
-	for p := 0; p < m; p++ {
-		row := src[p*n : (p+1)*n]
-		for c, v := range row {
-			dst[c*m+p] = v
-		}
+		kernels.Transpose(r.dst[(b*r.groups+g)*n*m:(b*r.groups+g+1)*n*m], r.out[b*m*n:(b+1)*m*n], m, n)
 	}
 }

@@ -287,13 +287,8 @@ func (s *layerStep) run(ws *workspace, nb int) error {
 				}
 				dst := ws.bufs[s.out]
 				for j := 0; j < ni; j++ {
-					o := dst[(i0+j)*outSize+g*s.n*p:]
-					t := tmp[j*p*s.n:]
-					for q := 0; q < p; q++ {
-						for c := 0; c < s.n; c++ {
-							o[c*p+q] = t[q*s.n+c]
-						}
-					}
+					o := dst[(i0+j)*outSize+g*s.n*p : (i0+j)*outSize+(g+1)*s.n*p]
+					kernels.Transpose(o, tmp[j*p*s.n:(j+1)*p*s.n], p, s.n)
 				}
 				continue
 			}

@@ -188,6 +188,13 @@ func Conv2D(dst, src []uint8, s ConvShape, aZero uint8, w *Weights, rq *Requant,
 	return nil
 }
 
+// Transpose writes the cols x rows transpose of the rows x cols row-major
+// src into dst (dst[c*rows+r] = src[r*cols+c]): the move of a
+// convolution's output from the GEMM's position-major rows to NCHW. It is
+// transpose below, the one implementation that Conv2D, the integer
+// engine's convolutions and the cost model's measurement of them share.
+func Transpose(dst, src []uint8, rows, cols int) { transpose(dst, src, rows, cols) }
+
 // transpose writes the cols x rows transpose of the rows x cols row-major
 // src into dst: dst[c*rows+r] = src[r*cols+c]. It moves 8 x 8 byte blocks
 // through registers (eight 8-byte loads, three butterfly stages of swap8,
