@@ -111,17 +111,23 @@ func gemm(tA, tB bool, m, n, k int, alpha float64, a []float64, lda int, b []flo
 	})
 }
 
-// gemmCall is one blas64 call of gemm's contract.
-func gemmCall(tA, tB bool, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
-	ta, tb := blas.NoTrans, blas.NoTrans
-	ar, ac := m, k
+// gemmShape returns the BLAS transpose flags and the stored shapes (rows,
+// columns) of A and B for a product of op(A) m×k and op(B) k×n.
+func gemmShape(tA, tB bool, m, n, k int) (ta, tb blas.Transpose, ar, ac, br, bc int) {
+	ta, tb = blas.NoTrans, blas.NoTrans
+	ar, ac, br, bc = m, k, k, n
 	if tA {
 		ta, ar, ac = blas.Trans, k, m
 	}
-	br, bc := k, n
 	if tB {
 		tb, br, bc = blas.Trans, n, k
 	}
+	return ta, tb, ar, ac, br, bc
+}
+
+// gemmCall is one blas64 call of gemm's contract.
+func gemmCall(tA, tB bool, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+	ta, tb, ar, ac, br, bc := gemmShape(tA, tB, m, n, k)
 	blas64.Gemm(ta, tb, alpha,
 		blas64.General{Rows: ar, Cols: ac, Stride: lda, Data: a[:(ar-1)*lda+ac]},
 		blas64.General{Rows: br, Cols: bc, Stride: ldb, Data: b[:(br-1)*ldb+bc]},

@@ -7,7 +7,6 @@ import (
 
 	"mpsearch/internal/floatconv"
 
-	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 )
 
@@ -98,14 +97,7 @@ func (g *gemmer) gemm(tA, tB bool, m, n, k int, alpha float64, a []float64, lda 
 		scaleMatrix(m, n, beta, c, ldc)
 		return
 	}
-	ar, ac := m, k
-	if tA {
-		ar, ac = k, m
-	}
-	br, bc := k, n
-	if tB {
-		br, bc = n, k
-	}
+	_, _, ar, ac, br, bc := gemmShape(tA, tB, m, n, k)
 	conv := m * n // the result, converted back
 	if beta != 0 {
 		conv += m * n
@@ -155,15 +147,7 @@ func (g *gemmer) gemm(tA, tB bool, m, n, k int, alpha float64, a []float64, lda 
 
 // sgemmCall is one blas32 call of gemm's contract.
 func sgemmCall(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	ta, tb := blas.NoTrans, blas.NoTrans
-	ar, ac := m, k
-	if tA {
-		ta, ar, ac = blas.Trans, k, m
-	}
-	br, bc := k, n
-	if tB {
-		tb, br, bc = blas.Trans, n, k
-	}
+	ta, tb, ar, ac, br, bc := gemmShape(tA, tB, m, n, k)
 	blas32.Gemm(ta, tb, alpha,
 		blas32.General{Rows: ar, Cols: ac, Stride: lda, Data: a[:(ar-1)*lda+ac]},
 		blas32.General{Rows: br, Cols: bc, Stride: ldb, Data: b[:(br-1)*ldb+bc]},
