@@ -13,7 +13,7 @@ import (
 
 // hessianColsLimit bounds the im2col values (32 MiB) one Conv Add makes
 // at once; larger batches are taken a few samples at a time.
-const hessianColsLimit = 1 << 22
+var hessianColsLimit = 1 << 22
 
 // LayerHessian accumulates H = ∑ x xᵀ over the input vectors x of one
 // layer's output values, the matrix GPTQ needs: for Gemm and MatMul each
@@ -117,8 +117,8 @@ func (a *LayerHessian) addConv(x *tensor.Tensor) error {
 	}
 	n, per := x.Shape[0], x.Size()/max(x.Shape[0], 1)
 	step := 1 // the first sample measures the columns' size
-	for b0 := 0; b0 < n; b0 += step {
-		nb := min(step, n-b0)
+	for b0, nb := 0, 0; b0 < n; b0 += nb {
+		nb = min(step, n-b0)
 		xb := tensor.FromData(x.Data[b0*per:(b0+nb)*per], append([]int{nb}, x.Shape[1:]...)...)
 		cols, _, err := a.net.ConvColumns(a.li, xb)
 		if err != nil {
