@@ -4,11 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
-	"gonum.org/v1/gonum/mat"
+	"gonum.org/v1/gonum/lapack/lapack64"
 )
 
 // ErrHessian is returned when the damped Hessian of a layer's inputs is
@@ -127,55 +128,46 @@ func columnOrder(h []float64, cols int, actOrder bool) []int {
 }
 
 // invCholesky returns the upper Cholesky factor U (cols×cols row-major,
-// UᵀU = H⁻¹) of the damped H with rows and columns in the order perm.
+// UᵀU = H⁻¹; entries below the diagonal are undefined) of the damped H
+// with rows and columns in the order perm. With J the reversal of the
+// order and JHJ = MMᵀ (M lower), H⁻¹ = (JM⁻¹J)ᵀ(JM⁻¹J) and JM⁻¹J is upper
+// with a positive diagonal: U is one Cholesky factorization and one
+// triangular inverse (LAPACK dpotrf, dtrtri), without forming H⁻¹.
 func invCholesky(h []float64, cols int, perm []int, damp float64) ([]float64, error) {
 	if damp == 0 {
 		damp = DefaultDamp
 	}
-	hp := make([]float64, cols*cols)
+	n := cols
+	diag := make([]float64, n)
 	mean := 0.0
 	for i, a := range perm {
-		for j, b := range perm {
-			hp[i*cols+j] = h[a*cols+b]
-		}
-		d := hp[i*cols+i]
+		d := h[a*n+a]
 		if d < 0 || math.IsNaN(d) || math.IsInf(d, 0) {
 			return nil, fmt.Errorf("quant: Hessian diagonal entry %d is %v: %w", a, d, ErrHessian)
 		}
 		if d == 0 {
-			hp[i*cols+i] = 1
+			d = 1
 		}
-		mean += hp[i*cols+i]
+		diag[i] = d
+		mean += d
 	}
-	mean /= float64(cols)
-	for i := 0; i < cols; i++ {
-		hp[i*cols+i] += damp * mean
-	}
-	var ch mat.Cholesky
-	if !ch.Factorize(mat.NewSymDense(cols, hp)) {
-		return nil, fmt.Errorf("quant: %d×%d Hessian with damping %g: %w (raise the damping)", cols, cols, damp, ErrHessian)
-	}
-	hinv := mat.NewSymDense(cols, nil)
-	if err := ch.InverseTo(hinv); err != nil {
-		var cond mat.Condition
-		if !errors.As(err, &cond) { // an ill-conditioned inverse is still computed
-			return nil, fmt.Errorf("quant: inverting the %d×%d Hessian: %v: %w (raise the damping)", cols, cols, err, ErrHessian)
+	mean /= float64(n)
+	// m holds JHJ: entry (i, j) is H at processing positions n-1-i, n-1-j
+	// (lower triangle only).
+	m := make([]float64, n*n)
+	for i := 0; i < n; i++ {
+		a := perm[n-1-i]
+		for j := 0; j < i; j++ {
+			m[i*n+j] = h[a*n+perm[n-1-j]]
 		}
+		m[i*n+i] = diag[n-1-i] + damp*mean
 	}
-	ch.Reset()
-	var ch2 mat.Cholesky
-	if !ch2.Factorize(hinv) {
-		return nil, fmt.Errorf("quant: %d×%d inverse Hessian with damping %g: %w (raise the damping)", cols, cols, damp, ErrHessian)
+	t, ok := lapack64.Potrf(blas64.Symmetric{Uplo: blas.Lower, N: n, Stride: n, Data: m})
+	if !ok || !lapack64.Trtri(t) {
+		return nil, fmt.Errorf("quant: %d×%d Hessian with damping %g: %w (raise the damping)", n, n, damp, ErrHessian)
 	}
-	raw := ch2.RawU().(*mat.TriDense).RawTriangular()
-	u := raw.Data
-	if raw.Stride != cols {
-		u = make([]float64, cols*cols)
-		for i := 0; i < cols; i++ {
-			copy(u[i*cols+i:(i+1)*cols], raw.Data[i*raw.Stride+i:i*raw.Stride+cols])
-		}
-	}
-	return u, nil
+	slices.Reverse(m) // entry (i, j) <- (n-1-i, n-1-j): JM⁻¹J
+	return m, nil
 }
 
 // setScales sets row r's scales of the groups starting in [lo, hi) from

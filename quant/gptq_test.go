@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
+
+	"mpsearch/internal/cputime"
 )
 
 // Tolerances.
@@ -436,24 +439,42 @@ func negDiag(h []float64, cols int) []float64 {
 }
 
 // BenchmarkGPTQ times GPTQ of a 512×4608 layer (ResNet18 layer4's 3×3
-// convolutions: 512 channels of 512·3·3 inputs) at 4 bits, per channel and
-// with groups of 128, on an AR(1) input correlation H_ij = 0.9^|i−j|.
+// convolutions: 512 channels of 512·3·3 inputs) at 4 bits, per channel,
+// with groups of 128 and with act-order, on an AR(1) input correlation
+// H_ij = 0.9^|i−j|. It reports the calling thread's CPU seconds per run
+// (OpenBLAS runs on it, one thread) next to the wall time, since the
+// machine may be shared.
 func BenchmarkGPTQ(b *testing.B) {
 	const rows, cols = 512, 4608
 	rng := rand.New(rand.NewPCG(16, 1))
 	w := randMatrix(rng, rows, cols)
+	pow := make([]float64, cols)
+	for k := range pow {
+		pow[k] = math.Pow(0.9, float64(k))
+	}
 	h := make([]float64, cols*cols)
 	for i := 0; i < cols; i++ {
 		for j := 0; j < cols; j++ {
-			h[i*cols+j] = math.Pow(0.9, math.Abs(float64(i-j)))
+			h[i*cols+j] = pow[max(i-j, j-i)]
 		}
 	}
-	for _, gs := range []int{0, 128} {
-		b.Run(fmt.Sprintf("group%d", gs), func(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		opt  GPTQOptions
+	}{{"perchannel", GPTQOptions{Bits: 4}}, {"group128", GPTQOptions{Bits: 4, GroupSize: 128}}, {"actorder", GPTQOptions{Bits: 4, ActOrder: true}}} {
+		b.Run(c.name, func(b *testing.B) {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			cpu0, ok0 := cputime.Thread()
+			n := 0
 			for b.Loop() {
-				if _, err := GPTQ(w, rows, cols, h, GPTQOptions{Bits: 4, GroupSize: gs}); err != nil {
+				if _, err := GPTQ(w, rows, cols, h, c.opt); err != nil {
 					b.Fatal(err)
 				}
+				n++
+			}
+			if cpu1, ok1 := cputime.Thread(); ok0 && ok1 {
+				b.ReportMetric((cpu1-cpu0).Seconds()/float64(n), "cpu-s/op")
 			}
 		})
 	}
