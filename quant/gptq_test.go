@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"mpsearch/internal/cputime"
+	"mpsearch/network"
 )
 
 // Tolerances.
@@ -477,5 +478,36 @@ func BenchmarkGPTQ(b *testing.B) {
 				b.ReportMetric((cpu1-cpu0).Seconds()/float64(n), "cpu-s/op")
 			}
 		})
+	}
+}
+
+// TestGPTQThreadCount: with one and two BLAS threads GPTQ gives the same
+// codes; group scales taken from updated weights may differ in the last
+// bits (OpenBLAS sums in another order with more threads), as the float
+// engine's results do (network/doc.go).
+func TestGPTQThreadCount(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 1))
+	const rows, cols, n = 256, 512, 700
+	w := randMatrix(rng, rows, cols)
+	h := gram(correlated(rng, cols, n, 100), cols, n)
+	defer network.SetBLASThreads(1)
+	var runs [2]*GroupQuant
+	for i, threads := range []int{1, 2} {
+		network.SetBLASThreads(threads)
+		g, err := GPTQ(w, rows, cols, h, GPTQOptions{Bits: 3, GroupSize: 64, MSE: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs[i] = g
+	}
+	for i, s := range runs[0].Scales {
+		if math.Abs(runs[1].Scales[i]-s) > scaleTol*s {
+			t.Fatalf("scale %d: got %.17g with 2 threads; want %.17g (1 thread)", i, runs[1].Scales[i], s)
+		}
+	}
+	for i, q := range runs[0].Q {
+		if runs[1].Q[i] != q {
+			t.Fatalf("code %d: got %d with 2 threads; want %d (1 thread)", i, runs[1].Q[i], q)
+		}
 	}
 }

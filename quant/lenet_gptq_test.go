@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"strings"
 	"testing"
 
 	"mpsearch/dataset"
 	"mpsearch/internal/fixture"
 	"mpsearch/network"
+	"mpsearch/onnx"
 	"mpsearch/tensor"
 )
 
@@ -20,7 +22,7 @@ import (
 const fixtureAccTol = 0.1
 
 // accuracy is the top-1 accuracy (percent) of net on ds with the hook.
-func accuracy(t *testing.T, net *network.Network, ds *dataset.Dataset, hook network.Hook) float64 {
+func accuracy(t testing.TB, net *network.Network, ds *dataset.Dataset, hook network.Hook) float64 {
 	t.Helper()
 	correct := 0
 	const batch = 1000
@@ -54,38 +56,28 @@ type lenetMethod struct {
 	mse, act bool
 }
 
-// TestLeNetGPTQAccuracy measures the fixture LeNet's accuracy on the
-// 10,000 Fashion-MNIST test images with uniform 2-, 3- and 4-bit weights
-// and uint8 activations (ranges and Hessians from the fixture's 256
-// calibration images), quantized by round-to-nearest (the fixture's
-// convention), GPTQ, and GPTQ with groups of 32 along the input dimension
-// (with and without the clipping search and act-order). Round-to-nearest
-// must reproduce the fixture's figures; GPTQ must beat it at 2 and 3 bits.
-func TestLeNetGPTQAccuracy(t *testing.T) {
-	if testing.Short() {
-		t.Skip("evaluates 36 configurations on 10,000 images")
-	}
-	test := fixture.TestSet(t, 0)
-	net := fixture.LeNet(t)
-	calib := fixture.LeNetCalib(t)
+// gptqMethods are the weight quantizers the accuracy tables compare.
+var gptqMethods = []lenetMethod{
+	{name: "round-to-nearest"},
+	{name: "round-to-nearest, g32", group: 32},
+	{name: "GPTQ", gptq: true},
+	{name: "GPTQ, act-order", gptq: true, act: true},
+	{name: "GPTQ, MSE", gptq: true, mse: true},
+	{name: "GPTQ, g32", gptq: true, group: 32},
+	{name: "GPTQ, g32, MSE", gptq: true, group: 32, mse: true},
+}
+
+// gptqAccuracies measures net's top-1 accuracy on test with uniform
+// weights at 2, 3 and 4 bits by each method and uint8 activations, ranges
+// and Hessians from calib, and returns accuracy[method][bits] and a
+// Markdown table (with the float accuracy and each method's size at 3 bits).
+func gptqAccuracies(t testing.TB, net *network.Network, calib *tensor.Tensor, test *dataset.Dataset, methods []lenetMethod) (map[string]map[int]float64, string) {
 	ctx := context.Background()
-	ranges, err := ObserveRanges(ctx, net, []*tensor.Tensor{calib.X})
+	ranges, err := ObserveRanges(ctx, net, []*tensor.Tensor{calib})
 	if err != nil {
 		t.Fatal(err)
 	}
 	hook := ActHook(ranges.ActQuantizers())
-	methods := []lenetMethod{
-		{name: "round-to-nearest"},
-		{name: "round-to-nearest, g32", group: 32},
-		{name: "round-to-nearest, g32, MSE", group: 32, mse: true},
-		{name: "GPTQ", gptq: true},
-		{name: "GPTQ, act-order", gptq: true, act: true},
-		{name: "GPTQ, MSE", gptq: true, mse: true},
-		{name: "GPTQ, g32", gptq: true, group: 32},
-		{name: "GPTQ, g32, MSE", gptq: true, group: 32, mse: true},
-		{name: "GPTQ, g32, MSE, act-order", gptq: true, group: 32, mse: true, act: true},
-	}
-	fixtureRTN := map[int]float64{4: 89.96, 3: 88.63, 2: 30.03} // reference.json, quantized_accuracy_ranges_first256
 	acc := map[string]map[int]float64{}
 	ws := NewWeightSetter(net)
 	defer ws.Restore()
@@ -93,7 +85,7 @@ func TestLeNetGPTQAccuracy(t *testing.T) {
 		acc[m.name] = map[int]float64{}
 		for _, bits := range []int{2, 3, 4} {
 			ws.Restore()
-			vals, err := lenetWeights(ctx, net, calib.X, bits, hook, m)
+			vals, err := lenetWeights(ctx, net, calib, bits, hook, m)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -106,9 +98,8 @@ func TestLeNetGPTQAccuracy(t *testing.T) {
 		}
 	}
 	ws.Restore()
-	float := accuracy(t, net, test, nil)
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "fixture LeNet, 10,000 test images, float %.2f%%; weights uniform, A8:\n| method | W2A8 | W3A8 | W4A8 | size at W3 (bits, scales fp16) |\n|---|---|---|---|---|\n", float)
+	fmt.Fprintf(&sb, "float %.2f%%; %d test images; weights uniform, A8:\n| method | W2A8 | W3A8 | W4A8 | size at W3 (bits, scales fp16) |\n|---|---|---|---|---|\n", accuracy(t, net, test, nil), test.Len())
 	for _, m := range methods {
 		size := int64(0)
 		for _, l := range net.Layers() {
@@ -118,7 +109,24 @@ func TestLeNetGPTQAccuracy(t *testing.T) {
 		}
 		fmt.Fprintf(&sb, "| %s | %.2f | %.2f | %.2f | %d |\n", m.name, acc[m.name][2], acc[m.name][3], acc[m.name][4], size)
 	}
-	t.Log(sb.String())
+	return acc, sb.String()
+}
+
+// TestLeNetGPTQAccuracy measures the fixture LeNet's accuracy on the
+// 10,000 Fashion-MNIST test images with uniform 2-, 3- and 4-bit weights
+// and uint8 activations (ranges and Hessians from the fixture's 256
+// calibration images), quantized by round-to-nearest (the fixture's
+// convention), GPTQ, and GPTQ with groups of 32 along the input dimension
+// (with and without the clipping search and act-order). Round-to-nearest
+// must reproduce the fixture's figures; GPTQ must beat it at 2 and 3 bits.
+func TestLeNetGPTQAccuracy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("evaluates 21 configurations on 10,000 images")
+	}
+	test := fixture.TestSet(t, 0)
+	acc, table := gptqAccuracies(t, fixture.LeNet(t), fixture.LeNetCalib(t).X, test, gptqMethods)
+	t.Log("fixture LeNet, calibration: the fixture's 256 images; " + table)
+	fixtureRTN := map[int]float64{4: 89.96, 3: 88.63, 2: 30.03} // reference.json, quantized_accuracy_ranges_first256
 	for bits, want := range fixtureRTN {
 		if got := acc["round-to-nearest"][bits]; math.Abs(got-want) > fixtureAccTol {
 			t.Errorf("round-to-nearest W%dA8: got %.2f%%; want the fixture's %.2f%% within %g", bits, got, want, fixtureAccTol)
@@ -127,6 +135,41 @@ func TestLeNetGPTQAccuracy(t *testing.T) {
 	for _, bits := range []int{2, 3} {
 		if g, r := acc["GPTQ"][bits], acc["round-to-nearest"][bits]; g <= r {
 			t.Errorf("W%dA8: GPTQ %.2f%%; want above round-to-nearest's %.2f%%", bits, g, r)
+		}
+	}
+}
+
+// BenchmarkGPTQAccuracyVGG is the same comparison on the VGG-style CNN
+// (testdata/vgg-fmnist) with the first 1024 Fashion-MNIST training images
+// for calibration, as the README's search table uses: a measurement run
+// on request (go test -run '^$' -bench GPTQAccuracyVGG -benchtime 1x
+// ./quant; about half an hour on one core), not a timing. It compares
+// round-to-nearest, GPTQ, GPTQ with groups of 32 and with the clipping
+// search.
+func BenchmarkGPTQAccuracyVGG(b *testing.B) {
+	imgs := fixture.FashionMNIST + "train-images-idx3-ubyte.gz"
+	if _, err := os.Stat(imgs); err != nil {
+		b.Skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+	}
+	calib, err := dataset.Load(imgs, dataset.Options{Mean: fixture.Mean, Std: fixture.Std, Limit: 1024})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := onnx.Load(fixture.Path("vgg-fmnist/model.onnx"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	net, err := network.Build(m, network.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	test := fixture.TestSet(b, 0)
+	for b.Loop() {
+		acc, table := gptqAccuracies(b, net, calib.X, test, []lenetMethod{gptqMethods[0], gptqMethods[2], gptqMethods[5], gptqMethods[6]})
+		b.Log("VGG-style CNN, calibration: the first 1024 training images; " + table)
+		for _, bits := range []int{2, 3, 4} {
+			b.ReportMetric(acc["round-to-nearest"][bits], fmt.Sprintf("W%d-RTN-%%", bits))
+			b.ReportMetric(acc["GPTQ"][bits], fmt.Sprintf("W%d-GPTQ-%%", bits))
 		}
 	}
 }
