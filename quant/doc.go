@@ -51,8 +51,8 @@
 //   - scales: per channel from the original row; per group from the group's
 //     weights when its first column is reached (updated by the compensation
 //     so far, as the authors' code does); with ActOrder (columns by
-//     decreasing diag H) every scale is taken up front from the original
-//     weights (static groups), so groups stay contiguous for export.
+//     decreasing diag H) or StaticGroups every scale is taken up front from
+//     the original weights, so groups stay contiguous for export.
 //   - one bit: sign codes with the channel's or group's mean|w|; GPTQ
 //     compensates the sign errors the same way.
 //   - GPTQNetwork quantizes layers in execution order, each with the H of

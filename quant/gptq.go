@@ -39,6 +39,10 @@ type GPTQOptions struct {
 	// weights, group by group in the original column order ("static
 	// groups"), so that the groups stay contiguous for export.
 	ActOrder bool
+	// StaticGroups takes every group's scales up front from the original
+	// weights (implied by ActOrder), instead of from the group's weights as
+	// updated when its first column is reached.
+	StaticGroups bool
 }
 
 // GPTQ quantizes the [rows, cols] row-major weight matrix w given H, the
@@ -52,10 +56,10 @@ type GPTQOptions struct {
 // H's diagonal entries that are 0 (inputs never active) are set to 1
 // before damping; such columns are decoupled from the others and rounded
 // to nearest. Scales: per channel (GroupSize 0) from the original row;
-// per group, without ActOrder, from the group's weights at the moment its
+// per group, by default, from the group's weights at the moment its
 // first column is reached, as the authors' code does (already updated by
-// the compensation of earlier columns), with ActOrder from the original
-// weights. At one bit the codes are signs and the scales mean|w|.
+// the compensation of earlier columns), with ActOrder or StaticGroups
+// from the original weights. At one bit the codes are signs and the scales mean|w|.
 // w and h are not modified.
 func GPTQ(w []float64, rows, cols int, h []float64, opt GPTQOptions) (*GroupQuant, error) {
 	gs, err := checkMatrix(w, rows, cols, opt.Bits, opt.GroupSize)
@@ -74,7 +78,7 @@ func GPTQ(w []float64, rows, cols int, h []float64, opt GPTQOptions) (*GroupQuan
 		return nil, err
 	}
 	g := newGroupQuant(rows, cols, opt.Bits, gs)
-	static := opt.ActOrder && gs < cols
+	static := (opt.ActOrder || opt.StaticGroups) && gs < cols
 	if static {
 		// Static groups: every scale from the original weights.
 		for r := 0; r < rows; r++ {

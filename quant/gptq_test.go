@@ -175,9 +175,9 @@ func invert(a []float64, n int) []float64 {
 // not yet quantized is recomputed from scratch, the column is rounded, and
 // the OBS update δ = −(w_q − ŵ_q)/[H_F⁻¹]_qq · [H_F⁻¹]_{q,:} is applied to
 // the remaining columns. Group scales are taken when a group's first
-// column is reached (from the updated weights) or, with act-order, from
-// the original weights. It returns the codes and the scales [rows, groups].
-func naiveGPTQ(w []float64, rows, cols int, h []float64, bits, gs int, mse, actOrder bool) ([]int8, []float64) {
+// column is reached (from the updated weights) or, with act-order or
+// static groups, from the original weights. It returns the codes and the scales [rows, groups].
+func naiveGPTQ(w []float64, rows, cols int, h []float64, bits, gs int, mse, actOrder, static bool) ([]int8, []float64) {
 	if gs == 0 {
 		gs = cols
 	}
@@ -206,7 +206,7 @@ func naiveGPTQ(w []float64, rows, cols int, h []float64, bits, gs int, mse, actO
 	}
 	cur := append([]float64(nil), w...)
 	scales := make([]float64, rows*ng)
-	if actOrder {
+	if actOrder || static {
 		for r := 0; r < rows; r++ {
 			for g := 0; g < ng; g++ {
 				scales[r*ng+g] = refScale(w[r*cols+g*gs:r*cols+min((g+1)*gs, cols)], bits, mse)
@@ -225,7 +225,7 @@ func naiveGPTQ(w []float64, rows, cols int, h []float64, bits, gs int, mse, actO
 		}
 		hinv := invert(hf, n)
 		for r := 0; r < rows; r++ {
-			if !actOrder && q%gs == 0 {
+			if !actOrder && !static && q%gs == 0 {
 				scales[r*ng+q/gs] = refScale(cur[r*cols+q:r*cols+min(q+gs, cols)], bits, mse)
 			}
 			s := scales[r*ng+q/gs]
@@ -243,12 +243,13 @@ func naiveGPTQ(w []float64, rows, cols int, h []float64, bits, gs int, mse, actO
 type gptqCase struct {
 	bits, gs    int
 	mse, act    bool
+	static      bool
 	rows, cols  int
 	rank, block int
 }
 
 func (c gptqCase) String() string {
-	return fmt.Sprintf("W%d/g%d/mse=%v/act=%v/%dx%d/block%d", c.bits, c.gs, c.mse, c.act, c.rows, c.cols, c.block)
+	return fmt.Sprintf("W%d/g%d/mse=%v/act=%v/static=%v/%dx%d/block%d", c.bits, c.gs, c.mse, c.act, c.static, c.rows, c.cols, c.block)
 }
 
 // TestGPTQMatchesNaiveOBQ: the lazy-batch Cholesky GPTQ gives the same
@@ -265,6 +266,7 @@ func TestGPTQMatchesNaiveOBQ(t *testing.T) {
 			gptqCase{bits: bits, gs: 16, act: true, rows: 9, cols: 37, rank: 30, block: 7},
 			gptqCase{bits: bits, gs: 12, mse: true, rows: 9, cols: 37, rank: 8, block: 128},
 			gptqCase{bits: bits, mse: true, act: true, rows: 9, cols: 37, rank: 8, block: 5},
+			gptqCase{bits: bits, gs: 10, static: true, rows: 9, cols: 37, rank: 12, block: 4},
 		)
 	}
 	for _, c := range cases {
@@ -272,11 +274,11 @@ func TestGPTQMatchesNaiveOBQ(t *testing.T) {
 			w := randMatrix(rng, c.rows, c.cols)
 			x := correlated(rng, c.cols, 3*c.cols, c.rank)
 			h := gram(x, c.cols, 3*c.cols)
-			got, err := GPTQ(w, c.rows, c.cols, h, GPTQOptions{Bits: c.bits, GroupSize: c.gs, MSE: c.mse, ActOrder: c.act, BlockSize: c.block})
+			got, err := GPTQ(w, c.rows, c.cols, h, GPTQOptions{Bits: c.bits, GroupSize: c.gs, MSE: c.mse, ActOrder: c.act, StaticGroups: c.static, BlockSize: c.block})
 			if err != nil {
 				t.Fatal(err)
 			}
-			codes, scales := naiveGPTQ(w, c.rows, c.cols, h, c.bits, c.gs, c.mse, c.act)
+			codes, scales := naiveGPTQ(w, c.rows, c.cols, h, c.bits, c.gs, c.mse, c.act, c.static)
 			for i, q := range codes {
 				if got.Q[i] != q {
 					t.Fatalf("code (%d, %d): got %d; want %d", i/c.cols, i%c.cols, got.Q[i], q)
@@ -407,7 +409,7 @@ func TestGPTQDeadInputsAndErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	rtn, _ := QuantizeMatrix(w, rows, cols, 3, 0, false)
-	codes, _ := naiveGPTQ(w, rows, cols, h, 3, 0, false, false)
+	codes, _ := naiveGPTQ(w, rows, cols, h, 3, 0, false, false, false)
 	for r := 0; r < rows; r++ {
 		if i := r*cols + 3; g.Q[i] != codes[i] {
 			t.Errorf("dead column, row %d: got %d; want %d (reference)", r, g.Q[i], codes[i])

@@ -50,10 +50,10 @@ func accuracy(t testing.TB, net *network.Network, ds *dataset.Dataset, hook netw
 
 // lenetMethod is one weight quantizer of the comparison.
 type lenetMethod struct {
-	name     string
-	gptq     bool
-	group    int
-	mse, act bool
+	name             string
+	gptq             bool
+	group            int
+	mse, act, static bool
 }
 
 // gptqMethods are the weight quantizers the accuracy tables compare.
@@ -183,7 +183,7 @@ func lenetWeights(ctx context.Context, net *network.Network, calib *tensor.Tenso
 		for i := range b {
 			b[i] = bits
 		}
-		return GPTQNetwork(ctx, net, []*tensor.Tensor{calib}, b, hook, GPTQOptions{GroupSize: m.group, MSE: m.mse, ActOrder: m.act})
+		return GPTQNetwork(ctx, net, []*tensor.Tensor{calib}, b, hook, GPTQOptions{GroupSize: m.group, MSE: m.mse, ActOrder: m.act, StaticGroups: m.static})
 	}
 	out := make([][]float64, len(layers))
 	for li, l := range layers {
