@@ -59,8 +59,8 @@ type GPTQOptions struct {
 // per group, by default, from the group's weights at the moment its
 // first column is reached, as the authors' code does (already updated by
 // the compensation of earlier columns), with ActOrder or StaticGroups
-// from the original weights. At one bit the codes are signs and the scales mean|w|.
-// w and h are not modified.
+// from the original weights. At one bit the codes are signs and the
+// scales mean|w|. w and h are not modified.
 func GPTQ(w []float64, rows, cols int, h []float64, opt GPTQOptions) (*GroupQuant, error) {
 	gs, err := checkMatrix(w, rows, cols, opt.Bits, opt.GroupSize)
 	if err != nil {
@@ -78,9 +78,10 @@ func GPTQ(w []float64, rows, cols int, h []float64, opt GPTQOptions) (*GroupQuan
 		return nil, err
 	}
 	g := newGroupQuant(rows, cols, opt.Bits, gs)
-	static := (opt.ActOrder || opt.StaticGroups) && gs < cols
+	// Per-channel scales and static groups: every scale from the original
+	// weights, before any compensation.
+	static := opt.ActOrder || opt.StaticGroups || gs == cols
 	if static {
-		// Static groups: every scale from the original weights.
 		for r := 0; r < rows; r++ {
 			setScales(g, r, 0, cols, w[r*cols:(r+1)*cols], opt.MSE)
 		}
@@ -92,7 +93,7 @@ func GPTQ(w []float64, rows, cols int, h []float64, opt GPTQOptions) (*GroupQuan
 			wp[r*cols+i] = w[r*cols+c]
 		}
 	}
-	b := blockSize(opt.BlockSize, gs, cols, static)
+	b := blockSize(opt.BlockSize, gs, static)
 	gptqBlocks(g, wp, u, perm, b, static, opt.MSE)
 	return g, nil
 }
@@ -102,11 +103,11 @@ func GPTQ(w []float64, rows, cols int, h []float64, opt GPTQOptions) (*GroupQuan
 // of the group size when groups are smaller (groups never straddle a
 // batch), a divisor of it when larger (every group starts a batch), so
 // that each group's scales see its fully updated weights.
-func blockSize(b, gs, cols int, static bool) int {
+func blockSize(b, gs int, static bool) int {
 	if b == 0 {
 		b = DefaultBlockSize
 	}
-	if static || gs >= cols {
+	if static {
 		return b
 	}
 	if gs < b {
@@ -194,7 +195,7 @@ func gptqBlocks(g *GroupQuant, wp, u []float64, perm []int, b int, static, mse b
 		i2 := min(i1+b, cols)
 		nb := i2 - i1
 		for i := i1; i < i2; i++ {
-			if !static && i%gs == 0 { // processing order is the original one
+			if !static && i%gs == 0 { // no act-order: processing order is the original one
 				for r := 0; r < rows; r++ {
 					setScales(g, r, i, i+1, wp[r*cols+i:(r+1)*cols], mse)
 				}
