@@ -513,3 +513,38 @@ func TestGPTQThreadCount(t *testing.T) {
 		}
 	}
 }
+
+// TestOBSUpdateIsLeastSquares checks the reference's update rule itself:
+// with column 0 fixed at its rounded value, the OBS update
+// δ_F = −(w₀ − ŵ₀)/[H⁻¹]₀₀ · [H⁻¹]_{F,0} of the other columns is the
+// minimiser of (w − w′)ᵀH(w − w′), i.e. the solution of
+// H_FF (w′_F − w_F) = −H_F0 (ŵ₀ − w₀), solved here directly.
+func TestOBSUpdateIsLeastSquares(t *testing.T) {
+	rng := rand.New(rand.NewPCG(18, 1))
+	const cols, n = 6, 20
+	h := gram(correlated(rng, cols, n, 4), cols, n)
+	for i := 0; i < cols; i++ {
+		h[i*cols+i] += 0.05
+	}
+	w := randMatrix(rng, 1, cols)
+	q := math.Round(w[0]) // any fixed value of column 0
+	hinv := invert(h, cols)
+	m := cols - 1
+	hff := make([]float64, m*m)
+	for i := 0; i < m; i++ {
+		for j := 0; j < m; j++ {
+			hff[i*m+j] = h[(i+1)*cols+j+1]
+		}
+	}
+	hffInv := invert(hff, m)
+	for i := 0; i < m; i++ {
+		obs := -(w[0] - q) / hinv[0] * hinv[i+1]
+		ls := 0.0
+		for j := 0; j < m; j++ {
+			ls -= hffInv[i*m+j] * h[(j+1)*cols] * (q - w[0])
+		}
+		if math.Abs(obs-ls) > refCond*math.Max(1, math.Abs(ls)) {
+			t.Errorf("column %d: OBS update %.17g; want the least-squares %.17g", i+1, obs, ls)
+		}
+	}
+}
