@@ -27,6 +27,13 @@
 //     the least squared rounding error, the largest p on ties, so it is
 //     never worse than max|w| in any group. One bit keeps mean|w|, the
 //     L2-optimal scale of sign codes.
+//   - ONNX blocks (BlockOrder): DequantizeLinear's block_size blocks a
+//     Conv weight along its input channels at each kernel tap, which are
+//     not consecutive columns of the im2col view; BlockOrder gives the
+//     column order (block, tap, channel) in which they are, so groups in
+//     that order are exactly the blocks an export stores, scales already
+//     in the [M, C/B, kh, kw] layout (GPTQWeights with blocks). B must
+//     divide C. Matrix weights need no reordering.
 //   - size (SizeBits): rows·cols·bits plus one fp16 scale per row and
 //     group, per-channel scales included.
 //

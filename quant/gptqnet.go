@@ -13,11 +13,12 @@ import (
 // order: each layer's H is accumulated over the batches with the layers
 // before it already quantized and the inputs as hook gives them (nil:
 // unchanged; ActHook for simulated uint8 activations), so that each layer
-// compensates the error of the ones before it, as Frantar et al. do. It
+// compensates the error of the ones before it, as Frantar et al. do;
+// blocks as for GPTQWeights. It
 // costs one pass over the batches per quantized layer. It returns the
 // fake-quantized weights per layer in the weight's layout (nil for float
 // layers), for WeightSetter.SetValues; net's weights are left as they were.
-func GPTQNetwork(ctx context.Context, net *network.Network, batches []*tensor.Tensor, bits []int, hook network.Hook, opt GPTQOptions) ([][]float64, error) {
+func GPTQNetwork(ctx context.Context, net *network.Network, batches []*tensor.Tensor, bits []int, hook network.Hook, opt GPTQOptions, blocks bool) ([][]float64, error) {
 	layers := net.Layers()
 	if len(bits) != len(layers) {
 		return nil, fmt.Errorf("quant: %d bit widths for %d layers", len(bits), len(layers))
@@ -42,7 +43,7 @@ func GPTQNetwork(ctx context.Context, net *network.Network, batches []*tensor.Te
 		if saved, ok := ws.saved[l.Weight]; ok {
 			orig = saved
 		}
-		fake, _, err := GPTQWeights(orig, w.Shape, l.ChannelAxis, hs[0], o)
+		fake, _, err := GPTQWeights(orig, w.Shape, l.ChannelAxis, hs[0], o, blocks)
 		if err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package quant
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -171,6 +172,66 @@ func TestSizeBits(t *testing.T) {
 	} {
 		if got := SizeBits(c.rows, c.cols, c.bits, c.gs); got != c.want {
 			t.Errorf("SizeBits(%d, %d, %d, %d): got %d; want %d", c.rows, c.cols, c.bits, c.gs, got, c.want)
+		}
+	}
+}
+
+// TestBlockOrder: ONNX blocks of a Conv weight (B channels at one kernel
+// tap) become consecutive columns, block by block then tap by tap; matrix
+// weights keep their order.
+func TestBlockOrder(t *testing.T) {
+	order, gs, err := BlockOrder([]int{2, 4, 1, 2}, 0, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Columns (c, tap) = c*2 + tap: block 0 = c 0,1 at tap 0, then tap 1; block 1 likewise.
+	want := []int{0, 2, 1, 3, 4, 6, 5, 7}
+	if gs != 2 || fmt.Sprint(order) != fmt.Sprint(want) {
+		t.Errorf("[2,4,1,2] block 2: got %v, group %d; want %v, 2", order, gs, want)
+	}
+	if order, gs, err = BlockOrder([]int{2, 4, 1, 2}, 0, 8); err != nil || gs != 4 || fmt.Sprint(order) != "[0 2 4 6 1 3 5 7]" {
+		t.Errorf("[2,4,1,2] block 8: got %v, group %d, %v; want [0 2 4 6 1 3 5 7], 4", order, gs, err)
+	}
+	if order, gs, err = BlockOrder([]int{10, 84}, 0, 32); err != nil || gs != 32 || order[83] != 83 {
+		t.Errorf("[10,84] block 32: got group %d, %v; want the identity and 32", gs, err)
+	}
+	if _, _, err := BlockOrder([]int{4, 6, 3, 3}, 0, 4); err == nil {
+		t.Error("block 4 of 6 channels: got no error")
+	}
+	m := []float64{1, 2, 3, 4, 5, 6}
+	back := PermuteColumns(PermuteColumns(m, 2, 3, []int{2, 0, 1}), 2, 3, InverseOrder([]int{2, 0, 1}))
+	if fmt.Sprint(back) != fmt.Sprint(m) {
+		t.Errorf("permute and inverse: got %v; want %v", back, m)
+	}
+}
+
+// TestGPTQWeightsONNXBlocks: with blocks, every ONNX block of a Conv
+// weight (4 channels at one tap) is a multiple of one scale, read from the
+// returned scales in DequantizeLinear's [M, C/B, kh, kw] layout.
+func TestGPTQWeightsONNXBlocks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(24, 1))
+	const m, c, kh, kw, b = 3, 8, 3, 3, 4
+	shape := []int{m, c, kh, kw}
+	w := randMatrix(rng, 1, m*c*kh*kw)
+	cols := c * kh * kw
+	x := correlated(rng, cols, 200, 20)
+	h := &LayerHessian{Node: "conv", Cols: cols, Groups: 1, h: [][]float64{gram(x, cols, 200)}}
+	for _, bits := range []int{2, 4} {
+		fake, gq, err := GPTQWeights(w, shape, 0, h, GPTQOptions{Bits: bits, GroupSize: b}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := len(gq.Scales), m*(c/b)*kh*kw; got != want {
+			t.Fatalf("W%d: got %d scales; want %d", bits, got, want)
+		}
+		qmax := float64(QMax(bits))
+		for i, v := range fake {
+			mm, ci, tap := i/(c*kh*kw), i/(kh*kw)%c, i%(kh*kw)
+			s := gq.Scales[(mm*(c/b)+ci/b)*kh*kw+tap]
+			q := v / s
+			if math.Abs(q-math.Round(q)) > 1e-9 || math.Abs(q) > qmax+1e-9 {
+				t.Fatalf("W%d: weight (%d, %d, tap %d) = %g is not a code of its block's scale %g", bits, mm, ci, tap, v, s)
+			}
 		}
 	}
 }

@@ -204,16 +204,30 @@ func AccumulateHessians(ctx context.Context, net *network.Network, batches []*te
 // layer h was accumulated for by GPTQ, conv group by conv group, and
 // returns the fake-quantized weights in w's layout with the quantization
 // of the matrix view (ToMatrix; scales and codes of the groups stacked in
-// row order).
-func GPTQWeights(w []float64, shape []int, axis int, h *LayerHessian, opt GPTQOptions) ([]float64, *GroupQuant, error) {
+// row order). With blocks, opt.GroupSize counts input channels of ONNX
+// blocks (BlockOrder) instead of matrix columns, and the quantization
+// returned is that of the matrix with its columns in block order.
+func GPTQWeights(w []float64, shape []int, axis int, h *LayerHessian, opt GPTQOptions, blocks bool) ([]float64, *GroupQuant, error) {
 	m, rows, cols := ToMatrix(w, shape, axis)
 	if cols != h.Cols || rows%h.Groups != 0 {
 		return nil, nil, fmt.Errorf("quant: layer %q: weight %v has a %d×%d matrix view; the Hessian has %d columns and %d groups", h.Node, shape, rows, cols, h.Cols, h.Groups)
 	}
+	var order []int
+	if blocks && opt.GroupSize > 0 {
+		var err error
+		if order, opt.GroupSize, err = BlockOrder(shape, axis, opt.GroupSize); err != nil {
+			return nil, nil, fmt.Errorf("layer %q: %w", h.Node, err)
+		}
+		m = PermuteColumns(m, rows, cols, order)
+	}
 	rg := rows / h.Groups
 	var all *GroupQuant
 	for g := 0; g < h.Groups; g++ {
-		q, err := GPTQ(m[g*rg*cols:(g+1)*rg*cols], rg, cols, h.Hessian(g), opt)
+		hg := h.Hessian(g)
+		if order != nil {
+			hg = permuteSym(hg, cols, order)
+		}
+		q, err := GPTQ(m[g*rg*cols:(g+1)*rg*cols], rg, cols, hg, opt)
 		if err != nil {
 			return nil, nil, fmt.Errorf("layer %q: %w", h.Node, err)
 		}
@@ -225,5 +239,9 @@ func GPTQWeights(w []float64, shape []int, axis int, h *LayerHessian, opt GPTQOp
 		all.Scales = append(all.Scales, q.Scales...)
 		all.Q = append(all.Q, q.Q...)
 	}
-	return FromMatrix(all.Dequantize(), shape, axis), all, nil
+	fake := all.Dequantize()
+	if order != nil {
+		fake = PermuteColumns(fake, rows, cols, InverseOrder(order))
+	}
+	return FromMatrix(fake, shape, axis), all, nil
 }

@@ -226,7 +226,7 @@ func TestGPTQWeightsGroupedConv(t *testing.T) {
 	l := net.Layers()[0]
 	w := net.Params()[l.Weight].Value
 	for _, bits := range []int{2, 3, 4, 8} {
-		fake, gq, err := GPTQWeights(w.Data, w.Shape, l.ChannelAxis, hs[0], GPTQOptions{Bits: bits})
+		fake, gq, err := GPTQWeights(w.Data, w.Shape, l.ChannelAxis, hs[0], GPTQOptions{Bits: bits}, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -317,7 +317,7 @@ func TestFixtureLayers(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				fake, _, err := GPTQWeights(w.Data, w.Shape, l.ChannelAxis, h, GPTQOptions{Bits: bits, GroupSize: gs})
+				fake, _, err := GPTQWeights(w.Data, w.Shape, l.ChannelAxis, h, GPTQOptions{Bits: bits, GroupSize: gs}, false)
 				if err != nil {
 					t.Fatal(err)
 				}

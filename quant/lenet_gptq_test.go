@@ -183,7 +183,7 @@ func lenetWeights(ctx context.Context, net *network.Network, calib *tensor.Tenso
 		for i := range b {
 			b[i] = bits
 		}
-		return GPTQNetwork(ctx, net, []*tensor.Tensor{calib}, b, hook, GPTQOptions{GroupSize: m.group, MSE: m.mse, ActOrder: m.act, StaticGroups: m.static})
+		return GPTQNetwork(ctx, net, []*tensor.Tensor{calib}, b, hook, GPTQOptions{GroupSize: m.group, MSE: m.mse, ActOrder: m.act, StaticGroups: m.static}, false)
 	}
 	out := make([][]float64, len(layers))
 	for li, l := range layers {
