@@ -46,9 +46,10 @@
 // of H in reversed order), in lazy batches of BlockSize columns (128):
 // within a batch the updates are applied column by column, to later
 // columns as one matrix product per batch.
-//   - damping: Damp·mean(diag H) added to the diagonal (1%); zero diagonal
-//     entries (inputs never active) are set to 1 first, so their columns
-//     are decoupled and rounded to nearest; H's scale does not matter.
+//   - damping: Damp·(mean of H's nonzero diagonal) added to the diagonal
+//     (1%); zero diagonal entries (inputs never active) are set to that
+//     mean first, so their columns are decoupled and rounded to nearest;
+//     H's scale does not matter.
 //   - exactness: the block size changes only the order of floating-point
 //     sums: the batch is shrunk to a multiple or divisor of the group size
 //     so that every group's scales are taken from its fully updated weights,

@@ -53,9 +53,10 @@ type GPTQOptions struct {
 // Cholesky factor of H⁻¹ (Frantar et al. 2022, Algorithm 1), in lazy
 // batches of BlockSize columns.
 //
-// H's diagonal entries that are 0 (inputs never active) are set to 1
-// before damping; such columns are decoupled from the others and rounded
-// to nearest. Scales: per channel (GroupSize 0) from the original row;
+// H's diagonal entries that are 0 (inputs never active) are set to the
+// mean of the others before damping (Damp times that mean); such columns
+// are decoupled from the others and rounded to nearest. (The authors'
+// code sets them to 1, which makes the damping depend on H's scale.) Scales: per channel (GroupSize 0) from the original row;
 // per group, by default, from the group's weights at the moment its
 // first column is reached, as the authors' code does (already updated by
 // the compensation of earlier columns), with ActOrder or StaticGroups
@@ -144,19 +145,27 @@ func invCholesky(h []float64, cols int, perm []int, damp float64) ([]float64, er
 	}
 	n := cols
 	diag := make([]float64, n)
-	mean := 0.0
+	mean, live := 0.0, 0
 	for i, a := range perm {
 		d := h[a*n+a]
 		if d < 0 || math.IsNaN(d) || math.IsInf(d, 0) {
 			return nil, fmt.Errorf("quant: Hessian diagonal entry %d is %v: %w", a, d, ErrHessian)
 		}
-		if d == 0 {
-			d = 1
+		if d > 0 {
+			mean += d
+			live++
 		}
 		diag[i] = d
-		mean += d
 	}
-	mean /= float64(n)
+	if live == 0 { // no input ever active: round to nearest (H = I)
+		mean, live = 1, 1
+	}
+	mean /= float64(live)
+	for i, d := range diag {
+		if d == 0 { // a dead input: decoupled, at the live inputs' scale
+			diag[i] = mean
+		}
+	}
 	// m holds JHJ: entry (i, j) is H at processing positions n-1-i, n-1-j
 	// (lower triangle only).
 	m := make([]float64, n*n)

@@ -183,12 +183,18 @@ func naiveGPTQ(w []float64, rows, cols int, h []float64, bits, gs int, mse, actO
 	}
 	ng := (cols + gs - 1) / gs
 	hd := append([]float64(nil), h...)
-	mean := 0.0
+	mean, live := 0.0, 0.0
+	for i := 0; i < cols; i++ {
+		if hd[i*cols+i] > 0 {
+			mean += hd[i*cols+i]
+			live++
+		}
+	}
+	mean /= live
 	for i := 0; i < cols; i++ {
 		if hd[i*cols+i] == 0 {
-			hd[i*cols+i] = 1
+			hd[i*cols+i] = mean
 		}
-		mean += hd[i*cols+i] / float64(cols)
 	}
 	for i := 0; i < cols; i++ {
 		hd[i*cols+i] += 0.01 * mean
@@ -411,8 +417,22 @@ func TestGPTQDeadInputsAndErrors(t *testing.T) {
 	rtn, _ := QuantizeMatrix(w, rows, cols, 3, 0, false)
 	codes, _ := naiveGPTQ(w, rows, cols, h, 3, 0, false, false, false)
 	for r := 0; r < rows; r++ {
-		if i := r*cols + 3; g.Q[i] != codes[i] {
-			t.Errorf("dead column, row %d: got %d; want %d (reference)", r, g.Q[i], codes[i])
+		if i := r*cols + 3; g.Q[i] != codes[i] || g.Q[i] != rtn.Q[i] {
+			t.Errorf("dead column, row %d: got %d; want %d (reference) and %d (round-to-nearest)", r, g.Q[i], codes[i], rtn.Q[i])
+		}
+	}
+	// H's scale does not matter, dead inputs included.
+	small := append([]float64(nil), h...)
+	for i := range small {
+		small[i] *= 1e-9
+	}
+	gs, err := GPTQ(w, rows, cols, small, GPTQOptions{Bits: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, q := range g.Q {
+		if gs.Q[i] != q {
+			t.Fatalf("H scaled by 1e-9: code %d: got %d; want %d", i, gs.Q[i], q)
 		}
 	}
 	if e, eRTN := outputError(w, g.Dequantize(), rows, cols, x, n), outputError(w, rtn.Dequantize(), rows, cols, x, n); e >= eRTN {
