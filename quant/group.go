@@ -202,3 +202,23 @@ func SizeBits(rows, cols, bits, groupSize int) int64 {
 	}
 	return int64(rows)*int64(cols)*int64(bits) + int64(rows)*int64(groupCount(cols, groupSize))*ScaleBits
 }
+
+// WeightQuant returns a per-channel quantization (one group per row) as a
+// WeightQuant of the weight tensor (shape, channel axis) the matrix view
+// was taken from, for the consumers of per-channel integers (the integer
+// engine, the per-channel export). Per-group quantizations are an error.
+func (g *GroupQuant) WeightQuant(shape []int, axis int) (*WeightQuant, error) {
+	if g.Groups() != 1 {
+		return nil, fmt.Errorf("quant: %d groups per channel; want one (per-channel scales)", g.Groups())
+	}
+	ch, inner := channelLayout(shape, axis)
+	if ch != g.Rows || tensorSize(shape) != g.Rows*g.Cols {
+		return nil, fmt.Errorf("quant: a %d×%d quantization for a %v weight with channels on axis %d", g.Rows, g.Cols, shape, axis)
+	}
+	wq := &WeightQuant{Bits: g.Bits, Axis: axis, Scales: append([]float64(nil), g.Scales...), Q: make([]int8, len(g.Q))}
+	for i := range wq.Q {
+		c, j := matrixIndex(i, ch, inner)
+		wq.Q[i] = g.Q[c*g.Cols+j]
+	}
+	return wq, nil
+}

@@ -88,6 +88,15 @@ func TestGroupEqualsPerChannel(t *testing.T) {
 						t.Fatalf("%v W%d group %d: code %d: got %d; want %g", c.shape, bits, gs, i, q, wantM[i])
 					}
 				}
+				back, err := got.WeightQuant(c.shape, c.axis)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, q := range want.Q {
+					if back.Q[i] != q {
+						t.Fatalf("%v W%d group %d: WeightQuant code %d: got %d; want %d", c.shape, bits, gs, i, back.Q[i], q)
+					}
+				}
 			}
 		}
 	}
@@ -100,6 +109,9 @@ func TestGroupScales(t *testing.T) {
 	g, err := QuantizeMatrix(w, 1, 7, 3, 2, false)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := g.WeightQuant([]int{1, 7}, 0); err == nil {
+		t.Error("WeightQuant of 4 groups per channel: got no error")
 	}
 	wantS := []float64{0.2, 1, 3, 0.15}
 	wantQ := []int8{2, -3, 3, 2, -3, 0, 3} // 1.5/1 = 1.5 -> 2 (half to even); 0.9/3 = 0.3 -> 0
