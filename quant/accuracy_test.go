@@ -48,8 +48,8 @@ func accuracy(t testing.TB, net *network.Network, ds *dataset.Dataset, hook netw
 	return 100 * float64(correct) / float64(ds.Len())
 }
 
-// lenetMethod is one weight quantizer of the comparison.
-type lenetMethod struct {
+// weightMethod is one weight quantizer of the comparison.
+type weightMethod struct {
 	name             string
 	gptq             bool
 	group            int
@@ -57,7 +57,7 @@ type lenetMethod struct {
 }
 
 // gptqMethods are the weight quantizers the accuracy tables compare.
-var gptqMethods = []lenetMethod{
+var gptqMethods = []weightMethod{
 	{name: "round-to-nearest"},
 	{name: "round-to-nearest, g32", group: 32},
 	{name: "GPTQ", gptq: true},
@@ -71,7 +71,7 @@ var gptqMethods = []lenetMethod{
 // weights at 2, 3 and 4 bits by each method and uint8 activations, ranges
 // and Hessians from calib, and returns accuracy[method][bits] and a
 // Markdown table (with the float accuracy and each method's size at 3 bits).
-func gptqAccuracies(t testing.TB, net *network.Network, calib *tensor.Tensor, test *dataset.Dataset, methods []lenetMethod) (map[string]map[int]float64, string) {
+func gptqAccuracies(t testing.TB, net *network.Network, calib *tensor.Tensor, test *dataset.Dataset, methods []weightMethod) (map[string]map[int]float64, string) {
 	ctx := context.Background()
 	ranges, err := ObserveRanges(ctx, net, []*tensor.Tensor{calib})
 	if err != nil {
@@ -85,7 +85,7 @@ func gptqAccuracies(t testing.TB, net *network.Network, calib *tensor.Tensor, te
 		acc[m.name] = map[int]float64{}
 		for _, bits := range []int{2, 3, 4} {
 			ws.Restore()
-			vals, err := lenetWeights(ctx, net, calib, bits, hook, m)
+			vals, err := methodWeights(ctx, net, calib, bits, hook, m)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -165,7 +165,7 @@ func BenchmarkGPTQAccuracyVGG(b *testing.B) {
 	}
 	test := fixture.TestSet(b, 0)
 	for b.Loop() {
-		acc, table := gptqAccuracies(b, net, calib.X, test, []lenetMethod{gptqMethods[0], gptqMethods[2], gptqMethods[5], gptqMethods[6]})
+		acc, table := gptqAccuracies(b, net, calib.X, test, []weightMethod{gptqMethods[0], gptqMethods[2], gptqMethods[5], gptqMethods[6]})
 		b.Log("VGG-style CNN, calibration: the first 1024 training images; " + table)
 		for _, bits := range []int{2, 3, 4} {
 			b.ReportMetric(acc["round-to-nearest"][bits], fmt.Sprintf("W%d-RTN-%%", bits))
@@ -174,9 +174,9 @@ func BenchmarkGPTQAccuracyVGG(b *testing.B) {
 	}
 }
 
-// lenetWeights returns every layer's fake-quantized weights at bits by
+// methodWeights returns every layer's fake-quantized weights at bits by
 // the method.
-func lenetWeights(ctx context.Context, net *network.Network, calib *tensor.Tensor, bits int, hook network.Hook, m lenetMethod) ([][]float64, error) {
+func methodWeights(ctx context.Context, net *network.Network, calib *tensor.Tensor, bits int, hook network.Hook, m weightMethod) ([][]float64, error) {
 	layers := net.Layers()
 	if m.gptq {
 		b := make([]int, len(layers))
