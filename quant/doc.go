@@ -1,8 +1,9 @@
 // Package quant owns mpsearch's quantizers: uniform symmetric per-channel
 // weight quantization (the project's convention, shared with the fixtures),
-// asymmetric per-tensor uint8 activation quantization with its calibration,
-// dyadic multipliers for integer-only requantization, and simulated
-// (fake) quantization of a float network.
+// per-group scales with a clipping search, GPTQ rounding from the Hessian
+// of each layer's inputs, asymmetric per-tensor uint8 activation
+// quantization with its calibration, dyadic multipliers for integer-only
+// requantization, and simulated (fake) quantization of a float network.
 //
 // Conventions (DESIGN.md):
 //   - weights, b bits: qmax = 2^(b-1)-1, per output channel
@@ -14,6 +15,62 @@
 //     x̂ = (clamp(roundHalfEven(x/scale)+zp, 0, 255) - zp)·scale.
 //   - dyadic multiplier: a positive real M is m·2^-c with m a 31-bit integer.
 //
+// Weight matrices (group.go): a weight tensor is quantized as the matrix
+// W [rows = output channels, cols = inputs per channel] (ToMatrix): for a
+// Conv [M, C/group, kh, kw] the im2col view, column (c, i, j); for MatMul
+// and a Gemm stored [in, out] the transpose.
+//   - per group (QuantizeMatrix): one scale per row and group of GroupSize
+//     consecutive columns (the last may be shorter; GroupSize 0 or >= cols
+//     is per channel and equals QuantizeWeights exactly). Scales follow the
+//     convention above per group; with the clipping search (MSE) a scale
+//     is p·max|w|/qmax for the shrink factor p in {1, 0.95, ..., 0.05} with
+//     the least squared rounding error, the largest p on ties, so it is
+//     never worse than max|w| in any group. One bit keeps mean|w|, the
+//     L2-optimal scale of sign codes.
+//   - ONNX blocks (BlockOrder): DequantizeLinear's block_size blocks a
+//     Conv weight along its input channels at each kernel tap, which are
+//     not consecutive columns of the im2col view; BlockOrder gives the
+//     column order (block, tap, channel) in which they are, so groups in
+//     that order are exactly the blocks an export stores, scales already
+//     in the [M, C/B, kh, kw] layout (GPTQWeights with blocks). B must
+//     divide C. Matrix weights need no reordering.
+//   - size (SizeBits): rows·cols·bits plus one fp16 scale per row and
+//     group, per-channel scales included.
+//
+// GPTQ (gptq.go; Frantar et al. 2022): given H = ∑ x xᵀ of the layer's
+// input vectors (LayerHessian: rows of a Gemm/MatMul input, im2col columns
+// of a Conv from network.ConvColumns, one H per conv group; float64 dsyrk
+// sums), columns are rounded one at a time and each rounding error is
+// compensated on the columns not yet rounded through the upper Cholesky
+// factor U of the damped H⁻¹ (UᵀU = H⁻¹, from one dpotrf and one dtrtri
+// of H in reversed order), in lazy batches of BlockSize columns (128):
+// within a batch the updates are applied column by column, to later
+// columns as one matrix product per batch.
+//   - damping: Damp·(mean of H's nonzero diagonal) added to the diagonal
+//     (1%); zero diagonal entries (inputs never active) are set to that
+//     mean first, so their columns are decoupled and rounded to nearest;
+//     H's scale does not matter.
+//   - exactness: the block size changes only the order of floating-point
+//     sums: the batch is shrunk to a multiple or divisor of the group size
+//     so that every group's scales are taken from its fully updated weights,
+//     and block sizes 1 and 128 give the same codes. The result equals the
+//     optimal brain quantizer computed column by column with explicit
+//     inverses (the tests' reference).
+//   - scales: per channel from the original row; per group from the group's
+//     weights when its first column is reached (updated by the compensation
+//     so far, as the authors' code does); with ActOrder (columns by
+//     decreasing diag H) or StaticGroups every scale is taken up front from
+//     the original weights, so groups stay contiguous for export.
+//   - one bit: sign codes with the channel's or group's mean|w|; GPTQ
+//     compensates the sign errors the same way.
+//   - GPTQNetwork quantizes layers in execution order, each with the H of
+//     its inputs after the layers before it are quantized (and after the
+//     activation hook), so each layer compensates the earlier ones' error.
+//
 // Invariant: quantizers are pure functions of their inputs (no hidden
 // state, no randomness), so simulated results are reproducible bit for bit.
+// GPTQ is deterministic for a given BLAS and thread count, like the float
+// engine (network/doc.go); with another BLAS thread count its group scales
+// taken from updated weights may differ in the last bits (codes agree in
+// the tests).
 package quant

@@ -106,6 +106,21 @@ func (s *WeightSetter) Set(li, bits int) error {
 	return nil
 }
 
+// SetValues replaces layer li's weights by v (values in the weight's
+// layout, e.g. from GPTQNetwork); Restore puts the float weights back.
+func (s *WeightSetter) SetValues(li int, v []float64) error {
+	l := s.net.Layers()[li]
+	w := s.net.Params()[l.Weight].Value
+	if len(v) != len(w.Data) {
+		return fmt.Errorf("layer %q: %d weight values; want %d", l.Node, len(v), len(w.Data))
+	}
+	if _, ok := s.saved[l.Weight]; !ok {
+		s.saved[l.Weight] = append([]float64(nil), w.Data...)
+	}
+	copy(w.Data, v)
+	return nil
+}
+
 // SetAll applies a bit width to every layer (bits[i] for layer i).
 func (s *WeightSetter) SetAll(bits []int) error {
 	for i, b := range bits {

@@ -1,0 +1,247 @@
+package quant
+
+import (
+	"context"
+	"fmt"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+
+	"mpsearch/network"
+	"mpsearch/tensor"
+)
+
+// hessianColsLimit bounds the im2col values (32 MiB) one Conv Add makes
+// at once; larger batches are taken a few samples at a time.
+var hessianColsLimit = 1 << 22
+
+// LayerHessian accumulates H = ∑ x xᵀ over the input vectors x of one
+// layer's output values, the matrix GPTQ needs: for Gemm and MatMul each
+// row of the input (the last axis; op(A)'s rows for a Gemm), for Conv each
+// im2col column (network.ConvColumns). A Conv with G groups has one H per
+// group: group g's input columns, seen by rows [g·Rows/G, (g+1)·Rows/G) of
+// the weight's matrix view (ToMatrix). Sums are float64 (BLAS dsyrk).
+type LayerHessian struct {
+	Node   string // the layer's node
+	Cols   int    // columns of the weight's matrix view
+	Groups int    // conv groups (1 for Gemm and MatMul)
+	N      int64  // input vectors accumulated
+
+	net    *network.Network
+	li     int
+	op     string
+	transA bool
+	h      [][]float64 // per group, the upper triangle of H, Cols×Cols
+}
+
+// NewLayerHessian starts an empty accumulation for layer li of net.
+func NewLayerHessian(net *network.Network, li int) (*LayerHessian, error) {
+	layers := net.Layers()
+	if li < 0 || li >= len(layers) {
+		return nil, fmt.Errorf("quant: layer %d of %d", li, len(layers))
+	}
+	l := layers[li]
+	w := net.Params()[l.Weight].Value
+	a := &LayerHessian{Node: l.Node, Groups: 1, net: net, li: li, op: l.Op}
+	a.Cols = w.Size() / w.Shape[l.ChannelAxis]
+	switch l.Op {
+	case "Conv":
+		g, err := convGroups(net, l.Node)
+		if err != nil {
+			return nil, err
+		}
+		a.Groups = g
+	case "Gemm":
+		for i := range net.Model.Graph.Nodes {
+			if n := &net.Model.Graph.Nodes[i]; n.Name == l.Node {
+				a.transA = n.Attrs["transA"].I != 0
+			}
+		}
+	}
+	a.h = make([][]float64, a.Groups)
+	for g := range a.h {
+		a.h[g] = make([]float64, a.Cols*a.Cols)
+	}
+	return a, nil
+}
+
+// convGroups reads the group attribute of Conv node name.
+func convGroups(net *network.Network, name string) (int, error) {
+	for i := range net.Model.Graph.Nodes {
+		if n := &net.Model.Graph.Nodes[i]; n.Name == name {
+			if a, ok := n.Attrs["group"]; ok && a.I > 1 {
+				return int(a.I), nil
+			}
+			return 1, nil
+		}
+	}
+	return 0, fmt.Errorf("quant: Conv layer %q is not a node of the model", name)
+}
+
+// Add accumulates a batch x of the layer's input (its node's first input,
+// as a network.Hook sees it).
+func (a *LayerHessian) Add(x *tensor.Tensor) error {
+	switch a.op {
+	case "Conv":
+		return a.addConv(x)
+	case "Gemm":
+		if x.Rank() != 2 {
+			return fmt.Errorf("quant: Gemm layer %q input %v; want a matrix", a.Node, x.Shape)
+		}
+		k := x.Shape[1]
+		if a.transA {
+			k = x.Shape[0]
+		}
+		if k != a.Cols {
+			return fmt.Errorf("quant: Gemm layer %q input %v has %d features; want %d", a.Node, x.Shape, k, a.Cols)
+		}
+		if a.transA { // x is [K, M]: H += x xᵀ
+			a.syrk(0, blas.NoTrans, x.Data, a.Cols, x.Shape[1])
+		} else { // x is [M, K]: H += xᵀ x
+			a.syrk(0, blas.Trans, x.Data, x.Shape[0], a.Cols)
+		}
+		return nil
+	default: // MatMul: rows of the last axis
+		if x.Rank() == 0 || x.Shape[x.Rank()-1] != a.Cols {
+			return fmt.Errorf("quant: MatMul layer %q input %v; want %d values on the last axis", a.Node, x.Shape, a.Cols)
+		}
+		a.syrk(0, blas.Trans, x.Data, x.Size()/a.Cols, a.Cols)
+		return nil
+	}
+}
+
+// addConv accumulates the im2col columns of x, a few samples at a time.
+func (a *LayerHessian) addConv(x *tensor.Tensor) error {
+	if x.Rank() < 3 {
+		return fmt.Errorf("quant: Conv layer %q input %v; want [N, C, ...]", a.Node, x.Shape)
+	}
+	n, per := x.Shape[0], x.Size()/max(x.Shape[0], 1)
+	step := 1 // the first sample measures the columns' size
+	for b0, nb := 0, 0; b0 < n; b0 += nb {
+		nb = min(step, n-b0)
+		xb := tensor.FromData(x.Data[b0*per:(b0+nb)*per], append([]int{nb}, x.Shape[1:]...)...)
+		cols, _, err := a.net.ConvColumns(a.li, xb)
+		if err != nil {
+			return fmt.Errorf("quant: %w", err)
+		}
+		ld := len(cols) / (a.Cols * a.Groups)
+		for g := 0; g < a.Groups; g++ {
+			// Group g's rows of the [C*kh*kw, nb*P] columns: H += c cᵀ.
+			a.syrk(g, blas.NoTrans, cols[g*a.Cols*ld:(g+1)*a.Cols*ld], a.Cols, ld)
+		}
+		if b0 == 0 {
+			step = max(1, hessianColsLimit/len(cols))
+		}
+	}
+	return nil
+}
+
+// syrk adds m mᵀ (t = NoTrans, m r×c) or mᵀ m (t = Trans) to the upper
+// triangle of group g's H and counts the input vectors.
+func (a *LayerHessian) syrk(g int, t blas.Transpose, m []float64, r, c int) {
+	n := r
+	if t == blas.NoTrans {
+		n = c
+	}
+	if n == 0 {
+		return
+	}
+	blas64.Syrk(t, 1, blas64.General{Rows: r, Cols: c, Stride: c, Data: m}, 1,
+		blas64.Symmetric{Uplo: blas.Upper, N: a.Cols, Stride: a.Cols, Data: a.h[g]})
+	if g == 0 {
+		a.N += int64(n)
+	}
+}
+
+// Hessian returns conv group g's H as a full symmetric Cols×Cols
+// row-major matrix (a copy).
+func (a *LayerHessian) Hessian(g int) []float64 {
+	h := append([]float64(nil), a.h[g]...)
+	for i := 0; i < a.Cols; i++ {
+		for j := 0; j < i; j++ {
+			h[i*a.Cols+j] = h[j*a.Cols+i]
+		}
+	}
+	return h
+}
+
+// AccumulateHessians runs the network over the batches and returns the H
+// of each layer in layers (indices into net.Layers()), built from the
+// layers' inputs as they reach the layers after hook (nil: unchanged; a
+// quant.ActHook gives the inputs of simulated uint8 activations).
+func AccumulateHessians(ctx context.Context, net *network.Network, batches []*tensor.Tensor, layers []int, hook network.Hook) ([]*LayerHessian, error) {
+	acc := make([]*LayerHessian, len(layers))
+	byNode := map[string]*LayerHessian{}
+	for i, li := range layers {
+		a, err := NewLayerHessian(net, li)
+		if err != nil {
+			return nil, err
+		}
+		acc[i], byNode[a.Node] = a, a
+	}
+	var addErr error
+	rec := func(node string, input int, v *tensor.Tensor) *tensor.Tensor {
+		if hook != nil {
+			v = hook(node, input, v)
+		}
+		if a, ok := byNode[node]; ok && input == 0 && addErr == nil {
+			addErr = a.Add(v)
+		}
+		return v
+	}
+	for _, x := range batches {
+		if _, err := net.InferHook(ctx, x, rec); err != nil {
+			return nil, err
+		}
+		if addErr != nil {
+			return nil, addErr
+		}
+	}
+	return acc, nil
+}
+
+// GPTQWeights quantizes the weight tensor w (shape, channel axis) of the
+// layer h was accumulated for by GPTQ, conv group by conv group, and
+// returns the fake-quantized weights in w's layout with the quantization
+// of the matrix view (ToMatrix; scales and codes of the groups stacked in
+// row order). With blocks, opt.GroupSize counts input channels of ONNX
+// blocks (BlockOrder) instead of matrix columns, and the quantization
+// returned is that of the matrix with its columns in block order.
+func GPTQWeights(w []float64, shape []int, axis int, h *LayerHessian, opt GPTQOptions, blocks bool) ([]float64, *GroupQuant, error) {
+	m, rows, cols := ToMatrix(w, shape, axis)
+	if cols != h.Cols || rows%h.Groups != 0 {
+		return nil, nil, fmt.Errorf("quant: layer %q: weight %v has a %d×%d matrix view; the Hessian has %d columns and %d groups", h.Node, shape, rows, cols, h.Cols, h.Groups)
+	}
+	var order []int
+	if blocks && opt.GroupSize > 0 {
+		var err error
+		if order, opt.GroupSize, err = BlockOrder(shape, axis, opt.GroupSize); err != nil {
+			return nil, nil, fmt.Errorf("layer %q: %w", h.Node, err)
+		}
+		m = PermuteColumns(m, rows, cols, order)
+	}
+	rg := rows / h.Groups
+	var all *GroupQuant
+	for g := 0; g < h.Groups; g++ {
+		hg := h.Hessian(g)
+		if order != nil {
+			hg = permuteSym(hg, cols, order)
+		}
+		q, err := GPTQ(m[g*rg*cols:(g+1)*rg*cols], rg, cols, hg, opt)
+		if err != nil {
+			return nil, nil, fmt.Errorf("layer %q: %w", h.Node, err)
+		}
+		if all == nil {
+			all = q
+			all.Rows = rows
+			continue
+		}
+		all.Scales = append(all.Scales, q.Scales...)
+		all.Q = append(all.Q, q.Q...)
+	}
+	fake := all.Dequantize()
+	if order != nil {
+		fake = PermuteColumns(fake, rows, cols, InverseOrder(order))
+	}
+	return FromMatrix(fake, shape, axis), all, nil
+}
