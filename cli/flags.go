@@ -64,7 +64,17 @@ const (
 	maxProbes = 1000000 // --probes: Hutchinson probes (hessian's own default cap is 1000)
 	maxBatch  = 1 << 16 // --batch: samples per mini-batch
 	maxSide   = 8192    // --resize: pixels per side
+	maxRefine = 100000  // --refine: each is a measurement on the held-out data
 )
+
+// defaultRefine is --refine's default: one measurement costs a forward
+// pass over the held-out quarter of --data, so 32 of them cost about what
+// 11 cells of the direct metric cost (each a pass over the other three
+// quarters), less than the direct metric's layers x widths cells on any
+// model with 3 layers and 4 widths. Measured: 0.035 s each on the fixture
+// LeNet (512 held-out images), about 2 s on the VGG-style CNN (256 images)
+// on the shared development machine.
+const defaultRefine = 32
 
 // parseResize reads --resize HxW within maxSide per side.
 func parseResize(s string) (h, w int, err error) {
