@@ -1,0 +1,191 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"mpsearch/dataset"
+	"mpsearch/network"
+	"mpsearch/onnx"
+	"mpsearch/sensitivity"
+)
+
+// TestRefineEvidence measures what refinement buys on the Fashion-MNIST
+// models of the README's results table, with the README's settings (the
+// first 2048 (LeNet) or 1024 (VGG) training images, the last quarter held
+// out for verification, bits 2,3,4,8, ends at 8, size budgets at the
+// uniform-3 and uniform-4 sizes): test accuracy (10,000 images) of the best
+// uniform configuration that fits, the plain ILP optimum, the verified
+// result, the refined one (--refine 32 and 128) and the greedy descent on
+// measured loss. It reads the sensitivity table that the README's
+// `mpsearch search` command cached (run that first) and logs the figures.
+// Opt-in: MPSEARCH_REFINE_EVIDENCE=lenet, vgg or lenet,vgg.
+func TestRefineEvidence(t *testing.T) {
+	which := os.Getenv("MPSEARCH_REFINE_EVIDENCE")
+	if which == "" {
+		t.Skip("opt-in: MPSEARCH_REFINE_EVIDENCE=lenet,vgg (minutes; needs the README search commands' cached tables)")
+	}
+	models := []struct {
+		name, path string
+		limit      int
+		budgets    []string
+	}{
+		{"lenet", "testdata/fmnist-lenet/lenet.onnx", 2048, []string{"23052", "30735"}},
+		{"vgg", "testdata/vgg-fmnist/model.onnx", 1024, []string{"0.375x", "0.5x"}},
+	}
+	for _, m := range models {
+		if !strings.Contains(which, m.name) {
+			continue
+		}
+		t.Run(m.name, func(t *testing.T) { refineEvidence(t, m.path, m.limit, m.budgets) })
+	}
+}
+
+// cachedTable finds the cached table of model computed on n samples with
+// the search's default metrics.
+func cachedTable(t *testing.T, model string, n int) *sensitivity.Table {
+	files, _ := filepath.Glob(filepath.Join(CacheDir(), "sens-*.yaml"))
+	for _, f := range files {
+		tab, err := sensitivity.ReadFile(f)
+		if err != nil || tab.Model != model || tab.Samples != n {
+			continue
+		}
+		if _, ok := tab.Layers[0].Metrics["fisher"]; ok {
+			return tab
+		}
+	}
+	t.Skipf("no cached table of %s on %d samples: run the README's mpsearch search command first", model, n)
+	return nil
+}
+
+func refineEvidence(t *testing.T, path string, limit int, budgets []string) {
+	ctx := context.Background()
+	mdl, err := onnx.Load("../" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := network.Build(mdl, network.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	norm := dataset.Options{Mean: []float64{0.2860}, Std: []float64{0.3530}}
+	opt := norm
+	opt.Labels, opt.Limit = fmnist+"train-labels-idx1-ubyte.gz", limit
+	all, err := dataset.Load(fmnist+"train-images-idx3-ubyte.gz", opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nh := limit / 4
+	calib, heldOut := all.Subset(0, limit-nh), all.Subset(limit-nh, nh)
+	testOpt := norm
+	testOpt.Labels = fmnist + "t10k-labels-idx1-ubyte.gz"
+	test, err := dataset.Load(fmnist+"t10k-images-idx3-ubyte.gz", testOpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab := cachedTable(t, path, limit-nh)
+	ver, err := NewNetVerifier(ctx, net, calib, heldOut, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accs := map[string]float64{}
+	acc := func(bits []int) float64 {
+		k := fmt.Sprint(bits)
+		if a, ok := accs[k]; ok {
+			return a
+		}
+		r, err := ver.SimulatedAccuracy(ctx, test, bits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		accs[k] = r.Accuracy
+		return r.Accuracy
+	}
+	for _, bt := range budgets {
+		b, err := ParseBudget(Size, bt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		row := func(label string, c *Candidate, extra string) {
+			lines = append(lines, fmt.Sprintf("  %-34s %v loss %.5f test %.2f%% %s", label, c.Bits, c.MeasuredLoss, 100*acc(c.Bits), extra))
+		}
+		var verified *Candidate
+		for _, n := range []int{0, 32, 128} {
+			res, err := Search(ctx, tab, SearchConfig{Bits: []int{2, 3, 4, 8}, Budgets: []Budget{b}, KeepEnds: true, Verify: ver, Refine: n})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				verified = res.Chosen
+				bestU := (*Candidate)(nil)
+				for _, u := range res.Uniform {
+					if u.Fits && !u.ReferenceOnly && (bestU == nil || acc(u.Bits) > acc(bestU.Bits)) {
+						bestU = u
+					}
+				}
+				if bestU != nil {
+					row("best uniform that fits: "+bestU.Label, bestU, "")
+				}
+				row("plain "+res.Plain.Label, res.Plain, "")
+				row("verified "+res.Chosen.Label, res.Chosen, "")
+				g, evals, err := res.GreedyMeasured(ctx, ver)
+				if err != nil {
+					t.Fatal(err)
+				}
+				row("greedy on measured loss", g, fmt.Sprintf("(%d evaluations)", evals))
+				if bf, n := bruteForce(ctx, t, res, ver, 256); bf != nil {
+					row("brute force on measured loss", bf, fmt.Sprintf("(%d configurations)", n))
+				}
+				continue
+			}
+			rf := res.Refinement
+			row(fmt.Sprintf("refined, --refine %d", n), res.Chosen, fmt.Sprintf("(%d steps, %d evaluations, %s) %v", len(rf.Steps), rf.Evaluations, rf.Stopped, rf.Moves))
+			if rf.Start.Label != verified.Label {
+				t.Errorf("refinement started from %s; want the verified %s", rf.Start.Label, verified.Label)
+			}
+		}
+		t.Logf("%s at size budget %s:\n%s", path, bt, strings.Join(lines, "\n"))
+	}
+}
+
+// bruteForce measures every configuration of the free layers that fits the
+// budgets, when there are at most max of them, and returns the one of
+// least measured loss (nil when there are more).
+func bruteForce(ctx context.Context, t *testing.T, res *SearchResult, v Verifier, max int) (*Candidate, int) {
+	units := decisionUnits(res.Table, res.fixed)
+	total := 1
+	for range units {
+		total *= len(res.Bits)
+		if total > max {
+			return nil, 0
+		}
+	}
+	var best *Candidate
+	n := 0
+	for k := range total {
+		bits := slices.Clone(res.Chosen.Bits)
+		for _, u := range units {
+			bits = u.set(bits, res.Bits[k%len(res.Bits)])
+			k /= len(res.Bits)
+		}
+		c := res.candidate("brute force", bits)
+		if !c.Fits {
+			continue
+		}
+		l, err := v.Loss(ctx, bits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if c.MeasuredLoss = l; best == nil || l < best.MeasuredLoss {
+			best = c
+		}
+	}
+	return best, n
+}
