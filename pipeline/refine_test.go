@@ -260,6 +260,17 @@ func TestRefineFindsExchange(t *testing.T) {
 			t.Errorf("move %q of %v is not an exchange; with no slack every move must be", m, res.Refinement.Moves)
 		}
 	}
+	// summary.json holds the path: start, each step's move, bits, costs and loss.
+	sr := NewSummary(res, "ilp").Refinement
+	if sr == nil || !slices.Equal(sr.Start.Bits, []int{3, 3, 3}) || len(sr.Steps) != len(res.Refinement.Steps) || sr.Evaluations != res.Refinement.Evaluations || sr.Budget != 20 {
+		t.Fatalf("summary refinement %+v; want the path of %+v", sr, res.Refinement)
+	}
+	for k, st := range sr.Steps {
+		c := res.Refinement.Steps[k]
+		if st.Move != res.Refinement.Moves[k] || !slices.Equal(st.Bits, c.Bits) || st.MeasuredLoss == nil || *st.MeasuredLoss != loss.eval(c.Bits) || st.Costs[Size] != float64(100*(c.Bits[0]+c.Bits[1]+c.Bits[2]))/8 {
+			t.Errorf("summary step %d: %+v; want move %q, bits %v, loss %g", k+1, st, res.Refinement.Moves[k], c.Bits, loss.eval(c.Bits))
+		}
+	}
 }
 
 // TestGreedyMeasured checks the baseline on an additive loss, equal
