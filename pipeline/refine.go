@@ -159,8 +159,8 @@ func (r *refiner) moves(cur []int) []move {
 	var out []move
 	for a, ua := range r.units {
 		k := slices.Index(r.widths, cur[ua.layers[0]])
-		if k+1 >= len(r.widths) {
-			continue
+		if k < 0 || k+1 >= len(r.widths) {
+			continue // at the highest width (or, by a caller's error, at none of them)
 		}
 		wa := r.widths[k+1]
 		up := ua.set(cur, wa)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -24,10 +25,13 @@ import (
 // result, the refined one (--refine 32 and 128) and the greedy descent on
 // measured loss. It reads the sensitivity table that the README's
 // `mpsearch search` command cached (run that first) and logs the figures.
-// Opt-in: MPSEARCH_REFINE_EVIDENCE=lenet, vgg or lenet,vgg.
+// Opt-in: MPSEARCH_REFINE_EVIDENCE=lenet, vgg or lenet,vgg; another model
+// by MPSEARCH_REFINE_EVIDENCE_EXTRA=path:limit:budget,budget (path as given
+// to mpsearch search --model, so that its cached table is found).
 func TestRefineEvidence(t *testing.T) {
 	which := os.Getenv("MPSEARCH_REFINE_EVIDENCE")
-	if which == "" {
+	extra := os.Getenv("MPSEARCH_REFINE_EVIDENCE_EXTRA")
+	if which == "" && extra == "" {
 		t.Skip("opt-in: MPSEARCH_REFINE_EVIDENCE=lenet,vgg (minutes; needs the README search commands' cached tables)")
 	}
 	models := []struct {
@@ -37,6 +41,18 @@ func TestRefineEvidence(t *testing.T) {
 	}{
 		{"lenet", "testdata/fmnist-lenet/lenet.onnx", 2048, []string{"23052", "30735"}},
 		{"vgg", "testdata/vgg-fmnist/model.onnx", 1024, []string{"0.375x", "0.5x"}},
+	}
+	if f := strings.Split(extra, ":"); len(f) == 3 {
+		n, err := strconv.Atoi(f[1])
+		if err != nil {
+			t.Fatalf("MPSEARCH_REFINE_EVIDENCE_EXTRA=%s: %v", extra, err)
+		}
+		which += ",extra"
+		models = append(models, struct {
+			name, path string
+			limit      int
+			budgets    []string
+		}{"extra", f[0], n, strings.Split(f[2], ",")})
 	}
 	for _, m := range models {
 		if !strings.Contains(which, m.name) {
@@ -65,7 +81,11 @@ func cachedTable(t *testing.T, model string, n int) *sensitivity.Table {
 
 func refineEvidence(t *testing.T, path string, limit int, budgets []string) {
 	ctx := context.Background()
-	mdl, err := onnx.Load("../" + path)
+	file := path
+	if !filepath.IsAbs(file) {
+		file = "../" + path
+	}
+	mdl, err := onnx.Load(file)
 	if err != nil {
 		t.Fatal(err)
 	}
