@@ -79,7 +79,23 @@ func cachedTable(t *testing.T, model string, n int) *sensitivity.Table {
 	return nil
 }
 
+// refineBudgets are the --refine values measured: the default and more;
+// MPSEARCH_REFINE_EVIDENCE_BUDGETS=32 (comma-separated) changes them.
+var refineBudgets = []int{defaultRefineEvidence, 128}
+
+const defaultRefineEvidence = 32 // cli's defaultRefine
+
 func refineEvidence(t *testing.T, path string, limit int, budgets []string) {
+	if v := os.Getenv("MPSEARCH_REFINE_EVIDENCE_BUDGETS"); v != "" {
+		refineBudgets = nil
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(f)
+			if err != nil {
+				t.Fatalf("MPSEARCH_REFINE_EVIDENCE_BUDGETS=%s: %v", v, err)
+			}
+			refineBudgets = append(refineBudgets, n)
+		}
+	}
 	ctx := context.Background()
 	file := path
 	if !filepath.IsAbs(file) {
@@ -131,46 +147,46 @@ func refineEvidence(t *testing.T, path string, limit int, budgets []string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var lines []string
+		// Rows are logged as they are measured (minutes each on the VGG-style CNN).
 		row := func(label string, c *Candidate, extra string) {
-			lines = append(lines, fmt.Sprintf("  %-34s %v loss %.5f test %.2f%% %s", label, c.Bits, c.MeasuredLoss, 100*acc(c.Bits), extra))
+			t.Logf("%s at %s: %-34s %v loss %.5f test %.2f%% %s", path, bt, label, c.Bits, c.MeasuredLoss, 100*acc(c.Bits), extra)
 		}
-		var verified *Candidate
-		for _, n := range []int{0, 32, 128} {
+		search := func(n int) *SearchResult {
 			res, err := Search(ctx, tab, SearchConfig{Bits: []int{2, 3, 4, 8}, Budgets: []Budget{b}, KeepEnds: true, Verify: ver, Refine: n})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n == 0 {
-				verified = res.Chosen
-				bestU := (*Candidate)(nil)
-				for _, u := range res.Uniform {
-					if u.Fits && !u.ReferenceOnly && (bestU == nil || acc(u.Bits) > acc(bestU.Bits)) {
-						bestU = u
-					}
-				}
-				if bestU != nil {
-					row("best uniform that fits: "+bestU.Label, bestU, "")
-				}
-				row("plain "+res.Plain.Label, res.Plain, "")
-				row("verified "+res.Chosen.Label, res.Chosen, "")
-				g, evals, err := res.GreedyMeasured(ctx, ver)
-				if err != nil {
-					t.Fatal(err)
-				}
-				row("greedy on measured loss", g, fmt.Sprintf("(%d evaluations)", evals))
-				if bf, n := bruteForce(ctx, t, res, ver, 256); bf != nil {
-					row("brute force on measured loss", bf, fmt.Sprintf("(%d configurations)", n))
-				}
-				continue
+			return res
+		}
+		res := search(0)
+		verified := res.Chosen
+		var bestU *Candidate
+		for _, u := range res.Uniform {
+			if u.Fits && !u.ReferenceOnly && (bestU == nil || acc(u.Bits) > acc(bestU.Bits)) {
+				bestU = u
 			}
-			rf := res.Refinement
-			row(fmt.Sprintf("refined, --refine %d", n), res.Chosen, fmt.Sprintf("(%d steps, %d evaluations, %s) %v", len(rf.Steps), rf.Evaluations, rf.Stopped, rf.Moves))
+		}
+		if bestU != nil {
+			row("best uniform that fits: "+bestU.Label, bestU, "")
+		}
+		row("plain "+res.Plain.Label, res.Plain, "")
+		row("verified "+res.Chosen.Label, res.Chosen, "")
+		for _, n := range refineBudgets {
+			rr := search(n)
+			rf := rr.Refinement
+			row(fmt.Sprintf("refined, --refine %d", n), rr.Chosen, fmt.Sprintf("(%d steps, %d evaluations, %s) %v", len(rf.Steps), rf.Evaluations, rf.Stopped, rf.Moves))
 			if rf.Start.Label != verified.Label {
 				t.Errorf("refinement started from %s; want the verified %s", rf.Start.Label, verified.Label)
 			}
 		}
-		t.Logf("%s at size budget %s:\n%s", path, bt, strings.Join(lines, "\n"))
+		g, evals, err := res.GreedyMeasured(ctx, ver)
+		if err != nil {
+			t.Fatal(err)
+		}
+		row("greedy on measured loss", g, fmt.Sprintf("(%d evaluations)", evals))
+		if bf, n := bruteForce(ctx, t, res, ver, 256); bf != nil {
+			row("brute force on measured loss", bf, fmt.Sprintf("(%d configurations)", n))
+		}
 	}
 }
 
