@@ -27,7 +27,10 @@ import (
 // `mpsearch search` command cached (run that first) and logs the figures.
 // Opt-in: MPSEARCH_REFINE_EVIDENCE=lenet, vgg or lenet,vgg; another model
 // by MPSEARCH_REFINE_EVIDENCE_EXTRA=path:limit:budget,budget (path as given
-// to mpsearch search --model, so that its cached table is found).
+// to mpsearch search --model, so that its cached table is found);
+// MPSEARCH_REFINE_EVIDENCE_TEST=N uses the first N test images and
+// MPSEARCH_REFINE_EVIDENCE_GREEDY=0 skips the greedy baseline, for models
+// whose measurements take many seconds.
 func TestRefineEvidence(t *testing.T) {
 	which := os.Getenv("MPSEARCH_REFINE_EVIDENCE")
 	extra := os.Getenv("MPSEARCH_REFINE_EVIDENCE_EXTRA")
@@ -120,6 +123,12 @@ func refineEvidence(t *testing.T, path string, limit int, budgets []string) {
 	calib, heldOut := all.Subset(0, limit-nh), all.Subset(limit-nh, nh)
 	testOpt := norm
 	testOpt.Labels = fmnist + "t10k-labels-idx1-ubyte.gz"
+	if v := os.Getenv("MPSEARCH_REFINE_EVIDENCE_TEST"); v != "" {
+		// Fewer test images, for models whose measurements take minutes.
+		if testOpt.Limit, err = strconv.Atoi(v); err != nil {
+			t.Fatalf("MPSEARCH_REFINE_EVIDENCE_TEST=%s: %v", v, err)
+		}
+	}
 	test, err := dataset.Load(fmnist+"t10k-images-idx3-ubyte.gz", testOpt)
 	if err != nil {
 		t.Fatal(err)
@@ -149,7 +158,7 @@ func refineEvidence(t *testing.T, path string, limit int, budgets []string) {
 		}
 		// Rows are logged as they are measured (minutes each on the VGG-style CNN).
 		row := func(label string, c *Candidate, extra string) {
-			t.Logf("%s at %s: %-34s %v loss %.5f test %.2f%% %s", path, bt, label, c.Bits, c.MeasuredLoss, 100*acc(c.Bits), extra)
+			t.Logf("%s at %s (%d test images): %-34s %v loss %.5f test %.2f%% %s", path, bt, test.Len(), label, c.Bits, c.MeasuredLoss, 100*acc(c.Bits), extra)
 		}
 		search := func(n int) *SearchResult {
 			res, err := Search(ctx, tab, SearchConfig{Bits: []int{2, 3, 4, 8}, Budgets: []Budget{b}, KeepEnds: true, Verify: ver, Refine: n})
@@ -179,11 +188,13 @@ func refineEvidence(t *testing.T, path string, limit int, budgets []string) {
 				t.Errorf("refinement started from %s; want the verified %s", rf.Start.Label, verified.Label)
 			}
 		}
-		g, evals, err := res.GreedyMeasured(ctx, ver)
-		if err != nil {
-			t.Fatal(err)
+		if os.Getenv("MPSEARCH_REFINE_EVIDENCE_GREEDY") != "0" {
+			g, evals, err := res.GreedyMeasured(ctx, ver)
+			if err != nil {
+				t.Fatal(err)
+			}
+			row("greedy on measured loss", g, fmt.Sprintf("(%d evaluations)", evals))
 		}
-		row("greedy on measured loss", g, fmt.Sprintf("(%d evaluations)", evals))
 		if bf, n := bruteForce(ctx, t, res, ver, 256); bf != nil {
 			row("brute force on measured loss", bf, fmt.Sprintf("(%d configurations)", n))
 		}
