@@ -82,11 +82,9 @@ func cachedTable(t *testing.T, model string, n int) *sensitivity.Table {
 	return nil
 }
 
-// refineBudgets are the --refine values measured: the default and more;
+// refineBudgets are the --refine values measured (128 is cli's default);
 // MPSEARCH_REFINE_EVIDENCE_BUDGETS=32 (comma-separated) changes them.
-var refineBudgets = []int{defaultRefineEvidence, 128}
-
-const defaultRefineEvidence = 32 // cli's defaultRefine
+var refineBudgets = []int{32, 128}
 
 func refineEvidence(t *testing.T, path string, limit int, budgets []string) {
 	if v := os.Getenv("MPSEARCH_REFINE_EVIDENCE_BUDGETS"); v != "" {
