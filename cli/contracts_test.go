@@ -32,6 +32,8 @@ func TestUsageContracts(t *testing.T) {
 		{"repeated size budget", []string{"search", "--table", table, "--size-budget", "3000", "--size-budget", "4000"}, "given twice"},
 		{"repeated latency budget", []string{"pareto", "--table", table, "--latency-budget", "1ms", "--latency-budget", "1ms"}, "given twice"},
 		{"points too many", []string{"pareto", "--table", table, "--points", "100000000"}, "--points: 100000000 is not in 2..1000"},
+		{"refine negative", []string{"search", "--table", table, "--refine", "-1"}, "--refine: -1 is not in 0..100000"},
+		{"refine too many", []string{"pareto", "--table", table, "--refine", "100000000"}, "--refine: 100000000 is not in 0..100000"},
 		{"probes too many", []string{"sensitivity", "--probes", "1000000000"}, "--probes: 1000000000 is not in 2..1000000"},
 		{"batch too large", []string{"eval", "--batch", "100000000"}, "--batch: 100000000 is not in 1..65536"},
 		{"resize too large", []string{"eval", "--model", fixtureDir + "lenet.onnx", "--data", imgs, "--resize", "99999x99999"}, "--resize: 99999x99999 exceeds 8192x8192"},

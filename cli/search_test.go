@@ -195,6 +195,16 @@ func TestSearchDemoDeterministic(t *testing.T) {
 		Layers   []struct {
 			WBits int `json:"w_bits"`
 		} `json:"layers"`
+		Refinement *struct {
+			Start struct {
+				Bits []int `json:"bits"`
+			} `json:"start"`
+			Steps []struct {
+				Move string `json:"move"`
+				Bits []int  `json:"bits"`
+			} `json:"steps"`
+			Evaluations, Budget int
+		} `json:"refinement"`
 	}
 	if err := json.Unmarshal(outs[0]["summary.json"], &s); err != nil {
 		t.Fatal(err)
@@ -209,6 +219,21 @@ func TestSearchDemoDeterministic(t *testing.T) {
 	}
 	if len(s.Layers) != 5 || s.Accuracy["float"] < 0.9 || s.Accuracy["quantized"] < 0.85 {
 		t.Errorf("summary: %d layers, accuracy %v; want 5 layers, float >= 0.9, quantized >= 0.85", len(s.Layers), s.Accuracy)
+	}
+	// --refine's default: the path ends at the returned configuration.
+	if r := s.Refinement; r == nil || r.Budget != defaultRefine || r.Evaluations > r.Budget {
+		t.Errorf("summary refinement %+v; want budget %d (the default) and at most that many evaluations", r, defaultRefine)
+	} else {
+		last := r.Start.Bits
+		if len(r.Steps) > 0 {
+			last = r.Steps[len(r.Steps)-1].Bits
+		}
+		for i, l := range s.Layers {
+			if i >= len(last) || l.WBits != last[i] {
+				t.Errorf("layers' bits differ from the refinement path's end %v at layer %d", last, i)
+				break
+			}
+		}
 	}
 	m, err := onnx.Parse(outs[0]["model.qdq.onnx"], "")
 	if err != nil {

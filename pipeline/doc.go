@@ -11,11 +11,25 @@
 // forward-only: they run network.Infer batch by batch, so they hold one
 // batch's live activations, never a whole pass or the whole data set's.
 //
+// Search solves the ILP (or runs the RL agent), verifies a few candidates
+// on held-out data (verify.go's NetVerifier: KL divergence from the float
+// model) and, with SearchConfig.Refine > 0, refines the verified result by
+// greedy moves measured jointly on the same data (refine.go): exchanges
+// (a layer or tie group one width up, another down by the fewest widths
+// that restore every budget), a raise alone when it fits, a lower alone,
+// measured in a fixed order and accepted at the first that
+// lowers the measured loss, within Refine measurements. The path goes to
+// SearchResult.Refinement and summary.json's "refinement".
+//
 // Invariants: a search whose context ends returns an error and no result;
 // an ILP solution not proven optimal is labelled "best found, proven gap
 // X%", never "optimum"; every candidate measured or returned keeps the
-// layers fixed by the table or KeepEnds (plain uniform configurations that
-// override them are ReferenceOnly); WriteFiles replaces all outputs or
+// layers fixed by the table or KeepEnds, and the layers tied to them
+// (plain uniform configurations that override them are ReferenceOnly);
+// refinement never changes a fixed layer, never breaks a tie, never
+// leaves the budgets at any step, never returns a configuration measured
+// worse than the verified one, and returns the verified result itself when
+// Refine is 0; it uses no random numbers; WriteFiles replaces all outputs or
 // none, and CheckOutDir/CheckOutFile let callers refuse a bad --out before
 // the job runs.
 package pipeline

@@ -28,7 +28,10 @@ type Summary struct {
 	Plain     *SummaryCandidate        `json:"proposal,omitempty"`
 	Uniform   []SummaryCandidate       `json:"uniform"`
 	Verified  []SummaryCandidate       `json:"candidates,omitempty"`
-	Latency   []SummaryLatency         `json:"latency_check,omitempty"`
+	// Refinement is the path from the verified configuration to the
+	// returned one (with verification).
+	Refinement *SummaryRefinement `json:"refinement,omitempty"`
+	Latency    []SummaryLatency   `json:"latency_check,omitempty"`
 }
 
 // SummaryLatency is a configuration's predicted and measured latency
@@ -37,6 +40,24 @@ type SummaryLatency struct {
 	Label       string  `json:"label"`
 	PredictedMs float64 `json:"predicted_ms"`
 	MeasuredMs  float64 `json:"measured_ms"`
+}
+
+// SummaryRefinement is the refinement on measured loss: where it started
+// (the verified configuration), each accepted step with its move, bits,
+// costs and measured loss, the measurements made against the budget of
+// --refine, and why it stopped.
+type SummaryRefinement struct {
+	Start       SummaryCandidate    `json:"start"`
+	Steps       []SummaryRefineStep `json:"steps"`
+	Evaluations int                 `json:"evaluations"`
+	Budget      int                 `json:"budget"`
+	Stopped     string              `json:"stopped"`
+}
+
+// SummaryRefineStep is one accepted move and the configuration it gave.
+type SummaryRefineStep struct {
+	Move string `json:"move"`
+	SummaryCandidate
 }
 
 // SummaryBudget is one budget and its use.
@@ -117,6 +138,13 @@ func NewSummary(res *SearchResult, method string) *Summary {
 	}
 	for _, c := range res.Measured {
 		s.Verified = append(s.Verified, summaryCandidate(c))
+	}
+	if rf := res.Refinement; rf != nil {
+		sr := &SummaryRefinement{Start: summaryCandidate(rf.Start), Steps: []SummaryRefineStep{}, Evaluations: rf.Evaluations, Budget: rf.Budget, Stopped: rf.Stopped}
+		for i, c := range rf.Steps {
+			sr.Steps = append(sr.Steps, SummaryRefineStep{Move: rf.Moves[i], SummaryCandidate: summaryCandidate(c)})
+		}
+		s.Refinement = sr
 	}
 	return s
 }

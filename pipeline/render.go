@@ -89,6 +89,11 @@ func (o *Outputs) Render(ctx context.Context, progress func(done, total int, det
 		}
 		attach(sum.Uniform)
 		attach(sum.Verified)
+		if sum.Refinement != nil {
+			st := []SummaryCandidate{sum.Refinement.Start}
+			attach(st)
+			sum.Refinement.Start = st[0]
+		}
 		if sum.Plain != nil {
 			if v, ok := o.Accuracy[sum.Plain.Label]; ok {
 				sum.Plain.Accuracy = finitePtr(v)

@@ -61,6 +61,12 @@ func (o *Outputs) report() ([]byte, error) {
 	for _, c := range res.Measured {
 		r.Candidates = append(r.Candidates, o.point(c))
 	}
+	if rf := res.Refinement; rf != nil && len(rf.Steps) > 1 {
+		// The path of the refinement (its last step is Chosen, listed above).
+		for _, c := range rf.Steps[:len(rf.Steps)-1] {
+			r.Candidates = append(r.Candidates, o.point(c))
+		}
+	}
 	if res.RL != nil {
 		r.RL = append(r.RL, o.point(res.RL.Best))
 		if fmt.Sprint(res.RL.Agent.Bits) != fmt.Sprint(res.RL.Best.Bits) {

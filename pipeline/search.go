@@ -59,6 +59,11 @@ type SearchConfig struct {
 	// RL configures the agent; Features describe the layers (optional).
 	RL       rlsearch.Config
 	Features []rlsearch.LayerFeatures
+	// Refine is the measurement budget of the refinement that follows
+	// verification (see Refinement): at most this many configurations are
+	// measured on the verifier's held-out data; 0 disables it. It needs
+	// Verify.
+	Refine int
 }
 
 // RLOutcome is what the RL agent produced, for the report.
@@ -108,8 +113,44 @@ type SearchResult struct {
 	// included in every Costs[Latency] and latency limit; the ILP's latency
 	// resource holds the layers' share only.
 	LatencyOverheadMs float64
+	// Refinement is the path from the verified configuration to Chosen
+	// (with Verify; nil without). With no accepted step Chosen is the
+	// verified configuration itself.
+	Refinement *Refinement
 
 	costs costTable // per layer, resource and bit width
+	fixed []int     // per layer: the width the table or KeepEnds fixes, 0 if free
+}
+
+// total is a configuration's cost of a resource, with the fixed latency
+// overhead.
+func (res *SearchResult) total(r string, b []int) float64 {
+	v := res.costs.total(r, b)
+	if r == Latency {
+		v += res.LatencyOverheadMs
+	}
+	return v
+}
+
+// candidate makes a Candidate of a configuration: its table objective,
+// costs, whether it fits every budget and whether it overrides a fixed
+// layer (ReferenceOnly).
+func (res *SearchResult) candidate(label string, b []int) *Candidate {
+	c := &Candidate{Label: label, Bits: b, Costs: map[string]float64{}, MeasuredLoss: math.NaN(), Fits: true}
+	for li, bb := range b {
+		v, _ := res.Table.Layers[li].OmegaAt(bb)
+		c.Objective += v
+		if f := res.fixed[li]; f != 0 && bb != f {
+			c.ReferenceOnly = true
+		}
+	}
+	for _, r := range res.Resources {
+		c.Costs[r] = res.total(r, b)
+		if lim, ok := res.Limits[r]; ok && c.Costs[r] > lim*(1+ilp.FeasibilityTol) {
+			c.Fits = false
+		}
+	}
+	return c
 }
 
 // costTable holds cost per layer, resource and bit width.
@@ -220,23 +261,14 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 		}
 	}
 	res.LatencyOverheadMs = overhead
-	// total is a configuration's cost of a resource, with the fixed
-	// latency overhead.
-	total := func(r string, b []int) float64 {
-		v := ct.total(r, b)
-		if r == Latency {
-			v += overhead
-		}
-		return v
-	}
-	// withFixed sets the layers fixed by the table or KeepEnds.
+	total := res.total
+	res.fixed = fixedWidths(t, cfg.KeepEnds, eight)
+	// withFixed sets the layers fixed by the table or KeepEnds (and the
+	// layers tied to them).
 	withFixed := func(c []int) []int {
-		for i, l := range t.Layers {
-			switch {
-			case l.Bits != 0:
-				c[i] = l.Bits
-			case cfg.KeepEnds && (i == 0 || i == len(t.Layers)-1):
-				c[i] = eight
+		for i, f := range res.fixed {
+			if f != 0 {
+				c[i] = f
 			}
 		}
 		return c
@@ -305,20 +337,7 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 			cfg.Progress(stage, done, total, detail)
 		}
 	}
-	mk := func(label string, b []int) *Candidate {
-		c := &Candidate{Label: label, Bits: b, Costs: map[string]float64{}, MeasuredLoss: math.NaN(), Fits: true}
-		for li, bb := range b {
-			c.Objective += tableOmega(li, bb)
-		}
-		c.ReferenceOnly = !slices.Equal(b, withFixed(slices.Clone(b)))
-		for _, r := range have {
-			c.Costs[r] = total(r, b)
-			if lim, ok := res.Limits[r]; ok && c.Costs[r] > lim*(1+ilp.FeasibilityTol) {
-				c.Fits = false
-			}
-		}
-		return c
-	}
+	mk := res.candidate
 	anyFixed := false
 	for _, b := range bits {
 		c := mk(fmt.Sprintf("uniform W%dA8", b), uniform(b))
@@ -353,6 +372,9 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 	res.Chosen = res.Plain
 	if cfg.Verify != nil {
 		if err := verify(ctx, t, res, build, solver, mk, cfg, report); err != nil {
+			return nil, err
+		}
+		if err := refine(ctx, res, cfg.Verify, cfg.Refine, report); err != nil {
 			return nil, err
 		}
 	}
@@ -410,6 +432,42 @@ func infeasibleHint(err error, t *sensitivity.Table, keepEnds bool, eight int) e
 		hint += ", or pass --keep-ends=false to free the first and last layers"
 	}
 	return fmt.Errorf("%w, with %d of %d layers fixed (%s): %s", err, fixed, len(t.Layers), fixedNote(t, keepEnds, eight), hint)
+}
+
+// fixedWidths returns per layer the width the table fixes, else eight for
+// the first and last layer with keepEnds, else 0 (free); a layer tied to a
+// fixed one takes its width (conflicting ties are the ILP's error to
+// report).
+func fixedWidths(t *sensitivity.Table, keepEnds bool, eight int) []int {
+	n := len(t.Layers)
+	fixed := make([]int, n)
+	index := map[string]int{}
+	for i, l := range t.Layers {
+		index[l.Name] = i
+		switch {
+		case l.Bits != 0:
+			fixed[i] = l.Bits
+		case keepEnds && (i == 0 || i == n-1):
+			fixed[i] = eight
+		}
+	}
+	for changed := true; changed; {
+		changed = false
+		for _, tie := range t.Ties {
+			w := 0
+			for _, name := range tie {
+				if f := fixed[index[name]]; f != 0 && w == 0 {
+					w = f
+				}
+			}
+			for _, name := range tie {
+				if i := index[name]; w != 0 && fixed[i] == 0 {
+					fixed[i], changed = w, true
+				}
+			}
+		}
+	}
+	return fixed
 }
 
 // ilpLabel names an ILP solution: "ILP optimum" only when proven optimal.
