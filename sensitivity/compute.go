@@ -13,6 +13,7 @@ import (
 	"mpsearch/hessian"
 	"mpsearch/network"
 	"mpsearch/quant"
+	"mpsearch/tensor"
 )
 
 // Metric names.
@@ -404,66 +405,105 @@ func quadraticMetric(ctx context.Context, o *Oracle, net *network.Network, t *Ta
 	return nil
 }
 
-// fisherMetric: ½ (1/N) Σ_n (∇ℓ_n·ΔW)², the empirical Fisher quadratic form
-// along the quantization error, from forward tangents.
+// fisherMetric: the empirical Fisher along ΔW per layer and bit width,
+// Σ_s (∇L_s·ΔW)² / (2N) over the calibration samples s. Each sample's
+// directional derivative ∇L_s·ΔW comes from network's
+// LayerDirectionalDots: one backward pass per batch serves every layer,
+// and each layer adds one tangent of its own operator along its k
+// directions, instead of a forward tangent pass through the rest of the
+// network per layer (fisherTangentPasses in the tests, the reference it
+// equals). Batches are summed in batch order, so the result does not
+// depend on Threads.
 func fisherMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table, cfg *Config, own []bool) error {
 	k := len(cfg.Bits)
 	n := float64(t.Samples)
 	total := count(own)
+	if total == 0 {
+		return nil
+	}
+	dirs := make([]*tensor.Tensor, len(t.Layers))
+	for li := range t.Layers {
+		if own[li] {
+			d, err := layerWeightDirections(net, li, cfg.Bits)
+			if err != nil {
+				return err
+			}
+			dirs[li] = d
+		}
+	}
+	nb := len(o.batches)
+	parts := make([][][]float64, nb) // batch, layer, bit width
+	var mu sync.Mutex
 	done := 0
+	cfg.report("fisher", 0, nb, fmt.Sprintf("%d layers, one backward pass per batch", total))
+	err := o.forEachBatch(ctx, func(b int, p *network.Pass) error {
+		_, gz, err := o.losses[b].Eval(p.Output())
+		if err != nil {
+			return err
+		}
+		dots, err := p.LayerDirectionalDots(ctx, gz, k, func(li int) (*tensor.Tensor, error) { return dirs[li], nil })
+		if err != nil {
+			return err
+		}
+		parts[b] = make([][]float64, len(t.Layers))
+		for li, d := range dots {
+			if d == nil {
+				continue
+			}
+			rows := len(d) / k
+			sums := make([]float64, k)
+			for j := range sums {
+				for _, v := range d[j*rows : (j+1)*rows] {
+					// gz rows are per-sample gradients divided by N.
+					v *= n
+					sums[j] += v * v
+				}
+			}
+			parts[b][li] = sums
+		}
+		mu.Lock()
+		done++
+		cfg.report("fisher", done, nb, fmt.Sprintf("%d layers, one backward pass per batch", total))
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	for li := range t.Layers {
 		if !own[li] {
 			continue
-		}
-		cfg.report("fisher", done, total, t.Layers[li].Name)
-		done++
-		v, err := layerDirections(o, net, li, cfg.Bits)
-		if err != nil {
-			return err
-		}
-		dirs := o.directions(v, k)
-		parts := make([][]float64, len(o.batches))
-		err = o.forEachBatch(ctx, func(b int, p *network.Pass) error {
-			tz, err := p.Tangents(dirs, k)
-			if err != nil {
-				return err
-			}
-			_, gz, err := o.losses[b].Eval(p.Output())
-			if err != nil {
-				return err
-			}
-			rows, c := gz.Shape[0], gz.Shape[1]
-			sums := make([]float64, k)
-			for j := 0; j < k; j++ {
-				for r := 0; r < rows; r++ {
-					d := 0.0
-					for q := 0; q < c; q++ {
-						// gz rows are per-sample gradients divided by N.
-						d += gz.Data[r*c+q] * n * tz.Data[j*rows*c+r*c+q]
-					}
-					sums[j] += d * d
-				}
-			}
-			parts[b] = sums
-			return nil
-		})
-		if err != nil {
-			return err
 		}
 		m := map[int]float64{}
 		for j, b := range cfg.Bits {
 			s := 0.0
 			for _, p := range parts {
-				s += p[j]
+				s += p[li][j]
 			}
 			m[b] = s / n / 2
 		}
 		t.Layers[li].Metrics[MetricFisher] = m
 	}
-	if total > 0 {
-		cfg.report("fisher", total, total, "")
-	}
 	return nil
+}
+
+// layerWeightDirections returns ΔW = Q_b(W) - W of layer li's weight for
+// each width b of bits, as [len(bits)]+weight shape.
+func layerWeightDirections(net *network.Network, li int, bits []int) (*tensor.Tensor, error) {
+	l := net.Layers()[li]
+	w := net.Params()[l.Weight].Value
+	d := tensor.New(append([]int{len(bits)}, w.Shape...)...)
+	for j, b := range bits {
+		q, err := quant.FakeQuantWeights(w.Data, w.Shape, l.ChannelAxis, b)
+		if err != nil {
+			return nil, err
+		}
+		dj := d.Data[j*w.Size() : (j+1)*w.Size()]
+		for i := range dj {
+			dj[i] = q[i] - w.Data[i]
+		}
+	}
+	return d, nil
 }
 
 // directMetric: the measured change of the calibration loss when only that
