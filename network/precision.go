@@ -102,10 +102,11 @@ func (g *gemmer) gemm(tA, tB bool, m, n, k int, alpha float64, a []float64, lda 
 	if beta != 0 {
 		conv += m * n
 	}
-	if g.twinOf(a) == nil {
+	ta, tb := g.twinOf(a), g.twinOf(b)
+	if ta == nil {
 		conv += ar * ac
 	}
-	if g.twinOf(b) == nil {
+	if tb == nil {
 		conv += br * bc
 	}
 	if m*n*k < f32MinMACs*conv {
@@ -113,8 +114,8 @@ func (g *gemmer) gemm(tA, tB bool, m, n, k int, alpha float64, a []float64, lda 
 		gemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
-	a32, la, fa := g.operand(a, ar, ac, lda)
-	b32, lb, fb := g.operand(b, br, bc, ldb)
+	a32, la, fa := operand32(ta, a, ar, ac, lda)
+	b32, lb, fb := operand32(tb, b, br, bc, ldb)
 	c32 := getScratch32(m * n)
 	if beta != 0 {
 		toF32(c32, n, c, ldc, m, n)
@@ -155,13 +156,13 @@ func sgemmCall(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b 
 		blas32.General{Rows: m, Cols: n, Stride: ldc, Data: c[:(m-1)*ldc+n]})
 }
 
-// operand returns the float32 form of the rows×cols matrix x (leading
-// dimension ld) and its leading dimension: a view of a registered twin, or
-// a compact copy in a scratch buffer (free reports which, so the caller
-// hands it back).
-func (g *gemmer) operand(x []float64, rows, cols, ld int) (d []float32, lead int, free bool) {
-	if t := g.twinOf(x); t != nil && len(t) >= (rows-1)*ld+cols {
-		return t, ld, false
+// operand32 returns the float32 form of the rows×cols matrix x (leading
+// dimension ld) and its leading dimension: twin, x's registered float32
+// copy (twinOf), when it covers the matrix, else a compact copy in a
+// scratch buffer (free reports which, so the caller hands it back).
+func operand32(twin []float32, x []float64, rows, cols, ld int) (d []float32, lead int, free bool) {
+	if twin != nil && len(twin) >= (rows-1)*ld+cols {
+		return twin, ld, false
 	}
 	d = getScratch32(rows * cols)
 	toF32(d, cols, x, ld, rows, cols)

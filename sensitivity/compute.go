@@ -344,19 +344,14 @@ func computeTraces(ctx context.Context, o *Oracle, net *network.Network, t *Tabl
 // width: ΔW = Q_b(W) - W on the layer's block, zero elsewhere (flat layout,
 // k = len(bits)).
 func layerDirections(o *Oracle, net *network.Network, li int, bits []int) ([]float64, error) {
-	l := net.Layers()[li]
-	w := net.Params()[l.Weight].Value
+	d, err := layerWeightDirections(net, li, bits)
+	if err != nil {
+		return nil, err
+	}
 	blk := o.blocks[li]
 	v := make([]float64, len(bits)*o.dim)
-	for j, b := range bits {
-		q, err := quant.FakeQuantWeights(w.Data, w.Shape, l.ChannelAxis, b)
-		if err != nil {
-			return nil, err
-		}
-		d := v[j*o.dim+blk.Offset : j*o.dim+blk.Offset+blk.Len]
-		for i := range d {
-			d[i] = q[i] - w.Data[i]
-		}
+	for j := range bits {
+		copy(v[j*o.dim+blk.Offset:j*o.dim+blk.Offset+blk.Len], d.Data[j*blk.Len:(j+1)*blk.Len])
 	}
 	return v, nil
 }
