@@ -455,10 +455,26 @@ func (op *matMul) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
 		return nil, nil, err
 	}
 	y := tensor.New(p.outShape...)
+	p.forward(y, in)
+	return y, &p, nil
+}
+
+// inferAlloc is Forward for Infer, the output in memory from alloc.
+func (op *matMul) inferAlloc(in []*tensor.Tensor, alloc func(n int) []float64) (*tensor.Tensor, error) {
+	p, err := op.plan(in[0].Shape, in[1].Shape)
+	if err != nil {
+		return nil, err
+	}
+	y := tensor.FromData(alloc(tensor.Size(p.outShape)), p.outShape...)
+	p.forward(y, in)
+	return y, nil
+}
+
+// forward computes the product into y, which holds zeros.
+func (p *mmPlan) forward(y *tensor.Tensor, in []*tensor.Tensor) {
 	bmm(p.prec, p.batch, bmmOperand{data: y.Data, batch: p.batch, rows: p.m, cols: p.n, zero: true},
 		bmmOperand{data: in[0].Data, batch: p.aBatch, rows: p.m, cols: p.k},
 		bmmOperand{data: in[1].Data, batch: p.bBatch, rows: p.k, cols: p.n}, p.m, p.n, p.k)
-	return y, &p, nil
 }
 
 // lift returns the batch shape sub of an operand as seen with a leading
