@@ -90,8 +90,10 @@ func (p *parts) close() error {
 
 // rowSource delivers the samples of a file as stored, in order.
 type rowSource interface {
-	// next decodes the next len(dst)/(sample size) samples into dst.
-	next(ctx context.Context, dst []float64) error
+	// next decodes the next k samples. It allocates their values only
+	// once their bytes were read, so that a header claiming huge samples
+	// cannot make it allocate much more than the input holds.
+	next(ctx context.Context, k int) ([]float64, error)
 }
 
 // labelSource delivers the labels of a file, in order.
@@ -268,10 +270,11 @@ func (b *streamBatches) Next(ctx context.Context, max int) (*tensor.Tensor, []in
 		return nil, nil, err
 	}
 	k := min(max, b.s.n-b.done)
-	x := tensor.New(append([]int{k}, b.s.stored...)...)
-	if err := b.p.rows.next(ctx, x.Data); err != nil {
+	data, err := b.p.rows.next(ctx, k)
+	if err != nil {
 		return nil, nil, err
 	}
+	x := tensor.FromData(data, append([]int{k}, b.s.stored...)...)
 	var y []int
 	if b.p.labels != nil {
 		y = make([]int, k)
@@ -282,8 +285,7 @@ func (b *streamBatches) Next(ctx context.Context, max int) (*tensor.Tensor, []in
 			y = nil
 		}
 	}
-	x, err := b.s.transform(x, b.done)
-	if err != nil {
+	if x, err = b.s.transform(x, b.done); err != nil {
 		return nil, nil, err
 	}
 	b.done += k
@@ -325,13 +327,14 @@ type byteRows struct {
 	elems  int // values per sample
 }
 
-func (r *byteRows) next(_ context.Context, dst []float64) error {
-	raw, err := r.rec.read(len(dst) / r.elems)
+func (r *byteRows) next(_ context.Context, k int) ([]float64, error) {
+	raw, err := r.rec.read(k)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	dst := make([]float64, k*r.elems)
 	r.decode(dst, raw)
-	return nil
+	return dst, nil
 }
 
 // recordLabels decodes the labels of a records reader. A labels file is
