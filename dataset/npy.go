@@ -704,4 +704,3 @@ func (p *pyParser) sep(end byte) error {
 	}
 	return fmt.Errorf("expected ',' or %q at %q", end, p.rest())
 }
-

@@ -233,6 +233,10 @@ func Head(ctx context.Context, src Source, n int) (*Dataset, error) {
 	return &Dataset{X: x, Y: y, Source: src.Name()}, nil
 }
 
+// Load reads the whole stream into a Dataset, in one batch (what the
+// package's Load does).
+func (s *Stream) Load() (*Dataset, error) { return readAll(s) }
+
 // readAll reads a stream whole, in one batch: Load.
 func readAll(s *Stream) (*Dataset, error) {
 	b, err := s.Batches()
