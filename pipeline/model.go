@@ -3,8 +3,8 @@ package pipeline
 import (
 	"context"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"sort"
