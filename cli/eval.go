@@ -29,7 +29,7 @@ func runEval(e *env, args []string) error {
 	if *calibN < 1 {
 		return usagef("--calib-samples: %d is below 1", *calibN)
 	}
-	ds, err := mf.loadData(false)
+	ds, err := mf.openData(false, true)
 	if err != nil {
 		return err
 	}
@@ -69,7 +69,7 @@ func runEval(e *env, args []string) error {
 }
 
 // evalBits evaluates a bit configuration: float, simulated and integer-only.
-func evalBits(e *env, net *network.Network, ds *dataset.Dataset, path string, calibN, batch int, asJSON bool) error {
+func evalBits(e *env, net *network.Network, ds *dataset.Stream, path string, calibN, batch int, asJSON bool) error {
 	f, err := pipeline.ReadBitsFile(path)
 	if err != nil {
 		return err
@@ -84,8 +84,14 @@ func evalBits(e *env, net *network.Network, ds *dataset.Dataset, path string, ca
 	if err != nil {
 		return err
 	}
+	// The activation ranges come from the first calibN samples, held in
+	// memory; the evaluations stream ds.
+	calib, err := dataset.Head(e.ctx, ds, calibN)
+	if err != nil {
+		return err
+	}
 	pr = newProgress(e, "eval quantized")
-	q, err := pipeline.EvaluateQuantized(e.ctx, net, ds.Subset(0, min(calibN, ds.Len())), ds, bits, batch, func(d, t int) { pr.update(d, t, "images") })
+	q, err := pipeline.EvaluateQuantized(e.ctx, net, calib, ds, bits, batch, func(d, t int) { pr.update(d, t, "images") })
 	pr.done()
 	if err != nil {
 		return err
