@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"mpsearch/ilp"
 	"mpsearch/network"
 	"mpsearch/sensitivity"
 )
@@ -46,50 +47,21 @@ type unit struct {
 // layer, and leaves out layers fixed by the table or KeepEnds (fixed[i] !=
 // 0), together with any layer tied to one.
 func decisionUnits(t *sensitivity.Table, fixed []int) []unit {
-	n := len(t.Layers)
-	parent := make([]int, n)
-	for i := range parent {
-		parent[i] = i
-	}
-	var find func(int) int
-	find = func(i int) int {
-		for parent[i] != i {
-			parent[i] = parent[parent[i]]
-			i = parent[i]
-		}
-		return i
-	}
-	index := map[string]int{}
+	names := make([]string, len(t.Layers))
 	for i, l := range t.Layers {
-		index[l.Name] = i
+		names[i] = l.Name
 	}
-	for _, tie := range t.Ties {
-		for _, name := range tie[1:] {
-			a, b := find(index[tie[0]]), find(index[name])
-			if a != b {
-				parent[max(a, b)] = min(a, b) // the root is the group's first layer
-			}
-		}
-	}
-	groups := map[int][]int{}
-	for i := range n {
-		r := find(i)
-		groups[r] = append(groups[r], i)
-	}
+	groups, _ := ilp.TieGroups(names, t.Ties) // Search checked the ties
 	var units []unit
-	for i := range n {
-		g, ok := groups[i]
-		if !ok {
-			continue // not a root
-		}
+	for _, g := range groups {
 		free := true
-		var names []string
+		var gn []string
 		for _, li := range g {
 			free = free && fixed[li] == 0
-			names = append(names, t.Layers[li].Name)
+			gn = append(gn, t.Layers[li].Name)
 		}
 		if free {
-			units = append(units, unit{layers: g, name: strings.Join(names, "+")})
+			units = append(units, unit{layers: g, name: strings.Join(gn, "+")})
 		}
 	}
 	return units
