@@ -17,12 +17,12 @@ import (
 
 // Summary is summary.json: stable keys that scripts rely on (DESIGN.md).
 type Summary struct {
-	Objective float64                  `json:"objective"`
-	Method    string                   `json:"method"`
-	Metric    string                   `json:"metric"`
+	Objective float64 `json:"objective"`
+	Method    string  `json:"method"`
+	Metric    string  `json:"metric"`
 	// Quantizer is the weight rounding of every quantized model of the
 	// job (quant.MethodRTN or quant.MethodGPTQ).
-	Quantizer string `json:"quantizer"`
+	Quantizer string                   `json:"quantizer"`
 	Budgets   map[string]SummaryBudget `json:"budgets"`
 	Predicted map[string]float64       `json:"predicted"`
 	Accuracy  map[string]float64       `json:"accuracy,omitempty"`
