@@ -9,14 +9,17 @@ import (
 	"mpsearch/pipeline"
 )
 
-// TestQuantizerRecorded: search --quantizer gptq on the built-in demo
-// records the rounding in bits.yaml and summary.json; eval --bits on that
+// TestQuantizerRecorded: search on the built-in demo, with the default
+// --quantizer (gptq), records the rounding in bits.yaml and summary.json; eval --bits on that
 // file rounds the same way unless --quantizer says otherwise, and says
 // which in its JSON.
 func TestQuantizerRecorded(t *testing.T) {
 	t.Setenv("MPSEARCH_CACHE", "off")
+	if defaultQuantizer != "gptq" {
+		t.Fatalf("default --quantizer %q; this test expects gptq", defaultQuantizer)
+	}
 	out := filepath.Join(t.TempDir(), "out")
-	code, _, errs := run(t, "search", "--quantizer", "gptq", "--refine", "0", "--points", "2", "--out", out)
+	code, _, errs := run(t, "search", "--refine", "0", "--points", "2", "--out", out)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
