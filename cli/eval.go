@@ -37,7 +37,7 @@ func runEval(e *env, args []string) error {
 			return err
 		}
 	}
-	ds, err := mf.loadData(false)
+	ds, err := mf.openData(false, true)
 	if err != nil {
 		return err
 	}
@@ -79,7 +79,7 @@ func runEval(e *env, args []string) error {
 // evalBits evaluates a bit configuration: float, simulated and integer-only.
 // The weights are rounded by quantizer, else by the method bits.yaml
 // records, else to nearest.
-func evalBits(e *env, net *network.Network, ds *dataset.Dataset, path, quantizer string, calibN int, mf *modelFlags, asJSON bool) error {
+func evalBits(e *env, net *network.Network, ds *dataset.Stream, path, quantizer string, calibN int, mf *modelFlags, asJSON bool) error {
 	batch := mf.batch
 	f, err := pipeline.ReadBitsFile(path)
 	if err != nil {
@@ -95,14 +95,19 @@ func evalBits(e *env, net *network.Network, ds *dataset.Dataset, path, quantizer
 	if err := checkQuantizer(quantizer); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	calib := ds.Subset(0, min(calibN, ds.Len()))
-	codes, err := weightCodes(e, quantizer, net, calib, bits, mf)
-	if err != nil {
-		return err
-	}
 	pr := newProgress(e, "eval float")
 	fl, err := pipeline.Evaluate(e.ctx, net, ds, pipeline.EvalOptions{Batch: batch, Progress: func(d, t int) { pr.update(d, t, "images") }})
 	pr.done()
+	if err != nil {
+		return err
+	}
+	// The activation ranges (and GPTQ's Hessians) come from the first
+	// calibN samples, held in memory; the evaluations stream ds.
+	calib, err := dataset.Head(e.ctx, ds, calibN)
+	if err != nil {
+		return err
+	}
+	codes, err := weightCodes(e, quantizer, net, calib, bits, mf)
 	if err != nil {
 		return err
 	}

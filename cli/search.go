@@ -43,7 +43,7 @@ type searchFlags struct {
 	noVerify    bool
 	measure     bool
 	heldOutFrac float64
-	refine      int
+	refine      string
 	bitsSet     bool // --bits given explicitly
 }
 
@@ -87,7 +87,7 @@ func (s *searchFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&s.noVerify, "no-verify", false, "return the ILP optimum without measuring candidates")
 	fs.BoolVar(&s.measure, "measure-latency", false, "also time the integer-only engine on the chosen and uniform configurations (predicted vs measured in the report; timings make outputs differ run to run)")
 	fs.Float64Var(&s.heldOutFrac, "held-out", 0.25, "fraction of --data kept out of the sensitivity computation to measure candidates")
-	fs.IntVar(&s.refine, "refine", defaultRefine, fmt.Sprintf("after verification, refine the configuration by greedy exchanges measured on the held-out data: at most N measurements (0..%d; 0: off)", maxRefine))
+	fs.StringVar(&s.refine, "refine", "auto", fmt.Sprintf("after verification, refine the configuration by greedy exchanges measured on the held-out data: at most N measurements (0..%d; 0: off; auto: %d..%d, fewer for larger models and held-out sets)", maxRefine, pipeline.MinRefine, pipeline.MaxRefine))
 }
 
 func (s *searchFlags) budgets() ([]pipeline.Budget, error) {
@@ -144,8 +144,9 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 	if s.points < 2 || s.points > maxPoints {
 		return usagef("--points: %d is not in 2..%d", s.points, maxPoints)
 	}
-	if s.refine < 0 || s.refine > maxRefine {
-		return usagef("--refine: %d is not in 0..%d", s.refine, maxRefine)
+	refine, err := parseRefine(s.refine)
+	if err != nil {
+		return err
 	}
 	budgets, err := s.budgets()
 	if err != nil {
@@ -201,7 +202,10 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 	cfg := pipeline.SearchConfig{Bits: bits, Budgets: budgets, KeepEnds: s.keepEnds, Latency: lat, ParetoPoints: s.points, Method: s.method, Solver: solver}
 	if j.verifier != nil && !s.noVerify {
 		cfg.Verify = j.verifier
-		cfg.Refine = s.refine
+		cfg.Refine = refine
+		if refine < 0 {
+			cfg.Refine = pipeline.DefaultRefine(j.in.Net, j.heldOut.Len())
+		}
 	}
 	if s.method == "rl" {
 		if s.episodes < 1 {

@@ -109,10 +109,12 @@ func newLayerStep(net *network.Network, li int, n *onnx.Node, i int, inShape, ou
 				return nil, unsupported(n, i, "%s=%g (only 1 is supported)", name, a.F)
 			}
 		}
-		if len(inShape) != 1 || w.Rank() != 2 {
+		if len(inShape) < 1 || w.Rank() != 2 {
 			return nil, unsupported(n, i, "input %v and weight %v: want [N, K] and a matrix", inShape, w.Shape)
 		}
-		s.rows = 1
+		// 1 per sample, or in a serial plan a whole [M, K] input (the
+		// batch folded into the rows) read as M rows of one sample.
+		s.rows = tensor.Size(inShape[:len(inShape)-1])
 		if l.TransB {
 			s.n, s.k = w.Shape[0], w.Shape[1]
 		} else {

@@ -6,10 +6,14 @@
 // LoadModel and ParseModel build the float network with the input shapes
 // of ModelOptions: the user's (--input-shape), else the data's sample shape
 // when the first input declares dynamic dimensions, else as declared.
-// RunOutputs collects the first graph output of every sample (mpsearch
-// run); its NPY file is written atomically. Evaluate and RunOutputs are
-// forward-only: they run network.Infer batch by batch, so they hold one
-// batch's live activations, never a whole pass or the whole data set's.
+// WriteOutputs writes the first graph output of every sample (mpsearch
+// run) to an NPY file, batch by batch into a temporary file renamed over
+// the destination only when every batch was written. Evaluate,
+// EvaluateQuantized and WriteOutputs take a dataset.Source and read it one
+// batch at a time (a dataset.Stream is never held whole; EvaluateQuantized
+// holds its calibration samples), and they are forward-only: they run
+// network.Infer batch by batch, so they hold one batch's data and live
+// activations, never a whole pass or the whole data set's.
 //
 // Search solves the ILP (or runs the RL agent), verifies a few candidates
 // on held-out data (verify.go's NetVerifier: KL divergence from the float

@@ -49,9 +49,12 @@ func BitsFor(net *network.Network, f *BitsFile) ([]int, error) {
 }
 
 // EvaluateQuantized measures a configuration on ds, with activation ranges
-// observed on calib and the weights from codes (nil: round to nearest) in
-// both the simulation and the integer engine.
-func EvaluateQuantized(ctx context.Context, net *network.Network, calib, ds *dataset.Dataset, bits []int, codes quant.WeightCodes, batch int, progress Progress) (*QuantizedEval, error) {
+// observed on calib (held in memory) and the weights from codes (nil:
+// round to nearest) in both the simulation and the integer engine. It
+// reads ds one batch at a time, once for the simulated quantization and
+// once for the integer engine; the latency is measured on ds's first
+// sample.
+func EvaluateQuantized(ctx context.Context, net *network.Network, calib *dataset.Dataset, ds dataset.Source, bits []int, codes quant.WeightCodes, batch int, progress Progress) (*QuantizedEval, error) {
 	if batch <= 0 {
 		batch = 256
 	}
@@ -84,25 +87,32 @@ func EvaluateQuantized(ctx context.Context, net *network.Network, calib, ds *dat
 	res := &EvalResult{Samples: ds.Len(), Accuracy: math.NaN(), Loss: math.NaN()}
 	correct := 0
 	var elapsed time.Duration
-	for b := 0; b < ds.NumBatches(batch); b++ {
-		x, y := ds.Batch(b, batch)
+	var x1 *tensor.Tensor // the first sample, for the latency
+	err = eachBatch(ctx, ds, batch, func(x *tensor.Tensor, y []int, _ int) error {
+		if x1 == nil {
+			per := x.Size() / x.Shape[0]
+			x1 = tensor.FromData(append([]float64(nil), x.Data[:per]...), append([]int{1}, x.Shape[1:]...)...)
+		}
 		t0 := time.Now()
 		z, err := m.Run(ctx, x)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		elapsed += time.Since(t0)
 		if y != nil {
 			correct += countCorrect(z, y)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	if ds.Y != nil {
+	if ds.Labeled() {
 		res.Accuracy = float64(correct) / float64(ds.Len())
 	}
 	res.Seconds = elapsed.Seconds()
 	res.ImagesPerSec = float64(ds.Len()) / res.Seconds
 	out.Integer = res
-	x1 := tensor.FromData(append([]float64(nil), ds.X.Data[:ds.X.Size()/ds.Len()]...), append([]int{1}, ds.SampleShape()...)...)
 	tm, err := m.Time(ctx, x1, 3, 21)
 	if err != nil {
 		return nil, err

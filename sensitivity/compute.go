@@ -75,6 +75,13 @@ type Config struct {
 	// default, "") or EngineFloat (the earlier float-engine measurement;
 	// see doc.go for how the two differ).
 	DirectEngine string
+	// DirectBudget bounds the predicted cost of the direct metric where it
+	// runs on the float engine, in multiply-adds (0: DefaultDirectBudget;
+	// negative: no bound); see directOverBudget.
+	DirectBudget float64
+	// metricAsked records that Metric was given (not left to its default):
+	// an asked-for omega metric is never skipped by a budget.
+	metricAsked bool
 	// TraceBudget bounds the predicted cost of the traces that --trace
 	// auto computes, in multiply-adds (0: DefaultTraceBudget; negative: no
 	// bound). Above it, unless the omega metric is hessian, auto computes
@@ -120,6 +127,8 @@ func (c *Config) defaults() error {
 	c.Bits = slices.Compact(c.Bits)
 	if c.Metric == "" {
 		c.Metric = DefaultMetric
+	} else {
+		c.metricAsked = true
 	}
 	if len(c.Metrics) == 0 {
 		c.Metrics = slices.Clone(Metrics)
@@ -216,6 +225,9 @@ func Compute(ctx context.Context, net *network.Network, ds *dataset.Dataset, cfg
 			err = fisherMetric(ctx, o, net, t, &cfg, pl.takeN(len(t.Layers)))
 		case MetricDirect:
 			err = directMetric(ctx, o, net, t, &cfg, pl.takeN(len(t.Layers)*len(cfg.Bits)))
+			if errors.Is(err, errDirectSkipped) {
+				cfg.Metric, t.Metric, err = directAlternative(&cfg), directAlternative(&cfg), nil
+			}
 		}
 		if err != nil {
 			return nil, err
@@ -522,6 +534,10 @@ func directMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table
 		}
 		note = " (float engine: the integer engine refused the model)"
 		cfg.report("direct", 0, total, fmt.Sprintf("the integer engine cannot run this model (%v); measuring the direct metric on the float engine instead", refused))
+	}
+	if why := directOverBudget(net, t.Samples, cfg); why != "" {
+		cfg.report("direct", 0, 0, why)
+		return errDirectSkipped
 	}
 	return directFloatMetric(ctx, o, net, t, cfg, own, note)
 }

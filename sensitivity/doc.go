@@ -40,7 +40,13 @@
 // layer's weights fake-quantized, relative to the model with only the
 // activations quantized, and clamped at 0. A model the integer engine
 // refuses to compile (an unsupported graph pattern, a bias beyond int32)
-// is still measured that way, with a note in the progress details.
+// is still measured that way, with a note in the progress details. There,
+// when its predicted cost (one forward pass per cell of the whole table:
+// cells × multiply-adds per sample × samples) is over Config.DirectBudget
+// (DefaultDirectBudget, 10^13) and Config.Metric was left to its default,
+// the direct metric is skipped and the omega metric is fisher (else
+// quadratic); a progress line says why (budget.go). The integer engine's
+// direct metric and an asked-for direct omega are never skipped.
 //
 // Traces: exact Gauss-Newton traces (network.Pass.GGNTraces: one backward
 // pass per class, per-sample gradient norms from the batch), Hutchinson or
