@@ -43,6 +43,10 @@ func TestUsageContracts(t *testing.T) {
 		{"limit too large in sensitivity", []string{"sensitivity", "--limit", "100000000"}, "-limit: 100000000 is not in 0..16777216"},
 		{"limit too large in search", []string{"search", "--table", table, "--limit", "100000000"}, "-limit: 100000000 is not in 0..16777216"},
 		{"unknown solver", []string{"search", "--table", table, "--size-budget", "3000", "--solver", "cplex"}, `--solver: "cplex" is not go or lp_solve`},
+		{"unknown quantizer", []string{"search", "--table", table, "--size-budget", "3000", "--quantizer", "adaround"}, `--quantizer: "adaround" is not rtn or gptq`},
+		{"unknown quantizer in pareto", []string{"pareto", "--table", table, "--quantizer", "GPTQ"}, `--quantizer: "GPTQ" is not rtn or gptq`},
+		{"unknown quantizer in sensitivity", []string{"sensitivity", "--quantizer", "awq"}, `--quantizer: "awq" is not rtn or gptq`},
+		{"unknown quantizer in eval", []string{"eval", "--quantizer", "awq"}, `--quantizer: "awq" is not rtn or gptq`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -17,6 +17,10 @@
 // into a temporary file renamed at the end; an interrupt exits 1 with one
 // line and writes nothing.
 //
+// --quantizer (search, pareto, sensitivity, eval --bits) chooses the one
+// weight source of the job (pipeline.NewWeightCodes); eval --bits defaults
+// to the rounding its bits.yaml records.
+//
 // Usage errors are one line with exit status 2 (unknown flags, bad
 // values, repeated budget flags, duplicate --bits, size-like flags beyond
 // their bounds: --points, --probes, --batch, --limit, --resize; --threads is capped

@@ -152,6 +152,9 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 	if err != nil {
 		return err
 	}
+	if err := checkQuantizer(s.sf.quantizer); err != nil {
+		return err
+	}
 	bits, err := parseBits(s.sf.bits)
 	if err != nil {
 		return err
@@ -240,7 +243,7 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 	if err := e.ctx.Err(); err != nil {
 		return err // interrupted: nothing is written
 	}
-	out := &pipeline.Outputs{Result: res, Method: s.method, ModelName: j.table.Model, Profile: profName}
+	out := &pipeline.Outputs{Result: res, Method: s.method, ModelName: j.table.Model, Profile: profName, Quantizer: s.sf.quantizer}
 	if j.in != nil {
 		out.Net = j.in.Net
 		out.Verifier = j.verifier
@@ -339,6 +342,9 @@ func loadJob(e *env, s *searchFlags, j *job, pr *progress) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Weights, err = weightCodes(e, s.sf.quantizer, in.Net, in.Calib, cfg.Bits, &s.mf); err != nil {
+		return err
+	}
 	t, cached, err := pipeline.Sensitivity(e.ctx, in, pipeline.SensitivityRequest{Config: cfg, NoCache: s.sf.noCache})
 	pr.done()
 	if err != nil {
@@ -351,6 +357,7 @@ func loadJob(e *env, s *searchFlags, j *job, pr *progress) error {
 	if j.verifier, err = pipeline.NewNetVerifier(e.ctx, in.Net, in.Calib, j.heldOut, s.mf.batch); err != nil {
 		return err
 	}
+	j.verifier.Weights = cfg.Weights
 	return nil
 }
 

@@ -41,7 +41,7 @@ func TestEvalStreamedMatchesLoaded(t *testing.T) {
 		t.Fatal(err)
 	}
 	bits := []int{8, 3, 2, 4, 8}
-	q, err := pipeline.EvaluateQuantized(ctx, net, ds.Subset(0, calibN), ds, bits, batch, nil)
+	q, err := pipeline.EvaluateQuantized(ctx, net, ds.Subset(0, calibN), ds, bits, nil, batch, nil) // the bits file records no quantizer: round to nearest
 	if err != nil {
 		t.Fatal(err)
 	}

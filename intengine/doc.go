@@ -65,9 +65,13 @@
 //
 // # Formulas
 //
-// Weights, b bits, per output channel c (quant.QuantizeWeights):
-// S_w[c] = max|W_c| / (2^(b-1) - 1), codes in [-(2^(b-1)-1), 2^(b-1)-1];
-// one bit is binary, ±1 with S_w[c] = mean|W_c|. They are packed once with
+// Weights, b bits, per output channel c: the codes and scales of
+// Config.Weights (a quant.WeightCodes, shared by a Model's variants), by
+// default round to nearest (quant.QuantizeWeights of the weights at
+// Compile): S_w[c] = max|W_c| / (2^(b-1) - 1), codes in
+// [-(2^(b-1)-1), 2^(b-1)-1]; one bit is binary, ±1 with S_w[c] = mean|W_c|.
+// GPTQ codes (quant.NewGPTQCodes) have the same scales and ranges, so
+// every formula below holds for them unchanged. They are packed once with
 // kernels.PackWeights: 8 bits (and 5 to 7) on the 8-bit kernel, 3 and 4 bits
 // on the 4-bit kernel, 2 bits (codes {-1, 0, 1}) on the ternary kernel,
 // 1 bit on the binary kernel.

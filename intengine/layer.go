@@ -165,9 +165,12 @@ func (s *layerStep) setup(m *Model) error {
 	s.bits = m.bits[s.li]
 	s.kbits = kernelBits(s.bits)
 	w := net.Params()[l.Weight].Value
-	wq, err := quant.QuantizeWeights(w.Data, w.Shape, l.ChannelAxis, s.bits)
+	wq, err := m.codes.Codes(s.li, s.bits)
 	if err != nil {
 		return fmt.Errorf("intengine: layer %q: %w: %w", s.node, err, ErrConfig)
+	}
+	if wq.Axis != l.ChannelAxis || len(wq.Q) != w.Size() || len(wq.Scales) != s.n*s.groups {
+		return fmt.Errorf("intengine: layer %q: weight codes of %d values with %d scales on axis %d for a %v weight with channels on axis %d: %w", s.node, len(wq.Q), len(wq.Scales), wq.Axis, w.Shape, l.ChannelAxis, ErrConfig)
 	}
 	s.wq = wq
 	ntot := s.n * s.groups

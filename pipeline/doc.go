@@ -25,6 +25,15 @@
 // lowers the measured loss, within Refine measurements. The path goes to
 // SearchResult.Refinement and summary.json's "refinement".
 //
+// Weights: NewWeightCodes makes the job's one weight source (--quantizer:
+// round to nearest, or GPTQ with Hessians from the calibration data and
+// codes at the candidate widths); the sensitivity table measures it
+// (sensitivity.Config.Weights, part of the cache key), the verifier
+// (NetVerifier.Weights), the accuracies, the latency check and the export
+// use it, and EvaluateQuantized takes it for both the simulation and the
+// integer engine. summary.json and bits.yaml record its name
+// ("quantizer").
+//
 // Invariants: a search whose context ends returns an error and no result;
 // an ILP solution not proven optimal is labelled "best found, proven gap
 // X%", never "optimum"; every candidate measured or returned keeps the

@@ -49,10 +49,12 @@ func BitsFor(net *network.Network, f *BitsFile) ([]int, error) {
 }
 
 // EvaluateQuantized measures a configuration on ds, with activation ranges
-// observed on calib (held in memory). It reads ds one batch at a time, once
-// for the simulated quantization and once for the integer engine; the
-// latency is measured on ds's first sample.
-func EvaluateQuantized(ctx context.Context, net *network.Network, calib *dataset.Dataset, ds dataset.Source, bits []int, batch int, progress Progress) (*QuantizedEval, error) {
+// observed on calib (held in memory) and the weights from codes (nil:
+// round to nearest) in both the simulation and the integer engine. It
+// reads ds one batch at a time, once for the simulated quantization and
+// once for the integer engine; the latency is measured on ds's first
+// sample.
+func EvaluateQuantized(ctx context.Context, net *network.Network, calib *dataset.Dataset, ds dataset.Source, bits []int, codes quant.WeightCodes, batch int, progress Progress) (*QuantizedEval, error) {
 	if batch <= 0 {
 		batch = 256
 	}
@@ -62,7 +64,7 @@ func EvaluateQuantized(ctx context.Context, net *network.Network, calib *dataset
 		return nil, err
 	}
 	out := &QuantizedEval{}
-	ws := quant.NewWeightSetter(net)
+	ws := quant.NewWeightSetterCodes(net, codes)
 	if err := ws.SetAll(bits); err != nil {
 		return nil, err
 	}
@@ -75,7 +77,7 @@ func EvaluateQuantized(ctx context.Context, net *network.Network, calib *dataset
 	if err != nil {
 		return nil, err
 	}
-	m, err := intengine.Compile(net, intengine.Config{Bits: bits, Ranges: ir})
+	m, err := intengine.Compile(net, intengine.Config{Bits: bits, Ranges: ir, Weights: codes})
 	if err != nil {
 		return nil, err
 	}
@@ -117,4 +119,20 @@ func EvaluateQuantized(ctx context.Context, net *network.Network, calib *dataset
 	}
 	out.LatencyMs = float64(tm.Median) / 1e6
 	return out, nil
+}
+
+// NewWeightCodes returns the source of quantized weights of method
+// (quant.MethodRTN or quant.MethodGPTQ) for net's weights as they are now:
+// GPTQ's Hessians come from calib in batches of batch samples, with codes
+// at each of widths, threads layers at once; progress (optional) is told
+// after each weight.
+func NewWeightCodes(ctx context.Context, net *network.Network, calib *dataset.Dataset, method string, widths []int, batch, threads int, progress func(done, total int, detail string)) (quant.WeightCodes, error) {
+	if batch <= 0 {
+		batch = 256
+	}
+	var batches []*tensor.Tensor
+	if method == quant.MethodGPTQ {
+		batches = splitBatches(calib.X, batch)
+	}
+	return quant.NewCodes(ctx, method, net, batches, quant.CodesOptions{Widths: widths, Threads: threads, Progress: progress})
 }

@@ -90,6 +90,9 @@ type Config struct {
 	TraceBudget float64
 	// Progress, if not nil, receives the stage and its progress.
 	Progress func(Progress) `json:"-"`
+	// Weights is the source of the quantized weights every metric measures
+	// (quant.WeightCodes); nil rounds to nearest.
+	Weights quant.WeightCodes `json:"-"`
 
 	stage      string    // stage of the last report
 	stageStart time.Time // when it began
@@ -199,7 +202,7 @@ func Compute(ctx context.Context, net *network.Network, ds *dataset.Dataset, cfg
 		w := params[l.Weight].Value
 		row := Layer{Name: l.Node, Op: l.Op, Params: int64(w.Size()), MACs: l.MACs, Delta: map[int]float64{}, Metrics: map[string]map[int]float64{}}
 		for _, b := range cfg.Bits {
-			d, err := quant.SquaredError(w.Data, w.Shape, l.ChannelAxis, b)
+			d, err := quant.LayerSquaredError(cfg.Weights, net, len(t.Layers), b)
 			if err != nil {
 				return nil, fmt.Errorf("layer %q: %w", l.Node, err)
 			}
@@ -355,8 +358,8 @@ func computeTraces(ctx context.Context, o *Oracle, net *network.Network, t *Tabl
 // layerDirections returns, for layer li, one direction per candidate bit
 // width: ΔW = Q_b(W) - W on the layer's block, zero elsewhere (flat layout,
 // k = len(bits)).
-func layerDirections(o *Oracle, net *network.Network, li int, bits []int) ([]float64, error) {
-	d, err := layerWeightDirections(net, li, bits)
+func layerDirections(o *Oracle, net *network.Network, li int, bits []int, codes quant.WeightCodes) ([]float64, error) {
+	d, err := layerWeightDirections(net, li, bits, codes)
 	if err != nil {
 		return nil, err
 	}
@@ -387,7 +390,7 @@ func quadraticMetric(ctx context.Context, o *Oracle, net *network.Network, t *Ta
 		}
 		cfg.report("quadratic", done, total, t.Layers[li].Name)
 		done++
-		v, err := layerDirections(o, net, li, cfg.Bits)
+		v, err := layerDirections(o, net, li, cfg.Bits, cfg.Weights)
 		if err != nil {
 			return err
 		}
@@ -431,7 +434,7 @@ func fisherMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table
 	dirs := make([]*tensor.Tensor, len(t.Layers))
 	for li := range t.Layers {
 		if own[li] {
-			d, err := layerWeightDirections(net, li, cfg.Bits)
+			d, err := layerWeightDirections(net, li, cfg.Bits, cfg.Weights)
 			if err != nil {
 				return err
 			}
@@ -496,12 +499,12 @@ func fisherMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table
 
 // layerWeightDirections returns ΔW = Q_b(W) - W of layer li's weight for
 // each width b of bits, as [len(bits)]+weight shape.
-func layerWeightDirections(net *network.Network, li int, bits []int) (*tensor.Tensor, error) {
+func layerWeightDirections(net *network.Network, li int, bits []int, codes quant.WeightCodes) (*tensor.Tensor, error) {
 	l := net.Layers()[li]
 	w := net.Params()[l.Weight].Value
 	d := tensor.New(append([]int{len(bits)}, w.Shape...)...)
 	for j, b := range bits {
-		q, err := quant.FakeQuantWeights(w.Data, w.Shape, l.ChannelAxis, b)
+		q, err := quant.Fake(codes, net, li, b)
 		if err != nil {
 			return nil, err
 		}
@@ -559,7 +562,7 @@ func directFloatMetric(ctx context.Context, o *Oracle, net *network.Network, t *
 	if err != nil {
 		return err
 	}
-	ws := quant.NewWeightSetter(net)
+	ws := quant.NewWeightSetterCodes(net, cfg.Weights)
 	defer ws.Restore()
 	done := 0
 	for li := range t.Layers {
