@@ -254,8 +254,21 @@ func lockThread(c Clock) func() {
 // clock, immune to wall-clock steps.
 var wallBase = time.Now()
 
-// timeCall runs f Warmup times, then Repeats samples of enough calls to
-// last MinSample each, and summarizes the per-call times.
+// settleHeap collects the heap before a measurement, so that the calls
+// timed next allocate as they do in a running inference: from memory the
+// heap has already used. The kernels allocate a little per call (about
+// 1.1 KB and 5 objects for a GEMMRequant); after a measurement that held
+// large buffers (a sweep's big shapes, the 2 x 64 MB copy) the collector's
+// heap goal is hundreds of MB, so without a collection those allocations
+// land on pages never touched, and each page fault (about 10 µs in the
+// development VM) is charged to the call: the smallest GEMMRequant then
+// took about 4 µs instead of 0.6 µs. An inference runs in a steady heap
+// whose freed memory is reused, and pays none of that.
+func settleHeap() { runtime.GC() }
+
+// timeCall collects the heap (settleHeap), runs f Warmup times, then
+// Repeats samples of enough calls to last MinSample each, and summarizes
+// the per-call times.
 func timeCall(ctx context.Context, f func() error, opt MeasureOptions) (Timing, error) {
 	clock := func() time.Duration {
 		if opt.Clock == ClockThreadCPU {
@@ -264,6 +277,7 @@ func timeCall(ctx context.Context, f func() error, opt MeasureOptions) (Timing, 
 		}
 		return time.Since(wallBase)
 	}
+	settleHeap()
 	// Warm up for Warmup calls and at least MinSample, so that buffers are
 	// faulted in and caches and branch predictors are in their steady
 	// state.
