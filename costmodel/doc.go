@@ -21,7 +21,9 @@
 // the heap grow by hundreds of MB, so those allocations would fault in
 // fresh pages that a running inference, whose heap is steady, does not
 // touch (about 4 µs instead of 0.6 µs for the smallest GEMMRequant on the
-// development VM). Bit widths sharing a
+// development VM); and since a forced collection makes the runtime return
+// most free memory to the OS, a call that allocates is warmed up through
+// two of the collector's own cycles before it is timed. Bit widths sharing a
 // kernel (KernelBits: 3 runs the 4-bit kernel, 5 to 7 the 8-bit one) share a
 // timing. MeasureModel times the layers of a model run one after another.
 // SizeBytes is ceil(params*bits/8) plus a float32 scale per output channel;

@@ -190,8 +190,8 @@ func measureOps(ctx context.Context, mo MeasureOptions, rng *rand.Rand) (OpsMode
 
 // timeOpsCase compiles case c at plane side side and returns the median
 // time in nanoseconds of its step c.op (or of the dequantization), the
-// median over mo.Repeats samples of Model.Time's median over opsRuns runs,
-// on a collected heap (settleHeap).
+// median over mo.Repeats samples of Model.Time's median over opsRuns runs
+// (Model.Time collects the heap first, as settleHeap does).
 func timeOpsCase(ctx context.Context, c opsCase, side int, mo MeasureOptions, rng *rand.Rand) (float64, error) {
 	b := newOpsNet(opsChannels, side, rng)
 	x := tensor.New(1, opsChannels, side, side)
@@ -203,7 +203,6 @@ func timeOpsCase(ctx context.Context, c opsCase, side int, mo MeasureOptions, rn
 		return 0, err
 	}
 	samples := make([]float64, 0, mo.Repeats)
-	settleHeap()
 	for r := 0; r < mo.Repeats; r++ {
 		tm, err := model.Time(ctx, x, max(mo.Warmup, 1), opsRuns)
 		if err != nil {
