@@ -38,15 +38,28 @@ var isaFlags = []struct {
 // DetectCPU describes the processor this program runs on: model name,
 // vendor, family and model from /proc/cpuinfo where there is one, the ISA
 // flags relevant to the kernels (as the OS enables them, from
-// golang.org/x/sys/cpu), the logical CPU count and the kernels' ISA
+// golang.org/x/sys/cpu), the logical CPU count, the kernels' ISA
 // (kernels.ISA: what the kernels run now, so a profile measured under
-// GODEBUG=cpu.avx512f=off records avx2).
+// GODEBUG=cpu.avx512f=off records avx2), and the level-1 data cache and
+// level-2 sizes from Linux sysfs or, where sysfs lacks them, from CPUID
+// (cachesFromCPUID).
 func DetectCPU() CPUInfo {
 	info := CPUInfo{Model: "unknown " + runtime.GOARCH, LogicalCPUs: runtime.NumCPU(), KernelISA: kernels.ISA(), Flags: []string{}}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		parseCPUInfo(b, &info)
 	}
 	info.L1D, info.L2Bytes = readCaches("/sys/devices/system/cpu/cpu0/cache")
+	if info.L1D.Sets == 0 || info.L2Bytes == 0 {
+		// Some virtual machines (Firecracker's) have no sysfs cache
+		// directory; CPUID still describes the caches.
+		l1, l2 := cpuidCaches()
+		if info.L1D.Sets == 0 {
+			info.L1D = l1
+		}
+		if info.L2Bytes == 0 {
+			info.L2Bytes = l2
+		}
+	}
 	if runtime.GOARCH == "amd64" {
 		for _, f := range isaFlags {
 			if *f.has {
@@ -110,6 +123,59 @@ func readCaches(dir string) (l1 CacheInfo, l2 int) {
 				l2 = v << 10
 			}
 		}
+	}
+	return l1, l2
+}
+
+// cpuidFunc executes CPUID with EAX = leaf and ECX = sub.
+type cpuidFunc func(leaf, sub uint32) (a, b, c, d uint32)
+
+// cachesFromCPUID reads the level-1 data cache geometry and the level-2
+// size from CPUID: the deterministic cache parameters (leaf 4, Intel; leaf
+// 0x8000001D, AMD with topology extensions), else AMD's legacy leaves
+// 0x80000005 (L1D size, ways, line) and 0x80000006 (L2 size). Zero for
+// what none of them gives.
+func cachesFromCPUID(id cpuidFunc) (l1 CacheInfo, l2 int) {
+	maxLeaf, _, _, _ := id(0, 0)
+	maxExt, _, _, _ := id(0x80000000, 0)
+	deterministic := func(leaf uint32) {
+		for sub := uint32(0); sub < 16; sub++ {
+			a, b, c, _ := id(leaf, sub)
+			typ, level := a&0x1f, (a>>5)&7
+			if typ == 0 { // no more caches
+				return
+			}
+			line, parts, ways, sets := int(b&0xfff)+1, int((b>>12)&0x3ff)+1, int((b>>22)&0x3ff)+1, int(c)+1
+			switch {
+			case level == 1 && typ == 1 && l1.Sets == 0: // data cache
+				l1 = CacheInfo{Sets: sets, Ways: ways * parts, Line: line}
+			case level == 2 && (typ == 1 || typ == 3) && l2 == 0: // data or unified
+				l2 = line * parts * ways * sets
+			}
+		}
+	}
+	if maxLeaf >= 4 {
+		deterministic(4)
+	}
+	if (l1.Sets == 0 || l2 == 0) && maxExt >= 0x8000001D {
+		if _, _, ecx, _ := id(0x80000001, 0); ecx&(1<<22) != 0 { // TOPOEXT
+			deterministic(0x8000001D)
+		}
+	}
+	if l1.Sets == 0 && maxExt >= 0x80000005 {
+		_, _, c, _ := id(0x80000005, 0)
+		size, ways, line := int(c>>24)<<10, int((c>>16)&0xff), int(c&0xff)
+		switch {
+		case size == 0 || line == 0 || ways == 0: // not reported
+		case ways == 0xff: // fully associative: one set
+			l1 = CacheInfo{Sets: 1, Ways: size / line, Line: line}
+		case size%(ways*line) == 0:
+			l1 = CacheInfo{Sets: size / (ways * line), Ways: ways, Line: line}
+		}
+	}
+	if l2 == 0 && maxExt >= 0x80000006 {
+		_, _, c, _ := id(0x80000006, 0)
+		l2 = int(c>>16) << 10
 	}
 	return l1, l2
 }

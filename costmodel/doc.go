@@ -10,12 +10,20 @@
 // per group, an im2col of the group's input channels for every image of the
 // batch into one patch matrix of batch*M rows, one kernels.GEMMRequant (bias,
 // dyadic requantization to uint8) of that matrix with the K x N packed
-// weights, and a transpose of the M x N result of every image back to NCHW,
-// the sequence of kernels.Conv2D (the transpose is the engine's byte-wise
-// scatter, not Conv2D's tiled one). Gemm and MatMul are one GEMMRequant.
+// weights, and a transpose of the M x N result of every image back to NCHW
+// (kernels.Transpose, which the engine's convolutions call), the sequence
+// of kernels.Conv2D. Gemm and MatMul are one GEMMRequant.
 // Measure times that sequence with random weights and activations, after a
-// warm-up, as the median of Repeats samples (each long enough for the clock)
-// with the quartiles and extremes as its spread; bit widths sharing a
+// collection of the heap and a warm-up, as the median of Repeats samples
+// (each long enough for the clock) with the quartiles and extremes as its
+// spread. The collection matters: the kernels allocate a little per call,
+// and after large buffers (a big shape just measured) the collector lets
+// the heap grow by hundreds of MB, so those allocations would fault in
+// fresh pages that a running inference, whose heap is steady, does not
+// touch (about 4 µs instead of 0.6 µs for the smallest GEMMRequant on the
+// development VM); and since a forced collection makes the runtime return
+// most free memory to the OS, a call that allocates is warmed up through
+// two of the collector's own cycles before it is timed. Bit widths sharing a
 // kernel (KernelBits: 3 runs the 4-bit kernel, 5 to 7 the 8-bit one) share a
 // timing. MeasureModel times the layers of a model run one after another.
 // SizeBytes is ceil(params*bits/8) plus a float32 scale per output channel;
@@ -52,9 +60,9 @@
 // (including the cache-set conflicts of a transpose whose stride is a
 // multiple of 1 KiB); and per-element costs of the operations between
 // layers, timed on the integer engine's own steps (intengine.Model.Time
-// on small compiled programs, measureOps). kernels.Im2Col and GEMMRequant
-// are timed themselves; the one replica left is the layer's transpose to
-// NCHW, which the engine does inside its layer step (measure.go). BuildProfile
+// on small compiled programs, measureOps). kernels.Im2Col, GEMMRequant
+// and Transpose are timed themselves: no replica of an engine loop is
+// left. BuildProfile
 // measures a sweep of shapes on this CPU, timing small groups of different
 // calls back to back as a model runs its layers, and fits each model by
 // non-negative least squares on a symmetric relative error (recording the

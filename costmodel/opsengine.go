@@ -190,7 +190,8 @@ func measureOps(ctx context.Context, mo MeasureOptions, rng *rand.Rand) (OpsMode
 
 // timeOpsCase compiles case c at plane side side and returns the median
 // time in nanoseconds of its step c.op (or of the dequantization), the
-// median over mo.Repeats samples of Model.Time's median over opsRuns runs.
+// median over mo.Repeats samples of Model.Time's median over opsRuns runs
+// (Model.Time collects the heap first, as settleHeap does).
 func timeOpsCase(ctx context.Context, c opsCase, side int, mo MeasureOptions, rng *rand.Rand) (float64, error) {
 	b := newOpsNet(opsChannels, side, rng)
 	x := tensor.New(1, opsChannels, side, side)

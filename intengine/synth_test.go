@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"weak"
 
 	"mpsearch/network"
 	"mpsearch/onnx"
@@ -343,6 +344,29 @@ func TestTimeReportsEveryStep(t *testing.T) {
 	}
 	if _, err := m.Time(context.Background(), x, 0, 0); !errors.Is(err, ErrConfig) {
 		t.Errorf("0 runs: got error %v; want ErrConfig", err)
+	}
+}
+
+// TestTimeSettlesHeap checks that Time collects the heap before timing: a
+// large buffer the caller dropped just before is gone when Time returns
+// (its runs allocate far too little to trigger a collection themselves).
+// Without the collection the runs' allocations fault in fresh pages.
+func TestTimeSettlesHeap(t *testing.T) {
+	net := residualNet(t)
+	m := compileSynthetic(t, net, nil)
+	x := randBatch(rand.New(rand.NewPCG(8, 9)), 1, net.SampleShape)
+	type block [64 << 20]byte
+	b := new(block)
+	for i := range b {
+		b[i] = byte(i)
+	}
+	wp := weak.Make(b)
+	b = nil
+	if _, err := m.Time(context.Background(), x, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	if wp.Value() != nil {
+		t.Errorf("a dropped 64 MB buffer was still on the heap after Time; want the heap collected before timing")
 	}
 }
 
