@@ -32,8 +32,8 @@ func TestUsageContracts(t *testing.T) {
 		{"repeated size budget", []string{"search", "--table", table, "--size-budget", "3000", "--size-budget", "4000"}, "given twice"},
 		{"repeated latency budget", []string{"pareto", "--table", table, "--latency-budget", "1ms", "--latency-budget", "1ms"}, "given twice"},
 		{"points too many", []string{"pareto", "--table", table, "--points", "100000000"}, "--points: 100000000 is not in 2..1000"},
-		{"refine negative", []string{"search", "--table", table, "--refine", "-1"}, "--refine: -1 is not in 0..100000"},
-		{"refine too many", []string{"pareto", "--table", table, "--refine", "100000000"}, "--refine: 100000000 is not in 0..100000"},
+		{"refine negative", []string{"search", "--table", table, "--refine", "-1"}, "--refine: \"-1\" is not auto or a count in 0..100000"},
+		{"refine too many", []string{"pareto", "--table", table, "--refine", "100000000"}, "--refine: \"100000000\" is not auto or a count in 0..100000"},
 		{"probes too many", []string{"sensitivity", "--probes", "1000000000"}, "--probes: 1000000000 is not in 2..1000000"},
 		{"batch too large", []string{"eval", "--batch", "100000000"}, "--batch: 100000000 is not in 1..65536"},
 		{"resize too large", []string{"eval", "--model", fixtureDir + "lenet.onnx", "--data", imgs, "--resize", "99999x99999"}, "--resize: 99999x99999 exceeds 8192x8192"},
@@ -43,6 +43,10 @@ func TestUsageContracts(t *testing.T) {
 		{"limit too large in sensitivity", []string{"sensitivity", "--limit", "100000000"}, "-limit: 100000000 is not in 0..16777216"},
 		{"limit too large in search", []string{"search", "--table", table, "--limit", "100000000"}, "-limit: 100000000 is not in 0..16777216"},
 		{"unknown solver", []string{"search", "--table", table, "--size-budget", "3000", "--solver", "cplex"}, `--solver: "cplex" is not go or lp_solve`},
+		{"unknown quantizer", []string{"search", "--table", table, "--size-budget", "3000", "--quantizer", "adaround"}, `--quantizer: "adaround" is not rtn or gptq`},
+		{"unknown quantizer in pareto", []string{"pareto", "--table", table, "--quantizer", "GPTQ"}, `--quantizer: "GPTQ" is not rtn or gptq`},
+		{"unknown quantizer in sensitivity", []string{"sensitivity", "--quantizer", "awq"}, `--quantizer: "awq" is not rtn or gptq`},
+		{"unknown quantizer in eval", []string{"eval", "--quantizer", "awq"}, `--quantizer: "awq" is not rtn or gptq`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

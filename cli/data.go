@@ -64,8 +64,13 @@ func parseFloats(name, s string) ([]float64, error) {
 	return out, nil
 }
 
-// options converts the data flags to dataset options.
-func (m *modelFlags) options() (dataset.Options, error) {
+// options converts the data flags to dataset options for data loaded whole.
+func (m *modelFlags) options() (dataset.Options, error) { return m.optionsFor(false) }
+
+// optionsFor converts the data flags to dataset options. streamed says the
+// data will be read batch by batch (eval, run): the memory check of a
+// resized folder then counts one batch of --batch images, not the folder.
+func (m *modelFlags) optionsFor(streamed bool) (dataset.Options, error) {
 	var opt dataset.Options
 	var err error
 	if opt.Mean, err = parseFloats("mean", m.mean); err != nil {
@@ -86,7 +91,11 @@ func (m *modelFlags) options() (dataset.Options, error) {
 		}
 		if m.data != "" {
 			if st, err := os.Stat(m.data); err == nil && st.IsDir() {
-				if err := checkResizeMemory(m.data, h, w, m.limit); err != nil {
+				limit := m.limit
+				if streamed && (limit == 0 || limit > m.batch) {
+					limit = m.batch
+				}
+				if err := checkResizeMemory(m.data, h, w, limit); err != nil {
 					return opt, err
 				}
 			}
@@ -100,10 +109,14 @@ func (m *modelFlags) options() (dataset.Options, error) {
 	return opt, nil
 }
 
+// sampleShaper is data whose sample shape is known: a *dataset.Dataset or
+// a *dataset.Stream.
+type sampleShaper interface{ SampleShape() []int }
+
 // loadModel loads --model, or the demo. ds, when not nil, is the data the
 // model will run on: its sample shape resolves the dimensions the model
 // leaves dynamic, unless --input-shape is given.
-func (m *modelFlags) loadModel(ds *dataset.Dataset) (*network.Network, error) {
+func (m *modelFlags) loadModel(ds sampleShaper) (*network.Network, error) {
 	if err := m.check(); err != nil {
 		return nil, err
 	}
@@ -192,15 +205,28 @@ func demoOptions(limit int) (dataset.Options, error) {
 	return dataset.Options{Limit: limit}, nil
 }
 
-// loadData loads --data; with no --data and no --model it loads the demo's
-// test set (calib=false) or calibration set (calib=true).
+// loadData loads --data whole; with no --data and no --model it loads the
+// demo's test set (calib=false) or calibration set (calib=true).
 func (m *modelFlags) loadData(calib bool) (*dataset.Dataset, error) {
+	s, err := m.openData(calib, false)
+	if err != nil {
+		return nil, err
+	}
+	return s.Load()
+}
+
+// openData opens --data (or the demo's set, as loadData) for reading in
+// mini-batches; streamed says it will be read so (eval, run), not loaded
+// whole. With --labels none its batches carry no labels: the losses then
+// use the float model's own outputs.
+func (m *modelFlags) openData(calib, streamed bool) (*dataset.Stream, error) {
 	if err := m.check(); err != nil {
 		return nil, err
 	}
 	if m.batch < 1 || m.batch > maxBatch {
 		return nil, usagef("--batch: %d is not in 1..%d", m.batch, maxBatch)
 	}
+	var s *dataset.Stream
 	if m.data == "" {
 		if m.model != "" {
 			return nil, usagef("--data is required with --model")
@@ -209,29 +235,27 @@ func (m *modelFlags) loadData(calib bool) (*dataset.Dataset, error) {
 		if err != nil {
 			return nil, err
 		}
-		var ds *dataset.Dataset
 		if calib {
-			ds, err = dataset.FromNPZBytes(demo.CalibNPZ(), "built-in demo calibration set", opt)
+			s, err = dataset.OpenNPZBytes(demo.CalibNPZ(), "built-in demo calibration set", opt)
 		} else {
-			ds, err = dataset.FromNPZBytes(demo.TestNPZ(), "built-in demo test set", opt)
+			s, err = dataset.OpenNPZBytes(demo.TestNPZ(), "built-in demo test set", opt)
 		}
-		if err == nil && m.labels == "none" {
-			ds.Y = nil
+		if err != nil {
+			return nil, err
 		}
-		return ds, err
-	}
-	opt, err := m.options()
-	if err != nil {
-		return nil, err
-	}
-	ds, err := dataset.Load(m.data, opt)
-	if err != nil {
-		return nil, err
+	} else {
+		opt, err := m.optionsFor(streamed)
+		if err != nil {
+			return nil, err
+		}
+		if s, err = dataset.Open(m.data, opt); err != nil {
+			return nil, err
+		}
 	}
 	if m.labels == "none" {
-		ds.Y = nil // unlabelled: losses use the float model's own outputs
+		s = s.WithoutLabels()
 	}
-	return ds, nil
+	return s, nil
 }
 
 // inputs loads the calibration data, then the model (whose dynamic

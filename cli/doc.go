@@ -6,11 +6,20 @@
 // usage errors (unknown subcommand or flag, missing or malformed flag
 // values).
 //
-// Every command that loads a model loads its data first: the data's sample
+// Every command that loads a model opens its data first: the data's sample
 // shape resolves the dimensions a model leaves dynamic, unless
 // --input-shape NAME=DxDx...xD (repeatable, strictly parsed) fixes them.
-// run writes the float model's first output for every sample as a float32
-// NPY, atomically; an interrupt exits 1 with one line and writes nothing.
+// eval and run stream --data batch by batch (dataset.Open), so their
+// memory does not grow with the number of samples (eval --bits holds the
+// first --calib-samples for the activation ranges); sensitivity, search
+// and pareto load their calibration data whole. run writes the float
+// model's first output for every sample as a float32 NPY, batch by batch
+// into a temporary file renamed at the end; an interrupt exits 1 with one
+// line and writes nothing.
+//
+// --quantizer (search, pareto, sensitivity, eval --bits) chooses the one
+// weight source of the job (pipeline.NewWeightCodes); eval --bits defaults
+// to the rounding its bits.yaml records.
 //
 // Usage errors are one line with exit status 2 (unknown flags, bad
 // values, repeated budget flags, duplicate --bits, size-like flags beyond

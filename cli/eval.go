@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -9,6 +10,7 @@ import (
 	"mpsearch/dataset"
 	"mpsearch/network"
 	"mpsearch/pipeline"
+	"mpsearch/quant"
 )
 
 func init() {
@@ -22,14 +24,20 @@ func runEval(e *env, args []string) error {
 	autoBatchUsage(fs)
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
 	bitsFile := fs.String("bits", "", "also evaluate this bit configuration (bits.yaml from search): simulated quantization and the integer-only engine")
-	calibN := fs.Int("calib-samples", 512, "with --bits: activation ranges come from the first `N` samples of --data")
+	calibN := fs.Int("calib-samples", 512, "with --bits: activation ranges (and GPTQ's Hessians) come from the first `N` samples of --data")
+	quantizer := fs.String("quantizer", "", "with --bits: weight rounding, rtn or gptq (default: the one bits.yaml records, else rtn)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *calibN < 1 {
 		return usagef("--calib-samples: %d is below 1", *calibN)
 	}
-	ds, err := mf.loadData(false)
+	if *quantizer != "" {
+		if err := checkQuantizer(*quantizer); err != nil {
+			return err
+		}
+	}
+	ds, err := mf.openData(false, true)
 	if err != nil {
 		return err
 	}
@@ -39,7 +47,7 @@ func runEval(e *env, args []string) error {
 	}
 	mf.autoBatch(fs, net)
 	if *bitsFile != "" {
-		return evalBits(e, net, ds, *bitsFile, *calibN, mf.batch, *asJSON)
+		return evalBits(e, net, ds, *bitsFile, *quantizer, *calibN, &mf, *asJSON)
 	}
 	pr := newProgress(e, "eval")
 	res, err := pipeline.Evaluate(e.ctx, net, ds, pipeline.EvalOptions{
@@ -69,7 +77,10 @@ func runEval(e *env, args []string) error {
 }
 
 // evalBits evaluates a bit configuration: float, simulated and integer-only.
-func evalBits(e *env, net *network.Network, ds *dataset.Dataset, path string, calibN, batch int, asJSON bool) error {
+// The weights are rounded by quantizer, else by the method bits.yaml
+// records, else to nearest.
+func evalBits(e *env, net *network.Network, ds *dataset.Stream, path, quantizer string, calibN int, mf *modelFlags, asJSON bool) error {
+	batch := mf.batch
 	f, err := pipeline.ReadBitsFile(path)
 	if err != nil {
 		return err
@@ -78,20 +89,36 @@ func evalBits(e *env, net *network.Network, ds *dataset.Dataset, path string, ca
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	if quantizer == "" {
+		quantizer = cmp.Or(f.Quantizer, quant.MethodRTN)
+	}
+	if err := checkQuantizer(quantizer); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
 	pr := newProgress(e, "eval float")
 	fl, err := pipeline.Evaluate(e.ctx, net, ds, pipeline.EvalOptions{Batch: batch, Progress: func(d, t int) { pr.update(d, t, "images") }})
 	pr.done()
 	if err != nil {
 		return err
 	}
+	// The activation ranges (and GPTQ's Hessians) come from the first
+	// calibN samples, held in memory; the evaluations stream ds.
+	calib, err := dataset.Head(e.ctx, ds, calibN)
+	if err != nil {
+		return err
+	}
+	codes, err := weightCodes(e, quantizer, net, calib, bits, mf)
+	if err != nil {
+		return err
+	}
 	pr = newProgress(e, "eval quantized")
-	q, err := pipeline.EvaluateQuantized(e.ctx, net, ds.Subset(0, min(calibN, ds.Len())), ds, bits, batch, func(d, t int) { pr.update(d, t, "images") })
+	q, err := pipeline.EvaluateQuantized(e.ctx, net, calib, ds, bits, codes, batch, func(d, t int) { pr.update(d, t, "images") })
 	pr.done()
 	if err != nil {
 		return err
 	}
 	if asJSON {
-		out := map[string]any{"samples": ds.Len(), "bits": bits, "latency_ms_batch1": q.LatencyMs,
+		out := map[string]any{"samples": ds.Len(), "bits": bits, "quantizer": quantizer, "latency_ms_batch1": q.LatencyMs,
 			"integer_images_per_sec": q.Integer.ImagesPerSec, "integer_float_nodes": q.FloatNodes}
 		if !math.IsNaN(fl.Accuracy) {
 			out["accuracy"] = map[string]float64{"float": fl.Accuracy, "simulated": q.Simulated.Accuracy, "integer": q.Integer.Accuracy}
@@ -100,7 +127,7 @@ func evalBits(e *env, net *network.Network, ds *dataset.Dataset, path string, ca
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	fmt.Fprintf(e.stdout, "bits %v on %d samples\n", bits, ds.Len())
+	fmt.Fprintf(e.stdout, "bits %v (weights rounded by %s) on %d samples\n", bits, quantizer, ds.Len())
 	if !math.IsNaN(fl.Accuracy) {
 		fmt.Fprintf(e.stdout, "accuracy: float %.2f%%, simulated quantization %.2f%%, integer-only %.2f%%\n", 100*fl.Accuracy, 100*q.Simulated.Accuracy, 100*q.Integer.Accuracy)
 	}

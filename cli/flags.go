@@ -93,17 +93,28 @@ func (l limitFlag) Set(s string) error {
 	return nil
 }
 
-// defaultRefine is --refine's default. One measurement is a forward pass
-// over the held-out quarter of --data: 0.035 s on the fixture LeNet (512
-// images), about 2 s on the VGG-style and the 16-layer residual
-// Fashion-MNIST CNNs (256 images) on the shared development machine. On
-// the residual CNN refinement reached its local optimum after 121
-// measurements (4 minutes, against 22 for the sensitivity table; 32 left
-// it half-way: 88.61% against 89.19% test accuracy); on LeNet and the
-// VGG-style CNN it stops at the verified result's local optimum after 4
-// to 12. Refinement stops at a local optimum, so the budget is spent only
-// while measured moves keep helping.
-const defaultRefine = 128
+// parseRefine reads --refine: a measurement budget in 0..maxRefine, or
+// "auto" (returned as -1), pipeline.DefaultRefine for the model and the
+// held-out set. One measurement is a forward pass over the held-out
+// quarter of --data: 0.035 s on the fixture LeNet (512 images), about 2 s
+// on the VGG-style and the 16-layer residual Fashion-MNIST CNNs (256
+// images), about 5 s on ResNet18 with 16 held-out 224² images, on the
+// shared development machine. On the residual CNN refinement reached its
+// local optimum after 121 measurements (32 left it half-way: 88.61%
+// against 89.19% test accuracy); on LeNet and the VGG-style CNN it stops
+// at the verified result's local optimum after 4 to 12. Refinement stops
+// at a local optimum, so the budget is spent only while measured moves
+// keep helping.
+func parseRefine(s string) (int, error) {
+	if s == "auto" {
+		return -1, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > maxRefine {
+		return 0, usagef("--refine: %q is not auto or a count in 0..%d", s, maxRefine)
+	}
+	return n, nil
+}
 
 // parseResize reads --resize HxW within maxSide per side.
 func parseResize(s string) (h, w int, err error) {

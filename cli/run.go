@@ -23,7 +23,7 @@ func runRun(e *env, args []string) error {
 	if *out == "" {
 		return usagef("--out is required")
 	}
-	ds, err := mf.loadData(false)
+	ds, err := mf.openData(false, true)
 	if err != nil {
 		return err
 	}
@@ -33,15 +33,12 @@ func runRun(e *env, args []string) error {
 	}
 	mf.autoBatch(fs, net)
 	pr := newProgress(e, "run")
-	res, err := pipeline.RunOutputs(e.ctx, net, ds, pipeline.RunOptions{
+	res, err := pipeline.WriteOutputs(e.ctx, net, ds, *out, pipeline.RunOptions{
 		Batch:    mf.batch,
 		Progress: func(done, total int) { pr.update(done, total, "samples"+eta(pr.start, done, total)) },
 	})
 	pr.done()
 	if err != nil {
-		return err
-	}
-	if err := res.WriteNPY(*out); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stderr, "run: wrote %s: output %q, shape %v, float32\n", *out, res.Name, res.Shape)

@@ -43,7 +43,7 @@ type searchFlags struct {
 	noVerify    bool
 	measure     bool
 	heldOutFrac float64
-	refine      int
+	refine      string
 	bitsSet     bool // --bits given explicitly
 }
 
@@ -87,7 +87,7 @@ func (s *searchFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&s.noVerify, "no-verify", false, "return the ILP optimum without measuring candidates")
 	fs.BoolVar(&s.measure, "measure-latency", false, "also time the integer-only engine on the chosen and uniform configurations (predicted vs measured in the report; timings make outputs differ run to run)")
 	fs.Float64Var(&s.heldOutFrac, "held-out", 0.25, "fraction of --data kept out of the sensitivity computation to measure candidates")
-	fs.IntVar(&s.refine, "refine", defaultRefine, fmt.Sprintf("after verification, refine the configuration by greedy exchanges measured on the held-out data: at most N measurements (0..%d; 0: off)", maxRefine))
+	fs.StringVar(&s.refine, "refine", "auto", fmt.Sprintf("after verification, refine the configuration by greedy exchanges measured on the held-out data: at most N measurements (0..%d; 0: off; auto: %d..%d, fewer for larger models and held-out sets)", maxRefine, pipeline.MinRefine, pipeline.MaxRefine))
 }
 
 func (s *searchFlags) budgets() ([]pipeline.Budget, error) {
@@ -144,11 +144,15 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 	if s.points < 2 || s.points > maxPoints {
 		return usagef("--points: %d is not in 2..%d", s.points, maxPoints)
 	}
-	if s.refine < 0 || s.refine > maxRefine {
-		return usagef("--refine: %d is not in 0..%d", s.refine, maxRefine)
+	refine, err := parseRefine(s.refine)
+	if err != nil {
+		return err
 	}
 	budgets, err := s.budgets()
 	if err != nil {
+		return err
+	}
+	if err := checkQuantizer(s.sf.quantizer); err != nil {
 		return err
 	}
 	bits, err := parseBits(s.sf.bits)
@@ -198,7 +202,10 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 	cfg := pipeline.SearchConfig{Bits: bits, Budgets: budgets, KeepEnds: s.keepEnds, Latency: lat, ParetoPoints: s.points, Method: s.method, Solver: solver}
 	if j.verifier != nil && !s.noVerify {
 		cfg.Verify = j.verifier
-		cfg.Refine = s.refine
+		cfg.Refine = refine
+		if refine < 0 {
+			cfg.Refine = pipeline.DefaultRefine(j.in.Net, j.heldOut.Len())
+		}
 	}
 	if s.method == "rl" {
 		if s.episodes < 1 {
@@ -236,7 +243,7 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 	if err := e.ctx.Err(); err != nil {
 		return err // interrupted: nothing is written
 	}
-	out := &pipeline.Outputs{Result: res, Method: s.method, ModelName: j.table.Model, Profile: profName}
+	out := &pipeline.Outputs{Result: res, Method: s.method, ModelName: j.table.Model, Profile: profName, Quantizer: s.sf.quantizer}
 	if j.in != nil {
 		out.Net = j.in.Net
 		out.Verifier = j.verifier
@@ -335,6 +342,9 @@ func loadJob(e *env, s *searchFlags, j *job, pr *progress) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Weights, err = weightCodes(e, s.sf.quantizer, in.Net, in.Calib, cfg.Bits, &s.mf); err != nil {
+		return err
+	}
 	t, cached, err := pipeline.Sensitivity(e.ctx, in, pipeline.SensitivityRequest{Config: cfg, NoCache: s.sf.noCache})
 	pr.done()
 	if err != nil {
@@ -347,6 +357,7 @@ func loadJob(e *env, s *searchFlags, j *job, pr *progress) error {
 	if j.verifier, err = pipeline.NewNetVerifier(e.ctx, in.Net, in.Calib, j.heldOut, s.mf.batch); err != nil {
 		return err
 	}
+	j.verifier.Weights = cfg.Weights
 	return nil
 }
 

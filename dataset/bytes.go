@@ -11,24 +11,32 @@ import (
 // options and errors as Load. opt.Labels must be empty: the archive's "y"
 // holds the labels.
 func FromNPZBytes(data []byte, name string, opt Options) (*Dataset, error) {
+	s, err := OpenNPZBytes(data, name, opt)
+	if err != nil {
+		return nil, err
+	}
+	return readAll(s)
+}
+
+// OpenNPZBytes opens an NPZ archive held in memory as a Stream, with the
+// arrays, options and errors of FromNPZBytes.
+func OpenNPZBytes(data []byte, name string, opt Options) (*Stream, error) {
 	if err := checkOptions(opt); err != nil {
 		return nil, err
 	}
 	if opt.Labels != "" {
 		return nil, optionErr("dataset: %s: labels come from the archive's \"y\"; drop the labels file %s", name, opt.Labels)
 	}
-	r, err := npz.NewReader(bytes.NewReader(data), int64(len(data)))
-	if err != nil {
-		return nil, formatErr("dataset: %s is not a valid NPZ (zip) archive: %v", name, err)
-	}
-	defer r.Close()
-	x, y, _, err := readNPZArrays(r, name, opt.Limit)
-	if err != nil {
-		return nil, err
-	}
-	d := &Dataset{X: x, Y: y, Source: name}
-	if err := transform(d, name, opt); err != nil {
-		return nil, err
-	}
-	return d, nil
+	return newStream(name, opt, nil, func() (*parts, error) {
+		r, err := npz.NewReader(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			return nil, formatErr("dataset: %s is not a valid NPZ (zip) archive: %v", name, err)
+		}
+		p := &parts{}
+		if _, err := npzParts(p, r, name, opt); err != nil {
+			p.close()
+			return nil, err
+		}
+		return p, nil
+	})
 }

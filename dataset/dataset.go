@@ -7,6 +7,9 @@ import (
 	"io"
 	"math"
 	"os"
+	"strings"
+
+	"codeberg.org/sbinet/npyio/npz"
 
 	"mpsearch/tensor"
 )
@@ -210,36 +213,18 @@ func sniffFile(f *os.File, path string) (form, error) {
 // an IDX file (MNIST family, gzipped or not), or a folder of class
 // sub-folders of PNG/JPEG images. Then, in order, it keeps the first
 // opt.Limit samples, converts to one channel if opt.Gray, resizes if
-// opt.Resize is set, and normalises with opt.Mean and opt.Std.
+// opt.Resize is set, and normalises with opt.Mean and opt.Std. It is one
+// pass of one batch over Open's Stream.
 //
 // Errors wrap ErrFormat for bad content, ErrOption for options that do not
 // fit the data, and the os errors (such as fs.ErrNotExist) for files that
 // cannot be opened.
 func Load(path string, opt Options) (*Dataset, error) {
-	if err := checkOptions(opt); err != nil {
-		return nil, err
-	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("dataset: %w", err)
-	}
-	var d *Dataset
-	if st.IsDir() {
-		if opt.Labels != "" {
-			return nil, optionErr("dataset: %s is an image folder, whose labels come from its sub-folders; drop the labels file %s", path, opt.Labels)
-		}
-		d, err = loadFolder(path, opt)
-	} else {
-		d, err = loadFile(path, opt)
-	}
+	s, err := Open(path, opt)
 	if err != nil {
 		return nil, err
 	}
-	d.Source = path
-	if err := transform(d, path, opt); err != nil {
-		return nil, err
-	}
-	return d, nil
+	return readAll(s)
 }
 
 func checkOptions(opt Options) error {
@@ -262,107 +247,183 @@ func checkOptions(opt Options) error {
 	return nil
 }
 
-// loadFile reads a single data file and, if given, its labels file.
-func loadFile(path string, opt Options) (*Dataset, error) {
+// fileParts opens one pass over a single data file and, if given, its
+// labels file: the headers are read and checked, the bodies are left to
+// the readers.
+func fileParts(path string, opt Options) (*parts, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("dataset: %w", err)
 	}
-	defer f.Close()
-	kind, err := sniffFile(f, path)
-	if err != nil {
+	p := &parts{closers: []io.Closer{f}}
+	if err := p.openFile(f, path, opt); err != nil {
+		p.close()
 		return nil, err
 	}
+	return p, nil
+}
 
-	var (
-		x     *tensor.Tensor
-		fullN int
-		y     []int
-	)
+// openFile fills p from the open data file f.
+func (p *parts) openFile(f *os.File, path string, opt Options) error {
+	kind, err := sniffFile(f, path)
+	if err != nil {
+		return err
+	}
+	var fullN int
 	switch kind {
 	case formNPY:
-		a, err := readNPY(f, path, opt.Limit)
+		h, rec, err := npyRecords(f, path, opt.Limit)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if x, err = a.samples(path); err != nil {
-			return nil, err
+		if err := h.checkSamples(path); err != nil {
+			return err
 		}
-		fullN = a.shape[0]
+		if rec.r == io.Reader(f) {
+			rec.seeker = f // C order: the rest is checked by the file's size
+		}
+		p.rows, p.n, p.stored, fullN = npyRows(h, rec), rec.keep, h.shape[1:], h.shape[0]
 	case formNPZ:
-		if x, y, fullN, err = readNPZ(path, opt.Limit); err != nil {
-			return nil, err
+		zr, err := npz.Open(path)
+		if err != nil {
+			return formatErr("dataset: %s is not a valid NPZ (zip) archive: %v", path, err)
 		}
-		if y != nil && opt.Labels != "" {
-			return nil, optionErr("dataset: %s already holds labels \"y\"; drop the labels file %s", path, opt.Labels)
+		p.closers = append(p.closers, zr)
+		if fullN, err = npzParts(p, zr, path, opt); err != nil {
+			return err
 		}
 	case formIDX, formIDXGzip:
-		if x, fullN, err = readIDXImages(f, path, opt.Limit); err != nil {
-			return nil, err
+		dims, rec, err := idxImageRecords(f, path, opt.Limit)
+		if err != nil {
+			return err
 		}
+		p.rows = &byteRows{rec: rec, decode: decodeBytes, elems: dims[1] * dims[2]}
+		p.n, p.stored, fullN = rec.keep, []int{1, dims[1], dims[2]}, dims[0]
 	default:
-		return nil, formatErr("dataset: %s is not NPY, NPZ, IDX (gzipped or not) or a folder of images", path)
+		return formatErr("dataset: %s is not NPY, NPZ, IDX (gzipped or not) or a folder of images", path)
 	}
 	if opt.Labels != "" {
-		labels, err := loadLabels(opt.Labels)
-		if err != nil {
-			return nil, err
+		if err := labelsFile(p, opt.Labels, path, fullN); err != nil {
+			return err
 		}
-		if len(labels) != fullN {
-			return nil, formatErr("dataset: labels file %s has %d labels but %s has %d samples", opt.Labels, len(labels), path, fullN)
-		}
-		y = labels[:x.Shape[0]:x.Shape[0]]
 	}
-	return &Dataset{X: x, Y: y}, nil
+	return nil
 }
 
-// loadLabels reads a labels file: an NPY array of integers of shape [N], or
-// an IDX labels file (gzipped or not).
-func loadLabels(path string) ([]int, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("dataset: labels: %w", err)
+// npyRows decodes the rows of an NPY array of samples.
+func npyRows(h *npyHead, rec *records) *byteRows {
+	return &byteRows{rec: rec, decode: h.decodeSamples, elems: tensor.Size(h.shape[1:])}
+}
+
+// npzParts opens arrays "x" (required) and "y" (optional) of an open NPZ
+// archive named path into p, and returns the number of samples in the
+// file, before the limit. A stored member is read in place, a deflated
+// one decompressed as it is read.
+func npzParts(p *parts, zr *npz.Reader, path string, opt Options) (fullN int, err error) {
+	keys := zr.Keys()
+	find := func(name string) string {
+		for _, k := range keys {
+			if k == name+".npy" || k == name {
+				return k
+			}
+		}
+		return ""
 	}
-	defer f.Close()
-	kind, err := sniffFile(f, path)
-	if err != nil {
-		return nil, err
+	member := func(key string) (*npyHead, *records, error) {
+		rc, err := zr.Open(key)
+		if err != nil {
+			return nil, nil, formatErr("dataset: %s: %v", path, err)
+		}
+		p.closers = append(p.closers, rc)
+		return npyRecords(rc, path+"["+key+"]", opt.Limit)
 	}
+	xk := find("x")
+	if xk == "" {
+		return 0, formatErr("dataset: %s has no array \"x\" (arrays: %s); save with np.savez(path, x=..., y=...)", path, strings.Join(keys, ", "))
+	}
+	xh, xrec, err := member(xk)
+	if err != nil {
+		return 0, err
+	}
+	if err := xh.checkSamples(path + "[" + xk + "]"); err != nil {
+		return 0, err
+	}
+	p.rows, p.n, p.stored, fullN = npyRows(xh, xrec), xrec.keep, xh.shape[1:], xh.shape[0]
+	yk := find("y")
+	if yk == "" {
+		return fullN, nil
+	}
+	yh, yrec, err := member(yk)
+	if err != nil {
+		return 0, err
+	}
+	if yh.shape[0] != fullN {
+		return 0, formatErr("dataset: %s: %d labels in \"y\" but %d samples in \"x\"", path, yh.shape[0], fullN)
+	}
+	name := path + "[" + yk + "]"
+	if err := yh.checkLabels(name); err != nil {
+		return 0, err
+	}
+	if opt.Labels != "" {
+		return 0, optionErr("dataset: %s already holds labels \"y\"; drop the labels file %s", path, opt.Labels)
+	}
+	p.labels = npyLabels(yh, yrec, name, p.n)
+	return fullN, nil
+}
+
+// npyLabels decodes the first n labels of an NPY array, and checks the rest
+// when its records keep them.
+func npyLabels(h *npyHead, rec *records, name string, n int) *recordLabels {
+	return &recordLabels{rec: rec, n: n, decode: func(dst []int, raw []byte, first int) error {
+		return h.decodeLabels(dst, raw, first, name)
+	}}
+}
+
+// labelsFile opens a labels file into p: an NPY array of integers of shape
+// [N], or an IDX labels file (gzipped or not); N must be fullN, the
+// samples of the data file at path. Every label is read and checked, the
+// first p.n delivered.
+func labelsFile(p *parts, labels, path string, fullN int) error {
+	f, err := os.Open(labels)
+	if err != nil {
+		return fmt.Errorf("dataset: labels: %w", err)
+	}
+	p.closers = append(p.closers, f)
+	kind, err := sniffFile(f, labels)
+	if err != nil {
+		return err
+	}
+	var rec *records
+	var decode func(dst []int, raw []byte, first int) error
 	switch kind {
 	case formNPY:
-		a, err := readNPY(f, path, 0)
+		h, r, err := npyRecords(f, labels, 0)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		return a.labels(path)
+		if err := h.checkLabels(labels); err != nil {
+			return err
+		}
+		rec = r
+		decode = npyLabels(h, r, labels, p.n).decode
 	case formIDX, formIDXGzip:
-		return readIDXLabels(f, path)
-	}
-	return nil, formatErr("dataset: labels file %s is neither NPY nor IDX (gzipped or not)", path)
-}
-
-// transform applies Gray, Resize and normalisation, then checks that every
-// value is finite.
-func transform(d *Dataset, path string, opt Options) error {
-	if opt.Gray {
-		x, err := toGray(d.X)
-		if err != nil {
-			return fmt.Errorf("dataset: %s: %w", path, err)
+		if rec, err = idxLabelRecords(f, labels); err != nil {
+			return err
 		}
-		d.X = x
-	}
-	if opt.Resize != [2]int{} {
-		if d.X.Rank() != 4 {
-			return optionErr("dataset: %s: resize needs images [N,C,H,W]; got samples of shape %v", path, d.SampleShape())
+		decode = func(dst []int, raw []byte, _ int) error {
+			for i, b := range raw {
+				dst[i] = int(b)
+			}
+			return nil
 		}
-		if d.X.Shape[2] != opt.Resize[0] || d.X.Shape[3] != opt.Resize[1] {
-			d.X = resizeBilinear(d.X, opt.Resize[0], opt.Resize[1])
-		}
+	default:
+		return formatErr("dataset: labels file %s is neither NPY nor IDX (gzipped or not)", labels)
 	}
-	if err := normalize(d.X, opt.Mean, opt.Std); err != nil {
-		return fmt.Errorf("dataset: %s: %w", path, err)
+	if rec.rows != fullN {
+		return formatErr("dataset: labels file %s has %d labels but %s has %d samples", labels, rec.rows, path, fullN)
 	}
-	return checkFinite(d.X, path)
+	p.labels = &recordLabels{rec: rec, decode: decode, n: p.n}
+	return nil
 }
 
 // channels returns the number of channels of x (its axis 1, or 1 for rank 1)
@@ -374,20 +435,10 @@ func channels(x *tensor.Tensor) (c, inner int) {
 	return x.Shape[1], tensor.Size(x.Shape[2:])
 }
 
-// normalize sets x = (x - mean[c]) / std[c] in place.
-func normalize(x *tensor.Tensor, mean, std []float64) error {
-	if len(mean) == 0 && len(std) == 0 {
-		return nil
-	}
+// normalize sets x = (x - mean[c]) / std[c] in place, with one mean and
+// one std per channel (from perChannel).
+func normalize(x *tensor.Tensor, m, s []float64) {
 	c, inner := channels(x)
-	m, err := perChannel("mean", mean, c, 0)
-	if err != nil {
-		return err
-	}
-	s, err := perChannel("std", std, c, 1)
-	if err != nil {
-		return err
-	}
 	data := x.Data
 	for off := 0; off < len(data); off += c * inner {
 		for ch := 0; ch < c; ch++ {
@@ -397,7 +448,6 @@ func normalize(x *tensor.Tensor, mean, std []float64) error {
 			}
 		}
 	}
-	return nil
 }
 
 func perChannel(name string, v []float64, c int, def float64) ([]float64, error) {
@@ -419,11 +469,13 @@ func perChannel(name string, v []float64, c int, def float64) ([]float64, error)
 	return out, nil
 }
 
-func checkFinite(x *tensor.Tensor, path string) error {
+// checkFinite reports the first non-finite value of x, a batch whose first
+// sample is sample first of the data at path.
+func checkFinite(x *tensor.Tensor, path string, first int) error {
 	ss := tensor.Size(x.Shape[1:])
 	for i, v := range x.Data {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return formatErr("dataset: %s: non-finite value %v in sample %d (flat index %d)", path, v, i/ss, i)
+			return formatErr("dataset: %s: non-finite value %v in sample %d (flat index %d)", path, v, first+i/ss, first*ss+i)
 		}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"context"
 	"fmt"
 	"image"
 	"image/color"
@@ -120,8 +121,19 @@ func is16Bit(m color.Model) bool {
 	return m == color.Gray16Model || m == color.RGBA64Model || m == color.NRGBA64Model
 }
 
-// loadFolder reads a folder of class sub-folders of PNG/JPEG images.
-func loadFolder(root string, opt Options) (*Dataset, error) {
+// folder is an image folder opened for streaming: its files, their
+// header sizes, and the shape every image is converted to.
+type folder struct {
+	classes []string
+	files   []imageFile
+	cfgs    []image.Config
+	c, h, w int
+}
+
+// openFolder lists a folder of class sub-folders of PNG/JPEG images (the
+// first opt.Limit files) and reads the size and colour model of each from
+// its header; no image is decoded.
+func openFolder(root string, opt Options) (*folder, error) {
 	classes, files, err := listFolder(root)
 	if err != nil {
 		return nil, err
@@ -129,8 +141,6 @@ func loadFolder(root string, opt Options) (*Dataset, error) {
 	if opt.Limit > 0 && opt.Limit < len(files) {
 		files = files[:opt.Limit]
 	}
-
-	// First pass: sizes and colour models from the headers only.
 	cfgs := make([]image.Config, len(files))
 	allGray := true
 	for i, f := range files {
@@ -143,35 +153,57 @@ func loadFolder(root string, opt Options) (*Dataset, error) {
 				f.path, cfgs[i].Width, cfgs[i].Height, files[0].path, cfgs[0].Width, cfgs[0].Height)
 		}
 	}
-	c := 3
+	fo := &folder{classes: classes, files: files, cfgs: cfgs, c: 3, h: cfgs[0].Height, w: cfgs[0].Width}
 	if allGray || opt.Gray {
-		c = 1
+		fo.c = 1
 	}
-	h, w := cfgs[0].Height, cfgs[0].Width
 	if opt.Resize != [2]int{} {
-		h, w = opt.Resize[0], opt.Resize[1]
+		fo.h, fo.w = opt.Resize[0], opt.Resize[1]
 	}
+	return fo, nil
+}
 
-	// Second pass: decode, convert, resize.
-	x := tensor.New(len(files), c, h, w)
-	y := make([]int, len(files))
-	for i, f := range files {
+// parts starts a pass over the folder: images are decoded when read.
+func (fo *folder) parts() (*parts, error) {
+	y := make([]int, len(fo.files))
+	for i, f := range fo.files {
+		y[i] = f.label
+	}
+	return &parts{rows: &folderRows{fo: fo}, labels: &sliceLabels{y: y}, n: len(fo.files), stored: []int{fo.c, fo.h, fo.w}}, nil
+}
+
+// folderRows decodes a folder's images in order, converted to c channels
+// and resized to h×w.
+type folderRows struct {
+	fo   *folder
+	done int
+}
+
+func (r *folderRows) next(ctx context.Context, k int) ([]float64, error) {
+	fo := r.fo
+	size := fo.c * fo.h * fo.w
+	dst := make([]float64, k*size)
+	for i := range k {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		f, cfg := fo.files[r.done], fo.cfgs[r.done]
 		img, err := decodeImage(f.path)
 		if err != nil {
 			return nil, err
 		}
 		b := img.Bounds()
-		if b.Dx() != cfgs[i].Width || b.Dy() != cfgs[i].Height {
-			return nil, formatErr("dataset: %s: decoded size %dx%d differs from its header's %dx%d", f.path, b.Dx(), b.Dy(), cfgs[i].Width, cfgs[i].Height)
+		if b.Dx() != cfg.Width || b.Dy() != cfg.Height {
+			return nil, formatErr("dataset: %s: decoded size %dx%d differs from its header's %dx%d", f.path, b.Dx(), b.Dy(), cfg.Width, cfg.Height)
 		}
-		t := imageTensor(img, c)
-		if t.Shape[2] != h || t.Shape[3] != w {
-			t = resizeBilinear(t, h, w)
+		t := imageTensor(img, fo.c)
+		if t.Shape[2] != fo.h || t.Shape[3] != fo.w {
+			t = resizeBilinear(t, fo.h, fo.w)
 		}
-		copy(x.Data[i*c*h*w:(i+1)*c*h*w], t.Data)
-		y[i] = f.label
+		copy(dst[i*size:(i+1)*size], t.Data)
+		r.done++
 	}
-	return &Dataset{X: x, Y: y, Classes: classes}, nil
+	return dst, nil
 }
 
 // imageTensor converts img to a [1,c,H,W] tensor with values in [0,1]:

@@ -1,8 +1,11 @@
 package dataset
 
 import (
+	"archive/zip"
 	"bytes"
 	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 
 	"mpsearch/tensor"
@@ -81,4 +84,59 @@ func FuzzNPY(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzStream checks that a stream read in batches of 2 (NPY rows, IDX
+// records, NPZ members, the end-of-file check by size or by reading) gives
+// Load's samples bit for bit, or Load's error, and never panics.
+func FuzzStream(f *testing.F) {
+	f.Add(npyBytes("<f4", false, []int{3, 2}, f32Bytes(lePut, 1, 2, 3, 4, 5, 6)), 0)
+	f.Add(npyBytes("|u1", false, []int{3, 1, 1, 2}, seq(6)), 2)
+	f.Add(npyBytes(">f8", true, []int{2, 2}, f64Bytes(bePut, 1, 2, 3, 4)), 1)
+	f.Add(idxBytes([]int{3, 2, 2}, seq(12)), 0)
+	f.Add(gzipBytes(idxBytes([]int{3, 2, 2}, seq(12))), 2)
+	f.Add(zipBytesF(npyBytes("<f4", false, []int{3, 2}, f32Bytes(lePut, 1, 2, 3, 4, 5, 6)), npyBytes("|u1", false, []int{3}, []byte{1, 0, 2})), 0)
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte, limit int) {
+		if limit < 0 || limit > 8 {
+			return
+		}
+		path := filepath.Join(dir, "fuzz")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		opt := Options{Limit: limit}
+		want, lerr := Load(path, opt)
+		s, err := Open(path, opt)
+		if err != nil {
+			if lerr == nil || err.Error() != lerr.Error() {
+				t.Fatalf("Open: %v; Load: %v", err, lerr)
+			}
+			return
+		}
+		x, y, err := streamAll(s, 2)
+		switch {
+		case (err == nil) != (lerr == nil):
+			t.Fatalf("stream error %v; Load error %v", err, lerr)
+		case err != nil && err.Error() != lerr.Error():
+			t.Fatalf("stream error %q; Load error %q", err, lerr)
+		case err == nil && (!sameBits(x, want.X) || !slices.Equal(y, want.Y)):
+			t.Fatalf("streamed %v %v; Load %v %v", x.Data, y, want.X.Data, want.Y)
+		}
+	})
+}
+
+// zipBytesF is an archive of x.npy and y.npy, deflated.
+func zipBytesF(x, y []byte) []byte {
+	var zb bytes.Buffer
+	zw := zip.NewWriter(&zb)
+	for _, e := range []struct {
+		name string
+		data []byte
+	}{{"x.npy", x}, {"y.npy", y}} {
+		w, _ := zw.CreateHeader(&zip.FileHeader{Name: e.name, Method: zip.Deflate})
+		w.Write(e.data)
+	}
+	zw.Close()
+	return zb.Bytes()
 }

@@ -60,67 +60,73 @@ func readIDXHeader(r io.Reader, name string) ([]int, error) {
 	return dims, nil
 }
 
-// readIDXBody reads the first keep rows of rowBytes bytes each out of n rows,
-// checks that the other rows are present, and that nothing follows.
-func readIDXBody(r io.Reader, name string, dims []int, keep, rowBytes int) ([]byte, error) {
-	n := dims[0]
-	total, ok := mulInt(n, rowBytes)
+// idxRecords returns a reader of the rows of rowBytes bytes of an IDX body
+// of the given dims, delivering the first keep rows and then checking that
+// the others are present and that nothing follows.
+func idxRecords(r io.Reader, name string, dims []int, keep, rowBytes int) (*records, error) {
+	total, ok := mulInt(dims[0], rowBytes)
 	if !ok {
 		return nil, formatErr("dataset: %s: IDX dims %v are too large", name, dims)
 	}
-	raw, err := readFull(r, keep*rowBytes)
-	if err != nil {
-		return nil, readErr(err, name, fmt.Sprintf("IDX data truncated: dims %v need %d bytes, got %d", dims, total, len(raw)))
-	}
-	if m, err := io.CopyN(io.Discard, r, int64(total-keep*rowBytes)); err != nil {
-		return nil, readErr(err, name, fmt.Sprintf("IDX data truncated: dims %v need %d bytes, got %d", dims, total, int64(len(raw))+m))
-	}
-	if err := noTrailing(r); err != nil {
-		return nil, readErr(err, name, fmt.Sprintf("unexpected data after the %v IDX array", dims))
-	}
-	return raw, nil
+	return &records{r: r, name: name, row: rowBytes, rows: dims[0], keep: keep,
+		truncated: func(got int64) string {
+			return fmt.Sprintf("IDX data truncated: dims %v need %d bytes, got %d", dims, total, got)
+		},
+		trailing: fmt.Sprintf("unexpected data after the %v IDX array", dims)}, nil
 }
 
-// readIDXImages reads an IDX images file (gzipped or not) into [N,1,H,W]
-// values in [0,1], keeping the first limit images when limit > 0. fullN is
-// the number of images in the file.
-func readIDXImages(r io.Reader, name string, limit int) (x *tensor.Tensor, fullN int, err error) {
-	if r, err = idxReader(r, name); err != nil {
-		return nil, 0, err
+// idxImageRecords reads the header of an IDX images file (gzipped or not)
+// and returns its dimensions [N, H, W] and a reader of its first limit
+// images (all when limit is 0), H×W bytes each.
+func idxImageRecords(r io.Reader, name string, limit int) ([]int, *records, error) {
+	r, err := idxReader(r, name)
+	if err != nil {
+		return nil, nil, err
 	}
 	dims, err := readIDXHeader(r, name)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	switch len(dims) {
 	case 3:
 	case 1:
-		return nil, 0, formatErr("dataset: %s is an IDX labels file (dims %v); give it as the labels, with the images as the data", name, dims)
+		return nil, nil, formatErr("dataset: %s is an IDX labels file (dims %v); give it as the labels, with the images as the data", name, dims)
 	default:
-		return nil, 0, formatErr("dataset: %s: IDX images must have 3 dimensions [N,H,W]; got %v", name, dims)
+		return nil, nil, formatErr("dataset: %s: IDX images must have 3 dimensions [N,H,W]; got %v", name, dims)
 	}
-	n, h, w := dims[0], dims[1], dims[2]
-	hw, ok := mulInt(h, w)
+	hw, ok := mulInt(dims[1], dims[2])
 	if !ok {
-		return nil, 0, formatErr("dataset: %s: IDX dims %v are too large", name, dims)
+		return nil, nil, formatErr("dataset: %s: IDX dims %v are too large", name, dims)
 	}
-	keep := n
-	if limit > 0 && limit < n {
+	keep := dims[0]
+	if limit > 0 && limit < keep {
 		keep = limit
 	}
-	raw, err := readIDXBody(r, name, dims, keep, hw)
+	rec, err := idxRecords(r, name, dims, keep, hw)
+	return dims, rec, err
+}
+
+// readIDXImages reads an IDX images file (gzipped or not) into [N,1,H,W]
+// values in [0,1], keeping the first limit images when limit > 0. fullN is
+// the number of images in the file. It is the whole-file form of
+// idxImageRecords.
+func readIDXImages(r io.Reader, name string, limit int) (x *tensor.Tensor, fullN int, err error) {
+	dims, rec, err := idxImageRecords(r, name, limit)
 	if err != nil {
 		return nil, 0, err
 	}
-	x = tensor.New(keep, 1, h, w)
-	for i, b := range raw {
-		x.Data[i] = float64(b) / 255
+	raw, err := rec.read(rec.keep)
+	if err != nil {
+		return nil, 0, err
 	}
-	return x, n, nil
+	x = tensor.New(rec.keep, 1, dims[1], dims[2])
+	decodeBytes(x.Data, raw)
+	return x, dims[0], nil
 }
 
-// readIDXLabels reads an IDX labels file (gzipped or not).
-func readIDXLabels(r io.Reader, name string) ([]int, error) {
+// idxLabelRecords reads the header of an IDX labels file (gzipped or not)
+// and returns a reader of all its labels, one byte each.
+func idxLabelRecords(r io.Reader, name string) (*records, error) {
 	r, err := idxReader(r, name)
 	if err != nil {
 		return nil, err
@@ -132,7 +138,16 @@ func readIDXLabels(r io.Reader, name string) ([]int, error) {
 	if len(dims) != 1 {
 		return nil, formatErr("dataset: %s: IDX labels must have 1 dimension [N]; got %v", name, dims)
 	}
-	raw, err := readIDXBody(r, name, dims, dims[0], 1)
+	return idxRecords(r, name, dims, dims[0], 1)
+}
+
+// readIDXLabels reads an IDX labels file (gzipped or not).
+func readIDXLabels(r io.Reader, name string) ([]int, error) {
+	rec, err := idxLabelRecords(r, name)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := rec.read(rec.keep)
 	if err != nil {
 		return nil, err
 	}

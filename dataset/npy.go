@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,8 +9,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-
-	"codeberg.org/sbinet/npyio/npz"
 
 	"mpsearch/tensor"
 )
@@ -23,20 +22,44 @@ const maxHeader = 1 << 16
 // more than the input holds plus this much.
 const readChunk = 1 << 20
 
+// npyHead is the parsed header of an NPY stream.
+type npyHead struct {
+	shape   []int            // as in the header; shape[0] is the full row count
+	descr   string           // the NumPy type string
+	fortran bool             // column-major data
+	kind    byte             // 'f', 'i' or 'u'
+	size    int              // bytes per element
+	order   binary.ByteOrder // for size > 1
+	row     int              // bytes per row (axis 0)
+	total   int              // bytes of the whole array
+}
+
 // array is an NPY array as read from its stream: the header, and the raw
 // bytes of its first rows in C order.
 type array struct {
-	shape []int            // as in the header; shape[0] is the full row count
-	kind  byte             // 'f', 'i' or 'u'
-	size  int              // bytes per element
-	order binary.ByteOrder // for size > 1
-	rows  int              // rows held in raw
-	raw   []byte           // rows * (row size) bytes, C order
+	npyHead
+	rows int    // rows held in raw
+	raw  []byte // rows * (row size) bytes, C order
 }
 
 // readNPY parses one NPY stream named name. With limit > 0 it keeps only the
-// first limit rows (axis 0) but still checks the length of the rest.
+// first limit rows (axis 0) but still checks the length of the rest. It is
+// the whole-array form of npyRecords.
 func readNPY(r io.Reader, name string, limit int) (*array, error) {
+	h, rec, err := npyRecords(r, name, limit)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := rec.read(rec.keep)
+	if err != nil {
+		return nil, err
+	}
+	return &array{npyHead: *h, rows: rec.keep, raw: raw}, nil
+}
+
+// readNPYHead reads the preamble and header of an NPY stream and checks
+// the shape: at least one row, no empty axis, sizes within maxElems.
+func readNPYHead(r io.Reader, name string) (*npyHead, error) {
 	bad := func(format string, args ...any) error {
 		return formatErr("dataset: %s: %s", name, fmt.Sprintf(format, args...))
 	}
@@ -76,8 +99,8 @@ func readNPY(r io.Reader, name string, limit int) (*array, error) {
 	if err != nil {
 		return nil, bad("NPY header: %v", err)
 	}
-	a := &array{shape: shape}
-	if err := a.setDType(descr); err != nil {
+	h := &npyHead{shape: shape, descr: descr, fortran: fortran}
+	if err := h.setDType(descr); err != nil {
 		return nil, bad("%v", err)
 	}
 	if len(shape) == 0 {
@@ -92,42 +115,117 @@ func readNPY(r io.Reader, name string, limit int) (*array, error) {
 		}
 	}
 	rowElems, ok := checkedProduct(shape[1:])
-	rowBytes, ok2 := mulInt(rowElems, a.size)
+	rowBytes, ok2 := mulInt(rowElems, h.size)
 	total, ok3 := mulInt(rowBytes, shape[0])
 	if !ok || !ok2 || !ok3 {
 		return nil, bad("shape %v is too large", shape)
 	}
+	h.row, h.total = rowBytes, total
+	return h, nil
+}
 
-	keep := shape[0]
+// npyRecords reads the header of the NPY stream r and returns a reader of
+// its rows in C order, which delivers the first limit rows (all when limit
+// is 0) and then checks the rest. A column-major array is read and
+// reordered whole here (its rows are not contiguous), the rest of the
+// stream checked, and its rows served from memory.
+func npyRecords(r io.Reader, name string, limit int) (*npyHead, *records, error) {
+	h, err := readNPYHead(r, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	keep := h.shape[0]
 	if limit > 0 && limit < keep {
 		keep = limit
 	}
 	truncated := func(got int64) string {
-		return fmt.Sprintf("data truncated: shape %v of %s needs %d bytes, got %d", shape, descr, total, got)
+		return fmt.Sprintf("data truncated: shape %v of %s needs %d bytes, got %d", h.shape, h.descr, h.total, got)
 	}
-	if fortran && len(shape) > 1 {
+	trailing := fmt.Sprintf("unexpected data after the %v array of %s", h.shape, h.descr)
+	if h.fortran && len(h.shape) > 1 {
 		// Column-major: rows are not contiguous, so read everything.
-		raw, err := readFull(r, total)
+		raw, err := readFull(r, h.total)
 		if err != nil {
-			return nil, readErr(err, name, truncated(int64(len(raw))))
+			return nil, nil, readErr(err, name, truncated(int64(len(raw))))
 		}
-		raw = fortranToC(raw, shape, a.size)
-		a.raw = raw[:keep*rowBytes]
+		if err := noTrailing(r); err != nil {
+			return nil, nil, readErr(err, name, trailing)
+		}
+		raw = fortranToC(raw, h.shape, h.size)[:keep*h.row]
+		return h, &records{r: bytes.NewReader(raw), name: name, row: h.row, rows: keep, keep: keep,
+			truncated: truncated, trailing: trailing}, nil
+	}
+	return h, &records{r: r, name: name, row: h.row, rows: h.shape[0], keep: keep,
+		truncated: truncated, trailing: trailing}, nil
+}
+
+// records reads fixed-size rows from a stream: the first keep of rows
+// rows, in pieces; after the last of them it checks that the other rows
+// are present and that nothing follows (which also makes gzip and zip
+// readers verify their checksums). Only the rows asked for are held.
+type records struct {
+	r          io.Reader
+	name       string
+	row        int // bytes per row
+	rows, keep int // rows in the stream, rows delivered
+	done       int // rows delivered so far
+	got        int64
+	truncated  func(got int64) string // message for a short stream
+	trailing   string                 // message for bytes after the last row
+	buf        []byte
+	// seeker, when set, is r as a plain file: the rows after the
+	// delivered ones are then checked by the file's size, not read.
+	seeker io.Seeker
+}
+
+// read returns the raw bytes of the next k rows (k <= keep - done); the
+// slice is reused by the next call. After the keep-th row it checks the
+// rest of the stream.
+func (rc *records) read(k int) ([]byte, error) {
+	if k < 0 || k > rc.keep-rc.done {
+		panic(fmt.Sprintf("dataset: %d rows asked of %d left", k, rc.keep-rc.done))
+	}
+	n := k * rc.row
+	var raw []byte
+	var err error
+	if cap(rc.buf) >= n {
+		var m int
+		m, err = io.ReadFull(rc.r, rc.buf[:n])
+		raw = rc.buf[:m]
 	} else {
-		raw, err := readFull(r, keep*rowBytes)
-		if err != nil {
-			return nil, readErr(err, name, truncated(int64(len(raw))))
-		}
-		if n, err := io.CopyN(io.Discard, r, int64(total-keep*rowBytes)); err != nil {
-			return nil, readErr(err, name, truncated(int64(len(raw))+n))
-		}
-		a.raw = raw
+		// Grow only as bytes arrive, so that a hostile header cannot make
+		// the reader allocate much more than the input holds.
+		raw, err = readFull(rc.r, n)
 	}
-	if err := noTrailing(r); err != nil {
-		return nil, readErr(err, name, fmt.Sprintf("unexpected data after the %v array of %s", shape, descr))
+	rc.got += int64(len(raw))
+	if err != nil {
+		return nil, readErr(err, rc.name, rc.truncated(rc.got))
 	}
-	a.rows = keep
-	return a, nil
+	rc.buf = raw[:0]
+	rc.done += k
+	if rc.done == rc.keep {
+		if err := rc.finish(); err != nil {
+			return nil, err
+		}
+	}
+	return raw, nil
+}
+
+// finish checks that the rows after the delivered ones are all present
+// and that nothing follows them.
+func (rc *records) finish() error {
+	rest := int64(rc.rows-rc.keep) * int64(rc.row)
+	if rc.seeker != nil {
+		return rc.finishBySize(rest)
+	}
+	if m, err := io.CopyN(io.Discard, rc.r, rest); err != nil {
+		return readErr(err, rc.name, rc.truncated(rc.got+m))
+	}
+	rc.got += rest
+	if err := noTrailing(rc.r); err != nil {
+		return readErr(err, rc.name, rc.trailing)
+	}
+	return nil
 }
 
 // errTrailing reports bytes after the end of an array.
@@ -166,6 +264,27 @@ func readFull(r io.Reader, n int) ([]byte, error) {
 	return buf, nil
 }
 
+// finishBySize is finish for a plain file: the bytes left after the
+// current offset must be exactly rest.
+func (rc *records) finishBySize(rest int64) error {
+	cur, err := rc.seeker.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return readErr(err, rc.name, rc.truncated(rc.got))
+	}
+	end, err := rc.seeker.Seek(0, io.SeekEnd)
+	if err != nil {
+		return readErr(err, rc.name, rc.truncated(rc.got))
+	}
+	switch left := end - cur; {
+	case left < rest:
+		return formatErr("dataset: %s: %s", rc.name, rc.truncated(rc.got+left))
+	case left > rest:
+		return readErr(errTrailing, rc.name, rc.trailing)
+	}
+	rc.got += rest
+	return nil
+}
+
 // checkedProduct multiplies dims, reporting false when a partial product
 // exceeds maxElems.
 func checkedProduct(dims []int) (int, bool) {
@@ -196,7 +315,7 @@ func mulInt(a, b int) (int, bool) {
 }
 
 // setDType parses a simple NumPy type string such as "<f4" or "|u1".
-func (a *array) setDType(descr string) error {
+func (a *npyHead) setDType(descr string) error {
 	if len(descr) < 3 {
 		return fmt.Errorf("unsupported dtype %q", descr)
 	}
@@ -240,7 +359,7 @@ func (a *array) setDType(descr string) error {
 	return nil
 }
 
-func (a *array) dtypeName() string {
+func (a *npyHead) dtypeName() string {
 	switch a.kind {
 	case 'f':
 		return fmt.Sprintf("float%d", 8*a.size)
@@ -253,70 +372,107 @@ func (a *array) dtypeName() string {
 // samples converts the array to float64 samples: floats as they are, uint8
 // scaled by 1/255.
 func (a *array) samples(name string) (*tensor.Tensor, error) {
-	shape := append([]int{a.rows}, a.shape[1:]...)
-	out := tensor.New(shape...)
-	raw := a.raw
+	if err := a.checkSamples(name); err != nil {
+		return nil, err
+	}
+	out := tensor.New(append([]int{a.rows}, a.shape[1:]...)...)
+	a.decodeSamples(out.Data, a.raw)
+	return out, nil
+}
+
+// checkSamples reports an element type that samples cannot have.
+func (h *npyHead) checkSamples(name string) error {
+	if h.kind == 'f' || h.kind == 'u' && h.size == 1 {
+		return nil
+	}
+	return formatErr("dataset: %s: samples of dtype %s are not supported; want float32, float64, or uint8 pixels (scaled by 1/255)", name, h.dtypeName())
+}
+
+// decodeSamples converts the raw elements of whole rows to float64 values
+// in dst (len(raw)/size of them): floats as they are, uint8 scaled by
+// 1/255. The dtype must have passed checkSamples.
+func (h *npyHead) decodeSamples(dst []float64, raw []byte) {
 	switch {
-	case a.kind == 'f' && a.size == 4:
-		for i := range out.Data {
-			out.Data[i] = float64(math.Float32frombits(a.order.Uint32(raw[4*i:])))
+	case h.kind == 'f' && h.size == 4:
+		for i := range dst {
+			dst[i] = float64(math.Float32frombits(h.order.Uint32(raw[4*i:])))
 		}
-	case a.kind == 'f' && a.size == 8:
-		for i := range out.Data {
-			out.Data[i] = math.Float64frombits(a.order.Uint64(raw[8*i:]))
-		}
-	case a.kind == 'u' && a.size == 1:
-		for i := range out.Data {
-			out.Data[i] = float64(raw[i]) / 255
+	case h.kind == 'f' && h.size == 8:
+		for i := range dst {
+			dst[i] = math.Float64frombits(h.order.Uint64(raw[8*i:]))
 		}
 	default:
-		return nil, formatErr("dataset: %s: samples of dtype %s are not supported; want float32, float64, or uint8 pixels (scaled by 1/255)", name, a.dtypeName())
+		decodeBytes(dst, raw)
 	}
-	return out, nil
+}
+
+// decodeBytes converts pixels stored as bytes to [0, 1].
+func decodeBytes(dst []float64, raw []byte) {
+	for i := range dst {
+		dst[i] = float64(raw[i]) / 255
+	}
 }
 
 // labels converts a one-dimensional integer array to class indices.
 func (a *array) labels(name string) ([]int, error) {
-	if len(a.shape) != 1 {
-		return nil, formatErr("dataset: %s: labels must have shape [N]; got %v", name, a.shape)
-	}
-	if a.kind != 'i' && a.kind != 'u' {
-		return nil, formatErr("dataset: %s: labels must be integers; got %s", name, a.dtypeName())
+	if err := a.checkLabels(name); err != nil {
+		return nil, err
 	}
 	out := make([]int, a.rows)
-	for i := range out {
-		b := a.raw[i*a.size:]
+	if err := a.decodeLabels(out, a.raw, 0, name); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// checkLabels reports a shape or element type that labels cannot have.
+func (h *npyHead) checkLabels(name string) error {
+	if len(h.shape) != 1 {
+		return formatErr("dataset: %s: labels must have shape [N]; got %v", name, h.shape)
+	}
+	if h.kind != 'i' && h.kind != 'u' {
+		return formatErr("dataset: %s: labels must be integers; got %s", name, h.dtypeName())
+	}
+	return nil
+}
+
+// decodeLabels converts len(dst) raw integers to class indices; first is
+// the index of the first in the file, for messages. The array must have
+// passed checkLabels.
+func (h *npyHead) decodeLabels(dst []int, raw []byte, first int, name string) error {
+	for i := range dst {
+		b := raw[i*h.size:]
 		var v int64
 		var big bool
 		switch {
-		case a.size == 1 && a.kind == 'i':
+		case h.size == 1 && h.kind == 'i':
 			v = int64(int8(b[0]))
-		case a.size == 1:
+		case h.size == 1:
 			v = int64(b[0])
-		case a.size == 2 && a.kind == 'i':
-			v = int64(int16(a.order.Uint16(b)))
-		case a.size == 2:
-			v = int64(a.order.Uint16(b))
-		case a.size == 4 && a.kind == 'i':
-			v = int64(int32(a.order.Uint32(b)))
-		case a.size == 4:
-			v = int64(a.order.Uint32(b))
-		case a.kind == 'i':
-			v = int64(a.order.Uint64(b))
+		case h.size == 2 && h.kind == 'i':
+			v = int64(int16(h.order.Uint16(b)))
+		case h.size == 2:
+			v = int64(h.order.Uint16(b))
+		case h.size == 4 && h.kind == 'i':
+			v = int64(int32(h.order.Uint32(b)))
+		case h.size == 4:
+			v = int64(h.order.Uint32(b))
+		case h.kind == 'i':
+			v = int64(h.order.Uint64(b))
 		default:
-			u := a.order.Uint64(b)
+			u := h.order.Uint64(b)
 			big = u > math.MaxInt64
 			v = int64(u)
 		}
 		if big || v > math.MaxInt32 {
-			return nil, formatErr("dataset: %s: label %d at index %d is too large for a class index", name, uint64(v), i)
+			return formatErr("dataset: %s: label %d at index %d is too large for a class index", name, uint64(v), first+i)
 		}
 		if v < 0 {
-			return nil, formatErr("dataset: %s: label %d at index %d is negative", name, v, i)
+			return formatErr("dataset: %s: label %d at index %d is negative", name, v, first+i)
 		}
-		out[i] = int(v)
+		dst[i] = int(v)
 	}
-	return out, nil
+	return nil
 }
 
 // fortranToC reorders column-major raw data of the given shape to row-major.
@@ -547,61 +703,4 @@ func (p *pyParser) sep(end byte) error {
 		return nil
 	}
 	return fmt.Errorf("expected ',' or %q at %q", end, p.rest())
-}
-
-// readNPZ reads array "x" (required) and "y" (optional) of an NPZ archive.
-// fullN is the number of samples in the file, before the limit.
-func readNPZ(path string, limit int) (x *tensor.Tensor, y []int, fullN int, err error) {
-	r, err := npz.Open(path)
-	if err != nil {
-		return nil, nil, 0, formatErr("dataset: %s is not a valid NPZ (zip) archive: %v", path, err)
-	}
-	defer r.Close()
-	return readNPZArrays(r, path, limit)
-}
-
-// readNPZArrays reads "x" and "y" from an open archive named path.
-func readNPZArrays(r *npz.Reader, path string, limit int) (x *tensor.Tensor, y []int, fullN int, err error) {
-	keys := r.Keys()
-	find := func(name string) string {
-		for _, k := range keys {
-			if k == name+".npy" || k == name {
-				return k
-			}
-		}
-		return ""
-	}
-	read := func(key string) (*array, error) {
-		rc, err := r.Open(key)
-		if err != nil {
-			return nil, formatErr("dataset: %s: %v", path, err)
-		}
-		defer rc.Close()
-		return readNPY(rc, path+"["+key+"]", limit)
-	}
-	xk := find("x")
-	if xk == "" {
-		return nil, nil, 0, formatErr("dataset: %s has no array \"x\" (arrays: %s); save with np.savez(path, x=..., y=...)", path, strings.Join(keys, ", "))
-	}
-	xa, err := read(xk)
-	if err != nil {
-		return nil, nil, 0, err
-	}
-	if x, err = xa.samples(path + "[" + xk + "]"); err != nil {
-		return nil, nil, 0, err
-	}
-	fullN = xa.shape[0]
-	if yk := find("y"); yk != "" {
-		ya, err := read(yk)
-		if err != nil {
-			return nil, nil, 0, err
-		}
-		if ya.shape[0] != fullN {
-			return nil, nil, 0, formatErr("dataset: %s: %d labels in \"y\" but %d samples in \"x\"", path, ya.shape[0], fullN)
-		}
-		if y, err = ya.labels(path + "[" + yk + "]"); err != nil {
-			return nil, nil, 0, err
-		}
-	}
-	return x, y, fullN, nil
 }

@@ -3,6 +3,7 @@ package dataset
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"strconv"
@@ -44,6 +45,45 @@ func npyHeader(descr string, shape []int) []byte {
 	out = append(out, 1, 0)
 	out = binary.LittleEndian.AppendUint16(out, uint16(len(hdr)))
 	return append(out, hdr...)
+}
+
+// NPYFloat32Writer writes a float32 NPY array (format 1.0, little-endian
+// "<f4", C order) of a shape known in advance as its values arrive, with
+// the bytes NPYFloat32 gives for the same values.
+type NPYFloat32Writer struct {
+	w    io.Writer
+	left int
+	buf  []byte
+}
+
+// NewNPYFloat32Writer writes the header for shape to w.
+func NewNPYFloat32Writer(w io.Writer, shape []int) (*NPYFloat32Writer, error) {
+	if _, err := w.Write(npyHeader("<f4", shape)); err != nil {
+		return nil, err
+	}
+	return &NPYFloat32Writer{w: w, left: tensor.Size(shape)}, nil
+}
+
+// Write appends vals, rounded to float32.
+func (w *NPYFloat32Writer) Write(vals []float64) error {
+	if len(vals) > w.left {
+		return fmt.Errorf("dataset: NPY writer: %d values given, %d left in the array", len(vals), w.left)
+	}
+	w.buf = w.buf[:0]
+	for _, v := range vals {
+		w.buf = binary.LittleEndian.AppendUint32(w.buf, math.Float32bits(float32(v)))
+	}
+	w.left -= len(vals)
+	_, err := w.w.Write(w.buf)
+	return err
+}
+
+// Close reports an array not written whole; it does not close w.
+func (w *NPYFloat32Writer) Close() error {
+	if w.left != 0 {
+		return fmt.Errorf("dataset: NPY writer: %d values missing", w.left)
+	}
+	return nil
 }
 
 // NPYFloat32 returns the NPY encoding (format 1.0, little-endian "<f4",

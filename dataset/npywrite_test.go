@@ -1,6 +1,8 @@
 package dataset
 
 import (
+	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -96,5 +98,43 @@ func TestReadNPYIntegers(t *testing.T) {
 		if got.Data[i] != want {
 			t.Errorf("value %d: got %v; want %v", i, got.Data[i], want)
 		}
+	}
+}
+
+// TestNPYFloat32Writer checks that the piecewise writer gives NPYFloat32's
+// bytes, and refuses too many or too few values.
+func TestNPYFloat32Writer(t *testing.T) {
+	vals := []float64{0, -1.5, 3.25, 1e-8, 7, 65504, 1e300, -0.1}
+	f32 := make([]float32, len(vals))
+	for i, v := range vals {
+		f32[i] = float32(v)
+	}
+	want, err := NPYFloat32([]int{4, 2}, f32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w, err := NewNPYFloat32Writer(&buf, []int{4, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, part := range [][]float64{vals[:3], vals[3:3], vals[3:]} {
+		if err := w.Write(part); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf.Bytes(), want) {
+		t.Errorf("piecewise bytes differ from NPYFloat32's:\n got %q\nwant %q", buf.Bytes(), want)
+	}
+	if err := w.Write([]float64{1}); err == nil {
+		t.Error("a value beyond the shape: got no error")
+	}
+	short, _ := NewNPYFloat32Writer(io.Discard, []int{3})
+	short.Write([]float64{1, 2})
+	if err := short.Close(); err == nil {
+		t.Error("Close with a value missing: got no error")
 	}
 }

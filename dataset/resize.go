@@ -11,19 +11,24 @@ const (
 	lumB = 0.114
 )
 
-// toGray returns NCHW x with one channel: x itself when it has one channel,
-// the BT.601 luminance when it has three.
-func toGray(x *tensor.Tensor) (*tensor.Tensor, error) {
-	if x.Rank() != 4 {
-		return nil, optionErr("gray needs images [N,C,H,W]; got shape %v", x.Shape)
+// grayCheck reports a shape that cannot be converted to one channel: not
+// NCHW, or neither 1 nor 3 channels.
+func grayCheck(shape []int) error {
+	if len(shape) != 4 {
+		return optionErr("gray needs images [N,C,H,W]; got shape %v", shape)
 	}
+	if c := shape[1]; c != 1 && c != 3 {
+		return optionErr("gray needs 1 or 3 channels; got %d", c)
+	}
+	return nil
+}
+
+// toGray returns NCHW x (which passed grayCheck) with one channel: x
+// itself when it has one channel, the BT.601 luminance when it has three.
+func toGray(x *tensor.Tensor) *tensor.Tensor {
 	n, c, h, w := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
-	switch c {
-	case 1:
-		return x, nil
-	case 3:
-	default:
-		return nil, optionErr("gray needs 1 or 3 channels; got %d", c)
+	if c == 1 {
+		return x
 	}
 	hw := h * w
 	out := tensor.New(n, 1, h, w)
@@ -34,7 +39,7 @@ func toGray(x *tensor.Tensor) (*tensor.Tensor, error) {
 			dst[p] = lumR*src[p] + lumG*src[hw+p] + lumB*src[2*hw+p]
 		}
 	}
-	return out, nil
+	return out
 }
 
 // resizeBilinear resizes every channel of NCHW x to oh×ow by bilinear

@@ -11,9 +11,11 @@
 //		W_quantized ──DequantizeLinear(W_scale, W_zero_point, axis)──┼──> layer ──> ...
 //		bias (FLOAT, unchanged) ─────────────────────────────────────┘
 //
-//	  - W_quantized holds quant.QuantizeWeights's integers: symmetric per
-//	    output channel, values in [-(2^(b-1)-1), 2^(b-1)-1] (±1 for binary
-//	    weights, whose scale is the channel's mean |w|). It is INT8, or INT4
+//	  - W_quantized holds the integers of Config.Weights (a
+//	    quant.WeightCodes: round to nearest by default, quant.QuantizeWeights
+//	    of net.Model's weight; or GPTQ's): symmetric per output channel,
+//	    values in [-(2^(b-1)-1), 2^(b-1)-1] (±1 for binary weights, whose
+//	    scale is the channel's mean |w| by default). It is INT8, or INT4
 //	    for b <= 4 when the exported opset is 21 or later. W_scale is FLOAT
 //	    [Cout] (quant's scales rounded to float32), W_zero_point is zeros of
 //	    W_quantized's type, and axis is the layer's ChannelAxis (0 for Conv

@@ -32,12 +32,30 @@ func calibActs(t testing.TB, net *network.Network, ds *dataset.Dataset) map[stri
 // and quant.ActHook) on x in batches and restores the float weights.
 func simLogits(t testing.TB, net *network.Network, bits []int, act map[string]quant.ActQuant, x *tensor.Tensor) *tensor.Tensor {
 	t.Helper()
-	ws := quant.NewWeightSetter(net)
+	return simLogitsCodes(t, net, nil, bits, act, x)
+}
+
+// simLogitsCodes is simLogits with the weights from codes (nil: round to
+// nearest).
+func simLogitsCodes(t testing.TB, net *network.Network, codes quant.WeightCodes, bits []int, act map[string]quant.ActQuant, x *tensor.Tensor) *tensor.Tensor {
+	t.Helper()
+	ws := quant.NewWeightSetterCodes(net, codes)
 	defer ws.Restore()
 	if err := ws.SetAll(bits); err != nil {
 		t.Fatal(err)
 	}
 	return forwardBatches(t, net, network.Hook(quant.ActHook(act)), x)
+}
+
+// lenetGPTQ returns the GPTQ codes of the fixture LeNet at 1, 2, 3, 4 and
+// 8 bits, H from the 256 calibration images.
+func lenetGPTQ(t testing.TB, net *network.Network) quant.WeightCodes {
+	t.Helper()
+	c, err := quant.NewGPTQCodes(context.Background(), net, []*tensor.Tensor{loadCalib(t).X}, quant.CodesOptions{Widths: []int{1, 2, 3, 4, 8}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func forwardBatches(t testing.TB, net *network.Network, hook network.Hook, x *tensor.Tensor) *tensor.Tensor {

@@ -12,6 +12,7 @@ import (
 	"mpsearch/internal/ortrun"
 	"mpsearch/network"
 	"mpsearch/onnx"
+	"mpsearch/quant"
 	"mpsearch/tensor"
 
 	"mpsearch/internal/citest"
@@ -118,20 +119,25 @@ func TestORTMatchesSimulation(t *testing.T) {
 	net := loadLeNet(t)
 	ds := loadCalib(t)
 	act := calibActs(t, net, ds)
+	gptq := lenetGPTQ(t, net)
 	for _, tc := range []struct {
 		name    string
 		bits    []int
 		opset21 bool
 		level   string
 		wantLow onnx.DataType
+		codes   quant.WeightCodes
 	}{
-		{"W8-4-3-2-8 opset13", []int{8, 4, 3, 2, 8}, false, "all", onnx.Int8},
-		{"W8-4-3-2-8 opset13 unoptimized", []int{8, 4, 3, 2, 8}, false, "disabled", onnx.Int8},
-		{"W8-4-3-2-1 opset21 INT4", mixedBits, true, "all", onnx.Int4},
-		{"W8-4-3-2-1 opset21 INT4 unoptimized", mixedBits, true, "disabled", onnx.Int4},
+		{"W8-4-3-2-8 opset13", []int{8, 4, 3, 2, 8}, false, "all", onnx.Int8, nil},
+		{"W8-4-3-2-8 opset13 unoptimized", []int{8, 4, 3, 2, 8}, false, "disabled", onnx.Int8, nil},
+		{"W8-4-3-2-1 opset21 INT4", mixedBits, true, "all", onnx.Int4, nil},
+		{"W8-4-3-2-1 opset21 INT4 unoptimized", mixedBits, true, "disabled", onnx.Int4, nil},
+		{"GPTQ W8-4-3-2-8 opset13", []int{8, 4, 3, 2, 8}, false, "all", onnx.Int8, gptq},
+		{"GPTQ W8-4-3-2-8 opset13 unoptimized", []int{8, 4, 3, 2, 8}, false, "disabled", onnx.Int8, gptq},
+		{"GPTQ W8-4-3-2-1 opset21 INT4 unoptimized", mixedBits, true, "disabled", onnx.Int4, gptq},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			path, m := exportTo(t, net, Config{Bits: tc.bits, Act: act, Opset21: tc.opset21})
+			path, m := exportTo(t, net, Config{Bits: tc.bits, Act: act, Opset21: tc.opset21, Weights: tc.codes})
 			n4 := 0
 			for _, dt := range m.Graph.InitTypes {
 				if dt == onnx.Int4 {
@@ -142,7 +148,7 @@ func TestORTMatchesSimulation(t *testing.T) {
 				t.Errorf("INT4 initializers: got %d; want them only at opset 21", n4)
 			}
 			got := run(t, path, tc.level, ortInput{X: ds.X})
-			want := simLogits(t, net, tc.bits, act, ds.X)
+			want := simLogitsCodes(t, net, tc.codes, tc.bits, act, ds.X)
 			compareORT(t, got, want, tc.level)
 		})
 	}
@@ -172,23 +178,27 @@ func TestORTAccuracy(t *testing.T) {
 	}
 	net := loadLeNet(t)
 	act := calibActs(t, net, loadCalib(t))
+	gptq := lenetGPTQ(t, net)
 	for _, tc := range []struct {
 		name    string
 		bits    []int
 		opset21 bool
 		level   string
 		ref     float64 // the fixture's PyTorch accuracy with ranges from the 256 images; 0 if none
+		codes   quant.WeightCodes
 	}{
-		{"W8-4-3-2-8", []int{8, 4, 3, 2, 8}, false, "all", 0},
-		{"W8-4-3-2-8 unoptimized", []int{8, 4, 3, 2, 8}, false, "disabled", 0},
-		{"W8A8", []int{8, 8, 8, 8, 8}, false, "all", 90.47},
-		{"W4A8 INT4", []int{4, 4, 4, 4, 4}, true, "all", 89.96},
-		{"W3A8 INT4", []int{3, 3, 3, 3, 3}, true, "all", 88.63},
+		{"W8-4-3-2-8", []int{8, 4, 3, 2, 8}, false, "all", 0, nil},
+		{"W8-4-3-2-8 unoptimized", []int{8, 4, 3, 2, 8}, false, "disabled", 0, nil},
+		{"W8A8", []int{8, 8, 8, 8, 8}, false, "all", 90.47, nil},
+		{"W4A8 INT4", []int{4, 4, 4, 4, 4}, true, "all", 89.96, nil},
+		{"W3A8 INT4", []int{3, 3, 3, 3, 3}, true, "all", 88.63, nil},
+		{"GPTQ W8-4-3-2-8", []int{8, 4, 3, 2, 8}, false, "all", 0, gptq},
+		{"GPTQ W3A8 INT4", []int{3, 3, 3, 3, 3}, true, "all", 0, gptq},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			path, _ := exportTo(t, net, Config{Bits: tc.bits, Act: act, Opset21: tc.opset21})
+			path, _ := exportTo(t, net, Config{Bits: tc.bits, Act: act, Opset21: tc.opset21, Weights: tc.codes})
 			got := run(t, path, tc.level, ortInput{X: test.X})
-			want := simLogits(t, net, tc.bits, act, test.X)
+			want := simLogitsCodes(t, net, tc.codes, tc.bits, act, test.X)
 			ortAcc := accuracy(argmax(got), test.Y)
 			simAcc := accuracy(argmax(want), test.Y)
 			t.Logf("top-1 on 10,000 test images: ONNX Runtime %.2f%%, simulated %.2f%%", ortAcc, simAcc)

@@ -46,6 +46,10 @@ type Config struct {
 	// fewer are stored as INT4. Models already at opset 21 or later use
 	// INT4 without it.
 	Opset21 bool
+	// Weights is the source of the weight codes and scales (the one the
+	// simulation used, quant.NewWeightSetterCodes); nil rounds net.Model's
+	// weights to nearest (quant.QuantizeWeights).
+	Weights quant.WeightCodes
 }
 
 // floatBits reports whether b means "keep the weights in float".
@@ -164,8 +168,10 @@ func QDQ(net *network.Network, cfg Config) (*onnx.Model, error) {
 			out, done := weightDQ[key]
 			if !done {
 				var dq onnx.Node
-				var err error
-				out, dq, err = b.weightDQ(p.Name, w, l.ChannelAxis, bits)
+				wq, err := layerCodes(cfg.Weights, li, w, l.ChannelAxis, bits)
+				if err == nil {
+					out, dq = b.weightDQ(p.Name, w, wq, l.ChannelAxis, bits)
+				}
 				if err != nil {
 					return nil, fmt.Errorf("export: layer %q: %w", l.Node, err)
 				}
@@ -244,13 +250,26 @@ func (b *builder) init(base string, t *tensor.Tensor, dt onnx.DataType) string {
 	return name
 }
 
-// weightDQ quantizes w per channel at bits and returns the name of the
-// dequantized value and the DequantizeLinear node producing it.
-func (b *builder) weightDQ(wName string, w *tensor.Tensor, axis, bits int) (string, onnx.Node, error) {
-	wq, err := quant.QuantizeWeights(w.Data, w.Shape, axis, bits)
-	if err != nil {
-		return "", onnx.Node{}, err
+// layerCodes returns layer li's per-channel codes at bits: from c, or
+// with c nil quant.QuantizeWeights of w (the model's float weight).
+func layerCodes(c quant.WeightCodes, li int, w *tensor.Tensor, axis, bits int) (*quant.WeightQuant, error) {
+	if c == nil {
+		return quant.QuantizeWeights(w.Data, w.Shape, axis, bits)
 	}
+	wq, err := c.Codes(li, bits)
+	if err != nil {
+		return nil, err
+	}
+	if wq.Axis != axis || len(wq.Q) != w.Size() || len(wq.Scales) != w.Shape[axis] {
+		return nil, fmt.Errorf("%s codes of %d values with %d scales on axis %d for a %v weight with channels on axis %d: %w", c.Method(), len(wq.Q), len(wq.Scales), wq.Axis, w.Shape, axis, ErrConfig)
+	}
+	return wq, nil
+}
+
+// weightDQ stores the per-channel codes wq of weight w and returns the
+// name of the dequantized value and the DequantizeLinear node producing
+// it.
+func (b *builder) weightDQ(wName string, w *tensor.Tensor, wq *quant.WeightQuant, axis, bits int) (string, onnx.Node) {
 	dt := onnx.Int8
 	if b.int4 && bits <= 4 {
 		dt = onnx.Int4
@@ -275,7 +294,7 @@ func (b *builder) weightDQ(wName string, w *tensor.Tensor, axis, bits int) (stri
 		Outputs: []string{out},
 		Attrs:   map[string]onnx.Attribute{"axis": {Name: "axis", Type: onnx.AttrInt, I: int64(axis)}},
 	}
-	return out, n, nil
+	return out, n
 }
 
 // actQDQ returns the name of the fake-quantized x and the

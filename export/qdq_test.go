@@ -22,22 +22,26 @@ var mixedBits = []int{8, 4, 3, 2, 1}
 func TestQDQLeNetLayout(t *testing.T) {
 	net := loadLeNet(t)
 	act := calibActs(t, net, loadCalib(t))
+	gptq := lenetGPTQ(t, net)
 	for _, tc := range []struct {
 		name    string
 		opset21 bool
 		opset   int64
 		ir      int64
 		low     onnx.DataType // storage of layers at 4 bits or fewer
+		codes   quant.WeightCodes
 	}{
-		{"opset13", false, 13, 8, onnx.Int8},
-		{"opset21", true, 21, 10, onnx.Int4},
+		{"opset13", false, 13, 8, onnx.Int8, nil},
+		{"opset21", true, 21, 10, onnx.Int4, nil},
+		{"opset13 GPTQ", false, 13, 8, onnx.Int8, gptq},
+		{"opset21 GPTQ", true, 21, 10, onnx.Int4, gptq},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before, err := onnx.Marshal(net.Model, onnx.SaveOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			m, err := QDQ(net, Config{Bits: mixedBits, Act: act, Opset21: tc.opset21})
+			m, err := QDQ(net, Config{Bits: mixedBits, Act: act, Opset21: tc.opset21, Weights: tc.codes})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -53,7 +57,7 @@ func TestQDQLeNetLayout(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m2, err := QDQ(net, Config{Bits: mixedBits, Act: act, Opset21: tc.opset21})
+			m2, err := QDQ(net, Config{Bits: mixedBits, Act: act, Opset21: tc.opset21, Weights: tc.codes})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -84,7 +88,7 @@ func TestQDQLeNetLayout(t *testing.T) {
 			}
 			for li, l := range net.Layers() {
 				n := byName[l.Node]
-				checkWeight(t, g, prod, n, l, net, mixedBits[li], tc.low)
+				checkWeight(t, g, prod, n, li, net, tc.codes, mixedBits[li], tc.low)
 				checkAct(t, g, prod, n, net, act[l.Node])
 			}
 			for _, p := range net.Params() {
@@ -97,10 +101,12 @@ func TestQDQLeNetLayout(t *testing.T) {
 	}
 }
 
-// checkWeight verifies that layer node n reads its weight through a
-// per-channel DequantizeLinear of quant.QuantizeWeights's integers.
-func checkWeight(t *testing.T, g *onnx.Graph, prod map[string]int, n onnx.Node, l network.Layer, net *network.Network, bits int, low onnx.DataType) {
+// checkWeight verifies that layer li's node n reads its weight through a
+// per-channel DequantizeLinear of the integers of codes (nil:
+// quant.QuantizeWeights's).
+func checkWeight(t *testing.T, g *onnx.Graph, prod map[string]int, n onnx.Node, li int, net *network.Network, codes quant.WeightCodes, bits int, low onnx.DataType) {
 	t.Helper()
+	l := net.Layers()[li]
 	i, ok := prod[n.Inputs[1]]
 	if !ok || g.Nodes[i].OpType != "DequantizeLinear" {
 		t.Errorf("%s: weight input %q is not a DequantizeLinear output", l.Node, n.Inputs[1])
@@ -112,6 +118,9 @@ func checkWeight(t *testing.T, g *onnx.Graph, prod map[string]int, n onnx.Node, 
 	}
 	w := net.Model.Graph.Initializers[net.Params()[l.Weight].Name]
 	want, err := quant.QuantizeWeights(w.Data, w.Shape, l.ChannelAxis, bits)
+	if codes != nil {
+		want, err = codes.Codes(li, bits)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,17 +206,21 @@ func TestQDQEqualsSimulation(t *testing.T) {
 	net := loadLeNet(t)
 	ds := loadCalib(t)
 	act := calibActs(t, net, ds)
+	gptq := lenetGPTQ(t, net)
 	for _, tc := range []struct {
-		name string
-		bits []int
-		act  map[string]quant.ActQuant
+		name  string
+		bits  []int
+		act   map[string]quant.ActQuant
+		codes quant.WeightCodes
 	}{
-		{"mixed W8-4-3-2-1 A8", mixedBits, act},
-		{"W8 float activations", []int{8, 8, 8, 8, 8}, nil},
-		{"float weights A8", []int{0, 32, 0, 0, 0}, act},
+		{"mixed W8-4-3-2-1 A8", mixedBits, act, nil},
+		{"W8 float activations", []int{8, 8, 8, 8, 8}, nil, nil},
+		{"float weights A8", []int{0, 32, 0, 0, 0}, act, nil},
+		{"GPTQ mixed W8-4-3-2-1 A8", mixedBits, act, gptq},
+		{"GPTQ W2A8", []int{2, 2, 2, 2, 2}, act, gptq},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := QDQ(net, Config{Bits: tc.bits, Act: tc.act})
+			m, err := QDQ(net, Config{Bits: tc.bits, Act: tc.act, Weights: tc.codes})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -230,7 +243,7 @@ func TestQDQEqualsSimulation(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := forwardBatches(t, fnet, network.Hook(quant.ActHook(fact)), ds.X)
-			want := simLogits(t, net, tc.bits, tc.act, ds.X)
+			want := simLogitsCodes(t, net, tc.codes, tc.bits, tc.act, ds.X)
 			far := 0
 			worst := 0.0
 			for i := range ds.Len() {

@@ -42,38 +42,13 @@ func reduce(p *Problem) (*reduced, error) {
 		return nil, err
 	}
 	nl, nr := len(p.Layers), len(p.Resources)
-	index := make(map[string]int, nl)
+	names := make([]string, nl)
 	for i, l := range p.Layers {
-		index[l.Name] = i
+		names[i] = l.Name
 	}
-	parent := make([]int, nl)
-	for i := range parent {
-		parent[i] = i
-	}
-	var find func(int) int
-	find = func(i int) int {
-		for parent[i] != i {
-			parent[i] = parent[parent[i]]
-			i = parent[i]
-		}
-		return i
-	}
-	for _, tie := range p.Ties {
-		a := find(index[tie[0]])
-		for _, name := range tie[1:] {
-			b := find(index[name])
-			if a < b {
-				parent[b] = a
-			} else if b < a {
-				parent[a] = b
-				a = b
-			}
-		}
-	}
-	members := make([][]int, nl)
-	for i := 0; i < nl; i++ {
-		r := find(i)
-		members[r] = append(members[r], i)
+	groups, err := TieGroups(names, p.Ties)
+	if err != nil {
+		return nil, invalid("%v", err)
 	}
 
 	r := &reduced{
@@ -91,11 +66,7 @@ func reduce(p *Problem) (*reduced, error) {
 	for i := range r.fixed {
 		r.fixed[i] = -1
 	}
-	for root := 0; root < nl; root++ {
-		ms := members[root]
-		if len(ms) == 0 {
-			continue
-		}
+	for _, ms := range groups {
 		bits, fixed, err := commonBits(p, ms)
 		if err != nil {
 			return nil, err

@@ -65,9 +65,13 @@
 //
 // # Formulas
 //
-// Weights, b bits, per output channel c (quant.QuantizeWeights):
-// S_w[c] = max|W_c| / (2^(b-1) - 1), codes in [-(2^(b-1)-1), 2^(b-1)-1];
-// one bit is binary, ±1 with S_w[c] = mean|W_c|. They are packed once with
+// Weights, b bits, per output channel c: the codes and scales of
+// Config.Weights (a quant.WeightCodes, shared by a Model's variants), by
+// default round to nearest (quant.QuantizeWeights of the weights at
+// Compile): S_w[c] = max|W_c| / (2^(b-1) - 1), codes in
+// [-(2^(b-1)-1), 2^(b-1)-1]; one bit is binary, ±1 with S_w[c] = mean|W_c|.
+// GPTQ codes (quant.NewGPTQCodes) have the same scales and ranges, so
+// every formula below holds for them unchanged. They are packed once with
 // kernels.PackWeights: 8 bits (and 5 to 7) on the 8-bit kernel, 3 and 4 bits
 // on the 4-bit kernel, 2 bits (codes {-1, 0, 1}) on the ternary kernel,
 // 1 bit on the binary kernel.
@@ -143,6 +147,25 @@
 // step in which the two Models differ. The sensitivity package measures
 // the direct metric this way: the all-8-bit prefix once per batch, one
 // suffix per (layer, bit width).
+//
+// # Serial programs (graphs that move the batch axis)
+//
+// The program lays every tensor out batch-first, [N]+per-sample shape.
+// Some graphs do not keep the batch first: ViT and Swin fold it into the
+// rows of their attention projections (Transpose to [T, N, D], Reshape to
+// [T·N, D]) and read it with Shape nodes; ShuffleNet rebuilds its
+// channel-shuffle shapes from Shape. For them analyze plans a serial
+// program: the float probe runs at batch 1 (and at batch 2, to tell which
+// values keep the batch first), everything that depends on the data only
+// through Shape nodes becomes a constant of batch 1, values without a
+// leading batch axis ("whole") keep their batch-1 shape, and each step
+// runs once per sample on that sample's part of every buffer (execSerial).
+// A Gemm reads a whole [M, K] input as M rows; an Add, Concat or pool
+// with a whole operand runs as a float fallback step, which takes whole
+// values without a batch axis. The buffers stay batch-major, so Prefix
+// and RunFrom work unchanged, and Reference runs one float pass per sample
+// for the same batch-1 constants. Per sample the codes are those of a
+// batch-first program.
 //
 // # Invariants
 //

@@ -42,6 +42,8 @@ type floatStep struct {
 	node, opType string
 	ins          []int // buffer of each data input of the one-node network
 	inShapes     [][]int
+	inWhole      []bool // input j has no batch axis (a serial plan's whole value)
+	outWhole     bool
 	out          int
 	net          *network.Network
 	perSample    int
@@ -103,8 +105,8 @@ func (s *floatStep) setup(m *Model) error {
 // newFloatStep builds the one-node network of node n: data inputs become
 // graph inputs (bufs gives their buffers), constant inputs become
 // initializers.
-func newFloatStep(n *onnx.Node, i int, g *onnx.Graph, opset int64, dynamic map[string]bool, bufs map[string]int, shapes map[string][]int, outShape []int, constOf func(string) *tensor.Tensor) (*floatStep, error) {
-	s := &floatStep{node: n.Name, opType: n.OpType, outShape: outShape}
+func newFloatStep(n *onnx.Node, i int, g *onnx.Graph, opset int64, dynamic map[string]bool, p *plan, outName string, outShape []int, constOf func(string) *tensor.Tensor) (*floatStep, error) {
+	s := &floatStep{node: n.Name, opType: n.OpType, outShape: outShape, outWhole: p.whole[outName]}
 	sub := &onnx.Graph{Name: "fallback " + n.Name, Initializers: map[string]*tensor.Tensor{}, InitTypes: map[string]onnx.DataType{}}
 	nd := onnx.Node{Name: n.Name, OpType: n.OpType, Domain: n.Domain, Attrs: n.Attrs, Inputs: make([]string, len(n.Inputs)), Outputs: []string{"y"}}
 	seen := map[string]string{}
@@ -119,12 +121,13 @@ func newFloatStep(n *onnx.Node, i int, g *onnx.Graph, opset int64, dynamic map[s
 		local := "in" + strconv.Itoa(j)
 		seen[in], nd.Inputs[j] = local, local
 		if dynamic[in] {
-			b, ok := bufs[in]
+			b, ok := p.valBuf[in]
 			if !ok {
 				return nil, unsupported(n, i, "input %q is not a uint8 tensor of the integer program (an int32 accumulator can only be the graph output)", in)
 			}
 			s.ins = append(s.ins, b)
-			s.inShapes = append(s.inShapes, shapes[in])
+			s.inShapes = append(s.inShapes, p.shapes[in])
+			s.inWhole = append(s.inWhole, p.whole[in])
 			sub.Inputs = append(sub.Inputs, onnx.ValueInfo{Name: local, ElemType: onnx.Float})
 			continue
 		}
@@ -143,8 +146,8 @@ func newFloatStep(n *onnx.Node, i int, g *onnx.Graph, opset int64, dynamic map[s
 		return nil, unsupported(n, i, "no data input")
 	}
 	s.elementwise = elementwiseOps[n.OpType] && len(s.ins) <= 2 && len(sub.Initializers) == 0 && n.Domain == ""
-	for _, sh := range s.inShapes {
-		s.elementwise = s.elementwise && tensor.SameShape(sh, outShape)
+	for j, sh := range s.inShapes {
+		s.elementwise = s.elementwise && tensor.SameShape(sh, outShape) && s.inWhole[j] == s.outWhole
 	}
 	sub.Nodes = []onnx.Node{nd}
 	sub.Outputs = []onnx.ValueInfo{{Name: "y", ElemType: onnx.Float}}
@@ -176,7 +179,11 @@ func (s *floatStep) run(ws *workspace, n int) error {
 	xs := make([]*tensor.Tensor, len(s.ins))
 	for j, b := range s.ins {
 		q := m.quant[b]
-		x := tensor.New(append([]int{n}, s.inShapes[j]...)...)
+		shape := append([]int{n}, s.inShapes[j]...)
+		if s.inWhole[j] { // a serial plan: n is 1 and the value has no batch axis
+			shape = s.inShapes[j]
+		}
+		x := tensor.New(shape...)
 		for k, c := range ws.bufs[b][:len(x.Data)] {
 			x.Data[k] = float64(int64(c)-int64(q.ZeroPoint)) * q.Scale // as Reference's encode
 		}

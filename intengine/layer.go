@@ -109,10 +109,12 @@ func newLayerStep(net *network.Network, li int, n *onnx.Node, i int, inShape, ou
 				return nil, unsupported(n, i, "%s=%g (only 1 is supported)", name, a.F)
 			}
 		}
-		if len(inShape) != 1 || w.Rank() != 2 {
+		if len(inShape) < 1 || w.Rank() != 2 {
 			return nil, unsupported(n, i, "input %v and weight %v: want [N, K] and a matrix", inShape, w.Shape)
 		}
-		s.rows = 1
+		// 1 per sample, or in a serial plan a whole [M, K] input (the
+		// batch folded into the rows) read as M rows of one sample.
+		s.rows = tensor.Size(inShape[:len(inShape)-1])
 		if l.TransB {
 			s.n, s.k = w.Shape[0], w.Shape[1]
 		} else {
@@ -163,9 +165,12 @@ func (s *layerStep) setup(m *Model) error {
 	s.bits = m.bits[s.li]
 	s.kbits = kernelBits(s.bits)
 	w := net.Params()[l.Weight].Value
-	wq, err := quant.QuantizeWeights(w.Data, w.Shape, l.ChannelAxis, s.bits)
+	wq, err := m.codes.Codes(s.li, s.bits)
 	if err != nil {
 		return fmt.Errorf("intengine: layer %q: %w: %w", s.node, err, ErrConfig)
+	}
+	if wq.Axis != l.ChannelAxis || len(wq.Q) != w.Size() || len(wq.Scales) != s.n*s.groups {
+		return fmt.Errorf("intengine: layer %q: weight codes of %d values with %d scales on axis %d for a %v weight with channels on axis %d: %w", s.node, len(wq.Q), len(wq.Scales), wq.Axis, w.Shape, l.ChannelAxis, ErrConfig)
 	}
 	s.wq = wq
 	ntot := s.n * s.groups

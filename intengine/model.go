@@ -32,6 +32,10 @@ type Config struct {
 	// Threads is the number of goroutines of each GEMM (kernels.Options);
 	// values below 1 mean 1.
 	Threads int
+	// Weights is the source of every layer's weight codes and scales; nil
+	// rounds the network's weights at Compile to nearest
+	// (quant.NewRoundToNearest, quant.QuantizeWeights).
+	Weights quant.WeightCodes
 }
 
 // Model is a network compiled to an integer-only program. It is immutable
@@ -48,6 +52,8 @@ type Model struct {
 	// family is the plan Compile made; variants share it (and its
 	// buffers), so a Prefix of one continues in another.
 	family *plan
+	// codes is the source of the weight codes (variants share it).
+	codes quant.WeightCodes
 }
 
 // setupper is implemented by every step: it derives the integer parameters
@@ -82,8 +88,12 @@ func Compile(net *network.Network, cfg Config) (*Model, error) {
 			return nil, fmt.Errorf("intengine: layer %q: %d-bit weights; want 1 to 8: %w", net.Layers()[i].Node, b, ErrConfig)
 		}
 	}
+	codes := cfg.Weights
+	if codes == nil {
+		codes = quant.NewRoundToNearest(net)
+	}
 	m := &Model{net: net, plan: p, bits: append([]int(nil), bits...), quant: make([]quant.ActQuant, len(p.bufs)), opt: kernels.Options{Threads: cfg.Threads},
-		pool: &sync.Pool{}, family: p}
+		pool: &sync.Pool{}, family: p, codes: codes}
 	for i, b := range p.bufs {
 		if !b.own {
 			m.quant[i] = m.quant[b.parent]

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"mpsearch/kernels"
 	"mpsearch/network"
@@ -50,6 +51,12 @@ type plan struct {
 	// writer and lastRead give, per buffer, the step that writes it and
 	// the last step that reads it (-1 for none); see liveness.
 	writer, lastRead []int
+	// serial marks a program that runs one sample at a time (see
+	// analyze): whole names the values that do not keep the batch as
+	// their first axis, whose shapes in shapes are their whole shape at
+	// batch 1.
+	serial bool
+	whole  map[string]bool
 }
 
 // step is one operation of the integer program.
@@ -97,24 +104,63 @@ func unsupported(n *onnx.Node, i int, format string, args ...any) error {
 	return fmt.Errorf("intengine: %s: %s: %w", nodeRef(n, i), fmt.Sprintf(format, args...), ErrUnsupported)
 }
 
-// analyze walks the rewritten ONNX graph of net and builds the plan.
+// errBatchAxis marks analyze's refusal of a value that does not keep the
+// batch as its first axis (a Shape node, a reshape that folds the batch
+// into another axis): the program is then planned to run serially.
+var errBatchAxis = errors.New("the batch is not the first axis")
+
+// analyze walks the rewritten ONNX graph of net and builds the plan. A
+// graph in which some value does not keep the batch as its first axis
+// (the batch size read by Shape nodes, transformers' attention reshapes
+// that fold the batch into the heads) is planned serially: the program
+// is built for batch 1, every value depending on the data only through
+// its shape is a constant of the batch-1 probe, and Run executes each step
+// once per sample (execSteps). Both plans compute the same codes per
+// sample.
 func analyze(net *network.Network) (*plan, error) {
+	p, err := analyzeMode(net, false)
+	if errors.Is(err, errBatchAxis) {
+		if ps, errs := analyzeMode(net, true); errs == nil {
+			return ps, nil
+		}
+	}
+	return p, err
+}
+
+// analyzeMode builds the batch-first plan, or with serial the plan of
+// one sample at a time.
+func analyzeMode(net *network.Network, serial bool) (*plan, error) {
 	if net == nil || net.Model == nil || net.Model.Graph == nil {
 		return nil, fmt.Errorf("intengine: nil network: %w", ErrConfig)
 	}
 	if net.SampleShape == nil || len(net.InputNames) != 1 {
 		return nil, fmt.Errorf("intengine: the network needs exactly one data input of known shape (got inputs %v): %w", net.InputNames, ErrUnsupported)
 	}
-	probe := tensor.New(append([]int{probeBatch}, net.SampleShape...)...)
-	pass, err := net.Forward(context.Background(), probe)
-	if err != nil {
-		return nil, fmt.Errorf("intengine: float probe pass: %w", err)
+	probe := func(n int) (*network.Pass, error) {
+		pass, err := net.Forward(context.Background(), tensor.New(append([]int{n}, net.SampleShape...)...))
+		if err != nil {
+			return nil, fmt.Errorf("intengine: float probe pass: %w", err)
+		}
+		return pass, nil
+	}
+	// pass gives the shapes and the constants; in a serial plan, pass2
+	// tells the values that keep the batch first from the whole ones.
+	var pass, pass2 *network.Pass
+	var err error
+	if pass, err = probe(map[bool]int{false: probeBatch, true: 1}[serial]); err != nil {
+		return nil, err
+	}
+	if serial {
+		if pass2, err = probe(probeBatch); err != nil {
+			return nil, err
+		}
 	}
 	g := net.Model.Graph
-	p := &plan{net: net, valBuf: map[string]int{}, shapes: map[string][]int{}, outBuf: -1}
+	p := &plan{net: net, valBuf: map[string]int{}, shapes: map[string][]int{}, outBuf: -1, serial: serial, whole: map[string]bool{}}
 
 	// Dynamic values depend on the data input; everything else is a
-	// constant the float engine folded.
+	// constant the float engine folded. In a serial plan, what depends on
+	// the data only through Shape nodes is a constant of batch 1 too.
 	dynamic := map[string]bool{net.InputName: true}
 	isDyn := make([]bool, len(g.Nodes))
 	consumers := map[string][]int{}
@@ -124,6 +170,9 @@ func analyze(net *network.Network) (*plan, error) {
 			if dynamic[in] {
 				isDyn[i] = true
 			}
+		}
+		if serial && n.OpType == "Shape" {
+			isDyn[i] = false
 		}
 		if !isDyn[i] {
 			continue
@@ -144,8 +193,20 @@ func analyze(net *network.Network) (*plan, error) {
 			return s, nil
 		}
 		v := pass.Value(name)
+		if serial {
+			if v == nil || len(v.Shape) < 1 {
+				return nil, unsupported(n, i, "value %q has no shape in the probe pass", name)
+			}
+			v2 := pass2.Value(name)
+			if v.Shape[0] == 1 && v2 != nil && len(v2.Shape) == len(v.Shape) && v2.Shape[0] == probeBatch && tensor.SameShape(v.Shape[1:], v2.Shape[1:]) {
+				p.shapes[name] = slices.Clone(v.Shape[1:])
+			} else {
+				p.shapes[name], p.whole[name] = slices.Clone(v.Shape), true
+			}
+			return p.shapes[name], nil
+		}
 		if v == nil || len(v.Shape) < 1 || v.Shape[0] != probeBatch {
-			return nil, unsupported(n, i, "value %q does not keep the batch as its first axis", name)
+			return nil, fmt.Errorf("%w (%w)", unsupported(n, i, "value %q does not keep the batch as its first axis", name), errBatchAxis)
 		}
 		s := append([]int(nil), v.Shape[1:]...)
 		p.shapes[name] = s
@@ -199,7 +260,7 @@ func analyze(net *network.Network) (*plan, error) {
 	// fallback adds node n as a float step whose output is a quantization
 	// point.
 	fallback := func(n *onnx.Node, i int, outName string, outShape []int) error {
-		fs, err := newFloatStep(n, i, g, net.Model.Opset, dynamic, p.valBuf, p.shapes, outShape, constOf)
+		fs, err := newFloatStep(n, i, g, net.Model.Opset, dynamic, p, outName, outShape, constOf)
 		if err != nil {
 			return err
 		}
@@ -278,7 +339,8 @@ func analyze(net *network.Network) (*plan, error) {
 			p.steps = append(p.steps, ls)
 		case "Add":
 			if len(n.Inputs) != 2 || !dynamic[n.Inputs[0]] || !dynamic[n.Inputs[1]] ||
-				!tensor.SameShape(p.shapes[n.Inputs[0]], p.shapes[n.Inputs[1]]) || !tensor.SameShape(p.shapes[n.Inputs[0]], outShape) {
+				!tensor.SameShape(p.shapes[n.Inputs[0]], p.shapes[n.Inputs[1]]) || !tensor.SameShape(p.shapes[n.Inputs[0]], outShape) ||
+				p.whole[n.Inputs[0]] != p.whole[n.Inputs[1]] || p.whole[n.Inputs[0]] != p.whole[outName] {
 				// A constant addend or broadcasting: no integer path.
 				if err := fallback(n, i, outName, outShape); err != nil {
 					return nil, err
@@ -334,6 +396,9 @@ func analyze(net *network.Network) (*plan, error) {
 				}
 			}
 			ps, err := newPoolStep(n, i, p.shapes[n.Inputs[0]], outShape)
+			if err == nil && (p.whole[n.Inputs[0]] || p.whole[outName]) {
+				err = unsupported(n, i, "pooling a value without the batch as its first axis")
+			}
 			if err != nil { // a window the integer pools do not handle
 				if err := fallback(n, i, outName, outShape); err != nil {
 					return nil, err
@@ -363,9 +428,10 @@ func analyze(net *network.Network) (*plan, error) {
 			var inShapes [][]int
 			allData := true
 			for _, in := range n.Inputs {
-				allData = allData && dynamic[in]
+				allData = allData && dynamic[in] && !p.whole[in]
 				inShapes = append(inShapes, p.shapes[in])
 			}
+			allData = allData && !p.whole[outName]
 			var cs *concatStep
 			if allData {
 				cs, err = newConcatStep(n, i, inShapes, outShape)
@@ -392,6 +458,9 @@ func analyze(net *network.Network) (*plan, error) {
 				return nil, err
 			}
 		}
+	}
+	if p.whole[net.OutputName] {
+		return nil, fmt.Errorf("intengine: graph output %q does not keep the batch as its first axis: %w", net.OutputName, ErrUnsupported)
 	}
 	if p.outLayer == nil {
 		b, ok := p.valBuf[net.OutputName]

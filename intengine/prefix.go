@@ -80,8 +80,8 @@ func (m *Model) LayerStep(li int) (int, error) {
 // WithLayerBits returns the Model that Compile would give with m's
 // configuration except layer li at b bits. It shares every other step, the
 // quantizers and the workspaces with m and is, like m, immutable and safe
-// for concurrent use. It reads the layer's weights from the network again:
-// they must be unchanged since m was compiled.
+// for concurrent use. The layer's codes come from m's weight source
+// (Config.Weights).
 func (m *Model) WithLayerBits(li, b int) (*Model, error) {
 	idx, err := m.LayerStep(li)
 	if err != nil {
@@ -101,7 +101,7 @@ func (m *Model) WithLayerBits(li, b int) (*Model, error) {
 	}
 	bits := slices.Clone(m.bits)
 	bits[li] = b
-	v := &Model{net: m.net, plan: &p, bits: bits, quant: m.quant, opt: m.opt, pool: m.pool, family: m.family}
+	v := &Model{net: m.net, plan: &p, bits: bits, quant: m.quant, opt: m.opt, pool: m.pool, family: m.family, codes: m.codes}
 	if err := ns.setup(v); err != nil {
 		return nil, err
 	}

@@ -315,6 +315,42 @@ func (r *Reference) RunInt(ctx context.Context, x *tensor.Tensor) (*IntResult, e
 	if err := r.m.check(x); err != nil {
 		return nil, err
 	}
+	if n := x.Shape[0]; r.m.plan.serial && n > 1 {
+		// A serial Model's constants are those of batch 1: one pass per
+		// sample, the results joined batch-major.
+		per := x.Size() / n
+		var res *IntResult
+		for k := 0; k < n; k++ {
+			rk, err := r.runInt(ctx, tensor.FromData(x.Data[k*per:(k+1)*per], append([]int{1}, x.Shape[1:]...)...))
+			if err != nil {
+				return nil, err
+			}
+			res = joinResults(res, rk)
+		}
+		return res, nil
+	}
+	return r.runInt(ctx, x)
+}
+
+// joinResults appends the one-sample result b to a (nil for none).
+func joinResults(a, b *IntResult) *IntResult {
+	if a == nil {
+		return b
+	}
+	a.Batch += b.Batch
+	for i := range a.Tensors {
+		a.Tensors[i].Codes = append(a.Tensors[i].Codes, b.Tensors[i].Codes...)
+	}
+	a.Acc = append(a.Acc, b.Acc...)
+	out := tensor.New(append([]int{a.Batch}, a.Output.Shape[1:]...)...)
+	copy(out.Data, a.Output.Data)
+	copy(out.Data[len(a.Output.Data):], b.Output.Data)
+	a.Output = out
+	return a
+}
+
+// runInt is RunInt on a batch that one float pass computes.
+func (r *Reference) runInt(ctx context.Context, x *tensor.Tensor) (*IntResult, error) {
 	var hookErr error
 	hook := func(node string, j int, v *tensor.Tensor) *tensor.Tensor {
 		ins, ok := r.ins[node]

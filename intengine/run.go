@@ -56,6 +56,9 @@ func (m *Model) execRange(ctx context.Context, ws *workspace, n, from, to int) e
 }
 
 func (m *Model) execSteps(ctx context.Context, ws *workspace, n, from, to int, timed []time.Duration) error {
+	if m.plan.serial && n > 1 {
+		return m.execSerial(ctx, ws, n, from, to, timed)
+	}
 	for i := from; i < to; i++ {
 		s := m.plan.steps[i]
 		if err := ctx.Err(); err != nil {
@@ -73,6 +76,44 @@ func (m *Model) execSteps(ctx context.Context, ws *workspace, n, from, to int, t
 			timed[i] = time.Since(t0)
 		}
 	}
+	return nil
+}
+
+// execSerial runs steps [from, to) of a serial plan: each step once per
+// sample, on a view of ws that holds that sample's part of every buffer
+// (buffers keep the batch-major layout, so a Prefix of a serial Model is
+// continued as any other). The view shares ws's scratch space.
+func (m *Model) execSerial(ctx context.Context, ws *workspace, n, from, to int, timed []time.Duration) error {
+	sv := &workspace{m: ws.m, bufs: make([][]uint8, len(ws.bufs)), cols: ws.cols, tmp8: ws.tmp8, tmp32: ws.tmp32, opt: ws.opt}
+	in := tensor.Size(m.net.SampleShape)
+	acc := tensor.Size(m.plan.outShape)
+	for i := from; i < to; i++ {
+		s := m.plan.steps[i]
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var t0 time.Time
+		if timed != nil {
+			t0 = time.Now()
+		}
+		for k := 0; k < n; k++ {
+			for b, buf := range m.plan.bufs {
+				sv.bufs[b] = ws.bufs[b][k*buf.size : (k+1)*buf.size]
+			}
+			sv.x = ws.x[k*in : (k+1)*in]
+			if m.plan.outLayer != nil {
+				sv.acc = ws.acc[k*acc : (k+1)*acc]
+			}
+			if err := s.run(sv, 1); err != nil {
+				node, op := s.describe()
+				return fmt.Errorf("intengine: %s %q: %w", op, node, err)
+			}
+		}
+		if timed != nil {
+			timed[i] = time.Since(t0)
+		}
+	}
+	ws.cols, ws.tmp8, ws.tmp32 = sv.cols, sv.tmp8, sv.tmp32
 	return nil
 }
 

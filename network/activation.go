@@ -521,7 +521,27 @@ func (op *softmaxOp) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
 		return nil, nil, err
 	}
 	out := tensor.New(in[0].Shape...)
-	x, y := in[0].Data, out.Data
+	softmax(out.Data, in[0].Data, outer, l, inner)
+	return out, [3]int{outer, l, inner}, nil
+}
+
+// inferAlloc is Forward for Infer, the output in memory from alloc.
+func (op *softmaxOp) inferAlloc(in []*tensor.Tensor, alloc func(n int) []float64) (*tensor.Tensor, error) {
+	if len(in) < 1 || in[0] == nil {
+		return nil, fmt.Errorf("missing input")
+	}
+	outer, l, inner, err := op.layout(in[0].Shape)
+	if err != nil {
+		return nil, err
+	}
+	out := tensor.FromData(alloc(in[0].Size()), in[0].Shape...)
+	softmax(out.Data, in[0].Data, outer, l, inner)
+	return out, nil
+}
+
+// softmax sets y = exp(x - max) / sum along each block of l values
+// inner apart.
+func softmax(y, x []float64, outer, l, inner int) {
 	for o := 0; o < outer; o++ {
 		for i := 0; i < inner; i++ {
 			base := o*l*inner + i
@@ -540,7 +560,6 @@ func (op *softmaxOp) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
 			}
 		}
 	}
-	return out, [3]int{outer, l, inner}, nil
 }
 
 // jvp sets dst = y ⊙ (v - <y, v>) blockwise (the softmax Jacobian, which is

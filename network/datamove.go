@@ -184,14 +184,12 @@ func slicePlan(shape []int, starts, ends, axes, steps []int64) ([]*pickMap, erro
 		first[a], step[a], out[a] = int(s), int(st), int(cnt)
 	}
 	strides := tensor.Strides(shape)
-	at := walk(out, func(pos []int) int {
-		o := 0
-		for d, p := range pos {
-			o += (first[d] + p*step[d]) * strides[d]
-		}
-		return o
-	})
-	return []*pickMap{{shape: out, at: at}}, nil
+	base, st := 0, make([]int, r)
+	for d := range st {
+		base += first[d] * strides[d]
+		st[d] = step[d] * strides[d]
+	}
+	return []*pickMap{{shape: out, str: &strided{base: base, st: st}}}, nil
 }
 
 // buildSplit makes Split along axis into the sizes of the split attribute

@@ -385,6 +385,10 @@ type bmmOperand struct {
 	batch      []int
 	rows, cols int
 	trans      bool
+	// zero (dst only) says the caller's dst holds zeros, so a dst matrix
+	// written by one product alone takes it with beta 0 instead of adding
+	// it: no read (and, in float32, no conversion) of the zeros.
+	zero bool
 }
 
 // bmm adds, for every index of the batch shape full, op(a[i]) x op(b[i])
@@ -405,16 +409,23 @@ func bmm(prec Precision, full []int, dst bmmOperand, a, b bmmOperand, m, n, k in
 		return true
 	}
 	dense := func(o bmmOperand) bool { return tensor.Size(o.batch) == nb }
+	beta := 1.0
+	if dst.zero {
+		beta = 0 // every product below writes its own zero dst matrix
+	}
 	// One product when a whole batch folds into the rows of A and dst
 	// (B shared), or into the inner dimension (dst shared).
 	if nb > 1 && allZero(sb) && dense(a) && dense(dst) && !a.trans {
-		gm.gemm(false, b.trans, nb*m, n, k, 1, a.data, a.cols, b.data, b.cols, 1, dst.data, n)
+		gm.gemm(false, b.trans, nb*m, n, k, 1, a.data, a.cols, b.data, b.cols, beta, dst.data, n)
 		return
 	}
 	if nb > 1 && allZero(sd) && dense(a) && dense(b) && a.trans && !b.trans {
 		// dst += sum_i A_i^T B_i = [A_1; A_2; ...]^T [B_1; B_2; ...].
-		gm.gemm(true, false, m, n, nb*k, 1, a.data, a.cols, b.data, b.cols, 1, dst.data, n)
+		gm.gemm(true, false, m, n, nb*k, 1, a.data, a.cols, b.data, b.cols, beta, dst.data, n)
 		return
+	}
+	if !dense(dst) {
+		beta = 1 // a broadcast dst accumulates several products
 	}
 	if allZero(sb) {
 		gm.keep(b.data[:sizeB]) // one B for the whole batch
@@ -427,7 +438,7 @@ func bmm(prec Precision, full []int, dst bmmOperand, a, b bmmOperand, m, n, k in
 			ob += v * sb[j]
 			od += v * sd[j]
 		}
-		gm.gemm(a.trans, b.trans, m, n, k, 1, a.data[oa*sizeA:], a.cols, b.data[ob*sizeB:], b.cols, 1, dst.data[od*sizeD:], n)
+		gm.gemm(a.trans, b.trans, m, n, k, 1, a.data[oa*sizeA:], a.cols, b.data[ob*sizeB:], b.cols, beta, dst.data[od*sizeD:], n)
 		for j := len(idx) - 1; j >= 0; j-- {
 			idx[j]++
 			if idx[j] < full[j] {
@@ -444,10 +455,26 @@ func (op *matMul) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
 		return nil, nil, err
 	}
 	y := tensor.New(p.outShape...)
-	bmm(p.prec, p.batch, bmmOperand{data: y.Data, batch: p.batch, rows: p.m, cols: p.n},
+	p.forward(y, in)
+	return y, &p, nil
+}
+
+// inferAlloc is Forward for Infer, the output in memory from alloc.
+func (op *matMul) inferAlloc(in []*tensor.Tensor, alloc func(n int) []float64) (*tensor.Tensor, error) {
+	p, err := op.plan(in[0].Shape, in[1].Shape)
+	if err != nil {
+		return nil, err
+	}
+	y := tensor.FromData(alloc(tensor.Size(p.outShape)), p.outShape...)
+	p.forward(y, in)
+	return y, nil
+}
+
+// forward computes the product into y, which holds zeros.
+func (p *mmPlan) forward(y *tensor.Tensor, in []*tensor.Tensor) {
+	bmm(p.prec, p.batch, bmmOperand{data: y.Data, batch: p.batch, rows: p.m, cols: p.n, zero: true},
 		bmmOperand{data: in[0].Data, batch: p.aBatch, rows: p.m, cols: p.k},
 		bmmOperand{data: in[1].Data, batch: p.bBatch, rows: p.k, cols: p.n}, p.m, p.n, p.k)
-	return y, &p, nil
 }
 
 // lift returns the batch shape sub of an operand as seen with a leading
@@ -463,14 +490,15 @@ func lift(k int, sub, batch []int) []int {
 
 // gradA adds into da (batch shape aBatch, possibly with a leading K) the
 // products g x B^T; gradB adds A^T x g into db.
-func (p *mmPlan) gradA(full []int, da []float64, daBatch []int, g []float64, gBatch []int, b []float64, bBatch []int) {
-	bmm(p.prec, full, bmmOperand{data: da, batch: daBatch, rows: p.m, cols: p.k},
+// zero says da (db) holds zeros.
+func (p *mmPlan) gradA(full []int, da []float64, daBatch []int, g []float64, gBatch []int, b []float64, bBatch []int, zero bool) {
+	bmm(p.prec, full, bmmOperand{data: da, batch: daBatch, rows: p.m, cols: p.k, zero: zero},
 		bmmOperand{data: g, batch: gBatch, rows: p.m, cols: p.n},
 		bmmOperand{data: b, batch: bBatch, rows: p.k, cols: p.n, trans: true}, p.m, p.k, p.n)
 }
 
-func (p *mmPlan) gradB(full []int, db []float64, dbBatch []int, a []float64, aBatch []int, g []float64, gBatch []int) {
-	bmm(p.prec, full, bmmOperand{data: db, batch: dbBatch, rows: p.k, cols: p.n},
+func (p *mmPlan) gradB(full []int, db []float64, dbBatch []int, a []float64, aBatch []int, g []float64, gBatch []int, zero bool) {
+	bmm(p.prec, full, bmmOperand{data: db, batch: dbBatch, rows: p.k, cols: p.n, zero: zero},
 		bmmOperand{data: a, batch: aBatch, rows: p.m, cols: p.k, trans: true},
 		bmmOperand{data: g, batch: gBatch, rows: p.m, cols: p.n}, p.k, p.n, p.m)
 }
@@ -480,11 +508,11 @@ func (op *matMul) Backward(in []*tensor.Tensor, out *tensor.Tensor, state any, g
 	gin := make([]*tensor.Tensor, 2)
 	if need[0] {
 		gin[0] = tensor.New(in[0].Shape...)
-		p.gradA(p.batch, gin[0].Data, p.aBatch, gout.Data, p.batch, in[1].Data, p.bBatch)
+		p.gradA(p.batch, gin[0].Data, p.aBatch, gout.Data, p.batch, in[1].Data, p.bBatch, true)
 	}
 	if need[1] {
 		gin[1] = tensor.New(in[1].Shape...)
-		p.gradB(p.batch, gin[1].Data, p.bBatch, in[0].Data, p.aBatch, gout.Data, p.batch)
+		p.gradB(p.batch, gin[1].Data, p.bBatch, in[0].Data, p.aBatch, gout.Data, p.batch, true)
 	}
 	return gin
 }
@@ -501,10 +529,12 @@ func (op *matMul) Tangent(in, tin []*tensor.Tensor, out *tensor.Tensor, state an
 	ry := tensor.New(append([]int{k}, out.Shape...)...)
 	dst := bmmOperand{data: ry.Data, batch: full, rows: p.m, cols: p.n}
 	if tin[0] != nil {
+		dst.zero = true
 		bmm(p.prec, full, dst, bmmOperand{data: tin[0].Data, batch: lift(k, p.aBatch, p.batch), rows: p.m, cols: p.k},
 			bmmOperand{data: in[1].Data, batch: lift(1, p.bBatch, p.batch), rows: p.k, cols: p.n}, p.m, p.n, p.k)
 	}
 	if tin[1] != nil {
+		dst.zero = tin[0] == nil
 		bmm(p.prec, full, dst, bmmOperand{data: in[0].Data, batch: lift(1, p.aBatch, p.batch), rows: p.m, cols: p.k},
 			bmmOperand{data: tin[1].Data, batch: lift(k, p.bBatch, p.batch), rows: p.k, cols: p.n}, p.m, p.n, p.k)
 	}
@@ -526,19 +556,19 @@ func (op *matMul) BackwardTangent(in, tin []*tensor.Tensor, out, tout *tensor.Te
 	if need[0] && (tgout != nil || tin[1] != nil) {
 		tgin[0] = tensor.New(append([]int{k}, in[0].Shape...)...)
 		if tgout != nil {
-			p.gradA(full, tgin[0].Data, kA, tgout.Data, full, in[1].Data, oneB)
+			p.gradA(full, tgin[0].Data, kA, tgout.Data, full, in[1].Data, oneB, true)
 		}
 		if tin[1] != nil {
-			p.gradA(full, tgin[0].Data, kA, gout.Data, oneG, tin[1].Data, kB)
+			p.gradA(full, tgin[0].Data, kA, gout.Data, oneG, tin[1].Data, kB, tgout == nil)
 		}
 	}
 	if need[1] && (tgout != nil || tin[0] != nil) {
 		tgin[1] = tensor.New(append([]int{k}, in[1].Shape...)...)
 		if tgout != nil {
-			p.gradB(full, tgin[1].Data, kB, in[0].Data, oneA, tgout.Data, full)
+			p.gradB(full, tgin[1].Data, kB, in[0].Data, oneA, tgout.Data, full, true)
 		}
 		if tin[0] != nil {
-			p.gradB(full, tgin[1].Data, kB, tin[0].Data, kA, gout.Data, oneG)
+			p.gradB(full, tgin[1].Data, kB, tin[0].Data, kA, gout.Data, oneG, tgout == nil)
 		}
 	}
 	return gin, tgin

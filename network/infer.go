@@ -241,7 +241,8 @@ func shared(vals []*tensor.Tensor, v int) bool {
 }
 
 // allocOp is implemented by ops whose Infer form can write its output into
-// memory it is given (Conv, the largest outputs of CNNs): inferAlloc
+// memory it is given (Conv, the largest outputs of CNNs; MatMul, Transpose,
+// Softmax and LayerNormalization, those of transformers): inferAlloc
 // returns Forward's output, bit for bit, in alloc(n) (n zeros), with no
 // state.
 type allocOp interface {

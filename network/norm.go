@@ -129,18 +129,36 @@ func (op *normOp) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	x := in[0].Data
-	st.xhat = make([]float64, len(x))
+	st.xhat = make([]float64, len(in[0].Data))
 	st.r = make([]float64, st.rows)
 	out := tensor.New(in[0].Shape...)
-	y, s := out.Data, in[1].Data
+	op.forward(out.Data, in, st)
+	return out, st, nil
+}
+
+// inferAlloc is Forward for Infer: the output in memory from alloc, and
+// no state (x̂ and the reciprocal deviations are not kept).
+func (op *normOp) inferAlloc(in []*tensor.Tensor, alloc func(n int) []float64) (*tensor.Tensor, error) {
+	st, err := op.plan(in)
+	if err != nil {
+		return nil, err
+	}
+	out := tensor.FromData(alloc(in[0].Size()), in[0].Shape...)
+	op.forward(out.Data, in, st)
+	return out, nil
+}
+
+// forward normalises every row of in[0] into y, recording x̂ and the
+// reciprocal deviations in st when st holds room for them.
+func (op *normOp) forward(y []float64, in []*tensor.Tensor, st *normState) {
+	x, s := in[0].Data, in[1].Data
 	var b []float64
 	if len(in) > 2 && in[2] != nil {
 		b = in[2].Data
 	}
 	d := float64(st.d)
 	for i := 0; i < st.rows; i++ {
-		row, xh := x[i*st.d:(i+1)*st.d], st.xhat[i*st.d:(i+1)*st.d]
+		row := x[i*st.d : (i+1)*st.d]
 		mu := 0.0
 		for _, v := range row {
 			mu += v
@@ -151,18 +169,22 @@ func (op *normOp) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
 			v2 += (v - mu) * (v - mu)
 		}
 		r := 1 / math.Sqrt(v2/d+op.eps)
-		st.r[i] = r
+		if st.r != nil {
+			st.r[i] = r
+		}
 		o := st.off(i)
 		yr := y[i*st.d : (i+1)*st.d]
 		for j, v := range row {
-			xh[j] = (v - mu) * r
-			yr[j] = xh[j] * s[o+st.sIdx[j]]
+			xh := (v - mu) * r
+			if st.xhat != nil {
+				st.xhat[i*st.d+j] = xh
+			}
+			yr[j] = xh * s[o+st.sIdx[j]]
 			if b != nil {
 				yr[j] += b[o+st.bIdx[j]]
 			}
 		}
 	}
-	return out, st, nil
 }
 
 // project sets dst = J v for row i: r(v - mean(v) - x̂·mean(x̂∘v)). It

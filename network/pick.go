@@ -18,6 +18,60 @@ type pickMap struct {
 	one   int
 	src   []int8
 	at    []int
+	// str, when not nil, replaces at for a single-source map whose
+	// offsets are str.base + Σ pos[d]·str.st[d] over shape (Slice): the
+	// rows of the last axis are copied without a per-element table.
+	str *strided
+}
+
+type strided struct {
+	base int
+	st   []int
+}
+
+// size is the number of output elements.
+func (m *pickMap) size() int {
+	if m.str != nil {
+		return tensor.Size(m.shape)
+	}
+	return len(m.at)
+}
+
+// rows calls fn(i, o) for every row of the last axis of a strided map:
+// the row's output offset i and its first input offset o; the row has
+// shape[r-1] elements, str.st[r-1] apart in the input.
+func (m *pickMap) rows(fn func(i, o int)) {
+	n, r := tensor.Size(m.shape), len(m.shape)
+	if n == 0 {
+		return
+	}
+	if r == 0 {
+		fn(0, m.str.base)
+		return
+	}
+	inner, st := m.shape[r-1], m.str.st
+	pos := make([]int, r-1)
+	o := m.str.base
+	for i := 0; i < n; i += inner {
+		fn(i, o)
+		for d := r - 2; d >= 0; d-- {
+			pos[d]++
+			o += st[d]
+			if pos[d] < m.shape[d] {
+				break
+			}
+			o -= st[d] * m.shape[d]
+			pos[d] = 0
+		}
+	}
+}
+
+// inner returns the row length and the input step of a strided map.
+func (m *pickMap) inner() (int, int) {
+	if r := len(m.shape); r > 0 {
+		return m.shape[r-1], m.str.st[r-1]
+	}
+	return 1, 1
 }
 
 func (m *pickMap) from(i int) int {
@@ -30,7 +84,33 @@ func (m *pickMap) from(i int) int {
 // gather writes the output (K stacked directions of it, each input block
 // of size sizes[j]) from srcs; nil sources are zeros.
 func (m *pickMap) gather(dst []float64, srcs [][]float64, sizes []int, K int) {
-	n := len(m.at)
+	n := m.size()
+	if m.src == nil { // one source: no per-element source lookup
+		s := srcs[m.one]
+		if s == nil {
+			return
+		}
+		for k := 0; k < K; k++ {
+			d, sk := dst[k*n:(k+1)*n], s[k*sizes[m.one]:]
+			if m.str != nil {
+				inner, step := m.inner()
+				m.rows(func(i, o int) {
+					if step == 1 {
+						copy(d[i:i+inner], sk[o:o+inner])
+						return
+					}
+					for j := range d[i : i+inner] {
+						d[i+j] = sk[o+j*step]
+					}
+				})
+				continue
+			}
+			for i, a := range m.at {
+				d[i] = sk[a]
+			}
+		}
+		return
+	}
 	for k := 0; k < K; k++ {
 		d := dst[k*n : (k+1)*n]
 		for i, a := range m.at {
@@ -45,7 +125,7 @@ func (m *pickMap) gather(dst []float64, srcs [][]float64, sizes []int, K int) {
 // scatter adds g (K stacked directions of the output) into the inputs with
 // want, returning [K]+shape (or shape when K = 0) gradients.
 func (m *pickMap) scatter(g []float64, in []*tensor.Tensor, want []bool, K int, acc []*tensor.Tensor) {
-	n := len(m.at)
+	n := m.size()
 	for j, t := range in {
 		if !want[j] || acc[j] != nil {
 			continue
@@ -58,6 +138,18 @@ func (m *pickMap) scatter(g []float64, in []*tensor.Tensor, want []bool, K int, 
 	}
 	for k := 0; k < max(K, 1); k++ {
 		gk := g[k*n : (k+1)*n]
+		if m.str != nil {
+			if want[m.one] {
+				a := acc[m.one].Data[k*in[m.one].Size():]
+				inner, step := m.inner()
+				m.rows(func(i, o int) {
+					for j, v := range gk[i : i+inner] {
+						a[o+j*step] += v
+					}
+				})
+			}
+			continue
+		}
 		for i, a := range m.at {
 			j := m.from(i)
 			if want[j] {

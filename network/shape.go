@@ -358,14 +358,34 @@ func (op *transposeOp) permFor(r int) ([]int, error) {
 
 // permute returns src (of shape shape) with its axes permuted by perm.
 func permute(src []float64, shape, perm []int) *tensor.Tensor {
+	return permuteInto(nil, src, shape, perm)
+}
+
+// permuteShape is the shape of a tensor of shape shape permuted by perm.
+func permuteShape(shape, perm []int) []int {
+	out := make([]int, len(shape))
+	for i, p := range perm {
+		out[i] = shape[p]
+	}
+	return out
+}
+
+// permuteInto is permute writing into mem when it is not nil (of the
+// output's size), else into a new tensor.
+func permuteInto(mem []float64, src []float64, shape, perm []int) *tensor.Tensor {
 	r := len(shape)
-	out := make([]int, r)
+	out := permuteShape(shape, perm)
 	st := make([]int, r) // source strides in output axis order
 	ss := tensor.Strides(shape)
 	for i, p := range perm {
-		out[i], st[i] = shape[p], ss[p]
+		st[i] = ss[p]
 	}
-	dst := tensor.New(out...)
+	var dst *tensor.Tensor
+	if mem == nil {
+		dst = tensor.New(out...)
+	} else {
+		dst = tensor.FromData(mem, out...)
+	}
 	n := len(dst.Data)
 	if n == 0 {
 		return dst
@@ -423,6 +443,18 @@ func (op *transposeOp) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error)
 		return nil, nil, err
 	}
 	return permute(in[0].Data, in[0].Shape, perm), perm, nil
+}
+
+// inferAlloc is Forward for Infer, the output in memory from alloc.
+func (op *transposeOp) inferAlloc(in []*tensor.Tensor, alloc func(n int) []float64) (*tensor.Tensor, error) {
+	if len(in) < 1 || in[0] == nil {
+		return nil, fmt.Errorf("missing input")
+	}
+	perm, err := op.permFor(in[0].Rank())
+	if err != nil {
+		return nil, err
+	}
+	return permuteInto(alloc(in[0].Size()), in[0].Data, in[0].Shape, perm), nil
 }
 
 // Backward transposes gout back with the inverse permutation.

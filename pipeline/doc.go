@@ -6,10 +6,14 @@
 // LoadModel and ParseModel build the float network with the input shapes
 // of ModelOptions: the user's (--input-shape), else the data's sample shape
 // when the first input declares dynamic dimensions, else as declared.
-// RunOutputs collects the first graph output of every sample (mpsearch
-// run); its NPY file is written atomically. Evaluate and RunOutputs are
-// forward-only: they run network.Infer batch by batch, so they hold one
-// batch's live activations, never a whole pass or the whole data set's.
+// WriteOutputs writes the first graph output of every sample (mpsearch
+// run) to an NPY file, batch by batch into a temporary file renamed over
+// the destination only when every batch was written. Evaluate,
+// EvaluateQuantized and WriteOutputs take a dataset.Source and read it one
+// batch at a time (a dataset.Stream is never held whole; EvaluateQuantized
+// holds its calibration samples), and they are forward-only: they run
+// network.Infer batch by batch, so they hold one batch's data and live
+// activations, never a whole pass or the whole data set's.
 //
 // Search solves the ILP (or runs the RL agent) on the table's search input
 // (sensitivity.Table.SearchInput: signed values, changes within NoiseK
@@ -25,6 +29,15 @@
 // measured in a fixed order and accepted at the first that
 // lowers the measured loss, within Refine measurements. The path goes to
 // SearchResult.Refinement and summary.json's "refinement".
+//
+// Weights: NewWeightCodes makes the job's one weight source (--quantizer:
+// round to nearest, or GPTQ with Hessians from the calibration data and
+// codes at the candidate widths); the sensitivity table measures it
+// (sensitivity.Config.Weights, part of the cache key), the verifier
+// (NetVerifier.Weights), the accuracies, the latency check and the export
+// use it, and EvaluateQuantized takes it for both the simulation and the
+// integer engine. summary.json and bits.yaml record its name
+// ("quantizer").
 //
 // Invariants: a search whose context ends returns an error and no result;
 // an ILP solution not proven optimal is labelled "best found, proven gap

@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"sort"
@@ -129,44 +131,48 @@ type EvalOptions struct {
 }
 
 // Evaluate runs net over ds in batches and measures top-1 accuracy and the
-// mean cross-entropy (when ds has labels) and throughput.
-func Evaluate(ctx context.Context, net *network.Network, ds *dataset.Dataset, opt EvalOptions) (*EvalResult, error) {
+// mean cross-entropy (when ds has labels) and throughput. It reads ds one
+// batch at a time (dataset.Source), so a dataset.Stream is never held
+// whole; Seconds counts the forward passes only, not the reading.
+func Evaluate(ctx context.Context, net *network.Network, ds dataset.Source, opt EvalOptions) (*EvalResult, error) {
 	bs := opt.Batch
 	if bs <= 0 {
 		bs = 256
 	}
 	n := ds.Len()
 	if n == 0 {
-		return nil, fmt.Errorf("evaluate: %s holds no samples", ds.Source)
+		return nil, fmt.Errorf("evaluate: %s holds no samples", ds.Name())
 	}
 	if err := net.CheckInput(tensor.New(append([]int{1}, ds.SampleShape()...)...)); err != nil {
-		return nil, fmt.Errorf("%s: %w", ds.Source, err)
+		return nil, fmt.Errorf("%s: %w", ds.Name(), err)
 	}
 	res := &EvalResult{Samples: n, Accuracy: math.NaN(), Loss: math.NaN()}
 	correct, lossSum := 0, 0.0
 	var elapsed time.Duration
-	for b := 0; b < ds.NumBatches(bs); b++ {
-		start := b * bs
-		x, y := ds.Batch(b, bs)
+	err := eachBatch(ctx, ds, bs, func(x *tensor.Tensor, y []int, done int) error {
 		t0 := time.Now()
 		z, err := net.InferHook(ctx, x, opt.Hook)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		elapsed += time.Since(t0)
 		if y != nil {
 			l, _, err := network.CrossEntropy{Labels: y, Denom: 1}.Eval(z)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			lossSum += l
 			correct += countCorrect(z, y)
 		}
 		if opt.Progress != nil {
-			opt.Progress(min(start+bs, n), n)
+			opt.Progress(done, n)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	if ds.Y != nil {
+	if ds.Labeled() {
 		res.Accuracy = float64(correct) / float64(n)
 		res.Loss = lossSum / float64(n)
 	}
@@ -175,6 +181,31 @@ func Evaluate(ctx context.Context, net *network.Network, ds *dataset.Dataset, op
 		res.ImagesPerSec = float64(n) / res.Seconds
 	}
 	return res, nil
+}
+
+// eachBatch runs f on the batches of one pass over ds, of bs samples (the
+// last may be shorter), with the number of samples read so far including
+// the batch.
+func eachBatch(ctx context.Context, ds dataset.Source, bs int, f func(x *tensor.Tensor, y []int, done int) error) error {
+	b, err := ds.Batches()
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	done := 0
+	for {
+		x, y, err := b.Next(ctx, bs)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		done += x.Shape[0]
+		if err := f(x, y, done); err != nil {
+			return err
+		}
+	}
 }
 
 // countCorrect counts rows of z whose argmax (first on ties) is the label.

@@ -18,9 +18,12 @@ import (
 
 // Summary is summary.json: stable keys that scripts rely on (DESIGN.md).
 type Summary struct {
-	Objective float64                  `json:"objective"`
-	Method    string                   `json:"method"`
-	Metric    string                   `json:"metric"`
+	Objective float64 `json:"objective"`
+	Method    string  `json:"method"`
+	Metric    string  `json:"metric"`
+	// Quantizer is the weight rounding of every quantized model of the
+	// job (quant.MethodRTN or quant.MethodGPTQ).
+	Quantizer string                   `json:"quantizer"`
 	Budgets   map[string]SummaryBudget `json:"budgets"`
 	Predicted map[string]float64       `json:"predicted"`
 	Accuracy  map[string]float64       `json:"accuracy,omitempty"`
@@ -189,9 +192,13 @@ func (s *Summary) Marshal() ([]byte, error) {
 
 // BitsFile is bits.yaml: the chosen configuration.
 type BitsFile struct {
-	Model  string      `yaml:"model,omitempty"`
-	Method string      `yaml:"method"`
-	Layers []BitsLayer `yaml:"layers"`
+	Model  string `yaml:"model,omitempty"`
+	Method string `yaml:"method"`
+	// Quantizer is the weight rounding the configuration was chosen with
+	// (absent in files of earlier versions: round to nearest); eval --bits
+	// uses it unless --quantizer is given.
+	Quantizer string      `yaml:"quantizer,omitempty"`
+	Layers    []BitsLayer `yaml:"layers"`
 }
 
 // BitsLayer is one layer of bits.yaml.

@@ -49,8 +49,12 @@ func BitsFor(net *network.Network, f *BitsFile) ([]int, error) {
 }
 
 // EvaluateQuantized measures a configuration on ds, with activation ranges
-// observed on calib.
-func EvaluateQuantized(ctx context.Context, net *network.Network, calib, ds *dataset.Dataset, bits []int, batch int, progress Progress) (*QuantizedEval, error) {
+// observed on calib (held in memory) and the weights from codes (nil:
+// round to nearest) in both the simulation and the integer engine. It
+// reads ds one batch at a time, once for the simulated quantization and
+// once for the integer engine; the latency is measured on ds's first
+// sample.
+func EvaluateQuantized(ctx context.Context, net *network.Network, calib *dataset.Dataset, ds dataset.Source, bits []int, codes quant.WeightCodes, batch int, progress Progress) (*QuantizedEval, error) {
 	if batch <= 0 {
 		batch = 256
 	}
@@ -60,7 +64,7 @@ func EvaluateQuantized(ctx context.Context, net *network.Network, calib, ds *dat
 		return nil, err
 	}
 	out := &QuantizedEval{}
-	ws := quant.NewWeightSetter(net)
+	ws := quant.NewWeightSetterCodes(net, codes)
 	if err := ws.SetAll(bits); err != nil {
 		return nil, err
 	}
@@ -73,7 +77,7 @@ func EvaluateQuantized(ctx context.Context, net *network.Network, calib, ds *dat
 	if err != nil {
 		return nil, err
 	}
-	m, err := intengine.Compile(net, intengine.Config{Bits: bits, Ranges: ir})
+	m, err := intengine.Compile(net, intengine.Config{Bits: bits, Ranges: ir, Weights: codes})
 	if err != nil {
 		return nil, err
 	}
@@ -83,29 +87,52 @@ func EvaluateQuantized(ctx context.Context, net *network.Network, calib, ds *dat
 	res := &EvalResult{Samples: ds.Len(), Accuracy: math.NaN(), Loss: math.NaN()}
 	correct := 0
 	var elapsed time.Duration
-	for b := 0; b < ds.NumBatches(batch); b++ {
-		x, y := ds.Batch(b, batch)
+	var x1 *tensor.Tensor // the first sample, for the latency
+	err = eachBatch(ctx, ds, batch, func(x *tensor.Tensor, y []int, _ int) error {
+		if x1 == nil {
+			per := x.Size() / x.Shape[0]
+			x1 = tensor.FromData(append([]float64(nil), x.Data[:per]...), append([]int{1}, x.Shape[1:]...)...)
+		}
 		t0 := time.Now()
 		z, err := m.Run(ctx, x)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		elapsed += time.Since(t0)
 		if y != nil {
 			correct += countCorrect(z, y)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	if ds.Y != nil {
+	if ds.Labeled() {
 		res.Accuracy = float64(correct) / float64(ds.Len())
 	}
 	res.Seconds = elapsed.Seconds()
 	res.ImagesPerSec = float64(ds.Len()) / res.Seconds
 	out.Integer = res
-	x1 := tensor.FromData(append([]float64(nil), ds.X.Data[:ds.X.Size()/ds.Len()]...), append([]int{1}, ds.SampleShape()...)...)
 	tm, err := m.Time(ctx, x1, 3, 21)
 	if err != nil {
 		return nil, err
 	}
 	out.LatencyMs = float64(tm.Median) / 1e6
 	return out, nil
+}
+
+// NewWeightCodes returns the source of quantized weights of method
+// (quant.MethodRTN or quant.MethodGPTQ) for net's weights as they are now:
+// GPTQ's Hessians come from calib in batches of batch samples, with codes
+// at each of widths, threads layers at once; progress (optional) is told
+// after each weight.
+func NewWeightCodes(ctx context.Context, net *network.Network, calib *dataset.Dataset, method string, widths []int, batch, threads int, progress func(done, total int, detail string)) (quant.WeightCodes, error) {
+	if batch <= 0 {
+		batch = 256
+	}
+	var batches []*tensor.Tensor
+	if method == quant.MethodGPTQ {
+		batches = splitBatches(calib.X, batch)
+	}
+	return quant.NewCodes(ctx, method, net, batches, quant.CodesOptions{Widths: widths, Threads: threads, Progress: progress})
 }

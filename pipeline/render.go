@@ -11,6 +11,7 @@ import (
 	"mpsearch/network"
 	"mpsearch/onnx"
 	"mpsearch/plots"
+	"mpsearch/quant"
 	"mpsearch/tensor"
 )
 
@@ -27,6 +28,10 @@ type Outputs struct {
 	// Calib, when set with Net, is used to measure the integer engine's
 	// latency of a few configurations against the prediction.
 	Calib *dataset.Dataset
+	// Quantizer names the weight rounding (quant.MethodRTN when empty),
+	// recorded in summary.json and bits.yaml; the weights themselves come
+	// from Verifier.Weights.
+	Quantizer string
 	// LayerLatency is the chosen configuration's predicted latency per
 	// layer (filled by Render when latency costs are known).
 	LayerLatency []float64
@@ -62,7 +67,7 @@ func (o *Outputs) Render(ctx context.Context, progress func(done, total int, det
 	files := map[string][]byte{}
 	var order []string
 	if o.Net != nil && o.Verifier != nil {
-		m, err := export.QDQ(o.Net, export.Config{Bits: res.Chosen.Bits, Act: o.Verifier.Acts})
+		m, err := export.QDQ(o.Net, export.Config{Bits: res.Chosen.Bits, Act: o.Verifier.Acts, Weights: o.Verifier.Weights})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -74,6 +79,7 @@ func (o *Outputs) Render(ctx context.Context, progress func(done, total int, det
 		order = append(order, "model.qdq.onnx")
 	}
 	sum := NewSummary(res, o.Method)
+	sum.Quantizer = o.quantizer()
 	sum.SetLayerLatency(o.LayerLatency)
 	for _, l := range o.LatencyChecks {
 		sum.Latency = append(sum.Latency, SummaryLatency{Label: l.Label, PredictedMs: l.PredictedMs, MeasuredMs: l.MeasuredMs})
@@ -100,7 +106,9 @@ func (o *Outputs) Render(ctx context.Context, progress func(done, total int, det
 			}
 		}
 	}
-	b, err := NewBitsFile(res, o.ModelName, o.Method).Marshal()
+	bf := NewBitsFile(res, o.ModelName, o.Method)
+	bf.Quantizer = o.quantizer()
+	b, err := bf.Marshal()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -117,6 +125,22 @@ func (o *Outputs) Render(ctx context.Context, progress func(done, total int, det
 	files["report.html"] = b
 	order = append(order, "report.html")
 	return files, order, nil
+}
+
+// quantizer is the weight rounding's name for the outputs.
+func (o *Outputs) quantizer() string {
+	if o.Quantizer == "" {
+		return quant.MethodRTN
+	}
+	return o.Quantizer
+}
+
+// weights is the verifier's weight source (nil: round to nearest).
+func (o *Outputs) weights() quant.WeightCodes {
+	if o.Verifier == nil {
+		return nil
+	}
+	return o.Verifier.Weights
 }
 
 // chosenLayerCosts returns the chosen configuration's per-layer cost of a
@@ -211,7 +235,7 @@ func (o *Outputs) measureLatency(ctx context.Context, progress func(int, int, st
 		}
 		bits := make([]int, len(c.Bits))
 		copy(bits, c.Bits)
-		m, err := intengine.Compile(o.Net, intengine.Config{Bits: bits, Ranges: ranges})
+		m, err := intengine.Compile(o.Net, intengine.Config{Bits: bits, Ranges: ranges, Weights: o.weights()})
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 
 	"mpsearch/dataset"
 	"mpsearch/network"
+	"mpsearch/quant"
 	"mpsearch/sensitivity"
 )
 
@@ -36,14 +37,23 @@ const cacheVersion = 2
 
 // cacheKey identifies a sensitivity computation: the model, the data and
 // every setting that changes the table.
+//
+// The weight rounding is part of the key (absent for round to nearest, so
+// that keys of earlier versions stay valid); a GPTQ source's codes are a
+// function of the model and the calibration data, already in the key.
 func cacheKey(in *Inputs, cfg sensitivity.Config) string {
 	cfg.Progress = nil
+	quantizer := ""
+	if cfg.Weights != nil && cfg.Weights.Method() != quant.MethodRTN {
+		quantizer = cfg.Weights.Method()
+	}
 	b, _ := json.Marshal(struct {
 		Model, Data string
 		Samples     int
 		Cfg         sensitivity.Config
 		Version     int
-	}{in.ModelSHA256, in.DataSHA256, in.Calib.Len(), cfg, cacheVersion})
+		Quantizer   string `json:",omitempty"`
+	}{in.ModelSHA256, in.DataSHA256, in.Calib.Len(), cfg, cacheVersion, quantizer})
 	return HashBytes(b)[:32]
 }
 

@@ -2,12 +2,14 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"sync"
 	"testing"
 
 	"mpsearch/internal/fixture"
+	"mpsearch/quant"
 	"mpsearch/sensitivity"
 )
 
@@ -42,5 +44,65 @@ func TestSensitivityCancelLeavesNoCache(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Errorf("cache after a complete run: got %d entries; want 1", len(ents))
+	}
+}
+
+// TestSensitivityQuantizer: the weight rounding is part of the cache key
+// (round to nearest keeps the key of earlier versions), and a table made
+// with GPTQ codes measures those codes: its delta is their squared error
+// and its direct metric differs from round-to-nearest's.
+func TestSensitivityQuantizer(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("MPSEARCH_CACHE", dir)
+	net := fixture.LeNet(t)
+	in := &Inputs{Net: net, Calib: fixture.LeNetCalib(t).Subset(0, 64), ModelSHA256: "model", DataSHA256: "data"}
+	cfg := sensitivity.Config{Bits: []int{2, 8}, Metrics: []string{sensitivity.MetricDirect}, Trace: sensitivity.TraceNone}
+	old, _ := json.Marshal(struct {
+		Model, Data string
+		Samples     int
+		Cfg         sensitivity.Config
+		Version     int
+	}{in.ModelSHA256, in.DataSHA256, in.Calib.Len(), cfg, 1})
+	rtnCfg := cfg
+	rtnCfg.Weights = quant.NewRoundToNearest(net)
+	if got, want := cacheKey(in, rtnCfg), HashBytes(old)[:32]; got != want || cacheKey(in, cfg) != want {
+		t.Errorf("round-to-nearest cache key: got %s (nil source %s); want the earlier versions' %s", got, cacheKey(in, cfg), want)
+	}
+	ctx := context.Background()
+	gptq, err := NewWeightCodes(ctx, net, in.Calib, quant.MethodGPTQ, cfg.Bits, 32, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gCfg := cfg
+	gCfg.Weights = gptq
+	if cacheKey(in, gCfg) == cacheKey(in, rtnCfg) {
+		t.Fatal("GPTQ and round-to-nearest tables share a cache key")
+	}
+	rt, _, err := Sensitivity(ctx, in, SensitivityRequest{Config: rtnCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gt, cached, err := Sensitivity(ctx, in, SensitivityRequest{Config: gCfg})
+	if err != nil || cached {
+		t.Fatalf("GPTQ table: cached %v, error %v; want a fresh table", cached, err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Errorf("cache entries: got %d; want 2 (one per quantizer)", len(ents))
+	}
+	differ := 0
+	for li, l := range gt.Layers {
+		want, err := quant.LayerSquaredError(gptq, net, li, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Delta[2] != want {
+			t.Errorf("%s: delta at 2 bits %g; want the GPTQ codes' squared error %g", l.Name, l.Delta[2], want)
+		}
+		if l.Metrics[sensitivity.MetricDirect][2] != rt.Layers[li].Metrics[sensitivity.MetricDirect][2] {
+			differ++
+		}
+	}
+	if differ < 4 {
+		t.Errorf("direct metric at 2 bits: GPTQ differs from round to nearest in %d of 5 layers; want at least 4", differ)
 	}
 }

@@ -28,6 +28,9 @@ type NetVerifier struct {
 	losses  []network.Loss
 	targets [][]int // per batch: labels, or the float model's top-1 without labels
 	Acts    map[string]quant.ActQuant
+	// Weights is the source of the quantized weights (the one the search's
+	// sensitivities and the export use); nil rounds to nearest.
+	Weights quant.WeightCodes
 }
 
 // NewNetVerifier prepares a verifier on held-out data, with activation
@@ -69,7 +72,7 @@ func NewNetVerifier(ctx context.Context, net *network.Network, calib, heldOut *d
 
 // Loss implements Verifier. The network's weights are restored afterwards.
 func (v *NetVerifier) Loss(ctx context.Context, bits []int) (float64, error) {
-	ws := quant.NewWeightSetter(v.net)
+	ws := quant.NewWeightSetterCodes(v.net, v.Weights)
 	defer ws.Restore()
 	if err := ws.SetAll(bits); err != nil {
 		return 0, err
@@ -95,7 +98,7 @@ func (v *NetVerifier) Hook() network.Hook { return v.hook }
 // SimulatedAccuracy evaluates ds with weights at bits and activations
 // quantized as the verifier does.
 func (v *NetVerifier) SimulatedAccuracy(ctx context.Context, ds *dataset.Dataset, bits []int) (*EvalResult, error) {
-	ws := quant.NewWeightSetter(v.net)
+	ws := quant.NewWeightSetterCodes(v.net, v.Weights)
 	defer ws.Restore()
 	if bits != nil {
 		if err := ws.SetAll(bits); err != nil {
@@ -109,7 +112,7 @@ func (v *NetVerifier) SimulatedAccuracy(ctx context.Context, ds *dataset.Dataset
 // data against its labels, or, without labels, its agreement with the
 // float model's predictions (the RL agent's accuracy reward).
 func (v *NetVerifier) Accuracy(ctx context.Context, bits []int) (float64, error) {
-	ws := quant.NewWeightSetter(v.net)
+	ws := quant.NewWeightSetterCodes(v.net, v.Weights)
 	defer ws.Restore()
 	if err := ws.SetAll(bits); err != nil {
 		return 0, err

@@ -67,6 +67,24 @@
 //     its inputs after the layers before it are quantized (and after the
 //     activation hook), so each layer compensates the earlier ones' error.
 //
+// Weight sources (codes.go, gptqcodes.go): WeightCodes is the one source
+// of a network's quantized weights per (layer, bits), in the ONNX weight
+// layout with one scale per output channel, that every consumer takes
+// (WeightSetter via NewWeightSetterCodes, the integer engine, the QDQ
+// export, the sensitivity metrics), so a layer is quantized the same way
+// wherever it is measured or written. NewRoundToNearest is QuantizeWeights
+// of the weights the network held when it was made (bit for bit what the
+// consumers computed themselves before); NewGPTQCodes is per-channel GPTQ
+// (GroupSize 0: scales of the original row, as round to nearest takes
+// them) from one pass of the float network over the calibration batches
+// (AccumulateHessians, no hook), at a fixed list of widths computed up
+// front: per layer one Cholesky factor of the damped H⁻¹ serves every
+// width, and the Hessians are dropped as each weight is done (sets of
+// layers whose Hessians fit in HessianBytes share a pass). A weight that
+// several layers read is quantized once on the sum of their Hessians.
+// Codes are independent of the thread count; a ctx that ends stops the
+// work between layers and widths.
+//
 // Invariant: quantizers are pure functions of their inputs (no hidden
 // state, no randomness), so simulated results are reproducible bit for bit.
 // GPTQ is deterministic for a given BLAS and thread count, like the float

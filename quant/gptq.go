@@ -78,6 +78,14 @@ func GPTQ(w []float64, rows, cols int, h []float64, opt GPTQOptions) (*GroupQuan
 	if err != nil {
 		return nil, err
 	}
+	return gptqFactored(w, rows, cols, gs, u, perm, opt), nil
+}
+
+// gptqFactored is GPTQ given the upper factor u of the damped H⁻¹ with
+// rows and columns in the order perm (invCholesky) and the group size gs
+// (checkMatrix): the factor depends on H, the damping and the order only,
+// so one factor serves every bit width of a layer.
+func gptqFactored(w []float64, rows, cols, gs int, u []float64, perm []int, opt GPTQOptions) *GroupQuant {
 	g := newGroupQuant(rows, cols, opt.Bits, gs)
 	// Per-channel scales and static groups: every scale from the original
 	// weights, before any compensation.
@@ -96,7 +104,7 @@ func GPTQ(w []float64, rows, cols int, h []float64, opt GPTQOptions) (*GroupQuan
 	}
 	b := blockSize(opt.BlockSize, gs, static)
 	gptqBlocks(g, wp, u, perm, b, static, opt.MSE)
-	return g, nil
+	return g
 }
 
 // blockSize returns the lazy batch size: requested (or the default), made

@@ -165,6 +165,34 @@ func (a *LayerHessian) Hessian(g int) []float64 {
 	return h
 }
 
+// symmetric fills the lower triangle of conv group g's H in place and
+// returns it: the full symmetric matrix, without a copy (Add must not be
+// called afterwards).
+func (a *LayerHessian) symmetric(g int) []float64 {
+	h := a.h[g]
+	for i := 0; i < a.Cols; i++ {
+		for j := 0; j < i; j++ {
+			h[i*a.Cols+j] = h[j*a.Cols+i]
+		}
+	}
+	return h
+}
+
+// addFrom adds o's sums into a's: the Hessian of a weight that both
+// layers read (the squared output error of the two layers adds up).
+func (a *LayerHessian) addFrom(o *LayerHessian) error {
+	if o.Cols != a.Cols || o.Groups != a.Groups {
+		return fmt.Errorf("quant: layers %q and %q share a weight but their inputs have %d and %d columns in %d and %d groups", a.Node, o.Node, a.Cols, o.Cols, a.Groups, o.Groups)
+	}
+	for g := range a.h {
+		for i, v := range o.h[g] {
+			a.h[g][i] += v
+		}
+	}
+	a.N += o.N
+	return nil
+}
+
 // AccumulateHessians runs the network over the batches and returns the H
 // of each layer in layers (indices into net.Layers()), built from the
 // layers' inputs as they reach the layers after hook (nil: unchanged; a

@@ -145,7 +145,16 @@ func ActFromRange(lo, hi float64) ActQuant {
 // Quantize maps x to its uint8 code.
 func (a ActQuant) Quantize(x float64) uint8 {
 	q := math.RoundToEven(x/a.Scale) + float64(a.ZeroPoint)
-	return uint8(math.Max(0, math.Min(255, q)))
+	// Plain comparisons clamp exactly as math.Max(0, math.Min(255, q))
+	// does for every q, NaN included (it fails both and converts alike),
+	// without their signed-zero and NaN branches: this is the inner loop
+	// of every quantization.
+	if q < 0 {
+		q = 0
+	} else if q > 255 {
+		q = 255
+	}
+	return uint8(q)
 }
 
 // Fake returns the dequantized value of x's code.

@@ -106,3 +106,16 @@ func TestDyadic(t *testing.T) {
 		t.Error("Dyadic(-1): got no error")
 	}
 }
+
+// TestQuantizeClampMatchesMathMinMax: the clamp by comparisons equals
+// math.Max(0, math.Min(255, q)) (the earlier form) on edge values.
+func TestQuantizeClampMatchesMathMinMax(t *testing.T) {
+	a := ActQuant{Scale: 0.25, ZeroPoint: 7}
+	for _, x := range []float64{math.NaN(), math.Inf(1), math.Inf(-1), 0, math.Copysign(0, -1), -1.75, -1.875, -2, 61.9, 62, 62.125, 1e300, -1e300, 5e-324} {
+		q := math.RoundToEven(x/a.Scale) + float64(a.ZeroPoint)
+		want := uint8(math.Max(0, math.Min(255, q)))
+		if got := a.Quantize(x); got != want {
+			t.Errorf("Quantize(%g): got %d; want %d", x, got, want)
+		}
+	}
+}

@@ -77,12 +77,20 @@ func ActHook(q map[string]ActQuant) network.Hook {
 // them: simulated quantization of a network's weights.
 type WeightSetter struct {
 	net   *network.Network
+	codes WeightCodes       // nil: round to nearest (FakeQuantWeights)
 	saved map[int][]float64 // param index -> original values
 }
 
-// NewWeightSetter remembers the network's float weights.
+// NewWeightSetter remembers the network's float weights; Set rounds them
+// to nearest (FakeQuantWeights).
 func NewWeightSetter(net *network.Network) *WeightSetter {
 	return &WeightSetter{net: net, saved: map[int][]float64{}}
+}
+
+// NewWeightSetterCodes is NewWeightSetter whose Set takes each layer's
+// quantized weights from c (codes times scales); nil c rounds to nearest.
+func NewWeightSetterCodes(net *network.Network, c WeightCodes) *WeightSetter {
+	return &WeightSetter{net: net, codes: c, saved: map[int][]float64{}}
 }
 
 // Set quantizes layer li's weights to bits (0 or >= 32 restores float).
@@ -96,6 +104,17 @@ func (s *WeightSetter) Set(li, bits int) error {
 	}
 	if bits <= 0 || bits >= 32 {
 		copy(w.Data, orig)
+		return nil
+	}
+	if s.codes != nil {
+		wq, err := s.codes.Codes(li, bits)
+		if err != nil {
+			return err
+		}
+		if len(wq.Q) != len(w.Data) {
+			return fmt.Errorf("layer %q: %d codes for a %v weight: %w", l.Node, len(wq.Q), w.Shape, ErrCodes)
+		}
+		wq.Dequantize(w.Data, w.Shape)
 		return nil
 	}
 	q, err := FakeQuantWeights(orig, w.Shape, l.ChannelAxis, bits)

@@ -231,52 +231,17 @@ func compile(p *Problem) (*env, error) {
 		}
 	}
 
-	// Union-find over tie groups.
-	parent := make([]int, len(p.Layers))
-	for i := range parent {
-		parent[i] = i
+	// Tie groups, in the order of their first layer.
+	names := make([]string, len(p.Layers))
+	for i, l := range p.Layers {
+		names[i] = l.Name
 	}
-	var find func(int) int
-	find = func(i int) int {
-		for parent[i] != i {
-			parent[i] = parent[parent[i]]
-			i = parent[i]
-		}
-		return i
+	groups, err := ilp.TieGroups(names, p.Ties)
+	if err != nil {
+		return nil, invalid("%v", err)
 	}
-	for g, tie := range p.Ties {
-		if len(tie) == 0 {
-			return nil, invalid("tie group %d is empty", g)
-		}
-		first := -1
-		for _, name := range tie {
-			i, ok := index[name]
-			if !ok {
-				return nil, invalid("tie group %d: unknown layer %q", g, name)
-			}
-			if first < 0 {
-				first = i
-				continue
-			}
-			a, b := find(first), find(i)
-			if a != b {
-				if a > b {
-					a, b = b, a
-				}
-				parent[b] = a // the root is the smallest index
-			}
-		}
-	}
-	root := make(map[int]int, len(p.Layers)) // root layer -> group index
-	for i := range p.Layers {
-		r := find(i)
-		gi, ok := root[r]
-		if !ok {
-			gi = len(e.groups)
-			root[r] = gi
-			e.groups = append(e.groups, group{})
-		}
-		e.groups[gi].members = append(e.groups[gi].members, i)
+	for _, ms := range groups {
+		e.groups = append(e.groups, group{members: ms})
 	}
 	for gi := range e.groups {
 		if err := e.buildGroup(&e.groups[gi]); err != nil {

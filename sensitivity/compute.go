@@ -78,6 +78,13 @@ type Config struct {
 	// default, "") or EngineFloat (the earlier float-engine measurement;
 	// see doc.go for how the two differ).
 	DirectEngine string
+	// DirectBudget bounds the predicted cost of the direct metric where it
+	// runs on the float engine, in multiply-adds (0: DefaultDirectBudget;
+	// negative: no bound); see directOverBudget.
+	DirectBudget float64
+	// metricAsked records that Metric was given (not left to its default):
+	// an asked-for omega metric is never skipped by a budget.
+	metricAsked bool
 	// TraceBudget bounds the predicted cost of the traces that --trace
 	// auto computes, in multiply-adds (0: DefaultTraceBudget; negative: no
 	// bound). Above it, unless the omega metric is hessian, auto computes
@@ -86,6 +93,9 @@ type Config struct {
 	TraceBudget float64
 	// Progress, if not nil, receives the stage and its progress.
 	Progress func(Progress) `json:"-"`
+	// Weights is the source of the quantized weights every metric measures
+	// (quant.WeightCodes); nil rounds to nearest.
+	Weights quant.WeightCodes `json:"-"`
 
 	stage      string    // stage of the last report
 	stageStart time.Time // when it began
@@ -120,6 +130,8 @@ func (c *Config) defaults() error {
 	c.Bits = slices.Compact(c.Bits)
 	if c.Metric == "" {
 		c.Metric = DefaultMetric
+	} else {
+		c.metricAsked = true
 	}
 	if len(c.Metrics) == 0 {
 		c.Metrics = slices.Clone(Metrics)
@@ -193,7 +205,7 @@ func Compute(ctx context.Context, net *network.Network, ds *dataset.Dataset, cfg
 		w := params[l.Weight].Value
 		row := Layer{Name: l.Node, Op: l.Op, Params: int64(w.Size()), MACs: l.MACs, Delta: map[int]float64{}, Metrics: map[string]map[int]float64{}}
 		for _, b := range cfg.Bits {
-			d, err := quant.SquaredError(w.Data, w.Shape, l.ChannelAxis, b)
+			d, err := quant.LayerSquaredError(cfg.Weights, net, len(t.Layers), b)
 			if err != nil {
 				return nil, fmt.Errorf("layer %q: %w", l.Node, err)
 			}
@@ -216,6 +228,9 @@ func Compute(ctx context.Context, net *network.Network, ds *dataset.Dataset, cfg
 			err = fisherMetric(ctx, o, net, t, &cfg, pl.takeN(len(t.Layers)))
 		case MetricDirect:
 			err = directMetric(ctx, o, net, t, &cfg, pl.takeN(len(t.Layers)*len(cfg.Bits)))
+			if errors.Is(err, errDirectSkipped) {
+				cfg.Metric, t.Metric, err = directAlternative(&cfg), directAlternative(&cfg), nil
+			}
 		}
 		if err != nil {
 			return nil, err
@@ -346,8 +361,8 @@ func computeTraces(ctx context.Context, o *Oracle, net *network.Network, t *Tabl
 // layerDirections returns, for layer li, one direction per candidate bit
 // width: ΔW = Q_b(W) - W on the layer's block, zero elsewhere (flat layout,
 // k = len(bits)).
-func layerDirections(o *Oracle, net *network.Network, li int, bits []int) ([]float64, error) {
-	d, err := layerWeightDirections(net, li, bits)
+func layerDirections(o *Oracle, net *network.Network, li int, bits []int, codes quant.WeightCodes) ([]float64, error) {
+	d, err := layerWeightDirections(net, li, bits, codes)
 	if err != nil {
 		return nil, err
 	}
@@ -379,7 +394,7 @@ func quadraticMetric(ctx context.Context, o *Oracle, net *network.Network, t *Ta
 		}
 		cfg.report("quadratic", done, total, t.Layers[li].Name)
 		done++
-		v, err := layerDirections(o, net, li, cfg.Bits)
+		v, err := layerDirections(o, net, li, cfg.Bits, cfg.Weights)
 		if err != nil {
 			return err
 		}
@@ -423,7 +438,7 @@ func fisherMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table
 	dirs := make([]*tensor.Tensor, len(t.Layers))
 	for li := range t.Layers {
 		if own[li] {
-			d, err := layerWeightDirections(net, li, cfg.Bits)
+			d, err := layerWeightDirections(net, li, cfg.Bits, cfg.Weights)
 			if err != nil {
 				return err
 			}
@@ -488,12 +503,12 @@ func fisherMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table
 
 // layerWeightDirections returns ΔW = Q_b(W) - W of layer li's weight for
 // each width b of bits, as [len(bits)]+weight shape.
-func layerWeightDirections(net *network.Network, li int, bits []int) (*tensor.Tensor, error) {
+func layerWeightDirections(net *network.Network, li int, bits []int, codes quant.WeightCodes) (*tensor.Tensor, error) {
 	l := net.Layers()[li]
 	w := net.Params()[l.Weight].Value
 	d := tensor.New(append([]int{len(bits)}, w.Shape...)...)
 	for j, b := range bits {
-		q, err := quant.FakeQuantWeights(w.Data, w.Shape, l.ChannelAxis, b)
+		q, err := quant.Fake(codes, net, li, b)
 		if err != nil {
 			return nil, err
 		}
@@ -524,6 +539,10 @@ func directMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table
 		note = " (float engine: the integer engine refused the model)"
 		cfg.report("direct", 0, total, fmt.Sprintf("the integer engine cannot run this model (%v); measuring the direct metric on the float engine instead", refused))
 	}
+	if why := directOverBudget(net, t.Samples, cfg); why != "" {
+		cfg.report("direct", 0, 0, why)
+		return errDirectSkipped
+	}
 	return directFloatMetric(ctx, o, net, t, cfg, own, note)
 }
 
@@ -547,7 +566,7 @@ func directFloatMetric(ctx context.Context, o *Oracle, net *network.Network, t *
 	if err != nil {
 		return err
 	}
-	ws := quant.NewWeightSetter(net)
+	ws := quant.NewWeightSetterCodes(net, cfg.Weights)
 	defer ws.Restore()
 	done := 0
 	for li := range t.Layers {

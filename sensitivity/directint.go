@@ -83,7 +83,7 @@ func directIntMetric(ctx context.Context, o *Oracle, t *Table, cfg *Config, own 
 		r.left = append(r.left, r.nchunk[bi])
 	}
 	workers := min(threads, len(r.chunks))
-	r.base, err = intengine.Compile(net, intengine.Config{Ranges: ranges, Threads: max(1, threads/workers)})
+	r.base, err = intengine.Compile(net, intengine.Config{Ranges: ranges, Threads: max(1, threads/workers), Weights: cfg.Weights})
 	if err != nil {
 		return err, nil
 	}

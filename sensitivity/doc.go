@@ -43,6 +43,13 @@
 // unsupported graph pattern, a bias beyond int32) is still measured that
 // way, with a note in the progress details. That value is signed too (it
 // was clamped at 0 before issue 14), and so is the quadratic metric.
+// There, when its predicted cost (one forward pass per cell of the whole
+// table: cells × multiply-adds per sample × samples) is over
+// Config.DirectBudget (DefaultDirectBudget, 10^13) and Config.Metric was
+// left to its default, the direct metric is skipped and the omega metric
+// is fisher (else quadratic); a progress line says why (budget.go). The
+// integer engine's direct metric and an asked-for direct omega are never
+// skipped.
 //
 // # Standard errors
 //

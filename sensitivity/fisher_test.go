@@ -23,7 +23,7 @@ func fisherTangentPasses(ctx context.Context, o *Oracle, net *network.Network, t
 		}
 		cfg.report("fisher", done, total, t.Layers[li].Name)
 		done++
-		v, err := layerDirections(o, net, li, cfg.Bits)
+		v, err := layerDirections(o, net, li, cfg.Bits, nil)
 		if err != nil {
 			return err
 		}

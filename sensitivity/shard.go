@@ -68,7 +68,10 @@ func count(own []bool) int {
 func (c Config) settingsHash() string {
 	c.Progress, c.Shard, c.Shards, c.Threads = nil, 0, 0, 0
 	c.stage = ""
-	b, _ := json.Marshal(c)
+	b, _ := json.Marshal(struct {
+		Config
+		MetricAsked bool // a budget never skips an asked-for omega metric
+	}{c, c.metricAsked})
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:8])
 }

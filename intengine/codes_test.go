@@ -1,0 +1,102 @@
+package intengine
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"mpsearch/quant"
+	"mpsearch/tensor"
+)
+
+// TestLeNetGPTQCodesExact: with GPTQ codes (quant.NewGPTQCodes, H from the
+// 256 calibration images) the engine holds exactly the source's codes and
+// scales, which differ from round-to-nearest's; every uint8 code and int32
+// logit equals the simulated reference on 2000 test images; a variant
+// (WithLayerBits) takes its layer's codes from the same source; and the
+// top-1 predictions agree with package quant's simulation of the same
+// weights (WeightSetter on the source, ActHook) as for round to nearest.
+func TestLeNetGPTQCodesExact(t *testing.T) {
+	net := loadLeNet(t)
+	ctx := context.Background()
+	calib := loadCalib(t).X
+	src, err := quant.NewGPTQCodes(ctx, net, []*tensor.Tensor{calib}, quant.CodesOptions{Widths: []int{1, 2, 3, 4, 8}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ObserveRanges(ctx, net, []*tensor.Tensor{calib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bits := []int{8, 4, 3, 2, 1}
+	m, err := Compile(net, Config{Bits: bits, Ranges: r, Weights: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	differs := 0
+	for i, l := range m.Layers() {
+		want, err := src.Codes(i, bits[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(l.Weights, want.Q) || !slices.Equal(l.WeightScales, want.Scales) {
+			t.Fatalf("%s: the engine's codes or scales are not the source's", l.Node)
+		}
+		nl := net.Layers()[i]
+		w := net.Params()[nl.Weight].Value
+		rtn, err := quant.QuantizeWeights(w.Data, w.Shape, nl.ChannelAxis, bits[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(rtn.Q, want.Q) {
+			differs++
+		}
+	}
+	if differs < 4 {
+		t.Errorf("GPTQ codes differ from round-to-nearest's in %d of 5 layers; want at least 4 (else this test checks little)", differs)
+	}
+	runExact(t, m, 2000, 1000)
+	v, err := m.WithLayerBits(2, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := src.Codes(2, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := v.Layers()[2]; !slices.Equal(got.Weights, want.Q) || !slices.Equal(got.WeightScales, want.Scales) {
+		t.Errorf("WithLayerBits(2, 4): the layer's codes are not the source's at 4 bits")
+	}
+	// Package quant's simulation of the same weights (float biases, float
+	// rescaling) predicts the same class on nearly every image.
+	qr, err := quant.ObserveRanges(ctx, net, []*tensor.Tensor{calib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := quant.NewWeightSetterCodes(net, src)
+	defer ws.Restore()
+	if err := ws.SetAll(bits); err != nil {
+		t.Fatal(err)
+	}
+	hook := quant.ActHook(qr.ActQuantizers())
+	ds := loadTest(t).Subset(0, 2000)
+	same := 0
+	for b := 0; b < ds.NumBatches(1000); b++ {
+		x, _ := ds.Batch(b, 1000)
+		got, err := m.Run(ctx, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pass, err := net.ForwardHook(ctx, x, hook)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pi, ps := argmaxRows(got), argmaxRows(pass.Output())
+		for i := range pi {
+			same += boolInt(pi[i] == ps[i])
+		}
+	}
+	if agree := float64(same) / float64(ds.Len()); agree < quantSimAgreement {
+		t.Errorf("top-1 agreement with package quant's simulation of the GPTQ weights: got %.2f%%; want >= %.0f%%", 100*agree, 100*quantSimAgreement)
+	}
+}
