@@ -30,8 +30,8 @@ var Metrics = []string{MetricHessian, MetricQuadratic, MetricFisher, MetricDirec
 // the one whose search input ranks the measured accuracy of mixed
 // configurations best on average over three trained models of different
 // structure (TestMetricEvidence in package pipeline; the README's evidence
-// table). That is fisher (mean Spearman 0.945 over the LeNet fixture, the
-// VGG-style and the residual CNN; direct 0.924, which ranks best on LeNet
+// table). That is fisher (mean Spearman 0.944 over the LeNet fixture, the
+// VGG-style and the residual CNN; direct 0.923, which ranks best on LeNet
 // alone and was the default while the evidence was LeNet's only). The
 // search still computes direct and hessian and measures their optima.
 const DefaultMetric = MetricFisher
