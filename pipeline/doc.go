@@ -15,7 +15,12 @@
 // network.Infer batch by batch, so they hold one batch's data and live
 // activations, never a whole pass or the whole data set's.
 //
-// Search solves the ILP (or runs the RL agent), verifies a few candidates
+// Search solves the ILP (or runs the RL agent) on the table's search input
+// (sensitivity.Table.SearchInput: signed values, changes within NoiseK
+// standard errors of zero priced at that bound, monotone in bits; the
+// optima under the other metrics and the refinement's order of measurement
+// use the same rule, and summary.json's "search_input" counts the cells it
+// changed), verifies a few candidates
 // on held-out data (verify.go's NetVerifier: KL divergence from the float
 // model) and, with SearchConfig.Refine > 0, refines the verified result by
 // greedy moves measured jointly on the same data (refine.go): exchanges

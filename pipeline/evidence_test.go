@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -73,23 +74,89 @@ func TestSpearman(t *testing.T) {
 	}
 }
 
-// TestMetricEvidence measures, on the fixture LeNet, how well each
-// sensitivity metric's summed value ranks the measured test-accuracy drop
-// of a set of configurations: uniform 8/4/3/2, the ILP optima at the
-// uniform-3 and uniform-4 sizes under each metric, and a dozen random
-// configurations that fit the uniform-4 size. The default metric must rank
-// best (within noise). Figures are logged; the README quotes them.
+// evidenceModels are the trained Fashion-MNIST models of the metric
+// evidence (issue 14): three structures — LeNet (the fixture: two
+// convolutions and three dense layers), the VGG-style CNN (BatchNorm,
+// five convolutions) and the residual CNN (16 layers, identity-shortcut
+// blocks). test is the number of test images the accuracies are measured
+// on: all 10,000 on LeNet, the first 5,000 on the two larger models so that
+// the evidence stays within CI time (±0.4 points of binomial error at 90%,
+// well below most drops being ranked; on the residual CNN all 10,000 gave
+// Spearman values within 0.01 of these).
+var evidenceModels = []struct {
+	name, path string
+	test       int
+}{
+	{"lenet", "../testdata/fmnist-lenet/lenet.onnx", 10000},
+	{"vgg", "../testdata/vgg-fmnist/model.onnx", 5000},
+	{"resnet", "../testdata/resnet-fmnist/model.onnx", 5000},
+}
+
+// evidenceCalib is the number of calibration images (the first training
+// images) the sensitivity tables are computed on.
+const evidenceCalib = 512
+
+// TestMetricEvidence measures, on three trained models of different
+// structure, how well each sensitivity metric ranks the measured
+// test-accuracy drop of a set of configurations: uniform 8/4/3/2, the ILP
+// optima at the uniform-3 and uniform-4 sizes under each metric, and a
+// dozen random configurations that fit the uniform-4 size. A metric's
+// value of a configuration is the sum of its search input
+// (sensitivity.SearchInput: what the ILP optimises); the raw signed sums
+// of the direct metric are logged too. The default metric must rank best
+// on average over the models (within noise). Figures are logged; the
+// README quotes them. MPSEARCH_METRIC_EVIDENCE=lenet,resnet restricts the
+// models.
 func TestMetricEvidence(t *testing.T) {
 	if testing.Short() {
-		t.Skip("slow: evaluates ~30 configurations on 10000 images")
+		t.Skip("slow: evaluates ~25 configurations of three models on the test images")
 	}
 	if _, err := os.Stat(fmnist + "t10k-images-idx3-ubyte.gz"); err != nil {
 		citest.Missing(t, "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist, or scripts/setup.sh --test)")
 	}
+	only := os.Getenv("MPSEARCH_METRIC_EVIDENCE")
+	sum := map[string]float64{}
+	n := 0
+	for _, m := range evidenceModels {
+		if only != "" && !strings.Contains(only, m.name) {
+			continue
+		}
+		var rho map[string]float64
+		t.Run(m.name, func(t *testing.T) { rho = metricEvidence(t, m.path, m.test) })
+		if rho == nil {
+			continue
+		}
+		n++
+		for k, v := range rho {
+			sum[k] += v
+		}
+	}
+	if n == 0 {
+		return
+	}
+	best, bestName := math.Inf(-1), ""
+	for _, metric := range sensitivity.Metrics {
+		mean := sum[metric] / float64(n)
+		t.Logf("mean Spearman over %d models: %s %.3f", n, metric, mean)
+		if mean > best {
+			best, bestName = mean, metric
+		}
+	}
+	// The default metric must be the best ranker on average, up to a
+	// small margin for ties among near-equal configurations.
+	if def := sum[sensitivity.DefaultMetric] / float64(n); def < best-0.02 {
+		t.Errorf("default metric %s ranks with mean Spearman %.3f; %s reaches %.3f: change DefaultMetric", sensitivity.DefaultMetric, def, bestName, best)
+	}
+}
+
+// metricEvidence computes one model's table on evidenceCalib training
+// images and returns each metric's Spearman correlation with the measured
+// accuracy drop on the first test images.
+func metricEvidence(t *testing.T, path string, ntest int) map[string]float64 {
 	ctx := context.Background()
-	m, err := onnx.Load("../testdata/fmnist-lenet/lenet.onnx")
+	m, err := onnx.Load(path)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v (the residual model is made by scripts/train_resnet_fmnist.py)", path, err)
 	}
 	net, err := network.Build(m, network.Options{})
 	if err != nil {
@@ -97,13 +164,13 @@ func TestMetricEvidence(t *testing.T) {
 	}
 	norm := dataset.Options{Mean: []float64{0.2860}, Std: []float64{0.3530}}
 	calibOpt := norm
-	calibOpt.Labels, calibOpt.Limit = fmnist+"train-labels-idx1-ubyte.gz", 1024
+	calibOpt.Labels, calibOpt.Limit = fmnist+"train-labels-idx1-ubyte.gz", evidenceCalib
 	calib, err := dataset.Load(fmnist+"train-images-idx3-ubyte.gz", calibOpt)
 	if err != nil {
 		t.Fatal(err)
 	}
 	testOpt := norm
-	testOpt.Labels = fmnist + "t10k-labels-idx1-ubyte.gz"
+	testOpt.Labels, testOpt.Limit = fmnist+"t10k-labels-idx1-ubyte.gz", ntest
 	test, err := dataset.Load(fmnist+"t10k-images-idx3-ubyte.gz", testOpt)
 	if err != nil {
 		t.Fatal(err)
@@ -113,8 +180,14 @@ func TestMetricEvidence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cb = calib.X
-	ranges, err := quant.ObserveRanges(ctx, net, splitBatches(cb, 256))
+	inputs := map[string]*sensitivity.SearchInput{}
+	for _, metric := range sensitivity.Metrics {
+		if inputs[metric], err = tab.SearchInput(metric, bits); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: %d cells priced at the noise bound, %d raised by the monotone repair", metric, inputs[metric].Noise, inputs[metric].Repaired)
+	}
+	ranges, err := quant.ObserveRanges(ctx, net, splitBatches(calib.X, 256))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,13 +205,7 @@ func TestMetricEvidence(t *testing.T) {
 		return r.Accuracy
 	}
 	n := len(tab.Layers)
-	uniform := func(b int) []int {
-		u := make([]int, n)
-		for i := range u {
-			u[i] = b
-		}
-		return u
-	}
+	uniform := func(b int) []int { return slices.Repeat([]int{b}, n) }
 	size := func(cfg []int) float64 {
 		s := 0.0
 		for i, b := range cfg {
@@ -165,16 +232,15 @@ func TestMetricEvidence(t *testing.T) {
 	for _, target := range []int{3, 4} {
 		for _, metric := range sensitivity.Metrics {
 			p := &ilp.Problem{Resources: []ilp.Resource{{Name: "size", Limit: size(uniform(target))}}}
-			for i, l := range tab.Layers {
+			for li, l := range tab.Layers {
 				layer := ilp.Layer{Name: l.Name}
-				lo := 0.0 // direct is signed; the ILP takes omegas >= 0 (a per-layer shift moves no optimum)
-				for _, b := range bits {
-					lo = min(lo, l.Metrics[metric][b])
+				lo := 0.0 // the search input may be signed; the ILP takes omegas >= 0 (a per-layer shift moves no optimum)
+				for _, v := range inputs[metric].Omega[li] {
+					lo = min(lo, v)
 				}
-				for _, b := range bits {
-					layer.Options = append(layer.Options, ilp.Option{Bits: b, Omega: l.Metrics[metric][b] - lo, Costs: []float64{float64(l.Params) * float64(b)}})
+				for j, b := range bits {
+					layer.Options = append(layer.Options, ilp.Option{Bits: b, Omega: inputs[metric].Omega[li][j] - lo, Costs: []float64{float64(l.Params) * float64(b)}})
 				}
-				_ = i
 				p.Layers = append(p.Layers, layer)
 			}
 			s, err := ilp.Default().Solve(ctx, p)
@@ -198,31 +264,33 @@ func TestMetricEvidence(t *testing.T) {
 	base := accuracy(uniform(8))
 	drops := make([]float64, len(configs))
 	sums := map[string][]float64{}
+	var raw []float64 // the direct metric's raw signed sums
 	var lines []string
 	for ci, c := range configs {
 		drops[ci] = base - accuracy(c.bits)
 		line := fmt.Sprintf("%-26s %v drop %6.2f", c.label, c.bits, 100*drops[ci])
+		r := 0.0
+		for i, b := range c.bits {
+			r += tab.Layers[i].Metrics[sensitivity.MetricDirect][b]
+		}
+		raw = append(raw, r)
 		for _, metric := range sensitivity.Metrics {
 			s := 0.0
 			for i, b := range c.bits {
-				s += tab.Layers[i].Metrics[metric][b]
+				v, _ := inputs[metric].At(i, b)
+				s += v
 			}
 			sums[metric] = append(sums[metric], s)
 			line += fmt.Sprintf("  %s %.4g", metric, s)
 		}
-		lines = append(lines, line)
+		lines = append(lines, line+fmt.Sprintf("  direct(raw) %.4g", r))
 	}
-	t.Logf("W8A8 accuracy %.2f%%; %d configurations:\n%s", 100*base, len(configs), strings.Join(lines, "\n"))
-	best := math.Inf(-1)
+	t.Logf("%s: W8A8 accuracy %.2f%% on %d test images; %d configurations:\n%s", path, 100*base, test.Len(), len(configs), strings.Join(lines, "\n"))
 	rho := map[string]float64{}
 	for _, metric := range sensitivity.Metrics {
 		rho[metric] = spearman(sums[metric], drops)
-		best = math.Max(best, rho[metric])
 		t.Logf("Spearman(%s sum, accuracy drop) = %.3f", metric, rho[metric])
 	}
-	// The default metric must be the best ranker, up to a small margin for
-	// ties among near-equal configurations.
-	if rho[sensitivity.DefaultMetric] < best-0.02 {
-		t.Errorf("default metric %s ranks with Spearman %.3f; the best metric reaches %.3f: change DefaultMetric", sensitivity.DefaultMetric, rho[sensitivity.DefaultMetric], best)
-	}
+	t.Logf("Spearman(direct raw signed sum, accuracy drop) = %.3f", spearman(raw, drops))
+	return rho
 }

@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"mpsearch/internal/atomicfile"
+	"mpsearch/sensitivity"
 )
 
 // Summary is summary.json: stable keys that scripts rely on (DESIGN.md).
@@ -35,6 +36,20 @@ type Summary struct {
 	// returned one (with verification).
 	Refinement *SummaryRefinement `json:"refinement,omitempty"`
 	Latency    []SummaryLatency   `json:"latency_check,omitempty"`
+	// SearchInput says what the search made of the table's omega column
+	// (sensitivity.SearchInput): objectives are sums of these values, the
+	// layers' omega is the table's measured value.
+	SearchInput *SummarySearchInput `json:"search_input,omitempty"`
+}
+
+// SummarySearchInput is the rule that turned the table's signed values and
+// standard errors into the ILP's input: cells within noise_k standard
+// errors of zero priced at that bound (noise_cells), and cells raised to
+// the value of a wider width (repaired_cells, the monotone repair).
+type SummarySearchInput struct {
+	NoiseK        float64 `json:"noise_k"`
+	NoiseCells    int     `json:"noise_cells"`
+	RepairedCells int     `json:"repaired_cells"`
 }
 
 // SummaryLatency is a configuration's predicted and measured latency
@@ -141,6 +156,9 @@ func NewSummary(res *SearchResult, method string) *Summary {
 	}
 	for _, c := range res.Measured {
 		s.Verified = append(s.Verified, summaryCandidate(c))
+	}
+	if in := res.Input; in != nil {
+		s.SearchInput = &SummarySearchInput{NoiseK: sensitivity.NoiseK, NoiseCells: in.Noise, RepairedCells: in.Repaired}
 	}
 	if rf := res.Refinement; rf != nil {
 		sr := &SummaryRefinement{Start: summaryCandidate(rf.Start), Steps: []SummaryRefineStep{}, Evaluations: rf.Evaluations, Budget: rf.Budget, Stopped: rf.Stopped}

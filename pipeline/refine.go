@@ -177,34 +177,42 @@ func (r *refiner) moves(cur []int) []move {
 
 // proxyPrior orders the moves before they are measured: the mean over the
 // table's metrics (or its omega column when it has none) of each metric's
-// value, normalised by that metric's total magnitude over the layers at
-// the lowest width, so that no metric's scale dominates. It only decides
-// which move is measured first; acceptance is by measured loss alone.
+// search input (sensitivity.SearchInput: the rule the ILP sees, noise band
+// and monotone repair included), normalised by that metric's total
+// magnitude over the layers at the lowest width, so that no metric's scale
+// dominates. It only decides which move is measured first; acceptance is
+// by measured loss alone.
 func proxyPrior(t *sensitivity.Table, widths []int) func(li, b int) float64 {
-	var cols []func(li, b int) float64
+	var cols []*sensitivity.SearchInput
 	for _, m := range sensitivity.Metrics {
 		if _, ok := t.Layers[0].Metrics[m]; !ok {
 			continue
 		}
-		cols = append(cols, func(li, b int) float64 { return t.Layers[li].Metrics[m][b] })
+		if in, err := t.SearchInput(m, widths); err == nil {
+			cols = append(cols, in)
+		}
 	}
 	if len(cols) == 0 {
-		cols = append(cols, func(li, b int) float64 { v, _ := t.Layers[li].OmegaAt(b); return v })
+		if in, err := t.SearchInput("", widths); err == nil {
+			cols = append(cols, in)
+		}
 	}
 	scales := make([]float64, len(cols))
-	for k, f := range cols {
+	for k, in := range cols {
 		for li := range t.Layers {
-			scales[k] += math.Abs(f(li, widths[0]))
+			v, _ := in.At(li, widths[0])
+			scales[k] += math.Abs(v)
 		}
 	}
 	return func(li, b int) float64 {
 		s := 0.0
-		for k, f := range cols {
+		for k, in := range cols {
 			if scales[k] > 0 {
-				s += f(li, b) / scales[k]
+				v, _ := in.At(li, b)
+				s += v / scales[k]
 			}
 		}
-		return s / float64(len(cols))
+		return s / float64(max(1, len(cols)))
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"mpsearch/dataset"
+	"mpsearch/export"
+	"mpsearch/internal/ortrun"
 	"mpsearch/network"
 	"mpsearch/onnx"
 	"mpsearch/sensitivity"
@@ -30,7 +32,9 @@ import (
 // to mpsearch search --model, so that its cached table is found);
 // MPSEARCH_REFINE_EVIDENCE_TEST=N uses the first N test images and
 // MPSEARCH_REFINE_EVIDENCE_GREEDY=0 skips the greedy baseline, for models
-// whose measurements take many seconds.
+// whose measurements take many seconds; MPSEARCH_REFINE_EVIDENCE_ORT=1 also
+// exports every configuration shown (ONNX QDQ, the activation ranges of
+// the verifier) and measures its test accuracy in ONNX Runtime.
 func TestRefineEvidence(t *testing.T) {
 	which := os.Getenv("MPSEARCH_REFINE_EVIDENCE")
 	extra := os.Getenv("MPSEARCH_REFINE_EVIDENCE_EXTRA")
@@ -44,6 +48,10 @@ func TestRefineEvidence(t *testing.T) {
 	}{
 		{"lenet", "testdata/fmnist-lenet/lenet.onnx", 2048, []string{"23052", "30735"}},
 		{"vgg", "testdata/vgg-fmnist/model.onnx", 1024, []string{"0.375x", "0.5x"}},
+		// The residual CNN of the metric evidence: 0.38x is the issue's
+		// budget, the uniform-3 size with the 8-bit ends (0.375x does not
+		// fit uniform 3 with them).
+		{"resnet", "testdata/resnet-fmnist/model.onnx", 1024, []string{"0.38x"}},
 	}
 	if f := strings.Split(extra, ":"); len(f) == 3 {
 		n, err := strconv.Atoi(f[1])
@@ -132,6 +140,10 @@ func refineEvidence(t *testing.T, path string, limit int, budgets []string) {
 		t.Fatal(err)
 	}
 	tab := cachedTable(t, path, limit-nh)
+	var ort *ortrun.Runner
+	if os.Getenv("MPSEARCH_REFINE_EVIDENCE_ORT") == "1" {
+		ort = ortrun.ForTest(t)
+	}
 	ver, err := NewNetVerifier(ctx, net, calib, heldOut, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -156,6 +168,9 @@ func refineEvidence(t *testing.T, path string, limit int, budgets []string) {
 		}
 		// Rows are logged as they are measured (minutes each on the VGG-style CNN).
 		row := func(label string, c *Candidate, extra string) {
+			if ort != nil {
+				extra += fmt.Sprintf(" ONNX Runtime %.2f%%", 100*ortAccuracy(t, ort, net, ver, test, c.Bits))
+			}
 			t.Logf("%s at %s (%d test images): %-34s %v loss %.5f test %.2f%% %s", path, bt, test.Len(), label, c.Bits, c.MeasuredLoss, 100*acc(c.Bits), extra)
 		}
 		search := func(n int) *SearchResult {
@@ -177,6 +192,11 @@ func refineEvidence(t *testing.T, path string, limit int, budgets []string) {
 			row("best uniform that fits: "+bestU.Label, bestU, "")
 		}
 		row("plain "+res.Plain.Label, res.Plain, "")
+		for _, c := range res.Measured {
+			if strings.HasPrefix(c.Label, "ILP") && strings.HasSuffix(c.Label, ")") && !strings.Contains(c.Label, "budget") {
+				row(c.Label, c, "") // each metric's ILP optimum
+			}
+		}
 		row("verified "+res.Chosen.Label, res.Chosen, "")
 		for _, n := range refineBudgets {
 			rr := search(n)
@@ -233,4 +253,39 @@ func bruteForce(ctx context.Context, t *testing.T, res *SearchResult, v Verifier
 		}
 	}
 	return best, n
+}
+
+// ortAccuracy exports bits as the search's QDQ model (export.QDQ with the
+// verifier's activation quantizers, as `mpsearch search` writes
+// model.qdq.onnx) and returns its top-1 accuracy on ds in ONNX Runtime.
+func ortAccuracy(t *testing.T, r *ortrun.Runner, net *network.Network, ver *NetVerifier, ds *dataset.Dataset, bits []int) float64 {
+	t.Helper()
+	m, err := export.QDQ(net, export.Config{Bits: bits, Act: ver.Acts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "model.qdq.onnx")
+	if err := export.Save(path, m); err != nil {
+		t.Fatal(err)
+	}
+	outs, err := r.Run(context.Background(), path, "all", ortrun.Input{X: ds.X})
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := outs[0]
+	n, c := z.Shape[0], z.Shape[1]
+	correct := 0
+	for i := range n {
+		row := z.Data[i*c : (i+1)*c]
+		best := 0
+		for j := range row {
+			if row[j] > row[best] {
+				best = j
+			}
+		}
+		if best == ds.Y[i] {
+			correct++
+		}
+	}
+	return float64(correct) / float64(n)
 }

@@ -117,6 +117,10 @@ type SearchResult struct {
 	// (with Verify; nil without). With no accepted step Chosen is the
 	// verified configuration itself.
 	Refinement *Refinement
+	// Input is the search input of the table's omega column
+	// (sensitivity.SearchInput): what the ILP and the RL agent optimise
+	// and candidates' Objective sums.
+	Input *sensitivity.SearchInput
 
 	costs costTable // per layer, resource and bit width
 	fixed []int     // per layer: the width the table or KeepEnds fixes, 0 if free
@@ -138,7 +142,10 @@ func (res *SearchResult) total(r string, b []int) float64 {
 func (res *SearchResult) candidate(label string, b []int) *Candidate {
 	c := &Candidate{Label: label, Bits: b, Costs: map[string]float64{}, MeasuredLoss: math.NaN(), Fits: true}
 	for li, bb := range b {
-		v, _ := res.Table.Layers[li].OmegaAt(bb)
+		v, ok := res.Input.At(li, bb)
+		if !ok {
+			v, _ = res.Table.Layers[li].OmegaAt(bb)
+		}
 		c.Objective += v
 		if f := res.fixed[li]; f != 0 && bb != f {
 			c.ReferenceOnly = true
@@ -237,11 +244,18 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 			}
 		}
 	}
+	// What the ILP, the RL agent and the refinement's order see: the
+	// table's omega under sensitivity.SearchInput's rule (noise band,
+	// monotone in bits).
+	input, err := t.SearchInput("", bits)
+	if err != nil {
+		return nil, err
+	}
 	ct, have, err := layerCosts(t, bits, cfg.Latency)
 	if err != nil {
 		return nil, err
 	}
-	res := &SearchResult{Table: t, Bits: bits, Limits: map[string]float64{}, Resources: have, costs: ct}
+	res := &SearchResult{Table: t, Bits: bits, Limits: map[string]float64{}, Resources: have, Input: input, costs: ct}
 	uniform := func(b int) []int {
 		u := make([]int, len(t.Layers))
 		for i := range u {
@@ -307,8 +321,8 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 			if layer.Fixed == 0 && cfg.KeepEnds && (i == 0 || i == len(t.Layers)-1) {
 				layer.Fixed = eight
 			}
-			// The solvers take omegas >= 0, but the direct metric is a
-			// signed loss change: shifting all of a layer's options by the
+			// The solvers take omegas >= 0, but the search input can be
+			// signed (a significant loss decrease): shifting all of a layer's options by the
 			// same amount changes every configuration's objective by the
 			// same constant (one option per layer), so no optimum moves.
 			// Objectives shown are recomputed from the table (mk).
@@ -327,7 +341,7 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 		}
 		return p
 	}
-	tableOmega := func(li, b int) float64 { v, _ := t.Layers[li].OmegaAt(b); return v }
+	tableOmega := func(li, b int) float64 { v, _ := input.At(li, b); return v }
 	solver := cfg.Solver
 	if solver == nil {
 		solver = ilp.Default()
@@ -553,7 +567,11 @@ func verify(ctx context.Context, t *sensitivity.Table, res *SearchResult, build 
 		}
 	}
 	for _, m := range metrics {
-		omega := func(li, b int) float64 { return t.Layers[li].Metrics[m][b] }
+		in, err := t.SearchInput(m, res.Bits)
+		if err != nil {
+			continue // the metric lacks a candidate width: no optimum under it
+		}
+		omega := func(li, b int) float64 { v, _ := in.At(li, b); return v }
 		if s, err := solver.Solve(ctx, build(omega, 1)); err == nil {
 			cands = append(cands, mk(ilpLabel(s, " ("+m+")"), choiceBits(s)))
 		} else if ctx.Err() != nil {
@@ -566,7 +584,7 @@ func verify(ctx context.Context, t *sensitivity.Table, res *SearchResult, build 
 		scales = nil
 	}
 	for _, scale := range scales {
-		tableOmega := func(li, b int) float64 { v, _ := t.Layers[li].OmegaAt(b); return v }
+		tableOmega := func(li, b int) float64 { v, _ := res.Input.At(li, b); return v }
 		if s, err := solver.Solve(ctx, build(tableOmega, scale)); err == nil {
 			cands = append(cands, mk(ilpLabel(s, fmt.Sprintf(" at %.0f%% of the budget", 100*scale)), choiceBits(s)))
 		} else if ctx.Err() != nil {

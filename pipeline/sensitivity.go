@@ -29,6 +29,12 @@ type SensitivityRequest struct {
 	NoCache bool
 }
 
+// cacheVersion is part of every cache key: it changes whenever a table
+// computed from the same inputs and settings changes. 2: signed float-engine
+// direct and quadratic values (no clamp at 0) and the direct metric's
+// standard errors (Layer.Stderr); tables cached before are not reused.
+const cacheVersion = 2
+
 // cacheKey identifies a sensitivity computation: the model, the data and
 // every setting that changes the table.
 //
@@ -47,7 +53,7 @@ func cacheKey(in *Inputs, cfg sensitivity.Config) string {
 		Cfg         sensitivity.Config
 		Version     int
 		Quantizer   string `json:",omitempty"`
-	}{in.ModelSHA256, in.DataSHA256, in.Calib.Len(), cfg, 1, quantizer})
+	}{in.ModelSHA256, in.DataSHA256, in.Calib.Len(), cfg, cacheVersion, quantizer})
 	return HashBytes(b)[:32]
 }
 

@@ -48,7 +48,8 @@ func TestSensitivityCancelLeavesNoCache(t *testing.T) {
 }
 
 // TestSensitivityQuantizer: the weight rounding is part of the cache key
-// (round to nearest keeps the key of earlier versions), and a table made
+// (round to nearest keeps the key layout of earlier versions, at the
+// current cacheVersion), and a table made
 // with GPTQ codes measures those codes: its delta is their squared error
 // and its direct metric differs from round-to-nearest's.
 func TestSensitivityQuantizer(t *testing.T) {
@@ -57,16 +58,22 @@ func TestSensitivityQuantizer(t *testing.T) {
 	net := fixture.LeNet(t)
 	in := &Inputs{Net: net, Calib: fixture.LeNetCalib(t).Subset(0, 64), ModelSHA256: "model", DataSHA256: "data"}
 	cfg := sensitivity.Config{Bits: []int{2, 8}, Metrics: []string{sensitivity.MetricDirect}, Trace: sensitivity.TraceNone}
-	old, _ := json.Marshal(struct {
-		Model, Data string
-		Samples     int
-		Cfg         sensitivity.Config
-		Version     int
-	}{in.ModelSHA256, in.DataSHA256, in.Calib.Len(), cfg, 1})
+	key := func(version int) string {
+		b, _ := json.Marshal(struct {
+			Model, Data string
+			Samples     int
+			Cfg         sensitivity.Config
+			Version     int
+		}{in.ModelSHA256, in.DataSHA256, in.Calib.Len(), cfg, version})
+		return HashBytes(b)[:32]
+	}
 	rtnCfg := cfg
 	rtnCfg.Weights = quant.NewRoundToNearest(net)
-	if got, want := cacheKey(in, rtnCfg), HashBytes(old)[:32]; got != want || cacheKey(in, cfg) != want {
-		t.Errorf("round-to-nearest cache key: got %s (nil source %s); want the earlier versions' %s", got, cacheKey(in, cfg), want)
+	if got, want := cacheKey(in, rtnCfg), key(cacheVersion); got != want || cacheKey(in, cfg) != want {
+		t.Errorf("round-to-nearest cache key: got %s (nil source %s); want the earlier versions' layout at version %d, %s", got, cacheKey(in, cfg), cacheVersion, want)
+	}
+	if v1 := key(1); cacheKey(in, cfg) == v1 {
+		t.Errorf("cache key %s equals version 1's: tables with clamped direct values and no standard errors would be reused", v1)
 	}
 	ctx := context.Background()
 	gptq, err := NewWeightCodes(ctx, net, in.Calib, quant.MethodGPTQ, cfg.Bits, 32, 1, nil)

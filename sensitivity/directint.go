@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -27,6 +28,7 @@ type intCell struct {
 	model  *intengine.Model   // layer li at b bits, every other at 8; nil at 8 bits
 	loss   []float64          // per mini-batch
 	logits [][]*tensor.Tensor // per mini-batch, per chunk
+	chunk  []float64          // per chunk (unit): its share of the loss, for the standard error
 }
 
 // intRun is the state of one directIntMetric run shared by its workers.
@@ -39,6 +41,7 @@ type intRun struct {
 	left   []int      // per mini-batch: chunks not yet done
 	baseZ  [][]*tensor.Tensor
 	baseL  []float64
+	baseC  []float64 // per chunk (unit): the all-8-bit model's share of the loss
 
 	mu       sync.Mutex
 	done     int
@@ -94,7 +97,7 @@ func directIntMetric(ctx context.Context, o *Oracle, t *Table, cfg *Config, own 
 			if !own[li*k+j] {
 				continue
 			}
-			c := &intCell{li: li, b: b, cut: cut, loss: make([]float64, len(o.batches)), logits: make([][]*tensor.Tensor, len(o.batches))}
+			c := &intCell{li: li, b: b, cut: cut, loss: make([]float64, len(o.batches)), logits: make([][]*tensor.Tensor, len(o.batches)), chunk: make([]float64, len(r.chunks))}
 			if b != 8 {
 				if c.model, err = r.base.WithLayerBits(li, b); err != nil {
 					return err, nil
@@ -106,6 +109,7 @@ func directIntMetric(ctx context.Context, o *Oracle, t *Table, cfg *Config, own 
 	slices.SortStableFunc(r.cells, func(a, b *intCell) int { return a.cut - b.cut })
 	r.baseZ = make([][]*tensor.Tensor, len(o.batches))
 	r.baseL = make([]float64, len(o.batches))
+	r.baseC = make([]float64, len(r.chunks))
 	measured := 0 // cells run per chunk (8-bit cells are not run)
 	for _, c := range r.cells {
 		if c.model != nil {
@@ -125,13 +129,9 @@ func directIntMetric(ctx context.Context, o *Oracle, t *Table, cfg *Config, own 
 		baseSum += l
 	}
 	for _, c := range r.cells {
-		m := t.Layers[c.li].Metrics[MetricDirect]
-		if m == nil {
-			m = map[int]float64{}
-			t.Layers[c.li].Metrics[MetricDirect] = m
-		}
+		m, se := directCells(&t.Layers[c.li])
 		if c.model == nil {
-			m[c.b] = 0 // the configuration is the baseline itself
+			m[c.b], se[c.b] = 0, 0 // the configuration is the baseline itself
 			continue
 		}
 		s := 0.0
@@ -139,6 +139,11 @@ func directIntMetric(ctx context.Context, o *Oracle, t *Table, cfg *Config, own 
 			s += l
 		}
 		m[c.b] = s - baseSum // signed: a loss that falls is kept as such
+		d := make([]float64, len(c.chunk))
+		for u, l := range c.chunk {
+			d[u] = l - r.baseC[u]
+		}
+		se[c.b] = stderrOfSum(d)
 	}
 	r.progress(units, "")
 	return nil, nil
@@ -194,6 +199,10 @@ func (r *intRun) chunk(ctx context.Context, u int) error {
 	}
 	defer p.Release()
 	ci := s / directChunk
+	cl, err := sliceLoss(r.o.losses[bi], s, n)
+	if err != nil {
+		return err
+	}
 	for _, c := range r.cells {
 		if c.model == nil {
 			continue
@@ -203,6 +212,9 @@ func (r *intRun) chunk(ctx context.Context, u int) error {
 		}
 		z, err := c.model.RunFrom(ctx, p)
 		if err != nil {
+			return err
+		}
+		if c.chunk[u], _, err = cl.Eval(z); err != nil {
 			return err
 		}
 		r.mu.Lock()
@@ -219,6 +231,9 @@ func (r *intRun) chunk(ctx context.Context, u int) error {
 	}
 	z, err := p.Output()
 	if err != nil {
+		return err
+	}
+	if r.baseC[u], _, err = cl.Eval(z); err != nil {
 		return err
 	}
 	r.mu.Lock()
@@ -274,4 +289,53 @@ func evalChunks(loss network.Loss, zs []*tensor.Tensor) (float64, error) {
 	}
 	l, _, err := loss.Eval(all)
 	return l, err
+}
+
+// directCells returns the layer's direct-metric values and standard
+// errors, creating the maps.
+func directCells(l *Layer) (values, stderr map[int]float64) {
+	if l.Metrics[MetricDirect] == nil {
+		l.Metrics[MetricDirect] = map[int]float64{}
+	}
+	if l.Stderr == nil {
+		l.Stderr = map[string]map[int]float64{}
+	}
+	if l.Stderr[MetricDirect] == nil {
+		l.Stderr[MetricDirect] = map[int]float64{}
+	}
+	return l.Metrics[MetricDirect], l.Stderr[MetricDirect]
+}
+
+// sliceLoss returns the loss of samples [start, start+n) of a mini-batch
+// whose loss is l, with l's denominator, so that the chunks' losses add up
+// to the mini-batch's (up to rounding).
+func sliceLoss(l network.Loss, start, n int) (network.Loss, error) {
+	switch l := l.(type) {
+	case network.CrossEntropy:
+		return network.CrossEntropy{Labels: l.Labels[start : start+n], Denom: l.Denom}, nil
+	case network.SoftTarget:
+		c := l.Probs.Shape[1]
+		p := &tensor.Tensor{Shape: []int{n, c}, Data: l.Probs.Data[start*c : (start+n)*c]}
+		return network.SoftTarget{Probs: p, Denom: l.Denom}, nil
+	}
+	return nil, fmt.Errorf("sensitivity: no per-chunk form of the loss %T", l)
+}
+
+// stderrOfSum is the standard error of a sum of U independent chunk
+// contributions d (the direct metric is the sum of its chunks' shares of
+// the loss change): sqrt(U) times their sample standard deviation, by
+// Welford's one-pass recurrence in chunk order (deterministic). With fewer
+// than two chunks the spread is unknown and it returns 0.
+func stderrOfSum(d []float64) float64 {
+	if len(d) < 2 {
+		return 0
+	}
+	mean, m2 := 0.0, 0.0
+	for i, v := range d {
+		delta := v - mean
+		mean += delta / float64(i+1)
+		m2 += delta * (v - mean)
+	}
+	u := float64(len(d))
+	return math.Sqrt(u * m2 / (u - 1))
 }

@@ -3,8 +3,9 @@
 //
 // Metrics: hessian (HAWQ: Tr(H_i)/n_i · ||Q_b(W_i)-W_i||^2), quadratic (the
 // second-order Taylor change of the loss for the actual quantization error,
-// g·ΔW + ½ ΔW·H·ΔW), fisher (empirical Fisher along ΔW), and direct (the
-// measured loss change when only that layer's weights go to b bits).
+// g·ΔW + ½ ΔW·H·ΔW, signed), fisher (empirical Fisher along ΔW), and direct
+// (the measured loss change when only that layer's weights go to b bits,
+// signed, with its standard error).
 //
 // # The direct metric
 //
@@ -38,15 +39,57 @@
 // Before (and with Config.DirectEngine EngineFloat) the metric was measured
 // on the float engine: every layer's input fake-quantized to uint8, one
 // layer's weights fake-quantized, relative to the model with only the
-// activations quantized, and clamped at 0. A model the integer engine
-// refuses to compile (an unsupported graph pattern, a bias beyond int32)
-// is still measured that way, with a note in the progress details. There,
-// when its predicted cost (one forward pass per cell of the whole table:
-// cells × multiply-adds per sample × samples) is over Config.DirectBudget
-// (DefaultDirectBudget, 10^13) and Config.Metric was left to its default,
-// the direct metric is skipped and the omega metric is fisher (else
-// quadratic); a progress line says why (budget.go). The integer engine's
-// direct metric and an asked-for direct omega are never skipped.
+// activations quantized. A model the integer engine refuses to compile (an
+// unsupported graph pattern, a bias beyond int32) is still measured that
+// way, with a note in the progress details. That value is signed too (it
+// was clamped at 0 before issue 14), and so is the quadratic metric.
+// There, when its predicted cost (one forward pass per cell of the whole
+// table: cells × multiply-adds per sample × samples) is over
+// Config.DirectBudget (DefaultDirectBudget, 10^13) and Config.Metric was
+// left to its default, the direct metric is skipped and the omega metric
+// is fisher (else quadratic); a progress line says why (budget.go). The
+// integer engine's direct metric and an asked-for direct omega are never
+// skipped.
+//
+// # Standard errors
+//
+// Every direct cell also records its standard error (Layer.Stderr, per
+// metric and width): each mini-batch is cut into chunks of directChunk
+// samples, the chunk's share of the loss change (its loss with the
+// layer at b bits minus the baseline's, both with the whole data set's
+// denominator) is one of U values d_u whose sum is the cell's value, and
+// the standard error of that sum is sqrt(U)·sd(d_u) (the sample standard
+// deviation, computed by Welford's recurrence in chunk order, so it does
+// not depend on the thread count; 0 with a single chunk, and at 8 bits on
+// the integer engine, where the cell is the baseline itself). It treats
+// the chunks as independent draws; the last chunk of a mini-batch may be
+// shorter. The chunking is the integer engine's unit of work, and the
+// float engine splits its mini-batch logits the same way. Tables written
+// before standard errors existed have none and still read.
+//
+// # What the search gets
+//
+// Table.SearchInput is the one place where a table becomes search input;
+// the ILP, the RL agent (which gets the ILP's problem) and the
+// refinement's order of measurement in package pipeline all use it. Per
+// layer and candidate width b, with v(b) the metric's signed value and
+// s(b) its standard error (0 when none is recorded):
+//
+//  1. noise: if s(b) > 0 and |v(b)| <= NoiseK·s(b) (NoiseK = 2), the value
+//     is NoiseK·s(b), the noise bound, instead of v(b): a change that
+//     cannot be told from zero is priced at the largest change the
+//     measurement could hide, so the ILP never sees "0 cost for 2 bits"
+//     from a layer whose quantization moves each sample's loss a lot in
+//     both directions; outside the band v(b) is kept, signed;
+//  2. monotone in bits, enforced: the value at b is the maximum over the
+//     candidate widths b' >= b of step 1's values, so a narrower width is
+//     never cheaper than a wider one (a measured inversion is noise or an
+//     interaction the joint configuration does not keep, and the ILP
+//     would exploit it). SearchInput counts the cells each step changed
+//     (Noise, Repaired) so that callers can report them.
+//
+// The table itself keeps the measured signed values and standard errors
+// unchanged.
 //
 // Traces: exact Gauss-Newton traces (network.Pass.GGNTraces: one backward
 // pass per class, per-sample gradient norms from the batch), Hutchinson or
@@ -72,7 +115,8 @@
 //
 // Invariants: a Table that passed Validate has unique layer names, finite
 // omegas (negative only where a metric is a signed loss change, as direct
-// is), finite non-negative deltas and costs, and an omega for every
+// and quadratic are), finite non-negative deltas, standard errors and
+// costs, and an omega for every
 // candidate bit width; the same inputs and seed produce a byte-identical
 // table whatever the thread count.
 package sensitivity

@@ -352,6 +352,47 @@ func (o *Oracle) loss(ctx context.Context, hook network.Hook) (float64, error) {
 	return s, err
 }
 
+// lossChunks is loss with every mini-batch's loss also split into its
+// chunks of directChunk samples (sliceLoss), in batch and sample order:
+// the chunks' shares of the loss, from which the direct metric's standard
+// error comes. The sum is exactly loss's (the mini-batch losses summed in
+// batch order).
+func (o *Oracle) lossChunks(ctx context.Context, hook network.Hook) (float64, []float64, error) {
+	parts := make([]float64, len(o.batches))
+	chunks := make([][]float64, len(o.batches))
+	err := o.parallel(ctx, func(b int) error {
+		p, err := o.net.ForwardHook(ctx, o.batches[b], hook)
+		if err != nil {
+			return err
+		}
+		z := p.Output()
+		if parts[b], _, err = o.losses[b].Eval(z); err != nil {
+			return err
+		}
+		n, c := z.Shape[0], z.Shape[1]
+		for s := 0; s < n; s += directChunk {
+			k := min(directChunk, n-s)
+			cl, err := sliceLoss(o.losses[b], s, k)
+			if err != nil {
+				return err
+			}
+			l, _, err := cl.Eval(&tensor.Tensor{Shape: []int{k, c}, Data: z.Data[s*c : (s+k)*c]})
+			if err != nil {
+				return err
+			}
+			chunks[b] = append(chunks[b], l)
+		}
+		return nil
+	})
+	s := 0.0
+	var all []float64
+	for b, l := range parts {
+		s += l
+		all = append(all, chunks[b]...)
+	}
+	return s, all, err
+}
+
 // GGNTraces returns the exact Gauss-Newton trace of every layer's block
 // (see network.Pass.GGNTraces), summed over the calibration set. done, if
 // not nil, is called after each mini-batch (from the worker goroutines).

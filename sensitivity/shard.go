@@ -126,6 +126,17 @@ func Merge(shards []*Table) (*Table, error) {
 					return nil, err
 				}
 			}
+			for _, m := range slices.Sorted(maps.Keys(src.Stderr)) {
+				if dst.Stderr == nil {
+					dst.Stderr = map[string]map[int]float64{}
+				}
+				if dst.Stderr[m] == nil {
+					dst.Stderr[m] = map[int]float64{}
+				}
+				if err := mergeCells(dst.Stderr[m], src.Stderr[m], dst.Name, "stderr of "+m); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
 	if err := out.Validate(); err != nil {

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
+	"slices"
 	"sort"
 
 	"gopkg.in/yaml.v3"
@@ -66,6 +68,15 @@ type Layer struct {
 	// integer model (so exactly 0 at 8 bits, and negative where the loss
 	// fell); see the package documentation.
 	Metrics map[string]map[int]float64 `yaml:"metrics,omitempty"`
+	// Stderr holds, per metric and bit width, the standard error of a
+	// measured metric's value over the calibration data (direct: from the
+	// spread of the loss change over chunks of directChunk samples; see
+	// the package documentation); 0 at 8 bits, where the direct value is
+	// the baseline itself. Metrics computed in closed form (hessian,
+	// quadratic, fisher) have none. Tables written before it existed have
+	// none either and still read; the search then applies no noise rule
+	// to them (see SearchInput).
+	Stderr map[string]map[int]float64 `yaml:"stderr,omitempty"`
 	// Optional explicit costs per bit width; they override computed ones.
 	LatencyMs map[int]float64 `yaml:"latency_ms,omitempty"`
 	SizeBytes map[int]float64 `yaml:"size_bytes,omitempty"`
@@ -203,8 +214,8 @@ func checkMap(layer, field string, m map[int]float64, signed bool) error {
 }
 
 // Validate checks the table's consistency: unique names, finite values,
-// non-negative deltas and costs (omegas and metrics may be negative: the
-// direct metric is a signed loss change), an omega for every candidate bit
+// non-negative deltas, standard errors and costs (omegas and metrics may be
+// negative: the direct metric is a signed loss change), an omega for every candidate bit
 // width, ties naming known layers.
 func (t *Table) Validate() error {
 	if len(t.Layers) == 0 {
@@ -242,6 +253,11 @@ func (t *Table) Validate() error {
 		sort.Strings(names)
 		for _, k := range names {
 			if err := checkMap(l.Name, "metrics."+k, l.Metrics[k], true); err != nil {
+				return err
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(l.Stderr)) {
+			if err := checkMap(l.Name, "stderr."+k, l.Stderr[k], false); err != nil {
 				return err
 			}
 		}
