@@ -43,7 +43,7 @@ func (s *sensFlags) register(fs interface {
 }) {
 	fs.IntVar(&s.probes, "probes", 500, "maximum Hutchinson probes")
 	fs.Float64Var(&s.tol, "tol", 0.02, "stop when every layer's trace has this relative standard error")
-	fs.StringVar(&s.metric, "metric", "", "sensitivity metric of the omega column: hessian, quadratic, fisher or direct (default "+sensitivity.DefaultMetric+"; fisher where the direct metric would run on the float engine over its cost budget)")
+	fs.StringVar(&s.metric, "metric", "", "sensitivity metric of the omega column: hessian, quadratic, fisher or direct (default "+sensitivity.DefaultMetric+")")
 	fs.StringVar(&s.metrics, "metrics", strings.Join(sensitivity.Metrics, ","), "metrics to compute (comma-separated); search verifies the optimum under each")
 	fs.StringVar(&s.trace, "trace", sensitivity.TraceAuto, "trace method: auto (exact or hutch++, whichever is predicted cheaper; never exact for 1000 classes), hutchinson, hutch++, exact")
 	fs.StringVar(&s.bits, "bits", "2,3,4,8", "candidate weight bit widths, comma-separated")
