@@ -57,8 +57,9 @@ func (m *Model) execRange(ctx context.Context, ws *workspace, n, from, to int) e
 }
 
 func (m *Model) execSteps(ctx context.Context, ws *workspace, n, from, to int, timed []time.Duration) error {
+	run := func(s step) error { return s.run(ws, n) }
 	if m.plan.serial && n > 1 {
-		return m.execSerial(ctx, ws, n, from, to, timed)
+		run = m.serialRunner(ws, n)
 	}
 	for i := from; i < to; i++ {
 		s := m.plan.steps[i]
@@ -69,7 +70,7 @@ func (m *Model) execSteps(ctx context.Context, ws *workspace, n, from, to int, t
 		if timed != nil {
 			t0 = time.Now()
 		}
-		if err := s.run(ws, n); err != nil {
+		if err := run(s); err != nil {
 			node, op := s.describe()
 			return fmt.Errorf("intengine: %s %q: %w", op, node, err)
 		}
@@ -80,23 +81,18 @@ func (m *Model) execSteps(ctx context.Context, ws *workspace, n, from, to int, t
 	return nil
 }
 
-// execSerial runs steps [from, to) of a serial plan: each step once per
-// sample, on a view of ws that holds that sample's part of every buffer
-// (buffers keep the batch-major layout, so a Prefix of a serial Model is
-// continued as any other). The view shares ws's scratch space.
-func (m *Model) execSerial(ctx context.Context, ws *workspace, n, from, to int, timed []time.Duration) error {
-	sv := &workspace{m: ws.m, bufs: make([][]uint8, len(ws.bufs)), cols: ws.cols, tmp8: ws.tmp8, tmp32: ws.tmp32, opt: ws.opt}
+// serialRunner runs a step of a serial plan once per sample, on a view of
+// ws that holds that sample's part of every buffer (buffers keep the
+// batch-major layout, so a Prefix of a serial Model is continued as any
+// other). The view shares ws's scratch space and hands it back after
+// every step.
+func (m *Model) serialRunner(ws *workspace, n int) func(step) error {
+	sv := &workspace{m: ws.m, bufs: make([][]uint8, len(ws.bufs)), opt: ws.opt}
 	in := tensor.Size(m.net.SampleShape)
 	acc := tensor.Size(m.plan.outShape)
-	for i := from; i < to; i++ {
-		s := m.plan.steps[i]
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		var t0 time.Time
-		if timed != nil {
-			t0 = time.Now()
-		}
+	return func(s step) error {
+		sv.cols, sv.tmp8, sv.tmp32 = ws.cols, ws.tmp8, ws.tmp32
+		defer func() { ws.cols, ws.tmp8, ws.tmp32 = sv.cols, sv.tmp8, sv.tmp32 }()
 		for k := 0; k < n; k++ {
 			for b, buf := range m.plan.bufs {
 				sv.bufs[b] = ws.bufs[b][k*buf.size : (k+1)*buf.size]
@@ -106,16 +102,11 @@ func (m *Model) execSerial(ctx context.Context, ws *workspace, n, from, to int, 
 				sv.acc = ws.acc[k*acc : (k+1)*acc]
 			}
 			if err := s.run(sv, 1); err != nil {
-				node, op := s.describe()
-				return fmt.Errorf("intengine: %s %q: %w", op, node, err)
+				return err
 			}
 		}
-		if timed != nil {
-			timed[i] = time.Since(t0)
-		}
+		return nil
 	}
-	ws.cols, ws.tmp8, ws.tmp32 = sv.cols, sv.tmp8, sv.tmp32
-	return nil
 }
 
 func (m *Model) check(x *tensor.Tensor) error {
