@@ -159,7 +159,7 @@
 // values keep the batch first), everything that depends on the data only
 // through Shape nodes becomes a constant of batch 1, values without a
 // leading batch axis ("whole") keep their batch-1 shape, and each step
-// runs once per sample on that sample's part of every buffer (execSerial).
+// runs once per sample on that sample's part of every buffer (serialRunner).
 // A Gemm reads a whole [M, K] input as M rows; an Add, Concat or pool
 // with a whole operand runs as a float fallback step, which takes whole
 // values without a batch axis. The buffers stay batch-major, so Prefix
