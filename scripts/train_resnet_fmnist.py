@@ -39,11 +39,8 @@ Reproducible on the same machine and thread count: torch and numpy seeds are fix
 shuffling order comes from a numpy RandomState.
 """
 
-import argparse
-import json
 import os
 import sys
-import time
 
 import numpy as np
 import onnx
@@ -53,8 +50,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train_demo import (  # noqa: E402  (shared helpers; importing runs nothing)
-    CLASSES, MEAN, ONNX_LOGIT_TOL, STD, accuracy, normalize, read_idx_images, read_idx_labels)
+from train_vgg_fmnist import train_and_export  # noqa: E402  (the shared training loop and export)
 
 
 def conv_bn(cin, cout, stride=1):
@@ -170,109 +166,8 @@ def run_onnx_numpy(m, x):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
-    p.add_argument("--out", default=os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "..", "testdata", "resnet-fmnist"))
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--lr", type=float, default=4e-3)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--check", type=int, default=500,
-                   help="test images used for the numpy-vs-PyTorch check of the export")
-    args = p.parse_args()
-
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    np.random.seed(args.seed)
-    rng = np.random.RandomState(args.seed)
-
-    train_x = normalize(read_idx_images(os.path.join(args.data, "train-images-idx3-ubyte.gz")))
-    train_y = read_idx_labels(os.path.join(args.data, "train-labels-idx1-ubyte.gz"))
-    test_x = normalize(read_idx_images(os.path.join(args.data, "t10k-images-idx3-ubyte.gz")))
-    test_y = read_idx_labels(os.path.join(args.data, "t10k-labels-idx1-ubyte.gz"))
-
-    model = ResNetFashion()
-    n_params = sum(p.numel() for p in model.parameters())
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    steps_per_epoch = (len(train_x) + args.batch - 1) // args.batch
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=args.lr, epochs=args.epochs, steps_per_epoch=steps_per_epoch)
-
-    t0 = time.time()
-    for epoch in range(args.epochs):
-        model.train()
-        order = rng.permutation(len(train_x))
-        total, seen = 0.0, 0
-        for step, i in enumerate(range(0, len(order), args.batch)):
-            idx = order[i:i + args.batch]
-            xb = torch.from_numpy(train_x[idx])
-            yb = torch.from_numpy(train_y[idx])
-            loss = F.cross_entropy(model(xb), yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-            seen += len(idx)
-            if step % 100 == 0:
-                print(f"  epoch {epoch + 1} step {step}/{steps_per_epoch}: loss {total / seen:.4f}, "
-                      f"{time.time() - t0:.0f}s", file=sys.stderr, flush=True)
-        acc = accuracy(model, test_x, test_y)
-        print(f"epoch {epoch + 1}/{args.epochs}: train loss {total / seen:.4f}, "
-              f"test acc {acc:.4f}, {time.time() - t0:.0f}s", file=sys.stderr, flush=True)
-    train_seconds = time.time() - t0
-
-    model.eval()
-    acc_full = accuracy(model, test_x, test_y)
-
-    os.makedirs(args.out, exist_ok=True)
-    model_path = os.path.join(args.out, "model.onnx")
-    torch.onnx.export(
-        model, torch.from_numpy(test_x[:1]), model_path,
-        opset_version=13, input_names=["input"], output_names=["logits"],
-        dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}},
-        do_constant_folding=False,
-        # PRESERVE with the model in eval mode keeps inference-mode BatchNormalization nodes
-        # (EVAL would fold them into the convolutions); the engine folds them at import.
-        training=torch.onnx.TrainingMode.PRESERVE)
-    m = onnx.load(model_path)
-    onnx.checker.check_model(m, full_check=True)
-
-    # Independent check of the export: float64 numpy evaluation of the ONNX graph vs PyTorch.
-    cx, cy = test_x[:args.check], test_y[:args.check]
-    onnx_logits = run_onnx_numpy(m, cx)
-    with torch.no_grad():
-        torch_logits = model(torch.from_numpy(cx)).numpy().astype(np.float64)
-    max_diff = float(np.abs(onnx_logits - torch_logits).max())
-    onnx_acc = float((onnx_logits.argmax(1) == cy).mean())
-    torch_acc = float((torch_logits.argmax(1) == cy).mean())
-    if max_diff > ONNX_LOGIT_TOL or onnx_acc != torch_acc:
-        raise SystemExit(f"exported model disagrees with PyTorch: max |logit diff| {max_diff:.3g}, "
-                         f"accuracy {onnx_acc} vs {torch_acc} on {args.check} images")
-
-    meta = {
-        "float_test_accuracy": round(acc_full, 6),
-        "test_images": len(test_x),
-        "params": n_params,
-        "mean": [MEAN],
-        "std": [STD],
-        "input_shape": [1, 28, 28],
-        "classes": CLASSES,
-        "onnx_numpy_max_logit_diff": float(f"{max_diff:.3g}"),
-        "onnx_numpy_check_images": args.check,
-        "nodes": [n.name + " (" + n.op_type + ")" for n in m.graph.node],
-        "trained_with": (f"torch {torch.__version__} CPU, scripts/train_resnet_fmnist.py: Adam max lr "
-                         f"{args.lr}, one-cycle schedule, {args.epochs} epochs, batch {args.batch}, "
-                         f"seed {args.seed}, {args.threads} threads ({train_seconds:.0f}s), "
-                         f"onnx opset 13"),
-    }
-    with open(os.path.join(args.out, "meta.json"), "w") as f:
-        json.dump(meta, f, indent=2)
-        f.write("\n")
-    print(json.dumps({k: meta[k] for k in ("params", "float_test_accuracy",
-                                           "onnx_numpy_max_logit_diff")}))
+    train_and_export(ResNetFashion, "resnet-fmnist", 4e-3, "train_resnet_fmnist.py",
+                     __doc__.split("\n\n")[0], run_onnx_numpy)
 
 
 if __name__ == "__main__":

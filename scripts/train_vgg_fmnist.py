@@ -69,14 +69,16 @@ class VGGFashion(nn.Module):
         return self.fc2(F.relu(self.fc1(x)))
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def train_and_export(model_cls, out_name, default_lr, script, description, onnx_eval):
+    """Train model_cls on Fashion-MNIST, export it to ONNX and check the export with onnx_eval
+    (a numpy evaluator of the exported graph); shared by the VGG-style and residual scripts."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--out", default=os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "..", "testdata", "vgg-fmnist"))
+        os.path.dirname(os.path.abspath(__file__)), "..", "testdata", out_name))
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lr", type=float, default=default_lr)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--check", type=int, default=500,
@@ -93,7 +95,7 @@ def main():
     test_x = normalize(read_idx_images(os.path.join(args.data, "t10k-images-idx3-ubyte.gz")))
     test_y = read_idx_labels(os.path.join(args.data, "t10k-labels-idx1-ubyte.gz"))
 
-    model = VGGFashion()
+    model = model_cls()
     n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     steps_per_epoch = (len(train_x) + args.batch - 1) // args.batch
@@ -142,7 +144,7 @@ def main():
 
     # Independent check of the export: float64 numpy evaluation of the ONNX graph vs PyTorch.
     cx, cy = test_x[:args.check], test_y[:args.check]
-    onnx_logits = run_onnx_numpy(m, cx)
+    onnx_logits = onnx_eval(m, cx)
     with torch.no_grad():
         torch_logits = model(torch.from_numpy(cx)).numpy().astype(np.float64)
     max_diff = float(np.abs(onnx_logits - torch_logits).max())
@@ -163,7 +165,7 @@ def main():
         "onnx_numpy_max_logit_diff": float(f"{max_diff:.3g}"),
         "onnx_numpy_check_images": args.check,
         "nodes": [n.name + " (" + n.op_type + ")" for n in m.graph.node],
-        "trained_with": (f"torch {torch.__version__} CPU, scripts/train_vgg_fmnist.py: Adam max lr "
+        "trained_with": (f"torch {torch.__version__} CPU, scripts/" + script + ": Adam max lr "
                          f"{args.lr}, one-cycle schedule, {args.epochs} epochs, batch {args.batch}, "
                          f"seed {args.seed}, {args.threads} threads ({train_seconds:.0f}s), "
                          f"onnx opset 13"),
@@ -173,6 +175,11 @@ def main():
         f.write("\n")
     print(json.dumps({k: meta[k] for k in ("params", "float_test_accuracy",
                                            "onnx_numpy_max_logit_diff")}))
+
+
+def main():
+    train_and_export(VGGFashion, "vgg-fmnist", 2e-3, "train_vgg_fmnist.py",
+                     __doc__.split("\n\n")[0], run_onnx_numpy)
 
 
 if __name__ == "__main__":
