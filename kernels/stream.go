@@ -151,11 +151,11 @@ func (s *Stream) PackedBytes() int { return len(s.data) }
 type streamPath int
 
 const (
-	streamGo     streamPath = iota // pure-Go twin of the VPDPBUSD arithmetic
-	streamGoAVX2                   // pure-Go twin of the AVX2 arithmetic
-	streamAVX2                     // AVX2 assembly
-	streamAVXVNNI                  // AVX-VNNI (VEX, 256-bit) assembly
-	streamAVX512                   // AVX-512 VNNI assembly
+	streamGo      streamPath = iota // pure-Go twin of the VPDPBUSD arithmetic
+	streamGoAVX2                    // pure-Go twin of the AVX2 arithmetic
+	streamAVX2                      // AVX2 assembly
+	streamAVXVNNI                   // AVX-VNNI (VEX, 256-bit) assembly
+	streamAVX512                    // AVX-512 VNNI assembly
 )
 
 // streamOffset is the offset of the stored value a path's sums use: the
