@@ -12,24 +12,35 @@ import (
 
 // BenchmarkGEMMStream measures one-thread GEMMStream at m = 1, 4 and 16
 // rows against 4096 x 4096 weights, per bit width, on the kernels the
-// flags select (GOPS counts 2 operations per multiply-accumulate).
+// flags select, next to the tile GEMM on the same product (GOPS counts 2
+// operations per multiply-accumulate).
 func BenchmarkGEMMStream(b *testing.B) {
 	const n, k = 4096, 4096
 	rng := rand.New(rand.NewPCG(41, 42))
 	for _, bits := range []int{8, 4, 2, 1} {
-		sw, err := PackStream(randWeights(rng, n, k, bits), n, k, bits)
+		w := randWeights(rng, n, k, bits)
+		sw, err := PackStream(w, n, k, bits)
+		if err != nil {
+			b.Fatal(err)
+		}
+		gw, err := PackWeights(w, n, k, bits)
 		if err != nil {
 			b.Fatal(err)
 		}
 		for _, m := range []int{1, 4, 16} {
-			b.Run(fmt.Sprintf("bits=%d/m=%d", bits, m), func(b *testing.B) {
-				a := make([]uint8, m*k)
-				for i := range a {
-					a[i] = uint8(rng.IntN(256))
-				}
-				dst := make([]int32, m*n)
+			a := make([]uint8, m*k)
+			for i := range a {
+				a[i] = uint8(rng.IntN(256))
+			}
+			dst := make([]int32, m*n)
+			b.Run(fmt.Sprintf("bits=%d/m=%d/stream", bits, m), func(b *testing.B) {
 				measure(b, 2*float64(m*n*k), true, func() error {
 					return GEMMStream(dst, a, m, k, 128, sw, Options{})
+				})
+			})
+			b.Run(fmt.Sprintf("bits=%d/m=%d/gemm", bits, m), func(b *testing.B) {
+				measure(b, 2*float64(m*n*k), true, func() error {
+					return GEMM(dst, a, m, k, 128, gw, Options{})
 				})
 			})
 		}
