@@ -189,7 +189,48 @@ func GEMMStream(dst []int32, a []uint8, m, k int, aZero uint8, w *Stream, opt Op
 	if err := checkStream(len(dst), a, m, k, w.K, w.N); err != nil {
 		return err
 	}
-	runStream(dst, a, m, aZero, w, opt.Threads, streamDispatch())
+	n := w.N
+	runStream(a, m, aZero, w, opt.Threads, streamDispatch(), func(p0, gp int, c []int32) {
+		cols := min(gp*tileN, n-p0*tileN)
+		for i := 0; i < m; i++ {
+			copy(dst[i*n+p0*tileN:i*n+p0*tileN+cols], c[i*gp*tileN:])
+		}
+	})
+	return nil
+}
+
+// GEMMStreamRequant computes the sums of GEMMStream, adds rq.Bias and
+// requantizes every value to uint8 exactly as GEMMRequant does (same
+// formula, same epilogue), writing the m x w.N row-major dst.
+func GEMMStreamRequant(dst []uint8, a []uint8, m, k int, aZero uint8, w *Stream, rq *Requant, opt Options) error {
+	if w == nil {
+		return fmt.Errorf("%w: nil weights; pack them with PackStream", ErrShape)
+	}
+	if err := checkStream(len(dst), a, m, k, w.K, w.N); err != nil {
+		return err
+	}
+	if err := rq.check(w.N); err != nil {
+		return err
+	}
+	n := w.N
+	panels := rqPanels(rq, n)
+	runStream(a, m, aZero, w, opt.Threads, streamDispatch(), func(p0, gp int, c []int32) {
+		var t tile
+		for jp := 0; jp < gp; jp++ {
+			n0 := (p0 + jp) * tileN
+			cols := min(tileN, n-n0)
+			if cols <= 0 {
+				return
+			}
+			for r0 := 0; r0 < m; r0 += tileM {
+				rows := min(tileM, m-r0)
+				for r := 0; r < rows; r++ {
+					copy(t[r*tileN:(r+1)*tileN], c[(r0+r)*gp*tileN+jp*tileN:])
+				}
+				requantTile(dst[r0*n+n0:], n, &t, rows, cols, &panels[p0+jp])
+			}
+		}
+	})
 	return nil
 }
 
@@ -212,15 +253,17 @@ func checkStream(dstLen int, a []uint8, m, k, wk, n int) error {
 const streamChunkBytes = 16 << 10
 
 // runStream pads the activation rows to whole blocks (zeros past K), runs
-// path over every group of panels and writes
+// path over every group of panels (starting at panel p0, gp panels) and
+// hands epi the m x gp*16 row-major results
 //
-//	dst[i][n] = scale*S[i][n] - off*sum_j a[i][j] - z*sum_j W[n][j]
+//	c[i][n] = scale*S[i][n] - off*sum_j a[i][j] - z*sum_j W[n][j]
 //
 // where S is the kernels' sum of a*v. The arithmetic is int32 and wraps:
 // every step is exact modulo 2^32 and the true result fits in int32
 // (K <= MaxK), so the result is exact even where S alone exceeds int32
-// (the AVX2 8-bit sum of a*(w+128) for K near MaxK).
-func runStream(dst []int32, a []uint8, m int, aZero uint8, w *Stream, threads int, path streamPath) {
+// (the AVX2 8-bit sum of a*(w+128) for K near MaxK). Different calls of
+// epi never share outputs; channels past N in c are garbage.
+func runStream(a []uint8, m int, aZero uint8, w *Stream, threads int, path streamPath, epi func(p0, gp int, c []int32)) {
 	q, _, scale, _ := streamFormat(w.Bits)
 	off := streamOffset(w.Bits, path)
 	k, kpad := w.K, w.blocks*4*q
@@ -261,15 +304,15 @@ func runStream(dst []int32, a []uint8, m int, aZero uint8, w *Stream, threads in
 			clear(cu)
 			streamGroupRun(cu, ap, m, kpad, w, base, gp, path)
 			zc := int32(aZero)
+			cs := w.colSum[p0*tileN : (p0+gp)*tileN]
 			for i := 0; i < m; i++ {
-				for j := 0; j < gp*tileN; j++ {
-					n := p0*tileN + j
-					if n >= w.N {
-						break
-					}
-					dst[i*w.N+n] = scale*cu[i*gp*tileN+j] - off*rowSum[i] - zc*w.colSum[n]
+				ci := cu[i*gp*tileN : (i+1)*gp*tileN]
+				ro := off * rowSum[i]
+				for j := range ci {
+					ci[j] = scale*ci[j] - ro - zc*cs[j]
 				}
 			}
+			epi(p0, gp, cu)
 		}
 	})
 }

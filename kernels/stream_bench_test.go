@@ -94,7 +94,9 @@ func BenchmarkStreamRatios(b *testing.B) {
 			b.Fatal(err)
 		}
 		for _, p := range paths {
-			cfgs = append(cfgs, cfg{fmt.Sprintf("%s-%d", p, bits), func() { runStream(dst, a, 1, 128, sw, 1, p) }})
+			cfgs = append(cfgs, cfg{fmt.Sprintf("%s-%d", p, bits), func() {
+				runStream(a, 1, 128, sw, 1, p, func(p0, gp int, c []int32) { copy(dst[p0*tileN:], c[:min(gp*tileN, n-p0*tileN)]) })
+			}})
 		}
 	}
 	evict := make([]byte, 256<<20)

@@ -2,7 +2,6 @@ package kernels
 
 import (
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"testing"
 )
@@ -37,7 +36,12 @@ func checkStreamRef(t *testing.T, a []uint8, m, k int, z uint8, w []int8, n, bit
 	want := refGEMM(a, m, k, z, w, n)
 	for _, p := range streamPaths() {
 		got := make([]int32, m*n)
-		runStream(got, a, m, z, sw, threads, p)
+		runStream(a, m, z, sw, threads, p, func(p0, gp int, c []int32) {
+			cols := min(gp*tileN, n-p0*tileN)
+			for i := 0; i < m; i++ {
+				copy(got[i*n+p0*tileN:i*n+p0*tileN+cols], c[i*gp*tileN:])
+			}
+		})
 		for i, v := range got {
 			if int64(v) != want[i] {
 				t.Fatalf("%s bits=%s m=%d n=%d k=%d z=%d threads=%d: dst[%d][%d] = %d; want %d",
@@ -150,9 +154,6 @@ func TestStreamKernelsVsTwins(t *testing.T) {
 						w := make([]uint8, blocks*gp*streamBlockBytes(bits))
 						for i := range w {
 							w[i] = uint8(rng.Uint32())
-						}
-						if bits == 8 && p == streamAVX2 {
-							// any byte is a valid weight
 						}
 						got := make([]int32, rows*gp*tileN)
 						for i := range got {
@@ -283,4 +284,64 @@ func packAny2Stream(w []int8, n, k, bits int) (*Stream, error) {
 	return PackStream(w, n, k, bits)
 }
 
-var _ = fmt.Sprint
+// TestGEMMStreamRequant checks the fused epilogue against the int64
+// reference requantized with refRound, for per-tensor and per-channel
+// parameters, every dispatch setting this CPU has, and rows beyond one
+// 6-row epilogue tile.
+func TestGEMMStreamRequant(t *testing.T) {
+	a2, av, v := useAVX2, useAVXVNNI, useVNNI
+	defer func() { useAVX2, useAVXVNNI, useVNNI = a2, av, v }()
+	settings := [][3]bool{{false, false, false}, {a2, false, false}, {a2, av, false}, {a2, av, v}}
+	rng := rand.New(rand.NewPCG(39, 40))
+	for _, s := range settings {
+		useAVX2, useAVXVNNI, useVNNI = s[0], s[1], s[2]
+		for _, bits := range allBits {
+			for _, perTensor := range []bool{true, false} {
+				m, n, k := 1+rng.IntN(16), 1+rng.IntN(90), 1+rng.IntN(300)
+				a := make([]uint8, m*k)
+				for i := range a {
+					a[i] = uint8(rng.IntN(256))
+				}
+				w := randWeights(rng, n, k, bits)
+				z := uint8(rng.IntN(256))
+				nq := n
+				if perTensor {
+					nq = 1
+				}
+				rq := &Requant{Bias: make([]int32, n), Mult: make([]int32, nq), Shift: make([]int, nq), Zero: int32(rng.IntN(256)), Lo: uint8(rng.IntN(60)), Hi: uint8(200 + rng.IntN(56))}
+				for i := range rq.Bias {
+					rq.Bias[i] = int32(rng.IntN(20001) - 10000)
+				}
+				for i := range rq.Mult {
+					rq.Mult[i] = int32(1<<30 + rng.IntN(1<<30))
+					rq.Shift[i] = 38 + rng.IntN(6)
+				}
+				sw, err := PackStream(w, n, k, bits)
+				if err != nil {
+					t.Fatal(err)
+				}
+				dst := make([]uint8, m*n)
+				if err := GEMMStreamRequant(dst, a, m, k, z, sw, rq, Options{Threads: 2}); err != nil {
+					t.Fatal(err)
+				}
+				ref := refGEMM(a, m, k, z, w, n)
+				for i, got := range dst {
+					c := i % n
+					qi := c
+					if perTensor {
+						qi = 0
+					}
+					y := refRound((ref[i]+int64(rq.Bias[c]))*int64(rq.Mult[qi]), rq.Shift[qi]) + int64(rq.Zero)
+					want := uint8(min(max(y, int64(rq.Lo)), int64(rq.Hi)))
+					if got != want {
+						t.Fatalf("flags %v bits=%s m=%d n=%d k=%d: dst[%d][%d] = %d; want %d", s, bitsName(bits), m, n, k, i/n, c, got, want)
+					}
+				}
+			}
+		}
+	}
+	sw, _ := PackStream([]int8{1, 2}, 2, 1, 8)
+	if err := GEMMStreamRequant(make([]uint8, 2), []uint8{1}, 1, 1, 0, sw, &Requant{Mult: []int32{1, 2, 3}, Shift: []int{0, 0, 0}}, Options{}); !errors.Is(err, ErrRequant) {
+		t.Errorf("three multipliers for two channels: got %v; want ErrRequant", err)
+	}
+}
