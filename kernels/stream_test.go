@@ -3,6 +3,9 @@ package kernels
 import (
 	"errors"
 	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
 )
 
@@ -343,5 +346,58 @@ func TestGEMMStreamRequant(t *testing.T) {
 	sw, _ := PackStream([]int8{1, 2}, 2, 1, 8)
 	if err := GEMMStreamRequant(make([]uint8, 2), []uint8{1}, 1, 1, 0, sw, &Requant{Mult: []int32{1, 2, 3}, Shift: []int{0, 0, 0}}, Options{}); !errors.Is(err, ErrRequant) {
 		t.Errorf("three multipliers for two channels: got %v; want ErrRequant", err)
+	}
+}
+
+// streamISAChildEnv marks the child process of TestStreamISASwitchedOff;
+// its value is the StreamISA the child must see.
+const streamISAChildEnv = "MPSEARCH_KERNELS_STREAM_ISA_CHILD"
+
+// TestStreamISASwitchedOff switches the stream kernels' instruction sets
+// off through the user's own switch, GODEBUG (read by golang.org/x/sys/cpu
+// at start-up, so in a child process), and checks that StreamISA follows
+// and that the kernels then selected are exact.
+func TestStreamISASwitchedOff(t *testing.T) {
+	if want := os.Getenv(streamISAChildEnv); want != "" {
+		if got := StreamISA(); got != want {
+			t.Fatalf("StreamISA() = %q; want %q", got, want)
+		}
+		rng := rand.New(rand.NewPCG(45, 46))
+		m, n, k := 2, 40, 77
+		a := make([]uint8, m*k)
+		for i := range a {
+			a[i] = uint8(rng.IntN(256))
+		}
+		for _, bits := range allBits {
+			w := randWeights(rng, n, k, bits)
+			sw, err := PackStream(w, n, k, bits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := make([]int32, m*n)
+			if err := GEMMStream(got, a, m, k, 5, sw, Options{}); err != nil {
+				t.Fatal(err)
+			}
+			for i, v := range refGEMM(a, m, k, 5, w, n) {
+				if int64(got[i]) != v {
+					t.Fatalf("%s bits=%s: dst[%d] = %d; want %d", want, bitsName(bits), i, got[i], v)
+				}
+			}
+		}
+		return
+	}
+	if !useVNNI || !useAVXVNNI {
+		t.Skip("needs a CPU with both AVX-512 VNNI and AVX-VNNI (and the assembly build)")
+	}
+	for _, c := range []struct{ godebug, want string }{
+		{"cpu.avx512f=off", ISAAVXVNNI},
+		{"cpu.avx512f=off,cpu.avxvnni=off", ISAAVX2},
+		{"cpu.avx512f=off,cpu.avx2=off", ISAGo},
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run", "^TestStreamISASwitchedOff$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "GODEBUG="+c.godebug, streamISAChildEnv+"="+c.want)
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "PASS") {
+			t.Errorf("GODEBUG=%s: child failed (%v):\n%s", c.godebug, err, out)
+		}
 	}
 }
