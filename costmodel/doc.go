@@ -67,7 +67,13 @@
 // calls back to back as a model runs its layers, and fits each model by
 // non-negative least squares on a symmetric relative error (recording the
 // fit's median and largest error), plus the copy bandwidth, the smallest
-// call's time and reference GEMM throughput at 256^3, 512^3 and 1024^3. AnalyticAVX2 derives a profile
+// call's time and reference GEMM throughput at 256^3, 512^3 and 1024^3
+// (kernels.GEMM) and at one row against k = n = 1024, 4096 and 8192
+// (kernels.GEMMStream, the small-M kernels, StreamSizes; 8192 is 64 MiB
+// of int8 weights, beyond any cache share of one core), where narrower
+// weights are faster because the time follows the weight bytes. These
+// one-row points are timed back to back (weights as hot as their size
+// lets them be); the GEMM model does not yet describe the stream kernels. AnalyticAVX2 derives a profile
 // from instruction throughputs for CPUs the kernels cannot be run on.
 // Predict and PredictModel evaluate a profile for any layer shape, so a
 // model's latency can be predicted without running it.
