@@ -76,24 +76,30 @@ func TestRefineEvidence(t *testing.T) {
 	}
 }
 
-// cachedTable finds the cached table of the model file computed on n samples with
-// the search's default metrics: the newest one, among those that record
-// the weight rounding q or none (tables cached before it was recorded).
-func cachedTable(t *testing.T, model string, n int, q string) *sensitivity.Table {
-	file := model
-	if !filepath.IsAbs(file) {
-		file = "../" + model
-	}
-	sum, err := HashPath(file)
-	if err != nil {
-		t.Fatal(err)
-	}
+// cachedTable finds the cached table of net computed on n samples with the
+// search's default metrics: the newest one whose layers are net's (a
+// table's model hash includes the run's options, so the file's own hash
+// does not identify it), among those that record the weight rounding q or
+// none (tables cached before it was recorded).
+func cachedTable(t *testing.T, net *network.Network, n int, q string) *sensitivity.Table {
 	files, _ := filepath.Glob(filepath.Join(CacheDir(), "sens-*.yaml"))
 	var best *sensitivity.Table
 	var bestTime time.Time
+	sameLayers := func(tab *sensitivity.Table) bool {
+		ls := net.Layers()
+		if len(tab.Layers) != len(ls) {
+			return false
+		}
+		for i, l := range ls {
+			if tab.Layers[i].Name != l.Node {
+				return false
+			}
+		}
+		return true
+	}
 	for _, f := range files {
 		tab, err := sensitivity.ReadFile(f)
-		if err != nil || tab.ModelSHA256 != sum || tab.Samples != n { // the same file under any name
+		if err != nil || tab.Samples != n || !sameLayers(tab) {
 			continue
 		}
 		if v := reflect.ValueOf(tab).Elem().FieldByName("Quantizer"); v.IsValid() && v.String() != "" && v.String() != q {
@@ -105,7 +111,7 @@ func cachedTable(t *testing.T, model string, n int, q string) *sensitivity.Table
 		}
 	}
 	if best == nil {
-		t.Skipf("no cached table of %s on %d samples: run the README's mpsearch search command first", model, n)
+		t.Skipf("no cached table of this model on %d samples: run the README's mpsearch search command first", n)
 	}
 	return best
 }
@@ -169,7 +175,7 @@ func refineEvidence(t *testing.T, path string, limit int, budgets []string) {
 		t.Fatal(err)
 	}
 	q := evidenceQuantizer()
-	tab := cachedTable(t, path, limit-nh, q)
+	tab := cachedTable(t, net, limit-nh, q)
 	var ort *ortrun.Runner
 	if os.Getenv("MPSEARCH_REFINE_EVIDENCE_ORT") == "1" {
 		ort = ortrun.ForTest(t)
