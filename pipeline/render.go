@@ -95,6 +95,14 @@ func (o *Outputs) Render(ctx context.Context, progress func(done, total int, det
 		}
 		attach(sum.Uniform)
 		attach(sum.Verified)
+		for i := range sum.Front {
+			if v, ok := o.Accuracy[sum.Front[i].Label]; ok {
+				sum.Front[i].Accuracy = finitePtr(v)
+			}
+			if v, ok := o.Accuracy[sum.Front[i].Proxy.Label]; ok {
+				sum.Front[i].Proxy.Accuracy = finitePtr(v)
+			}
+		}
 		if sum.Refinement != nil {
 			st := []SummaryCandidate{sum.Refinement.Start}
 			attach(st)
@@ -182,6 +190,9 @@ func (o *Outputs) accuracies(ctx context.Context, progress func(int, int, string
 	for _, c := range res.Measured {
 		add(c)
 	}
+	for _, p := range res.MeasuredFront {
+		add(p.Chosen)
+	}
 	for _, c := range res.Front {
 		add(c)
 	}
@@ -190,9 +201,16 @@ func (o *Outputs) accuracies(ctx context.Context, progress func(int, int, string
 			add(c)
 		}
 	}
+	// A configuration listed under several labels is evaluated once.
+	byBits := map[string]float64{}
 	for i, j := range jobs {
 		if progress != nil {
 			progress(i, len(jobs), "accuracy of "+j.label)
+		}
+		key := fmt.Sprint(j.bits)
+		if a, ok := byBits[key]; ok && !j.float {
+			o.Accuracy[j.label] = a
+			continue
 		}
 		var r *EvalResult
 		var err error
@@ -206,6 +224,9 @@ func (o *Outputs) accuracies(ctx context.Context, progress func(int, int, string
 		}
 		if !math.IsNaN(r.Accuracy) {
 			o.Accuracy[j.label] = r.Accuracy
+			if !j.float {
+				byBits[key] = r.Accuracy
+			}
 		}
 	}
 	if progress != nil {
