@@ -39,7 +39,7 @@ type Summary struct {
 	// configuration search returns there; FrontCost its measurements.
 	Front     []SummaryFrontPoint `json:"front,omitempty"`
 	FrontCost *SummaryFrontCost   `json:"front_cost,omitempty"`
-	Latency    []SummaryLatency   `json:"latency_check,omitempty"`
+	Latency   []SummaryLatency    `json:"latency_check,omitempty"`
 	// SearchInput says what the search made of the table's omega column
 	// (sensitivity.SearchInput): objectives are sums of these values, the
 	// layers' omega is the table's measured value.

@@ -107,7 +107,7 @@ type SearchResult struct {
 	// are fixed, these are ReferenceOnly and followed by the uniform
 	// configurations with the fixed layers kept ("uniform W3A8, ends at
 	// 8"), the only uniform ones that can be returned.
-	Uniform   []*Candidate
+	Uniform []*Candidate
 	// Front holds the proxy's Pareto front of the first budgeted resource
 	// (the ILP optima, unverified): at the budgets of MeasuredFront when
 	// Search had a verifier, else the ILP's own sweep.
@@ -117,10 +117,10 @@ type SearchResult struct {
 	// FrontCost its measurements.
 	MeasuredFront []*FrontPoint
 	FrontCost     *FrontCost
-	Problem   *ilp.Problem
-	Solution  *ilp.Solution // of Plain (ILP method)
-	RL        *RLOutcome    // with Method "rl"
-	Resources []string      // resources with costs known, in Resources order
+	Problem       *ilp.Problem
+	Solution      *ilp.Solution // of Plain (ILP method)
+	RL            *RLOutcome    // with Method "rl"
+	Resources     []string      // resources with costs known, in Resources order
 	// LatencyOverheadMs is the predicted latency outside the layers,
 	// included in every Costs[Latency] and latency limit; the ILP's latency
 	// resource holds the layers' share only.
