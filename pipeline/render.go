@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 
 	"mpsearch/dataset"
 	"mpsearch/export"
@@ -42,6 +43,11 @@ type Outputs struct {
 	// measured kernel throughputs (both optional, for the report).
 	LatencyChecks []plots.LatencyCheck
 	Kernels       []plots.KernelRate
+	// FloatNodes lists the nodes the integer engine runs in float for the
+	// chosen configuration ("name (Op)"; filled by Render when Net and
+	// Verifier are set), FloatNodesNote why the list is unknown.
+	FloatNodes     []string
+	FloatNodesNote string
 }
 
 // Render computes the accuracies (with EvalData) and returns every output
@@ -62,6 +68,11 @@ func (o *Outputs) Render(ctx context.Context, progress func(done, total int, det
 			if err := o.measureLatency(ctx, progress); err != nil {
 				return nil, nil, err
 			}
+		}
+	}
+	if o.Net != nil && o.Verifier != nil {
+		if err := o.floatNodes(ctx); err != nil {
+			return nil, nil, err
 		}
 	}
 	files := map[string][]byte{}
@@ -133,6 +144,28 @@ func (o *Outputs) Render(ctx context.Context, progress func(done, total int, det
 	files["report.html"] = b
 	order = append(order, "report.html")
 	return files, order, nil
+}
+
+// floatNodes lists the nodes the integer engine runs in float for the
+// chosen configuration. The list depends on the graph alone, so the
+// engine is compiled with the verifier's calibration ranges; a model the
+// engine refuses gets the reason instead.
+func (o *Outputs) floatNodes(ctx context.Context) error {
+	ranges, err := o.Verifier.intRanges(ctx)
+	if err == nil {
+		var m *intengine.Model
+		if m, err = intengine.Compile(o.Net, intengine.Config{Bits: slices.Clone(o.Result.Chosen.Bits), Ranges: ranges, Weights: o.weights()}); err == nil {
+			for _, f := range m.FloatNodes() {
+				o.FloatNodes = append(o.FloatNodes, f.Node+" ("+f.Op+")")
+			}
+			return nil
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	o.FloatNodesNote = "The integer engine does not run this configuration: " + err.Error()
+	return nil
 }
 
 // quantizer is the weight rounding's name for the outputs.

@@ -19,8 +19,6 @@ func resourceCost(p *Point, resource string) float64 {
 	return math.NaN()
 }
 
-
-
 // fitsBudgets reports whether p meets every budget (a cost unknown for a
 // budgeted resource does not fit).
 func (r *Report) fitsBudgets(p *Point) bool {

@@ -234,16 +234,16 @@ func TestCharts(t *testing.T) {
 	html := renderHTML(t, fixture())
 	opts := options(t, html)
 	want := map[string][]string{
-		"objective_size":   {seriesFront, seriesProxy, seriesRL, seriesUniform, seriesUniformKe, seriesCands, seriesChosen},
-		"loss_size":        {seriesFront, seriesProxy, seriesUniform, seriesUniformKe, seriesCands, seriesChosen},
-		"accuracy_size":    {seriesFront, seriesProxy, seriesUniform, seriesUniformKe, seriesCands, seriesChosen},
-		"proxy_vs_loss":    {"verified candidates", "chosen"},
-		"sensitivity":      {"2-bit Omega", "3-bit Omega", "4-bit Omega", "8-bit Omega", "±1 standard error"},
-		"chosen_bits":      {"chosen bits"},
-		"budgets":          {"used"},
-		"latency":          {"configurations", "y = x"},
-		"rl_curve":         {"best objective", "gap to ILP optimum (%)"},
-		"kernels":          {"2-bit weights", "4-bit weights", "8-bit weights"},
+		"objective_size": {seriesFront, seriesProxy, seriesRL, seriesUniform, seriesUniformKe, seriesCands, seriesChosen},
+		"loss_size":      {seriesFront, seriesProxy, seriesUniform, seriesUniformKe, seriesCands, seriesChosen},
+		"accuracy_size":  {seriesFront, seriesProxy, seriesUniform, seriesUniformKe, seriesCands, seriesChosen},
+		"proxy_vs_loss":  {"verified candidates", "chosen"},
+		"sensitivity":    {"2-bit Omega", "3-bit Omega", "4-bit Omega", "8-bit Omega", "±1 standard error"},
+		"chosen_bits":    {"chosen bits"},
+		"budgets":        {"used"},
+		"latency":        {"configurations", "y = x"},
+		"rl_curve":       {"best objective", "gap to ILP optimum (%)"},
+		"kernels":        {"2-bit weights", "4-bit weights", "8-bit weights"},
 	}
 	if len(opts) != len(want) {
 		t.Errorf("got %d charts; want %d", len(opts), len(want))
