@@ -27,7 +27,7 @@ type NetVerifier struct {
 	hook    network.Hook
 	batches []*tensor.Tensor
 	losses  []network.Loss
-	targets [][]int // per batch: labels, or the float model's top-1 without labels
+	targets [][]int        // per batch: labels, or the float model's top-1 without labels
 	calib0  *tensor.Tensor // the first calibration batch (for the integer engine's plan)
 	Acts    map[string]quant.ActQuant
 	// Weights is the source of the quantized weights (the one the search's
