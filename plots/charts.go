@@ -245,6 +245,7 @@ func latencyChart(r *Report) (chart, bool, error) {
 		charts.WithScatterChartOpts(opts.ScatterChart{SymbolSize: 10}),
 		charts.WithItemStyleOpts(opts.ItemStyle{Color: colorFront}),
 		charts.WithLabelOpts(opts.Label{Show: opts.Bool(true), Formatter: "{b}", Position: "right"}),
+		charts.WithLabelLayoutOpts(opts.LabelLayout{HideOverlap: opts.Bool(true)}),
 	)
 	ln := charts.NewLine()
 	ln.AddSeries("y = x", []opts.LineData{{Value: []float64{lo, lo}}, {Value: []float64{hi, hi}}},
