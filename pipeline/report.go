@@ -63,6 +63,7 @@ func (o *Outputs) report() ([]byte, error) {
 	}
 	for _, p := range res.MeasuredFront {
 		r.MeasuredFront = append(r.MeasuredFront, o.point(p.Chosen))
+		r.FrontBudgets = append(r.FrontBudgets, p.Budget)
 		r.FrontResource = p.Resource
 	}
 	r.FrontNote = o.frontNote()

@@ -26,6 +26,8 @@ type page struct {
 	Charts                          []chart
 	Layers                          []layerRow
 	Candidates                      []candidateRow
+	Front                           []frontRow
+	FrontResource                   string
 	ECharts                         template.JS
 }
 
@@ -35,6 +37,10 @@ type layerRow struct {
 	Index                                int
 	Name, Op, Params, Bits, ABits, Omega string
 	Trace, Latency, Size                 string
+}
+
+type frontRow struct {
+	Budget, Label, Bits, Loss, Accuracy, Latency, Size, BOPs string
 }
 
 type candidateRow struct {
@@ -103,6 +109,15 @@ func buildPage(r *Report) (*page, error) {
 			Bits: fmtBits(l.Bits), ABits: fmtBits(l.ABits), Omega: omega, Trace: trace,
 			Latency: fmtNum(l.LatencyMs), Size: fmtBytes(l.SizeBytes),
 		})
+	}
+	p.FrontResource = r.frontResource()
+	for i, c := range r.MeasuredFront {
+		b := "—"
+		if i < len(r.FrontBudgets) {
+			b = fmtQuantity(r.FrontBudgets[i], map[string]string{"latency": "ms", "size": "bytes", "bops": "BOPs"}[p.FrontResource])
+		}
+		p.Front = append(p.Front, frontRow{Budget: b, Label: c.Label, Bits: bitHistogram(c.Bits), Loss: fmtNum(c.MeasuredLoss),
+			Accuracy: fmtPct(c.Accuracy), Latency: fmtNum(c.LatencyMs), Size: fmtBytes(c.SizeBytes), BOPs: fmtSI(c.BOPs, "")})
 	}
 	for i := range r.Candidates {
 		c := &r.Candidates[i]
@@ -281,6 +296,16 @@ tr.chosen td { background: #fdecea; font-weight: bold; }
     window.addEventListener("resize", resizeAll);
 })();
 </script>
+{{- end}}
+{{- if .Front}}
+<h2 id="h-front">Front: what the search returns at each budget</h2>
+<p class="meta">Each row is verified and refined on held-out data at its {{.FrontResource}} budget; the proxy's unverified optima are in the charts' legend.</p>
+<table class="front">
+<tr><th>{{.FrontResource}} budget</th><th>configuration</th><th>bits</th><th>measured loss</th><th>accuracy</th><th>latency (ms)</th><th>size</th><th>BOPs</th></tr>
+{{- range .Front}}
+<tr><td>{{.Budget}}</td><td class="text">{{.Label}}</td><td class="text">{{.Bits}}</td><td>{{.Loss}}</td><td>{{.Accuracy}}</td><td>{{.Latency}}</td><td>{{.Size}}</td><td>{{.BOPs}}</td></tr>
+{{- end}}
+</table>
 {{- end}}
 {{- if .Layers}}
 <h2 id="h-layers">Layers</h2>

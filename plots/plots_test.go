@@ -51,6 +51,7 @@ func fixture() *Report {
 			{Label: "front point 3: ILP optimum", Bits: []int{8, 4, 4, 4, 8}, Objective: 0.0311, LatencyMs: 0.131, SizeBytes: 23910, BOPs: 2.6e7, Accuracy: 0.8990, MeasuredLoss: 0.29},
 			{Label: "front point 4: uniform W8A8", Bits: []int{8, 8, 8, 8, 8}, Objective: 2.2e-4, LatencyMs: 0.158, SizeBytes: 44190, BOPs: 3.5e7, Accuracy: nan, MeasuredLoss: 0.27},
 		},
+		FrontBudgets:  []float64{11610, 19000, 25000, 44190},
 		FrontResource: "size",
 		FrontNote:     "latency budget held at 0.12 ms",
 		FloatAccuracy: 0.9046,
@@ -412,6 +413,21 @@ func TestScriptInjection(t *testing.T) {
 	}
 	if got := opts["sensitivity"]["xAxis"].([]any)[0].(map[string]any)["data"].([]any)[0]; got != evil {
 		t.Errorf("layer name round trip = %q; want %q", got, evil)
+	}
+}
+
+// TestFrontTable: the measured front is listed with its budgets.
+func TestFrontTable(t *testing.T) {
+	html := renderHTML(t, fixture())
+	for _, want := range []string{`<h2 id="h-front">`, "<th>size budget</th>", "<tr><td>19 kB</td><td class=\"text\">front point 2: refined</td>", "<td>0.331</td><td>88.71 %</td>"} {
+		if !strings.Contains(html, want) {
+			t.Errorf("front table lacks %q", want)
+		}
+	}
+	table := html[strings.Index(html, `<table class="front">`):]
+	table = table[:strings.Index(table, "</table>")]
+	if got := strings.Count(table, "<tr><td>"); got != 4 {
+		t.Errorf("front table has %d rows; want 4 (one per front point)", got)
 	}
 }
 

@@ -38,6 +38,9 @@ type Report struct {
 	// MeasuredFront is the front of what the search returns: at each
 	// budget of the sweep, the verified and refined configuration.
 	MeasuredFront []Point
+	// FrontBudgets are the swept resource's budgets of MeasuredFront's
+	// points (same order; optional), listed in the front's table.
+	FrontBudgets []float64
 	// FrontResource is the resource the fronts were swept in ("latency",
 	// "size" or "bops"; empty: the first budget's, else size): the
 	// trade-off charts are drawn against it alone. FrontNote says which
