@@ -364,7 +364,9 @@ func lossChart(r *Report) (chart, bool, error) {
 	if r.Chosen != nil {
 		groups = append(groups, chosenGroup(r.Chosen, false))
 	}
-	loss := axis{"measured loss", func(p *Point) float64 { return p.MeasuredLoss }, false}
+	// Losses span orders of magnitude (a 2-bit configuration's beside the
+	// returned one's): logarithmic when every loss is positive.
+	loss := axis{"measured loss", func(p *Point) float64 { return p.MeasuredLoss }, true}
 	obj := axis{"proxy objective (sum of Omega)", func(p *Point) float64 { return p.Objective }, false}
 	return tradeOff("proxy_vs_loss", "Proxy objective vs measured loss", "configurations measured by the verifier", groups, obj, loss)
 }
