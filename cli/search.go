@@ -44,6 +44,7 @@ type searchFlags struct {
 	measure     bool
 	heldOutFrac float64
 	refine      string
+	frontRefine string
 	bitsSet     bool // --bits given explicitly
 }
 
@@ -81,7 +82,8 @@ func (s *searchFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.evalData, "eval-data", "", "held-out data for accuracy (same forms as --data)")
 	fs.StringVar(&s.evalLabels, "eval-labels", "", "labels of --eval-data")
 	fs.BoolVar(&s.keepEnds, "keep-ends", true, "keep the first and last layer at 8 bits (at the highest of --bits when 8 is not among them); every returned candidate keeps them")
-	fs.IntVar(&s.points, "points", 20, fmt.Sprintf("points of the Pareto sweep (2..%d)", maxPoints))
+	fs.IntVar(&s.points, "points", 20, fmt.Sprintf("points of the Pareto sweep (2..%d); with a model and data each point is verified and refined as search does at that budget", maxPoints))
+	fs.StringVar(&s.frontRefine, "front-refine", "auto", fmt.Sprintf("refinement measurements at each point of the measured front (0..%d; 0: verified only; auto: an eighth of --refine auto, %d..%d)", maxRefine, minFrontRefine, maxFrontRefine))
 	fs.IntVar(&s.episodes, "episodes", 300, "episodes of the RL agent (--method rl)")
 	fs.StringVar(&s.reward, "reward", "table", "RL reward: table or accuracy")
 	fs.BoolVar(&s.noVerify, "no-verify", false, "return the ILP optimum without measuring candidates")
@@ -109,6 +111,9 @@ func runSearch(e *env, args []string) error {
 	var s searchFlags
 	fs := newFlags(e, "search", "search [--model M --data D | --table sens.yaml] [--latency-budget B] [--size-budget B] [--bops-budget B] [--bits 2,4,8] [--method ilp|rl] [--out DIR]")
 	s.register(fs)
+	// search measures a smaller front for its report than pareto does.
+	s.points = searchPoints
+	fs.Lookup("points").DefValue = fmt.Sprint(searchPoints)
 	if err := s.parse(fs, args); err != nil {
 		return err
 	}
@@ -147,6 +152,10 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 	refine, err := parseRefine(s.refine)
 	if err != nil {
 		return err
+	}
+	frontRefine, err := parseRefine(s.frontRefine)
+	if err != nil {
+		return usagef("--front-refine: %q is not auto or a count in 0..%d", s.frontRefine, maxRefine)
 	}
 	budgets, err := s.budgets()
 	if err != nil {
@@ -205,6 +214,10 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 		cfg.Refine = refine
 		if refine < 0 {
 			cfg.Refine = pipeline.DefaultRefine(j.in.Net, j.heldOut.Len())
+		}
+		cfg.FrontRefine = frontRefine
+		if frontRefine < 0 {
+			cfg.FrontRefine = min(maxFrontRefine, max(minFrontRefine, pipeline.DefaultRefine(j.in.Net, j.heldOut.Len())/8))
 		}
 	}
 	if s.method == "rl" {
@@ -270,6 +283,16 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 	fmt.Fprintf(e.stderr, "search: wrote %s in %s; open the report: %s\n", strings.Join(order, ", "), s.out, abs)
 	return nil
 }
+
+// The measured front's defaults: search measures searchPoints points for
+// its report (pareto --points 20); each point's refinement budget is an
+// eighth of --refine auto within [minFrontRefine, maxFrontRefine], so a
+// front costs at most about points × (verification + maxFrontRefine)
+// held-out measurements.
+const (
+	searchPoints                   = 6
+	minFrontRefine, maxFrontRefine = 4, 16
+)
 
 // defaultBudget is the budget of a search given none: half-way (50%) on
 // latency when the profile predicts that the lowest bit width runs faster
@@ -363,6 +386,10 @@ func loadJob(e *env, s *searchFlags, j *job, pr *progress) error {
 
 // printResult prints the chosen configuration.
 func printResult(e *env, res *pipeline.SearchResult, out *pipeline.Outputs, paretoOnly bool) {
+	if paretoOnly && len(res.MeasuredFront) > 0 {
+		printFront(e, res, out)
+		return
+	}
 	if paretoOnly {
 		tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "point\tobjective\tlatency ms\tsize B\tBOPs\taccuracy\tbits\t")
@@ -404,6 +431,29 @@ func printResult(e *env, res *pipeline.SearchResult, out *pipeline.Outputs, pare
 	}
 	if a, ok := out.Accuracy["float"]; ok {
 		fmt.Fprintf(e.stdout, "accuracy: float %.2f%%, quantized %.2f%%\n", 100*a, 100*out.Accuracy[res.Chosen.Label])
+	}
+}
+
+// printFront prints the measured front (summary.json's "front"): per
+// point the swept budget, the returned configuration's costs, measured
+// held-out loss, accuracy and bits, then what the front cost.
+func printFront(e *env, res *pipeline.SearchResult, out *pipeline.Outputs) {
+	r := res.MeasuredFront[0].Resource
+	tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "point\t%s budget %s\tlatency ms\tsize B\tBOPs\tmeasured loss\taccuracy\tbits\t\n", r, pipeline.Units[r])
+	for i, p := range res.MeasuredFront {
+		c := p.Chosen
+		fmt.Fprintf(tw, "%d\t%.4g\t%s\t%.0f\t%.3g\t%.4g\t%s\t%v\t\n", i+1, p.Budget, fmtCost(c.Costs, pipeline.Latency), c.Costs[pipeline.Size], c.Costs[pipeline.BOPs], c.MeasuredLoss, fmtAcc(out.Accuracy[c.Label]), c.Bits)
+	}
+	tw.Flush()
+	held := ""
+	for _, name := range pipeline.Resources {
+		if lim, ok := res.Limits[name]; ok && name != r {
+			held += fmt.Sprintf("; %s held at %.4g %s", name, lim, pipeline.Units[name])
+		}
+	}
+	if fc := res.FrontCost; fc != nil {
+		fmt.Fprintf(e.stdout, "front: %d of %d budgets feasible%s; %d held-out measurements (verification and at most %d refinement measurements per point)\n", len(res.MeasuredFront), fc.Points, held, fc.Measurements, fc.RefinePerPoint)
 	}
 }
 

@@ -122,7 +122,8 @@ func TestSearchBadInput(t *testing.T) {
 	}
 }
 
-// TestParetoRL: pareto --method rl prints the ILP front and the agent's
+// TestParetoRL: pareto --method rl prints the ILP front (proxy optima:
+// from a table alone nothing is measured) and the agent's
 // configuration at each front point's budget; on this tiny table the
 // agent (with its polish) must match the exact front.
 func TestParetoRL(t *testing.T) {
@@ -140,8 +141,8 @@ func TestParetoRL(t *testing.T) {
 	for _, line := range strings.Split(stdout, "\n") {
 		f := strings.Fields(line)
 		switch {
-		case len(f) > 3 && f[0] == "front":
-			front[f[1]] = f[2]
+		case len(f) > 4 && f[0] == "proxy" && f[1] == "optimum":
+			front[f[2]] = f[3]
 		case len(f) > 6 && f[0] == "RL":
 			rl[f[3]] = f[5]
 		}

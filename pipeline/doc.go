@@ -30,6 +30,21 @@
 // lowers the measured loss, within Refine measurements. The path goes to
 // SearchResult.Refinement and summary.json's "refinement".
 //
+// The Pareto front (front.go): with a verifier and SearchConfig.ParetoPoints
+// > 1, Search sweeps the first budgeted resource's budget over that many
+// points equally spaced from the cheapest to the dearest cost the fixed
+// layers allow (other budgets held at their limits) and runs at each what
+// it runs at the user's budget: the ILP optimum (kept as the proxy's point,
+// SearchResult.Front, "proxy optimum, unverified"), verification and
+// refinement with SearchConfig.FrontRefine measurements. A point also
+// considers the previous (smaller) budget's configuration, so measured loss
+// never rises along the front; each distinct configuration is measured once
+// over the sweep, and SearchResult.FrontCost counts the measurements.
+// summary.json's "front" and "front_cost" record it. Without a verifier
+// the front is the ILP's own sweep (ilp.Pareto), proxy optima only.
+// Accuracies (Outputs.Render) are evaluated once per configuration however
+// many labels it has.
+//
 // Weights: NewWeightCodes makes the job's one weight source (--quantizer:
 // round to nearest, or GPTQ with Hessians from the calibration data and
 // codes at the candidate widths); the sensitivity table measures it
@@ -47,7 +62,8 @@
 // refinement never changes a fixed layer, never breaks a tie, never
 // leaves the budgets at any step, never returns a configuration measured
 // worse than the verified one, and returns the verified result itself when
-// Refine is 0; it uses no random numbers; WriteFiles replaces all outputs or
+// Refine is 0; it uses no random numbers; every front point's returned
+// configuration meets that point's budgets and keeps the fixed layers; WriteFiles replaces all outputs or
 // none, and CheckOutDir/CheckOutFile let callers refuse a bad --out before
 // the job runs.
 package pipeline

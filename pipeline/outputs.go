@@ -35,7 +35,11 @@ type Summary struct {
 	// Refinement is the path from the verified configuration to the
 	// returned one (with verification).
 	Refinement *SummaryRefinement `json:"refinement,omitempty"`
-	Latency    []SummaryLatency   `json:"latency_check,omitempty"`
+	// Front is the measured Pareto front: at each budget of the sweep, the
+	// configuration search returns there; FrontCost its measurements.
+	Front     []SummaryFrontPoint `json:"front,omitempty"`
+	FrontCost *SummaryFrontCost   `json:"front_cost,omitempty"`
+	Latency   []SummaryLatency    `json:"latency_check,omitempty"`
 	// SearchInput says what the search made of the table's omega column
 	// (sensitivity.SearchInput): objectives are sums of these values, the
 	// layers' omega is the table's measured value.
@@ -76,6 +80,24 @@ type SummaryRefinement struct {
 type SummaryRefineStep struct {
 	Move string `json:"move"`
 	SummaryCandidate
+}
+
+// SummaryFrontPoint is one point of the measured front: the swept
+// resource's budget, the returned configuration (bits, costs, measured
+// loss, accuracy) and the proxy's unverified optimum at the same budget.
+type SummaryFrontPoint struct {
+	Resource string  `json:"resource"`
+	Budget   float64 `json:"budget"`
+	SummaryCandidate
+	Proxy SummaryCandidate `json:"proxy"`
+}
+
+// SummaryFrontCost is what the measured front cost: points swept, the
+// refinement budget of each, and the held-out measurements made.
+type SummaryFrontCost struct {
+	Points         int `json:"points"`
+	RefinePerPoint int `json:"refine_per_point"`
+	Measurements   int `json:"measurements"`
 }
 
 // SummaryBudget is one budget and its use.
@@ -159,6 +181,12 @@ func NewSummary(res *SearchResult, method string) *Summary {
 	}
 	if in := res.Input; in != nil {
 		s.SearchInput = &SummarySearchInput{NoiseK: sensitivity.NoiseK, NoiseCells: in.Noise, RepairedCells: in.Repaired}
+	}
+	for _, p := range res.MeasuredFront {
+		s.Front = append(s.Front, SummaryFrontPoint{Resource: p.Resource, Budget: p.Budget, SummaryCandidate: summaryCandidate(p.Chosen), Proxy: summaryCandidate(p.Proxy)})
+	}
+	if fc := res.FrontCost; fc != nil {
+		s.FrontCost = &SummaryFrontCost{Points: fc.Points, RefinePerPoint: fc.RefinePerPoint, Measurements: fc.Measurements}
 	}
 	if rf := res.Refinement; rf != nil {
 		sr := &SummaryRefinement{Start: summaryCandidate(rf.Start), Steps: []SummaryRefineStep{}, Evaluations: rf.Evaluations, Budget: rf.Budget, Stopped: rf.Stopped}

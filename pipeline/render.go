@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 
 	"mpsearch/dataset"
 	"mpsearch/export"
@@ -42,6 +43,11 @@ type Outputs struct {
 	// measured kernel throughputs (both optional, for the report).
 	LatencyChecks []plots.LatencyCheck
 	Kernels       []plots.KernelRate
+	// FloatNodes lists the nodes the integer engine runs in float for the
+	// chosen configuration ("name (Op)"; filled by Render when Net and
+	// Verifier are set), FloatNodesNote why the list is unknown.
+	FloatNodes     []string
+	FloatNodesNote string
 }
 
 // Render computes the accuracies (with EvalData) and returns every output
@@ -62,6 +68,11 @@ func (o *Outputs) Render(ctx context.Context, progress func(done, total int, det
 			if err := o.measureLatency(ctx, progress); err != nil {
 				return nil, nil, err
 			}
+		}
+	}
+	if o.Net != nil && o.Verifier != nil {
+		if err := o.floatNodes(ctx); err != nil {
+			return nil, nil, err
 		}
 	}
 	files := map[string][]byte{}
@@ -95,6 +106,14 @@ func (o *Outputs) Render(ctx context.Context, progress func(done, total int, det
 		}
 		attach(sum.Uniform)
 		attach(sum.Verified)
+		for i := range sum.Front {
+			if v, ok := o.Accuracy[sum.Front[i].Label]; ok {
+				sum.Front[i].Accuracy = finitePtr(v)
+			}
+			if v, ok := o.Accuracy[sum.Front[i].Proxy.Label]; ok {
+				sum.Front[i].Proxy.Accuracy = finitePtr(v)
+			}
+		}
 		if sum.Refinement != nil {
 			st := []SummaryCandidate{sum.Refinement.Start}
 			attach(st)
@@ -125,6 +144,28 @@ func (o *Outputs) Render(ctx context.Context, progress func(done, total int, det
 	files["report.html"] = b
 	order = append(order, "report.html")
 	return files, order, nil
+}
+
+// floatNodes lists the nodes the integer engine runs in float for the
+// chosen configuration. The list depends on the graph alone, so the
+// engine is compiled with the verifier's calibration ranges; a model the
+// engine refuses gets the reason instead.
+func (o *Outputs) floatNodes(ctx context.Context) error {
+	ranges, err := o.Verifier.intRanges(ctx)
+	if err == nil {
+		var m *intengine.Model
+		if m, err = intengine.Compile(o.Net, intengine.Config{Bits: slices.Clone(o.Result.Chosen.Bits), Ranges: ranges, Weights: o.weights()}); err == nil {
+			for _, f := range m.FloatNodes() {
+				o.FloatNodes = append(o.FloatNodes, f.Node+" ("+f.Op+")")
+			}
+			return nil
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	o.FloatNodesNote = "The integer engine does not run this configuration: " + err.Error()
+	return nil
 }
 
 // quantizer is the weight rounding's name for the outputs.
@@ -182,6 +223,9 @@ func (o *Outputs) accuracies(ctx context.Context, progress func(int, int, string
 	for _, c := range res.Measured {
 		add(c)
 	}
+	for _, p := range res.MeasuredFront {
+		add(p.Chosen)
+	}
 	for _, c := range res.Front {
 		add(c)
 	}
@@ -190,9 +234,16 @@ func (o *Outputs) accuracies(ctx context.Context, progress func(int, int, string
 			add(c)
 		}
 	}
+	// A configuration listed under several labels is evaluated once.
+	byBits := map[string]float64{}
 	for i, j := range jobs {
 		if progress != nil {
 			progress(i, len(jobs), "accuracy of "+j.label)
+		}
+		key := fmt.Sprint(j.bits)
+		if a, ok := byBits[key]; ok && !j.float {
+			o.Accuracy[j.label] = a
+			continue
 		}
 		var r *EvalResult
 		var err error
@@ -206,6 +257,9 @@ func (o *Outputs) accuracies(ctx context.Context, progress func(int, int, string
 		}
 		if !math.IsNaN(r.Accuracy) {
 			o.Accuracy[j.label] = r.Accuracy
+			if !j.float {
+				byBits[key] = r.Accuracy
+			}
 		}
 	}
 	if progress != nil {

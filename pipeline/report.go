@@ -13,7 +13,7 @@ import (
 // point converts a candidate for the report.
 func (o *Outputs) point(c *Candidate) plots.Point {
 	p := plots.Point{Label: c.Label, Bits: c.Bits, Objective: c.Objective, MeasuredLoss: c.MeasuredLoss,
-		LatencyMs: math.NaN(), SizeBytes: math.NaN(), BOPs: math.NaN(), Accuracy: math.NaN()}
+		LatencyMs: math.NaN(), SizeBytes: math.NaN(), BOPs: math.NaN(), Accuracy: math.NaN(), ReferenceOnly: c.ReferenceOnly}
 	if v, ok := c.Costs[Latency]; ok {
 		p.LatencyMs = v
 	}
@@ -46,6 +46,12 @@ func (o *Outputs) report() ([]byte, error) {
 		}
 		for _, bb := range res.Bits {
 			pl.Omega[bb], _ = l.OmegaAt(bb)
+			if se, ok := l.Stderr[res.Table.Metric][bb]; ok {
+				if pl.OmegaStderr == nil {
+					pl.OmegaStderr = map[int]float64{}
+				}
+				pl.OmegaStderr[bb] = se
+			}
 		}
 		if i < len(o.LayerLatency) {
 			pl.LatencyMs = o.LayerLatency[i]
@@ -55,6 +61,17 @@ func (o *Outputs) report() ([]byte, error) {
 	for _, c := range res.Front {
 		r.Front = append(r.Front, o.point(c))
 	}
+	for _, p := range res.MeasuredFront {
+		r.MeasuredFront = append(r.MeasuredFront, o.point(p.Chosen))
+		r.FrontBudgets = append(r.FrontBudgets, p.Budget)
+		r.FrontResource = p.Resource
+	}
+	r.FrontNote = o.frontNote()
+	r.FloatAccuracy = math.NaN()
+	if a, ok := o.Accuracy["float"]; ok {
+		r.FloatAccuracy = a
+	}
+	r.FloatNodes, r.FloatNodesNote = o.FloatNodes, o.FloatNodesNote
 	for _, c := range res.Uniform {
 		r.Uniform = append(r.Uniform, o.point(c))
 	}
@@ -93,6 +110,26 @@ func (o *Outputs) report() ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// frontNote says which budgets the front held fixed while it swept its
+// resource ("" with one budget or no front).
+func (o *Outputs) frontNote() string {
+	res := o.Result
+	if len(res.MeasuredFront) == 0 {
+		return ""
+	}
+	swept := res.MeasuredFront[0].Resource
+	var held []string
+	for _, r := range Resources {
+		if lim, ok := res.Limits[r]; ok && r != swept {
+			held = append(held, fmt.Sprintf("%s budget held at %.4g %s", r, lim, Units[r]))
+		}
+	}
+	if len(held) == 0 {
+		return swept + " swept"
+	}
+	return swept + " swept; " + strings.Join(held, ", ")
 }
 
 func fmtInts(v []int) string {

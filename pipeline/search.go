@@ -52,7 +52,11 @@ type SearchConfig struct {
 	// Progress reports stages ("solve", "verify", "pareto").
 	Progress func(stage string, done, total int, detail string)
 	// ParetoPoints is the size of the sweep for the report (0: none).
+	// With Verify, every point is verified and refined (measuredFront).
 	ParetoPoints int
+	// FrontRefine is the refinement budget of each point of the measured
+	// front (0: verified only).
+	FrontRefine int
 	// Method is "ilp" (default) or "rl": the HAQ-style agent of package
 	// rlsearch proposes the configuration instead of the ILP.
 	Method string
@@ -103,12 +107,20 @@ type SearchResult struct {
 	// are fixed, these are ReferenceOnly and followed by the uniform
 	// configurations with the fixed layers kept ("uniform W3A8, ends at
 	// 8"), the only uniform ones that can be returned.
-	Uniform   []*Candidate
-	Front     []*Candidate // Pareto front of the first budget (if asked)
-	Problem   *ilp.Problem
-	Solution  *ilp.Solution // of Plain (ILP method)
-	RL        *RLOutcome    // with Method "rl"
-	Resources []string      // resources with costs known, in Resources order
+	Uniform []*Candidate
+	// Front holds the proxy's Pareto front of the first budgeted resource
+	// (the ILP optima, unverified): at the budgets of MeasuredFront when
+	// Search had a verifier, else the ILP's own sweep.
+	Front []*Candidate
+	// MeasuredFront is the front of what Search returns, one point per
+	// budget of the sweep (with a verifier and ParetoPoints > 1), and
+	// FrontCost its measurements.
+	MeasuredFront []*FrontPoint
+	FrontCost     *FrontCost
+	Problem       *ilp.Problem
+	Solution      *ilp.Solution // of Plain (ILP method)
+	RL            *RLOutcome    // with Method "rl"
+	Resources     []string      // resources with costs known, in Resources order
 	// LatencyOverheadMs is the predicted latency outside the layers,
 	// included in every Costs[Latency] and latency limit; the ILP's latency
 	// resource holds the layers' share only.
@@ -307,10 +319,12 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 			budgeted = append(budgeted, r)
 		}
 	}
-	build := func(omega func(li, b int) float64, scale float64) *ilp.Problem {
+	// buildAt is the problem under the limits (the search's, or a front
+	// point's); build is the search's own.
+	buildAt := func(limits map[string]float64, omega func(li, b int) float64, scale float64) *ilp.Problem {
 		p := &ilp.Problem{Ties: t.Ties}
 		for _, r := range budgeted {
-			lim := res.Limits[r] * scale
+			lim := limits[r] * scale
 			if r == Latency {
 				lim -= overhead // the layers' share of the budget
 			}
@@ -340,6 +354,9 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 			p.Layers = append(p.Layers, layer)
 		}
 		return p
+	}
+	build := func(omega func(li, b int) float64, scale float64) *ilp.Problem {
+		return buildAt(res.Limits, omega, scale)
 	}
 	tableOmega := func(li, b int) float64 { v, _ := input.At(li, b); return v }
 	solver := cfg.Solver
@@ -393,24 +410,17 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 		}
 	}
 	if cfg.ParetoPoints > 1 && len(budgeted) > 0 {
-		report("pareto", 0, 1, "")
-		sweep := solver
-		if capped := ilp.WithTimeLimit(solver, 2*time.Second); capped != nil {
-			// A sweep is for the report: cap each point, keeping its proven gap.
-			sweep = capped
+		var err error
+		if cfg.Verify != nil {
+			// The front of what Search returns: verified and refined at
+			// each budget of the sweep (front.go).
+			err = measuredFront(ctx, res, cfg, budgeted[0], buildAt, solver, report)
+		} else {
+			err = proxyFront(ctx, res, solver, cfg.ParetoPoints, mk, report)
 		}
-		front, err := ilp.Pareto(ctx, sweep, res.Problem, 0, cfg.ParetoPoints)
-		if err != nil && !errors.Is(err, ilp.ErrInfeasible) {
+		if err != nil {
 			return nil, err
 		}
-		for i, s := range front {
-			label := fmt.Sprintf("front %d", i+1)
-			if !s.Optimal {
-				label += fmt.Sprintf(" (best found, proven gap %s)", fmtGap(s.Gap))
-			}
-			res.Front = append(res.Front, mk(label, choiceBits(&s)))
-		}
-		report("pareto", 1, 1, "")
 		if cfg.Method == "rl" && res.RL != nil {
 			if err := rlFront(ctx, res, cfg, mk, report); err != nil {
 				return nil, err
@@ -508,6 +518,30 @@ func fixedNote(t *sensitivity.Table, keepEnds bool, eight int) string {
 		}
 	}
 	return fmt.Sprintf("ends at %d", eight)
+}
+
+// proxyFront sweeps the ILP's Pareto front of the first budgeted resource
+// (no measurement: the front of the proxy, for a search without a
+// verifier), each point capped at 2 s and keeping its proven gap.
+func proxyFront(ctx context.Context, res *SearchResult, solver ilp.Solver, points int, mk func(string, []int) *Candidate, report func(string, int, int, string)) error {
+	report("pareto", 0, 1, "")
+	sweep := solver
+	if capped := ilp.WithTimeLimit(solver, 2*time.Second); capped != nil {
+		sweep = capped
+	}
+	front, err := ilp.Pareto(ctx, sweep, res.Problem, 0, points)
+	if err != nil && !errors.Is(err, ilp.ErrInfeasible) {
+		return err
+	}
+	for i, s := range front {
+		label := fmt.Sprintf("proxy optimum %d", i+1)
+		if !s.Optimal {
+			label += fmt.Sprintf(" (best found, proven gap %s)", fmtGap(s.Gap))
+		}
+		res.Front = append(res.Front, mk(label, choiceBits(&s)))
+	}
+	report("pareto", 1, 1, "")
+	return nil
 }
 
 // rlFront runs the RL agent at the budget of every ILP front point (the

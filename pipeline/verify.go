@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"mpsearch/dataset"
+	"mpsearch/intengine"
 	"mpsearch/network"
 	"mpsearch/quant"
 	"mpsearch/tensor"
@@ -26,7 +27,8 @@ type NetVerifier struct {
 	hook    network.Hook
 	batches []*tensor.Tensor
 	losses  []network.Loss
-	targets [][]int // per batch: labels, or the float model's top-1 without labels
+	targets [][]int        // per batch: labels, or the float model's top-1 without labels
+	calib0  *tensor.Tensor // the first calibration batch (for the integer engine's plan)
 	Acts    map[string]quant.ActQuant
 	// Weights is the source of the quantized weights (the one the search's
 	// sensitivities and the export use); nil rounds to nearest.
@@ -48,7 +50,7 @@ func NewNetVerifier(ctx context.Context, net *network.Network, calib, heldOut *d
 	if err != nil {
 		return nil, err
 	}
-	v := &NetVerifier{net: net, Acts: ranges.ActQuantizers()}
+	v := &NetVerifier{net: net, Acts: ranges.ActQuantizers(), calib0: cb[0]}
 	v.hook = quant.ActHook(v.Acts)
 	n := heldOut.Len()
 	if n == 0 {
@@ -90,6 +92,13 @@ func (v *NetVerifier) Loss(ctx context.Context, bits []int) (float64, error) {
 		total += l
 	}
 	return total, nil
+}
+
+// intRanges observes the integer engine's ranges on the first calibration
+// batch (enough to plan and compile the engine, as the report's list of
+// float nodes needs).
+func (v *NetVerifier) intRanges(ctx context.Context) (intengine.Ranges, error) {
+	return intengine.ObserveRanges(ctx, v.net, []*tensor.Tensor{v.calib0})
 }
 
 // Hook returns the activation-quantization hook (for simulated accuracy).

@@ -161,127 +161,6 @@ func ptrs(ps []Point) []*Point {
 	return out
 }
 
-func (r *Report) pointGroups() []pointGroup {
-	groups := []pointGroup{
-		{name: "ILP Pareto front", points: ptrs(r.Front), color: colorFront, symbol: "circle", size: 7, line: true},
-		{name: "RL search", points: ptrs(r.RL), color: colorRL, symbol: "triangle", size: 9},
-		{name: "uniform bits", points: ptrs(r.Uniform), color: colorUniform, symbol: "diamond", size: 13, labels: true},
-		{name: "verified candidates", points: ptrs(r.Candidates), color: colorCandidate, symbol: "rect", size: 8},
-	}
-	if r.Chosen != nil {
-		groups = append(groups, chosenGroup(r.Chosen, true))
-	}
-	return groups
-}
-
-// chosenGroup marks the chosen configuration with a ring around the point,
-// leaving the point of its own series visible inside.
-func chosenGroup(p *Point, labels bool) pointGroup {
-	return pointGroup{name: "chosen", points: []*Point{p}, color: colorChosen, symbol: "circle", size: 20, labels: labels, ring: true}
-}
-
-func allPoints(groups []pointGroup) []*Point {
-	var all []*Point
-	for _, g := range groups {
-		all = append(all, g.points...)
-	}
-	return all
-}
-
-// tradeOff draws y against x for every group that has points with both
-// values known; it returns false when no group has any.
-func tradeOff(id, title, subtitle string, groups []pointGroup, x, y axis) (chart, bool, error) {
-	type xy struct {
-		name string
-		x, y float64
-	}
-	var kept [][]xy
-	any, positive := false, true
-	for _, g := range groups {
-		var pts []xy
-		for _, p := range g.points {
-			px, py := x.value(p), y.value(p)
-			if !finite(px) || !finite(py) {
-				continue
-			}
-			pts = append(pts, xy{p.Label, px, py})
-			positive = positive && py > 0
-		}
-		if g.line {
-			slices.SortStableFunc(pts, func(a, b xy) int {
-				if a.x != b.x {
-					if a.x < b.x {
-						return -1
-					}
-					return 1
-				}
-				return 0
-			})
-		}
-		kept = append(kept, pts)
-		any = any || len(pts) > 0
-	}
-	if !any {
-		return chart{}, false, nil
-	}
-	yType := "value"
-	if positive && y.logIfPositive {
-		yType = "log"
-	}
-	sc := charts.NewScatter()
-	sc.SetGlobalOptions(common(id, title, subtitle)...)
-	sc.SetGlobalOptions(
-		charts.WithXAxisOpts(opts.XAxis{Type: "value", Name: x.name, NameLocation: "middle", NameGap: 30, Scale: opts.Bool(true)}),
-		charts.WithYAxisOpts(opts.YAxis{Type: yType, Name: y.name, Scale: opts.Bool(true)}),
-	)
-	var overlays []charts.Overlaper
-	for i, g := range groups {
-		pts := kept[i]
-		if len(pts) == 0 {
-			continue
-		}
-		label := &opts.Label{Show: opts.Bool(g.labels), Formatter: "{b}", Position: "right"}
-		if g.line {
-			data := make([]opts.LineData, len(pts))
-			for j, p := range pts {
-				data[j] = opts.LineData{Name: p.name, Value: []float64{p.x, p.y}}
-			}
-			ln := charts.NewLine()
-			ln.AddSeries(g.name, data,
-				charts.WithLineChartOpts(opts.LineChart{Symbol: g.symbol, SymbolSize: g.size, ShowSymbol: opts.Bool(true)}),
-				charts.WithItemStyleOpts(opts.ItemStyle{Color: g.color}),
-				charts.WithLineStyleOpts(opts.LineStyle{Color: g.color, Width: 2}),
-				charts.WithLabelOpts(*label),
-			)
-			overlays = append(overlays, ln)
-			continue
-		}
-		data := make([]opts.ScatterData, len(pts))
-		for j, p := range pts {
-			data[j] = opts.ScatterData{Name: p.name, Value: []float64{p.x, p.y}}
-		}
-		style := opts.ItemStyle{Color: g.color}
-		if g.ring {
-			style = opts.ItemStyle{Color: "rgba(0,0,0,0)", BorderColor: g.color, BorderWidth: 3}
-		}
-		sc.AddSeries(g.name, data,
-			charts.WithScatterChartOpts(opts.ScatterChart{Symbol: g.symbol, SymbolSize: g.size}),
-			charts.WithItemStyleOpts(style),
-			charts.WithLabelOpts(*label),
-		)
-	}
-	sc.Overlap(overlays...)
-	// Overlap appends the line series; restore the group order so that the
-	// legend reads as the groups do and the chosen point is drawn on top.
-	order := map[string]int{}
-	for i, g := range groups {
-		order[g.name] = i
-	}
-	slices.SortStableFunc(sc.MultiSeries, func(a, b charts.SingleSeries) int { return order[a.Name] - order[b.Name] })
-	c, err := finish(id, sc)
-	return c, true, err
-}
-
 // sortedBits returns the bit widths present in any layer's Omega, ascending.
 func sortedBits(layers []Layer) []int {
 	seen := map[int]bool{}
@@ -296,96 +175,6 @@ func sortedBits(layers []Layer) []int {
 	}
 	slices.Sort(bits)
 	return bits
-}
-
-// sensitivityChart draws Omega per layer and bit width on a logarithmic
-// axis, and the chosen bits as a labelled line on a second axis.
-//
-// ECharts starts bars on a logarithmic axis at 1, so Omega values below 1
-// would hang down from the top of the chart. The bars therefore carry
-// Omega/unit, with unit the power of ten at or below the smallest positive
-// Omega, so that every bar rises from the bottom; the axis labels and
-// tooltips multiply by unit again and show Omega itself.
-func sensitivityChart(r *Report) (chart, bool, error) {
-	bits := sortedBits(r.Layers)
-	if len(bits) == 0 {
-		return chart{}, false, nil
-	}
-	const id, title = "sensitivity", "Per-layer sensitivity and chosen bits"
-	names := make([]string, len(r.Layers))
-	smallest := math.Inf(1)
-	for i, l := range r.Layers {
-		names[i] = l.Name
-		for _, v := range l.Omega {
-			if finite(v) && v > 0 {
-				smallest = min(smallest, v)
-			}
-		}
-	}
-	unit := 1.0
-	if finite(smallest) {
-		unit = math.Pow(10, math.Floor(math.Log10(smallest)))
-	}
-	unitJS := strconv.FormatFloat(unit, 'g', -1, 64)
-	// Number(x.toPrecision(3)) removes the rounding noise of the product.
-	toOmega := opts.FuncOpts("function (v) { return Number((v * " + unitJS + ").toPrecision(3)).toExponential(); }")
-	subtitle := "bars: Omega_i(b), log scale; line: chosen weight bits (right axis)"
-	// Every layer name fits under the axis up to maxNamedLayers layers; beyond
-	// that ECharts picks which names to show and the chart zooms on scroll.
-	interval := "0"
-	if len(r.Layers) > maxNamedLayers {
-		interval = ""
-		subtitle += "; scroll to zoom"
-	}
-	bar := charts.NewBar()
-	bar.SetGlobalOptions(common(id, title, subtitle)...)
-	bar.SetGlobalOptions(
-		charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}),
-		charts.WithXAxisOpts(opts.XAxis{Type: "category", AxisLabel: &opts.AxisLabel{Rotate: 30, Interval: interval}}),
-		charts.WithYAxisOpts(opts.YAxis{Type: "log", Name: "Omega (log scale)", Min: 1, AxisLabel: &opts.AxisLabel{Formatter: toOmega}}),
-	)
-	if len(r.Layers) > maxNamedLayers {
-		bar.SetGlobalOptions(charts.WithDataZoomOpts(opts.DataZoom{Type: "inside", XAxisIndex: 0}))
-	}
-	bar.SetXAxis(names)
-	for _, b := range bits {
-		data := make([]opts.BarData, len(r.Layers))
-		for i, l := range r.Layers {
-			v, ok := l.Omega[b]
-			if !ok {
-				v = math.NaN()
-			}
-			data[i] = opts.BarData{Value: barValue(round4(v/unit), true)}
-		}
-		bar.AddSeries(strconv.Itoa(b)+"-bit Omega", data,
-			charts.WithSeriesTooltipOpts(opts.SeriesTooltip{ValueFormatter: toOmega}))
-	}
-	chosen := make([]opts.LineData, len(r.Layers))
-	maxBits, anyChosen := 0, false
-	for i, l := range r.Layers {
-		if l.Bits > 0 {
-			chosen[i] = opts.LineData{Value: l.Bits}
-			anyChosen = true
-		} else {
-			chosen[i] = opts.LineData{Value: "-"}
-		}
-		maxBits = max(maxBits, l.Bits, bits[len(bits)-1])
-	}
-	if anyChosen {
-		bar.ExtendYAxis(opts.YAxis{Type: "value", Name: "chosen bits", Min: 0, Max: maxBits, Position: "right",
-			SplitLine: &opts.SplitLine{Show: opts.Bool(false)}})
-		ln := charts.NewLine()
-		ln.AddSeries("chosen bits", chosen,
-			charts.WithLineChartOpts(opts.LineChart{YAxisIndex: 1, Symbol: "rect", SymbolSize: 9, ShowSymbol: opts.Bool(true)}),
-			charts.WithItemStyleOpts(opts.ItemStyle{Color: colorChosen}),
-			charts.WithLineStyleOpts(opts.LineStyle{Color: colorChosen, Width: 2}),
-			charts.WithLabelOpts(opts.Label{Show: opts.Bool(true), Position: "top", Formatter: "{c}b", Color: colorChosen}),
-		)
-		bar.Overlap(ln)
-	}
-	c, err := finish(id, bar)
-	c.Wide = true
-	return c, true, err
 }
 
 // budgetChart draws each budget's use as a percentage of its limit, with the
@@ -456,6 +245,7 @@ func latencyChart(r *Report) (chart, bool, error) {
 		charts.WithScatterChartOpts(opts.ScatterChart{SymbolSize: 10}),
 		charts.WithItemStyleOpts(opts.ItemStyle{Color: colorFront}),
 		charts.WithLabelOpts(opts.Label{Show: opts.Bool(true), Formatter: "{b}", Position: "right"}),
+		charts.WithLabelLayoutOpts(opts.LabelLayout{HideOverlap: opts.Bool(true)}),
 	)
 	ln := charts.NewLine()
 	ln.AddSeries("y = x", []opts.LineData{{Value: []float64{lo, lo}}, {Value: []float64{hi, hi}}},
@@ -574,7 +364,9 @@ func lossChart(r *Report) (chart, bool, error) {
 	if r.Chosen != nil {
 		groups = append(groups, chosenGroup(r.Chosen, false))
 	}
-	loss := axis{"measured loss", func(p *Point) float64 { return p.MeasuredLoss }, false}
+	// Losses span orders of magnitude (a 2-bit configuration's beside the
+	// returned one's): logarithmic when every loss is positive.
+	loss := axis{"measured loss", func(p *Point) float64 { return p.MeasuredLoss }, true}
 	obj := axis{"proxy objective (sum of Omega)", func(p *Point) float64 { return p.Objective }, false}
 	return tradeOff("proxy_vs_loss", "Proxy objective vs measured loss", "configurations measured by the verifier", groups, obj, loss)
 }

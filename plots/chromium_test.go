@@ -3,6 +3,8 @@ package plots
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	stdhtml "html"
 	"image/png"
 	"net/url"
 	"os"
@@ -196,4 +198,121 @@ func inkFractions(t *testing.T, path string) (ink, color float64) {
 	}
 	n := float64(b.Dx() * b.Dy())
 	return float64(nInk) / n, float64(nColor) / n
+}
+
+// labelCheckJS, appended to a copy of the report, writes for every chart
+// the number of data items its series hold and every pair of visible
+// series labels whose boxes overlap by more than a pixel each way, as JSON
+// in <pre id="label-check">, read back from Chromium's --dump-dom. Labels
+// hidden by ECharts' labelLayout (hideOverlap) are not visible.
+const labelCheckJS = `<script>
+window.addEventListener("load", function () {
+  setTimeout(function () {
+    var out = [];
+    document.querySelectorAll(".chart .item").forEach(function (el) {
+      var c = echarts.getInstanceByDom(el);
+      if (!c) { out.push({id: el.id, error: "no instance"}); return; }
+      var points = 0;
+      c.getModel().getSeries().forEach(function (s) { points += s.getData().count(); });
+      var boxes = [];
+      c.getZr().storage.getDisplayList(true).forEach(function (d) {
+        // A label's text is drawn as tspans of a text element attached to
+        // the data item's element (its host); titles, axes and legends
+        // have no host.
+        var text = d.parent, host = text && text.__hostTarget;
+        if (d.type !== "tspan" || !host || text.ignore || text.invisible || d.invisible || !d.style || !d.style.text) { return; }
+        var r = d.getBoundingRect().clone();
+        if (d.transform) { r.applyTransform(d.transform); }
+        boxes.push({text: String(d.style.text), x: r.x, y: r.y, w: r.width, h: r.height});
+      });
+      var overlaps = [];
+      for (var i = 0; i < boxes.length; i++) {
+        for (var j = i + 1; j < boxes.length; j++) {
+          var a = boxes[i], b = boxes[j];
+          var ox = Math.min(a.x + a.w, b.x + b.w) - Math.max(a.x, b.x);
+          var oy = Math.min(a.y + a.h, b.y + b.h) - Math.max(a.y, b.y);
+          if (ox > 1 && oy > 1) { overlaps.push([a.text, b.text]); }
+        }
+      }
+      out.push({id: el.id, points: points, labels: boxes.length, overlaps: overlaps});
+    });
+    var pre = document.createElement("pre");
+    pre.id = "label-check";
+    pre.textContent = JSON.stringify(out);
+    document.body.appendChild(pre);
+  }, 500);
+});
+</script>`
+
+// chartLabels is labelCheckJS's result for one chart.
+type chartLabels struct {
+	ID       string      `json:"id"`
+	Error    string      `json:"error"`
+	Points   int         `json:"points"`
+	Labels   int         `json:"labels"`
+	Overlaps [][2]string `json:"overlaps"`
+}
+
+var labelCheckPattern = regexp.MustCompile(`<pre id="label-check">(.*?)</pre>`)
+
+// checkLabels renders html with labelCheckJS in Chromium and returns the
+// per-chart result.
+func checkLabels(t *testing.T, dir, html string) []chartLabels {
+	t.Helper()
+	i := strings.LastIndex(html, "</body>")
+	page := filepath.Join(dir, "labels.html")
+	if err := os.WriteFile(page, []byte(html[:i]+labelCheckJS+html[i:]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dom, log := chromium(t, dir, "--dump-dom", "--window-size=1280,2400", (&url.URL{Scheme: "file", Path: page}).String())
+	if lines := consoleLines(log); len(lines) > 0 {
+		t.Errorf("console output while checking labels:\n%s", strings.Join(lines, "\n"))
+	}
+	m := labelCheckPattern.FindStringSubmatch(dom)
+	if m == nil {
+		t.Fatalf("label check wrote no result")
+	}
+	var out []chartLabels
+	if err := json.Unmarshal([]byte(stdhtml.UnescapeString(m[1])), &out); err != nil {
+		t.Fatalf("label check result %q: %v", m[1], err)
+	}
+	return out
+}
+
+// TestChromiumLabels: in the headless browser every chart of the fixture
+// report draws data and no two visible labels overlap. The same page with
+// the label layout removed must show overlaps, so the check can fail.
+func TestChromiumLabels(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		citest.Missing(t, "%s not installed (apt-get install chromium, or scripts/setup.sh --test)", chromiumPath)
+	}
+	dir := t.TempDir()
+	html := renderHTML(t, fixture())
+	ids := options(t, html)
+	got := checkLabels(t, dir, html)
+	if len(got) != len(ids) {
+		t.Errorf("label check saw %d charts; want %d", len(got), len(ids))
+	}
+	labels := 0
+	for _, c := range got {
+		if c.Error != "" || c.Points == 0 {
+			t.Errorf("chart %s: %d data items (%s); want a drawn chart", c.ID, c.Points, c.Error)
+		}
+		for _, o := range c.Overlaps {
+			t.Errorf("chart %s: labels %q and %q overlap", c.ID, o[0], o[1])
+		}
+		labels += c.Labels
+	}
+	if labels == 0 {
+		t.Errorf("no visible series label in any chart; the check measured nothing")
+	}
+	control := checkLabels(t, dir, strings.ReplaceAll(html, `"labelLayout":{"hideOverlap":true}`, `"labelLayout":{}`))
+	overlaps := 0
+	for _, c := range control {
+		overlaps += len(c.Overlaps)
+	}
+	if overlaps == 0 {
+		t.Errorf("without hideOverlap the fixture shows no overlapping labels; the check cannot fail")
+	}
+	t.Logf("%d charts, %d visible labels, none overlapping; %d overlaps without the label layout", len(got), labels, overlaps)
 }

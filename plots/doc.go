@@ -1,16 +1,24 @@
 // Package plots writes the mpsearch report: one self-contained HTML page
 // with interactive charts (go-echarts over Apache ECharts) and tables.
 //
-// The page shows, for whatever data the Report carries: the Pareto front
-// of the proxy objective against predicted latency and against weight size,
-// with the RL points, the uniform-bit-width baselines, the verified
-// candidates and the chosen configuration as distinct series; accuracy
-// against latency and size when accuracies are known; measured loss against
-// the proxy objective; per-layer sensitivity Omega_i(b) on a logarithmic axis
-// with the chosen bits; budget use as a percentage of each limit; measured
+// The page starts with a text summary (the budgets, the returned
+// configuration, its accuracy against the best uniform configuration that
+// fits and keeps the fixed layers, and against float). The trade-off charts
+// (accuracy, measured held-out loss and proxy objective) are drawn against
+// one resource, the one the front was swept in (Report.FrontResource;
+// FrontNote says which other budgets were held): the measured front (what
+// the search returns at each budget) as a line, the proxy's optima as
+// "proxy optimum, unverified" (unselected in the legend until clicked), the
+// uniform baselines with and without the fixed layers, the verified
+// candidates, RL points and the chosen configuration. Point labels hide
+// where they would overlap (ECharts labelLayout hideOverlap; every name is
+// in its tooltip). Then: measured loss against the proxy objective;
+// per-layer sensitivity Omega_i(b), signed, on a linear axis, with ±1
+// standard-error whiskers (a custom series placed by api.barLayout on the
+// bars' own gaps); the chosen bits as their own chart; budget use; measured
 // against predicted latency; the RL learning curve; integer-kernel
-// throughput; and tables of layers and verified candidates. Charts without
-// data are left out.
+// throughput; the nodes the integer engine runs in float; tables of layers
+// and verified candidates. Charts without data are left out.
 //
 // Invariants:
 //   - Self-contained: the ECharts library (assets/echarts.min.js, Apache-2.0,

@@ -19,10 +19,15 @@ var echartsJS string
 // page is the data of pageTemplate.
 type page struct {
 	Title, Model, Generated, Method string
+	Lead                            []string // the text summary's sentences
 	Summary                         []fact
+	FloatNodes                      []string
+	FloatNodesNote                  string
 	Charts                          []chart
 	Layers                          []layerRow
 	Candidates                      []candidateRow
+	Front                           []frontRow
+	FrontResource                   string
 	ECharts                         template.JS
 }
 
@@ -32,6 +37,10 @@ type layerRow struct {
 	Index                                int
 	Name, Op, Params, Bits, ABits, Omega string
 	Trace, Latency, Size                 string
+}
+
+type frontRow struct {
+	Budget, Label, Bits, Loss, Accuracy, Latency, Size, BOPs string
 }
 
 type candidateRow struct {
@@ -58,33 +67,18 @@ func buildPage(r *Report) (*page, error) {
 		}
 	}
 
-	groups := r.pointGroups()
-	all := allPoints(groups)
-	size := sizeAxis(all)
-	builders := []func() (chart, bool, error){
-		func() (chart, bool, error) {
-			return tradeOff("pareto_latency", "Objective vs predicted latency", "lower left is better",
-				groups, latencyAxis(), objectiveAxis())
-		},
-		func() (chart, bool, error) {
-			return tradeOff("pareto_size", "Objective vs weight size", "lower left is better",
-				groups, size, objectiveAxis())
-		},
-		func() (chart, bool, error) {
-			return tradeOff("accuracy_latency", "Accuracy vs predicted latency", "upper left is better",
-				groups, latencyAxis(), accuracyAxis())
-		},
-		func() (chart, bool, error) {
-			return tradeOff("accuracy_size", "Accuracy vs weight size", "upper left is better",
-				groups, size, accuracyAxis())
-		},
+	p.Lead = leadText(r)
+	p.FloatNodes, p.FloatNodesNote = r.FloatNodes, r.FloatNodesNote
+	builders := tradeOffCharts(r)
+	builders = append(builders,
 		func() (chart, bool, error) { return lossChart(r) },
 		func() (chart, bool, error) { return sensitivityChart(r) },
+		func() (chart, bool, error) { return bitsChart(r) },
 		func() (chart, bool, error) { return budgetChart(r) },
 		func() (chart, bool, error) { return latencyChart(r) },
 		func() (chart, bool, error) { return curveChart(r) },
 		func() (chart, bool, error) { return kernelChart(r) },
-	}
+	)
 	for _, build := range builders {
 		c, ok, err := build()
 		if err != nil {
@@ -102,6 +96,9 @@ func buildPage(r *Report) (*page, error) {
 		omega := "—"
 		if v, ok := l.Omega[l.Bits]; ok {
 			omega = fmtNum(v)
+			if se, ok := l.OmegaStderr[l.Bits]; ok && finite(se) && finite(v) {
+				omega += " ± " + fmtNum(se)
+			}
 		}
 		trace := fmtNum(l.Trace)
 		if finite(l.Trace) && finite(l.TraceStderr) {
@@ -112,6 +109,15 @@ func buildPage(r *Report) (*page, error) {
 			Bits: fmtBits(l.Bits), ABits: fmtBits(l.ABits), Omega: omega, Trace: trace,
 			Latency: fmtNum(l.LatencyMs), Size: fmtBytes(l.SizeBytes),
 		})
+	}
+	p.FrontResource = r.frontResource()
+	for i, c := range r.MeasuredFront {
+		b := "—"
+		if i < len(r.FrontBudgets) {
+			b = fmtQuantity(r.FrontBudgets[i], map[string]string{"latency": "ms", "size": "bytes", "bops": "BOPs"}[p.FrontResource])
+		}
+		p.Front = append(p.Front, frontRow{Budget: b, Label: c.Label, Bits: bitHistogram(c.Bits), Loss: fmtNum(c.MeasuredLoss),
+			Accuracy: fmtPct(c.Accuracy), Latency: fmtNum(c.LatencyMs), Size: fmtBytes(c.SizeBytes), BOPs: fmtSI(c.BOPs, "")})
 	}
 	for i := range r.Candidates {
 		c := &r.Candidates[i]
@@ -234,6 +240,8 @@ body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 1200px; pa
 h1 { font-size: 1.6em; margin: 24px 0 4px; }
 h2 { font-size: 1.2em; margin: 28px 0 8px; border-bottom: 1px solid #ddd; }
 .meta { color: #555; margin: 0 0 12px; }
+.lead { font-size: 1.05em; margin: 8px 0 16px; }
+.lead p { margin: 4px 0; }
 .charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 16px; margin-top: 24px; }
 .chart { border: 1px solid #eee; padding: 6px 0; min-width: 0; }
 .chart.wide { grid-column: 1 / -1; }
@@ -250,6 +258,13 @@ tr.chosen td { background: #fdecea; font-weight: bold; }
 <body>
 <h1>{{.Title}}</h1>
 <p class="meta">{{if .Model}}model: <code>{{.Model}}</code>{{end}}{{if .Method}} · search: {{.Method}}{{end}}{{if .Generated}} · {{.Generated}}{{end}}</p>
+{{- if .Lead}}
+<div class="lead">
+{{- range .Lead}}
+<p>{{.}}</p>
+{{- end}}
+</div>
+{{- end}}
 {{- if .Summary}}
 <table class="summary">
 {{- range .Summary}}
@@ -282,14 +297,35 @@ tr.chosen td { background: #fdecea; font-weight: bold; }
 })();
 </script>
 {{- end}}
+{{- if .Front}}
+<h2 id="h-front">Front: what the search returns at each budget</h2>
+<p class="meta">Each row is verified and refined on held-out data at its {{.FrontResource}} budget; the proxy's unverified optima are in the charts' legend.</p>
+<table class="front">
+<tr><th>{{.FrontResource}} budget</th><th>configuration</th><th>bits</th><th>measured loss</th><th>accuracy</th><th>latency (ms)</th><th>size</th><th>BOPs</th></tr>
+{{- range .Front}}
+<tr><td>{{.Budget}}</td><td class="text">{{.Label}}</td><td class="text">{{.Bits}}</td><td>{{.Loss}}</td><td>{{.Accuracy}}</td><td>{{.Latency}}</td><td>{{.Size}}</td><td>{{.BOPs}}</td></tr>
+{{- end}}
+</table>
+{{- end}}
 {{- if .Layers}}
 <h2 id="h-layers">Layers</h2>
 <table class="layers">
-<tr><th>#</th><th>layer</th><th>op</th><th>params</th><th>W bits</th><th>A bits</th><th>Omega at chosen bits</th><th>Tr(H) ± s.e.</th><th>latency (ms)</th><th>size</th></tr>
+<tr><th>#</th><th>layer</th><th>op</th><th>params</th><th>W bits</th><th>A bits</th><th>Omega at chosen bits (± s.e.)</th><th>Tr(H) ± s.e.</th><th>latency (ms)</th><th>size</th></tr>
 {{- range .Layers}}
 <tr><td>{{.Index}}</td><td class="text">{{.Name}}</td><td class="text">{{.Op}}</td><td>{{.Params}}</td><td>{{.Bits}}</td><td>{{.ABits}}</td><td>{{.Omega}}</td><td>{{.Trace}}</td><td>{{.Latency}}</td><td>{{.Size}}</td></tr>
 {{- end}}
 </table>
+{{- end}}
+{{- if or .FloatNodes .FloatNodesNote}}
+<h2 id="h-float-nodes">Nodes the integer engine runs in float</h2>
+<p class="meta">These operators have no integer path: the integer-only engine dequantizes their inputs, runs them in float and quantizes their outputs again.{{if .FloatNodesNote}} {{.FloatNodesNote}}{{end}}</p>
+{{- if .FloatNodes}}
+<ul class="float-nodes">
+{{- range .FloatNodes}}
+<li><code>{{.}}</code></li>
+{{- end}}
+</ul>
+{{- end}}
 {{- end}}
 {{- if .Candidates}}
 <h2 id="h-candidates">Verified candidates</h2>

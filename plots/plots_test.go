@@ -32,8 +32,8 @@ var nan = math.NaN()
 func fixture() *Report {
 	bits := []int{8, 4, 3, 4, 8}
 	layers := []Layer{
-		{Name: "conv1", Op: "Conv", Params: 150, Bits: 8, ABits: 8, Omega: map[int]float64{2: 0.074, 3: 0.021, 4: 0.009, 8: 3e-5}, Trace: 12.3, TraceStderr: 0.4, LatencyMs: 0.021, SizeBytes: 150},
-		{Name: "conv2", Op: "Conv", Params: 2400, Bits: 4, ABits: 8, Omega: map[int]float64{2: 0.21, 3: 0.048, 4: 0.011, 8: 4.1e-5}, Trace: 40.1, TraceStderr: 1.2, LatencyMs: 0.052, SizeBytes: 1200},
+		{Name: "conv1", Op: "Conv", Params: 150, Bits: 8, ABits: 8, Omega: map[int]float64{2: 0.074, 3: 0.021, 4: 0.009, 8: -3e-5}, OmegaStderr: map[int]float64{2: 0.004, 3: 0.003, 4: 0.002, 8: 1e-5}, Trace: 12.3, TraceStderr: 0.4, LatencyMs: 0.021, SizeBytes: 150},
+		{Name: "conv2", Op: "Conv", Params: 2400, Bits: 4, ABits: 8, Omega: map[int]float64{2: 0.21, 3: 0.048, 4: 0.011, 8: 4.1e-5}, OmegaStderr: map[int]float64{2: 0.02, 3: nan}, Trace: 40.1, TraceStderr: 1.2, LatencyMs: 0.052, SizeBytes: 1200},
 		{Name: "fc1", Op: "Gemm", Params: 30720, Bits: 3, ABits: 8, Omega: map[int]float64{2: 0.33, 3: 0.052, 4: 0.013, 8: 5e-5}, Trace: 61.0, TraceStderr: 2.0, LatencyMs: 0.034, SizeBytes: 11520},
 		{Name: "fc2", Op: "Gemm", Params: 10080, Bits: 4, ABits: 8, Omega: map[int]float64{2: 0.12, 3: 0.03, 4: 0.0071, 8: 0}, Trace: 22.5, TraceStderr: nan, LatencyMs: 0.012, SizeBytes: 5040},
 		{Name: "fc3", Op: "Gemm", Params: 840, Bits: 8, ABits: 8, Omega: map[int]float64{2: 0.5, 4: 0.02, 8: 8e-5}, Trace: nan, TraceStderr: nan, LatencyMs: nan, SizeBytes: 840},
@@ -45,6 +45,17 @@ func fixture() *Report {
 		Generated: "fixed fixture",
 		Method:    "ilp",
 		Layers:    layers,
+		MeasuredFront: []Point{
+			{Label: "front point 1: uniform W2A8, ends at 8", Bits: []int{8, 2, 2, 2, 8}, Objective: 0.66, LatencyMs: 0.101, SizeBytes: 11610, BOPs: 2.1e7, Accuracy: 0.71, MeasuredLoss: 0.9},
+			{Label: "front point 2: refined", Bits: bits, Objective: 0.06508, LatencyMs: 0.119, SizeBytes: 18750, BOPs: 2.4e7, Accuracy: 0.8871, MeasuredLoss: 0.331},
+			{Label: "front point 3: ILP optimum", Bits: []int{8, 4, 4, 4, 8}, Objective: 0.0311, LatencyMs: 0.131, SizeBytes: 23910, BOPs: 2.6e7, Accuracy: 0.8990, MeasuredLoss: 0.29},
+			{Label: "front point 4: uniform W8A8", Bits: []int{8, 8, 8, 8, 8}, Objective: 2.2e-4, LatencyMs: 0.158, SizeBytes: 44190, BOPs: 3.5e7, Accuracy: nan, MeasuredLoss: 0.27},
+		},
+		FrontBudgets:  []float64{11610, 19000, 25000, 44190},
+		FrontResource: "size",
+		FrontNote:     "latency budget held at 0.12 ms",
+		FloatAccuracy: 0.9046,
+		FloatNodes:    []string{"/head/Softmax (Softmax)", "/se/Sigmoid (Sigmoid)"},
 		Front: []Point{
 			{Label: "p3", Bits: []int{8, 4, 4, 4, 8}, Objective: 0.0311, LatencyMs: 0.131, SizeBytes: 23910, BOPs: 2.6e7, Accuracy: nan, MeasuredLoss: nan},
 			{Label: "p1", Bits: []int{8, 2, 2, 2, 8}, Objective: 0.66, LatencyMs: 0.101, SizeBytes: 11610, BOPs: 2.1e7, Accuracy: 0.62, MeasuredLoss: nan},
@@ -58,9 +69,10 @@ func fixture() *Report {
 		LearningCurve: []CurvePoint{{1, 0.9, 12.8}, {10, 0.31, 3.76}, {50, 0.12, 0.84}, {100, 0.0892, 0.371}, {150, 0.0892, nan}},
 		Uniform: []Point{
 			{Label: "W8", Bits: []int{8, 8, 8, 8, 8}, Objective: 2.2e-4, LatencyMs: 0.158, SizeBytes: 44190, BOPs: 3.5e7, Accuracy: 0.9041, MeasuredLoss: 0.27},
-			{Label: "W4", Bits: []int{4, 4, 4, 4, 4}, Objective: 0.0621, LatencyMs: 0.128, SizeBytes: 22095, BOPs: 1.8e7, Accuracy: 0.8802, MeasuredLoss: 0.35},
-			{Label: "W3", Bits: []int{3, 3, 3, 3, 3}, Objective: 0.151, LatencyMs: nan, SizeBytes: 16571, BOPs: 1.3e7, Accuracy: 0.8664, MeasuredLoss: 0.39},
-			{Label: "W2", Bits: []int{2, 2, 2, 2, 2}, Objective: 1.234, LatencyMs: 0.092, SizeBytes: 11048, BOPs: 0.9e7, Accuracy: 0.41, MeasuredLoss: 1.9},
+			{Label: "W4", Bits: []int{4, 4, 4, 4, 4}, Objective: 0.0621, LatencyMs: 0.128, SizeBytes: 22095, BOPs: 1.8e7, Accuracy: 0.8802, MeasuredLoss: 0.35, ReferenceOnly: true},
+			{Label: "W3", Bits: []int{3, 3, 3, 3, 3}, Objective: 0.151, LatencyMs: nan, SizeBytes: 16571, BOPs: 1.3e7, Accuracy: 0.8664, MeasuredLoss: 0.39, ReferenceOnly: true},
+			{Label: "W2", Bits: []int{2, 2, 2, 2, 2}, Objective: 1.234, LatencyMs: 0.092, SizeBytes: 11048, BOPs: 0.9e7, Accuracy: 0.41, MeasuredLoss: 1.9, ReferenceOnly: true},
+			{Label: "W3, ends at 8", Bits: []int{8, 3, 3, 3, 8}, Objective: 0.12, LatencyMs: 0.110, SizeBytes: 17310, BOPs: 1.9e7, Accuracy: 0.8710, MeasuredLoss: 0.37},
 		},
 		Candidates: []Point{
 			chosen,
@@ -186,6 +198,9 @@ func TestNoExternalReferences(t *testing.T) {
 var (
 	optionPattern   = regexp.MustCompile(`(?s)let option_(\w+) = (\{.*?\})\s*;?\s*goecharts_`)
 	functionPattern = regexp.MustCompile(`function \(v\) \{[^{}]*\}`)
+	// renderPattern is the error bars' renderItem (errorBarJS), which ends
+	// with the group it returns.
+	renderPattern = regexp.MustCompile(`function \(params, api\) \{.*?\]\};\}`)
 )
 
 // options extracts each chart's option object, parsed as strict JSON (which
@@ -196,7 +211,7 @@ func options(t *testing.T, html string) map[string]map[string]any {
 	out := map[string]map[string]any{}
 	for _, m := range optionPattern.FindAllStringSubmatch(html, -1) {
 		var opt map[string]any
-		js := functionPattern.ReplaceAllString(m[2], `"<function>"`)
+		js := functionPattern.ReplaceAllString(renderPattern.ReplaceAllString(m[2], `"<function>"`), `"<function>"`)
 		if err := json.Unmarshal([]byte(js), &opt); err != nil {
 			t.Fatalf("chart %s: option is not valid JSON: %v", m[1], err)
 		}
@@ -220,16 +235,16 @@ func TestCharts(t *testing.T) {
 	html := renderHTML(t, fixture())
 	opts := options(t, html)
 	want := map[string][]string{
-		"pareto_latency":   {"ILP Pareto front", "RL search", "uniform bits", "verified candidates", "chosen"},
-		"pareto_size":      {"ILP Pareto front", "RL search", "uniform bits", "verified candidates", "chosen"},
-		"accuracy_latency": {"ILP Pareto front", "uniform bits", "verified candidates", "chosen"},
-		"accuracy_size":    {"ILP Pareto front", "uniform bits", "verified candidates", "chosen"},
-		"proxy_vs_loss":    {"verified candidates", "chosen"},
-		"sensitivity":      {"2-bit Omega", "3-bit Omega", "4-bit Omega", "8-bit Omega", "chosen bits"},
-		"budgets":          {"used"},
-		"latency":          {"configurations", "y = x"},
-		"rl_curve":         {"best objective", "gap to ILP optimum (%)"},
-		"kernels":          {"2-bit weights", "4-bit weights", "8-bit weights"},
+		"objective_size": {seriesFront, seriesProxy, seriesRL, seriesUniform, seriesUniformKe, seriesCands, seriesChosen},
+		"loss_size":      {seriesFront, seriesProxy, seriesUniform, seriesUniformKe, seriesCands, seriesChosen},
+		"accuracy_size":  {seriesFront, seriesProxy, seriesUniform, seriesUniformKe, seriesCands, seriesChosen},
+		"proxy_vs_loss":  {"verified candidates", "chosen"},
+		"sensitivity":    {"2-bit Omega", "3-bit Omega", "4-bit Omega", "8-bit Omega", "±1 standard error"},
+		"chosen_bits":    {"chosen bits"},
+		"budgets":        {"used"},
+		"latency":        {"configurations", "y = x"},
+		"rl_curve":       {"best objective", "gap to ILP optimum (%)"},
+		"kernels":        {"2-bit weights", "4-bit weights", "8-bit weights"},
 	}
 	if len(opts) != len(want) {
 		t.Errorf("got %d charts; want %d", len(opts), len(want))
@@ -244,23 +259,39 @@ func TestCharts(t *testing.T) {
 			t.Errorf("chart %s series = %q; want %q", id, got, names)
 		}
 	}
-	// The sensitivity chart's value axis must be logarithmic, its bars in
-	// units of 1e-5 (the decade of the smallest positive Omega, 3e-5), with
-	// labels converting back.
+	// The sensitivity chart's value axis is linear and its bars signed.
 	y, _ := opts["sensitivity"]["yAxis"].([]any)
-	if len(y) == 0 || y[0].(map[string]any)["type"] != "log" {
-		t.Errorf("sensitivity yAxis = %v; want first axis of type log", opts["sensitivity"]["yAxis"])
+	if len(y) == 0 || y[0].(map[string]any)["type"] != "value" {
+		t.Errorf("sensitivity yAxis = %v; want a linear (value) axis", opts["sensitivity"]["yAxis"])
 	}
-	if !strings.Contains(html, "return Number((v * 1e-05).toPrecision(3)).toExponential();") {
-		t.Errorf("sensitivity axis formatter with unit 1e-05 missing")
+	d := seriesData(t, opts["sensitivity"], "8-bit Omega")
+	if v := d[0].(map[string]any)["value"]; v != -3e-5 {
+		t.Errorf("conv1 8-bit bar = %v; want -3e-05 (signed)", v)
 	}
-	d := seriesData(t, opts["sensitivity"], "2-bit Omega")
-	if v := d[0].(map[string]any)["value"]; v != 7400.0 {
-		t.Errorf("conv1 2-bit bar = %v; want 7400 (Omega 0.074 in units of 1e-5)", v)
+	// Error bars: conv1 at every width, conv2 at 2 bits (its 3-bit s.e. is NaN).
+	eb := seriesData(t, opts["sensitivity"], "±1 standard error")
+	if len(eb) != 5 {
+		t.Errorf("error bars = %d; want 5", len(eb))
 	}
-	if v := seriesData(t, opts["sensitivity"], "chosen bits")[2]; v.(map[string]any)["value"] != 3.0 {
+	if v := eb[0].(map[string]any)["value"]; !slices.Equal(toFloats(v), []float64{0, 0.07, 0.078, 0}) {
+		t.Errorf("conv1 2-bit error bar = %v; want [0 0.07 0.078 0] (layer, Omega−s.e., Omega+s.e., width index)", v)
+	}
+	if v := seriesData(t, opts["chosen_bits"], "chosen bits")[2]; v.(map[string]any)["value"] != 3.0 {
 		t.Errorf("fc1 chosen bits = %v; want 3", v)
 	}
+	// The proxy's optima are off until their legend entry is clicked.
+	leg, _ := opts["accuracy_size"]["legend"].(map[string]any)
+	if sel, _ := leg["selected"].(map[string]any); sel == nil || sel[seriesProxy] != false {
+		t.Errorf("accuracy_size legend = %v; want %q unselected", opts["accuracy_size"]["legend"], seriesProxy)
+	}
+}
+
+func toFloats(v any) []float64 {
+	var out []float64
+	for _, x := range v.([]any) {
+		out = append(out, x.(float64))
+	}
+	return out
 }
 
 // seriesData returns the data of the named series of chart id.
@@ -282,20 +313,23 @@ func TestUnknownValues(t *testing.T) {
 	opts := options(t, html) // strict JSON: no NaN or Infinity anywhere
 
 	// W3 has no latency: it is left out of latency charts, kept on size charts.
-	if got := len(seriesData(t, opts["pareto_latency"], "uniform bits")); got != 3 {
-		t.Errorf("pareto_latency uniform points = %d; want 3 (W3 has no latency)", got)
+	lat := fixture()
+	lat.FrontResource = "latency"
+	lopts := options(t, renderHTML(t, lat))
+	if got := len(seriesData(t, lopts["objective_latency"], seriesUniform)); got != 2 {
+		t.Errorf("objective_latency plain uniform points = %d; want 2 (W3 has no latency)", got)
 	}
-	if got := len(seriesData(t, opts["pareto_size"], "uniform bits")); got != 4 {
-		t.Errorf("pareto_size uniform points = %d; want 4", got)
+	if got := len(seriesData(t, opts["objective_size"], seriesUniform)); got != 3 {
+		t.Errorf("objective_size plain uniform points = %d; want 3", got)
 	}
 	// Front points without accuracy are left out of accuracy charts.
-	if got := len(seriesData(t, opts["accuracy_size"], "ILP Pareto front")); got != 3 {
+	if got := len(seriesData(t, opts["accuracy_size"], seriesFront)); got != 3 {
 		t.Errorf("accuracy_size front points = %d; want 3", got)
 	}
-	// On the log axis a zero Omega and an absent bit width are "-".
+	// On the linear axis a zero Omega is a zero, an absent width "-".
 	d := seriesData(t, opts["sensitivity"], "8-bit Omega")
-	if v := d[3].(map[string]any)["value"]; v != "-" {
-		t.Errorf("fc2 8-bit Omega (0) on log axis = %v; want \"-\"", v)
+	if v := d[3].(map[string]any)["value"]; v != 0.0 {
+		t.Errorf("fc2 8-bit Omega (0) = %v; want 0", v)
 	}
 	d = seriesData(t, opts["sensitivity"], "3-bit Omega")
 	if v := d[4].(map[string]any)["value"]; v != "-" {
@@ -374,11 +408,26 @@ func TestScriptInjection(t *testing.T) {
 		t.Errorf("page contains a raw <!-- that would change how scripts are parsed")
 	}
 	// The strings survive intact for the reader.
-	if got := seriesData(t, opts["pareto_size"], "uniform bits")[0].(map[string]any)["name"]; got != evil {
+	if got := seriesData(t, opts["objective_size"], seriesUniformKe)[0].(map[string]any)["name"]; got != evil {
 		t.Errorf("uniform label round trip = %q; want %q", got, evil)
 	}
 	if got := opts["sensitivity"]["xAxis"].([]any)[0].(map[string]any)["data"].([]any)[0]; got != evil {
 		t.Errorf("layer name round trip = %q; want %q", got, evil)
+	}
+}
+
+// TestFrontTable: the measured front is listed with its budgets.
+func TestFrontTable(t *testing.T) {
+	html := renderHTML(t, fixture())
+	for _, want := range []string{`<h2 id="h-front">`, "<th>size budget</th>", "<tr><td>19 kB</td><td class=\"text\">front point 2: refined</td>", "<td>0.331</td><td>88.71 %</td>"} {
+		if !strings.Contains(html, want) {
+			t.Errorf("front table lacks %q", want)
+		}
+	}
+	table := html[strings.Index(html, `<table class="front">`):]
+	table = table[:strings.Index(table, "</table>")]
+	if got := strings.Count(table, "<tr><td>"); got != 4 {
+		t.Errorf("front table has %d rows; want 4 (one per front point)", got)
 	}
 }
 

@@ -31,8 +31,29 @@ type Report struct {
 	// Layers are the quantizable layers in network order; Bits are the
 	// chosen weight bits.
 	Layers []Layer
-	// Front is the Pareto front from the ILP sweep.
+	// Front holds the proxy's optima (the ILP on the search input,
+	// unverified): drawn as "proxy optimum, unverified", hidden until its
+	// legend entry is clicked.
 	Front []Point
+	// MeasuredFront is the front of what the search returns: at each
+	// budget of the sweep, the verified and refined configuration.
+	MeasuredFront []Point
+	// FrontBudgets are the swept resource's budgets of MeasuredFront's
+	// points (same order; optional), listed in the front's table.
+	FrontBudgets []float64
+	// FrontResource is the resource the fronts were swept in ("latency",
+	// "size" or "bops"; empty: the first budget's, else size): the
+	// trade-off charts are drawn against it alone. FrontNote says which
+	// other budgets were held fixed ("" when none).
+	FrontResource, FrontNote string
+	// FloatAccuracy is the float model's accuracy on the same data as the
+	// points' (NaN when unknown).
+	FloatAccuracy float64
+	// FloatNodes are the nodes the integer engine runs in float between
+	// quantized tensors ("name (Op)"); FloatNodesNote explains an empty
+	// list when the engine could not be planned.
+	FloatNodes     []string
+	FloatNodesNote string
 	// RL are configurations found by the reinforcement-learning search.
 	RL []Point
 	// LearningCurve is the RL search's best objective per episode.
@@ -60,9 +81,11 @@ type Layer struct {
 	// Bits and ABits are the chosen weight and activation bit widths
 	// (0 when unknown).
 	Bits, ABits int
-	// Omega is the sensitivity per weight bit width. Non-positive or NaN
-	// values are shown as missing on the logarithmic chart.
-	Omega map[int]float64
+	// Omega is the sensitivity per weight bit width, signed (a measured
+	// loss decrease is negative); NaN values are shown as missing.
+	// OmegaStderr is its standard error per width (absent or NaN: none).
+	Omega       map[int]float64
+	OmegaStderr map[int]float64
 	// Trace is the Hessian trace Tr(H_i) and TraceStderr its standard error
 	// (NaN when unknown).
 	Trace, TraceStderr float64
@@ -84,6 +107,9 @@ type Point struct {
 	// Accuracy is the top-1 accuracy as a fraction in [0, 1] and
 	// MeasuredLoss the loss of the real quantized model; NaN when unknown.
 	Accuracy, MeasuredLoss float64
+	// ReferenceOnly marks a configuration that overrides a fixed layer
+	// (a plain uniform one when the ends are kept at 8 bits).
+	ReferenceOnly bool
 }
 
 // CurvePoint is the RL search's progress after an episode.
