@@ -215,9 +215,18 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 		if refine < 0 {
 			cfg.Refine = pipeline.DefaultRefine(j.in.Net, j.heldOut.Len())
 		}
+		auto := pipeline.DefaultRefine(j.in.Net, j.heldOut.Len())
 		cfg.FrontRefine = frontRefine
 		if frontRefine < 0 {
-			cfg.FrontRefine = min(maxFrontRefine, max(minFrontRefine, pipeline.DefaultRefine(j.in.Net, j.heldOut.Len())/8))
+			cfg.FrontRefine = min(maxFrontRefine, max(minFrontRefine, auto/8))
+		}
+		if !paretoOnly && auto < pipeline.MaxRefine {
+			// The measured front would repeat verification and refinement
+			// at every point; on models where measurements are costly (the
+			// refinement budget is cut below its maximum) the report shows
+			// the proxy optima, and pareto measures the front.
+			cfg.ProxyFront = true
+			fmt.Fprintf(e.stderr, "search: the report's front is the proxy optima, unverified: a held-out measurement costs %.2g multiply-adds here, so measuring %d points is left to mpsearch pareto\n", pipeline.MeasurementMACs(j.in.Net, j.heldOut.Len()), s.points)
 		}
 	}
 	if s.method == "rl" {
@@ -377,7 +386,9 @@ func loadJob(e *env, s *searchFlags, j *job, pr *progress) error {
 		fmt.Fprintln(e.stderr, "search: reused the cached sensitivity table (--no-cache to recompute)")
 	}
 	j.table = t
-	if j.verifier, err = pipeline.NewNetVerifier(e.ctx, in.Net, in.Calib, j.heldOut, s.mf.batch); err != nil {
+	// The verifier's passes keep no activations (Infer); its batch is
+	// bounded like the forward-only commands'.
+	if j.verifier, err = pipeline.NewNetVerifier(e.ctx, in.Net, in.Calib, j.heldOut, in.Net.InferBatch(inferBudget, s.mf.batch)); err != nil {
 		return err
 	}
 	j.verifier.Weights = cfg.Weights

@@ -362,6 +362,16 @@ func (res *SearchResult) GreedyMeasured(ctx context.Context, v Verifier) (*Candi
 	return c, ml.evals, nil
 }
 
+// MeasurementMACs is the cost of one held-out measurement: the layers'
+// multiply-adds per sample times the heldOut samples.
+func MeasurementMACs(net *network.Network, heldOut int) float64 {
+	var macs int64
+	for _, l := range net.Layers() {
+		macs += l.MACs
+	}
+	return float64(macs) * float64(max(heldOut, 1))
+}
+
 // Refinement budget sizing (--refine auto).
 const (
 	// RefineMACBudget bounds the multiply-adds that the default
@@ -382,11 +392,7 @@ const (
 // the cost of one measurement, within [MinRefine, MaxRefine]. It depends
 // on the model and the data size only, so runs stay reproducible.
 func DefaultRefine(net *network.Network, heldOut int) int {
-	var macs int64
-	for _, l := range net.Layers() {
-		macs += l.MACs
-	}
-	per := float64(macs) * float64(max(heldOut, 1))
+	per := MeasurementMACs(net, heldOut)
 	if per <= 0 {
 		return MaxRefine
 	}

@@ -57,6 +57,10 @@ type SearchConfig struct {
 	// FrontRefine is the refinement budget of each point of the measured
 	// front (0: verified only).
 	FrontRefine int
+	// ProxyFront makes the sweep the proxy optima only (proxyFront), even
+	// with Verify: for models whose held-out measurements are too costly
+	// to repeat at every point of the sweep.
+	ProxyFront bool
 	// Method is "ilp" (default) or "rl": the HAQ-style agent of package
 	// rlsearch proposes the configuration instead of the ILP.
 	Method string
@@ -411,7 +415,7 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 	}
 	if cfg.ParetoPoints > 1 && len(budgeted) > 0 {
 		var err error
-		if cfg.Verify != nil {
+		if cfg.Verify != nil && !cfg.ProxyFront {
 			// The front of what Search returns: verified and refined at
 			// each budget of the sweep (front.go).
 			err = measuredFront(ctx, res, cfg, budgeted[0], buildAt, solver, report)

@@ -59,13 +59,13 @@ func NewNetVerifier(ctx context.Context, net *network.Network, calib, heldOut *d
 	for b := 0; b < heldOut.NumBatches(batch); b++ {
 		x, y := heldOut.Batch(b, batch)
 		v.batches = append(v.batches, x)
-		p, err := net.Forward(ctx, x)
+		z, err := net.Infer(ctx, x)
 		if err != nil {
 			return nil, err
 		}
-		v.losses = append(v.losses, network.SoftTarget{Probs: network.Softmax(p.Output()), Denom: float64(n)})
+		v.losses = append(v.losses, network.SoftTarget{Probs: network.Softmax(z), Denom: float64(n)})
 		if y == nil {
-			y = argmaxRows(p.Output())
+			y = argmaxRows(z)
 		}
 		v.targets = append(v.targets, y)
 	}
@@ -81,11 +81,11 @@ func (v *NetVerifier) Loss(ctx context.Context, bits []int) (float64, error) {
 	}
 	total := 0.0
 	for i, x := range v.batches {
-		p, err := v.net.ForwardHook(ctx, x, v.hook)
+		z, err := v.net.InferHook(ctx, x, v.hook) // Forward's outputs bit for bit, without keeping the activations
 		if err != nil {
 			return 0, err
 		}
-		l, _, err := v.losses[i].Eval(p.Output())
+		l, _, err := v.losses[i].Eval(z)
 		if err != nil {
 			return 0, err
 		}
@@ -128,11 +128,11 @@ func (v *NetVerifier) Accuracy(ctx context.Context, bits []int) (float64, error)
 	}
 	correct, total := 0, 0
 	for i, x := range v.batches {
-		p, err := v.net.ForwardHook(ctx, x, v.hook)
+		z, err := v.net.InferHook(ctx, x, v.hook)
 		if err != nil {
 			return 0, err
 		}
-		correct += countCorrect(p.Output(), v.targets[i])
+		correct += countCorrect(z, v.targets[i])
 		total += len(v.targets[i])
 	}
 	return float64(correct) / float64(total), nil
