@@ -152,6 +152,35 @@ func (m *Model) Run(ctx context.Context, x *tensor.Tensor) (*tensor.Tensor, erro
 	return out, nil
 }
 
+// OutputShape returns the shape of the output of a batch of n samples:
+// [n]+the per-sample output shape.
+func (m *Model) OutputShape(n int) []int { return append([]int{n}, m.plan.outShape...) }
+
+// RunInto is Run writing the dequantized output into out, whose shape must
+// be OutputShape(N) for the N samples of x. After a first run at the
+// largest batch, it allocates nothing: the workspace (every uint8 tensor,
+// the im2col and GEMM scratch) is recycled from run to run.
+func (m *Model) RunInto(ctx context.Context, out, x *tensor.Tensor) error {
+	if err := m.check(x); err != nil {
+		return err
+	}
+	n := x.Shape[0]
+	if out == nil || len(out.Shape) != 1+len(m.plan.outShape) || out.Shape[0] != n || !tensor.SameShape(out.Shape[1:], m.plan.outShape) || len(out.Data) != tensor.Size(out.Shape) {
+		var shape []int
+		if out != nil {
+			shape = out.Shape
+		}
+		return fmt.Errorf("intengine: output tensor of shape %v; want %v (OutputShape): %w", shape, m.OutputShape(n), network.ErrShape)
+	}
+	ws := m.getWorkspace(x)
+	defer m.putWorkspace(ws)
+	if err := m.exec(ctx, ws, n, nil); err != nil {
+		return err
+	}
+	m.dequantize(ws, out.Data)
+	return nil
+}
+
 // IntTensor is one uint8 tensor of a run.
 type IntTensor struct {
 	Name  string
