@@ -38,6 +38,12 @@ type layerStep struct {
 	// inNHWC and outNHWC: the input and output buffers are channels-last
 	// (layout.go); the weights are then packed in [N][KH][KW][C] order.
 	inNHWC, outNHWC bool
+	// dw: a depthwise convolution (one input channel per output channel)
+	// between NHWC tensors, run by kernels.DepthwiseNHWC with dwW and
+	// dwRQ (every channel) and dwShape (C = all channels).
+	dw      *kernels.Depthwise
+	dwRQ    kernels.Requant
+	dwShape kernels.ConvShape
 
 	// Filled by setup.
 	bits, kbits int
@@ -193,8 +199,20 @@ func (s *layerStep) setup(m *Model) error {
 	}
 	s.inNHWC = s.conv && m.plan.nhwc[s.in]
 	s.outNHWC = s.conv && s.out >= 0 && m.plan.nhwc[s.out]
+	s.dw = nil
+	depthwise := s.conv && s.groups > 1 && s.groups == s.cin && s.n == 1 && s.inNHWC && s.outNHWC
+	if depthwise {
+		if s.dw, err = kernels.PackDepthwise(s.nk, s.groups, s.cs.KH, s.cs.KW); err != nil {
+			return fmt.Errorf("intengine: layer %q: %w", s.node, err)
+		}
+		s.dwShape = s.cs
+		s.dwShape.C = s.cin
+	}
 	s.w = make([]*kernels.Weights, s.groups)
 	for g := range s.w {
+		if depthwise {
+			break // DepthwiseNHWC reads s.dw
+		}
 		rows := s.nk[g*s.n*s.k : (g+1)*s.n*s.k]
 		if s.inNHWC {
 			rows = kernels.PermuteHWC(rows, s.n, s.cs.C, s.cs.KH, s.cs.KW)
@@ -250,6 +268,7 @@ func (s *layerStep) setup(m *Model) error {
 		r := g * s.n
 		s.rq[g] = kernels.Requant{Bias: s.bias[r : r+s.n], Mult: s.mult[r : r+s.n], Shift: s.shift[r : r+s.n], Zero: s.zy, Lo: s.lo, Hi: s.hi}
 	}
+	s.dwRQ = kernels.Requant{Bias: s.bias, Mult: s.mult, Shift: s.shift, Zero: s.zy, Lo: s.lo, Hi: s.hi}
 	return nil
 }
 
@@ -270,6 +289,16 @@ func (s *layerStep) run(ws *workspace, nb int) error {
 			row := acc[r*ntot : (r+1)*ntot]
 			for c := range row {
 				row[c] += s.bias[c]
+			}
+		}
+		return nil
+	}
+	if s.dw != nil {
+		inSize, outSize := s.cin*s.cs.H*s.cs.W, ntot*s.rows
+		dst := ws.bufs[s.out]
+		for i := 0; i < nb; i++ {
+			if err := kernels.DepthwiseNHWC(dst[i*outSize:(i+1)*outSize], src[i*inSize:(i+1)*inSize], s.dwShape, s.zx, s.dw, &s.dwRQ, &ws.dw); err != nil {
+				return err
 			}
 		}
 		return nil

@@ -27,6 +27,7 @@ type workspace struct {
 	// scratch is the GEMMs' working memory (opt.Scratch), kept with the
 	// workspace so that a run allocates nothing.
 	scratch kernels.Scratch
+	dw      kernels.DWScratch // the depthwise convolutions' working memory
 }
 
 // wsPool recycles workspaces. Unlike a sync.Pool it keeps them across

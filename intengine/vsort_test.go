@@ -17,8 +17,9 @@ import (
 	"time"
 
 	"mpsearch/export"
-	"mpsearch/internal/fixture"
+	"mpsearch/internal/cputime"
 	"mpsearch/intengine"
+	"mpsearch/internal/fixture"
 	"mpsearch/network"
 	"mpsearch/pipeline"
 	"mpsearch/quant"
@@ -76,6 +77,7 @@ type ortTiming struct {
 	Runs     int     `json:"runs"`
 	MinMS    float64 `json:"min_ms"`
 	MedianMS float64 `json:"median_ms"`
+	CPUMS    float64 `json:"cpu_ms"`
 }
 
 func startORT(t *testing.T, model string, sample []int) *ortServer {
@@ -125,8 +127,9 @@ func (s *ortServer) time(t *testing.T, batch int, ms float64) ortTiming {
 }
 
 // timeEngine runs m on x for at least ms milliseconds (and 3 runs) after 3
-// warm-up runs and returns the minimum and median wall time of a Run.
-func timeEngine(t *testing.T, m *intengine.Model, x *tensor.Tensor, ms float64) (minMS, medMS float64) {
+// warm-up runs and returns the minimum and median wall time of a RunInto
+// and the CPU time of the calling thread (locked by the caller) per run.
+func timeEngine(t *testing.T, m *intengine.Model, x *tensor.Tensor, ms float64) (minMS, medMS, cpuMS float64) {
 	t.Helper()
 	ctx := context.Background()
 	out := tensor.New(m.OutputShape(x.Shape[0])...)
@@ -136,6 +139,10 @@ func timeEngine(t *testing.T, m *intengine.Model, x *tensor.Tensor, ms float64) 
 		}
 	}
 	var d []float64
+	c0, ok := cputime.Thread()
+	if !ok {
+		t.Fatal("no thread CPU clock")
+	}
 	t0 := time.Now()
 	for len(d) < 3 || time.Since(t0).Seconds()*1e3 < ms {
 		a := time.Now()
@@ -144,8 +151,9 @@ func timeEngine(t *testing.T, m *intengine.Model, x *tensor.Tensor, ms float64) 
 		}
 		d = append(d, time.Since(a).Seconds()*1e3)
 	}
+	c1, _ := cputime.Thread()
 	slices.Sort(d)
-	return d[0], d[len(d)/2]
+	return d[0], d[len(d)/2], (c1 - c0).Seconds() * 1e3 / float64(len(d))
 }
 
 func loadAvg() string {
@@ -168,7 +176,9 @@ func loadAvg() string {
 // MPSEARCH_VS_ORT_REPS (default 5) sets the repetitions: each repetition
 // times ONNX Runtime then the engine for about 300 ms each, interleaved;
 // the table reports the minimum over repetitions of each side's fastest
-// run and the ratio engine/ORT of those minima.
+// run (wall clock) and of its CPU time per run (the engine's thread, ORT's
+// process: robust to other processes holding the cores), and the ratios
+// engine/ORT of those minima.
 func TestVsORT(t *testing.T) {
 	which := os.Getenv("MPSEARCH_VS_ORT")
 	if which == "" {
@@ -189,7 +199,7 @@ func TestVsORT(t *testing.T) {
 		rows = append(rows, vsORT(t, mc, reps)...)
 	}
 	t.Logf("load average at end: %s", loadAvg())
-	t.Log("\n| model | bits | batch | engine ms (min) | ORT QDQ ms (min) | engine / ORT | engine allocs/run |\n|---|---|---|---|---|---|---|\n" + strings.Join(rows, "\n"))
+	t.Log("\n| model | bits | batch | engine ms (min wall) | ORT QDQ ms (min wall) | engine / ORT | engine CPU ms/run | ORT CPU ms/run | engine / ORT (CPU) | engine allocs/run |\n|---|---|---|---|---|---|---|---|---|---|\n" + strings.Join(rows, "\n"))
 }
 
 func vsORT(t *testing.T, mc vsORTModel, reps int) []string {
@@ -229,12 +239,13 @@ func vsORT(t *testing.T, mc vsORTModel, reps int) []string {
 	for _, batch := range []int{1, 32} {
 		x := normalImages(uint64(batch), batch, net.SampleShape[0], net.SampleShape[1], net.SampleShape[2])
 		const ms = 300
-		eMin, oMin := math.Inf(1), math.Inf(1)
+		eMin, oMin, eCPU, oCPU := math.Inf(1), math.Inf(1), math.Inf(1), math.Inf(1)
 		var eMeds, oMeds []float64
 		for range reps {
 			o := ort.time(t, batch, ms)
-			e, em := timeEngine(t, m, x, ms)
+			e, em, ec := timeEngine(t, m, x, ms)
 			oMin, eMin = min(oMin, o.MinMS), min(eMin, e)
+			oCPU, eCPU = min(oCPU, o.CPUMS), min(eCPU, ec)
 			oMeds, eMeds = append(oMeds, o.MedianMS), append(eMeds, em)
 		}
 		out := tensor.New(m.OutputShape(batch)...)
@@ -243,8 +254,8 @@ func vsORT(t *testing.T, mc vsORTModel, reps int) []string {
 				t.Fatal(err)
 			}
 		})
-		t.Logf("%s batch %d: engine min %.3f ms (medians %.3v), ORT min %.3f ms (medians %.3v)", mc.name, batch, eMin, eMeds, oMin, oMeds)
-		rows = append(rows, fmt.Sprintf("| %s | %s | %d | %.3f | %.3f | %.2f× | %g |", mc.name, bitsLabel(bits), batch, eMin, oMin, eMin/oMin, allocs))
+		t.Logf("%s batch %d: engine min %.3f ms, cpu %.3f ms (medians %.3v), ORT min %.3f ms, cpu %.3f ms (medians %.3v)", mc.name, batch, eMin, eCPU, eMeds, oMin, oCPU, oMeds)
+		rows = append(rows, fmt.Sprintf("| %s | %s | %d | %.3f | %.3f | %.2f× | %.3f | %.3f | %.2f× | %g |", mc.name, bitsLabel(bits), batch, eMin, oMin, eMin/oMin, eCPU, oCPU, eCPU/oCPU, allocs))
 	}
 	return rows
 }
@@ -299,11 +310,16 @@ func BenchmarkEngine(b *testing.B) {
 			out := tensor.New(m.OutputShape(batch)...)
 			b.Run(fmt.Sprintf("%s/batch%d", mc.name, batch), func(b *testing.B) {
 				b.ReportAllocs()
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				c0, _ := cputime.Thread()
 				for b.Loop() {
 					if err := m.RunInto(ctx, out, x); err != nil {
 						b.Fatal(err)
 					}
 				}
+				c1, _ := cputime.Thread()
+				b.ReportMetric(float64((c1-c0).Microseconds())/float64(b.N), "cpu-µs/op")
 			})
 		}
 	}

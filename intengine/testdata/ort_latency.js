@@ -7,8 +7,11 @@
 // Then, one request per line on stdin: {"batch": N, "ms": T} runs the
 // model on a fixed pseudo-random float32 batch [N, C, H, W] for at least T
 // milliseconds (after 3 warm-up runs at that batch) and prints one line
-// {"runs": R, "min_ms": ..., "median_ms": ...} with the wall time of each
-// session.run call (process.hrtime). An empty line or end of input exits.
+// {"runs": R, "min_ms": ..., "median_ms": ..., "cpu_ms": ...}: the minimum
+// and median wall time of a session.run call (process.hrtime) and the
+// process's CPU time (user + system, process.cpuUsage) per call, which
+// other processes holding the core do not inflate. An empty line or end of
+// input exits.
 // The graph optimization level is "all", ONNX Runtime's default.
 'use strict';
 const readline = require('readline');
@@ -45,16 +48,19 @@ async function main() {
     const f = feeds(req.batch);
     for (let i = 0; i < 3; i++) await session.run(f);
     const times = [];
+    const c0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     while (times.length < 3 || Number(process.hrtime.bigint() - t0) / 1e6 < req.ms) {
       const a = process.hrtime.bigint();
       await session.run(f);
       times.push(Number(process.hrtime.bigint() - a) / 1e6);
     }
+    const cpu = process.cpuUsage(c0);
     times.sort((a, b) => a - b);
     const mid = times.length >> 1;
     const median = times.length % 2 ? times[mid] : (times[mid - 1] + times[mid]) / 2;
-    process.stdout.write(JSON.stringify({runs: times.length, min_ms: times[0], median_ms: median}) + '\n');
+    process.stdout.write(JSON.stringify({runs: times.length, min_ms: times[0], median_ms: median,
+      cpu_ms: (cpu.user + cpu.system) / 1000 / times.length}) + '\n');
   }
   rl.close();
 }
