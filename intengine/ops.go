@@ -83,6 +83,9 @@ type addStep struct {
 	zy        int32
 	lo, hi    uint8
 	perSample int
+	// table[a<<8|b] is the output code of the input codes (a, b): the
+	// formula above on every pair, computed at setup.
+	table []uint8
 }
 
 func (s *addStep) describe() (string, string) {
@@ -132,15 +135,29 @@ func (s *addStep) setup(m *Model) error {
 	s.za, s.zb, s.zy = int64(qa.ZeroPoint), int64(qb.ZeroPoint), int32(qy.ZeroPoint)
 	s.lo, s.hi = qy.Quantize(s.act.lo), qy.Quantize(s.act.hi)
 	s.perSample = m.plan.bufs[s.out].size
+	s.table = make([]uint8, 256*256)
+	for a := range 256 {
+		for b := range 256 {
+			s.table[a<<8|b] = s.code(uint8(a), uint8(b))
+		}
+	}
 	return nil
 }
 
+// code is the output code of the input codes a and b.
+func (s *addStep) code(a, b uint8) uint8 {
+	acc := s.ma*(int64(a)-s.za) + s.mb*(int64(b)-s.zb)
+	return kernels.Requantize(acc, 1, s.shift, s.zy, s.lo, s.hi)
+}
+
+// run looks every output code up in the table of the pairs of input
+// codes (equal to code by construction).
 func (s *addStep) run(ws *workspace, n int) error {
 	size := n * s.perSample
 	a, b, y := ws.bufs[s.a][:size], ws.bufs[s.b][:size], ws.bufs[s.out][:size]
+	t := (*[1 << 16]uint8)(s.table)
 	for i := range y {
-		acc := s.ma*(int64(a[i])-s.za) + s.mb*(int64(b[i])-s.zb)
-		y[i] = kernels.Requantize(acc, 1, s.shift, s.zy, s.lo, s.hi)
+		y[i] = t[uint16(a[i])<<8|uint16(b[i])]
 	}
 	return nil
 }
@@ -342,10 +359,7 @@ func (s *poolStep) runNHWC(dst, src []uint8, sum []int32) {
 		if !s.avg {
 			copy(out, src[int(taps[0])*c:int(taps[0]+1)*c])
 			for _, t := range taps[1:] {
-				px := src[int(t)*c : int(t+1)*c]
-				for j, v := range px {
-					out[j] = max(out[j], v)
-				}
+				kernels.MaxBytes(out, src[int(t)*c:int(t+1)*c])
 			}
 			continue
 		}
