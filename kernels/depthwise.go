@@ -5,7 +5,7 @@ import "fmt"
 // Depthwise holds the weights of a depthwise convolution (one input
 // channel per output channel, ONNX group = C) for DepthwiseNHWC: C
 // channels, KH x KW taps, stored tap-major as int32, w[t*cpad+c], with
-// the channels padded with zeros to a multiple of 8 (cpad).
+// the channels padded with zeros to a multiple of 16 (cpad).
 type Depthwise struct {
 	C, KH, KW int
 	cpad      int
@@ -18,7 +18,7 @@ func PackDepthwise(w []int8, c, kh, kw int) (*Depthwise, error) {
 	if c < 1 || kh < 1 || kw < 1 || len(w) != c*kh*kw {
 		return nil, fmt.Errorf("%w: %d depthwise weights for %d channels of %dx%d taps", ErrShape, len(w), c, kh, kw)
 	}
-	d := &Depthwise{C: c, KH: kh, KW: kw, cpad: (c + 7) &^ 7}
+	d := &Depthwise{C: c, KH: kh, KW: kw, cpad: (c + tileN - 1) &^ (tileN - 1)}
 	d.w = make([]int32, kh*kw*d.cpad)
 	for ch := 0; ch < c; ch++ {
 		for t := 0; t < kh*kw; t++ {
@@ -29,8 +29,10 @@ func PackDepthwise(w []int8, c, kh, kw int) (*Depthwise, error) {
 }
 
 // DWScratch is the working memory of DepthwiseNHWC calls made one at a
-// time: one output row of int32 accumulators and the requantization
-// constants. The zero value is ready; it grows to the largest call.
+// time: one output row of int32 accumulators, panel-major
+// ([C/16][OW][16], the layout of the GEMM epilogue's tiles), and the
+// requantization constants. The zero value is ready; it grows to the
+// largest call.
 type DWScratch struct {
 	acc    []int32
 	panels []rqParams
@@ -72,7 +74,7 @@ func DepthwiseNHWC(dst, src []uint8, s ConvShape, aZero uint8, d *Depthwise, rq 
 		sc = &DWScratch{}
 	}
 	sc.panels = rq.panels(sc.panels, c)
-	sc.acc = growSlice(&sc.acc, ow*c)
+	sc.acc = growSlice(&sc.acc, d.cpad*ow)
 	z := int32(aZero)
 	for oy := 0; oy < oh; oy++ {
 		acc := sc.acc
@@ -95,7 +97,8 @@ func DepthwiseNHWC(dst, src []uint8, s ConvShape, aZero uint8, d *Depthwise, rq 
 					continue
 				}
 				x0 := (lo*s.StrideW + off) * c
-				dwTap(acc[lo*c:hi*c], line[x0:], d.w[(ky*s.KW+kx)*d.cpad:(ky*s.KW+kx)*d.cpad+d.cpad], hi-lo, s.StrideW*c, c, z)
+				t := ky*s.KW + kx
+				dwTap(acc, line[x0:], d.w[t*d.cpad:(t+1)*d.cpad], lo, hi-lo, ow, s.StrideW*c, c, z)
 			}
 		}
 		dwRequantRow(dst[oy*ow*c:(oy+1)*ow*c], acc, ow, c, sc.panels)
@@ -103,31 +106,55 @@ func DepthwiseNHWC(dst, src []uint8, s ConvShape, aZero uint8, d *Depthwise, rq 
 	return nil
 }
 
-// dwTapGo is the reference of dwTap: for p < n and ch < c,
-// acc[p*c+ch] += (x[p*xstride+ch] - z) * w[ch].
-func dwTapGo(acc []int32, x []uint8, w []int32, n, xstride, c int, z int32) {
+// dwTapGo is the reference of dwTap: for p < n and ch < c, with the
+// panel-major accumulators of one output row of ow pixels,
+// acc[(ch/16)*ow*16 + (p0+p)*16 + ch%16] += (x[p*xstride+ch] - z) * w[ch].
+func dwTapGo(acc []int32, x []uint8, w []int32, p0, n, ow, xstride, c int, z int32) {
+	dwTapChannels(acc, x, w, p0, n, ow, xstride, 0, c, z)
+}
+
+// dwTapChannels is dwTapGo for the channels [c0, c1).
+func dwTapChannels(acc []int32, x []uint8, w []int32, p0, n, ow, xstride, c0, c1 int, z int32) {
 	for p := 0; p < n; p++ {
-		a := acc[p*c : (p+1)*c]
-		xs := x[p*xstride : p*xstride+c]
-		for ch := range a {
-			a[ch] += (int32(xs[ch]) - z) * w[ch]
+		xs := x[p*xstride : p*xstride+c1]
+		for ch := c0; ch < c1; ch++ {
+			acc[(ch/tileN)*ow*tileN+(p0+p)*tileN+ch%tileN] += (int32(xs[ch]) - z) * w[ch]
 		}
 	}
 }
 
-// dwRequantRow requantizes one output row of ow pixels x c channels of
-// accumulators (row-major) into dst through the GEMM epilogue, in tiles of
-// 6 pixels x 16 channels.
+// dwRequantRow requantizes one output row of ow pixels x c channels from
+// the panel-major accumulators into dst (row-major [ow][c]) with the GEMM
+// epilogue: requantRows on the ow rows of each whole panel, the formula of
+// requantTileGo on the channels of a last partial panel.
 func dwRequantRow(dst []uint8, acc []int32, ow, c int, panels []rqParams) {
-	var t tile
-	for p0 := 0; p0 < ow; p0 += tileM {
-		rows := min(tileM, ow-p0)
-		for c0 := 0; c0 < c; c0 += tileN {
-			cols := min(tileN, c-c0)
-			for r := 0; r < rows; r++ {
-				copy(t[r*tileN:r*tileN+cols], acc[(p0+r)*c+c0:(p0+r)*c+c0+cols])
-			}
-			requantTile(dst[p0*c+c0:], c, &t, rows, cols, &panels[c0/tileN])
+	full := c / tileN
+	for p := 0; p < full; p++ {
+		requantRows(dst[p*tileN:], c, acc[p*ow*tileN:(p+1)*ow*tileN], ow, &panels[p])
+	}
+	if full*tileN == c {
+		return
+	}
+	prm := &panels[full]
+	lo, hi, zero := prm.lo[0], prm.hi[0], prm.zero[0]
+	for r := 0; r < ow; r++ {
+		a := acc[(full*ow+r)*tileN:]
+		d := dst[r*c+full*tileN : (r+1)*c]
+		for j := range d {
+			p := int64(a[j])*prm.mult[j] + prm.bm[j]
+			q := (p+prm.half[j]+(p>>63)&prm.adj[j])>>uint(prm.shift[j]&63) + zero
+			d[j] = uint8(min(max(q, lo), hi))
 		}
+	}
+}
+
+// requantRowsGo is requantTileGo for rows of 16 accumulators, as many as
+// given: dst[r*ldd+j] for r < rows, j < 16 from acc[r*16+j].
+func requantRowsGo(dst []uint8, ldd int, acc []int32, rows int, prm *rqParams) {
+	var t tile
+	for r0 := 0; r0 < rows; r0 += tileM {
+		n := min(tileM, rows-r0)
+		copy(t[:n*tileN], acc[r0*tileN:(r0+n)*tileN])
+		requantTileGo(dst[r0*ldd:], ldd, &t, n, tileN, prm)
 	}
 }

@@ -2,35 +2,51 @@
 
 package kernels
 
-// dwTapAVX2 computes, for p < n and the first 8*cblocks channels,
-// acc[p*accstride+ch] += (x[p*xstride+ch] - z) * w[ch], eight channels
-// per VPMOVZXBD, VPSUBD, VPMULLD, VPADDD (exact: |(x - z)*w| <= 255*128).
+// dwPanelAVX2 computes, for p < n and j < 16,
+// acc[p*16+j] += (x[p*xstride+j] - z) * w[j]: one 16-channel panel of n
+// pixels, the weights held in two registers, eight channels per
+// VPMOVZXBD, VPSUBD, VPMULLD, VPADDD (exact: |(x - z)*w| <= 255*128).
 //
 //go:noescape
-func dwTapAVX2(acc *int32, x *uint8, w *int32, n, xstride, accstride, cblocks int, z int32)
+func dwPanelAVX2(acc *int32, x *uint8, w *int32, n, xstride int, z int32)
 
-// dwTap is dwTapGo: the assembly for the channels in whole blocks of 8,
-// Go for the rest.
-func dwTap(acc []int32, x []uint8, w []int32, n, xstride, c int, z int32) {
+// dwTap is dwTapGo: the assembly for the whole 16-channel panels, Go for
+// the channels of a last partial one.
+func dwTap(acc []int32, x []uint8, w []int32, p0, n, ow, xstride, c int, z int32) {
 	if !useAVX2 || n == 0 {
-		dwTapGo(acc, x, w, n, xstride, c, z)
+		dwTapGo(acc, x, w, p0, n, ow, xstride, c, z)
 		return
 	}
-	cb := c / 8
-	if cb > 0 {
+	full := c / tileN
+	if full > 0 {
 		// Bounds of the last pixel's accesses, checked once.
-		_ = acc[(n-1)*c+cb*8-1]
-		_ = x[(n-1)*xstride+cb*8-1]
-		_ = w[cb*8-1]
-		dwTapAVX2(&acc[0], &x[0], &w[0], n, xstride, c, cb, z)
+		_ = x[(n-1)*xstride+full*tileN-1]
+		_ = w[full*tileN-1]
 	}
-	if r := cb * 8; r < c {
-		for p := 0; p < n; p++ {
-			a := acc[p*c+r : (p+1)*c]
-			xs := x[p*xstride+r : p*xstride+c]
-			for ch := range a {
-				a[ch] += (int32(xs[ch]) - z) * w[r+ch]
-			}
-		}
+	for p := 0; p < full; p++ {
+		a := acc[(p*ow+p0)*tileN : (p*ow+p0+n)*tileN]
+		dwPanelAVX2(&a[0], &x[p*tileN], &w[p*tileN], n, xstride, z)
+	}
+	if full*tileN < c {
+		dwTapChannels(acc, x, w, p0, n, ow, xstride, full*tileN, c, z)
+	}
+}
+
+// requantRows requantizes rows of 16 accumulators (acc[r*16+j]) into
+// dst[r*ldd+j] with the GEMM epilogue's assembly, which takes any number
+// of rows.
+func requantRows(dst []uint8, ldd int, acc []int32, rows int, prm *rqParams) {
+	if rows == 0 {
+		return
+	}
+	_ = acc[rows*tileN-1]
+	_ = dst[(rows-1)*ldd+tileN-1]
+	switch {
+	case useVNNI:
+		requantTileAVX512(&dst[0], ldd, &acc[0], rows, prm)
+	case useAVX2:
+		requantTileAVX2(&dst[0], ldd, &acc[0], rows, prm)
+	default:
+		requantRowsGo(dst, ldd, acc, rows, prm)
 	}
 }
