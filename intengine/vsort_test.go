@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"mpsearch/export"
-	"mpsearch/internal/cputime"
 	"mpsearch/intengine"
+	"mpsearch/internal/cputime"
 	"mpsearch/internal/fixture"
 	"mpsearch/network"
 	"mpsearch/pipeline"
