@@ -106,6 +106,9 @@
 //
 //	y = clamp(z_y + round((m_a·(a - z_a) + m_b·(b - z_b)) / 2^c), lo, hi)
 //
+// Compile evaluates this formula on all 65,536 pairs of input codes, and
+// Run looks each output code up in that 64 KiB table.
+//
 // Concat of inputs (S_j, z_j) into (S_y, z_y) rescales each input like an
 // Add term, all multipliers m_j·2^-c ≈ S_j/S_y sharing one shift c:
 //
