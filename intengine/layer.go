@@ -343,7 +343,10 @@ func (s *layerStep) runConv(ws *workspace, nb int, src []uint8) error {
 				for j := 0; j < ni; j++ {
 					c := cols[j*p*s.k : (j+1)*p*s.k]
 					var err error
-					if s.inNHWC {
+					// One channel: both layouts hold the same bytes and
+					// order the patch columns alike; Im2Col's word copies
+					// suit such short kernel rows.
+					if s.inNHWC && s.cin > 1 {
 						err = kernels.Im2ColNHWC(c, src[(i0+j)*inSize:(i0+j+1)*inSize], s.cs, s.cin, g*s.cs.C, s.zx)
 					} else {
 						err = kernels.Im2Col(c, src[(i0+j)*inSize+g*gSize:(i0+j)*inSize+(g+1)*gSize], s.cs, s.zx)
