@@ -88,8 +88,10 @@
 // narrowed by a fused activation to the codes of its bounds (ReLU: lo = z_y;
 // Clip(a, b): lo = Quantize(a), hi = Quantize(b)). Convolutions run as
 // an im2col (kernels.Im2Col or kernels.Im2ColNHWC, padding with z_x, so
-// padding contributes zero) and kernels.GEMMRequant over a chunk of
-// images, grouped convolutions once per group; a 1x1 convolution with
+// padding contributes zero; a one-channel input, whose bytes and patch
+// columns are the same in both layouts, always takes Im2Col) and
+// kernels.GEMMRequant over a chunk of images, grouped convolutions once
+// per group; a 1x1 convolution with
 // stride 1 on a channels-last tensor is one GEMMRequant on the tensor
 // itself, and a depthwise convolution between channels-last tensors is
 // kernels.DepthwiseNHWC, which sums the same products over the taps
