@@ -197,7 +197,10 @@
 // A run's memory is a workspace: every uint8 tensor, the im2col and GEMM
 // scratch (kernels.Scratch, kernels.DWScratch). Models keep up to
 // GOMAXPROCS workspaces across garbage collections (wsPool), so RunInto
-// allocates nothing once a run at the largest batch has grown them.
+// allocates nothing once a run at the largest batch has grown them, on
+// one thread (several threads start goroutines per GEMM) and except for
+// binary layers on CPUs without VNNI (the table kernel builds its tables
+// per call).
 //
 // # Invariants
 //
