@@ -87,15 +87,29 @@
 // with round to nearest, ties away from zero, and [lo, hi] = [0, 255]
 // narrowed by a fused activation to the codes of its bounds (ReLU: lo = z_y;
 // Clip(a, b): lo = Quantize(a), hi = Quantize(b)). Convolutions run as
-// kernels.Im2Col (padding with z_x, so padding contributes zero) and
-// kernels.GEMMRequant over a chunk of images, grouped convolutions once per
-// group. Compile rejects a bias that could overflow int32.
+// an im2col (kernels.Im2Col or kernels.Im2ColNHWC, padding with z_x, so
+// padding contributes zero; a one-channel input, whose bytes and patch
+// columns are the same in both layouts, always takes Im2Col) and
+// kernels.GEMMRequant over a chunk of images, grouped convolutions once
+// per group; a 1x1 convolution with
+// stride 1 on a channels-last tensor is one GEMMRequant on the tensor
+// itself, and a depthwise convolution between channels-last tensors is
+// kernels.DepthwiseNHWC, which sums the same products over the taps
+// inside the image (a padded tap adds (z_x - z_x)·w = 0) and requantizes
+// them with the same epilogue. The order of the products within a sum
+// differs between these paths (channels-last patches are ordered
+// (ky, kx, c), the weights permuted to match), but every sum is exact in
+// int32 (kernels' bound), so the codes do not depend on the path.
+// Compile rejects a bias that could overflow int32.
 //
 // Add of (S_a, z_a) and (S_b, z_b) into (S_y, z_y): S_a/S_y and S_b/S_y
 // become m_a·2^-c and m_b·2^-c with one shift c (that of the larger, so it
 // keeps 31 bits), and the sum is rounded once:
 //
 //	y = clamp(z_y + round((m_a·(a - z_a) + m_b·(b - z_b)) / 2^c), lo, hi)
+//
+// Compile evaluates this formula on all 65,536 pairs of input codes, and
+// Run looks each output code up in that 64 KiB table.
 //
 // Concat of inputs (S_j, z_j) into (S_y, z_y) rescales each input like an
 // Add term, all multipliers m_j·2^-c ≈ S_j/S_y sharing one shift c:
@@ -166,6 +180,27 @@
 // and RunFrom work unchanged, and Reference runs one float pass per sample
 // for the same batch-1 constants. Per sample the codes are those of a
 // batch-first program.
+//
+// # Layouts and memory (layout.go, run.go)
+//
+// A [C, H, W] tensor is stored channels-first (NCHW, the ONNX order) or
+// channels-last (NHWC), chosen once at Compile: channels-last when every
+// step that reads or writes it, or a tensor tied to it (a pool, Add or
+// clamp has its input and output in one layout), is a convolution, pool,
+// Add, clamp or the input quantization, no view aliases it (Flatten and
+// Reshape read the ONNX order) and it is not the graph output. Tensors of
+// one pixel have the same bytes in both. Serial programs keep NCHW. The
+// layout changes where codes are stored, never their values: RunInt
+// reports every tensor in NCHW order, and a convolution's output codes
+// are the same from either input layout.
+//
+// A run's memory is a workspace: every uint8 tensor, the im2col and GEMM
+// scratch (kernels.Scratch, kernels.DWScratch). Models keep up to
+// GOMAXPROCS workspaces across garbage collections (wsPool), so RunInto
+// allocates nothing once a run at the largest batch has grown them, on
+// one thread (several threads start goroutines per GEMM) and except for
+// binary layers on CPUs without VNNI (the table kernel builds its tables
+// per call).
 //
 // # Invariants
 //

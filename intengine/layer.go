@@ -33,6 +33,17 @@ type layerStep struct {
 	cs     kernels.ConvShape // per group (C = input channels of a group)
 	cin    int               // input channels (all groups)
 	oh, ow int
+	// pointwise: a 1x1 convolution with stride 1 and no padding.
+	pointwise bool
+	// inNHWC and outNHWC: the input and output buffers are channels-last
+	// (layout.go); the weights are then packed in [N][KH][KW][C] order.
+	inNHWC, outNHWC bool
+	// dw: a depthwise convolution (one input channel per output channel)
+	// between NHWC tensors, run by kernels.DepthwiseNHWC with dwW and
+	// dwRQ (every channel) and dwShape (C = all channels).
+	dw      *kernels.Depthwise
+	dwRQ    kernels.Requant
+	dwShape kernels.ConvShape
 
 	// Filled by setup.
 	bits, kbits int
@@ -100,6 +111,8 @@ func newLayerStep(net *network.Network, li int, n *onnx.Node, i int, inShape, ou
 			return nil, unsupported(n, i, "output %dx%d disagrees with the float engine's %dx%d (%v)", oh, ow, s.oh, s.ow, err)
 		}
 		s.rows = s.oh * s.ow
+		c := s.cs // parseWindow gives strides and dilations of at least 1
+		s.pointwise = c.KH == 1 && c.KW == 1 && c.StrideH == 1 && c.StrideW == 1 && c.PadTop == 0 && c.PadLeft == 0 && c.PadBottom == 0 && c.PadRight == 0
 	case "Gemm":
 		if attrInt(n, "transA", 0) != 0 {
 			return nil, unsupported(n, i, "transA=1")
@@ -184,9 +197,26 @@ func (s *layerStep) setup(m *Model) error {
 			}
 		}
 	}
+	s.inNHWC = s.conv && m.plan.nhwc[s.in]
+	s.outNHWC = s.conv && s.out >= 0 && m.plan.nhwc[s.out]
+	s.dw = nil
+	depthwise := s.conv && s.groups > 1 && s.groups == s.cin && s.n == 1 && s.inNHWC && s.outNHWC
+	if depthwise {
+		if s.dw, err = kernels.PackDepthwise(s.nk, s.groups, s.cs.KH, s.cs.KW); err != nil {
+			return fmt.Errorf("intengine: layer %q: %w", s.node, err)
+		}
+		s.dwShape = s.cs
+		s.dwShape.C = s.cin
+	}
 	s.w = make([]*kernels.Weights, s.groups)
 	for g := range s.w {
+		if depthwise {
+			break // DepthwiseNHWC reads s.dw
+		}
 		rows := s.nk[g*s.n*s.k : (g+1)*s.n*s.k]
+		if s.inNHWC {
+			rows = kernels.PermuteHWC(rows, s.n, s.cs.C, s.cs.KH, s.cs.KW)
+		}
 		if s.kbits == kernels.Ternary {
 			s.w[g], err = kernels.PackTernary(rows, s.n, s.k)
 		} else {
@@ -238,6 +268,7 @@ func (s *layerStep) setup(m *Model) error {
 		r := g * s.n
 		s.rq[g] = kernels.Requant{Bias: s.bias[r : r+s.n], Mult: s.mult[r : r+s.n], Shift: s.shift[r : r+s.n], Zero: s.zy, Lo: s.lo, Hi: s.hi}
 	}
+	s.dwRQ = kernels.Requant{Bias: s.bias, Mult: s.mult, Shift: s.shift, Zero: s.zy, Lo: s.lo, Hi: s.hi}
 	return nil
 }
 
@@ -262,53 +293,117 @@ func (s *layerStep) run(ws *workspace, nb int) error {
 		}
 		return nil
 	}
-	// Convolution: im2col of a chunk of images for one group, one GEMM,
-	// then scatter [image][position][channel] into NCHW.
+	if s.dw != nil {
+		inSize, outSize := s.cin*s.cs.H*s.cs.W, ntot*s.rows
+		dst := ws.bufs[s.out]
+		for i := 0; i < nb; i++ {
+			if err := kernels.DepthwiseNHWC(dst[i*outSize:(i+1)*outSize], src[i*inSize:(i+1)*inSize], s.dwShape, s.zx, s.dw, &s.dwRQ, &ws.dw); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return s.runConv(ws, nb, src)
+}
+
+// runConv runs a convolution on a chunk of images at a time, per group:
+// the patch matrix (Im2Col from NCHW, Im2ColNHWC from NHWC, or the input
+// itself for a 1x1 convolution with stride 1 on NHWC), one GEMM, and the
+// move of its [image][position][channel] rows to the output: none when
+// the output is NHWC and the GEMM wrote it in place, a copy of each row's
+// channels for a group of an NHWC output, a transpose for NCHW.
+func (s *layerStep) runConv(ws *workspace, nb int, src []uint8) error {
 	inSize := s.cin * s.cs.H * s.cs.W
 	gSize := s.cs.C * s.cs.H * s.cs.W
 	p := s.rows
-	chunk := max(1, min(nb, colsBytes/max(1, p*s.k)))
-	ws.cols = grow(ws.cols, chunk*p*s.k)
-	if s.out >= 0 {
-		ws.tmp8 = grow(ws.tmp8, chunk*p*s.n)
-	} else {
-		ws.tmp32 = grow32(ws.tmp32, chunk*p*s.n)
-	}
+	ntot := s.n * s.groups
 	outSize := ntot * p
+	direct := s.inNHWC && s.groups == 1 && s.pointwise
+	toOut := s.out >= 0 && s.outNHWC && s.groups == 1
+	chunk := max(1, min(nb, colsBytes/max(1, p*s.k)))
+	if direct {
+		chunk = nb
+	} else {
+		ws.cols = grow(ws.cols, chunk*p*s.k)
+	}
+	switch {
+	case s.out < 0:
+		ws.tmp32 = grow32(ws.tmp32, chunk*p*s.n)
+	case !toOut:
+		ws.tmp8 = grow(ws.tmp8, chunk*p*s.n)
+	}
 	for g := 0; g < s.groups; g++ {
 		for i0 := 0; i0 < nb; i0 += chunk {
 			ni := min(chunk, nb-i0)
-			cols := ws.cols[:ni*p*s.k]
-			for j := 0; j < ni; j++ {
-				img := src[(i0+j)*inSize+g*gSize : (i0+j)*inSize+(g+1)*gSize]
-				if err := kernels.Im2Col(cols[j*p*s.k:(j+1)*p*s.k], img, s.cs, s.zx); err != nil {
-					return err
+			var cols []uint8
+			if direct {
+				cols = src[i0*inSize : (i0+ni)*inSize]
+			} else {
+				cols = ws.cols[:ni*p*s.k]
+				for j := 0; j < ni; j++ {
+					c := cols[j*p*s.k : (j+1)*p*s.k]
+					var err error
+					// One channel: both layouts hold the same bytes and
+					// order the patch columns alike; Im2Col's word copies
+					// suit such short kernel rows.
+					if s.inNHWC && s.cin > 1 {
+						err = kernels.Im2ColNHWC(c, src[(i0+j)*inSize:(i0+j+1)*inSize], s.cs, s.cin, g*s.cs.C, s.zx)
+					} else {
+						err = kernels.Im2Col(c, src[(i0+j)*inSize+g*gSize:(i0+j)*inSize+(g+1)*gSize], s.cs, s.zx)
+					}
+					if err != nil {
+						return err
+					}
 				}
 			}
-			if s.out >= 0 {
-				tmp := ws.tmp8[:ni*p*s.n]
-				if err := kernels.GEMMRequant(tmp, cols, ni*p, s.k, s.zx, s.w[g], &s.rq[g], ws.opt); err != nil {
+			if s.out < 0 {
+				if err := s.accConv(ws, cols, i0, ni, g); err != nil {
 					return err
-				}
-				dst := ws.bufs[s.out]
-				for j := 0; j < ni; j++ {
-					o := dst[(i0+j)*outSize+g*s.n*p : (i0+j)*outSize+(g+1)*s.n*p]
-					kernels.Transpose(o, tmp[j*p*s.n:(j+1)*p*s.n], p, s.n)
 				}
 				continue
 			}
-			tmp := ws.tmp32[:ni*p*s.n]
-			if err := kernels.GEMM(tmp, cols, ni*p, s.k, s.zx, s.w[g], ws.opt); err != nil {
+			dst := ws.bufs[s.out]
+			if toOut {
+				if err := kernels.GEMMRequant(dst[i0*outSize:(i0+ni)*outSize], cols, ni*p, s.k, s.zx, s.w[0], &s.rq[0], ws.opt); err != nil {
+					return err
+				}
+				continue
+			}
+			tmp := ws.tmp8[:ni*p*s.n]
+			if err := kernels.GEMMRequant(tmp, cols, ni*p, s.k, s.zx, s.w[g], &s.rq[g], ws.opt); err != nil {
 				return err
 			}
 			for j := 0; j < ni; j++ {
-				o := ws.acc[(i0+j)*outSize+g*s.n*p:]
-				t := tmp[j*p*s.n:]
-				for q := 0; q < p; q++ {
-					for c := 0; c < s.n; c++ {
-						o[c*p+q] = t[q*s.n+c] + s.bias[g*s.n+c]
+				t := tmp[j*p*s.n : (j+1)*p*s.n]
+				if s.outNHWC {
+					o := dst[(i0+j)*outSize : (i0+j+1)*outSize]
+					for q := 0; q < p; q++ {
+						copy(o[q*ntot+g*s.n:q*ntot+(g+1)*s.n], t[q*s.n:(q+1)*s.n])
 					}
+					continue
 				}
+				kernels.Transpose(dst[(i0+j)*outSize+g*s.n*p:(i0+j)*outSize+(g+1)*s.n*p], t, p, s.n)
+			}
+		}
+	}
+	return nil
+}
+
+// accConv computes group g of a convolution producing the int32 logits
+// (NCHW) for images [i0, i0+ni) from their patch matrix.
+func (s *layerStep) accConv(ws *workspace, cols []uint8, i0, ni, g int) error {
+	p := s.rows
+	outSize := s.n * s.groups * p
+	tmp := ws.tmp32[:ni*p*s.n]
+	if err := kernels.GEMM(tmp, cols, ni*p, s.k, s.zx, s.w[g], ws.opt); err != nil {
+		return err
+	}
+	for j := 0; j < ni; j++ {
+		o := ws.acc[(i0+j)*outSize+g*s.n*p:]
+		t := tmp[j*p*s.n:]
+		for q := 0; q < p; q++ {
+			for c := 0; c < s.n; c++ {
+				o[c*p+q] = t[q*s.n+c] + s.bias[g*s.n+c]
 			}
 		}
 	}

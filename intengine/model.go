@@ -46,9 +46,9 @@ type Model struct {
 	bits  []int
 	quant []quant.ActQuant // per buffer (inherited ones copied)
 	opt   kernels.Options
-	// pool recycles workspaces (*workspace); the variants of a Model
-	// (WithLayerBits) share it, since their buffers are the same.
-	pool *sync.Pool
+	// pool recycles workspaces; the variants of a Model (WithLayerBits)
+	// share it, since their buffers are the same.
+	pool *wsPool
 	// family is the plan Compile made; variants share it (and its
 	// buffers), so a Prefix of one continues in another.
 	family *plan
@@ -93,7 +93,7 @@ func Compile(net *network.Network, cfg Config) (*Model, error) {
 		codes = quant.NewRoundToNearest(net)
 	}
 	m := &Model{net: net, plan: p, bits: append([]int(nil), bits...), quant: make([]quant.ActQuant, len(p.bufs)), opt: kernels.Options{Threads: cfg.Threads},
-		pool: &sync.Pool{}, family: p, codes: codes}
+		pool: &wsPool{}, family: p, codes: codes}
 	for i, b := range p.bufs {
 		if !b.own {
 			m.quant[i] = m.quant[b.parent]

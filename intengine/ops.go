@@ -15,32 +15,52 @@ import (
 type quantizeStep struct {
 	out int
 	q   quant.ActQuant // filled by setup
+	// nhwc: the codes are stored channels-last, c channels of hw pixels.
+	nhwc  bool
+	c, hw int
 }
 
 func (s *quantizeStep) describe() (string, string) { return "input", "QuantizeLinear" }
 
 func (s *quantizeStep) setup(m *Model) error {
 	s.q = m.quant[s.out]
+	s.nhwc = m.plan.nhwc[s.out]
+	if sh := m.plan.shapes[m.plan.bufs[s.out].name]; s.nhwc {
+		s.c, s.hw = sh[0], sh[1]*sh[2]
+	}
 	return nil
 }
 
 func (s *quantizeStep) run(ws *workspace, n int) error {
 	dst := ws.bufs[s.out][:len(ws.x)]
+	if !s.nhwc {
+		s.quantize(dst, ws.x, 1)
+		return nil
+	}
+	for i := 0; i < len(ws.x); i += s.c * s.hw {
+		for c := 0; c < s.c; c++ {
+			s.quantize(dst[i+c:], ws.x[i+c*s.hw:i+(c+1)*s.hw], s.c)
+		}
+	}
+	return nil
+}
+
+// quantize writes the codes of x to dst[0], dst[stride], ...
+func (s *quantizeStep) quantize(dst []uint8, x []float64, stride int) {
 	scale, zp := s.q.Scale, float64(s.q.ZeroPoint)
-	for i, v := range ws.x {
+	for i, v := range x {
 		// quant.ActQuant.Quantize with the clamp inlined (identical for
 		// every finite v; NaN, which Quantize leaves undefined, gives 0).
 		q := math.RoundToEven(v/scale) + zp
 		switch {
 		case q >= 255:
-			dst[i] = 255
+			dst[i*stride] = 255
 		case q > 0:
-			dst[i] = uint8(q)
+			dst[i*stride] = uint8(q)
 		default:
-			dst[i] = 0
+			dst[i*stride] = 0
 		}
 	}
-	return nil
 }
 
 // addStep adds two uint8 tensors: each input is rescaled to the output
@@ -63,6 +83,9 @@ type addStep struct {
 	zy        int32
 	lo, hi    uint8
 	perSample int
+	// table[a<<8|b] is the output code of the input codes (a, b): the
+	// formula above on every pair, computed at setup.
+	table []uint8
 }
 
 func (s *addStep) describe() (string, string) {
@@ -112,15 +135,29 @@ func (s *addStep) setup(m *Model) error {
 	s.za, s.zb, s.zy = int64(qa.ZeroPoint), int64(qb.ZeroPoint), int32(qy.ZeroPoint)
 	s.lo, s.hi = qy.Quantize(s.act.lo), qy.Quantize(s.act.hi)
 	s.perSample = m.plan.bufs[s.out].size
+	s.table = make([]uint8, 256*256)
+	for a := range 256 {
+		for b := range 256 {
+			s.table[a<<8|b] = s.code(uint8(a), uint8(b))
+		}
+	}
 	return nil
 }
 
+// code is the output code of the input codes a and b.
+func (s *addStep) code(a, b uint8) uint8 {
+	acc := s.ma*(int64(a)-s.za) + s.mb*(int64(b)-s.zb)
+	return kernels.Requantize(acc, 1, s.shift, s.zy, s.lo, s.hi)
+}
+
+// run looks every output code up in the table of the pairs of input
+// codes (equal to code by construction).
 func (s *addStep) run(ws *workspace, n int) error {
 	size := n * s.perSample
 	a, b, y := ws.bufs[s.a][:size], ws.bufs[s.b][:size], ws.bufs[s.out][:size]
+	t := (*[1 << 16]uint8)(s.table)
 	for i := range y {
-		acc := s.ma*(int64(a[i])-s.za) + s.mb*(int64(b[i])-s.zb)
-		y[i] = kernels.Requantize(acc, 1, s.shift, s.zy, s.lo, s.hi)
+		y[i] = t[uint16(a[i])<<8|uint16(b[i])]
 	}
 	return nil
 }
@@ -203,6 +240,7 @@ type poolStep struct {
 	first        []int32 // window o's taps are offs[first[o]:first[o+1]]
 	div          []int32 // window o's divisor
 	max2x2       bool    // MaxPool 2x2, stride 2, every window inside the input
+	nhwc         bool    // input and output channels-last (layout.go)
 }
 
 func (s *poolStep) describe() (string, string) { return s.node, s.opType }
@@ -249,6 +287,7 @@ func newPoolStep(n *onnx.Node, i int, inShape, outShape []int) (*poolStep, error
 
 func (s *poolStep) setup(m *Model) error {
 	s.z = m.quant[s.in].ZeroPoint
+	s.nhwc = m.plan.nhwc[s.in]
 	// Flat offsets (within one plane) of every window's taps inside the
 	// input, and each window's divisor.
 	s.first = make([]int32, s.oh*s.ow+1)
@@ -274,6 +313,13 @@ func (s *poolStep) setup(m *Model) error {
 func (s *poolStep) run(ws *workspace, n int) error {
 	hw, ohw := s.h*s.w, s.oh*s.ow
 	src, dst := ws.bufs[s.in], ws.bufs[s.out]
+	if s.nhwc {
+		ws.sum = grow32(ws.sum, s.c)
+		for i := 0; i < n; i++ {
+			s.runNHWC(dst[i*s.c*ohw:(i+1)*s.c*ohw], src[i*s.c*hw:(i+1)*s.c*hw], ws.sum)
+		}
+		return nil
+	}
 	if s.max2x2 {
 		s.runMax2x2(src[:n*s.c*hw], dst[:n*s.c*ohw])
 		return nil
@@ -300,6 +346,35 @@ func (s *poolStep) run(ws *workspace, n int) error {
 		}
 	}
 	return nil
+}
+
+// runNHWC pools one channels-last image: the tap offsets are pixel
+// indices, and each tap is a run of c channels. sum is scratch of c
+// values.
+func (s *poolStep) runNHWC(dst, src []uint8, sum []int32) {
+	c := s.c
+	for o := 0; o < s.oh*s.ow; o++ {
+		taps := s.offs[s.first[o]:s.first[o+1]]
+		out := dst[o*c : (o+1)*c]
+		if !s.avg {
+			copy(out, src[int(taps[0])*c:int(taps[0]+1)*c])
+			for _, t := range taps[1:] {
+				kernels.MaxBytes(out, src[int(t)*c:int(t+1)*c])
+			}
+			continue
+		}
+		clear(sum)
+		for _, t := range taps {
+			px := src[int(t)*c : int(t+1)*c]
+			for j, v := range px {
+				sum[j] += int32(v)
+			}
+		}
+		off := len(taps) * s.z
+		for j := range out {
+			out[j] = uint8(min(max(s.z+divRound(int(sum[j])-off, int(s.div[o])), 0), 255))
+		}
+	}
 }
 
 // runMax2x2 is MaxPool with 2x2 windows, stride 2 and no padding, the

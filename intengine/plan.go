@@ -57,6 +57,8 @@ type plan struct {
 	// batch 1.
 	serial bool
 	whole  map[string]bool
+	// nhwc marks the buffers stored channels-last (layout.go).
+	nhwc []bool
 }
 
 // step is one operation of the integer program.
@@ -471,6 +473,7 @@ func analyzeMode(net *network.Network, serial bool) (*plan, error) {
 		p.outShape = p.shapes[net.OutputName]
 	}
 	p.liveness()
+	p.chooseLayouts()
 	return p, nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"testing"
 
 	"mpsearch/network"
@@ -37,7 +36,7 @@ func TestLiveAt(t *testing.T) {
 // poisonPool gives m a pool of its own holding a workspace whose buffers
 // hold garbage, so that RunFrom reading a tensor it was not handed shows.
 func poisonPool(m *Model, x *tensor.Tensor) {
-	m.pool = &sync.Pool{}
+	m.pool = &wsPool{}
 	ws := m.getWorkspace(x)
 	rng := rand.New(rand.NewPCG(1, 1))
 	for _, b := range ws.bufs {

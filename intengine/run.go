@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"mpsearch/kernels"
@@ -21,16 +22,53 @@ type workspace struct {
 	cols  []uint8
 	tmp8  []uint8
 	tmp32 []int32
+	sum   []int32 // per-channel sums of a channels-last average pool
 	opt   kernels.Options
+	// scratch is the GEMMs' working memory (opt.Scratch), kept with the
+	// workspace so that a run allocates nothing.
+	scratch kernels.Scratch
+	dw      kernels.DWScratch // the depthwise convolutions' working memory
+}
+
+// wsPool recycles workspaces. Unlike a sync.Pool it keeps them across
+// garbage collections: a workspace dropped by a collection would be
+// allocated again, and its pages faulted in, on the next run (at batch 32
+// that made the VGG-style CNN's runs 4x slower). It keeps at most
+// GOMAXPROCS workspaces, the number of runs that can proceed at once.
+type wsPool struct {
+	mu   sync.Mutex
+	free []*workspace
+}
+
+func (p *wsPool) get() *workspace {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.free)
+	if n == 0 {
+		return nil
+	}
+	ws := p.free[n-1]
+	p.free[n-1] = nil
+	p.free = p.free[:n-1]
+	return ws
+}
+
+func (p *wsPool) put(ws *workspace) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) < runtime.GOMAXPROCS(0) {
+		p.free = append(p.free, ws)
+	}
 }
 
 func (m *Model) getWorkspace(x *tensor.Tensor) *workspace {
-	ws, _ := m.pool.Get().(*workspace)
+	ws := m.pool.get()
 	if ws == nil {
 		ws = &workspace{bufs: make([][]uint8, len(m.plan.bufs))}
 	}
 	n := x.Shape[0]
 	ws.m, ws.x, ws.opt = m, x.Data, m.opt
+	ws.opt.Scratch = &ws.scratch
 	for i, b := range m.plan.bufs {
 		ws.bufs[i] = grow(ws.bufs[i], n*b.size)
 	}
@@ -42,7 +80,7 @@ func (m *Model) getWorkspace(x *tensor.Tensor) *workspace {
 
 func (m *Model) putWorkspace(ws *workspace) {
 	ws.x = nil
-	m.pool.Put(ws)
+	m.pool.put(ws)
 }
 
 // exec runs the program on x; timed, when not nil, receives the duration
@@ -152,6 +190,35 @@ func (m *Model) Run(ctx context.Context, x *tensor.Tensor) (*tensor.Tensor, erro
 	return out, nil
 }
 
+// OutputShape returns the shape of the output of a batch of n samples:
+// [n]+the per-sample output shape.
+func (m *Model) OutputShape(n int) []int { return append([]int{n}, m.plan.outShape...) }
+
+// RunInto is Run writing the dequantized output into out, whose shape must
+// be OutputShape(N) for the N samples of x. After a first run at the
+// largest batch, it allocates nothing: the workspace (every uint8 tensor,
+// the im2col and GEMM scratch) is recycled from run to run.
+func (m *Model) RunInto(ctx context.Context, out, x *tensor.Tensor) error {
+	if err := m.check(x); err != nil {
+		return err
+	}
+	n := x.Shape[0]
+	if out == nil || len(out.Shape) != 1+len(m.plan.outShape) || out.Shape[0] != n || !tensor.SameShape(out.Shape[1:], m.plan.outShape) || len(out.Data) != tensor.Size(out.Shape) {
+		var shape []int
+		if out != nil {
+			shape = out.Shape
+		}
+		return fmt.Errorf("intengine: output tensor of shape %v; want %v (OutputShape): %w", shape, m.OutputShape(n), network.ErrShape)
+	}
+	ws := m.getWorkspace(x)
+	defer m.putWorkspace(ws)
+	if err := m.exec(ctx, ws, n, nil); err != nil {
+		return err
+	}
+	m.dequantize(ws, out.Data)
+	return nil
+}
+
 // IntTensor is one uint8 tensor of a run.
 type IntTensor struct {
 	Name  string
@@ -187,7 +254,11 @@ func (m *Model) RunInt(ctx context.Context, x *tensor.Tensor) (*IntResult, error
 	r := &IntResult{Batch: n, Output: tensor.New(append([]int{n}, m.plan.outShape...)...)}
 	m.dequantize(ws, r.Output.Data)
 	for i, b := range m.plan.bufs {
-		r.Tensors = append(r.Tensors, IntTensor{Name: b.name, Shape: slices.Clone(m.plan.shapes[b.name]), Codes: slices.Clone(ws.bufs[i][:n*b.size])})
+		codes := slices.Clone(ws.bufs[i][:n*b.size])
+		if sh := m.plan.shapes[b.name]; m.plan.nhwc[i] {
+			toNCHW(codes, ws.bufs[i][:n*b.size], n, sh[0], sh[1]*sh[2])
+		}
+		r.Tensors = append(r.Tensors, IntTensor{Name: b.name, Shape: slices.Clone(m.plan.shapes[b.name]), Codes: codes})
 	}
 	if m.plan.outLayer != nil {
 		r.AccShape = slices.Clone(m.plan.outShape)

@@ -132,6 +132,26 @@
 // completed while in L1 (a byte-wise transpose thrashes one cache set when
 // OH*OW is a multiple of 1024).
 //
+// Im2ColNHWC is the im2col of a channels-last image: columns ordered
+// (ky, kx, c), matching weights permuted by PermuteHWC; a kernel row of
+// adjacent in-image pixels is one copy of KW*C bytes, other taps one copy
+// of C bytes each (the channels of a group for a grouped convolution).
+//
+// DepthwiseNHWC computes a depthwise convolution of a channels-last image
+// without patches: per output row, for every tap, the output pixels whose
+// tap lies inside the image accumulate (x - z)*w over the channels in
+// int32 (dwTapAVX2: VPMOVZXBD, VPSUBD, VPMULLD, VPADDD on eight channels;
+// |(x - z)*w| <= 255*128 and at most KH*KW products, so exact), taps in
+// the padding (which hold z) are skipped since they add zero, and the row
+// is requantized through the GEMM epilogue (requantTile) in 6 x 16 tiles.
+// dwTapGo is its twin.
+//
+// With Options.Scratch, a call's working memory (packed activations,
+// accumulator tiles, requantization panels, the call's state) is the
+// Scratch's, kept from call to call, so a call on one thread allocates
+// nothing; without it the buffers come from sync.Pools, which collections
+// empty. A Scratch serves one call at a time.
+//
 // The epilogue of GEMMRequant (bias, dyadic requantization, clamp, uint8
 // packing) is assembly for full 16-channel panels, in int64 lanes: eight
 // channels at a time with AVX-512 (when useVNNI is set), four with AVX2;

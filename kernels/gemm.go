@@ -17,6 +17,13 @@ type Options struct {
 	// Threads is the number of goroutines sharing the output tiles; values
 	// below 1 mean 1. Results are identical for every value.
 	Threads int
+	// Scratch, when not nil, holds the call's working memory (packed
+	// activations, accumulators, requantization constants) from call to
+	// call: with one thread a call then allocates nothing once the Scratch
+	// has grown to the largest call. A Scratch serves one call at a time.
+	// Nil recycles working memory through sync.Pools, which a garbage
+	// collection empties.
+	Scratch *Scratch
 }
 
 // aBlockBytes is the size of the packed activation block kept in L2 while a
@@ -38,19 +45,10 @@ func GEMM(dst []int32, a []uint8, m, k int, aZero uint8, w *Weights, opt Options
 	if err := checkGEMM(len(dst), a, m, k, w); err != nil {
 		return err
 	}
-	n := w.N
-	run(w, a, m, aZero, opt.Threads, func(m0, n0, rows, cols int, c *tile) {
-		if cols == tileN {
-			for r := 0; r < rows; r++ {
-				o := (m0+r)*n + n0
-				*(*[tileN]int32)(dst[o : o+tileN]) = *(*[tileN]int32)(c[r*tileN:])
-			}
-			return
-		}
-		for r := 0; r < rows; r++ {
-			copy(dst[(m0+r)*n+n0:(m0+r)*n+n0+cols], c[r*tileN:r*tileN+cols])
-		}
-	})
+	g := opt.Scratch.job()
+	g.dst32 = dst
+	g.run(w, a, m, aZero, opt.Threads)
+	opt.Scratch.done(g)
 	return nil
 }
 
@@ -66,35 +64,12 @@ func GEMMRequant(dst []uint8, a []uint8, m, k int, aZero uint8, w *Weights, rq *
 	if err := rq.check(w.N); err != nil {
 		return err
 	}
-	n := w.N
-	panels := rqPanels(rq, n)
-	run(w, a, m, aZero, opt.Threads, func(m0, n0, rows, cols int, c *tile) {
-		requantTile(dst[m0*n+n0:], n, c, rows, cols, &panels[n0/tileN])
-	})
+	g := opt.Scratch.job()
+	g.dst8 = dst
+	g.panels = rq.panels(g.panels, w.N)
+	g.run(w, a, m, aZero, opt.Threads)
+	opt.Scratch.done(g)
 	return nil
-}
-
-// rqPanels returns the epilogue parameters of rq for n output channels,
-// one rqParams per 16-channel panel.
-func rqPanels(rq *Requant, n int) []rqParams {
-	panels := make([]rqParams, (n+tileN-1)/tileN)
-	for ch := 0; ch < n; ch++ {
-		q := 0
-		if len(rq.Mult) != 1 {
-			q = ch
-		}
-		var bias int32
-		if rq.Bias != nil {
-			bias = rq.Bias[ch]
-		}
-		panels[ch/tileN].set(ch%tileN, bias, rq.Mult[q], rq.Shift[q])
-	}
-	for i := range panels {
-		for j := 0; j < 4; j++ {
-			panels[i].lo[j], panels[i].hi[j], panels[i].zero[j] = int64(rq.Lo), int64(rq.Hi), int64(rq.Zero)
-		}
-	}
-	return panels
 }
 
 func checkGEMM(dstLen int, a []uint8, m, k int, w *Weights) error {
@@ -118,137 +93,215 @@ func checkGEMM(dstLen int, a []uint8, m, k int, w *Weights) error {
 // calls never share outputs.
 type epilogue func(m0, n0, rows, cols int, c *tile)
 
-// scratch recycles packed-activation buffers between calls.
+// scratch recycles packed-activation buffers between calls without a
+// Scratch.
 var (
 	scratch8  sync.Pool // *[]uint8
 	scratch16 sync.Pool // *[]int16
 	scratchC  sync.Pool // *[]tile, accumulators of one job
 )
 
-// run packs a, computes every 6 x 16 output tile and hands it to epi.
-func run(w *Weights, a []uint8, m int, aZero uint8, threads int, epi epilogue) {
-	threads = max(threads, 1)
-	if w.pb != nil {
-		runLUT(w, a, m, aZero, threads, epi)
+// gemmJob is the state of one GEMM or GEMMRequant call: the output (dst32
+// for GEMM; dst8 and the requantization panels for GEMMRequant), the
+// packed activations and the blocking. Its methods are the call's steps,
+// so that a call on one thread creates no closure and, with a Scratch,
+// allocates nothing.
+type gemmJob struct {
+	dst32  []int32
+	dst8   []uint8
+	panels []rqParams
+
+	w         *Weights
+	a         []uint8
+	m         int
+	aZero     uint8
+	a8        []uint8
+	a16       []int16
+	group     int // panels per kernel call: quadGroup for tileVNNI64
+	tileLen   int // elements of one packed activation tile
+	mTiles    int
+	nPanels   int
+	blockRows int // tiles per block of packed activations kept in L2
+	nChunks   int
+	chunk     int // panel groups per chunk
+	nGroups   int
+	kc        int      // reduction steps per weight chunk kept in L1
+	owner     *Scratch // the Scratch holding the buffers, or nil (sync.Pools)
+	single    bool     // one thread: jobs may share the Scratch's accumulators
+}
+
+// epi hands one tile to the call's output.
+func (g *gemmJob) epi(m0, n0, rows, cols int, c *tile) {
+	n := g.w.N
+	if g.dst8 != nil {
+		requantTile(g.dst8[m0*n+n0:], n, c, rows, cols, &g.panels[n0/tileN])
 		return
 	}
-	k, kpad := w.K, w.kpad
-	mTiles := (m + tileM - 1) / tileM
-	nPanels := (w.N + tileN - 1) / tileN
-	tileLen := kpad * tileM // elements of one packed activation tile
+	if cols == tileN {
+		for r := 0; r < rows; r++ {
+			o := (m0+r)*n + n0
+			*(*[tileN]int32)(g.dst32[o : o+tileN]) = *(*[tileN]int32)(c[r*tileN:])
+		}
+		return
+	}
+	for r := 0; r < rows; r++ {
+		copy(g.dst32[(m0+r)*n+n0:(m0+r)*n+n0+cols], c[r*tileN:r*tileN+cols])
+	}
+}
 
-	var a8 []uint8
-	var a16 []int16
+// run packs a, computes every 6 x 16 output tile and hands it to epi.
+func (g *gemmJob) run(w *Weights, a []uint8, m int, aZero uint8, threads int) {
+	threads = max(threads, 1)
+	g.w, g.a, g.m, g.aZero = w, a, m, aZero
+	if w.pb != nil {
+		runLUT(w, a, m, aZero, threads, g.epi)
+		return
+	}
+	kpad := w.kpad
+	g.mTiles = (m + tileM - 1) / tileM
+	g.nPanels = (w.N + tileN - 1) / tileN
+	g.tileLen = kpad * tileM
+	need := g.mTiles * g.tileLen
+
 	elem := 1
-	group := 1 // panels per kernel call: quadGroup for tileVNNI64
+	g.group = 1
+	g.a8, g.a16 = nil, nil
 	if w.p16 != nil {
 		elem = 2
-		bp, _ := scratch16.Get().(*[]int16)
-		if bp == nil || cap(*bp) < mTiles*tileLen {
-			s := make([]int16, mTiles*tileLen)
-			bp = &s
+		if g.owner != nil {
+			g.a16 = growSlice(&g.owner.a16, need)
+		} else {
+			bp, _ := scratch16.Get().(*[]int16)
+			if bp == nil || cap(*bp) < need {
+				s := make([]int16, need)
+				bp = &s
+			}
+			g.a16 = (*bp)[:need]
+			defer scratch16.Put(bp)
 		}
-		a16 = (*bp)[:mTiles*tileLen]
-		defer scratch16.Put(bp)
 	} else {
 		if useVNNI {
-			group = quadGroup
+			g.group = quadGroup
 		}
-		bp, _ := scratch8.Get().(*[]uint8)
-		if bp == nil || cap(*bp) < mTiles*tileLen {
-			s := make([]uint8, mTiles*tileLen)
-			bp = &s
-		}
-		a8 = (*bp)[:mTiles*tileLen]
-		defer scratch8.Put(bp)
-	}
-	packTiles := func(t0, t1 int) {
-		for t := t0; t < t1; t++ {
-			if a16 != nil {
-				packA16(a16[t*tileLen:(t+1)*tileLen], a, m, k, t*tileM, aZero)
-			} else {
-				packA8(a8[t*tileLen:(t+1)*tileLen], a, m, k, t*tileM)
+		if g.owner != nil {
+			g.a8 = growSlice(&g.owner.a8, need)
+		} else {
+			bp, _ := scratch8.Get().(*[]uint8)
+			if bp == nil || cap(*bp) < need {
+				s := make([]uint8, need)
+				bp = &s
 			}
+			g.a8 = (*bp)[:need]
+			defer scratch8.Put(bp)
 		}
 	}
-	parallel(threads, mTiles, packTiles)
-
 	// Blocks of tiles whose packed activations fit in aBlockBytes.
-	blockTiles := max(1, aBlockBytes/(tileLen*elem))
-	mBlocks := (mTiles + blockTiles - 1) / blockTiles
+	g.blockRows = max(1, aBlockBytes/(g.tileLen*elem))
+	mBlocks := (g.mTiles + g.blockRows - 1) / g.blockRows
 	// Panels are visited in groups of one kernel call each. Split the groups
 	// over threads too when there are fewer row blocks than needed to keep
 	// every thread busy.
-	nGroups := (nPanels + group - 1) / group
-	nChunks := 1
+	g.nGroups = (g.nPanels + g.group - 1) / g.group
+	g.nChunks = 1
 	if threads > 1 {
-		nChunks = min(nGroups, (2*threads+mBlocks-1)/mBlocks)
+		g.nChunks = min(g.nGroups, (2*threads+mBlocks-1)/mBlocks)
 	}
-	chunk := (nGroups + nChunks - 1) / nChunks
-	nChunks = (nGroups + chunk - 1) / chunk
-	panelLen := kpad * tileN
+	g.chunk = (g.nGroups + g.nChunks - 1) / g.nChunks
+	g.nChunks = (g.nGroups + g.chunk - 1) / g.chunk
 	// The weight panels of a group are consumed in chunks of kc reduction
 	// steps small enough to stay in L1 while every tile of the block uses
 	// them.
 	chunkBytes := wChunkBytes
-	if a8 != nil && useVNNI {
+	if g.a8 != nil && useVNNI {
 		chunkBytes = wChunkVNNIBytes
 	}
-	kc := max(4, chunkBytes/(group*tileN*elem)) &^ 3
+	g.kc = max(4, chunkBytes/(g.group*tileN*elem)) &^ 3
 
-	job := func(j int) {
-		mb, nc := j/nChunks, j%nChunks
-		t0, t1 := mb*blockTiles, min((mb+1)*blockTiles, mTiles)
-		g0, g1 := nc*chunk, min((nc+1)*chunk, nGroups)
+	g.single = threads == 1
+	if g.single {
+		g.pack(0, g.mTiles)
+		for j := 0; j < mBlocks*g.nChunks; j++ {
+			g.job(j)
+		}
+		return
+	}
+	parallel(threads, g.mTiles, g.pack)
+	parallel(threads, mBlocks*g.nChunks, func(j0, j1 int) {
+		for j := j0; j < j1; j++ {
+			g.job(j)
+		}
+	})
+}
+
+// pack packs the activation tiles [t0, t1).
+func (g *gemmJob) pack(t0, t1 int) {
+	for t := t0; t < t1; t++ {
+		if g.a16 != nil {
+			packA16(g.a16[t*g.tileLen:(t+1)*g.tileLen], g.a, g.m, g.w.K, t*tileM, g.aZero)
+		} else {
+			packA8(g.a8[t*g.tileLen:(t+1)*g.tileLen], g.a, g.m, g.w.K, t*tileM)
+		}
+	}
+}
+
+// job computes block j: a block of row tiles against a chunk of panel
+// groups, and hands its tiles to epi. Jobs never share outputs.
+func (g *gemmJob) job(j int) {
+	w := g.w
+	kpad := w.kpad
+	mb, nc := j/g.nChunks, j%g.nChunks
+	t0, t1 := mb*g.blockRows, min((mb+1)*g.blockRows, g.mTiles)
+	g0, g1 := nc*g.chunk, min((nc+1)*g.chunk, g.nGroups)
+	need := (t1 - t0) * g.group
+	var acc []tile
+	if g.owner != nil && g.single {
+		acc = growSlice(&g.owner.acc, need)
+	} else {
 		bp, _ := scratchC.Get().(*[]tile)
-		if bp == nil || cap(*bp) < (t1-t0)*group {
-			s := make([]tile, (t1-t0)*group)
+		if bp == nil || cap(*bp) < need {
+			s := make([]tile, need)
 			bp = &s
 		}
 		defer scratchC.Put(bp)
-		acc := (*bp)[:(t1-t0)*group]
-		for g := g0; g < g1; g++ {
-			p0 := g * group
-			np := min(group, nPanels-p0)
-			// Fold the zero point: quad tiles start at -z * sum_k W[n][k].
-			var start [quadGroup * tileN]int32
-			if a8 != nil {
-				for j := range start[:np*tileN] {
-					start[j] = -int32(aZero) * w.colSum[p0*tileN+j]
-				}
+		acc = (*bp)[:need]
+	}
+	panelLen := kpad * tileN
+	for gr := g0; gr < g1; gr++ {
+		p0 := gr * g.group
+		np := min(g.group, g.nPanels-p0)
+		// Fold the zero point: quad tiles start at -z * sum_k W[n][k].
+		var start [quadGroup * tileN]int32
+		if g.a8 != nil {
+			for j := range start[:np*tileN] {
+				start[j] = -int32(g.aZero) * w.colSum[p0*tileN+j]
 			}
-			wp := p0 * panelLen
-			for k0 := 0; k0 < kpad; k0 += kc {
-				k1 := min(k0+kc, kpad)
-				for t := t0; t < t1; t++ {
-					at := t*tileLen + k0*tileM
-					if a16 != nil {
-						tile16(a16[at:at+(k1-k0)*tileM], w.p16[wp+k0*tileN:wp+k1*tileN], &acc[t-t0], (k1-k0)/2, k0 > 0)
-					} else {
-						c := acc[(t-t0)*group : (t-t0)*group+np]
-						var in []int32
-						if k0 == 0 {
-							in = start[:np*tileN]
-						}
-						tilesQuad(a8[at:at+(k1-k0)*tileM], w.p8[wp+k0*tileN:], panelLen, c, (k1-k0)/4, w.group, in)
+		}
+		wp := p0 * panelLen
+		for k0 := 0; k0 < kpad; k0 += g.kc {
+			k1 := min(k0+g.kc, kpad)
+			for t := t0; t < t1; t++ {
+				at := t*g.tileLen + k0*tileM
+				if g.a16 != nil {
+					tile16(g.a16[at:at+(k1-k0)*tileM], w.p16[wp+k0*tileN:wp+k1*tileN], &acc[t-t0], (k1-k0)/2, k0 > 0)
+				} else {
+					c := acc[(t-t0)*g.group : (t-t0)*g.group+np]
+					var in []int32
+					if k0 == 0 {
+						in = start[:np*tileN]
 					}
+					tilesQuad(g.a8[at:at+(k1-k0)*tileM], w.p8[wp+k0*tileN:], panelLen, c, (k1-k0)/4, w.group, in)
 				}
 			}
-			for jp := 0; jp < np; jp++ {
-				n0 := (p0 + jp) * tileN
-				cols := min(tileN, w.N-n0)
-				for t := t0; t < t1; t++ {
-					m0 := t * tileM
-					epi(m0, n0, min(tileM, m-m0), cols, &acc[(t-t0)*group+jp])
-				}
+		}
+		for jp := 0; jp < np; jp++ {
+			n0 := (p0 + jp) * tileN
+			cols := min(tileN, w.N-n0)
+			for t := t0; t < t1; t++ {
+				m0 := t * tileM
+				g.epi(m0, n0, min(tileM, g.m-m0), cols, &acc[(t-t0)*g.group+jp])
 			}
 		}
 	}
-	parallel(threads, mBlocks*nChunks, func(j0, j1 int) {
-		for j := j0; j < j1; j++ {
-			job(j)
-		}
-	})
 }
 
 // parallel runs f over [0, n) split into contiguous ranges handed out to at

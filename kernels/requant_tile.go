@@ -50,3 +50,31 @@ func requantTileGo(dst []uint8, ldd int, c *tile, rows, cols int, prm *rqParams)
 		}
 	}
 }
+
+// panels returns the epilogue constants of the n channels of rq, one
+// rqParams per 16-channel panel, in buf's memory when it is long enough.
+func (rq *Requant) panels(buf []rqParams, n int) []rqParams {
+	np := (n + tileN - 1) / tileN
+	if cap(buf) < np {
+		buf = make([]rqParams, np)
+	}
+	panels := buf[:np]
+	clear(panels)
+	for ch := 0; ch < n; ch++ {
+		q := 0
+		if len(rq.Mult) != 1 {
+			q = ch
+		}
+		var bias int32
+		if rq.Bias != nil {
+			bias = rq.Bias[ch]
+		}
+		panels[ch/tileN].set(ch%tileN, bias, rq.Mult[q], rq.Shift[q])
+	}
+	for i := range panels {
+		for j := 0; j < 4; j++ {
+			panels[i].lo[j], panels[i].hi[j], panels[i].zero[j] = int64(rq.Lo), int64(rq.Hi), int64(rq.Zero)
+		}
+	}
+	return panels
+}

@@ -212,7 +212,7 @@ func GEMMStreamRequant(dst []uint8, a []uint8, m, k int, aZero uint8, w *Stream,
 		return err
 	}
 	n := w.N
-	panels := rqPanels(rq, n)
+	panels := rq.panels(nil, n)
 	runStream(a, m, aZero, w, opt.Threads, streamDispatch(), func(p0, gp int, c []int32) {
 		var t tile
 		for jp := 0; jp < gp; jp++ {

@@ -15,6 +15,9 @@ import (
 type RunOptions struct {
 	Batch    int // samples per forward pass; default 256
 	Progress Progress
+	// Infer, when not nil, computes a batch's output instead of the float
+	// network (mpsearch run --bits: the integer engine, Model.Run).
+	Infer func(ctx context.Context, x *tensor.Tensor) (*tensor.Tensor, error)
 }
 
 // OutputsInfo describes the array WriteOutputs wrote.
@@ -50,7 +53,11 @@ func WriteOutputs(ctx context.Context, net *network.Network, ds dataset.Source, 
 	out := &OutputsInfo{Name: net.OutputName}
 	var npy *dataset.NPYFloat32Writer
 	err = eachBatch(ctx, ds, bs, func(x *tensor.Tensor, _ []int, done int) error {
-		z, err := net.Infer(ctx, x)
+		infer := net.Infer
+		if opt.Infer != nil {
+			infer = opt.Infer
+		}
+		z, err := infer(ctx, x)
 		if err != nil {
 			return err
 		}
