@@ -45,6 +45,9 @@ type searchFlags struct {
 	heldOutFrac float64
 	refine      string
 	bitsSet     bool // --bits given explicitly
+	// quantizerSet: --quantizer given explicitly (with --table, else the
+	// table's own rounding is used).
+	quantizerSet bool
 }
 
 // parse parses the flags and records which were given.
@@ -53,8 +56,11 @@ func (s *searchFlags) parse(fs *flag.FlagSet, args []string) error {
 		return err
 	}
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "bits" {
+		switch f.Name {
+		case "bits":
 			s.bitsSet = true
+		case "quantizer":
+			s.quantizerSet = true
 		}
 	})
 	return nil
@@ -183,6 +189,12 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 			return usagef("--table replaces --model and --data; give one or the other")
 		}
 		if j.table, err = sensitivity.ReadFile(s.table); err != nil {
+			return err
+		}
+		if !s.quantizerSet && j.table.Quantizer != "" {
+			s.sf.quantizer = j.table.Quantizer
+		}
+		if err := j.table.CheckQuantizer(s.table, s.sf.quantizer); err != nil {
 			return err
 		}
 	} else {
