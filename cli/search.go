@@ -278,6 +278,7 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 		return err
 	}
 	printResult(e, res, out, paretoOnly)
+	printExport(e, res, out)
 	abs, _ := filepath.Abs(filepath.Join(s.out, "report.html"))
 	fmt.Fprintf(e.stderr, "search: wrote %s in %s; open the report: %s\n", strings.Join(order, ", "), s.out, abs)
 	return nil
@@ -416,6 +417,24 @@ func printResult(e *env, res *pipeline.SearchResult, out *pipeline.Outputs, pare
 	}
 	if a, ok := out.Accuracy["float"]; ok {
 		fmt.Fprintf(e.stdout, "accuracy: float %.2f%%, quantized %.2f%%\n", 100*a, 100*out.Accuracy[res.Chosen.Label])
+	}
+}
+
+// printExport prints model.qdq.onnx's size next to the chosen
+// configuration's predicted weight size, and on stderr why weights of 4
+// bits or fewer were stored as INT8 when they were.
+func printExport(e *env, res *pipeline.SearchResult, out *pipeline.Outputs) {
+	x := out.Export
+	if x == nil {
+		return
+	}
+	pred := ""
+	if v, ok := res.Chosen.Costs[pipeline.Size]; ok {
+		pred = fmt.Sprintf("; predicted weight size %.0f B", v)
+	}
+	fmt.Fprintf(e.stdout, "%s: %d B at opset %d%s\n", x.File, x.Bytes, x.Opset, pred)
+	if x.Note != "" {
+		fmt.Fprintf(e.stderr, "search: %s: %s\n", x.File, x.Note)
 	}
 }
 
