@@ -32,6 +32,7 @@ type LayerHessian struct {
 	op     string
 	transA bool
 	h      [][]float64 // per group, the upper triangle of H, Cols×Cols
+	sum    [][]float64 // per group, ∑ x (Cols values), for Mean
 }
 
 // NewLayerHessian starts an empty accumulation for layer li of net.
@@ -59,8 +60,10 @@ func NewLayerHessian(net *network.Network, li int) (*LayerHessian, error) {
 		}
 	}
 	a.h = make([][]float64, a.Groups)
+	a.sum = make([][]float64, a.Groups)
 	for g := range a.h {
 		a.h[g] = make([]float64, a.Cols*a.Cols)
+		a.sum[g] = make([]float64, a.Cols)
 	}
 	return a, nil
 }
@@ -148,6 +151,20 @@ func (a *LayerHessian) syrk(g int, t blas.Transpose, m []float64, r, c int) {
 	}
 	blas64.Syrk(t, 1, blas64.General{Rows: r, Cols: c, Stride: c, Data: m}, 1,
 		blas64.Symmetric{Uplo: blas.Upper, N: a.Cols, Stride: a.Cols, Data: a.h[g]})
+	s := a.sum[g]
+	if t == blas.NoTrans { // vectors are m's columns: s[i] += ∑_j m[i, j]
+		for i := range r {
+			for _, v := range m[i*c : (i+1)*c] {
+				s[i] += v
+			}
+		}
+	} else { // vectors are m's rows
+		for i := range r {
+			for j, v := range m[i*c : (i+1)*c] {
+				s[j] += v
+			}
+		}
+	}
 	if g == 0 {
 		a.N += int64(n)
 	}
@@ -163,6 +180,20 @@ func (a *LayerHessian) Hessian(g int) []float64 {
 		}
 	}
 	return h
+}
+
+// Mean returns conv group g's mean input vector E[x] (Cols values; zeros
+// before any input): for a Conv the mean im2col column, padding included,
+// so (W-Ŵ)·Mean(g) is the mean change of each output of the group.
+func (a *LayerHessian) Mean(g int) []float64 {
+	m := make([]float64, a.Cols)
+	if a.N == 0 {
+		return m
+	}
+	for i, v := range a.sum[g] {
+		m[i] = v / float64(a.N)
+	}
+	return m
 }
 
 // symmetric fills the lower triangle of conv group g's H in place and
@@ -187,6 +218,9 @@ func (a *LayerHessian) addFrom(o *LayerHessian) error {
 	for g := range a.h {
 		for i, v := range o.h[g] {
 			a.h[g][i] += v
+		}
+		for i, v := range o.sum[g] {
+			a.sum[g][i] += v
 		}
 	}
 	a.N += o.N
