@@ -182,6 +182,9 @@ func QDQ(net *network.Network, cfg Config) (*onnx.Model, error) {
 				weightDQ[key] = out
 			}
 			n.Inputs[1] = out
+			if err := b.correctBias(&n, net, src, cfg.Weights, li, bits); err != nil {
+				return nil, err
+			}
 		}
 		nodes = append(nodes, n)
 	}
@@ -309,6 +312,32 @@ func (b *builder) weightDQ(wName string, w *tensor.Tensor, wq *quant.WeightQuant
 		Attrs:   attrs,
 	}
 	return out, n
+}
+
+// correctBias replaces layer li's bias input of n by the bias plus the
+// source's shift at bits when the source corrects biases
+// (quant.BiasShifter), as a new FLOAT initializer.
+func (b *builder) correctBias(n *onnx.Node, net *network.Network, src *onnx.Model, c quant.WeightCodes, li, bits int) error {
+	bs, ok := c.(quant.BiasShifter)
+	l := net.Layers()[li]
+	if !ok || l.Bias < 0 {
+		return nil
+	}
+	shift, err := bs.BiasShift(li, bits)
+	if err != nil || shift == nil {
+		return err
+	}
+	name := net.Params()[l.Bias].Name
+	bias, ok := src.Graph.Initializers[name]
+	if !ok || len(n.Inputs) < 3 || n.Inputs[2] != name || bias.Size() != len(shift) {
+		return fmt.Errorf("export: layer %q: bias %q is not the node's initializer of %d values: %w", l.Node, name, len(shift), ErrUnsupported)
+	}
+	t := tensor.New(bias.Shape...)
+	for i, v := range bias.Data {
+		t.Data[i] = float64(float32(v + shift[i]))
+	}
+	n.Inputs[2] = b.init(name+"_corrected", t, onnx.Float)
+	return nil
 }
 
 // actQDQ returns the name of the fake-quantized x and the

@@ -1,7 +1,11 @@
 package quant
 
 import (
+	"context"
 	"fmt"
+
+	"mpsearch/network"
+	"mpsearch/tensor"
 )
 
 // Bias correction (Nagel et al. 2019, "Data-Free Quantization"; the
@@ -42,4 +46,53 @@ func BiasShift(w, q []float64, shape []int, axis int, h *LayerHessian) ([]float6
 		}
 	}
 	return out, nil
+}
+
+// BiasShifter is implemented by weight sources with bias correction:
+// BiasShift(li, bits) is the value added to each output channel's bias of
+// layer li when its weights are at bits (nil for a layer without a bias
+// parameter, which is left as it is). Consumers that take a source's
+// codes add it (WeightSetter, the QDQ export).
+type BiasShifter interface {
+	BiasShift(li, bits int) ([]float64, error)
+}
+
+// biasCorrected is a weight source with bias correction.
+type biasCorrected struct {
+	WeightCodes
+	net   *network.Network
+	w     map[int][]float64 // weight parameter -> float weights
+	means []*LayerHessian   // per layer, for Mean
+}
+
+// WithBiasCorrection returns c with bias correction (Nagel et al. 2019):
+// its codes are c's, and BiasShift gives (W - Ŵ)·E[x] for each layer with
+// a bias parameter, E[x] the mean input vector of the layer in one pass of
+// the float network (as it is now) over the batches. Method is c's.
+func WithBiasCorrection(ctx context.Context, c WeightCodes, net *network.Network, batches []*tensor.Tensor) (WeightCodes, error) {
+	layers := net.Layers()
+	all := make([]int, len(layers))
+	for i := range all {
+		all[i] = i
+	}
+	hs, err := accumulate(ctx, net, batches, all, nil, true)
+	if err != nil {
+		return nil, err
+	}
+	return &biasCorrected{WeightCodes: c, net: net, w: floatWeights(net), means: hs}, nil
+}
+
+func (b *biasCorrected) BiasShift(li, bits int) ([]float64, error) {
+	l := b.net.Layers()[li]
+	if l.Bias < 0 {
+		return nil, nil
+	}
+	wq, err := b.Codes(li, bits)
+	if err != nil {
+		return nil, err
+	}
+	shape := b.net.Params()[l.Weight].Value.Shape
+	q := make([]float64, len(wq.Q))
+	wq.Dequantize(q, shape)
+	return BiasShift(b.w[l.Weight], q, shape, l.ChannelAxis, b.means[li])
 }

@@ -113,3 +113,52 @@ func layerOutputMeans(t *testing.T, net *network.Network, batches []*tensor.Tens
 	}
 	return sum
 }
+
+// TestWithBiasCorrection: with a bias-corrected source, WeightSetter.Set
+// of one layer at 3 bits leaves each output channel's mean over the data
+// where the float layer has it (brute force, the layers of testNet that
+// have a bias), and Restore puts the biases back.
+func TestWithBiasCorrection(t *testing.T) {
+	net := testNet(t)
+	rng := rand.New(rand.NewPCG(34, 1))
+	batches := []*tensor.Tensor{tensor.New(6, 4, 9, 8)}
+	for i := range batches[0].Data {
+		batches[0].Data[i] = rng.NormFloat64() + 0.5
+	}
+	c, err := WithBiasCorrection(context.Background(), NewRoundToNearest(net), net, batches)
+	if err != nil {
+		t.Fatal(err)
+	}
+	consumer := map[string]string{"conv": "relu", "fcA": "relu1", "fcB": "rs"}
+	corrected := 0
+	for li, l := range net.Layers() {
+		if l.Bias < 0 {
+			if s, err := c.(BiasShifter).BiasShift(li, 3); err != nil || s != nil {
+				t.Errorf("%s has no bias: shift %v, error %v; want none", l.Node, s, err)
+			}
+			continue
+		}
+		bias := append([]float64(nil), net.Params()[l.Bias].Value.Data...)
+		want := layerOutputMeans(t, net, batches, consumer[l.Node], 1)
+		ws := NewWeightSetterCodes(net, c)
+		if err := ws.Set(li, 3); err != nil {
+			t.Fatal(err)
+		}
+		got := layerOutputMeans(t, net, batches, consumer[l.Node], 1)
+		ws.Restore()
+		for ch := range want {
+			if math.Abs(got[ch]-want[ch]) > biasTol*(1+math.Abs(want[ch])) {
+				t.Errorf("%s channel %d: mean output %.15g with corrected 3-bit weights; want the float layer's %.15g", l.Node, ch, got[ch], want[ch])
+			}
+		}
+		for i, v := range net.Params()[l.Bias].Value.Data {
+			if v != bias[i] {
+				t.Fatalf("%s: bias %d is %v after Restore; want %v", l.Node, i, v, bias[i])
+			}
+		}
+		corrected++
+	}
+	if corrected != 3 {
+		t.Errorf("layers corrected: %d; want 3 (conv, fcA, fcB)", corrected)
+	}
+}

@@ -33,17 +33,25 @@ type LayerHessian struct {
 	transA bool
 	h      [][]float64 // per group, the upper triangle of H, Cols×Cols
 	sum    [][]float64 // per group, ∑ x (Cols values), for Mean
+	// meansOnly: only sum is accumulated (h is nil).
+	meansOnly bool
 }
 
 // NewLayerHessian starts an empty accumulation for layer li of net.
 func NewLayerHessian(net *network.Network, li int) (*LayerHessian, error) {
+	return newLayerHessian(net, li, false)
+}
+
+// newLayerHessian is NewLayerHessian; with meansOnly it keeps only the
+// sums of the input vectors (Mean), not H.
+func newLayerHessian(net *network.Network, li int, meansOnly bool) (*LayerHessian, error) {
 	layers := net.Layers()
 	if li < 0 || li >= len(layers) {
 		return nil, fmt.Errorf("quant: layer %d of %d", li, len(layers))
 	}
 	l := layers[li]
 	w := net.Params()[l.Weight].Value
-	a := &LayerHessian{Node: l.Node, Groups: 1, net: net, li: li, op: l.Op}
+	a := &LayerHessian{Node: l.Node, Groups: 1, net: net, li: li, op: l.Op, meansOnly: meansOnly}
 	a.Cols = w.Size() / w.Shape[l.ChannelAxis]
 	switch l.Op {
 	case "Conv":
@@ -62,7 +70,9 @@ func NewLayerHessian(net *network.Network, li int) (*LayerHessian, error) {
 	a.h = make([][]float64, a.Groups)
 	a.sum = make([][]float64, a.Groups)
 	for g := range a.h {
-		a.h[g] = make([]float64, a.Cols*a.Cols)
+		if !meansOnly {
+			a.h[g] = make([]float64, a.Cols*a.Cols)
+		}
 		a.sum[g] = make([]float64, a.Cols)
 	}
 	return a, nil
@@ -149,8 +159,10 @@ func (a *LayerHessian) syrk(g int, t blas.Transpose, m []float64, r, c int) {
 	if n == 0 {
 		return
 	}
-	blas64.Syrk(t, 1, blas64.General{Rows: r, Cols: c, Stride: c, Data: m}, 1,
-		blas64.Symmetric{Uplo: blas.Upper, N: a.Cols, Stride: a.Cols, Data: a.h[g]})
+	if !a.meansOnly {
+		blas64.Syrk(t, 1, blas64.General{Rows: r, Cols: c, Stride: c, Data: m}, 1,
+			blas64.Symmetric{Uplo: blas.Upper, N: a.Cols, Stride: a.Cols, Data: a.h[g]})
+	}
 	s := a.sum[g]
 	if t == blas.NoTrans { // vectors are m's columns: s[i] += ∑_j m[i, j]
 		for i := range r {
@@ -232,10 +244,16 @@ func (a *LayerHessian) addFrom(o *LayerHessian) error {
 // layers' inputs as they reach the layers after hook (nil: unchanged; a
 // quant.ActHook gives the inputs of simulated uint8 activations).
 func AccumulateHessians(ctx context.Context, net *network.Network, batches []*tensor.Tensor, layers []int, hook network.Hook) ([]*LayerHessian, error) {
+	return accumulate(ctx, net, batches, layers, hook, false)
+}
+
+// accumulate is AccumulateHessians; with meansOnly only the sums of the
+// input vectors (Mean) are kept, not H.
+func accumulate(ctx context.Context, net *network.Network, batches []*tensor.Tensor, layers []int, hook network.Hook, meansOnly bool) ([]*LayerHessian, error) {
 	acc := make([]*LayerHessian, len(layers))
 	byNode := map[string]*LayerHessian{}
 	for i, li := range layers {
-		a, err := NewLayerHessian(net, li)
+		a, err := newLayerHessian(net, li, meansOnly)
 		if err != nil {
 			return nil, err
 		}
