@@ -25,6 +25,9 @@
 //	    input axis (quant.BlockedAxis), W_scale and W_zero_point have the
 //	    scale tensor's shape (quant.BlockScaleShape); dequantizing the file
 //	    by ONNX's definition gives exactly the simulated weights.
+//	  - A source with bias correction (quant.BiasShifter) gives each
+//	    quantized layer with a bias a new FLOAT initializer
+//	    float32(bias + shift), the simulation's bias.
 //	  - x_scale is a FLOAT scalar and x_zero_point a UINT8 scalar: the
 //	    asymmetric per-tensor quant.ActQuant of Config.Act. Layers reading the
 //	    same value with the same quantizer share one pair of nodes.

@@ -103,7 +103,11 @@
 // channel, E[x] the mean input vector of the layer (LayerHessian.Mean:
 // the mean im2col column for a Conv, padding included), the change of the
 // bias that restores the layer's mean output on the calibration data. It
-// is measured (TestBiasCorrectionEvidence), not wired into WeightCodes.
+// is measured (TestBiasCorrectionEvidence). WithBiasCorrection wraps a
+// source with it (BiasShifter, E[x] from a means-only pass of the float
+// network); WeightSetter sets and restores the corrected biases, and the
+// export writes them. The integer engine does not read BiasShifter, so
+// the command line does not offer it.
 //
 // Invariant: quantizers are pure functions of their inputs (no hidden
 // state, no randomness), so simulated results are reproducible bit for bit.
