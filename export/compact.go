@@ -47,7 +47,12 @@ func Compact(net *network.Network, cfg Config) (m *onnx.Model, note string, err 
 	if err2 != nil {
 		return nil, "", err2
 	}
-	return m, fmt.Sprintf("weights of %d bits or fewer stored as INT8 at opset %d, not INT4 at opset %d (%v)", Int4Bits, m.Opset, Int4Opset, err), nil
+	why := err.Error()
+	var re *raiseError
+	if errors.As(err, &re) {
+		why = fmt.Sprintf("node %q (%s): %s", re.node, re.op, re.why)
+	}
+	return m, fmt.Sprintf("weights of %d bits or fewer stored as INT8 at opset %d, not INT4 at opset %d: %s", Int4Bits, m.Opset, Int4Opset, why), nil
 }
 
 // blocked reports whether cfg.Weights gives some quantized layer blocked
