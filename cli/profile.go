@@ -22,7 +22,7 @@ func runProfile(e *env, args []string) error {
 	threads := fs.Int("threads", 1, "kernel threads")
 	quick := fs.Bool("quick", false, "coarser sweep and fewer repeats (about 10 s instead of 30 s)")
 	clock := fs.String("clock", "auto", "clock: thread-cpu (CPU time of the measuring thread, steady on a shared machine; one thread only), wall, or auto (thread-cpu with one thread)")
-	asJSON := fs.Bool("json", false, `print the GEMM throughput as {"gemm": [{"bits", "m", "k", "n", "gops"}]} at 256^3, 512^3 and 1024^3; without --out only these are measured`)
+	asJSON := fs.Bool("json", false, `print the GEMM throughput as {"gemm": [{"bits", "m", "k", "n", "gops"}]} at 256^3, 512^3 and 1024^3 (tile kernels) and at m = 1, k = n = 1024, 4096 and 8192 (streaming small-M kernels); without --out only these are measured`)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -44,11 +44,19 @@ func runProfile(e *env, args []string) error {
 			Threads: *threads, Clock: ck, Repeats: 7,
 			Progress: func(done, total int) { pr.update(done, total, "GEMM sizes") },
 		})
+		if err != nil {
+			pr.done()
+			return err
+		}
+		m1, err := costmodel.MeasureStreamReference(e.ctx, costmodel.StreamSizes, costmodel.MeasureOptions{
+			Threads: *threads, Clock: ck, Repeats: 7,
+			Progress: func(done, total int) { pr.update(done, total, "one-row GEMM sizes") },
+		})
 		pr.done()
 		if err != nil {
 			return err
 		}
-		return printGEMMJSON(e, ref)
+		return printGEMMJSON(e, append(ref, m1...))
 	}
 	pname := *name
 	if pname == "" && *out != "" {

@@ -16,7 +16,13 @@
 // Measure times that sequence with random weights and activations, after a
 // collection of the heap and a warm-up, as the median of Repeats samples
 // (each long enough for the clock) with the quartiles and extremes as its
-// spread. The collection matters: the kernels allocate a little per call,
+// spread. With MeasureOptions.Cold it also times each layer cold: single
+// calls, each after reading a buffer of EvictBytes (larger than any
+// last-level cache), so weights and inputs come from memory as in a
+// whole-model pass; BitCost.Cold and LayerCost.OverheadCold hold those
+// figures next to the hot ones (on the development machine a one-row
+// layer with 4 MiB of int8 weights took 85 µs hot and 475 µs cold). The
+// profile's model is still fitted to hot timings only. The collection matters: the kernels allocate a little per call,
 // and after large buffers (a big shape just measured) the collector lets
 // the heap grow by hundreds of MB, so those allocations would fault in
 // fresh pages that a running inference, whose heap is steady, does not
@@ -67,7 +73,13 @@
 // calls back to back as a model runs its layers, and fits each model by
 // non-negative least squares on a symmetric relative error (recording the
 // fit's median and largest error), plus the copy bandwidth, the smallest
-// call's time and reference GEMM throughput at 256^3, 512^3 and 1024^3. AnalyticAVX2 derives a profile
+// call's time and reference GEMM throughput at 256^3, 512^3 and 1024^3
+// (kernels.GEMM) and at one row against k = n = 1024, 4096 and 8192
+// (kernels.GEMMStream, the small-M kernels, StreamSizes; 8192 is 64 MiB
+// of int8 weights, beyond any cache share of one core), where narrower
+// weights are faster because the time follows the weight bytes. These
+// one-row points are timed back to back (weights as hot as their size
+// lets them be); the GEMM model does not yet describe the stream kernels. AnalyticAVX2 derives a profile
 // from instruction throughputs for CPUs the kernels cannot be run on.
 // Predict and PredictModel evaluate a profile for any layer shape, so a
 // model's latency can be predicted without running it.

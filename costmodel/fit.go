@@ -101,6 +101,13 @@ func (sw sweep) convShapes() []kernels.ConvShape {
 // ReferenceSizes are the cube sizes of Profile.Reference.
 var ReferenceSizes = []int{256, 512, 1024}
 
+// StreamSizes are the k = n sizes of the one-row points of
+// Profile.Reference, timed on the streaming small-M kernels
+// (kernels.GEMMStream): 1024 (1 MiB of int8 weights, within L2), 4096 (16
+// MiB) and 8192 (64 MiB, beyond any cache share of one core), where the
+// time follows the weight bytes.
+var StreamSizes = []int{1024, 4096, 8192}
+
 // BuildProfile benchmarks the kernels on this CPU over a sweep of GEMM,
 // im2col and transpose shapes, timed in groups of different calls run back
 // to back (see groupSize), fits the models of Profile to the group medians
@@ -127,7 +134,7 @@ func BuildProfile(ctx context.Context, opt ProfileOptions) (*Profile, error) {
 	rng := rand.New(rand.NewPCG(opt.Seed, 0x70726f66696c65))
 	shapes := sw.gemmShapes()
 	convs := sw.convShapes()
-	total := len(ProfileBits)*(len(shapes)+len(ReferenceSizes)) + len(convs) + len(sw.trM)*len(sw.trN) + 3
+	total := len(ProfileBits)*(len(shapes)+len(ReferenceSizes)+len(StreamSizes)) + len(convs) + len(sw.trM)*len(sw.trN) + 3
 	done := 0
 	step := func() {
 		done++
@@ -289,6 +296,16 @@ func BuildProfile(ctx context.Context, opt ProfileOptions) (*Profile, error) {
 			step()
 		}
 	}
+	for _, kb := range ProfileBits {
+		for _, size := range StreamSizes {
+			pt, err := measureStreamPoint(ctx, kb, size, size, mo, rng)
+			if err != nil {
+				return nil, err
+			}
+			p.Reference = append(p.Reference, pt)
+			step()
+		}
+	}
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("costmodel: the measured profile is invalid (%w); measure again", err)
 	}
@@ -372,6 +389,65 @@ func measureGEMMPoint(ctx context.Context, kb, m, k, n int, mo MeasureOptions, r
 	}
 	gops := 2 * float64(m) * float64(k) * float64(n) / float64(t.Median)
 	return GEMMPoint{Bits: kb, M: m, K: k, N: n, GOPS: roundSig(gops, 4)}, nil
+}
+
+// measureStreamPoint times kernels.GEMMStream (int32 output) on one
+// activation row against k x n weights of kernel width kb, packed with
+// kernels.PackStream; the weights stay in whatever cache holds them between
+// calls (hot).
+func measureStreamPoint(ctx context.Context, kb, k, n int, mo MeasureOptions, rng *rand.Rand) (GEMMPoint, error) {
+	lo, hi := weightRange(kb)
+	w := make([]int8, n*k)
+	for i := range w {
+		v := lo + rng.IntN(hi-lo+1)
+		if kb == 1 && v == 0 {
+			v = 1
+		}
+		w[i] = int8(v)
+	}
+	sw, err := kernels.PackStream(w, n, k, kb)
+	if err != nil {
+		return GEMMPoint{}, fmt.Errorf("costmodel: stream point %d x %d: %w", k, n, err)
+	}
+	a := randBytes(rng, k)
+	dst := make([]int32, n)
+	opt := kernels.Options{Threads: mo.Threads}
+	zero := uint8(rng.IntN(16))
+	t, err := timeCall(ctx, func() error {
+		return kernels.GEMMStream(dst, a, 1, k, zero, sw, opt)
+	}, mo)
+	if err != nil {
+		return GEMMPoint{}, err
+	}
+	gops := 2 * float64(k) * float64(n) / float64(t.Median)
+	return GEMMPoint{Bits: kb, M: 1, K: k, N: n, GOPS: roundSig(gops, 4)}, nil
+}
+
+// MeasureStreamReference measures the one-row points of Profile.Reference
+// (kernels.GEMMStream, m = 1, k = n = size) for every kernel bit width at
+// each size.
+func MeasureStreamReference(ctx context.Context, sizes []int, opt MeasureOptions) ([]GEMMPoint, error) {
+	mo, err := opt.norm()
+	if err != nil {
+		return nil, err
+	}
+	unlock := lockThread(mo.Clock)
+	defer unlock()
+	rng := rand.New(rand.NewPCG(opt.Seed, 0x73747265616d))
+	var out []GEMMPoint
+	for _, kb := range ProfileBits {
+		for _, s := range sizes {
+			pt, err := measureStreamPoint(ctx, kb, s, s, mo, rng)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, pt)
+			if opt.Progress != nil {
+				opt.Progress(len(out), len(ProfileBits)*len(sizes))
+			}
+		}
+	}
+	return out, nil
 }
 
 // MeasureReference measures the reference GEMM throughput (see

@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"mpsearch/kernels"
@@ -70,6 +72,13 @@ type MeasureOptions struct {
 	// means 2ms.
 	MinSample time.Duration
 	Clock     Clock
+	// Cold times every call alone after reading a buffer larger than the
+	// last-level cache (EvictBytes), so that the layer's weights and inputs
+	// come from memory, as in a whole-model pass whose other layers have
+	// evicted them: Timing.Calls is then 1 and MinSample is ignored for the
+	// samples. Measure then reports both figures (BitCost.Latency hot,
+	// BitCost.Cold cold); MeasureModel times one cold pass per sample.
+	Cold bool
 	// Seed fixes the random weights and activations.
 	Seed uint64
 	// Progress, if set, is called after each layer and bit width.
@@ -130,7 +139,10 @@ type BitCost struct {
 	Bits int
 	// Latency is one run of the whole layer for the batch: im2col, GEMM
 	// with requantization and the transpose back to NCHW, for every group.
-	Latency   Timing
+	Latency Timing
+	// Cold is the same run after the caches were flushed (see
+	// MeasureOptions.Cold); zero unless Cold was set.
+	Cold      Timing
 	SizeBytes int64   // see LayerShape.SizeBytes
 	BOPs      float64 // per sample, see LayerShape.BOPs
 }
@@ -142,7 +154,10 @@ type LayerCost struct {
 	// Overhead is the part that does not depend on the bit width: im2col
 	// and the transpose of a Conv (zero for Gemm and MatMul).
 	Overhead Timing
-	Costs    []BitCost // one per requested bit width, in order
+	// OverheadCold is Overhead after the caches were flushed; zero unless
+	// MeasureOptions.Cold was set.
+	OverheadCold Timing
+	Costs        []BitCost // one per requested bit width, in order
 }
 
 // Measure runs every layer at every bit width on the real kernels, with
@@ -174,7 +189,7 @@ func Measure(ctx context.Context, shapes []LayerShape, bits []int, opt MeasureOp
 	done, total := 0, len(shapes)*len(bits)
 	for i, s := range shapes {
 		lc := LayerCost{Shape: s, Batch: opt.Batch, Costs: make([]BitCost, len(bits))}
-		byKernel := map[int]Timing{}
+		byKernel := map[int][2]Timing{}
 		for j, b := range bits {
 			kb, _ := KernelBits(b)
 			t, ok := byKernel[kb]
@@ -183,17 +198,19 @@ func Measure(ctx context.Context, shapes []LayerShape, bits []int, opt MeasureOp
 				if err != nil {
 					return nil, err
 				}
-				if t, err = timeCall(ctx, r.run, opt); err != nil {
+				if t, err = timeHotCold(ctx, r.run, opt); err != nil {
 					return nil, fmt.Errorf("costmodel: layer %q at %d bits: %w", s.Name, b, err)
 				}
 				byKernel[kb] = t
 				if s.Conv != nil && lc.Overhead.Samples == 0 {
-					if lc.Overhead, err = timeCall(ctx, r.overhead, opt); err != nil {
+					oc, err := timeHotCold(ctx, r.overhead, opt)
+					if err != nil {
 						return nil, fmt.Errorf("costmodel: layer %q: %w", s.Name, err)
 					}
+					lc.Overhead, lc.OverheadCold = oc[0], oc[1]
 				}
 			}
-			lc.Costs[j] = BitCost{Bits: b, Latency: t, SizeBytes: s.SizeBytes(b), BOPs: s.BOPs(b)}
+			lc.Costs[j] = BitCost{Bits: b, Latency: t[0], Cold: t[1], SizeBytes: s.SizeBytes(b), BOPs: s.BOPs(b)}
 			done++
 			if opt.Progress != nil {
 				opt.Progress(done, total)
@@ -239,6 +256,50 @@ func MeasureModel(ctx context.Context, shapes []LayerShape, bits []int, opt Meas
 		}
 		return nil
 	}, opt)
+}
+
+// timeHotCold times f hot and, when opt.Cold is set, cold (the second
+// Timing is zero otherwise).
+func timeHotCold(ctx context.Context, f func() error, opt MeasureOptions) ([2]Timing, error) {
+	var t [2]Timing
+	hot := opt
+	hot.Cold = false
+	var err error
+	if t[0], err = timeCall(ctx, f, hot); err != nil || !opt.Cold {
+		return t, err
+	}
+	t[1], err = timeCall(ctx, f, opt)
+	return t, err
+}
+
+// EvictBytes is the buffer cold measurements read between calls: larger
+// than the last-level cache of current CPUs (32 MiB per Zen 5 CCD, 96 MiB
+// with 3D V-Cache, about 2 MiB per core on Intel servers) several times
+// over, so that no line of the previous call survives.
+const EvictBytes = 256 << 20
+
+var (
+	evictOnce sync.Once
+	evictBuf  []uint64
+	// evictSink keeps the eviction reads from being optimized away.
+	evictSink atomic.Uint64
+)
+
+// evictCaches reads EvictBytes of memory, one word per 64-byte line.
+// Reading, not writing, leaves no dirty lines whose write-back would load
+// the memory bus during the timed call.
+func evictCaches() {
+	evictOnce.Do(func() {
+		evictBuf = make([]uint64, EvictBytes/8)
+		for i := range evictBuf {
+			evictBuf[i] = uint64(i)
+		}
+	})
+	var s uint64
+	for i := 0; i < len(evictBuf); i += 8 {
+		s += evictBuf[i]
+	}
+	evictSink.Add(s)
 }
 
 // lockThread pins the goroutine to its OS thread while a per-thread clock
@@ -323,6 +384,9 @@ func timeCall(ctx context.Context, f func() error, opt MeasureOptions) (Timing, 
 			}
 		}
 	}
+	if opt.Cold {
+		return timeColdCalls(ctx, f, clock, opt.Repeats)
+	}
 	// Calibrate the number of calls per sample.
 	calls := 1
 	for {
@@ -360,6 +424,25 @@ func timeCall(ctx context.Context, f func() error, opt MeasureOptions) (Timing, 
 	}
 	t := summarize(samples)
 	t.Calls = calls
+	return t, nil
+}
+
+// timeColdCalls times repeats single calls of f, each after evictCaches.
+func timeColdCalls(ctx context.Context, f func() error, clock func() time.Duration, repeats int) (Timing, error) {
+	samples := make([]time.Duration, repeats)
+	for r := range samples {
+		evictCaches()
+		t0 := clock()
+		if err := f(); err != nil {
+			return Timing{}, err
+		}
+		samples[r] = clock() - t0
+		if err := ctx.Err(); err != nil {
+			return Timing{}, err
+		}
+	}
+	t := summarize(samples)
+	t.Calls = 1
 	return t, nil
 }
 

@@ -67,7 +67,9 @@ type Profile struct {
 	// quantization, pooling, additions, output dequantization).
 	Ops OpsModel `yaml:"ops"`
 	// Reference holds the GEMM throughput (int32 output, activation packing
-	// included) at 256^3, 512^3 and 1024^3 per bit width.
+	// included) at 256^3, 512^3 and 1024^3 per bit width (kernels.GEMM),
+	// then at m = 1 with k = n = 1024, 4096 and 8192 (kernels.GEMMStream,
+	// the small-M kernels, whose time follows the weight bytes).
 	Reference []GEMMPoint `yaml:"reference,omitempty"`
 
 	// Comment is written as '#' lines before the YAML; not read back.

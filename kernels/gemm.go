@@ -67,6 +67,16 @@ func GEMMRequant(dst []uint8, a []uint8, m, k int, aZero uint8, w *Weights, rq *
 		return err
 	}
 	n := w.N
+	panels := rqPanels(rq, n)
+	run(w, a, m, aZero, opt.Threads, func(m0, n0, rows, cols int, c *tile) {
+		requantTile(dst[m0*n+n0:], n, c, rows, cols, &panels[n0/tileN])
+	})
+	return nil
+}
+
+// rqPanels returns the epilogue parameters of rq for n output channels,
+// one rqParams per 16-channel panel.
+func rqPanels(rq *Requant, n int) []rqParams {
 	panels := make([]rqParams, (n+tileN-1)/tileN)
 	for ch := 0; ch < n; ch++ {
 		q := 0
@@ -84,10 +94,7 @@ func GEMMRequant(dst []uint8, a []uint8, m, k int, aZero uint8, w *Weights, rq *
 			panels[i].lo[j], panels[i].hi[j], panels[i].zero[j] = int64(rq.Lo), int64(rq.Hi), int64(rq.Zero)
 		}
 	}
-	run(w, a, m, aZero, opt.Threads, func(m0, n0, rows, cols int, c *tile) {
-		requantTile(dst[m0*n+n0:], n, c, rows, cols, &panels[n0/tileN])
-	})
-	return nil
+	return panels
 }
 
 func checkGEMM(dstLen int, a []uint8, m, k int, w *Weights) error {

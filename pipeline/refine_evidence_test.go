@@ -5,16 +5,19 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"mpsearch/dataset"
 	"mpsearch/export"
 	"mpsearch/internal/ortrun"
 	"mpsearch/network"
 	"mpsearch/onnx"
+	"mpsearch/quant"
 	"mpsearch/sensitivity"
 )
 
@@ -73,21 +76,53 @@ func TestRefineEvidence(t *testing.T) {
 	}
 }
 
-// cachedTable finds the cached table of model computed on n samples with
-// the search's default metrics.
-func cachedTable(t *testing.T, model string, n int) *sensitivity.Table {
+// cachedTable finds the cached table of net computed on n samples with the
+// search's default metrics: the newest one whose layers are net's (a
+// table's model hash includes the run's options, so the file's own hash
+// does not identify it), among those that record the weight rounding q or
+// none (tables cached before it was recorded).
+func cachedTable(t *testing.T, net *network.Network, n int, q string) *sensitivity.Table {
 	files, _ := filepath.Glob(filepath.Join(CacheDir(), "sens-*.yaml"))
+	var best *sensitivity.Table
+	var bestTime time.Time
+	sameLayers := func(tab *sensitivity.Table) bool {
+		ls := net.Layers()
+		if len(tab.Layers) != len(ls) {
+			return false
+		}
+		for i, l := range ls {
+			if tab.Layers[i].Name != l.Node {
+				return false
+			}
+		}
+		return true
+	}
 	for _, f := range files {
 		tab, err := sensitivity.ReadFile(f)
-		if err != nil || tab.Model != model || tab.Samples != n {
+		if err != nil || tab.Samples != n || !sameLayers(tab) {
 			continue
 		}
-		if _, ok := tab.Layers[0].Metrics["fisher"]; ok {
-			return tab
+		if v := reflect.ValueOf(tab).Elem().FieldByName("Quantizer"); v.IsValid() && v.String() != "" && v.String() != q {
+			continue
+		}
+		st, err := os.Stat(f)
+		if _, ok := tab.Layers[0].Metrics["fisher"]; ok && err == nil && st.ModTime().After(bestTime) {
+			best, bestTime = tab, st.ModTime()
 		}
 	}
-	t.Skipf("no cached table of %s on %d samples: run the README's mpsearch search command first", model, n)
-	return nil
+	if best == nil {
+		t.Skipf("no cached table of this model on %d samples: run the README's mpsearch search command first", n)
+	}
+	return best
+}
+
+// evidenceQuantizer is the weight rounding of the evidence runs: the
+// search's default, or MPSEARCH_REFINE_EVIDENCE_QUANTIZER.
+func evidenceQuantizer() string {
+	if q := os.Getenv("MPSEARCH_REFINE_EVIDENCE_QUANTIZER"); q != "" {
+		return q
+	}
+	return quant.MethodGPTQ
 }
 
 // refineBudgets are the --refine values measured (128 is cli's default);
@@ -139,13 +174,19 @@ func refineEvidence(t *testing.T, path string, limit int, budgets []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tab := cachedTable(t, path, limit-nh)
+	q := evidenceQuantizer()
+	tab := cachedTable(t, net, limit-nh, q)
 	var ort *ortrun.Runner
 	if os.Getenv("MPSEARCH_REFINE_EVIDENCE_ORT") == "1" {
 		ort = ortrun.ForTest(t)
 	}
 	ver, err := NewNetVerifier(ctx, net, calib, heldOut, 0)
 	if err != nil {
+		t.Fatal(err)
+	}
+	// The codes the search's table, verifier and export use (cli's
+	// weightCodes: the calibration split, bits 2,3,4,8).
+	if ver.Weights, err = NewWeightCodes(ctx, net, calib, q, []int{2, 3, 4, 8}, 0, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	accs := map[string]float64{}
@@ -260,7 +301,7 @@ func bruteForce(ctx context.Context, t *testing.T, res *SearchResult, v Verifier
 // model.qdq.onnx) and returns its top-1 accuracy on ds in ONNX Runtime.
 func ortAccuracy(t *testing.T, r *ortrun.Runner, net *network.Network, ver *NetVerifier, ds *dataset.Dataset, bits []int) float64 {
 	t.Helper()
-	m, err := export.QDQ(net, export.Config{Bits: bits, Act: ver.Acts})
+	m, err := export.QDQ(net, export.Config{Bits: bits, Act: ver.Acts, Weights: ver.Weights})
 	if err != nil {
 		t.Fatal(err)
 	}

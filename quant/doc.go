@@ -39,8 +39,10 @@
 //
 // GPTQ (gptq.go; Frantar et al. 2022): given H = ∑ x xᵀ of the layer's
 // input vectors (LayerHessian: rows of a Gemm/MatMul input, im2col columns
-// of a Conv from network.ConvColumns, one H per conv group; float64 dsyrk
-// sums), columns are rounded one at a time and each rounding error is
+// of a Conv from network.ConvColumns, one H per conv group; float64
+// sums, H's upper triangle cut into column blocks of 256 that the CPUs
+// compute independently, one dgemm above the diagonal block and one dsyrk
+// on it, so H does not depend on the thread count), columns are rounded one at a time and each rounding error is
 // compensated on the columns not yet rounded through the upper Cholesky
 // factor U of the damped H⁻¹ (UᵀU = H⁻¹, from one dpotrf and one dtrtri
 // of H in reversed order), in lazy batches of BlockSize columns (128):

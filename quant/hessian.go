@@ -3,6 +3,8 @@ package quant
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"sync"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
@@ -150,7 +152,11 @@ func (a *LayerHessian) addConv(x *tensor.Tensor) error {
 }
 
 // syrk adds m mᵀ (t = NoTrans, m r×c) or mᵀ m (t = Trans) to the upper
-// triangle of group g's H and counts the input vectors.
+// triangle of group g's H (not with meansOnly), adds the input vectors to
+// the group's sums (Mean) and counts them. The triangle is
+// cut into column blocks of hessianBlock columns (see syrkBlock), which
+// the workers take in turn: a block is always computed by the same BLAS
+// calls whatever the worker count, so H does not depend on it.
 func (a *LayerHessian) syrk(g int, t blas.Transpose, m []float64, r, c int) {
 	n := r
 	if t == blas.NoTrans {
@@ -158,10 +164,6 @@ func (a *LayerHessian) syrk(g int, t blas.Transpose, m []float64, r, c int) {
 	}
 	if n == 0 {
 		return
-	}
-	if !a.meansOnly {
-		blas64.Syrk(t, 1, blas64.General{Rows: r, Cols: c, Stride: c, Data: m}, 1,
-			blas64.Symmetric{Uplo: blas.Upper, N: a.Cols, Stride: a.Cols, Data: a.h[g]})
 	}
 	s := a.sum[g]
 	if t == blas.NoTrans { // vectors are m's columns: s[i] += ∑_j m[i, j]
@@ -180,6 +182,70 @@ func (a *LayerHessian) syrk(g int, t blas.Transpose, m []float64, r, c int) {
 	if g == 0 {
 		a.N += int64(n)
 	}
+	if a.meansOnly {
+		return
+	}
+	nb := (a.Cols + hessianBlock - 1) / hessianBlock
+	workers := min(nb, runtime.GOMAXPROCS(0))
+	if workers <= 1 {
+		for b := range nb {
+			a.syrkBlock(g, t, m, r, c, b)
+		}
+		return
+	}
+	// The widest blocks (the last columns, with the most rows above the
+	// diagonal) first, so that the workers finish together.
+	next := make(chan int, nb)
+	for b := nb - 1; b >= 0; b-- {
+		next <- b
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range next {
+				a.syrkBlock(g, t, m, r, c, b)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// hessianBlock is the column width of the blocks of H that syrk computes
+// independently (a variable for the tests, which cut small layers into
+// several blocks).
+var hessianBlock = 256
+
+// syrkBlock adds block b's share of syrk's product: columns [j0, j1) of
+// H's upper triangle, the rectangle above the diagonal block by one GEMM
+// and the diagonal block by one SYRK. With X the Cols×n matrix of input
+// vectors (m for NoTrans, mᵀ for Trans), H[0:j0, j0:j1] += X[0:j0] X[j0:j1]ᵀ
+// and H[j0:j1, j0:j1] += X[j0:j1] X[j0:j1]ᵀ.
+func (a *LayerHessian) syrkBlock(g int, t blas.Transpose, m []float64, r, c, b int) {
+	j0 := b * hessianBlock
+	j1 := min(a.Cols, j0+hessianBlock)
+	h := a.h[g]
+	// xs returns X's rows [i0, i1) as a BLAS operand and the transpose
+	// that makes it Cols-rows-first.
+	xs := func(i0, i1 int) (blas64.General, blas.Transpose) {
+		if t == blas.NoTrans { // rows i0..i1 of m (r = Cols)
+			return blas64.General{Rows: i1 - i0, Cols: c, Stride: c, Data: m[i0*c : i1*c]}, blas.NoTrans
+		}
+		// columns i0..i1 of m (c = Cols): an r×(i1-i0) view
+		return blas64.General{Rows: r, Cols: i1 - i0, Stride: c, Data: m[i0 : (r-1)*c+i1]}, blas.Trans
+	}
+	xb, tb := xs(j0, j1)
+	if j0 > 0 {
+		xa, ta := xs(0, j0)
+		other := blas.Trans // B = X[j0:j1]ᵀ
+		if tb == blas.Trans {
+			other = blas.NoTrans
+		}
+		blas64.Gemm(ta, other, 1, xa, xb, 1, blas64.General{Rows: j0, Cols: j1 - j0, Stride: a.Cols, Data: h[j0 : (j0-1)*a.Cols+j1]})
+	}
+	blas64.Syrk(tb, 1, xb, 1, blas64.Symmetric{Uplo: blas.Upper, N: j1 - j0, Stride: a.Cols, Data: h[j0*a.Cols+j0 : (j1-1)*a.Cols+j1]})
 }
 
 // Hessian returns conv group g's H as a full symmetric Cols×Cols

@@ -2,8 +2,10 @@ package quant
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"mpsearch/internal/fixture"
@@ -161,8 +163,23 @@ func maxRel(got, want []float64) float64 {
 
 // TestLayerHessians: H of every layer of testNet, accumulated over two
 // batches (the Conv a few samples at a time), equals the plain-loop sums
-// over the layer's inputs.
+// over the layer's inputs, whether H is computed as one block or as blocks
+// of 5 or 7 columns (uneven tails; every layout of the block products:
+// Conv and transA Gemm multiply m mᵀ, the others mᵀ m) on one worker or
+// several.
 func TestLayerHessians(t *testing.T) {
+	for _, c := range []struct{ block, procs int }{{256, 2}, {5, 1}, {5, 2}, {7, 3}} {
+		t.Run(fmt.Sprintf("block%d-procs%d", c.block, c.procs), func(t *testing.T) {
+			old := hessianBlock
+			hessianBlock = c.block
+			defer func() { hessianBlock = old }()
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(c.procs))
+			layerHessians(t)
+		})
+	}
+}
+
+func layerHessians(t *testing.T) {
 	net := testNet(t)
 	rng := rand.New(rand.NewPCG(32, 1))
 	batches := []*tensor.Tensor{tensor.New(5, 4, 9, 8), tensor.New(3, 4, 9, 8)}

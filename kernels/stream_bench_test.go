@@ -1,0 +1,151 @@
+package kernels
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// BenchmarkGEMMStream measures one-thread GEMMStream at m = 1, 4 and 16
+// rows against 4096 x 4096 weights, per bit width, on the kernels the
+// flags select, next to the tile GEMM on the same product (GOPS counts 2
+// operations per multiply-accumulate).
+func BenchmarkGEMMStream(b *testing.B) {
+	const n, k = 4096, 4096
+	rng := rand.New(rand.NewPCG(41, 42))
+	for _, bits := range []int{8, 4, 2, 1} {
+		w := randWeights(rng, n, k, bits)
+		sw, err := PackStream(w, n, k, bits)
+		if err != nil {
+			b.Fatal(err)
+		}
+		gw, err := PackWeights(w, n, k, bits)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, m := range []int{1, 4, 16} {
+			a := make([]uint8, m*k)
+			for i := range a {
+				a[i] = uint8(rng.IntN(256))
+			}
+			dst := make([]int32, m*n)
+			b.Run(fmt.Sprintf("bits=%d/m=%d/stream", bits, m), func(b *testing.B) {
+				measure(b, 2*float64(m*n*k), true, func() error {
+					return GEMMStream(dst, a, m, k, 128, sw, Options{})
+				})
+			})
+			b.Run(fmt.Sprintf("bits=%d/m=%d/gemm", bits, m), func(b *testing.B) {
+				measure(b, 2*float64(m*n*k), true, func() error {
+					return GEMM(dst, a, m, k, 128, gw, Options{})
+				})
+			})
+		}
+	}
+}
+
+// BenchmarkStreamRatios times, interleaved in one run, a product of one
+// activation row with K x N weights (STREAM_K, STREAM_N, default 8192 x
+// 8192: 64 MiB of int8 weights) for the tile GEMM with 8-bit weights and
+// GEMMStream at 8, 4, 2 and 1 bits, on every stream kernel family this CPU
+// has. Each repetition (STREAM_REPS, default 7) runs every configuration
+// three times in a row ("hot": the last call finds what the previous ones
+// left in the caches) and once after touching a 256 MiB buffer ("cold");
+// the minimum over repetitions of the thread CPU time is reported, and the
+// ratios to the 8-bit stream kernel of the same family. Run with
+// -benchtime=1x.
+func BenchmarkStreamRatios(b *testing.B) {
+	n, k, reps := envInt("STREAM_N", 8192), envInt("STREAM_K", 8192), envInt("STREAM_REPS", 7)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	rng := rand.New(rand.NewPCG(43, 44))
+	a := make([]uint8, k)
+	for i := range a {
+		a[i] = uint8(rng.IntN(256))
+	}
+	dst := make([]int32, n)
+	type cfg struct {
+		name string
+		run  func()
+	}
+	var cfgs []cfg
+	w8 := randWeights(rng, n, k, 8)
+	gw, err := PackWeights(w8, n, k, 8)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfgs = append(cfgs, cfg{"gemm-int8", func() { _ = GEMM(dst, a, 1, k, 128, gw, Options{}) }})
+	var paths []streamPath
+	for _, p := range streamPaths() {
+		if p != streamGo && p != streamGoAVX2 {
+			paths = append(paths, p)
+		}
+	}
+	for _, bits := range []int{8, 4, 2, 1} {
+		w := w8
+		if bits != 8 {
+			w = randWeights(rng, n, k, bits)
+		}
+		sw, err := PackStream(w, n, k, bits)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, p := range paths {
+			cfgs = append(cfgs, cfg{fmt.Sprintf("%s-%d", p, bits), func() {
+				runStream(a, 1, 128, sw, 1, p, func(p0, gp int, c []int32) { copy(dst[p0*tileN:], c[:min(gp*tileN, n-p0*tileN)]) })
+			}})
+		}
+	}
+	evict := make([]byte, 256<<20)
+	hot := make([]time.Duration, len(cfgs))
+	cold := make([]time.Duration, len(cfgs))
+	for i := range hot {
+		hot[i], cold[i] = time.Hour, time.Hour
+	}
+	cpuTime := func(f func()) time.Duration {
+		t0, _ := threadCPU()
+		f()
+		t1, _ := threadCPU()
+		return t1 - t0
+	}
+	b.ResetTimer()
+	for r := 0; r < reps; r++ {
+		for j := range cfgs {
+			c := cfgs[(j+r)%len(cfgs)] // rotate the order between repetitions
+			i := (j + r) % len(cfgs)
+			for range 3 {
+				hot[i] = min(hot[i], cpuTime(c.run))
+			}
+			for x := 0; x < len(evict); x += 64 {
+				evict[x]++
+			}
+			cold[i] = min(cold[i], cpuTime(c.run))
+		}
+	}
+	b.StopTimer()
+	idx := map[string]int{}
+	for i, c := range cfgs {
+		idx[c.name] = i
+		b.ReportMetric(float64(hot[i].Microseconds()), c.name+"-hot-us")
+		b.ReportMetric(float64(cold[i].Microseconds()), c.name+"-cold-us")
+	}
+	for _, p := range paths {
+		base := idx[fmt.Sprintf("%s-8", p)]
+		for _, bits := range []int{4, 2, 1} {
+			i := idx[fmt.Sprintf("%s-%d", p, bits)]
+			b.ReportMetric(float64(hot[base])/float64(hot[i]), fmt.Sprintf("%s-%dvs8-hot-x", p, bits))
+			b.ReportMetric(float64(cold[base])/float64(cold[i]), fmt.Sprintf("%s-%dvs8-cold-x", p, bits))
+		}
+		b.ReportMetric(float64(cold[0])/float64(cold[base]), fmt.Sprintf("%s-8vsgemm-cold-x", p))
+	}
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}

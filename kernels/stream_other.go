@@ -1,0 +1,16 @@
+//go:build !amd64 || purego
+
+package kernels
+
+// useAVXVNNI is always false without the assembly; it exists so tests can set it.
+var useAVXVNNI = false
+
+func streamDispatch() streamPath { return streamGo }
+
+func streamCall(path streamPath, bits, rows, gp int, a []uint8, astride int, w []uint8, c []int32, blocks int) {
+	if path == streamGoAVX2 {
+		streamGoAVX2Run(bits, rows, gp, a, astride, w, c, blocks)
+		return
+	}
+	streamGoRun(bits, rows, gp, a, astride, w, c, blocks)
+}

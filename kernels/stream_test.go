@@ -1,0 +1,437 @@
+package kernels
+
+import (
+	"errors"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+func (p streamPath) String() string {
+	return [...]string{"go", "go-avx2", "avx2", "avx-vnni", "avx512-vnni"}[p]
+}
+
+// streamPaths lists the stream kernel families this build and CPU can run,
+// the two Go twins included.
+func streamPaths() []streamPath {
+	ps := []streamPath{streamGo, streamGoAVX2}
+	if useAVX2 {
+		ps = append(ps, streamAVX2)
+	}
+	if useAVXVNNI && useAVX2 {
+		ps = append(ps, streamAVXVNNI)
+	}
+	if useVNNI {
+		ps = append(ps, streamAVX512)
+	}
+	return ps
+}
+
+// checkStream runs w on a with every path and compares with refGEMM.
+func checkStreamRef(t *testing.T, a []uint8, m, k int, z uint8, w []int8, n, bits, threads int) {
+	t.Helper()
+	sw, err := PackStream(w, n, k, bits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := refGEMM(a, m, k, z, w, n)
+	for _, p := range streamPaths() {
+		got := make([]int32, m*n)
+		runStream(a, m, z, sw, threads, p, func(p0, gp int, c []int32) {
+			cols := min(gp*tileN, n-p0*tileN)
+			for i := 0; i < m; i++ {
+				copy(got[i*n+p0*tileN:i*n+p0*tileN+cols], c[i*gp*tileN:])
+			}
+		})
+		for i, v := range got {
+			if int64(v) != want[i] {
+				t.Fatalf("%s bits=%s m=%d n=%d k=%d z=%d threads=%d: dst[%d][%d] = %d; want %d",
+					p, bitsName(bits), m, n, k, z, threads, i/n, i%n, v, want[i])
+			}
+		}
+	}
+}
+
+// TestGEMMStreamShapes covers every row count the kernels take (1..16,
+// so one to four AVX-512 calls with 1 to 4 rows), channel tails (N not a
+// multiple of 16, groups of four panels plus single panels) and K tails
+// (K not a multiple of a block), with random values over the full ranges.
+func TestGEMMStreamShapes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	ns := []int{1, 15, 16, 17, 48, 64, 65, 100, 130}
+	ks := []int{1, 3, 4, 5, 8, 31, 32, 33, 100, 257, 1000}
+	for _, bits := range allBits {
+		for m := 1; m <= 16; m++ {
+			n, k := ns[rng.IntN(len(ns))], ks[rng.IntN(len(ks))]
+			a := make([]uint8, m*k)
+			for i := range a {
+				a[i] = uint8(rng.IntN(256))
+			}
+			checkStreamRef(t, a, m, k, uint8(rng.IntN(256)), randWeights(rng, n, k, bits), n, bits, 1+rng.IntN(3))
+		}
+	}
+}
+
+// TestGEMMStreamChunks uses enough rows and K that the weights are cut into
+// chunks (streamChunkBytes) reused by several row blocks.
+func TestGEMMStreamChunks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(33, 34))
+	m, n, k := 11, 80, 9000
+	a := make([]uint8, m*k)
+	for i := range a {
+		a[i] = uint8(rng.IntN(256))
+	}
+	for _, bits := range allBits {
+		checkStreamRef(t, a, m, k, 131, randWeights(rng, n, k, bits), n, bits, 2)
+	}
+}
+
+// TestGEMMStreamExtremes: activations 255 (or 0 with zero point 255)
+// against all-minimum and all-maximum weights, and alternating extremes,
+// for K across block boundaries and K = MaxK, where |result| =
+// MaxK*255*128 is within 2^23 of the int32 limit (and the AVX2 8-bit sum
+// of a*(w+128) wraps int32: the result must still be exact).
+func TestGEMMStreamExtremes(t *testing.T) {
+	for _, bits := range allBits {
+		lo, hi, _, _ := weightRange(bits)
+		for _, k := range []int{1, 7, 32, 33, 4099, MaxK} {
+			m, n := 5, 33
+			if k == MaxK {
+				m, n = 2, 17
+			}
+			for _, wv := range []int8{lo, hi} {
+				for _, az := range [][2]uint8{{255, 0}, {0, 255}, {255, 255}, {128, 0}} {
+					a := make([]uint8, m*k)
+					for i := range a {
+						a[i] = az[0]
+					}
+					w := make([]int8, n*k)
+					for i := range w {
+						w[i] = wv
+					}
+					checkStreamRef(t, a, m, k, az[1], w, n, bits, 1)
+				}
+			}
+			a := make([]uint8, m*k)
+			w := make([]int8, n*k)
+			for i := range a {
+				a[i] = uint8(255 * (i % 2))
+			}
+			for i := range w {
+				w[i] = []int8{lo, hi}[(i/2)%2]
+			}
+			checkStreamRef(t, a, m, k, 3, w, n, bits, 2)
+		}
+	}
+}
+
+// TestStreamKernelsVsTwins compares each assembly kernel call with its Go
+// twin on random accumulators (so that the int32 additions wrap) and
+// random packed bytes, every row count and both panel counts.
+func TestStreamKernelsVsTwins(t *testing.T) {
+	rng := rand.New(rand.NewPCG(35, 36))
+	for _, p := range streamPaths() {
+		if p == streamGo || p == streamGoAVX2 {
+			continue
+		}
+		twin := streamGo
+		if p == streamAVX2 {
+			twin = streamGoAVX2
+		}
+		maxRows := 1
+		if p == streamAVX512 {
+			maxRows = streamRows
+		}
+		for _, bits := range []int{8, 4, 2, 1} {
+			q, _, _, _ := streamFormat(bits)
+			for _, gp := range []int{streamGroup, 1} {
+				for _, blocks := range []int{1, 2, 3, 17} {
+					for rows := 1; rows <= maxRows; rows++ {
+						astride := blocks*4*q + 4*rng.IntN(3)
+						a := make([]uint8, rows*astride)
+						for i := range a {
+							a[i] = uint8([]int{0, 255, rng.IntN(256)}[rng.IntN(3)])
+						}
+						w := make([]uint8, blocks*gp*streamBlockBytes(bits))
+						for i := range w {
+							w[i] = uint8(rng.Uint32())
+						}
+						got := make([]int32, rows*gp*tileN)
+						for i := range got {
+							got[i] = int32(rng.Uint32())
+						}
+						want := append([]int32(nil), got...)
+						streamCall(p, bits, rows, gp, a, astride, w, got, blocks)
+						streamCall(twin, bits, rows, gp, a, astride, w, want, blocks)
+						for i := range got {
+							if got[i] != want[i] {
+								t.Fatalf("%s bits=%d panels=%d blocks=%d rows=%d: c[%d] = %d; want %d (twin %s)", p, bits, gp, blocks, rows, i, got[i], want[i], twin)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestGEMMStreamDispatch: GEMMStream runs the kernels the flags select,
+// and every setting gives the reference result.
+func TestGEMMStreamDispatch(t *testing.T) {
+	type flags struct{ avx2, avxvnni, vnni bool }
+	want := map[flags]streamPath{
+		{false, false, false}: streamGo,
+		{true, false, false}:  streamAVX2,
+		{true, true, false}:   streamAVXVNNI,
+		{true, true, true}:    streamAVX512,
+		{true, false, true}:   streamAVX512,
+	}
+	a2, av, v := useAVX2, useAVXVNNI, useVNNI
+	defer func() { useAVX2, useAVXVNNI, useVNNI = a2, av, v }()
+	rng := rand.New(rand.NewPCG(37, 38))
+	m, n, k := 3, 70, 99
+	a := make([]uint8, m*k)
+	for i := range a {
+		a[i] = uint8(rng.IntN(256))
+	}
+	w := randWeights(rng, n, k, 4)
+	ref := refGEMM(a, m, k, 9, w, n)
+	sw, err := PackStream(w, n, k, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for f, p := range want {
+		if (f.avx2 && !a2) || (f.avxvnni && !av) || (f.vnni && !v) {
+			continue // not available here
+		}
+		useAVX2, useAVXVNNI, useVNNI = f.avx2, f.avxvnni, f.vnni
+		if got := streamDispatch(); got != p {
+			t.Errorf("flags %+v: streamDispatch() = %s; want %s", f, got, p)
+		}
+		got := make([]int32, m*n)
+		if err := GEMMStream(got, a, m, k, 9, sw, Options{}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range got {
+			if int64(got[i]) != ref[i] {
+				t.Fatalf("flags %+v: dst[%d] = %d; want %d", f, i, got[i], ref[i])
+			}
+		}
+	}
+}
+
+func TestPackStreamErrors(t *testing.T) {
+	cases := []struct {
+		w       []int8
+		n, k, b int
+	}{
+		{[]int8{8}, 1, 1, 4},
+		{[]int8{-9}, 1, 1, 4},
+		{[]int8{2}, 1, 1, 2},
+		{[]int8{0}, 1, 1, 1},
+		{[]int8{2}, 1, 1, Ternary},
+		{[]int8{1}, 1, 1, 3},
+		{[]int8{1, 1}, 1, 1, 8},
+		{nil, 0, 1, 8},
+	}
+	for _, c := range cases {
+		if _, err := PackStream(c.w, c.n, c.k, c.b); !errors.Is(err, ErrWeights) {
+			t.Errorf("PackStream(%v, %d, %d, %d): got %v; want an error wrapping ErrWeights", c.w, c.n, c.k, c.b, err)
+		}
+	}
+	sw, err := PackStream([]int8{1, 2, 3, 4}, 2, 2, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		dst, a, m, k int
+	}{{2, 2, 1, 3}, {2, 3, 1, 2}, {3, 2, 1, 2}, {0, 0, 0, 2}} {
+		if err := GEMMStream(make([]int32, c.dst), make([]uint8, c.a), c.m, c.k, 0, sw, Options{}); !errors.Is(err, ErrShape) {
+			t.Errorf("GEMMStream(dst %d, a %d, m=%d, k=%d): got %v; want an error wrapping ErrShape", c.dst, c.a, c.m, c.k, err)
+		}
+	}
+	if err := GEMMStream(nil, nil, 1, 1, 0, nil, Options{}); !errors.Is(err, ErrShape) {
+		t.Errorf("nil weights: got %v; want ErrShape", err)
+	}
+}
+
+// TestStreamPackedBytes: the packed size is N*K*b/8 for whole panels and
+// blocks (2 bits for ternary).
+func TestStreamPackedBytes(t *testing.T) {
+	for _, bits := range allBits {
+		n, k := 64, 256
+		sw, err := packAny2Stream(make([]int8, n*k), n, k, bits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := bits
+		if bits == Ternary {
+			b = 2
+		}
+		if got, want := sw.PackedBytes(), n*k*b/8; got != want {
+			t.Errorf("bits=%s: PackedBytes() = %d; want %d", bitsName(bits), got, want)
+		}
+	}
+}
+
+func packAny2Stream(w []int8, n, k, bits int) (*Stream, error) {
+	if bits == 1 {
+		for i := range w {
+			if w[i] == 0 {
+				w[i] = 1
+			}
+		}
+	}
+	return PackStream(w, n, k, bits)
+}
+
+// TestGEMMStreamRequant checks the fused epilogue against the int64
+// reference requantized with refRound, for per-tensor and per-channel
+// parameters, every dispatch setting this CPU has, and rows beyond one
+// 6-row epilogue tile.
+func TestGEMMStreamRequant(t *testing.T) {
+	a2, av, v := useAVX2, useAVXVNNI, useVNNI
+	defer func() { useAVX2, useAVXVNNI, useVNNI = a2, av, v }()
+	settings := [][3]bool{{false, false, false}, {a2, false, false}, {a2, av, false}, {a2, av, v}}
+	rng := rand.New(rand.NewPCG(39, 40))
+	for _, s := range settings {
+		useAVX2, useAVXVNNI, useVNNI = s[0], s[1], s[2]
+		for _, bits := range allBits {
+			for _, perTensor := range []bool{true, false} {
+				m, n, k := 1+rng.IntN(16), 1+rng.IntN(90), 1+rng.IntN(300)
+				a := make([]uint8, m*k)
+				for i := range a {
+					a[i] = uint8(rng.IntN(256))
+				}
+				w := randWeights(rng, n, k, bits)
+				z := uint8(rng.IntN(256))
+				nq := n
+				if perTensor {
+					nq = 1
+				}
+				rq := &Requant{Bias: make([]int32, n), Mult: make([]int32, nq), Shift: make([]int, nq), Zero: int32(rng.IntN(256)), Lo: uint8(rng.IntN(60)), Hi: uint8(200 + rng.IntN(56))}
+				for i := range rq.Bias {
+					rq.Bias[i] = int32(rng.IntN(20001) - 10000)
+				}
+				for i := range rq.Mult {
+					rq.Mult[i] = int32(1<<30 + rng.IntN(1<<30))
+					rq.Shift[i] = 38 + rng.IntN(6)
+				}
+				sw, err := PackStream(w, n, k, bits)
+				if err != nil {
+					t.Fatal(err)
+				}
+				dst := make([]uint8, m*n)
+				if err := GEMMStreamRequant(dst, a, m, k, z, sw, rq, Options{Threads: 2}); err != nil {
+					t.Fatal(err)
+				}
+				ref := refGEMM(a, m, k, z, w, n)
+				for i, got := range dst {
+					c := i % n
+					qi := c
+					if perTensor {
+						qi = 0
+					}
+					y := refRound((ref[i]+int64(rq.Bias[c]))*int64(rq.Mult[qi]), rq.Shift[qi]) + int64(rq.Zero)
+					want := uint8(min(max(y, int64(rq.Lo)), int64(rq.Hi)))
+					if got != want {
+						t.Fatalf("flags %v bits=%s m=%d n=%d k=%d: dst[%d][%d] = %d; want %d", s, bitsName(bits), m, n, k, i/n, c, got, want)
+					}
+				}
+			}
+		}
+	}
+	sw, _ := PackStream([]int8{1, 2}, 2, 1, 8)
+	if err := GEMMStreamRequant(make([]uint8, 2), []uint8{1}, 1, 1, 0, sw, &Requant{Mult: []int32{1, 2, 3}, Shift: []int{0, 0, 0}}, Options{}); !errors.Is(err, ErrRequant) {
+		t.Errorf("three multipliers for two channels: got %v; want ErrRequant", err)
+	}
+}
+
+// streamISAChildEnv marks the child process of TestStreamISASwitchedOff;
+// its value is the StreamISA the child must see.
+const streamISAChildEnv = "MPSEARCH_KERNELS_STREAM_ISA_CHILD"
+
+// TestStreamISASwitchedOff switches the stream kernels' instruction sets
+// off through the user's own switch, GODEBUG (read by golang.org/x/sys/cpu
+// at start-up, so in a child process), and checks that StreamISA follows
+// and that the kernels then selected are exact.
+func TestStreamISASwitchedOff(t *testing.T) {
+	if want := os.Getenv(streamISAChildEnv); want != "" {
+		if got := StreamISA(); got != want {
+			t.Fatalf("StreamISA() = %q; want %q", got, want)
+		}
+		rng := rand.New(rand.NewPCG(45, 46))
+		m, n, k := 2, 40, 77
+		a := make([]uint8, m*k)
+		for i := range a {
+			a[i] = uint8(rng.IntN(256))
+		}
+		for _, bits := range allBits {
+			w := randWeights(rng, n, k, bits)
+			sw, err := PackStream(w, n, k, bits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := make([]int32, m*n)
+			if err := GEMMStream(got, a, m, k, 5, sw, Options{}); err != nil {
+				t.Fatal(err)
+			}
+			for i, v := range refGEMM(a, m, k, 5, w, n) {
+				if int64(got[i]) != v {
+					t.Fatalf("%s bits=%s: dst[%d] = %d; want %d", want, bitsName(bits), i, got[i], v)
+				}
+			}
+		}
+		return
+	}
+	if !useVNNI || !useAVXVNNI {
+		t.Skip("needs a CPU with both AVX-512 VNNI and AVX-VNNI (and the assembly build)")
+	}
+	for _, c := range []struct{ godebug, want string }{
+		{"cpu.avx512f=off", ISAAVXVNNI},
+		{"cpu.avx512f=off,cpu.avxvnni=off", ISAAVX2},
+		{"cpu.avx512f=off,cpu.avx2=off", ISAGo},
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run", "^TestStreamISASwitchedOff$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "GODEBUG="+c.godebug, streamISAChildEnv+"="+c.want)
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "PASS") {
+			t.Errorf("GODEBUG=%s: child failed (%v):\n%s", c.godebug, err, out)
+		}
+	}
+}
+
+// FuzzGEMMStream compares every stream path with the int64 reference on
+// fuzzed shapes (m up to 20, N and K tails) and values.
+func FuzzGEMMStream(f *testing.F) {
+	f.Add(uint8(0), uint8(17), uint16(33), uint8(0), uint8(7), []byte{255, 0, 128, 1})
+	f.Add(uint8(4), uint8(63), uint16(65), uint8(3), uint8(255), []byte{255})
+	f.Add(uint8(15), uint8(80), uint16(300), uint8(4), uint8(0), []byte{0, 255, 255, 0, 7})
+	f.Fuzz(func(t *testing.T, m8, n8 uint8, k16 uint16, bsel, z uint8, data []byte) {
+		m, n, k := 1+int(m8)%20, 1+int(n8)%140, 1+int(k16)%700
+		bits := allBits[int(bsel)%len(allBits)]
+		lo, hi, _, _ := weightRange(bits)
+		at := func(i int) byte {
+			if len(data) == 0 {
+				return byte(i * 37)
+			}
+			return data[i%len(data)] ^ byte(i/len(data))
+		}
+		a := make([]uint8, m*k)
+		for i := range a {
+			a[i] = at(i)
+		}
+		w := make([]int8, n*k)
+		span := int(hi) - int(lo) + 1
+		for i := range w {
+			v := int(at(i + len(a)))
+			if bits == 1 {
+				w[i] = int8(2*(v&1) - 1)
+			} else {
+				w[i] = int8(int(lo) + v%span)
+			}
+		}
+		checkStreamRef(t, a, m, k, z, w, n, bits, 1+int(z)%3)
+	})
+}
