@@ -22,13 +22,15 @@ var sameSemantics = map[string]bool{
 	"Transpose": true,
 	// Checked against the operator changelog up to opset 21: versions
 	// after their first only add types (HardSigmoid, Sqrt, Erf, Where,
-	// ConstantOfShape, Range, Expand, Cast: saturate only concerns float8),
-	// allow negative indices (Gather), or add optional attributes whose
-	// default is the old behaviour (Shape start/end, from 15). HardSwish
-	// (14) and LayerNormalization (17) have one version up to 21.
+	// ConstantOfShape, Range, Expand, Mod; Cast's saturate concerns only
+	// float8), allow negative indices (Gather), or add optional attributes
+	// whose default is the old behaviour (Shape start/end from 15,
+	// ScatterND reduction from 16). HardSwish (14), LayerNormalization (17)
+	// and Not (1) have one version up to 21.
 	"HardSigmoid": true, "HardSwish": true, "Shape": true, "LayerNormalization": true,
 	"Sqrt": true, "Erf": true, "Where": true, "ConstantOfShape": true, "Range": true,
-	"Expand": true, "Gather": true, "Cast": true,
+	"Expand": true, "Gather": true, "Cast": true, "Mod": true, "ScatterND": true,
+	"Not": true,
 }
 
 // raiseError is upgrade's refusal of a node; it wraps ErrUnsupported.
@@ -64,7 +66,7 @@ func upgrade(g *onnx.Graph, from, to int64, net *network.Network) error {
 		}
 		switch op := n.OpType; {
 		case sameSemantics[op]:
-		case op == "Add" || op == "Sub" || op == "Mul" || op == "Div":
+		case op == "Add" || op == "Sub" || op == "Mul" || op == "Div" || op == "Equal" || op == "Pow":
 			if !changed(7) {
 				break
 			}
@@ -177,6 +179,10 @@ func upgrade(g *onnx.Graph, from, to int64, net *network.Network) error {
 			if a, ok := n.Attrs["axes"]; ok {
 				n.Inputs = append(n.Inputs[:1], b.init(n.Name+"_axes", intsTensor(a.Ints), onnx.Int64))
 				delete(n.Attrs, "axes")
+			}
+		case op == "Slice":
+			if changed(10) {
+				return refuse("starts and ends are attributes before opset 10 and inputs after")
 			}
 		case op == "Dropout":
 			if changed(12) {
