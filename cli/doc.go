@@ -19,7 +19,9 @@
 //
 // --quantizer (search, pareto, sensitivity, eval --bits) chooses the one
 // weight source of the job (pipeline.NewWeightCodes); eval --bits defaults
-// to the rounding its bits.yaml records.
+// to the rounding its bits.yaml records, and search/pareto --table to the
+// one the table records (a table measured with another rounding than an
+// explicit --quantizer is refused: sensitivity.Table.CheckQuantizer).
 //
 // Usage errors are one line with exit status 2 (unknown flags, bad
 // values, repeated budget flags, duplicate --bits, size-like flags beyond

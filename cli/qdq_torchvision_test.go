@@ -22,7 +22,8 @@ const qdqAgreement = 90
 // ViT-B/16 (random weights, opset 17) as QDQ models with mixed widths
 // (8 at both ends, then 4, 3, 8 and 4 in turn, about the average width of
 // a search at --size-budget 0.5x: convolutions, squeeze-
-// excitation and classifier layers, attention projections and MLPs) and
+// excitation and classifier layers, attention projections and MLPs) by
+// the command line's export (export.Compact: INT4 at opset 21) and
 // activation ranges observed on the images, runs them in ONNX Runtime and
 // checks top-1 agreement with the simulation (quant.WeightSetter and
 // quant.ActHook on the float engine) on 16 random 224x224 images.
@@ -51,9 +52,12 @@ func TestQDQMatchesSimulationTorchvision(t *testing.T) {
 				t.Fatal(err)
 			}
 			act := ranges.ActQuantizers()
-			m, err := export.QDQ(net, export.Config{Bits: bits, Act: act})
+			m, note, err := export.Compact(net, export.Config{Bits: bits, Act: act})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if m.Opset != export.Int4Opset || note != "" {
+				t.Errorf("exported at opset %d, note %q; want INT4 at opset %d", m.Opset, note, export.Int4Opset)
 			}
 			path := filepath.Join(t.TempDir(), "model.qdq.onnx")
 			if err := export.Save(path, m); err != nil {

@@ -46,6 +46,9 @@ type searchFlags struct {
 	refine      string
 	frontRefine string
 	bitsSet     bool // --bits given explicitly
+	// quantizerSet: --quantizer given explicitly (with --table, else the
+	// table's own rounding is used).
+	quantizerSet bool
 }
 
 // parse parses the flags and records which were given.
@@ -54,8 +57,11 @@ func (s *searchFlags) parse(fs *flag.FlagSet, args []string) error {
 		return err
 	}
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "bits" {
+		switch f.Name {
+		case "bits":
 			s.bitsSet = true
+		case "quantizer":
+			s.quantizerSet = true
 		}
 	})
 	return nil
@@ -194,6 +200,12 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 		if j.table, err = sensitivity.ReadFile(s.table); err != nil {
 			return err
 		}
+		if !s.quantizerSet && j.table.Quantizer != "" {
+			s.sf.quantizer = j.table.Quantizer
+		}
+		if err := j.table.CheckQuantizer(s.table, s.sf.quantizer); err != nil {
+			return err
+		}
 	} else {
 		if err := loadJob(e, s, j, pr); err != nil {
 			return err
@@ -288,6 +300,7 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 		return err
 	}
 	printResult(e, res, out, paretoOnly)
+	printExport(e, res, out)
 	abs, _ := filepath.Abs(filepath.Join(s.out, "report.html"))
 	fmt.Fprintf(e.stderr, "search: wrote %s in %s; open the report: %s\n", strings.Join(order, ", "), s.out, abs)
 	return nil
@@ -465,6 +478,24 @@ func printFront(e *env, res *pipeline.SearchResult, out *pipeline.Outputs) {
 	}
 	if fc := res.FrontCost; fc != nil {
 		fmt.Fprintf(e.stdout, "front: %d of %d budgets feasible%s; %d held-out measurements (verification and at most %d refinement measurements per point)\n", len(res.MeasuredFront), fc.Points, held, fc.Measurements, fc.RefinePerPoint)
+	}
+}
+
+// printExport prints model.qdq.onnx's size next to the chosen
+// configuration's predicted weight size, and on stderr why weights of 4
+// bits or fewer were stored as INT8 when they were.
+func printExport(e *env, res *pipeline.SearchResult, out *pipeline.Outputs) {
+	x := out.Export
+	if x == nil {
+		return
+	}
+	pred := ""
+	if v, ok := res.Chosen.Costs[pipeline.Size]; ok {
+		pred = fmt.Sprintf("; predicted weight size %.0f B", v)
+	}
+	fmt.Fprintf(e.stdout, "%s: %d B at opset %d%s\n", x.File, x.Bytes, x.Opset, pred)
+	if x.Note != "" {
+		fmt.Fprintf(e.stderr, "search: %s: %s\n", x.File, x.Note)
 	}
 }
 

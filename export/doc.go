@@ -20,6 +20,14 @@
 //	    [Cout] (quant's scales rounded to float32), W_zero_point is zeros of
 //	    W_quantized's type, and axis is the layer's ChannelAxis (0 for Conv
 //	    and Gemm with transB=1, the last axis for MatMul and Gemm without).
+//	  - Blocked codes (quant.WeightQuant.Block > 0, opset 21 only): the
+//	    DequantizeLinear has block_size = Block and axis = the weight's
+//	    input axis (quant.BlockedAxis), W_scale and W_zero_point have the
+//	    scale tensor's shape (quant.BlockScaleShape); dequantizing the file
+//	    by ONNX's definition gives exactly the simulated weights.
+//	  - A source with bias correction (quant.BiasShifter) gives each
+//	    quantized layer with a bias a new FLOAT initializer
+//	    float32(bias + shift), the simulation's bias.
 //	  - x_scale is a FLOAT scalar and x_zero_point a UINT8 scalar: the
 //	    asymmetric per-tensor quant.ActQuant of Config.Act. Layers reading the
 //	    same value with the same quantizer share one pair of nodes.
@@ -35,6 +43,12 @@
 //	    (no QuantizeLinear after a layer), so a runtime computes each layer in
 //	    float on dequantized inputs and weights: the simulated result up to
 //	    float32 rounding.
+//
+// Compact (compact.go) is the export of the command line: it raises the
+// model to opset 21 when some layer has weights of 4 bits or fewer (INT4,
+// two a byte, so the file shrinks with the bits) or blocked codes; a model
+// whose operators cannot be carried to opset 21 is written at its own
+// opset with INT8 storage and a one-line note saying why.
 //
 // Opsets: per-channel DequantizeLinear needs opset 13, so models of an
 // older opset are raised to 13 (and to 21 with Config.Opset21). Nodes whose

@@ -20,7 +20,32 @@ var sameSemantics = map[string]bool{
 	"LeakyRelu": true, "MatMul": true, "MaxPool": true, "Neg": true,
 	"Relu": true, "Reshape": true, "Sigmoid": true, "Tanh": true,
 	"Transpose": true,
+	// Checked against the operator changelog up to opset 21: versions
+	// after their first only add types (HardSigmoid, Sqrt, Erf, Where,
+	// ConstantOfShape, Range, Expand, Mod; Cast's saturate concerns only
+	// float8), allow negative indices (Gather), or add optional attributes
+	// whose default is the old behaviour (Shape start/end from 15,
+	// ScatterND reduction from 16). HardSwish (14), LayerNormalization (17)
+	// and Not (1) have one version up to 21.
+	"HardSigmoid": true, "HardSwish": true, "Shape": true, "LayerNormalization": true,
+	"Sqrt": true, "Erf": true, "Where": true, "ConstantOfShape": true, "Range": true,
+	"Expand": true, "Gather": true, "Cast": true, "Mod": true, "ScatterND": true,
+	"Not": true,
 }
+
+// raiseError is upgrade's refusal of a node; it wraps ErrUnsupported.
+type raiseError struct {
+	node, op string
+	from, to int64
+	why      string
+}
+
+func (e *raiseError) Error() string {
+	return fmt.Sprintf("export: node %q (%s): raising the model from opset %d to %d: %s: %v; export the model at opset %d or later",
+		e.node, e.op, e.from, e.to, e.why, ErrUnsupported, MinOpset)
+}
+
+func (e *raiseError) Unwrap() error { return ErrUnsupported }
 
 // upgrade rewrites g, a graph of opset from, to opset to, converting the
 // nodes whose operator changed in between (attributes that became inputs,
@@ -37,12 +62,11 @@ func upgrade(g *onnx.Graph, from, to int64, net *network.Network) error {
 			return fmt.Errorf("export: node %q: operator %s of domain %q: %w", n.Name, n.OpType, n.Domain, ErrUnsupported)
 		}
 		refuse := func(why string, args ...any) error {
-			return fmt.Errorf("export: node %q (%s): raising the model from opset %d to %d: %s: %w; export the model at opset %d or later",
-				n.Name, n.OpType, from, to, fmt.Sprintf(why, args...), ErrUnsupported, MinOpset)
+			return &raiseError{node: n.Name, op: n.OpType, from: from, to: to, why: fmt.Sprintf(why, args...)}
 		}
 		switch op := n.OpType; {
 		case sameSemantics[op]:
-		case op == "Add" || op == "Sub" || op == "Mul" || op == "Div":
+		case op == "Add" || op == "Sub" || op == "Mul" || op == "Div" || op == "Equal" || op == "Pow":
 			if !changed(7) {
 				break
 			}
@@ -155,6 +179,10 @@ func upgrade(g *onnx.Graph, from, to int64, net *network.Network) error {
 			if a, ok := n.Attrs["axes"]; ok {
 				n.Inputs = append(n.Inputs[:1], b.init(n.Name+"_axes", intsTensor(a.Ints), onnx.Int64))
 				delete(n.Attrs, "axes")
+			}
+		case op == "Slice":
+			if changed(10) {
+				return refuse("starts and ends are attributes before opset 10 and inputs after")
 			}
 		case op == "Dropout":
 			if changed(12) {

@@ -169,6 +169,9 @@ func QDQ(net *network.Network, cfg Config) (*onnx.Model, error) {
 			if !done {
 				var dq onnx.Node
 				wq, err := layerCodes(cfg.Weights, li, w, l.ChannelAxis, bits)
+				if err == nil && wq.Block > 0 && opset < Int4Opset {
+					err = fmt.Errorf("blocked weight codes (block size %d) need DequantizeLinear's block_size: %w; export at opset %d (Config.Opset21, or Compact)", wq.Block, ErrConfig, Int4Opset)
+				}
 				if err == nil {
 					out, dq = b.weightDQ(p.Name, w, wq, l.ChannelAxis, bits)
 				}
@@ -179,6 +182,9 @@ func QDQ(net *network.Network, cfg Config) (*onnx.Model, error) {
 				weightDQ[key] = out
 			}
 			n.Inputs[1] = out
+			if err := b.correctBias(&n, net, src, cfg.Weights, li, bits); err != nil {
+				return nil, err
+			}
 		}
 		nodes = append(nodes, n)
 	}
@@ -260,7 +266,11 @@ func layerCodes(c quant.WeightCodes, li int, w *tensor.Tensor, axis, bits int) (
 	if err != nil {
 		return nil, err
 	}
-	if wq.Axis != axis || len(wq.Q) != w.Size() || len(wq.Scales) != w.Shape[axis] {
+	nscales := w.Shape[axis]
+	if wq.Block > 0 {
+		nscales = tensorSize(quant.BlockScaleShape(w.Shape, axis, wq.Block))
+	}
+	if wq.Axis != axis || len(wq.Q) != w.Size() || len(wq.Scales) != nscales {
 		return nil, fmt.Errorf("%s codes of %d values with %d scales on axis %d for a %v weight with channels on axis %d: %w", c.Method(), len(wq.Q), len(wq.Scales), wq.Axis, w.Shape, axis, ErrConfig)
 	}
 	return wq, nil
@@ -278,11 +288,18 @@ func (b *builder) weightDQ(wName string, w *tensor.Tensor, wq *quant.WeightQuant
 	for i, v := range wq.Q {
 		q.Data[i] = float64(v)
 	}
-	scale := tensor.New(len(wq.Scales))
+	sShape := []int{len(wq.Scales)}
+	attrs := map[string]onnx.Attribute{"axis": {Name: "axis", Type: onnx.AttrInt, I: int64(axis)}}
+	if wq.Block > 0 { // blocked along the input axis (opset 21)
+		sShape = quant.BlockScaleShape(w.Shape, axis, wq.Block)
+		attrs["axis"] = onnx.Attribute{Name: "axis", Type: onnx.AttrInt, I: int64(quant.BlockedAxis(w.Shape, axis))}
+		attrs["block_size"] = onnx.Attribute{Name: "block_size", Type: onnx.AttrInt, I: int64(wq.Block)}
+	}
+	scale := tensor.New(sShape...)
 	for i, s := range wq.Scales {
 		scale.Data[i] = float64(float32(s))
 	}
-	zp := tensor.New(len(wq.Scales)) // symmetric: zero points are 0
+	zp := tensor.New(sShape...) // symmetric: zero points are 0
 	qName := b.init(wName+"_quantized", q, dt)
 	sName := b.init(wName+"_scale", scale, onnx.Float)
 	zName := b.init(wName+"_zero_point", zp, dt)
@@ -292,9 +309,35 @@ func (b *builder) weightDQ(wName string, w *tensor.Tensor, wq *quant.WeightQuant
 		OpType:  "DequantizeLinear",
 		Inputs:  []string{qName, sName, zName},
 		Outputs: []string{out},
-		Attrs:   map[string]onnx.Attribute{"axis": {Name: "axis", Type: onnx.AttrInt, I: int64(axis)}},
+		Attrs:   attrs,
 	}
 	return out, n
+}
+
+// correctBias replaces layer li's bias input of n by the bias plus the
+// source's shift at bits when the source corrects biases
+// (quant.BiasShifter), as a new FLOAT initializer.
+func (b *builder) correctBias(n *onnx.Node, net *network.Network, src *onnx.Model, c quant.WeightCodes, li, bits int) error {
+	bs, ok := c.(quant.BiasShifter)
+	l := net.Layers()[li]
+	if !ok || l.Bias < 0 {
+		return nil
+	}
+	shift, err := bs.BiasShift(li, bits)
+	if err != nil || shift == nil {
+		return err
+	}
+	name := net.Params()[l.Bias].Name
+	bias, ok := src.Graph.Initializers[name]
+	if !ok || len(n.Inputs) < 3 || n.Inputs[2] != name || bias.Size() != len(shift) {
+		return fmt.Errorf("export: layer %q: bias %q is not the node's initializer of %d values: %w", l.Node, name, len(shift), ErrUnsupported)
+	}
+	t := tensor.New(bias.Shape...)
+	for i, v := range bias.Data {
+		t.Data[i] = float64(float32(v + shift[i]))
+	}
+	n.Inputs[2] = b.init(name+"_corrected", t, onnx.Float)
+	return nil
 }
 
 // actQDQ returns the name of the fake-quantized x and the
@@ -369,6 +412,14 @@ func pruneInits(g *onnx.Graph) {
 			delete(g.InitTypes, name)
 		}
 	}
+}
+
+func tensorSize(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -40,10 +40,23 @@ type Summary struct {
 	Front     []SummaryFrontPoint `json:"front,omitempty"`
 	FrontCost *SummaryFrontCost   `json:"front_cost,omitempty"`
 	Latency   []SummaryLatency    `json:"latency_check,omitempty"`
+	// Export is model.qdq.onnx's size and opset (absent without a model).
+	Export *SummaryExport `json:"export,omitempty"`
 	// SearchInput says what the search made of the table's omega column
 	// (sensitivity.SearchInput): objectives are sums of these values, the
 	// layers' omega is the table's measured value.
 	SearchInput *SummarySearchInput `json:"search_input,omitempty"`
+}
+
+// SummaryExport describes the exported model file: its size in bytes
+// (the predicted size, predicted.size, counts the weights' bits only),
+// its opset (21 when weights of 4 bits or fewer are stored as INT4), and
+// why it is not opset 21 when such weights were stored as INT8.
+type SummaryExport struct {
+	File  string `json:"file"`
+	Bytes int64  `json:"bytes"`
+	Opset int64  `json:"opset"`
+	Note  string `json:"note,omitempty"`
 }
 
 // SummarySearchInput is the rule that turned the table's signed values and

@@ -33,6 +33,9 @@ type Outputs struct {
 	// recorded in summary.json and bits.yaml; the weights themselves come
 	// from Verifier.Weights.
 	Quantizer string
+	// Export describes model.qdq.onnx (filled by Render when the network
+	// is known): its size next to the predicted weight size, its opset.
+	Export *SummaryExport
 	// LayerLatency is the chosen configuration's predicted latency per
 	// layer (filled by Render when latency costs are known).
 	LayerLatency []float64
@@ -78,7 +81,7 @@ func (o *Outputs) Render(ctx context.Context, progress func(done, total int, det
 	files := map[string][]byte{}
 	var order []string
 	if o.Net != nil && o.Verifier != nil {
-		m, err := export.QDQ(o.Net, export.Config{Bits: res.Chosen.Bits, Act: o.Verifier.Acts, Weights: o.Verifier.Weights})
+		m, note, err := export.Compact(o.Net, export.Config{Bits: res.Chosen.Bits, Act: o.Verifier.Acts, Weights: o.Verifier.Weights})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -88,9 +91,11 @@ func (o *Outputs) Render(ctx context.Context, progress func(done, total int, det
 		}
 		files["model.qdq.onnx"] = b
 		order = append(order, "model.qdq.onnx")
+		o.Export = &SummaryExport{File: "model.qdq.onnx", Bytes: int64(len(b)), Opset: m.Opset, Note: note}
 	}
 	sum := NewSummary(res, o.Method)
 	sum.Quantizer = o.quantizer()
+	sum.Export = o.Export
 	sum.SetLayerLatency(o.LayerLatency)
 	for _, l := range o.LatencyChecks {
 		sum.Latency = append(sum.Latency, SummaryLatency{Label: l.Label, PredictedMs: l.PredictedMs, MeasuredMs: l.MeasuredMs})

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"os"
@@ -43,18 +44,23 @@ const cacheVersion = 2
 // function of the model and the calibration data, already in the key.
 func cacheKey(in *Inputs, cfg sensitivity.Config) string {
 	cfg.Progress = nil
-	quantizer := ""
-	if cfg.Weights != nil && cfg.Weights.Method() != quant.MethodRTN {
-		quantizer = cfg.Weights.Method()
-	}
 	b, _ := json.Marshal(struct {
 		Model, Data string
 		Samples     int
 		Cfg         sensitivity.Config
 		Version     int
 		Quantizer   string `json:",omitempty"`
-	}{in.ModelSHA256, in.DataSHA256, in.Calib.Len(), cfg, cacheVersion, quantizer})
+	}{in.ModelSHA256, in.DataSHA256, in.Calib.Len(), cfg, cacheVersion, quantizer(cfg)})
 	return HashBytes(b)[:32]
+}
+
+// quantizer is the cache key's weight rounding: cfg's method, "" for
+// round to nearest.
+func quantizer(cfg sensitivity.Config) string {
+	if cfg.Weights != nil && cfg.Weights.Method() != quant.MethodRTN {
+		return cfg.Weights.Method()
+	}
+	return ""
 }
 
 // Sensitivity computes the sensitivity table of the inputs, or returns the
@@ -69,6 +75,9 @@ func Sensitivity(ctx context.Context, in *Inputs, req SensitivityRequest) (t *se
 	if dir != "" {
 		path = filepath.Join(dir, "sens-"+cacheKey(in, req.Config)+".yaml")
 		if t, err := sensitivity.ReadShardFile(path); err == nil {
+			if t.Quantizer == "" { // cached before tables recorded it; the key holds it
+				t.Quantizer = cmp.Or(quantizer(req.Config), quant.MethodRTN)
+			}
 			return t, true, nil
 		}
 	}

@@ -112,4 +112,22 @@ func TestSensitivityQuantizer(t *testing.T) {
 	if differ < 4 {
 		t.Errorf("direct metric at 2 bits: GPTQ differs from round to nearest in %d of 5 layers; want at least 4", differ)
 	}
+	if rt.Quantizer != quant.MethodRTN || gt.Quantizer != quant.MethodGPTQ {
+		t.Errorf("tables record quantizers %q and %q; want rtn and gptq", rt.Quantizer, gt.Quantizer)
+	}
+	// A table cached before tables recorded their rounding gets it from
+	// its key.
+	path := dir + "/sens-" + cacheKey(in, gCfg) + ".yaml"
+	old := *gt
+	old.Quantizer = ""
+	if err := old.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	ct, cached, err := Sensitivity(ctx, in, SensitivityRequest{Config: gCfg})
+	if err != nil || !cached {
+		t.Fatalf("cached table without a quantizer: cached %v, error %v; want the cached table", cached, err)
+	}
+	if ct.Quantizer != quant.MethodGPTQ {
+		t.Errorf("cached table without a quantizer: quantizer %q; want gptq from the cache key", ct.Quantizer)
+	}
 }

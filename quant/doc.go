@@ -87,6 +87,30 @@
 // Codes are independent of the thread count; a ctx that ends stops the
 // work between layers and widths.
 //
+// Blocked codes (blockcodes.go): WeightQuant.Block > 0 holds one scale per
+// output channel and block of Block inputs along the weight's input axis
+// (BlockedAxis: 1 for Conv [M, C, kh, kw] and matrices stored [out, in],
+// 0 for [in, out]), in the layout of ONNX DequantizeLinear's block_size
+// (opset 21): Scales is the scale tensor (BlockScaleShape, row-major), a
+// Conv block is Block channels at one kernel tap (BlockOrder). Scales are
+// float32 values and Dequantize computes float32(q·s), exactly what a
+// runtime computes from the exported file. NewBlockCodes makes them: round
+// to nearest per block (max|w| or the clipping search, codes recomputed at
+// the float32 scales) or GPTQ with the blocks as static groups (Hessians of
+// the float layer inputs, codes from float64 scales, then stored at
+// float32). Per-channel consumers (the integer engine) refuse them: their
+// scale count is not the channel count.
+//
+// Bias correction (bias.go): BiasShift is (W - Ŵ)·E[x] per output
+// channel, E[x] the mean input vector of the layer (LayerHessian.Mean:
+// the mean im2col column for a Conv, padding included), the change of the
+// bias that restores the layer's mean output on the calibration data. It
+// is measured (TestBiasCorrectionEvidence). WithBiasCorrection wraps a
+// source with it (BiasShifter, E[x] from a means-only pass of the float
+// network); WeightSetter sets and restores the corrected biases, and the
+// export writes them. The integer engine does not read BiasShifter, so
+// the command line does not offer it.
+//
 // Invariant: quantizers are pure functions of their inputs (no hidden
 // state, no randomness), so simulated results are reproducible bit for bit.
 // GPTQ is deterministic for a given BLAS and thread count, like the float

@@ -34,17 +34,26 @@ type LayerHessian struct {
 	op     string
 	transA bool
 	h      [][]float64 // per group, the upper triangle of H, Cols×Cols
+	sum    [][]float64 // per group, ∑ x (Cols values), for Mean
+	// meansOnly: only sum is accumulated (h is nil).
+	meansOnly bool
 }
 
 // NewLayerHessian starts an empty accumulation for layer li of net.
 func NewLayerHessian(net *network.Network, li int) (*LayerHessian, error) {
+	return newLayerHessian(net, li, false)
+}
+
+// newLayerHessian is NewLayerHessian; with meansOnly it keeps only the
+// sums of the input vectors (Mean), not H.
+func newLayerHessian(net *network.Network, li int, meansOnly bool) (*LayerHessian, error) {
 	layers := net.Layers()
 	if li < 0 || li >= len(layers) {
 		return nil, fmt.Errorf("quant: layer %d of %d", li, len(layers))
 	}
 	l := layers[li]
 	w := net.Params()[l.Weight].Value
-	a := &LayerHessian{Node: l.Node, Groups: 1, net: net, li: li, op: l.Op}
+	a := &LayerHessian{Node: l.Node, Groups: 1, net: net, li: li, op: l.Op, meansOnly: meansOnly}
 	a.Cols = w.Size() / w.Shape[l.ChannelAxis]
 	switch l.Op {
 	case "Conv":
@@ -61,8 +70,12 @@ func NewLayerHessian(net *network.Network, li int) (*LayerHessian, error) {
 		}
 	}
 	a.h = make([][]float64, a.Groups)
+	a.sum = make([][]float64, a.Groups)
 	for g := range a.h {
-		a.h[g] = make([]float64, a.Cols*a.Cols)
+		if !meansOnly {
+			a.h[g] = make([]float64, a.Cols*a.Cols)
+		}
+		a.sum[g] = make([]float64, a.Cols)
 	}
 	return a, nil
 }
@@ -139,7 +152,8 @@ func (a *LayerHessian) addConv(x *tensor.Tensor) error {
 }
 
 // syrk adds m mᵀ (t = NoTrans, m r×c) or mᵀ m (t = Trans) to the upper
-// triangle of group g's H and counts the input vectors. The triangle is
+// triangle of group g's H (not with meansOnly), adds the input vectors to
+// the group's sums (Mean) and counts them. The triangle is
 // cut into column blocks of hessianBlock columns (see syrkBlock), which
 // the workers take in turn: a block is always computed by the same BLAS
 // calls whatever the worker count, so H does not depend on it.
@@ -151,8 +165,25 @@ func (a *LayerHessian) syrk(g int, t blas.Transpose, m []float64, r, c int) {
 	if n == 0 {
 		return
 	}
+	s := a.sum[g]
+	if t == blas.NoTrans { // vectors are m's columns: s[i] += ∑_j m[i, j]
+		for i := range r {
+			for _, v := range m[i*c : (i+1)*c] {
+				s[i] += v
+			}
+		}
+	} else { // vectors are m's rows
+		for i := range r {
+			for j, v := range m[i*c : (i+1)*c] {
+				s[j] += v
+			}
+		}
+	}
 	if g == 0 {
 		a.N += int64(n)
+	}
+	if a.meansOnly {
+		return
 	}
 	nb := (a.Cols + hessianBlock - 1) / hessianBlock
 	workers := min(nb, runtime.GOMAXPROCS(0))
@@ -229,6 +260,20 @@ func (a *LayerHessian) Hessian(g int) []float64 {
 	return h
 }
 
+// Mean returns conv group g's mean input vector E[x] (Cols values; zeros
+// before any input): for a Conv the mean im2col column, padding included,
+// so (W-Ŵ)·Mean(g) is the mean change of each output of the group.
+func (a *LayerHessian) Mean(g int) []float64 {
+	m := make([]float64, a.Cols)
+	if a.N == 0 {
+		return m
+	}
+	for i, v := range a.sum[g] {
+		m[i] = v / float64(a.N)
+	}
+	return m
+}
+
 // symmetric fills the lower triangle of conv group g's H in place and
 // returns it: the full symmetric matrix, without a copy (Add must not be
 // called afterwards).
@@ -252,6 +297,9 @@ func (a *LayerHessian) addFrom(o *LayerHessian) error {
 		for i, v := range o.h[g] {
 			a.h[g][i] += v
 		}
+		for i, v := range o.sum[g] {
+			a.sum[g][i] += v
+		}
 	}
 	a.N += o.N
 	return nil
@@ -262,10 +310,16 @@ func (a *LayerHessian) addFrom(o *LayerHessian) error {
 // layers' inputs as they reach the layers after hook (nil: unchanged; a
 // quant.ActHook gives the inputs of simulated uint8 activations).
 func AccumulateHessians(ctx context.Context, net *network.Network, batches []*tensor.Tensor, layers []int, hook network.Hook) ([]*LayerHessian, error) {
+	return accumulate(ctx, net, batches, layers, hook, false)
+}
+
+// accumulate is AccumulateHessians; with meansOnly only the sums of the
+// input vectors (Mean) are kept, not H.
+func accumulate(ctx context.Context, net *network.Network, batches []*tensor.Tensor, layers []int, hook network.Hook, meansOnly bool) ([]*LayerHessian, error) {
 	acc := make([]*LayerHessian, len(layers))
 	byNode := map[string]*LayerHessian{}
 	for i, li := range layers {
-		a, err := NewLayerHessian(net, li)
+		a, err := newLayerHessian(net, li, meansOnly)
 		if err != nil {
 			return nil, err
 		}

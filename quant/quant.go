@@ -13,8 +13,12 @@ var ErrBits = errors.New("unsupported bit width")
 type WeightQuant struct {
 	Bits   int
 	Axis   int       // the channel axis of the original tensor
-	Scales []float64 // one per channel
+	Scales []float64 // one per channel (Block 0), else the block scale tensor (BlockScaleShape)
 	Q      []int8    // quantized values, same layout as the weights
+	// Block, when positive, is the block size along the weight's input
+	// axis (BlockedAxis) of blocked codes (blockcodes.go): ONNX
+	// DequantizeLinear's block_size. 0: one scale per output channel.
+	Block int
 }
 
 // QMax is the largest quantized magnitude at b bits (1 for binary).
@@ -91,6 +95,10 @@ func QuantizeWeights(w []float64, shape []int, axis, bits int) (*WeightQuant, er
 
 // Dequantize writes the quantized weights' float values into dst.
 func (wq *WeightQuant) Dequantize(dst []float64, shape []int) {
+	if wq.Block > 0 {
+		wq.dequantizeBlocked(dst, shape)
+		return
+	}
 	ch, inner := channelLayout(shape, wq.Axis)
 	for i, q := range wq.Q {
 		dst[i] = float64(q) * wq.Scales[(i/inner)%ch]

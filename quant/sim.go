@@ -104,7 +104,7 @@ func (s *WeightSetter) Set(li, bits int) error {
 	}
 	if bits <= 0 || bits >= 32 {
 		copy(w.Data, orig)
-		return nil
+		return s.setBias(li, nil)
 	}
 	if s.codes != nil {
 		wq, err := s.codes.Codes(li, bits)
@@ -115,13 +115,46 @@ func (s *WeightSetter) Set(li, bits int) error {
 			return fmt.Errorf("layer %q: %d codes for a %v weight: %w", l.Node, len(wq.Q), w.Shape, ErrCodes)
 		}
 		wq.Dequantize(w.Data, w.Shape)
-		return nil
+		var shift []float64
+		if bs, ok := s.codes.(BiasShifter); ok {
+			if shift, err = bs.BiasShift(li, bits); err != nil {
+				return err
+			}
+		}
+		return s.setBias(li, shift)
 	}
 	q, err := FakeQuantWeights(orig, w.Shape, l.ChannelAxis, bits)
 	if err != nil {
 		return fmt.Errorf("layer %q: %w", l.Node, err)
 	}
 	copy(w.Data, q)
+	return nil
+}
+
+// setBias sets layer li's bias to its float value plus shift (nil: the
+// float value), when the layer has a bias parameter and the source
+// corrects biases (BiasShifter).
+func (s *WeightSetter) setBias(li int, shift []float64) error {
+	l := s.net.Layers()[li]
+	if _, ok := s.codes.(BiasShifter); !ok || l.Bias < 0 {
+		return nil
+	}
+	b := s.net.Params()[l.Bias].Value
+	orig, ok := s.saved[l.Bias]
+	if !ok {
+		orig = append([]float64(nil), b.Data...)
+		s.saved[l.Bias] = orig
+	}
+	copy(b.Data, orig)
+	if shift == nil {
+		return nil
+	}
+	if len(shift) != len(b.Data) {
+		return fmt.Errorf("layer %q: a bias shift of %d values for a bias of %d: %w", l.Node, len(shift), len(b.Data), ErrCodes)
+	}
+	for c, v := range shift {
+		b.Data[c] += v
+	}
 	return nil
 }
 
@@ -150,7 +183,7 @@ func (s *WeightSetter) SetAll(bits []int) error {
 	return nil
 }
 
-// Restore puts every float weight back.
+// Restore puts every float weight (and corrected bias) back.
 func (s *WeightSetter) Restore() {
 	for idx, orig := range s.saved {
 		copy(s.net.Params()[idx].Value.Data, orig)

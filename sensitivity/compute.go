@@ -200,7 +200,10 @@ func Compute(ctx context.Context, net *network.Network, ds *dataset.Dataset, cfg
 	}
 	layers := net.Layers()
 	params := net.Params()
-	t := &Table{Samples: ds.Len(), Loss: o.lossName(), Metric: cfg.Metric, Seed: cfg.Seed, Bits: cfg.Bits, Tol: cfg.Tol}
+	t := &Table{Samples: ds.Len(), Loss: o.lossName(), Metric: cfg.Metric, Seed: cfg.Seed, Bits: cfg.Bits, Tol: cfg.Tol, Quantizer: quant.MethodRTN}
+	if cfg.Weights != nil {
+		t.Quantizer = cfg.Weights.Method()
+	}
 	for _, l := range layers {
 		w := params[l.Weight].Value
 		row := Layer{Name: l.Node, Op: l.Op, Params: int64(w.Size()), MACs: l.MACs, Delta: map[int]float64{}, Metrics: map[string]map[int]float64{}}

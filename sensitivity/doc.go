@@ -101,6 +101,14 @@
 // a progress line says why. The rule reads only the model, the data size
 // and the settings, so tables stay reproducible.
 //
+// Weight rounding: a table records the rounding its metrics measured
+// (Table.Quantizer, Config.Weights' method; rtn when nil). CheckQuantizer
+// refuses a table measured with another rounding than the one the caller
+// will export, and a table with model provenance but no recorded rounding
+// (written before it was recorded, when rtn or gptq could have been the
+// default); hand-written tables (no model hash) pass. Merge refuses shards
+// of different roundings.
+//
 // Sharding (shard.go): the work is a fixed sequence of cells (the global
 // cell of traces, eigenvalues and the hessian metric; a layer for
 // quadratic and fisher; a layer and bit width for direct). Config.Shard/

@@ -1,6 +1,7 @@
 package sensitivity
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -150,6 +151,8 @@ func sameRun(a, b *Table) error {
 	switch {
 	case a.ModelSHA256 != b.ModelSHA256:
 		return fmt.Errorf("is of another model (%s)", b.Model)
+	case a.Quantizer != b.Quantizer:
+		return fmt.Errorf("has another weight rounding (%s; recompute it with --quantizer %s to merge it)", orUnrecorded(b.Quantizer), cmp.Or(a.Quantizer, "of the others"))
 	case a.DataSHA256 != b.DataSHA256 || a.Samples != b.Samples:
 		return fmt.Errorf("has other calibration data (%s, %d samples)", b.Data, b.Samples)
 	case a.Shard.Settings != b.Shard.Settings || a.Shard.Count != b.Shard.Count || a.Shard.Cells != b.Shard.Cells ||
@@ -164,6 +167,14 @@ func sameRun(a, b *Table) error {
 		}
 	}
 	return nil
+}
+
+// orUnrecorded names a table's weight rounding for messages.
+func orUnrecorded(q string) string {
+	if q == "" {
+		return "not recorded"
+	}
+	return "--quantizer " + q
 }
 
 func mergeCells(dst, src map[int]float64, layer, what string) error {

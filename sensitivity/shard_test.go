@@ -90,6 +90,8 @@ func TestMergeRefuses(t *testing.T) {
 	other := shard(1, 2, 2)
 	model := shard(1, 2, 1)
 	model.ModelSHA256 = "other"
+	rounding := shard(1, 2, 1)
+	rounding.Quantizer = "gptq"
 	cases := []struct {
 		name   string
 		tables []*Table
@@ -97,6 +99,7 @@ func TestMergeRefuses(t *testing.T) {
 	}{
 		{"settings", []*Table{a, other}, "other settings"},
 		{"model", []*Table{a, model}, "another model"},
+		{"quantizer", []*Table{a, rounding}, "another weight rounding (--quantizer gptq; recompute it with --quantizer rtn"},
 		{"missing", []*Table{a}, "2 shards; got 1"},
 		{"twice", []*Table{a, a}, "given twice"},
 	}
@@ -106,8 +109,8 @@ func TestMergeRefuses(t *testing.T) {
 			t.Errorf("%s: got error %v; want one line wrapping ErrTable containing %q", c.name, err, c.want)
 		}
 	}
-	if _, err := Merge([]*Table{b, a}); err != nil {
-		t.Errorf("matching shards: got %v; want them merged", err)
+	if m, err := Merge([]*Table{b, a}); err != nil || m.Quantizer != "rtn" {
+		t.Errorf("matching shards: got %v; want them merged, recording quantizer rtn (no weight source rounds to nearest)", err)
 	}
 	buf, err := a.Marshal()
 	if err != nil {

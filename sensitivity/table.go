@@ -10,10 +10,12 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 
 	"mpsearch/internal/atomicfile"
+	"mpsearch/quant"
 )
 
 // ErrTable is wrapped by every error about a malformed sensitivity table.
@@ -36,6 +38,10 @@ type Table struct {
 	Probes      int     `yaml:"probes,omitempty"`
 	Tol         float64 `yaml:"tol,omitempty"`
 	Seed        uint64  `yaml:"seed,omitempty"`
+	// Quantizer is the weight rounding every metric measured
+	// (quant.MethodRTN or quant.MethodGPTQ; see CheckQuantizer). Tables
+	// written before it was recorded, and hand-written ones, have none.
+	Quantizer string `yaml:"quantizer,omitempty"`
 	// Bits lists the candidate weight bit widths.
 	Bits   []int      `yaml:"bits,omitempty"`
 	Layers []Layer    `yaml:"layers"`
@@ -85,6 +91,27 @@ type Layer struct {
 	Bits int `yaml:"bits,omitempty"`
 	// ABits is the activation bit width (0 means 8).
 	ABits int `yaml:"a_bits,omitempty"`
+}
+
+// CheckQuantizer returns nil when the table (read from file name) can be
+// used with weights rounded by q: it records q, or it records none and has
+// no model provenance (a hand-written table, whose values the user
+// vouches for). Otherwise it returns one line wrapping ErrTable naming
+// both roundings and the flag to pass: a table measured with another
+// rounding priced other weights than the ones that would be exported, and
+// a table mpsearch wrote before it recorded the rounding (issue 11) may
+// have been measured with either (rtn was the default until GPTQ became
+// it), so it is refused rather than guessed.
+func (t *Table) CheckQuantizer(name, q string) error {
+	switch {
+	case t.Quantizer == q:
+		return nil
+	case t.Quantizer != "":
+		return fmt.Errorf("%s was measured with weights rounded by %s, not %s: pass --quantizer %s (or recompute the table with --quantizer %s): %w", name, t.Quantizer, q, t.Quantizer, q, ErrTable)
+	case t.ModelSHA256 == "":
+		return nil
+	}
+	return fmt.Errorf("%s does not record the weight rounding it was measured with (written before mpsearch recorded it; rtn or gptq): add the line `quantizer: rtn` or `quantizer: gptq` as it was computed, or recompute it with `mpsearch sensitivity --quantizer %s`: %w", name, q, ErrTable)
 }
 
 // OmegaAt returns the layer's sensitivity at b bits and whether it is known.
@@ -220,6 +247,9 @@ func checkMap(layer, field string, m map[int]float64, signed bool) error {
 func (t *Table) Validate() error {
 	if len(t.Layers) == 0 {
 		return fmt.Errorf("no layers: %w", ErrTable)
+	}
+	if t.Quantizer != "" && !slices.Contains(quant.Methods, t.Quantizer) {
+		return fmt.Errorf("quantizer %q is not %s: %w", t.Quantizer, strings.Join(quant.Methods, " or "), ErrTable)
 	}
 	seen := map[string]bool{}
 	for i := range t.Layers {

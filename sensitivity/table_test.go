@@ -64,10 +64,45 @@ func TestReadTableErrors(t *testing.T) {
 		{"duplicate", "layers:\n  - name: a\n    omega: {2: 1}\n  - name: a\n    omega: {2: 1}\n", "twice"},
 		{"empty", "", "empty"},
 		{"no layers", "model: x\n", "no layers"},
+		{"unknown quantizer", "quantizer: adaround\n" + sampleTable, `quantizer "adaround" is not rtn or gptq`},
 	} {
 		_, err := Read(strings.NewReader(c.yaml), "sens.yaml")
 		if err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, ErrTable) {
 			t.Errorf("%s: got %v; want an ErrTable mentioning %q", c.name, err, c.want)
+		}
+	}
+}
+
+// TestCheckQuantizer: a table is usable with the rounding it records, or
+// without a record when hand-written (no model hash); another rounding,
+// or no record in a table mpsearch wrote, is refused in one line naming
+// the roundings and the flag.
+func TestCheckQuantizer(t *testing.T) {
+	const provenance = "model_sha256: abc\n"
+	for _, c := range []struct {
+		name, head, q, want string // want "": accepted
+	}{
+		{"same", "quantizer: gptq\n" + provenance, "gptq", ""},
+		{"same rtn", "quantizer: rtn\n" + provenance, "rtn", ""},
+		{"hand-written", "", "gptq", ""},
+		{"other", "quantizer: rtn\n" + provenance, "gptq", "was measured with weights rounded by rtn, not gptq: pass --quantizer rtn"},
+		{"other, hand-written", "quantizer: gptq\n", "rtn", "rounded by gptq, not rtn: pass --quantizer gptq"},
+		{"unrecorded", provenance, "gptq", "does not record the weight rounding"},
+	} {
+		tab, err := Read(strings.NewReader(c.head+sampleTable), "sens.yaml")
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		q := c.q
+		err = tab.CheckQuantizer("sens.yaml", q)
+		if c.want == "" {
+			if err != nil {
+				t.Errorf("%s: CheckQuantizer(%s): got %v; want nil", c.name, q, err)
+			}
+			continue
+		}
+		if err == nil || !errors.Is(err, ErrTable) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "sens.yaml") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: CheckQuantizer(%s): got %v; want one ErrTable line naming sens.yaml and containing %q", c.name, q, err, c.want)
 		}
 	}
 }
