@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -102,7 +101,7 @@ func cachedTable(t *testing.T, net *network.Network, n int, q string) *sensitivi
 		if err != nil || tab.Samples != n || !sameLayers(tab) {
 			continue
 		}
-		if v := reflect.ValueOf(tab).Elem().FieldByName("Quantizer"); v.IsValid() && v.String() != "" && v.String() != q {
+		if tab.Quantizer != "" && tab.Quantizer != q {
 			continue
 		}
 		st, err := os.Stat(f)
