@@ -2,10 +2,14 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"mpsearch/pipeline"
+	"mpsearch/sensitivity"
 )
 
 // TestShardMergeCLI runs 'sensitivity' once and as 3 shards on the fixture
@@ -42,6 +46,7 @@ func TestShardMergeCLI(t *testing.T) {
 		t.Errorf("search --table merged.yaml: exit %d: %s", code, errs)
 	}
 	checkTableQuantizer(t, merged, dir)
+	checkTableWithModel(t, merged, dir)
 	if code, _, errs := run(t, "search", "--table", shards[0], "--size-budget", "0.5x", "--out", filepath.Join(dir, "out2")); code == 0 || !strings.Contains(errs, "mpsearch merge") {
 		t.Errorf("search --table shard0.yaml: exit %d, %q; want a refusal naming mpsearch merge", code, errs)
 	}
@@ -96,5 +101,51 @@ func checkTableQuantizer(t *testing.T, merged, dir string) {
 	code, _, errs = run(t, "pareto", "--table", old, "--size-budget", "0.5x", "--out", filepath.Join(dir, "y"))
 	if want := "does not record the weight rounding"; code != 1 || !strings.Contains(errs, want) {
 		t.Errorf("pareto --table without its quantizer: exit %d, %q; want exit 1 containing %q", code, errs, want)
+	}
+}
+
+// checkTableWithModel: search --table merged.yaml with the model and data
+// (the sharded flow of the README) uses the table's sensitivities (each
+// layer's omega in summary.json is the table's at its chosen width),
+// verifies and exports model.qdq.onnx; the table with another model, or
+// with --model but no --data, is refused in one line.
+func checkTableWithModel(t *testing.T, merged, dir string) {
+	t.Helper()
+	out := filepath.Join(dir, "withmodel")
+	data := []string{"--model", fixtureDir + "lenet.onnx", "--data", fixtureDir + "calib.npy", "--labels", fixtureDir + "calib_labels.npy", "--limit", "24"}
+	if code, _, errs := run(t, append([]string{"search", "--table", merged, "--size-budget", "0.5x", "--out", out}, data...)...); code != 0 {
+		t.Fatalf("search --table with --model and --data: exit %d: %s", code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(out, "model.qdq.onnx")); err != nil {
+		t.Errorf("search --table with --model and --data wrote no model.qdq.onnx: %v", err)
+	}
+	tab, err := sensitivity.ReadFile(merged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum struct {
+		Layers []pipeline.SummaryLayer `json:"layers"`
+	}
+	b, err := os.ReadFile(filepath.Join(out, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Layers) != len(tab.Layers) {
+		t.Fatalf("summary.json has %d layers; want the table's %d", len(sum.Layers), len(tab.Layers))
+	}
+	for i, l := range sum.Layers {
+		if want, _ := tab.Layers[i].OmegaAt(l.WBits); l.Omega != want {
+			t.Errorf("layer %s at %d bits: summary omega %g; want the table's %g", l.Name, l.WBits, l.Omega, want)
+		}
+	}
+	other := append([]string{"search", "--table", merged, "--size-budget", "0.5x", "--out", filepath.Join(dir, "y"), "--model", "../testdata/vgg-fmnist/model.onnx"}, data[2:]...)
+	if code, _, errs := run(t, other...); code != 1 || !strings.Contains(errs, "computed for another model") || strings.Count(errs, "\n") != 1 {
+		t.Errorf("search --table with another model: exit %d, %q; want exit 1 and one line saying the table was computed for another model", code, errs)
+	}
+	if code, _, errs := run(t, "search", "--table", merged, "--model", fixtureDir+"lenet.onnx", "--size-budget", "0.5x", "--out", filepath.Join(dir, "z")); code != 2 || !strings.Contains(errs, "needs --data") {
+		t.Errorf("search --table --model without --data: exit %d, %q; want a usage error naming --data", code, errs)
 	}
 }

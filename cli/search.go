@@ -13,6 +13,7 @@ import (
 	"mpsearch/demo"
 	"mpsearch/ilp"
 	"mpsearch/pipeline"
+	"mpsearch/quant"
 	"mpsearch/rlsearch"
 	"mpsearch/sensitivity"
 )
@@ -193,20 +194,14 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 	pr := newProgress(e, "search")
 	defer pr.done()
 	j := &job{}
-	if s.table != "" {
-		if s.mf.model != "" || s.mf.data != "" {
-			return usagef("--table replaces --model and --data; give one or the other")
-		}
-		if j.table, err = sensitivity.ReadFile(s.table); err != nil {
+	switch {
+	case s.table != "" && (s.mf.model == "") != (s.mf.data == ""):
+		return usagef("--table with --model needs --data too (the calibration and held-out data), or neither (the table alone)")
+	case s.table != "" && s.mf.model == "":
+		if err := readTable(s, j); err != nil {
 			return err
 		}
-		if !s.quantizerSet && j.table.Quantizer != "" {
-			s.sf.quantizer = j.table.Quantizer
-		}
-		if err := j.table.CheckQuantizer(s.table, s.sf.quantizer); err != nil {
-			return err
-		}
-	} else {
+	default:
 		if err := loadJob(e, s, j, pr); err != nil {
 			return err
 		}
@@ -352,8 +347,54 @@ func defaultBudget(t *sensitivity.Table, lat pipeline.LatencyModel, bits []int) 
 // bit width takes less than this fraction of the highest's layer time.
 const defaultSpeedup = 0.9
 
+// readTable reads --table, adopting its weight rounding unless
+// --quantizer was given (then the two must agree).
+func readTable(s *searchFlags, j *job) error {
+	t, err := sensitivity.ReadFile(s.table)
+	if err != nil {
+		return err
+	}
+	if !s.quantizerSet && t.Quantizer != "" {
+		s.sf.quantizer = t.Quantizer
+	}
+	if err := t.CheckQuantizer(s.table, s.sf.quantizer); err != nil {
+		return err
+	}
+	j.table = t
+	return nil
+}
+
+// tableJob reads --table for a search that also has the model and data
+// (a table computed elsewhere, e.g. merged from shards): the table must
+// be the model's (its hash, when recorded, and its layers), and the
+// weight codes that are verified and exported are made from this run's
+// calibration split with the table's rounding.
+func tableJob(e *env, s *searchFlags, j *job) (quant.WeightCodes, error) {
+	if err := readTable(s, j); err != nil {
+		return nil, err
+	}
+	t, in := j.table, j.in
+	if t.ModelSHA256 != "" && t.ModelSHA256 != in.ModelSHA256 {
+		return nil, fmt.Errorf("%s was computed for another model (%s, sha256 %.12s…) than --model %s (%.12s…): pass the model it was computed for, or recompute it with mpsearch sensitivity", s.table, t.Model, t.ModelSHA256, s.mf.model, in.ModelSHA256)
+	}
+	layers := in.Net.Layers()
+	if len(t.Layers) != len(layers) {
+		return nil, fmt.Errorf("%s has %d layers; --model %s has %d: pass the model the table was computed for", s.table, len(t.Layers), s.mf.model, len(layers))
+	}
+	for i, l := range layers {
+		if t.Layers[i].Name != l.Node {
+			return nil, fmt.Errorf("%s: layer %d is %q; --model %s has %q there: pass the model the table was computed for", s.table, i, t.Layers[i].Name, s.mf.model, l.Node)
+		}
+	}
+	widths := t.Bits
+	if s.bitsSet {
+		widths, _ = parseBits(s.sf.bits) // checked by search
+	}
+	return weightCodes(e, s.sf.quantizer, in.Net, in.Calib, widths, &s.mf)
+}
+
 // loadJob loads model, data, held-out split, eval data and the sensitivity
-// table.
+// table (computed, cached, or --table).
 func loadJob(e *env, s *searchFlags, j *job, pr *progress) error {
 	in, err := s.mf.inputs()
 	if err != nil {
@@ -383,28 +424,35 @@ func loadJob(e *env, s *searchFlags, j *job, pr *progress) error {
 			return err
 		}
 	}
-	cfg, err := s.sf.config(e, &s.mf, pr)
-	if err != nil {
-		return err
+	var weights quant.WeightCodes
+	if s.table != "" {
+		if weights, err = tableJob(e, s, j); err != nil {
+			return err
+		}
+	} else {
+		cfg, err := s.sf.config(e, &s.mf, pr)
+		if err != nil {
+			return err
+		}
+		if cfg.Weights, err = weightCodes(e, s.sf.quantizer, in.Net, in.Calib, cfg.Bits, &s.mf); err != nil {
+			return err
+		}
+		t, cached, err := pipeline.Sensitivity(e.ctx, in, pipeline.SensitivityRequest{Config: cfg, NoCache: s.sf.noCache})
+		pr.done()
+		if err != nil {
+			return err
+		}
+		if cached {
+			fmt.Fprintln(e.stderr, "search: reused the cached sensitivity table (--no-cache to recompute)")
+		}
+		j.table, weights = t, cfg.Weights
 	}
-	if cfg.Weights, err = weightCodes(e, s.sf.quantizer, in.Net, in.Calib, cfg.Bits, &s.mf); err != nil {
-		return err
-	}
-	t, cached, err := pipeline.Sensitivity(e.ctx, in, pipeline.SensitivityRequest{Config: cfg, NoCache: s.sf.noCache})
-	pr.done()
-	if err != nil {
-		return err
-	}
-	if cached {
-		fmt.Fprintln(e.stderr, "search: reused the cached sensitivity table (--no-cache to recompute)")
-	}
-	j.table = t
 	// The verifier's passes keep no activations (Infer); its batch is
 	// bounded like the forward-only commands'.
 	if j.verifier, err = pipeline.NewNetVerifier(e.ctx, in.Net, in.Calib, j.heldOut, in.Net.InferBatch(inferBudget, s.mf.batch)); err != nil {
 		return err
 	}
-	j.verifier.Weights = cfg.Weights
+	j.verifier.Weights = weights
 	return nil
 }
 
