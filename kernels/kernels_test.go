@@ -336,6 +336,41 @@ func refRound(p int64, s int) int64 {
 	return q
 }
 
+// randRequant returns random requantization parameters for n channels,
+// one multiplier per channel or (perTensor) one for all.
+func randRequant(rng *rand.Rand, n int, perTensor bool) *Requant {
+	nq := n
+	if perTensor {
+		nq = 1
+	}
+	rq := &Requant{Bias: make([]int32, n), Mult: make([]int32, nq), Shift: make([]int, nq), Zero: int32(rng.IntN(256)), Lo: uint8(rng.IntN(60)), Hi: uint8(200 + rng.IntN(56))}
+	for i := range rq.Bias {
+		rq.Bias[i] = int32(rng.IntN(20001) - 10000)
+	}
+	for i := range rq.Mult {
+		rq.Mult[i] = int32(1<<30 + rng.IntN(1<<30))
+		rq.Shift[i] = 38 + rng.IntN(6)
+	}
+	return rq
+}
+
+// refRequant is the requantization of the exact accumulators ref ([m][n],
+// row-major) by rq, from its definition: round((acc+bias)·mult / 2^shift)
+// + zero, clamped to [Lo, Hi].
+func refRequant(ref []int64, n int, rq *Requant) []uint8 {
+	out := make([]uint8, len(ref))
+	for i, acc := range ref {
+		c := i % n
+		qi := c
+		if len(rq.Mult) == 1 {
+			qi = 0
+		}
+		y := refRound((acc+int64(rq.Bias[c]))*int64(rq.Mult[qi]), rq.Shift[qi]) + int64(rq.Zero)
+		out[i] = uint8(min(max(y, int64(rq.Lo)), int64(rq.Hi)))
+	}
+	return out
+}
+
 func TestGEMMRequant(t *testing.T) {
 	withPaths(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(7, 8))
@@ -348,18 +383,7 @@ func TestGEMMRequant(t *testing.T) {
 				}
 				w := randWeights(rng, n, k, bits)
 				z := uint8(rng.IntN(256))
-				nq := n
-				if perTensor {
-					nq = 1
-				}
-				rq := &Requant{Bias: make([]int32, n), Mult: make([]int32, nq), Shift: make([]int, nq), Zero: int32(rng.IntN(256)), Lo: uint8(rng.IntN(60)), Hi: uint8(200 + rng.IntN(56))}
-				for i := range rq.Bias {
-					rq.Bias[i] = int32(rng.IntN(20001) - 10000)
-				}
-				for i := range rq.Mult {
-					rq.Mult[i] = int32(1<<30 + rng.IntN(1<<30))
-					rq.Shift[i] = 38 + rng.IntN(6)
-				}
+				rq := randRequant(rng, n, perTensor)
 				pw, err := packAny(w, n, k, bits)
 				if err != nil {
 					t.Fatal(err)
@@ -368,17 +392,10 @@ func TestGEMMRequant(t *testing.T) {
 				if err := GEMMRequant(dst, a, m, k, z, pw, rq, Options{Threads: 2}); err != nil {
 					t.Fatal(err)
 				}
-				ref := refGEMM(a, m, k, z, w, n)
+				want := refRequant(refGEMM(a, m, k, z, w, n), n, rq)
 				for i, got := range dst {
-					c := i % n
-					qi := c
-					if perTensor {
-						qi = 0
-					}
-					y := refRound((ref[i]+int64(rq.Bias[c]))*int64(rq.Mult[qi]), rq.Shift[qi]) + int64(rq.Zero)
-					want := uint8(min(max(y, int64(rq.Lo)), int64(rq.Hi)))
-					if got != want {
-						t.Fatalf("bits=%s dst[%d][%d] = %d; want %d", bitsName(bits), i/n, c, got, want)
+					if got != want[i] {
+						t.Fatalf("bits=%s dst[%d][%d] = %d; want %d", bitsName(bits), i/n, i%n, got, want[i])
 					}
 				}
 			}

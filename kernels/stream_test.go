@@ -307,18 +307,7 @@ func TestGEMMStreamRequant(t *testing.T) {
 				}
 				w := randWeights(rng, n, k, bits)
 				z := uint8(rng.IntN(256))
-				nq := n
-				if perTensor {
-					nq = 1
-				}
-				rq := &Requant{Bias: make([]int32, n), Mult: make([]int32, nq), Shift: make([]int, nq), Zero: int32(rng.IntN(256)), Lo: uint8(rng.IntN(60)), Hi: uint8(200 + rng.IntN(56))}
-				for i := range rq.Bias {
-					rq.Bias[i] = int32(rng.IntN(20001) - 10000)
-				}
-				for i := range rq.Mult {
-					rq.Mult[i] = int32(1<<30 + rng.IntN(1<<30))
-					rq.Shift[i] = 38 + rng.IntN(6)
-				}
+				rq := randRequant(rng, n, perTensor)
 				sw, err := PackStream(w, n, k, bits)
 				if err != nil {
 					t.Fatal(err)
@@ -327,17 +316,10 @@ func TestGEMMStreamRequant(t *testing.T) {
 				if err := GEMMStreamRequant(dst, a, m, k, z, sw, rq, Options{Threads: 2}); err != nil {
 					t.Fatal(err)
 				}
-				ref := refGEMM(a, m, k, z, w, n)
+				want := refRequant(refGEMM(a, m, k, z, w, n), n, rq)
 				for i, got := range dst {
-					c := i % n
-					qi := c
-					if perTensor {
-						qi = 0
-					}
-					y := refRound((ref[i]+int64(rq.Bias[c]))*int64(rq.Mult[qi]), rq.Shift[qi]) + int64(rq.Zero)
-					want := uint8(min(max(y, int64(rq.Lo)), int64(rq.Hi)))
-					if got != want {
-						t.Fatalf("flags %v bits=%s m=%d n=%d k=%d: dst[%d][%d] = %d; want %d", s, bitsName(bits), m, n, k, i/n, c, got, want)
+					if got != want[i] {
+						t.Fatalf("flags %v bits=%s m=%d n=%d k=%d: dst[%d][%d] = %d; want %d", s, bitsName(bits), m, n, k, i/n, i%n, got, want[i])
 					}
 				}
 			}
