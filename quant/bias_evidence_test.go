@@ -28,15 +28,7 @@ func TestBiasCorrectionEvidence(t *testing.T) {
 	if which == "" {
 		t.Skip("opt-in: MPSEARCH_BIAS_EVIDENCE=lenet,vgg,resnet (minutes per model)")
 	}
-	imgs := fixture.FashionMNIST + "train-images-idx3-ubyte.gz"
-	if _, err := os.Stat(imgs); err != nil {
-		t.Skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
-	}
-	calib, err := dataset.Load(imgs, dataset.Options{Mean: fixture.Mean, Std: fixture.Std, Limit: 1024})
-	if err != nil {
-		t.Fatal(err)
-	}
-	test := fixture.TestSet(t, 0)
+	calib, test := evidenceData(t)
 	rows := []string{"| model (float) | bits | rtn | rtn + bias corr. | gptq | gptq + bias corr. |", "|---|---|---|---|---|---|"}
 	for _, m := range []struct{ name, path string }{{"lenet", "fmnist-lenet/lenet.onnx"}, {"vgg", "vgg-fmnist/model.onnx"}, {"resnet", "resnet-fmnist/model.onnx"}} {
 		if !strings.Contains(which, m.name) {
@@ -118,4 +110,20 @@ func biasEvidence(t *testing.T, net *network.Network, calib *tensor.Tensor, test
 		ws.Restore()
 	}
 	return out
+}
+
+// evidenceData returns the evidence tests' calibration set (the first
+// 1024 Fashion-MNIST training images) and the 10,000 test images,
+// normalised as the fixtures were trained; it skips without the data set.
+func evidenceData(t *testing.T) (calib, test *dataset.Dataset) {
+	t.Helper()
+	imgs := fixture.FashionMNIST + "train-images-idx3-ubyte.gz"
+	if _, err := os.Stat(imgs); err != nil {
+		t.Skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+	}
+	calib, err := dataset.Load(imgs, dataset.Options{Mean: fixture.Mean, Std: fixture.Std, Limit: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return calib, fixture.TestSet(t, 0)
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"mpsearch/dataset"
 	"mpsearch/internal/fixture"
 	"mpsearch/network"
 	"mpsearch/onnx"
@@ -28,15 +27,7 @@ func TestQuantizerTableEvidence(t *testing.T) {
 	if which == "" {
 		t.Skip("opt-in: MPSEARCH_QUANT_TABLE=lenet,vgg,resnet (minutes per model)")
 	}
-	imgs := fixture.FashionMNIST + "train-images-idx3-ubyte.gz"
-	if _, err := os.Stat(imgs); err != nil {
-		t.Skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
-	}
-	calib, err := dataset.Load(imgs, dataset.Options{Mean: fixture.Mean, Std: fixture.Std, Limit: 1024})
-	if err != nil {
-		t.Fatal(err)
-	}
-	test := fixture.TestSet(t, 0)
+	calib, test := evidenceData(t)
 	ctx := context.Background()
 	batches := []*tensor.Tensor{calib.X}
 	widths := []int{2, 3, 4}
