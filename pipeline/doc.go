@@ -40,8 +40,10 @@
 // considers the previous (smaller) budget's configuration, so measured loss
 // never rises along the front; each distinct configuration is measured once
 // over the sweep, and SearchResult.FrontCost counts the measurements.
-// summary.json's "front" and "front_cost" record it. Without a verifier
-// the front is the ILP's own sweep (ilp.Pareto), proxy optima only.
+// summary.json's "front" and "front_cost" record it. Without a verifier,
+// or with SearchConfig.ProxyFront (cli's search on models whose held-out
+// measurements are costly), the front is the ILP's own sweep (ilp.Pareto),
+// proxy optima only.
 // Accuracies (Outputs.Render) are evaluated once per configuration however
 // many labels it has.
 //
