@@ -2,6 +2,7 @@ package intengine
 
 import (
 	"context"
+	"math"
 	"slices"
 	"testing"
 
@@ -98,5 +99,94 @@ func TestLeNetGPTQCodesExact(t *testing.T) {
 	}
 	if agree := float64(same) / float64(ds.Len()); agree < quantSimAgreement {
 		t.Errorf("top-1 agreement with package quant's simulation of the GPTQ weights: got %.2f%%; want >= %.0f%%", 100*agree, 100*quantSimAgreement)
+	}
+}
+
+// TestLeNetBiasCorrection: with a bias-corrected source
+// (quant.WithBiasCorrection over GPTQ codes) every layer's int32 bias is
+// the float bias plus the source's shift at the layer's width, rounded at
+// S_x*S_w[c] (checked from the definition, and different from the
+// uncorrected engine's in every layer); codes and logits stay exact
+// against the reference; a variant (WithLayerBits) takes the shift of its
+// new width; and the top-1 predictions agree with package quant's
+// simulation, which applies the same corrected biases.
+func TestLeNetBiasCorrection(t *testing.T) {
+	net := loadLeNet(t)
+	ctx := context.Background()
+	calib := loadCalib(t).X
+	batches := []*tensor.Tensor{calib}
+	g, err := quant.NewGPTQCodes(ctx, net, batches, quant.CodesOptions{Widths: []int{2, 3, 4, 8}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := quant.WithBiasCorrection(ctx, g, net, batches)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ObserveRanges(ctx, net, batches)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bits := []int{8, 4, 3, 2, 8}
+	plain, err := Compile(net, Config{Bits: bits, Ranges: r, Weights: g})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Compile(net, Config{Bits: bits, Ranges: r, Weights: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkBiases := func(m *Model, li, b int) {
+		t.Helper()
+		l := m.Layers()[li]
+		nl := net.Layers()[li]
+		fb := net.Params()[nl.Bias].Value.Data
+		shift, err := src.(quant.BiasShifter).BiasShift(li, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for c, got := range l.Bias {
+			if want := int32(math.Round((fb[c] + shift[c]) / (l.In.Scale * l.WeightScales[c]))); got != want {
+				t.Fatalf("%s at %d bits channel %d: int32 bias %d; want %d (float bias %g + shift %g)", l.Node, b, c, got, want, fb[c], shift[c])
+			}
+		}
+	}
+	for li, l := range m.Layers() {
+		checkBiases(m, li, bits[li])
+		if slices.Equal(l.Bias, plain.Layers()[li].Bias) {
+			t.Errorf("%s: the corrected int32 biases equal the uncorrected ones (else this test checks little)", l.Node)
+		}
+	}
+	runExact(t, m, 2000, 1000)
+	v, err := m.WithLayerBits(2, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkBiases(v, 2, 4)
+	qr, err := quant.ObserveRanges(ctx, net, batches)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := quant.NewWeightSetterCodes(net, src)
+	defer ws.Restore()
+	if err := ws.SetAll(bits); err != nil {
+		t.Fatal(err)
+	}
+	x, _ := loadTest(t).Subset(0, 2000).Batch(0, 2000)
+	got, err := m.Run(ctx, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pass, err := net.ForwardHook(ctx, x, quant.ActHook(qr.ActQuantizers()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pi, ps := argmaxRows(got), argmaxRows(pass.Output())
+	same := 0
+	for i := range pi {
+		same += boolInt(pi[i] == ps[i])
+	}
+	if agree := float64(same) / float64(len(pi)); agree < quantSimAgreement {
+		t.Errorf("top-1 agreement with package quant's simulation of the corrected model: got %.2f%%; want >= %.0f%%", 100*agree, 100*quantSimAgreement)
 	}
 }

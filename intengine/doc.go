@@ -74,7 +74,11 @@
 // every formula below holds for them unchanged. They are packed once with
 // kernels.PackWeights: 8 bits (and 5 to 7) on the 8-bit kernel, 3 and 4 bits
 // on the 4-bit kernel, 2 bits (codes {-1, 0, 1}) on the ternary kernel,
-// 1 bit on the binary kernel.
+// 1 bit on the binary kernel. A source with bias correction
+// (quant.BiasShifter, quant.WithBiasCorrection) adds its shift at the
+// layer's width to the float bias of every layer with a bias parameter
+// before the bias is rounded below, as package quant's simulation and the
+// QDQ export do.
 //
 // Conv/Gemm/MatMul with input quantizer (S_x, z_x) and output quantizer
 // (S_y, z_y):

@@ -172,6 +172,29 @@ func kernelBits(bits int) int {
 }
 
 // setup quantizes and packs the weights and derives the requantization.
+// correctedBias returns the float bias b of layer li at bits plus the
+// weight source's bias correction (quant.BiasShifter), as package quant's
+// simulation and the QDQ export apply it to layers with a bias parameter;
+// b itself when the source has none.
+func correctedBias(codes quant.WeightCodes, li, bits int, b []float64) ([]float64, error) {
+	bs, ok := codes.(quant.BiasShifter)
+	if !ok {
+		return b, nil
+	}
+	shift, err := bs.BiasShift(li, bits)
+	if err != nil || shift == nil {
+		return b, err
+	}
+	if len(shift) != len(b) {
+		return nil, fmt.Errorf("bias correction of %d channels for a bias of %d: %w", len(shift), len(b), ErrConfig)
+	}
+	out := make([]float64, len(b))
+	for c := range b {
+		out[c] = b[c] + shift[c]
+	}
+	return out, nil
+}
+
 func (s *layerStep) setup(m *Model) error {
 	net := m.net
 	l := net.Layers()[s.li]
@@ -232,6 +255,9 @@ func (s *layerStep) setup(m *Model) error {
 	b := s.constBias
 	if l.Bias >= 0 {
 		b = net.Params()[l.Bias].Value.Data
+		if b, err = correctedBias(m.codes, s.li, s.bits, b); err != nil {
+			return fmt.Errorf("intengine: layer %q: %w", s.node, err)
+		}
 	}
 	for c := 0; c < ntot; c++ {
 		var worst int64 // 255 * sum_k |W[c][k]| bounds |sum (x - z) W|

@@ -108,8 +108,9 @@
 // is measured (TestBiasCorrectionEvidence). WithBiasCorrection wraps a
 // source with it (BiasShifter, E[x] from a means-only pass of the float
 // network); WeightSetter sets and restores the corrected biases, and the
-// export writes them. The integer engine does not read BiasShifter, so
-// the command line does not offer it.
+// export writes them, and the integer engine adds the shift before it
+// rounds each bias. The command line does not offer it yet: tables and
+// their cache keys would have to record it, as they record the rounding.
 //
 // Invariant: quantizers are pure functions of their inputs (no hidden
 // state, no randomness), so simulated results are reproducible bit for bit.
