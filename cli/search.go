@@ -217,42 +217,11 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 	}
 	cfg := pipeline.SearchConfig{Bits: bits, Budgets: budgets, KeepEnds: s.keepEnds, Latency: lat, ParetoPoints: s.points, Method: s.method, Solver: solver}
 	if j.verifier != nil && !s.noVerify {
-		cfg.Verify = j.verifier
-		cfg.Refine = refine
-		if refine < 0 {
-			cfg.Refine = pipeline.DefaultRefine(j.in.Net, j.heldOut.Len())
-		}
-		auto := pipeline.DefaultRefine(j.in.Net, j.heldOut.Len())
-		cfg.FrontRefine = frontRefine
-		if frontRefine < 0 {
-			cfg.FrontRefine = min(maxFrontRefine, max(minFrontRefine, auto/8))
-		}
-		if !paretoOnly && auto < pipeline.MaxRefine {
-			// The measured front would repeat verification and refinement
-			// at every point; on models where measurements are costly (the
-			// refinement budget is cut below its maximum) the report shows
-			// the proxy optima, and pareto measures the front.
-			cfg.ProxyFront = true
-			fmt.Fprintf(e.stderr, "search: the report's front is the proxy optima, unverified: a held-out measurement costs %.2g multiply-adds here, so measuring %d points is left to mpsearch pareto\n", pipeline.MeasurementMACs(j.in.Net, j.heldOut.Len()), s.points)
-		}
+		measureConfig(e, s, j, &cfg, refine, frontRefine, paretoOnly)
 	}
 	if s.method == "rl" {
-		if s.episodes < 1 {
-			return usagef("--episodes: %d is below 1", s.episodes)
-		}
-		cfg.RL = rlsearch.Config{Episodes: s.episodes, Seed: s.sf.seed, Reward: s.reward}
-		switch s.reward {
-		case rlsearch.RewardTable:
-		case rlsearch.RewardAccuracy:
-			if j.verifier == nil {
-				return usagef("--reward accuracy needs --model and --data (it measures the quantized model)")
-			}
-			cfg.RL.Accuracy = j.verifier.Accuracy
-		default:
-			return usagef("--reward: %q is not table or accuracy", s.reward)
-		}
-		if j.in != nil {
-			cfg.Features = pipeline.LayerFeatures(j.in.Net)
+		if err := rlConfig(s, j, &cfg); err != nil {
+			return err
 		}
 	}
 	stage := ""
@@ -346,6 +315,53 @@ func defaultBudget(t *sensitivity.Table, lat pipeline.LatencyModel, bits []int) 
 // defaultSpeedup: the default budget is on latency only when the lowest
 // bit width takes less than this fraction of the highest's layer time.
 const defaultSpeedup = 0.9
+
+// measureConfig sets cfg's held-out measurements: the verifier, the
+// refinement budget (--refine, auto: pipeline.DefaultRefine) and the
+// measured front (--front-refine; search shows the proxy front on models
+// whose measurements are costly).
+func measureConfig(e *env, s *searchFlags, j *job, cfg *pipeline.SearchConfig, refine, frontRefine int, paretoOnly bool) {
+	auto := pipeline.DefaultRefine(j.in.Net, j.heldOut.Len())
+	cfg.Verify = j.verifier
+	cfg.Refine = refine
+	if refine < 0 {
+		cfg.Refine = auto
+	}
+	cfg.FrontRefine = frontRefine
+	if frontRefine < 0 {
+		cfg.FrontRefine = min(maxFrontRefine, max(minFrontRefine, auto/8))
+	}
+	if !paretoOnly && auto < pipeline.MaxRefine {
+		// The measured front would repeat verification and refinement at
+		// every point; on models where measurements are costly (the
+		// refinement budget is cut below its maximum) the report shows the
+		// proxy optima, and pareto measures the front.
+		cfg.ProxyFront = true
+		fmt.Fprintf(e.stderr, "search: the report's front is the proxy optima, unverified: a held-out measurement costs %.2g multiply-adds here, so measuring %d points is left to mpsearch pareto\n", pipeline.MeasurementMACs(j.in.Net, j.heldOut.Len()), s.points)
+	}
+}
+
+// rlConfig sets cfg's RL agent (--method rl): episodes, seed and reward.
+func rlConfig(s *searchFlags, j *job, cfg *pipeline.SearchConfig) error {
+	if s.episodes < 1 {
+		return usagef("--episodes: %d is below 1", s.episodes)
+	}
+	cfg.RL = rlsearch.Config{Episodes: s.episodes, Seed: s.sf.seed, Reward: s.reward}
+	switch s.reward {
+	case rlsearch.RewardTable:
+	case rlsearch.RewardAccuracy:
+		if j.verifier == nil {
+			return usagef("--reward accuracy needs --model and --data (it measures the quantized model)")
+		}
+		cfg.RL.Accuracy = j.verifier.Accuracy
+	default:
+		return usagef("--reward: %q is not table or accuracy", s.reward)
+	}
+	if j.in != nil {
+		cfg.Features = pipeline.LayerFeatures(j.in.Net)
+	}
+	return nil
+}
 
 // readTable reads --table, adopting its weight rounding unless
 // --quantizer was given (then the two must agree).
