@@ -62,8 +62,10 @@ func normalImages(seed uint64, n, c, h, w int) *tensor.Tensor {
 var vsORTModels = []vsORTModel{
 	{"vgg", "../testdata/vgg-fmnist/model.onnx", func(int) []int { return []int{8, 4, 3, 3, 3, 3, 8} }, fmnistCalib},
 	{"resnet", "../testdata/resnet-fmnist/model.onnx", mixedBits(4, 2, 8, 3), fmnistCalib},
-	{"resnet18", "/work/models/resnet18-opset13.onnx", mixedBits(4, 8), imagenetCalib},
-	{"mobilenet_v2", "/work/models/mobilenet_v2-opset13.onnx", mixedBits(4, 8), imagenetCalib},
+	// In $MPSEARCH_TORCHVISION_DIR, as scripts/export_torchvision.py --out
+	// writes them.
+	{"resnet18", "resnet18-opset13.onnx", mixedBits(4, 8), imagenetCalib},
+	{"mobilenet_v2", "mobilenet_v2-opset13.onnx", mixedBits(4, 8), imagenetCalib},
 }
 
 // ortServer is a running ort_latency.js.
@@ -91,7 +93,9 @@ func startORT(t *testing.T, model string, sample []int) *ortServer {
 		args = append(args, fmt.Sprint(d))
 	}
 	cmd := exec.Command(node, args...)
-	cmd.Env = os.Environ()
+	// onnxruntime-node from NODE_PATH, else where scripts/setup.sh --test
+	// installs it.
+	cmd.Env = append(os.Environ(), "NODE_PATH="+strings.Join(append(filepath.SplitList(os.Getenv("NODE_PATH")), filepath.Join("..", "internal", "ortrun", "node_modules")), string(filepath.ListSeparator)))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -168,10 +172,11 @@ func loadAvg() string {
 // ONNX Runtime running the QDQ model mpsearch exports for the same bits
 // and activation quantizers, one thread each, at batch 1 and 32. It runs
 // only when MPSEARCH_VS_ORT is set (to "all" or a comma-separated list of
-// vgg, resnet, resnet18, mobilenet_v2), with NODE_PATH pointing at a
-// node_modules holding onnxruntime-node:
+// vgg, resnet, resnet18, mobilenet_v2), with onnxruntime-node where
+// scripts/setup.sh --test installs it (or on NODE_PATH) and the torchvision
+// models in MPSEARCH_TORCHVISION_DIR (scripts/export_torchvision.py --out):
 //
-//	MPSEARCH_VS_ORT=all NODE_PATH=/work/ort/node_modules go test ./intengine/ -run TestVsORT -v -timeout 30m
+//	MPSEARCH_VS_ORT=all MPSEARCH_TORCHVISION_DIR=$PWD/models go test ./intengine/ -run TestVsORT -v -timeout 30m
 //
 // MPSEARCH_VS_ORT_REPS (default 5) sets the repetitions: each repetition
 // times ONNX Runtime then the engine for about 300 ms each, interleaved;
@@ -182,7 +187,7 @@ func loadAvg() string {
 func TestVsORT(t *testing.T) {
 	which := os.Getenv("MPSEARCH_VS_ORT")
 	if which == "" {
-		t.Skip("set MPSEARCH_VS_ORT=all (and NODE_PATH) to compare with ONNX Runtime")
+		t.Skip("set MPSEARCH_VS_ORT=all to compare with ONNX Runtime (after scripts/setup.sh --test)")
 	}
 	reps := 5
 	if r := os.Getenv("MPSEARCH_VS_ORT_REPS"); r != "" {
@@ -203,8 +208,11 @@ func TestVsORT(t *testing.T) {
 }
 
 func vsORT(t *testing.T, mc vsORTModel, reps int) []string {
+	if !strings.HasPrefix(mc.path, "../") {
+		mc.path = filepath.Join(os.Getenv("MPSEARCH_TORCHVISION_DIR"), mc.path)
+	}
 	if _, err := os.Stat(mc.path); err != nil {
-		t.Logf("%s: %v: skipped", mc.name, err)
+		t.Logf("%s: %v: skipped (export the torchvision models with scripts/export_torchvision.py and set MPSEARCH_TORCHVISION_DIR)", mc.name, err)
 		return nil
 	}
 	ctx := context.Background()

@@ -24,7 +24,7 @@ func processCPU() time.Duration {
 }
 
 // BenchmarkGPTQCodesModel measures NewGPTQCodes on an ONNX model given by
-// MPSEARCH_GPTQ_BENCH_MODEL (for instance /work/models/resnet18-opset17.onnx)
+// MPSEARCH_GPTQ_BENCH_MODEL (for instance models/resnet18-opset17.onnx, absolute, from scripts/export_torchvision.py --out models)
 // with MPSEARCH_GPTQ_BENCH_IMAGES random images (default 24: the
 // calibration part of 32 images after search's held-out quarter) of the
 // model's declared input shape, widths 2, 3, 4 and 8, two threads, float32

@@ -4,14 +4,14 @@
 #
 #   scripts/bench_eval_memory.sh [MODEL] [COUNTS] [BINARY]
 #
-# MODEL defaults to /work/models/resnet18-opset17.onnx (scripts/export_torchvision.py),
+# MODEL defaults to models/resnet18-opset17.onnx (scripts/export_torchvision.py --out models),
 # COUNTS to "64 512 2048", BINARY to bin/mpsearch. For each count it writes
 # random uint8 images [N,3,224,224] (NumPy, seed 1) to $WORK (default
 # /tmp/mpsearch-mem) once, runs `BINARY eval --model MODEL --data x.npy
 # --threads 1` under /usr/bin/time -v and prints the count, the peak RSS in
 # MiB and the wall time.
 set -eu
-model=${1:-/work/models/resnet18-opset17.onnx}
+model=${1:-models/resnet18-opset17.onnx}
 counts=${2:-64 512 2048}
 bin=${3:-bin/mpsearch}
 work=${WORK:-/tmp/mpsearch-mem}
