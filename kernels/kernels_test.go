@@ -134,6 +134,35 @@ func TestGEMMRandomShapes(t *testing.T) {
 // with zero point 255) against all-minimum and all-maximum weights, for K
 // spanning several int16 groups and K = MaxK, where |result| = MaxK*255*128
 // is within 2^23 of the int32 limit.
+// extremeCases calls check with the extreme inputs of an m x k by k x n
+// product with weights in [lo, hi]: every activation at 255, 0 or 128 with
+// zero points 0 or 255 against every weight at lo or at hi (one thread),
+// then alternating extremes, pairs with opposite signs (two threads).
+func extremeCases(lo, hi int8, m, n, k int, check func(a []uint8, z uint8, w []int8, threads int)) {
+	for _, wv := range []int8{lo, hi} {
+		for _, az := range [][2]uint8{{255, 0}, {0, 255}, {255, 255}, {128, 0}} {
+			a := make([]uint8, m*k)
+			for i := range a {
+				a[i] = az[0]
+			}
+			w := make([]int8, n*k)
+			for i := range w {
+				w[i] = wv
+			}
+			check(a, az[1], w, 1)
+		}
+	}
+	a := make([]uint8, m*k)
+	w := make([]int8, n*k)
+	for i := range a {
+		a[i] = uint8(255 * (i % 2))
+	}
+	for i := range w {
+		w[i] = []int8{lo, hi}[(i/2)%2]
+	}
+	check(a, 3, w, 2)
+}
+
 func TestGEMMExtremes(t *testing.T) {
 	withPaths(t, func(t *testing.T) {
 		for _, bits := range allBits {
@@ -143,29 +172,9 @@ func TestGEMMExtremes(t *testing.T) {
 				if k == MaxK {
 					m, n = 2, 3
 				}
-				for _, wv := range []int8{lo, hi} {
-					for _, az := range [][2]uint8{{255, 0}, {0, 255}, {255, 255}, {128, 0}} {
-						a := make([]uint8, m*k)
-						for i := range a {
-							a[i] = az[0]
-						}
-						w := make([]int8, n*k)
-						for i := range w {
-							w[i] = wv
-						}
-						checkAgainstRef(t, a, m, k, az[1], w, n, bits, 1)
-					}
-				}
-				// Alternating extremes: pairs with opposite signs.
-				a := make([]uint8, m*k)
-				w := make([]int8, n*k)
-				for i := range a {
-					a[i] = uint8(255 * (i % 2))
-				}
-				for i := range w {
-					w[i] = []int8{lo, hi}[(i/2)%2]
-				}
-				checkAgainstRef(t, a, m, k, 3, w, n, bits, 2)
+				extremeCases(lo, hi, m, n, k, func(a []uint8, z uint8, w []int8, threads int) {
+					checkAgainstRef(t, a, m, k, z, w, n, bits, threads)
+				})
 			}
 		}
 	})

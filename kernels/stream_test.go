@@ -101,28 +101,9 @@ func TestGEMMStreamExtremes(t *testing.T) {
 			if k == MaxK {
 				m, n = 2, 17
 			}
-			for _, wv := range []int8{lo, hi} {
-				for _, az := range [][2]uint8{{255, 0}, {0, 255}, {255, 255}, {128, 0}} {
-					a := make([]uint8, m*k)
-					for i := range a {
-						a[i] = az[0]
-					}
-					w := make([]int8, n*k)
-					for i := range w {
-						w[i] = wv
-					}
-					checkStreamRef(t, a, m, k, az[1], w, n, bits, 1)
-				}
-			}
-			a := make([]uint8, m*k)
-			w := make([]int8, n*k)
-			for i := range a {
-				a[i] = uint8(255 * (i % 2))
-			}
-			for i := range w {
-				w[i] = []int8{lo, hi}[(i/2)%2]
-			}
-			checkStreamRef(t, a, m, k, 3, w, n, bits, 2)
+			extremeCases(lo, hi, m, n, k, func(a []uint8, z uint8, w []int8, threads int) {
+				checkStreamRef(t, a, m, k, z, w, n, bits, threads)
+			})
 		}
 	}
 }
