@@ -2,6 +2,7 @@ package intengine
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -83,21 +84,7 @@ func checkExact(t *testing.T, net *network.Network, bitSets [][]int, wantFloat [
 		if !slices.Equal(fl, wantFloat) {
 			t.Fatalf("float nodes: got %v; want %v", fl, wantFloat)
 		}
-		ref, err := NewReference(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := m.RunInt(context.Background(), x)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := ref.RunInt(context.Background(), x)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d, first := diffInt(got, want); d > 0 {
-			t.Errorf("bits %v: %d integers differ from the simulation; first: %s", bits, d, first)
-		}
+		got, _ := runBoth(t, m, x, fmt.Sprintf("bits %v", bits))
 		for _, ti := range got.Tensors {
 			lo, hi := uint8(255), uint8(0)
 			for _, c := range ti.Codes {

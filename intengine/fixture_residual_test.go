@@ -2,6 +2,7 @@ package intengine
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"mpsearch/network"
@@ -49,19 +50,5 @@ func TestResNetFixtureMatchesSimulation(t *testing.T) {
 	if nhwc < len(m.plan.bufs)/2 {
 		t.Errorf("%d of %d tensors channels-last; want most (every convolution's and Add's)", nhwc, len(m.plan.bufs))
 	}
-	ref, err := NewReference(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := m.RunInt(ctx, x)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := ref.RunInt(ctx, x)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d, first := diffInt(got, want); d > 0 {
-		t.Errorf("bits %v: %d integers differ from the simulation; first: %s", bits, d, first)
-	}
+	runBoth(t, m, x, fmt.Sprint("bits ", bits))
 }

@@ -89,3 +89,24 @@ func argmaxRows(z *tensor.Tensor) []int {
 	}
 	return out
 }
+
+// runBoth runs m and its simulated reference (NewReference) on x, reports
+// every integer that differs (prefixed by what), and returns both results.
+func runBoth(t *testing.T, m *Model, x *tensor.Tensor, what string) (got, want *IntResult) {
+	t.Helper()
+	ref, err := NewReference(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if got, err = m.RunInt(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	if want, err = ref.RunInt(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	if d, first := diffInt(got, want); d > 0 {
+		t.Errorf("%s: %d integers differ from the simulation; first: %s", what, d, first)
+	}
+	return got, want
+}

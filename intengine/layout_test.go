@@ -2,6 +2,7 @@ package intengine
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -129,20 +130,6 @@ func TestDepthwiseMatchesSimulation(t *testing.T) {
 		if dws != 2 {
 			t.Fatalf("bits %v: %d convolutions on the depthwise kernel; want 2 (dw, dw2)", bits, dws)
 		}
-		ref, err := NewReference(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := m.RunInt(context.Background(), x)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := ref.RunInt(context.Background(), x)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d, first := diffInt(got, want); d > 0 {
-			t.Errorf("bits %v: %d integers differ from the simulation; first: %s", bits, d, first)
-		}
+		runBoth(t, m, x, fmt.Sprint("bits ", bits))
 	}
 }

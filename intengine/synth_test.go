@@ -144,21 +144,7 @@ func TestResidualMatchesSimulation(t *testing.T) {
 		if strings.Join(steps, " ") != strings.Join(wantSteps, " ") {
 			t.Fatalf("steps: got %v; want %v", steps, wantSteps)
 		}
-		ref, err := NewReference(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := m.RunInt(context.Background(), x)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := ref.RunInt(context.Background(), x)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d, first := diffInt(got, want); d > 0 {
-			t.Errorf("bits %v: %d integers differ from the simulation; first: %s", bits, d, first)
-		}
+		got, _ := runBoth(t, m, x, fmt.Sprintf("bits %v", bits))
 		// The codes must not be degenerate (all clamped or all equal).
 		for _, ti := range got.Tensors {
 			lo, hi := uint8(255), uint8(0)
@@ -215,21 +201,7 @@ func TestUint8OutputMatchesSimulation(t *testing.T) {
 	net := b.build(t, out)
 	m := compileSynthetic(t, net, []int{4})
 	x := randBatch(rand.New(rand.NewPCG(5, 5)), 20, net.SampleShape)
-	ref, err := NewReference(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := m.RunInt(context.Background(), x)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := ref.RunInt(context.Background(), x)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d, first := diffInt(got, want); d > 0 {
-		t.Errorf("%d integers differ; first: %s", d, first)
-	}
+	got, _ := runBoth(t, m, x, "run")
 	if got.Acc != nil || !tensor.SameShape(got.Output.Shape, []int{20, 4}) {
 		t.Fatalf("output: got shape %v (acc %v); want [20 4] from uint8 codes", got.Output.Shape, got.Acc != nil)
 	}
@@ -397,23 +369,9 @@ func TestAccumulatorOutputsMatchSimulation(t *testing.T) {
 	} {
 		m := compileSynthetic(t, tc.net, tc.bits)
 		x := randBatch(rand.New(rand.NewPCG(6, 6)), 9, tc.net.SampleShape)
-		ref, err := NewReference(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := m.RunInt(context.Background(), x)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := ref.RunInt(context.Background(), x)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got, want := runBoth(t, m, x, tc.name)
 		if !tensor.SameShape(got.AccShape, tc.shape) {
 			t.Fatalf("%s: accumulator shape %v; want %v", tc.name, got.AccShape, tc.shape)
-		}
-		if d, first := diffInt(got, want); d > 0 {
-			t.Errorf("%s: %d integers differ; first: %s", tc.name, d, first)
 		}
 		for i := range got.Output.Data {
 			if got.Output.Data[i] != want.Output.Data[i] {
