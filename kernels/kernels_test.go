@@ -549,6 +549,33 @@ func TestConv2D(t *testing.T) {
 	}
 }
 
+// fuzzOperands derives an m x k activation matrix and n x k weights in
+// bits' range from fuzzer bytes (a fixed pattern when data is empty).
+func fuzzOperands(data []byte, m, n, k, bits int) ([]uint8, []int8) {
+	lo, hi, _, _ := weightRange(bits)
+	at := func(i int) byte {
+		if len(data) == 0 {
+			return byte(i * 37)
+		}
+		return data[i%len(data)] ^ byte(i/len(data))
+	}
+	a := make([]uint8, m*k)
+	for i := range a {
+		a[i] = at(i)
+	}
+	w := make([]int8, n*k)
+	span := int(hi) - int(lo) + 1
+	for i := range w {
+		v := int(at(i + len(a)))
+		if bits == 1 {
+			w[i] = int8(2*(v&1) - 1)
+		} else {
+			w[i] = int8(int(lo) + v%span)
+		}
+	}
+	return a, w
+}
+
 // FuzzGEMM compares every kernel path (VNNI, AVX2, the Go twins, and 8-bit
 // weights packed for VNNI but run on the Go twin) with the int64 reference on
 // fuzzer-chosen shapes, bit widths and values.
@@ -559,27 +586,7 @@ func FuzzGEMM(f *testing.F) {
 	f.Fuzz(func(t *testing.T, m8, n8 uint8, k16 uint16, bsel, z uint8, data []byte) {
 		m, n, k := 1+int(m8)%64, 1+int(n8)%64, 1+int(k16)%700
 		bits := allBits[int(bsel)%len(allBits)]
-		lo, hi, _, _ := weightRange(bits)
-		at := func(i int) byte {
-			if len(data) == 0 {
-				return byte(i * 37)
-			}
-			return data[i%len(data)] ^ byte(i/len(data))
-		}
-		a := make([]uint8, m*k)
-		for i := range a {
-			a[i] = at(i)
-		}
-		w := make([]int8, n*k)
-		span := int(hi) - int(lo) + 1
-		for i := range w {
-			v := int(at(i + len(a)))
-			if bits == 1 {
-				w[i] = int8(2*(v&1) - 1)
-			} else {
-				w[i] = int8(int(lo) + v%span)
-			}
-		}
+		a, w := fuzzOperands(data, m, n, k, bits)
 		ref := refGEMM(a, m, k, z, w, n)
 		// Every available path, plus weights packed under VNNI (quad layout
 		// for 8 bits) but run with the flags off, which takes tileDotGo.

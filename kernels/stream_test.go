@@ -374,27 +374,7 @@ func FuzzGEMMStream(f *testing.F) {
 	f.Fuzz(func(t *testing.T, m8, n8 uint8, k16 uint16, bsel, z uint8, data []byte) {
 		m, n, k := 1+int(m8)%20, 1+int(n8)%140, 1+int(k16)%700
 		bits := allBits[int(bsel)%len(allBits)]
-		lo, hi, _, _ := weightRange(bits)
-		at := func(i int) byte {
-			if len(data) == 0 {
-				return byte(i * 37)
-			}
-			return data[i%len(data)] ^ byte(i/len(data))
-		}
-		a := make([]uint8, m*k)
-		for i := range a {
-			a[i] = at(i)
-		}
-		w := make([]int8, n*k)
-		span := int(hi) - int(lo) + 1
-		for i := range w {
-			v := int(at(i + len(a)))
-			if bits == 1 {
-				w[i] = int8(2*(v&1) - 1)
-			} else {
-				w[i] = int8(int(lo) + v%span)
-			}
-		}
+		a, w := fuzzOperands(data, m, n, k, bits)
 		checkStreamRef(t, a, m, k, z, w, n, bits, 1+int(z)%3)
 	})
 }
