@@ -65,6 +65,7 @@ func (s *searchFlags) parse(fs *flag.FlagSet, args []string) error {
 			s.quantizerSet = true
 		}
 	})
+	s.sf.visited(fs)
 	return nil
 }
 
