@@ -112,7 +112,7 @@ type Config struct {
 // quadratic and fisher, a mini-batch for exact traces, a probe for
 // Hutchinson and Hutch++).
 type Progress struct {
-	Stage       string // "trace", "eigen", "quadratic", "fisher", "direct"
+	Stage       string // "targets", "trace", "eigen", "quadratic", "fisher", "direct"
 	Done, Total int
 	Detail      string
 	// Elapsed is the time since the stage began; ETA the predicted time
@@ -199,7 +199,10 @@ func Compute(ctx context.Context, net *network.Network, ds *dataset.Dataset, cfg
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	o, err := NewOracle(ctx, net, ds, OracleOptions{Loss: cfg.Loss, Batch: cfg.Batch, Threads: cfg.Threads})
+	o, err := NewOracle(ctx, net, ds, OracleOptions{Loss: cfg.Loss, Batch: cfg.Batch, Threads: cfg.Threads,
+		Progress: func(done, total int) {
+			cfg.report("targets", done, total, "the float model's outputs (the KL loss's targets)")
+		}})
 	if err != nil {
 		return nil, err
 	}
