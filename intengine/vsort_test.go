@@ -66,6 +66,16 @@ var vsORTModels = []vsORTModel{
 	// writes them.
 	{"resnet18", "resnet18-opset13.onnx", mixedBits(4, 8), imagenetCalib},
 	{"mobilenet_v2", "mobilenet_v2-opset13.onnx", mixedBits(4, 8), imagenetCalib},
+	{"efficientnet_b0", "efficientnet_b0-opset13.onnx", mixedBits(4, 8), imagenetCalib},
+}
+
+// modelPath returns where mc's model is: the repository's testdata, or
+// the torchvision export folder MPSEARCH_TORCHVISION_DIR.
+func (mc vsORTModel) modelPath() string {
+	if strings.HasPrefix(mc.path, "../") {
+		return mc.path
+	}
+	return filepath.Join(os.Getenv("MPSEARCH_TORCHVISION_DIR"), mc.path)
 }
 
 // ortServer is a running ort_latency.js.
@@ -172,7 +182,7 @@ func loadAvg() string {
 // ONNX Runtime running the QDQ model mpsearch exports for the same bits
 // and activation quantizers, one thread each, at batch 1 and 32. It runs
 // only when MPSEARCH_VS_ORT is set (to "all" or a comma-separated list of
-// vgg, resnet, resnet18, mobilenet_v2), with onnxruntime-node where
+// vgg, resnet, resnet18, mobilenet_v2, efficientnet_b0), with onnxruntime-node where
 // scripts/setup.sh --test installs it (or on NODE_PATH) and the torchvision
 // models in MPSEARCH_TORCHVISION_DIR (scripts/export_torchvision.py --out):
 //
@@ -208,9 +218,7 @@ func TestVsORT(t *testing.T) {
 }
 
 func vsORT(t *testing.T, mc vsORTModel, reps int) []string {
-	if !strings.HasPrefix(mc.path, "../") {
-		mc.path = filepath.Join(os.Getenv("MPSEARCH_TORCHVISION_DIR"), mc.path)
-	}
+	mc.path = mc.modelPath()
 	if _, err := os.Stat(mc.path); err != nil {
 		t.Logf("%s: %v: skipped (export the torchvision models with scripts/export_torchvision.py and set MPSEARCH_TORCHVISION_DIR)", mc.name, err)
 		return nil
@@ -282,7 +290,8 @@ func uniq(b []int) []int {
 }
 
 // BenchmarkEngine runs the models of TestVsORT (those named in
-// MPSEARCH_BENCH_MODELS, default vgg,resnet) on the integer engine, one
+// MPSEARCH_BENCH_MODELS, default vgg,resnet; torchvision models in
+// MPSEARCH_TORCHVISION_DIR) on the integer engine, one
 // thread, at batch 1 and 32: the benchmark to profile
 // (go test -bench Engine -cpuprofile).
 func BenchmarkEngine(b *testing.B) {
@@ -295,7 +304,7 @@ func BenchmarkEngine(b *testing.B) {
 		if !slices.Contains(strings.Split(which, ","), mc.name) {
 			continue
 		}
-		net, err := pipeline.LoadModel(mc.path, pipeline.ModelOptions{Precision: network.F32})
+		net, err := pipeline.LoadModel(mc.modelPath(), pipeline.ModelOptions{Precision: network.F32})
 		if err != nil {
 			b.Fatal(err)
 		}
