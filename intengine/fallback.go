@@ -60,6 +60,11 @@ type floatStep struct {
 	// output may be channels-last (layout.go ties them).
 	chanMul bool
 	xIn     int
+	// composed: a two-input table where input 1-compIn is written by a
+	// one-input tabulated step from input compIn (SiLU: x·Sigmoid(x)), so
+	// the output code is a function of that input's code alone.
+	composed *[256]uint8
+	compIn   int
 }
 
 // elementwiseOps are the float engine's operators that compute every
@@ -106,7 +111,36 @@ func (s *floatStep) setup(m *Model) error {
 	for k, v := range y.Data {
 		s.lut[k] = q.Quantize(v)
 	}
+	s.compose(m)
 	return nil
+}
+
+// compose sets s.composed when one input of a two-input table is the
+// output of an earlier one-input tabulated step f of the other input x:
+// that input then holds f.lut[x] wherever x holds x (every buffer is
+// written by one step), so the output code is composed[x].
+func (s *floatStep) compose(m *Model) {
+	s.composed = nil
+	if len(s.ins) != 2 {
+		return
+	}
+	for j := 0; j < 2; j++ {
+		w := m.plan.writer[s.ins[j]]
+		f, ok := m.plan.steps[max(w, 0)].(*floatStep)
+		if w < 0 || !ok || f.lut == nil || len(f.ins) != 1 || f.ins[0] != s.ins[1-j] {
+			continue
+		}
+		s.composed, s.compIn = new([256]uint8), 1-j
+		for x := range 256 {
+			g := int(f.lut[x])
+			if j == 1 {
+				s.composed[x] = s.lut[x<<8|g]
+			} else {
+				s.composed[x] = s.lut[g<<8|x]
+			}
+		}
+		return
+	}
 }
 
 // newFloatStep builds the one-node network of node n: data inputs become
@@ -180,10 +214,11 @@ func (s *floatStep) run(ws *workspace, n int) error {
 		size := n * s.perSample
 		dst, a := ws.bufs[s.out][:size], ws.bufs[s.ins[0]][:size]
 		if len(s.ins) == 1 {
-			lut := (*[256]uint8)(s.lut) // a uint8 index needs no bounds check
-			for k, c := range a {
-				dst[k] = lut[c]
-			}
+			kernels.LookupBytes(dst, a, (*[256]uint8)(s.lut))
+			return nil
+		}
+		if s.composed != nil {
+			kernels.LookupBytes(dst, ws.bufs[s.ins[s.compIn]][:size], s.composed)
 			return nil
 		}
 		lut := (*[1 << 16]uint8)(s.lut)
@@ -249,8 +284,12 @@ func (s *floatStep) runChanMul(ws *workspace, n int) {
 		deq[q] = float64(int64(q)-int64(qx.ZeroPoint)) * qx.Scale
 	}
 	tab := hw > chanMulTable
+	var tabs [][256]uint8
 	if tab {
-		ws.tab = grow(ws.tab, 256*c)
+		if cap(ws.tab) < c {
+			ws.tab = make([][256]uint8, c)
+		}
+		tabs = ws.tab[:c]
 	}
 	for i := 0; i < n; i++ {
 		x := ws.bufs[xb][i*s.perSample : (i+1)*s.perSample]
@@ -259,7 +298,7 @@ func (s *floatStep) runChanMul(ws *workspace, n int) {
 			g := float64(int64(q)-int64(qg.ZeroPoint)) * qg.Scale
 			ws.gate[ch] = g
 			if tab {
-				t := ws.tab[ch*256 : (ch+1)*256]
+				t := &tabs[ch]
 				for v := range t {
 					t[v] = qy.Quantize(deq[v] * g)
 				}
@@ -269,16 +308,14 @@ func (s *floatStep) runChanMul(ws *workspace, n int) {
 		case tab && nhwc:
 			for p := 0; p < hw; p++ {
 				xp, yp := x[p*c:(p+1)*c], y[p*c:(p+1)*c]
+				yp = yp[:len(xp)]
 				for ch, v := range xp {
-					yp[ch] = ws.tab[ch*256+int(v)]
+					yp[ch] = tabs[ch][v]
 				}
 			}
 		case tab:
 			for ch := 0; ch < c; ch++ {
-				t := ws.tab[ch*256 : (ch+1)*256]
-				for k, v := range x[ch*hw : (ch+1)*hw] {
-					y[ch*hw+k] = t[v]
-				}
+				kernels.LookupBytes(y[ch*hw:(ch+1)*hw], x[ch*hw:(ch+1)*hw], &tabs[ch])
 			}
 		case nhwc:
 			for p := 0; p < hw; p++ {

@@ -274,7 +274,8 @@ func effNet(t testing.TB) *network.Network {
 
 // TestChannelMulMatchesSimulation: on effNet the squeeze-excitation Muls
 // run as channel Muls (runChanMul, both operand orders, tabulated and
-// not), the SiLU steps are tabulated, every convolution's tensors are
+// not), the SiLU steps are tabulated (the Mul's table composed with the
+// Sigmoid's), every convolution's tensors are
 // channels-last (the depthwise convolutions take kernels.DepthwiseNHWC),
 // and the codes equal the simulation bit for bit.
 func TestChannelMulMatchesSimulation(t *testing.T) {
@@ -298,6 +299,15 @@ func TestChannelMulMatchesSimulation(t *testing.T) {
 				t.Errorf("depthwise convolution %s: not on kernels.DepthwiseNHWC", s.node)
 			}
 		}
+	}
+	var composed []string
+	for _, st := range m.plan.steps {
+		if s, ok := st.(*floatStep); ok && s.composed != nil {
+			composed = append(composed, s.node)
+		}
+	}
+	if want := []string{"a1", "a2", "se1_s1", "a3", "se2_s1"}; !slices.Equal(composed, want) {
+		t.Errorf("composed SiLU tables: got %v; want %v", composed, want)
 	}
 	if want := []string{"se1:x=0", "se2:x=1"}; !slices.Equal(chanMuls, want) {
 		t.Errorf("channel Muls: got %v; want %v", chanMuls, want)

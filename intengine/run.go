@@ -22,9 +22,9 @@ type workspace struct {
 	cols  []uint8
 	tmp8  []uint8
 	tmp32 []int32
-	sum   []int32   // per-channel sums of a channels-last average pool
-	gate  []float64 // a channel Mul's dequantized gate (runChanMul)
-	tab   []uint8   // a channel Mul's tables, 256 codes per channel
+	sum   []int32      // per-channel sums of a channels-last average pool
+	gate  []float64    // a channel Mul's dequantized gate (runChanMul)
+	tab   [][256]uint8 // a channel Mul's tables, one per channel
 	opt   kernels.Options
 	// scratch is the GEMMs' working memory (opt.Scratch), kept with the
 	// workspace so that a run allocates nothing.
