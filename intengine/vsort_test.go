@@ -341,3 +341,71 @@ func BenchmarkEngine(b *testing.B) {
 		}
 	}
 }
+
+// TestTorchvisionMatchesSimulation compiles torchvision models with mixed
+// 4/8-bit weights (those in MPSEARCH_TORCHVISION_DIR: squeeze-excitation
+// and SiLU on channel Muls and composed tables, depthwise convolutions,
+// residual Adds) and checks every code of one random image against the
+// simulated quantization. It runs only when MPSEARCH_TORCHVISION_DIR is
+// set.
+func TestTorchvisionMatchesSimulation(t *testing.T) {
+	dir := os.Getenv("MPSEARCH_TORCHVISION_DIR")
+	if dir == "" {
+		t.Skip("set MPSEARCH_TORCHVISION_DIR to the folder of scripts/export_torchvision.py --out")
+	}
+	ctx := context.Background()
+	for _, name := range []string{"efficientnet_b0", "mobilenet_v2", "mobilenet_v3_small", "regnet_y_400mf", "mnasnet0_5"} {
+		path := filepath.Join(dir, name+"-opset13.onnx")
+		if _, err := os.Stat(path); err != nil {
+			t.Logf("%s: %v: skipped", name, err)
+			continue
+		}
+		net, err := pipeline.LoadModel(path, pipeline.ModelOptions{Precision: network.F32})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := intengine.ObserveRanges(ctx, net, []*tensor.Tensor{normalImages(3, 4, 3, 224, 224)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := intengine.Compile(net, intengine.Config{Bits: mixedBits(4, 8)(len(net.Layers())), Ranges: r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := intengine.NewReference(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := normalImages(5, 1, 3, 224, 224)
+		got, err := m.RunInt(ctx, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := ref.RunInt(ctx, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		diff, total := 0, 0
+		for i, tn := range got.Tensors {
+			for j, c := range tn.Codes {
+				total++
+				if c != want.Tensors[i].Codes[j] {
+					if diff == 0 {
+						t.Errorf("%s: %s[%d] = %d; the simulation gives %d", name, tn.Name, j, c, want.Tensors[i].Codes[j])
+					}
+					diff++
+				}
+			}
+		}
+		for j := range got.Acc {
+			total++
+			if got.Acc[j] != want.Acc[j] {
+				diff++
+			}
+		}
+		if diff > 0 {
+			t.Errorf("%s: %d of %d integers differ from the simulation", name, diff, total)
+		}
+		t.Logf("%s: %d integers, %d differ; float steps %d", name, total, diff, len(m.FloatNodes()))
+	}
+}
