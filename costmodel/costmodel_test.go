@@ -332,9 +332,6 @@ func TestMeasureTiny(t *testing.T) {
 		if lc.Batch != 2 || lc.Shape.Name != shapes[i].Name || len(lc.Costs) != len(bits) {
 			t.Fatalf("layer %d: got batch %d name %q %d costs", i, lc.Batch, lc.Shape.Name, len(lc.Costs))
 		}
-		if (lc.Overhead.Samples > 0) != (lc.Shape.Conv != nil) {
-			t.Errorf("%s: overhead measured = %v; want it for convolutions only", lc.Shape.Name, lc.Overhead.Samples > 0)
-		}
 		for j, c := range lc.Costs {
 			l := c.Latency
 			if c.Bits != bits[j] || l.Samples != 3 || l.Calls < 1 || !(0 < l.Min && l.Min <= l.Q1 && l.Q1 <= l.Median && l.Median <= l.Q3 && l.Q3 <= l.Max) {
@@ -359,40 +356,6 @@ func TestMeasureTiny(t *testing.T) {
 	tm, err := MeasureModel(context.Background(), shapes, []int{8, 2, 1}, MeasureOptions{Repeats: 3, MinSample: 50 * time.Microsecond})
 	if err != nil || tm.Median <= 0 {
 		t.Errorf("MeasureModel = %+v, %v; want a positive median", tm, err)
-	}
-}
-
-// TestRunnerComputes checks that the measured runner computes what
-// kernels.Conv2D computes, per image and group, so that what is timed is
-// the real work.
-func TestRunnerComputes(t *testing.T) {
-	g := kernels.ConvShape{C: 4, H: 7, W: 6, KH: 3, KW: 2, StrideH: 2, PadTop: 1, PadBottom: 1, PadLeft: 0, PadRight: 1}
-	s, err := ConvLayer("c", g, 10, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(3, 4))
-	r, err := newRunner(s, 4, 3, 1, rng)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.run(); err != nil {
-		t.Fatal(err)
-	}
-	outImage := 10 * s.M
-	for b := 0; b < 3; b++ {
-		for grp := 0; grp < 2; grp++ {
-			want := make([]uint8, s.N*s.M)
-			gi := s.Conv.C * s.Conv.H * s.Conv.W
-			src := r.src[b*r.inImage+grp*gi : b*r.inImage+(grp+1)*gi]
-			if err := kernels.Conv2D(want, src, *s.Conv, r.zero, r.w[grp], r.rq[grp], kernels.Options{}); err != nil {
-				t.Fatal(err)
-			}
-			got := r.dst[b*outImage+grp*s.N*s.M : b*outImage+(grp+1)*s.N*s.M]
-			if !bytes.Equal(got, want) {
-				t.Fatalf("image %d group %d: runner output differs from kernels.Conv2D", b, grp)
-			}
-		}
 	}
 }
 

@@ -157,7 +157,7 @@ func BuildProfile(ctx context.Context, opt ProfileOptions) (*Profile, error) {
 		for _, sh := range shapes {
 			f := gemmFeatures(kb, sh.rows, sh.k, sh.n, p.CPU.L2Bytes, p.CPU.KernelISA)
 			pts = append(pts, point{f: f[:], est: dotN(g.coef(), f), make: func() (func() error, error) {
-				r, err := newRunner(GemmLayer("sweep", "Gemm", sh.rows, sh.k, sh.n), kb, 1, mo.Threads, rng)
+				r, err := newRunner(sh.rows, sh.k, sh.n, kb, mo.Threads, rng)
 				if err != nil {
 					return nil, err
 				}
@@ -273,7 +273,7 @@ func BuildProfile(ctx context.Context, opt ProfileOptions) (*Profile, error) {
 
 	// Call overhead: the smallest GEMMRequant.
 	{
-		r, err := newRunner(GemmLayer("overhead", "Gemm", 1, 4, 16), 8, 1, mo.Threads, rng)
+		r, err := newRunner(1, 4, 16, 8, mo.Threads, rng)
 		if err != nil {
 			return nil, err
 		}
@@ -376,13 +376,13 @@ func measureGrouped(ctx context.Context, pts []point, mo MeasureOptions, step fu
 // measureGEMMPoint times kernels.GEMM (int32 output, activation packing
 // included, weight packing excluded) on an m x k by k x n product.
 func measureGEMMPoint(ctx context.Context, kb, m, k, n int, mo MeasureOptions, rng *rand.Rand) (GEMMPoint, error) {
-	r, err := newRunner(GemmLayer("reference", "Gemm", m, k, n), kb, 1, mo.Threads, rng)
+	r, err := newRunner(m, k, n, kb, mo.Threads, rng)
 	if err != nil {
 		return GEMMPoint{}, err
 	}
 	dst := make([]int32, m*n)
 	t, err := timeCall(ctx, func() error {
-		return kernels.GEMM(dst, r.src, m, k, r.zero, r.w[0], r.opt)
+		return kernels.GEMM(dst, r.src, m, k, r.zero, r.w, r.opt)
 	}, mo)
 	if err != nil {
 		return GEMMPoint{}, err

@@ -46,6 +46,18 @@ type LayerShape struct {
 	// channels of one group); nil for Gemm and MatMul. Its output size
 	// OH*OW must equal M and C*KH*KW must equal K.
 	Conv *kernels.ConvShape
+
+	// The path the integer engine takes (intengine.LayerPaths; WithPath
+	// sets them). The zero value is a channels-first convolution (im2col,
+	// GEMMRequant per image, transpose back to NCHW) or a Gemm/MatMul
+	// with a requantized output.
+	//
+	// InNHWC and OutNHWC: a Conv's input and output are channels-last
+	// (kernels.Im2ColNHWC; the GEMM writes the output in place). Depthwise:
+	// kernels.DepthwiseNHWC. Direct: a 1x1, stride-1 Conv on a
+	// channels-last input, one GEMM on the input itself. Logits: the layer
+	// produces the graph output as int32 accumulators.
+	InNHWC, OutNHWC, Depthwise, Direct, Logits bool
 }
 
 // GemmLayer returns the shape of a Gemm or MatMul layer computing out

@@ -1,0 +1,96 @@
+package intengine
+
+import (
+	"context"
+	"fmt"
+
+	"mpsearch/network"
+	"mpsearch/tensor"
+)
+
+// The cost model's view of the engine (package costmodel). It describes and
+// times what the engine runs, through the engine itself, so that the model
+// cannot drift from it: LayerPaths says which kernels each layer's step
+// calls, LayerRunner runs one layer's step alone.
+
+// LayerPath says how the engine runs one Conv, Gemm or MatMul (see
+// layerStep.run and runConv).
+type LayerPath struct {
+	Node string
+	// Rows is the number of GEMM rows per sample: OH*OW for a Conv, the
+	// rows of one sample for a Gemm or MatMul (in a serial plan, the rows
+	// of the whole batch-1 input).
+	Rows int
+	// InNHWC and OutNHWC: the input and output tensors are stored
+	// channels-last (layout.go).
+	InNHWC, OutNHWC bool
+	// Depthwise: kernels.DepthwiseNHWC, without a patch matrix.
+	Depthwise bool
+	// Direct: a 1x1 convolution with stride 1 on a channels-last input
+	// with one group, one GEMM on the input itself.
+	Direct bool
+	// Logits: the layer produces the graph output as int32 accumulators
+	// (kernels.GEMM and a bias pass instead of GEMMRequant).
+	Logits bool
+	// Serial: the program runs one sample at a time (a serial plan).
+	Serial bool
+}
+
+// LayerPaths plans the network as Compile does and returns the path of
+// every layer, in network.Layers() order. It needs no quantizers: paths
+// depend on the graph only.
+func LayerPaths(net *network.Network) ([]LayerPath, error) {
+	p, err := analyze(net)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]LayerPath, len(net.Layers()))
+	for _, st := range p.steps {
+		s, ok := st.(*layerStep)
+		if !ok {
+			continue
+		}
+		in := s.conv && p.nhwc[s.in]
+		o := s.conv && s.out >= 0 && p.nhwc[s.out]
+		out[s.li] = LayerPath{
+			Node: s.node, Rows: s.rows, InNHWC: in, OutNHWC: o,
+			Depthwise: s.conv && s.groups > 1 && s.groups == s.cin && s.n == 1 && in && o,
+			Direct:    in && s.groups == 1 && s.pointwise,
+			Logits:    s.out < 0,
+			Serial:    p.serial,
+		}
+	}
+	return out, nil
+}
+
+// LayerRunner runs the program once on x and returns a function that runs
+// the step of layer node again, alone, on the same workspace (its input
+// holds the codes of x), and a function that hands the workspace back;
+// run must not be called after release, nor concurrently with itself.
+// The step runs exactly as in Run: same kernels, buffers and scratch.
+func (m *Model) LayerRunner(ctx context.Context, x *tensor.Tensor, node string) (run func() error, release func(), err error) {
+	if err := m.check(x); err != nil {
+		return nil, nil, err
+	}
+	idx := -1
+	for i, st := range m.plan.steps {
+		if s, ok := st.(*layerStep); ok && s.node == node {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		return nil, nil, fmt.Errorf("intengine: no layer %q in the program: %w", node, ErrConfig)
+	}
+	n := x.Shape[0]
+	ws := m.getWorkspace(x)
+	if err := m.exec(ctx, ws, n, nil); err != nil {
+		m.putWorkspace(ws)
+		return nil, nil, err
+	}
+	s := m.plan.steps[idx]
+	exec := func(s step) error { return s.run(ws, n) }
+	if m.plan.serial && n > 1 {
+		exec = m.serialRunner(ws, n)
+	}
+	return func() error { return exec(s) }, func() { m.putWorkspace(ws) }, nil
+}
