@@ -50,6 +50,21 @@ const (
 	transConflict  = 6.0  // L1 miss per element when a row's writes overflow their sets
 	transConfl4K   = 12.0 // 4 KiB store/load aliasing on top
 	transCallCyc   = 30
+	// Channels-last im2col: slicing and bounds per kernel row of a patch
+	// row, a memmove call per run longer than 16 bytes, which moves 32
+	// bytes per cycle.
+	nhwcSegmentCyc    = 6.0
+	nhwcCopyCyc       = 15.0
+	nhwcCopiedByteCyc = 1.0 / 32
+	// Depthwise: per output row the accumulator clear and loop setup, per
+	// tap call its slicing, per 16-channel lane group of a pixel a load,
+	// widen, multiply and add (8 lanes per 256-bit instruction: about 1/4
+	// cycle per lane), per output the requantization.
+	dwCallCyc   = 200
+	dwRowCyc    = 40
+	dwTapCyc    = 20
+	dwLaneCyc   = 0.25
+	dwOutputCyc = 1.6
 	// Operations between layers (Go loops): a float division, rounding
 	// and clamp per input value; a convert and multiply per output value;
 	// three byte maxima per 2x2 window; a load and compare per pooling
@@ -86,6 +101,9 @@ func AnalyticAVX2(par AnalyticParams) (*Profile, error) {
 		Threads: 1, Clock: "model",
 		MemoryGBps: roundSig(par.MemoryGBps, 4), CallOverheadNs: ns(callCycles),
 		Im2Col:    Im2ColModel{CallNs: ns(im2colCallCyc), NsPerPixel: ns(im2colPixelCyc), NsPerLine: ns(im2colLineCyc), NsPerRun: ns(im2colRunCyc), NsPerElement: ns(im2colElemCyc)},
+		Im2ColNHWC: Im2ColNHWCModel{CallNs: ns(im2colCallCyc), NsPerPixel: ns(im2colPixelCyc), NsPerSegment: ns(nhwcSegmentCyc), NsPerCopy: ns(nhwcCopyCyc),
+			NsPerCopiedByte: ns(nhwcCopiedByteCyc), NsPerByte: ns(im2colElemCyc)},
+		Depthwise: DepthwiseModel{CallNs: ns(dwCallCyc), NsPerRow: ns(dwRowCyc), NsPerTap: ns(dwTapCyc), NsPerLane: ns(dwLaneCyc), NsPerOutput: ns(dwOutputCyc)},
 		Transpose: TransposeModel{CallNs: ns(transCallCyc), NsPerRow: ns(transRowCyc), NsPerElement: ns(transElemCyc), NsPerConflict: ns(transConflict), NsPerConflict4K: ns(transConfl4K)},
 		Ops: OpsModel{CallNs: ns(opCallCyc), QuantizeNsPerElement: ns(quantizeElemCyc), DequantizeNsPerElement: ns(dequantElemCyc),
 			MaxPool2x2NsPerOutput: ns(maxPool2x2Cyc), PoolNsPerOutput: ns(poolOutCyc), PoolNsPerTap: ns(poolTapCyc),

@@ -527,3 +527,18 @@ func weightRange(kbits int) (lo, hi int) {
 func (r *runner) run() error {
 	return kernels.GEMMRequant(r.out, r.src, r.rows, r.k, r.zero, r.w, r.rq, r.opt)
 }
+
+// Time times f as Measure times a layer (opt.Clock, a collected heap,
+// warm-up, opt.Repeats samples of at least opt.MinSample, hot and, with
+// opt.Cold, cold): for comparing predictions with a whole run of the
+// integer engine on the clock of a profile. The second Timing is zero
+// unless opt.Cold is set.
+func Time(ctx context.Context, f func() error, opt MeasureOptions) ([2]Timing, error) {
+	opt, err := opt.norm()
+	if err != nil {
+		return [2]Timing{}, err
+	}
+	unlock := lockThread(opt.Clock)
+	defer unlock()
+	return timeHotCold(ctx, f, opt)
+}

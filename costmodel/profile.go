@@ -20,7 +20,7 @@ import (
 var ErrProfile = errors.New("costmodel: invalid profile")
 
 // Format is the value of a profile's format field.
-const Format = "mpsearch-profile/2"
+const Format = "mpsearch-profile/3"
 
 // ProfileBits are the kernel weight bit widths a profile models.
 var ProfileBits = []int{8, 4, 2, 1}
@@ -63,6 +63,11 @@ type Profile struct {
 	GEMM           []GEMMModel    `yaml:"gemm"`
 	Im2Col         Im2ColModel    `yaml:"im2col"`
 	Transpose      TransposeModel `yaml:"transpose"`
+	// Im2ColNHWC and Depthwise model the channels-last patch matrix
+	// (kernels.Im2ColNHWC) and the depthwise kernel
+	// (kernels.DepthwiseNHWC), per image.
+	Im2ColNHWC Im2ColNHWCModel `yaml:"im2col_nhwc"`
+	Depthwise  DepthwiseModel  `yaml:"depthwise"`
 	// Ops models the integer engine's operations between layers (input
 	// quantization, pooling, additions, output dequantization).
 	Ops OpsModel `yaml:"ops"`
@@ -259,11 +264,13 @@ func oneLine(s string) string {
 
 // Required keys, so that an absent coefficient is not read as zero.
 var (
-	requiredTop       = []string{"format", "name", "source", "cpu", "threads", "clock", "memory_gbps", "call_overhead_ns", "gemm", "im2col", "transpose", "ops"}
+	requiredTop       = []string{"format", "name", "source", "cpu", "threads", "clock", "memory_gbps", "call_overhead_ns", "gemm", "im2col", "transpose", "im2col_nhwc", "depthwise", "ops"}
 	requiredCPU       = []string{"model", "flags", "kernel_isa"}
 	requiredGEMM      = []string{"bits", "overhead_ns", "ns_per_channel", "ns_per_mac", "ns_per_tile", "ns_per_row_tile", "ns_per_requant_row", "ns_per_requant_scalar", "ns_per_scalar_row", "ns_per_pack", "ns_per_pack_scalar", "ns_per_weight_byte", "ns_per_spilled_byte"}
 	requiredIm2Col    = []string{"call_ns", "ns_per_pixel", "ns_per_line", "ns_per_element", "ns_per_run"}
 	requiredTranspose = []string{"call_ns", "ns_per_element", "ns_per_row", "ns_per_conflict", "ns_per_conflict_4k"}
+	requiredNHWC      = []string{"call_ns", "ns_per_pixel", "ns_per_segment", "ns_per_copy", "ns_per_copied_byte", "ns_per_byte"}
+	requiredDepthwise = []string{"call_ns", "ns_per_row", "ns_per_tap", "ns_per_lane", "ns_per_output"}
 )
 
 func checkRequired(top *yaml.Node) error {
@@ -280,6 +287,10 @@ func checkRequired(top *yaml.Node) error {
 			err = requireKeys(v, "im2col.", requiredIm2Col)
 		case "transpose":
 			err = requireKeys(v, "transpose.", requiredTranspose)
+		case "im2col_nhwc":
+			err = requireKeys(v, "im2col_nhwc.", requiredNHWC)
+		case "depthwise":
+			err = requireKeys(v, "depthwise.", requiredDepthwise)
 		case "ops":
 			err = requireKeys(v, "ops.", requiredOps)
 		case "gemm":
@@ -363,6 +374,12 @@ func (p *Profile) Validate() error {
 		{"transpose.ns_per_row", p.Transpose.NsPerRow, false},
 		{"transpose.ns_per_conflict", p.Transpose.NsPerConflict, false},
 		{"transpose.ns_per_conflict_4k", p.Transpose.NsPerConflict4K, false},
+	}
+	for i, v := range p.Im2ColNHWC.coef() {
+		nums = append(nums, num{"im2col_nhwc." + requiredNHWC[i], v, false})
+	}
+	for i, v := range p.Depthwise.coef() {
+		nums = append(nums, num{"depthwise." + requiredDepthwise[i], v, false})
 	}
 	for _, o := range p.Ops.nums() {
 		nums = append(nums, num{o.name, o.v, false})

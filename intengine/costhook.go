@@ -94,3 +94,8 @@ func (m *Model) LayerRunner(ctx context.Context, x *tensor.Tensor, node string) 
 	}
 	return func() error { return exec(s) }, func() { m.putWorkspace(ws) }, nil
 }
+
+// ImageChunkBytes bounds the patch matrix of one convolution GEMM: the
+// engine runs the images of a batch in chunks whose patch matrices fit in
+// it (a chunk of one image at batch 1).
+const ImageChunkBytes = colsBytes

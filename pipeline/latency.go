@@ -6,16 +6,23 @@ import (
 	"fmt"
 
 	"mpsearch/costmodel"
+	"mpsearch/intengine"
 	"mpsearch/network"
 	"mpsearch/profiles"
 	"mpsearch/tensor"
 )
 
 // LayerShapes describes the network's quantizable layers as the integer
-// engine runs them, for the cost model.
+// engine runs them, for the cost model: the geometry from the tensor
+// shapes, the path (layouts, depthwise, direct, logits) and the rows of a
+// Gemm or MatMul from the engine's own plan (intengine.LayerPaths).
 func LayerShapes(net *network.Network) ([]costmodel.LayerShape, error) {
+	paths, err := intengine.LayerPaths(net)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: the integer engine's plan of the layers: %w", err)
+	}
 	var out []costmodel.LayerShape
-	for _, l := range net.Layers() {
+	for i, l := range net.Layers() {
 		w := net.Params()[l.Weight].Value
 		switch {
 		case l.Op == "Conv" && len(l.InShape) == 4 && len(l.OutShape) == 4 && w.Rank() == 4:
@@ -28,18 +35,11 @@ func LayerShapes(net *network.Network) ([]costmodel.LayerShape, error) {
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, s)
+			out = append(out, s.WithPath(paths[i]))
 		case l.Op == "Gemm" || l.Op == "MatMul":
 			outF := w.Shape[l.ChannelAxis]
 			inF := w.Size() / outF
-			rows := 1
-			if n := len(l.OutShape); n > 2 {
-				rows = 1
-				for _, d := range l.OutShape[1 : n-1] {
-					rows *= d
-				}
-			}
-			out = append(out, costmodel.GemmLayer(l.Node, l.Op, rows, inF, outF))
+			out = append(out, costmodel.GemmLayer(l.Node, l.Op, max(paths[i].Rows, 1), inF, outF).WithPath(paths[i]))
 		default:
 			return nil, fmt.Errorf("layer %q (%s): no cost-model shape for input %v, output %v", l.Node, l.Op, l.InShape, l.OutShape)
 		}
