@@ -100,7 +100,7 @@ func AnalyticAVX2(par AnalyticParams) (*Profile, error) {
 			L1D: CacheInfo{Sets: 64, Ways: 8, Line: 64}, L2Bytes: 512 << 10}, // Zen 3: 32 KiB 8-way L1D, 512 KiB L2
 		Threads: 1, Clock: "model",
 		MemoryGBps: roundSig(par.MemoryGBps, 4), CallOverheadNs: ns(callCycles),
-		Im2Col:    Im2ColModel{CallNs: ns(im2colCallCyc), NsPerPixel: ns(im2colPixelCyc), NsPerLine: ns(im2colLineCyc), NsPerRun: ns(im2colRunCyc), NsPerElement: ns(im2colElemCyc)},
+		Im2Col: Im2ColModel{CallNs: ns(im2colCallCyc), NsPerPixel: ns(im2colPixelCyc), NsPerLine: ns(im2colLineCyc), NsPerRun: ns(im2colRunCyc), NsPerElement: ns(im2colElemCyc)},
 		Im2ColNHWC: Im2ColNHWCModel{CallNs: ns(im2colCallCyc), NsPerPixel: ns(im2colPixelCyc), NsPerSegment: ns(nhwcSegmentCyc), NsPerCopy: ns(nhwcCopyCyc),
 			NsPerCopiedByte: ns(nhwcCopiedByteCyc), NsPerByte: ns(im2colElemCyc)},
 		Depthwise: DepthwiseModel{CallNs: ns(dwCallCyc), NsPerRow: ns(dwRowCyc), NsPerTap: ns(dwTapCyc), NsPerLane: ns(dwLaneCyc), NsPerOutput: ns(dwOutputCyc)},

@@ -50,7 +50,7 @@ func newSweep(quick bool) sweep {
 			convC:   []int{1, 3, 6, 16, 64}, convH: []int{8, 14, 28}, convK: []int{1, 3, 5},
 			maxIm2Col: 2 << 20,
 			dwC:       []int{16, 96, 144, 384}, dwH: []int{7, 14, 28, 56},
-			trM:       []int{16, 100, 196, 784, 1024, 3136, 4096}, trN: []int{6, 16, 48, 64, 256},
+			trM: []int{16, 100, 196, 784, 1024, 3136, 4096}, trN: []int{6, 16, 48, 64, 256},
 			copyBytes: 16 << 20, repeats: 5, minSample: 500 * time.Microsecond,
 		}
 	}
@@ -60,7 +60,7 @@ func newSweep(quick bool) sweep {
 		convC:   []int{1, 3, 16, 64, 128}, convH: []int{7, 14, 28, 32}, convK: []int{1, 3, 5},
 		maxIm2Col: 4 << 20,
 		dwC:       []int{16, 32, 96, 144, 192, 384, 960}, dwH: []int{7, 14, 28, 56, 112},
-		trM:       []int{16, 49, 64, 100, 196, 784, 1024, 3136, 4096}, trN: []int{6, 16, 48, 64, 256},
+		trM: []int{16, 49, 64, 100, 196, 784, 1024, 3136, 4096}, trN: []int{6, 16, 48, 64, 256},
 		copyBytes: 64 << 20, repeats: 7, minSample: 2 * time.Millisecond,
 	}
 }
