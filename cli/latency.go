@@ -19,6 +19,13 @@ func latencyFor(s *searchFlags, j *job) (pipeline.LatencyModel, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	// A latency budget holds for the thread count the profile was
+	// measured with (issue 13).
+	if s.latency != "" {
+		if err := prof.CheckThreads(s.mf.threads); err != nil {
+			return nil, "", err
+		}
+	}
 	shapes, err := pipeline.LayerShapes(j.in.Net)
 	if err != nil {
 		return nil, "", err

@@ -78,6 +78,10 @@ const (
 	poolTapCyc      = 1.5
 	addElemCyc      = 5.0
 	clampElemCyc    = 1.0
+	// Channels-last pools: a call per pixel and tap (slicing, a vector
+	// max loop), a 32-byte vector max per 32 channels.
+	poolPixelTapCyc = 10.0
+	poolByteTapCyc  = 1.0 / 16
 	// weightBytesPerCycle is the rate weight panels stream from L2/L3.
 	weightBytesPerCycle = 16.0
 )
@@ -107,7 +111,8 @@ func AnalyticAVX2(par AnalyticParams) (*Profile, error) {
 		Transpose: TransposeModel{CallNs: ns(transCallCyc), NsPerRow: ns(transRowCyc), NsPerElement: ns(transElemCyc), NsPerConflict: ns(transConflict), NsPerConflict4K: ns(transConfl4K)},
 		Ops: OpsModel{CallNs: ns(opCallCyc), QuantizeNsPerElement: ns(quantizeElemCyc), DequantizeNsPerElement: ns(dequantElemCyc),
 			MaxPool2x2NsPerOutput: ns(maxPool2x2Cyc), PoolNsPerOutput: ns(poolOutCyc), PoolNsPerTap: ns(poolTapCyc),
-			AddNsPerElement: ns(addElemCyc), ClampNsPerElement: ns(clampElemCyc)},
+			AddNsPerElement: ns(addElemCyc), ClampNsPerElement: ns(clampElemCyc),
+			PoolNHWCNsPerPixelTap: ns(poolPixelTapCyc), PoolNHWCNsPerByteTap: ns(poolByteTapCyc)},
 	}
 	// Weight panels are re-read for every block of row tiles, mostly from
 	// L2/L3: 16 bytes per cycle.

@@ -483,3 +483,22 @@ func TestTimeCallSettlesHeap(t *testing.T) {
 		t.Errorf("a dropped 64 MB buffer was still on the heap at the first timed call; want the heap collected first")
 	}
 }
+
+// TestCheckThreads: a profile holds for its own thread count only; the
+// error names the flag and both counts, in one line.
+func TestCheckThreads(t *testing.T) {
+	p := testProfile()
+	p.Threads = 1
+	if err := p.CheckThreads(1); err != nil {
+		t.Errorf("CheckThreads(1) on a 1-thread profile: %v; want nil", err)
+	}
+	err := p.CheckThreads(2)
+	if !errors.Is(err, ErrThreads) || !errors.Is(err, ErrProfile) {
+		t.Fatalf("CheckThreads(2) on a 1-thread profile: %v; want ErrThreads", err)
+	}
+	for _, want := range []string{"--threads 2", "--threads 1", "1 kernel thread"} {
+		if msg := err.Error(); !strings.Contains(msg, want) || strings.Contains(msg, "\n") {
+			t.Errorf("message %q: want one line containing %q", msg, want)
+		}
+	}
+}

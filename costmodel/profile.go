@@ -466,3 +466,19 @@ func (p *Profile) gemmModel(kb int) (*GEMMModel, error) {
 	}
 	return nil, fmt.Errorf("%w: profile %q has no model for %d-bit weights", ErrProfile, p.Name, kb)
 }
+
+// ErrThreads is wrapped by CheckThreads's error: the profile was measured
+// with another kernel thread count. It wraps ErrProfile.
+var ErrThreads = fmt.Errorf("costmodel: profile of another thread count: %w", ErrProfile)
+
+// CheckThreads returns an error wrapping ErrThreads when the profile was
+// measured with another number of kernel threads than threads, the count
+// the latencies are wanted for (a search's --threads): the kernels split
+// their tiles over the threads, so a profile's latencies hold for its own
+// count only (issue 13).
+func (p *Profile) CheckThreads(threads int) error {
+	if p.Threads == threads {
+		return nil
+	}
+	return fmt.Errorf("profile %q was measured with %d kernel thread(s) but this run uses --threads %d, so its latencies do not apply; pass --threads %d, or measure this CPU with 'mpsearch profile --threads %d --out FILE' and pass --profile FILE: %w", p.Name, p.Threads, threads, p.Threads, threads, ErrThreads)
+}

@@ -3,6 +3,7 @@ package intengine
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"mpsearch/network"
 	"mpsearch/tensor"
@@ -99,3 +100,28 @@ func (m *Model) LayerRunner(ctx context.Context, x *tensor.Tensor, node string) 
 // engine runs the images of a batch in chunks whose patch matrices fit in
 // it (a chunk of one image at batch 1).
 const ImageChunkBytes = colsBytes
+
+// StepLayouts plans the network as Compile does and returns, for every
+// step that is not a layer, whether it writes a channels-last tensor,
+// keyed by the step's node (describe: "input" for the input quantization,
+// "node+activation" for a fused activation) and by its ONNX node alone.
+func StepLayouts(net *network.Network) (map[string]bool, error) {
+	p, err := analyze(net)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, st := range p.steps {
+		if _, ok := st.(*layerStep); ok {
+			continue
+		}
+		_, o := st.buffers()
+		node, _ := st.describe()
+		nhwc := o >= 0 && p.nhwc[o]
+		out[node] = nhwc
+		if i := strings.IndexByte(node, '+'); i > 0 {
+			out[node[:i]] = nhwc
+		}
+	}
+	return out, nil
+}

@@ -52,6 +52,7 @@ func LayerShapes(net *network.Network) ([]costmodel.LayerShape, error) {
 // every MaxPool, AveragePool and GlobalAveragePool, every Add, every Relu or
 // Clip that the engine cannot fuse into the preceding layer or Add, and the
 // dequantization of the output. Views (Flatten, Reshape...) cost nothing.
+// Pools record their layout (intengine.StepLayouts).
 func OpShapes(net *network.Network) ([]costmodel.OpShape, error) {
 	probe := tensor.New(append([]int{1}, net.SampleShape...)...)
 	pass, err := net.Forward(context.Background(), probe)
@@ -63,6 +64,10 @@ func OpShapes(net *network.Network) ([]costmodel.OpShape, error) {
 			return v.Size()
 		}
 		return 0
+	}
+	layouts, err := intengine.StepLayouts(net)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: the integer engine's plan of the operations between layers: %w", err)
 	}
 	g := net.Model.Graph
 	producer := map[string]string{}
@@ -87,7 +92,7 @@ func OpShapes(net *network.Network) ([]costmodel.OpShape, error) {
 			if in == nil || in.Rank() != 4 || out < 1 {
 				return nil, fmt.Errorf("pipeline: %s %q: input %v is not a batch of NCHW images", n.OpType, n.Name, in)
 			}
-			o := costmodel.OpShape{Name: n.Name, Op: costmodel.OpMaxPool, Elements: out}
+			o := costmodel.OpShape{Name: n.Name, Op: costmodel.OpMaxPool, Elements: out, NHWC: layouts[n.Name], Channels: in.Shape[1]}
 			if n.OpType != "MaxPool" {
 				o.Op = costmodel.OpAvgPool
 			}

@@ -150,3 +150,65 @@ func predictVsMeasured(ctx context.Context, net *network.Network, prof *costmode
 	}
 	return rows, nil
 }
+
+// BenchmarkColdVsHot is the evidence for which timings a whole-model
+// prediction uses (issue 13, item 2). For each model of predictModels at
+// uniform 8 bits it reports the sum over layers of their engine steps
+// timed hot (repeated) and cold (one call after reading
+// costmodel.EvictBytes), next to the whole integer-only run timed the same
+// two ways: repeated runs at batch 1 (a stream of inferences) and single
+// runs after the caches were flushed (one inference after other work).
+//
+//	MPSEARCH_PREDICT_MODELS=resnet18,mobilenet_v2,resnet50,vit_b_16 MPSEARCH_TORCHVISION_DIR=$PWD/models go test ./pipeline -run '^$' -bench ColdVsHot -benchtime 1x -v -timeout 60m
+func BenchmarkColdVsHot(b *testing.B) {
+	ctx := context.Background()
+	lines := []string{"| model | int8 weights MB | layers hot ms | layers cold ms | run hot ms | run cold ms |", "|---|---|---|---|---|---|"}
+	for i := 0; i < b.N; i++ {
+		for _, md := range predictModels() {
+			if _, err := os.Stat(md.path); err != nil {
+				continue
+			}
+			net, err := LoadModel(md.path, ModelOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			shapes, err := LayerShapes(net)
+			if err != nil {
+				b.Fatal(err)
+			}
+			mo := costmodel.MeasureOptions{Repeats: 7, MinSample: 5 * time.Millisecond, Cold: true}
+			costs, err := costmodel.Measure(ctx, shapes, []int{8}, mo)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var hot, cold, mb float64
+			for _, c := range costs {
+				hot += float64(c.Costs[0].Latency.Median)
+				cold += float64(c.Costs[0].Cold.Median)
+				mb += float64(c.Shape.Params) / 1e6
+			}
+			rng := rand.New(rand.NewPCG(1, 1))
+			calib := tensor.New(append([]int{4}, net.SampleShape...)...)
+			for i := range calib.Data {
+				calib.Data[i] = rng.NormFloat64()
+			}
+			ranges, err := intengine.ObserveRanges(ctx, net, []*tensor.Tensor{calib})
+			if err != nil {
+				b.Fatal(err)
+			}
+			eng, err := intengine.Compile(net, intengine.Config{Ranges: ranges})
+			if err != nil {
+				b.Fatal(err)
+			}
+			x1 := tensor.FromData(calib.Data[:calib.Size()/4], append([]int{1}, net.SampleShape...)...)
+			out := tensor.New(eng.OutputShape(1)...)
+			run, err := costmodel.Time(ctx, func() error { return eng.RunInto(ctx, out, x1) }, costmodel.MeasureOptions{Repeats: 9, MinSample: 20 * time.Millisecond, Cold: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			lines = append(lines, fmt.Sprintf("| %s | %.1f | %.3f | %.3f | %.3f | %.3f |", md.name, mb, hot/1e6, cold/1e6,
+				float64(run[0].Median)/1e6, float64(run[1].Median)/1e6))
+		}
+	}
+	b.Log("\n" + strings.Join(lines, "\n"))
+}

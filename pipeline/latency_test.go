@@ -29,7 +29,9 @@ func loadNet(t *testing.T, path string) *network.Network {
 
 // TestOpShapes checks the operations between layers of the fixture LeNet
 // (worked out from its graph: a 1x28x28 input, two 2x2 max pools after
-// 6 channels of 28x28 and 16 of 10x10, 10 logits) and, for both fixtures,
+// 6 channels of 28x28 and 16 of 10x10, 10 logits; the first pool lies
+// between two convolutions, so channels-last, the second feeds the Flatten,
+// so channels-first) and, for both fixtures,
 // that they are the steps the integer engine runs besides its layers.
 func TestOpShapes(t *testing.T) {
 	lenet := loadNet(t, "../testdata/fmnist-lenet/lenet.onnx")
@@ -39,8 +41,8 @@ func TestOpShapes(t *testing.T) {
 	}
 	want := []costmodel.OpShape{
 		{Op: costmodel.OpQuantize, Elements: 784},
-		{Op: costmodel.OpMaxPool, Elements: 6 * 14 * 14, Taps: 4, Max2x2: true},
-		{Op: costmodel.OpMaxPool, Elements: 16 * 5 * 5, Taps: 4, Max2x2: true},
+		{Op: costmodel.OpMaxPool, Elements: 6 * 14 * 14, Taps: 4, Max2x2: true, NHWC: true, Channels: 6},
+		{Op: costmodel.OpMaxPool, Elements: 16 * 5 * 5, Taps: 4, Max2x2: true, Channels: 16},
 		{Op: costmodel.OpDequantize, Elements: 10},
 	}
 	if len(ops) != len(want) {
