@@ -119,6 +119,10 @@ func AnalyticAVX2(par AnalyticParams) (*Profile, error) {
 	wbyte := ns(1.0 / weightBytesPerCycle)
 	var lines []string
 	for _, kb := range ProfileBits {
+		p.Stream = append(p.Stream, StreamModel{Bits: kb, OverheadNs: ns(callCycles), NsPerChannel: ns(channelCycles),
+			NsPerWeightByte: wbyte, NsPerOutput: ns(requantScalar), NsPerActivation: ns(pack8Cycles)})
+	}
+	for _, kb := range ProfileBits {
 		var macs float64
 		pack := pack8Cycles
 		if kb == 8 {

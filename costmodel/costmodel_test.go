@@ -35,7 +35,10 @@ func testProfile() *Profile {
 		p.GEMM = append(p.GEMM, GEMMModel{Bits: b, OverheadNs: 400, NsPerChannel: 5, NsPerMAC: 0.01 / float64(9-b), NsPerTile: 50,
 			NsPerRowTile: 40, NsPerRequantRow: 3, NsPerRequantScalar: 1.5, NsPerScalarRow: 5, NsPerPack: 0.05, NsPerPackScalar: 0.3,
 			NsPerWeightByte: 0.01, NsPerSpilledByte: 0.05, Fit: &Fit{Points: 10, MedianErr: 0.05, MaxErr: 0.2}})
+		p.Stream = append(p.Stream, StreamModel{Bits: b, OverheadNs: 300, NsPerChannel: 2, NsPerWeightByte: 0.05, NsPerOutput: 0.5, NsPerActivation: 0.1})
 	}
+	p.Im2ColNHWC = Im2ColNHWCModel{CallNs: 30, NsPerPixel: 1, NsPerSegment: 4, NsPerCopy: 1, NsPerCopiedByte: 0.02, NsPerByte: 0.3}
+	p.Depthwise = DepthwiseModel{CallNs: 300, NsPerRow: 20, NsPerTap: 10, NsPerLane: 0.07, NsPerOutput: 0.3}
 	return p
 }
 
@@ -500,5 +503,32 @@ func TestCheckThreads(t *testing.T) {
 		if msg := err.Error(); !strings.Contains(msg, want) || strings.Contains(msg, "\n") {
 			t.Errorf("message %q: want one line containing %q", msg, want)
 		}
+	}
+}
+
+// TestPredictStream: a Gemm the engine streams is predicted by the stream
+// model, worked out by hand for the test profile: 3 rows (one pass over
+// the weights) of 1024 x 512 at 4 bits are 262,144 weight bytes.
+func TestPredictStream(t *testing.T) {
+	p := testProfile()
+	s := GemmLayer("fc", "Gemm", 3, 1024, 512)
+	s.Stream = true
+	got, err := Predict(p, s, 4, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 300 + 2*512 + 0.05*262144 + 0.5*3*512 + 0.1*3*1024
+	const want = 15506 * time.Nanosecond // 15,506.4 rounded
+	if got != want {
+		t.Errorf("Predict(stream, 4 bits) = %v; want %v", got, want)
+	}
+	// Eight rows read the weights twice; 8 bits twice the bytes of 4.
+	s.M, s.MACs = 8, 8*1024*512
+	a, _ := Predict(p, s, 4, 1)
+	b, _ := Predict(p, s, 8, 1)
+	// 0.05 ns * 2 * 262,144 bytes = 26,214.4 ns, within the rounding of
+	// each prediction to the nanosecond.
+	if d := b - a; d < 26214 || d > 26215 {
+		t.Errorf("8-bit minus 4-bit stream prediction at 8 rows = %v; want %v (twice the weight bytes)", b-a, "26.214µs")
 	}
 }

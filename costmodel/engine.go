@@ -141,13 +141,13 @@ func (s LayerShape) WithPath(p intengine.LayerPath) LayerShape {
 	if s.Conv != nil {
 		s.InNHWC, s.OutNHWC, s.Depthwise, s.Direct = p.InNHWC, p.OutNHWC, p.Depthwise, p.Direct
 	}
-	s.Logits = p.Logits
+	s.Logits, s.Stream = p.Logits, p.Stream
 	return s
 }
 
 // pathKey describes the path fields of s, for messages.
 func (s LayerShape) pathKey() string {
-	return fmt.Sprintf("in NHWC %v, out NHWC %v, depthwise %v, direct %v, logits %v", s.InNHWC, s.OutNHWC, s.Depthwise, s.Direct, s.Logits)
+	return fmt.Sprintf("in NHWC %v, out NHWC %v, depthwise %v, direct %v, logits %v, stream %v", s.InNHWC, s.OutNHWC, s.Depthwise, s.Direct, s.Logits, s.Stream)
 }
 
 func shapeOfPath(s LayerShape, p intengine.LayerPath) string {

@@ -137,7 +137,7 @@ func BuildProfile(ctx context.Context, opt ProfileOptions) (*Profile, error) {
 	rng := rand.New(rand.NewPCG(opt.Seed, 0x70726f66696c65))
 	shapes := sw.gemmShapes()
 	convs := sw.convShapes()
-	total := len(ProfileBits)*(len(shapes)+len(ReferenceSizes)+len(StreamSizes)) + 2*len(convs) + len(sw.dwShapes()) + len(sw.trM)*len(sw.trN) + 3
+	total := len(ProfileBits)*(len(shapes)+len(ReferenceSizes)+len(StreamSizes)) + len(ProfileBits)*len(streamSweep(opt.Quick)) + 2*len(convs) + len(sw.dwShapes()) + len(sw.trM)*len(sw.trN) + 3
 	done := 0
 	step := func() {
 		done++
@@ -177,6 +177,11 @@ func BuildProfile(ctx context.Context, opt ProfileOptions) (*Profile, error) {
 		}
 		p.GEMM = append(p.GEMM, GEMMModel{Bits: kb, OverheadNs: c[0], NsPerChannel: c[1], NsPerMAC: c[2], NsPerTile: c[3], NsPerRowTile: c[4],
 			NsPerRequantRow: c[5], NsPerRequantScalar: c[6], NsPerScalarRow: c[7], NsPerPack: c[8], NsPerPackScalar: c[9], NsPerWeightByte: c[10], NsPerSpilledByte: c[11], Fit: fit})
+	}
+
+	// The small-M stream kernels, per kernel width.
+	if err := p.measureStream(ctx, opt.Quick, mo, rng, step); err != nil {
+		return nil, err
 	}
 
 	// im2col on one image.

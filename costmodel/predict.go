@@ -223,6 +223,8 @@ func predictNs(p *Profile, s LayerShape, bits, batch int) (float64, error) {
 	}
 	batch = max(batch, 1)
 	switch {
+	case s.Conv == nil && s.Stream:
+		return p.streamNs(kb, batch*s.M, s.K, s.N)
 	case s.Conv == nil:
 		return p.gemmNs(kb, batch*s.M, s.K, s.N)
 	case s.Depthwise:

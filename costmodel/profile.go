@@ -59,10 +59,13 @@ type Profile struct {
 	MemoryGBps float64 `yaml:"memory_gbps"`
 	// CallOverheadNs is the time of the smallest GEMMRequant call
 	// (1 x 4 x 16, 8-bit weights).
-	CallOverheadNs float64        `yaml:"call_overhead_ns"`
-	GEMM           []GEMMModel    `yaml:"gemm"`
-	Im2Col         Im2ColModel    `yaml:"im2col"`
-	Transpose      TransposeModel `yaml:"transpose"`
+	CallOverheadNs float64     `yaml:"call_overhead_ns"`
+	GEMM           []GEMMModel `yaml:"gemm"`
+	// Stream models the small-M kernels (kernels.GEMMStreamRequant) per
+	// kernel width, for layers the engine runs on them.
+	Stream    []StreamModel  `yaml:"stream"`
+	Im2Col    Im2ColModel    `yaml:"im2col"`
+	Transpose TransposeModel `yaml:"transpose"`
 	// Im2ColNHWC and Depthwise model the channels-last patch matrix
 	// (kernels.Im2ColNHWC) and the depthwise kernel
 	// (kernels.DepthwiseNHWC), per image.
@@ -264,11 +267,12 @@ func oneLine(s string) string {
 
 // Required keys, so that an absent coefficient is not read as zero.
 var (
-	requiredTop       = []string{"format", "name", "source", "cpu", "threads", "clock", "memory_gbps", "call_overhead_ns", "gemm", "im2col", "transpose", "im2col_nhwc", "depthwise", "ops"}
+	requiredTop       = []string{"format", "name", "source", "cpu", "threads", "clock", "memory_gbps", "call_overhead_ns", "gemm", "stream", "im2col", "transpose", "im2col_nhwc", "depthwise", "ops"}
 	requiredCPU       = []string{"model", "flags", "kernel_isa"}
 	requiredGEMM      = []string{"bits", "overhead_ns", "ns_per_channel", "ns_per_mac", "ns_per_tile", "ns_per_row_tile", "ns_per_requant_row", "ns_per_requant_scalar", "ns_per_scalar_row", "ns_per_pack", "ns_per_pack_scalar", "ns_per_weight_byte", "ns_per_spilled_byte"}
 	requiredIm2Col    = []string{"call_ns", "ns_per_pixel", "ns_per_line", "ns_per_element", "ns_per_run"}
 	requiredTranspose = []string{"call_ns", "ns_per_element", "ns_per_row", "ns_per_conflict", "ns_per_conflict_4k"}
+	requiredStream    = []string{"bits", "overhead_ns", "ns_per_channel", "ns_per_weight_byte", "ns_per_output", "ns_per_activation"}
 	requiredNHWC      = []string{"call_ns", "ns_per_pixel", "ns_per_segment", "ns_per_copy", "ns_per_copied_byte", "ns_per_byte"}
 	requiredDepthwise = []string{"call_ns", "ns_per_row", "ns_per_tap", "ns_per_lane", "ns_per_output"}
 )
@@ -287,6 +291,12 @@ func checkRequired(top *yaml.Node) error {
 			err = requireKeys(v, "im2col.", requiredIm2Col)
 		case "transpose":
 			err = requireKeys(v, "transpose.", requiredTranspose)
+		case "stream":
+			for j, item := range v.Content {
+				if err = requireKeys(item, fmt.Sprintf("stream[%d].", j), requiredStream); err != nil {
+					break
+				}
+			}
 		case "im2col_nhwc":
 			err = requireKeys(v, "im2col_nhwc.", requiredNHWC)
 		case "depthwise":
@@ -411,6 +421,21 @@ func (p *Profile) Validate() error {
 	for _, b := range ProfileBits {
 		if !seen[b] {
 			return bad("no gemm entry for %d-bit weights", b)
+		}
+	}
+	seenStream := map[int]bool{}
+	for _, st := range p.Stream {
+		if !slices.Contains(ProfileBits, st.Bits) || seenStream[st.Bits] {
+			return bad("stream entry for %d bits: want one for each of %v", st.Bits, ProfileBits)
+		}
+		seenStream[st.Bits] = true
+		for i, v := range st.coef() {
+			nums = append(nums, num{fmt.Sprintf("stream[bits=%d].%s", st.Bits, requiredStream[i+1]), v, false})
+		}
+	}
+	for _, b := range ProfileBits {
+		if !seenStream[b] {
+			return bad("no stream entry for %d-bit weights", b)
 		}
 	}
 	for _, n := range nums {

@@ -57,7 +57,10 @@ type LayerShape struct {
 	// kernels.DepthwiseNHWC. Direct: a 1x1, stride-1 Conv on a
 	// channels-last input, one GEMM on the input itself. Logits: the layer
 	// produces the graph output as int32 accumulators.
-	InNHWC, OutNHWC, Depthwise, Direct, Logits bool
+	//
+	// Stream: a Gemm or MatMul the engine runs on the small-M stream
+	// kernels (kernels.GEMMStreamRequant), predicted by Profile.Stream.
+	InNHWC, OutNHWC, Depthwise, Direct, Logits, Stream bool
 }
 
 // GemmLayer returns the shape of a Gemm or MatMul layer computing out

@@ -35,6 +35,10 @@ type LayerPath struct {
 	Logits bool
 	// Serial: the program runs one sample at a time (a serial plan).
 	Serial bool
+	// Stream: the layer runs on the small-M stream kernels
+	// (kernels.GEMMStreamRequant). The engine does not dispatch to them
+	// yet, so it is false; the engine sets it where it does.
+	Stream bool
 }
 
 // LayerPaths plans the network as Compile does and returns the path of
