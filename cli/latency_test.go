@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -22,16 +23,16 @@ func TestLatencyThreads(t *testing.T) {
 	j := &job{in: &pipeline.Inputs{Net: net}}
 	s := &searchFlags{profile: prof, latency: "1ms"}
 	s.mf.threads = 2
-	_, _, err = latencyFor(s, j)
+	_, _, err = latencyFor(context.Background(), s, j)
 	if !errors.Is(err, costmodel.ErrThreads) || !strings.Contains(err.Error(), "--threads 1") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("latency budget, --threads 2, 1-thread profile: %v; want one line wrapping ErrThreads that names --threads 1", err)
 	}
 	s.mf.threads = 1
-	if lat, _, err := latencyFor(s, j); err != nil || lat == nil {
+	if lat, _, err := latencyFor(context.Background(), s, j); err != nil || lat == nil {
 		t.Errorf("--threads 1: %v, %v; want the profile's latency model", lat, err)
 	}
 	s.mf.threads, s.latency = 2, ""
-	if lat, _, err := latencyFor(s, j); err != nil || lat == nil {
+	if lat, _, err := latencyFor(context.Background(), s, j); err != nil || lat == nil {
 		t.Errorf("no latency budget, --threads 2: %v, %v; want the profile's latency model", lat, err)
 	}
 }

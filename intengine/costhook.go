@@ -129,3 +129,19 @@ func StepLayouts(net *network.Network) (map[string]bool, error) {
 	}
 	return out, nil
 }
+
+// FloatSteps plans the network as Compile does and returns the number of
+// float fallback steps it would run (see Model.FloatNodes).
+func FloatSteps(net *network.Network) (int, error) {
+	p, err := analyze(net)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, st := range p.steps {
+		if _, op := st.describe(); strings.HasSuffix(op, " (float)") {
+			n++
+		}
+	}
+	return n, nil
+}

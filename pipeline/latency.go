@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
+	"time"
 
 	"mpsearch/costmodel"
 	"mpsearch/intengine"
@@ -155,6 +157,10 @@ type ProfileLatency struct {
 	// Ops are the operations between the layers (OpShapes); nil when
 	// unknown. They cost the same at every bit configuration.
 	Ops []costmodel.OpShape
+	// FloatMs is the time of the engine's float fallback steps at batch 1
+	// (FloatStepsMs), which also cost the same at every configuration; 0
+	// when the engine runs none or they were not timed.
+	FloatMs float64
 }
 
 // OpsLatency returns the predicted latency of Ops at batch 1 in
@@ -165,8 +171,49 @@ func (p *ProfileLatency) OpsLatency() (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return float64(d.Nanoseconds()) / 1e6, nil
+	return float64(d.Nanoseconds())/1e6 + p.FloatMs, nil
 }
+
+// FloatStepsMs times the steps the integer engine runs in float (operators
+// without an integer path: intengine's float fallback, e.g. ViT's Softmax,
+// LayerNormalization and attention products) at batch 1, in milliseconds:
+// the model is compiled at 8 bits with ranges observed on x, run
+// repeatedly on its first sample by intengine.Model.Time, and the medians
+// of its float steps are summed. A profile cannot describe arbitrary
+// float operators, so they are timed on this machine's engine; they cost
+// the same at every bit configuration. It returns 0 without compiling
+// when the engine runs no float step.
+func FloatStepsMs(ctx context.Context, net *network.Network, x *tensor.Tensor) (float64, error) {
+	n, err := intengine.FloatSteps(net)
+	if err != nil || n == 0 {
+		return 0, err
+	}
+	ranges, err := intengine.ObserveRanges(ctx, net, []*tensor.Tensor{x})
+	if err != nil {
+		return 0, err
+	}
+	eng, err := intengine.Compile(net, intengine.Config{Ranges: ranges})
+	if err != nil {
+		return 0, err
+	}
+	per := tensor.Size(net.SampleShape)
+	x1 := tensor.FromData(x.Data[:per], append([]int{1}, net.SampleShape...)...)
+	tm, err := eng.Time(ctx, x1, 1, floatRuns)
+	if err != nil {
+		return 0, err
+	}
+	var total time.Duration
+	for _, s := range tm.Steps {
+		if strings.HasSuffix(s.Op, " (float)") {
+			total += s.Median
+		}
+	}
+	return float64(total.Nanoseconds()) / 1e6, nil
+}
+
+// floatRuns is the number of timed runs of FloatStepsMs (the median of
+// each step over them).
+const floatRuns = 5
 
 // LayerLatency implements LatencyModel.
 func (p *ProfileLatency) LayerLatency(layer, bits int) (float64, error) {

@@ -219,3 +219,44 @@ func TestLayerShapesGroupedConv(t *testing.T) {
 		}
 	}
 }
+
+// TestFloatStepsMs: a model whose engine runs a float step (a Sigmoid
+// between two convolutions) gets a positive time; the fixture LeNet, which
+// has none, gets 0.
+func TestFloatStepsMs(t *testing.T) {
+	ctx := context.Background()
+	lenet := loadNet(t, "../testdata/fmnist-lenet/lenet.onnx")
+	if ms, err := FloatStepsMs(ctx, lenet, tensor.New(append([]int{1}, lenet.SampleShape...)...)); err != nil || ms != 0 {
+		t.Errorf("LeNet: %v ms, %v; want 0 (no float step)", ms, err)
+	}
+	rng := rand.New(rand.NewPCG(23, 24))
+	w := func(shape ...int) *tensor.Tensor {
+		x := tensor.New(shape...)
+		for i := range x.Data {
+			x.Data[i] = rng.NormFloat64()
+		}
+		return x
+	}
+	m := &onnx.Model{Opset: 13, Graph: &onnx.Graph{
+		Name:    "sigmoid",
+		Inputs:  []onnx.ValueInfo{{Name: "x", ElemType: onnx.Float, Shape: []onnx.Dim{{Value: -1, Param: "N"}, {Value: 4}, {Value: 16}, {Value: 16}}}},
+		Outputs: []onnx.ValueInfo{{Name: "z", ElemType: onnx.Float}},
+		Nodes: []onnx.Node{
+			{Name: "c1", OpType: "Conv", Inputs: []string{"x", "w1"}, Outputs: []string{"a"}},
+			{Name: "s", OpType: "Sigmoid", Inputs: []string{"a"}, Outputs: []string{"b"}},
+			{Name: "c2", OpType: "Conv", Inputs: []string{"b", "w2"}, Outputs: []string{"z"}},
+		},
+		Initializers: map[string]*tensor.Tensor{"w1": w(8, 4, 1, 1), "w2": w(2, 8, 1, 1)},
+		InitOrder:    []string{"w1", "w2"},
+		InitTypes:    map[string]onnx.DataType{"w1": onnx.Float, "w2": onnx.Float},
+	}}
+	net, err := network.Build(m, network.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := w(2, 4, 16, 16)
+	ms, err := FloatStepsMs(ctx, net, x)
+	if err != nil || !(ms > 0) {
+		t.Fatalf("Sigmoid model: %v ms, %v; want a positive time", ms, err)
+	}
+}
