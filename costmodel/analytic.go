@@ -82,6 +82,7 @@ const (
 	// max loop), a 32-byte vector max per 32 channels.
 	poolPixelTapCyc = 10.0
 	poolByteTapCyc  = 1.0 / 16
+	poolTailByteCyc = 2.0 // a load, compare and store per byte of the byte loop
 	// weightBytesPerCycle is the rate weight panels stream from L2/L3.
 	weightBytesPerCycle = 16.0
 )
@@ -112,7 +113,7 @@ func AnalyticAVX2(par AnalyticParams) (*Profile, error) {
 		Ops: OpsModel{CallNs: ns(opCallCyc), QuantizeNsPerElement: ns(quantizeElemCyc), DequantizeNsPerElement: ns(dequantElemCyc),
 			MaxPool2x2NsPerOutput: ns(maxPool2x2Cyc), PoolNsPerOutput: ns(poolOutCyc), PoolNsPerTap: ns(poolTapCyc),
 			AddNsPerElement: ns(addElemCyc), ClampNsPerElement: ns(clampElemCyc),
-			PoolNHWCNsPerPixelTap: ns(poolPixelTapCyc), PoolNHWCNsPerByteTap: ns(poolByteTapCyc)},
+			PoolNHWCNsPerPixelTap: ns(poolPixelTapCyc), PoolNHWCNsPerByteTap: ns(poolByteTapCyc), PoolNHWCNsPerTailByte: ns(poolTailByteCyc)},
 	}
 	// Weight panels are re-read for every block of row tiles, mostly from
 	// L2/L3: 16 bytes per cycle.

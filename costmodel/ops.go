@@ -76,10 +76,14 @@ type OpsModel struct {
 	ClampNsPerElement float64 `yaml:"clamp_ns_per_element"`
 	// A channels-last pool costs, per output pixel and tap,
 	// PoolNHWCNsPerPixelTap (a call on the tap's run of channels) plus
-	// PoolNHWCNsPerByteTap per channel; an average pool adds
-	// PoolNsPerOutput per output value.
+	// PoolNHWCNsPerByteTap per channel in whole 32-byte blocks (the
+	// vector maximum) and PoolNHWCNsPerTailByte per channel of the rest
+	// (a byte loop, whose branches the data decide); an average pool,
+	// which sums every channel in a byte loop, costs the tail rate per
+	// channel and adds PoolNsPerOutput per output value.
 	PoolNHWCNsPerPixelTap float64 `yaml:"pool_nhwc_ns_per_pixel_tap"`
 	PoolNHWCNsPerByteTap  float64 `yaml:"pool_nhwc_ns_per_byte_tap"`
+	PoolNHWCNsPerTailByte float64 `yaml:"pool_nhwc_ns_per_tail_byte"`
 }
 
 func (m *OpsModel) nums() []struct {
@@ -95,10 +99,14 @@ func (m *OpsModel) nums() []struct {
 		{"ops.pool_ns_per_output", m.PoolNsPerOutput}, {"ops.pool_ns_per_tap", m.PoolNsPerTap},
 		{"ops.add_ns_per_element", m.AddNsPerElement}, {"ops.clamp_ns_per_element", m.ClampNsPerElement},
 		{"ops.pool_nhwc_ns_per_pixel_tap", m.PoolNHWCNsPerPixelTap}, {"ops.pool_nhwc_ns_per_byte_tap", m.PoolNHWCNsPerByteTap},
+		{"ops.pool_nhwc_ns_per_tail_byte", m.PoolNHWCNsPerTailByte},
 	}
 }
 
-var requiredOps = []string{"call_ns", "quantize_ns_per_element", "dequantize_ns_per_element", "maxpool2x2_ns_per_output", "pool_ns_per_output", "pool_ns_per_tap", "add_ns_per_element", "clamp_ns_per_element", "pool_nhwc_ns_per_pixel_tap", "pool_nhwc_ns_per_byte_tap"}
+var requiredOps = []string{"call_ns", "quantize_ns_per_element", "dequantize_ns_per_element", "maxpool2x2_ns_per_output", "pool_ns_per_output", "pool_ns_per_tap", "add_ns_per_element", "clamp_ns_per_element", "pool_nhwc_ns_per_pixel_tap", "pool_nhwc_ns_per_byte_tap", "pool_nhwc_ns_per_tail_byte"}
+
+// vectorBytes is the block of kernels.MaxBytes's vector loop.
+const vectorBytes = 32
 
 // opNs predicts one operation for a batch in nanoseconds.
 func (m *OpsModel) opNs(o OpShape, batch int) float64 {
@@ -115,11 +123,12 @@ func (m *OpsModel) opNs(o OpShape, batch int) float64 {
 			if o.Max2x2 {
 				taps = 4
 			}
-			t := m.CallNs + e/float64(o.Channels)*taps*m.PoolNHWCNsPerPixelTap + e*taps*m.PoolNHWCNsPerByteTap
+			pixTaps := e / float64(o.Channels) * taps
+			vec := float64(o.Channels &^ (vectorBytes - 1))
 			if o.Op == OpAvgPool {
-				t += e * m.PoolNsPerOutput
+				return m.CallNs + pixTaps*(m.PoolNHWCNsPerPixelTap+float64(o.Channels)*m.PoolNHWCNsPerTailByte) + e*m.PoolNsPerOutput
 			}
-			return t
+			return m.CallNs + pixTaps*(m.PoolNHWCNsPerPixelTap+vec*m.PoolNHWCNsPerByteTap+(float64(o.Channels)-vec)*m.PoolNHWCNsPerTailByte)
 		}
 		if o.Max2x2 && o.Op == OpMaxPool {
 			per = m.MaxPool2x2NsPerOutput
