@@ -177,12 +177,15 @@ func (p *ProfileLatency) OpsLatency() (float64, error) {
 // FloatStepsMs times the steps the integer engine runs in float (operators
 // without an integer path: intengine's float fallback, e.g. ViT's Softmax,
 // LayerNormalization and attention products) at batch 1, in milliseconds:
-// the model is compiled at 8 bits with ranges observed on x, run
-// repeatedly on its first sample by intengine.Model.Time, and the medians
-// of its float steps are summed. A profile cannot describe arbitrary
-// float operators, so they are timed on this machine's engine; they cost
-// the same at every bit configuration. It returns 0 without compiling
-// when the engine runs no float step.
+// the model is compiled at 8 bits with ranges observed on x and run on its
+// first sample; intengine.Model.Time gives the share of the float steps in
+// the sum of the steps' medians (per-step wall clock), and that share of
+// the run's time on the cost model's default clock (costmodel.Time: the
+// thread's CPU time on Linux, the clock of the shipped profile) is the
+// result, so that a loaded machine's wall clock does not inflate it. A
+// profile cannot describe arbitrary float operators, so they are timed on
+// this machine's engine; they cost the same at every bit configuration.
+// It returns 0 without compiling when the engine runs no float step.
 func FloatStepsMs(ctx context.Context, net *network.Network, x *tensor.Tensor) (float64, error) {
 	n, err := intengine.FloatSteps(net)
 	if err != nil || n == 0 {
@@ -202,13 +205,19 @@ func FloatStepsMs(ctx context.Context, net *network.Network, x *tensor.Tensor) (
 	if err != nil {
 		return 0, err
 	}
-	var total time.Duration
+	var float, all time.Duration
 	for _, s := range tm.Steps {
+		all += s.Median
 		if strings.HasSuffix(s.Op, " (float)") {
-			total += s.Median
+			float += s.Median
 		}
 	}
-	return float64(total.Nanoseconds()) / 1e6, nil
+	out := tensor.New(eng.OutputShape(1)...)
+	run, err := costmodel.Time(ctx, func() error { return eng.RunInto(ctx, out, x1) }, costmodel.MeasureOptions{Repeats: floatRuns})
+	if err != nil || all <= 0 {
+		return 0, err
+	}
+	return float64(run[0].Median.Nanoseconds()) / 1e6 * float64(float) / float64(all), nil
 }
 
 // floatRuns is the number of timed runs of FloatStepsMs (the median of
