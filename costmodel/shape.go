@@ -22,16 +22,17 @@ const ActBits = 8
 const scaleBytes = 4
 
 // LayerShape is one quantizable layer as the integer engine runs it, per
-// sample: a Conv is, for each group, an im2col of the group's input channels
-// followed by an M x K by K x N GEMM with requantization and a transpose of
-// the M x N result back to channel-major (NCHW) order; a Gemm or MatMul is one
-// GEMM with requantization.
+// sample: its geometry and the path the engine takes (the fields after
+// Conv; see the package doc, "What a layer costs"). A channels-first
+// convolution (the zero path) is, for each group, an im2col of the group's
+// input channels, an M x K by K x N GEMM with requantization and a
+// transpose of the M x N result back to channel-major (NCHW) order; a Gemm
+// or MatMul is one GEMM with requantization.
 //
 // M, K and N are per group and per sample: M = OH*OW for a Conv (rows of the
 // patch matrix of one image), the rows of one sample for a Gemm or MatMul
 // (1 for a [batch, features] input); K = Cin/Groups*KH*KW or the input
-// features; N = Cout/Groups or the output features. With a batch of B
-// samples the engine runs one GEMM of B*M rows per group.
+// features; N = Cout/Groups or the output features.
 type LayerShape struct {
 	Name string // the ONNX node name
 	Op   string // "Conv", "Gemm" or "MatMul"
