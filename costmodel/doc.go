@@ -125,11 +125,14 @@
 // of int8 weights, beyond any cache share of one core), where narrower
 // weights are faster because the time follows the weight bytes. These
 // one-row points are timed back to back (weights as hot as their size
-// lets them be). The GEMM model's streamed-weight-bytes term
-// (ns_per_weight_byte) is the one the stream kernels' time follows; the
-// GEMM sweep times GEMMRequant only, so when the engine dispatches small-M
-// layers to GEMMStreamRequant, Measure times that path but the profile
-// needs a stream sweep to predict it (not done yet). AnalyticAVX2 derives
+// lets them be). The stream kernels have their own model (StreamModel,
+// fitted on a sweep of kernels.GEMMStreamRequant with 1 to 16 rows
+// against 16 KiB to 16 MiB of weights): a constant, per channel, per
+// packed weight byte streamed (once per group of 4 rows), per output and
+// per activation byte. Predict uses it for a Gemm or MatMul whose path is
+// Stream (intengine.LayerPath.Stream); the engine does not dispatch to
+// these kernels yet, and when it does, Measure times that path through
+// the engine unchanged and LayerPaths must say so. AnalyticAVX2 derives
 // a profile from instruction throughputs for CPUs the kernels cannot be
 // run on. Predict and PredictModel evaluate a profile for any layer shape,
 // so a model's latency can be predicted without running it.
