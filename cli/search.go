@@ -207,7 +207,7 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 			return err
 		}
 	}
-	lat, profName, err := latencyFor(s, j)
+	lat, profName, err := latencyFor(e.ctx, s, j)
 	if err != nil {
 		return err
 	}

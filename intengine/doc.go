@@ -232,6 +232,18 @@
 // binary layers on CPUs without VNNI (the table kernel builds its tables
 // per call).
 //
+// # The cost model's view (costhook.go)
+//
+// Package costmodel describes and times layers as the engine runs them,
+// through the engine itself: LayerPaths and StepLayouts plan a network as
+// Compile does and report each layer's path (layouts, depthwise, direct
+// 1x1, int32 logits, stream) and each other step's layout; FloatSteps
+// counts the float fallback steps; Model.LayerRunner runs one layer's step
+// alone on a workspace Run prepared; ImageChunkBytes is the patch-matrix
+// bound of the convolution chunks. A new path in layerStep.run must be
+// reported by LayerPaths, or costmodel's programs, which check the path
+// of the layer they time against it, refuse the shape.
+//
 // # Invariants
 //
 // A Model is immutable after Compile and safe for concurrent Run calls; its
