@@ -37,7 +37,18 @@ type LayerHessian struct {
 	sum    [][]float64 // per group, ∑ x (Cols values), for Mean
 	// meansOnly: only sum is accumulated (h is nil).
 	meansOnly bool
+	// cols, when not nil, is the buffer for the im2col columns, shared by
+	// the layers of one accumulate pass (one Add runs at a time).
+	cols *[]float64
 }
+
+// hessianLegacy selects the accumulation as it was before the columns
+// were made on every CPU into a reused buffer and the sums were split
+// between the workers: single-threaded im2col into a new slice per
+// chunk, single-threaded sums. Only BenchmarkAccumulateHessians sets it,
+// to measure the old path next to the new in one run; H is the same bit
+// for bit (TestHessianThreadIndependence).
+var hessianLegacy = false
 
 // NewLayerHessian starts an empty accumulation for layer li of net.
 func NewLayerHessian(net *network.Network, li int) (*LayerHessian, error) {
@@ -135,7 +146,7 @@ func (a *LayerHessian) addConv(x *tensor.Tensor) error {
 	for b0, nb := 0, 0; b0 < n; b0 += nb {
 		nb = min(step, n-b0)
 		xb := tensor.FromData(x.Data[b0*per:(b0+nb)*per], append([]int{nb}, x.Shape[1:]...)...)
-		cols, _, err := a.net.ConvColumns(a.li, xb)
+		cols, err := a.columns(xb)
 		if err != nil {
 			return fmt.Errorf("quant: %w", err)
 		}
@@ -151,12 +162,32 @@ func (a *LayerHessian) addConv(x *tensor.Tensor) error {
 	return nil
 }
 
+// columns returns the im2col columns of the chunk xb, made on every CPU
+// (in a.cols when it is set: the slice is kept for the next chunk).
+func (a *LayerHessian) columns(xb *tensor.Tensor) ([]float64, error) {
+	if hessianLegacy {
+		cols, _, err := a.net.ConvColumns(a.li, xb)
+		return cols, err
+	}
+	var buf []float64
+	if a.cols != nil {
+		buf = *a.cols
+	}
+	cols, _, err := a.net.ConvColumnsInto(a.li, xb, buf, runtime.GOMAXPROCS(0))
+	if err == nil && a.cols != nil && cap(cols) > cap(buf) {
+		*a.cols = cols
+	}
+	return cols, err
+}
+
 // syrk adds m mᵀ (t = NoTrans, m r×c) or mᵀ m (t = Trans) to the upper
 // triangle of group g's H (not with meansOnly), adds the input vectors to
-// the group's sums (Mean) and counts them. The triangle is
-// cut into column blocks of hessianBlock columns (see syrkBlock), which
-// the workers take in turn: a block is always computed by the same BLAS
-// calls whatever the worker count, so H does not depend on it.
+// the group's sums (Mean) and counts them. The triangle is cut into
+// column blocks of hessianBlock columns (see syrkBlock), which the workers
+// take in turn, each with the sums of its block's entries: a block is
+// always computed by the same BLAS calls and every sum in the order of
+// the vectors whatever the worker count, so H and the sums do not depend
+// on it.
 func (a *LayerHessian) syrk(g int, t blas.Transpose, m []float64, r, c int) {
 	n := r
 	if t == blas.NoTrans {
@@ -165,31 +196,28 @@ func (a *LayerHessian) syrk(g int, t blas.Transpose, m []float64, r, c int) {
 	if n == 0 {
 		return
 	}
-	s := a.sum[g]
-	if t == blas.NoTrans { // vectors are m's columns: s[i] += ∑_j m[i, j]
-		for i := range r {
-			for _, v := range m[i*c : (i+1)*c] {
-				s[i] += v
-			}
-		}
-	} else { // vectors are m's rows
-		for i := range r {
-			for j, v := range m[i*c : (i+1)*c] {
-				s[j] += v
-			}
-		}
-	}
 	if g == 0 {
 		a.N += int64(n)
 	}
-	if a.meansOnly {
-		return
+	if hessianLegacy {
+		a.sumVectors(g, t, m, r, c, 0, a.Cols)
+		if a.meansOnly {
+			return
+		}
 	}
 	nb := (a.Cols + hessianBlock - 1) / hessianBlock
+	task := func(b int) {
+		if !hessianLegacy {
+			a.sumVectors(g, t, m, r, c, b*hessianBlock, min(a.Cols, (b+1)*hessianBlock))
+		}
+		if !a.meansOnly {
+			a.syrkBlock(g, t, m, r, c, b)
+		}
+	}
 	workers := min(nb, runtime.GOMAXPROCS(0))
 	if workers <= 1 {
 		for b := range nb {
-			a.syrkBlock(g, t, m, r, c, b)
+			task(b)
 		}
 		return
 	}
@@ -206,11 +234,30 @@ func (a *LayerHessian) syrk(g int, t blas.Transpose, m []float64, r, c int) {
 		go func() {
 			defer wg.Done()
 			for b := range next {
-				a.syrkBlock(g, t, m, r, c, b)
+				task(b)
 			}
 		}()
 	}
 	wg.Wait()
+}
+
+// sumVectors adds entries [j0, j1) of the input vectors (m's columns for
+// t = NoTrans, its rows for Trans) to group g's sums, vector by vector.
+func (a *LayerHessian) sumVectors(g int, t blas.Transpose, m []float64, r, c, j0, j1 int) {
+	s := a.sum[g]
+	if t == blas.NoTrans { // s[i] += ∑_j m[i, j]
+		for i := j0; i < j1; i++ {
+			for _, v := range m[i*c : (i+1)*c] {
+				s[i] += v
+			}
+		}
+		return
+	}
+	for i := range r {
+		for j, v := range m[i*c+j0 : i*c+j1] {
+			s[j0+j] += v
+		}
+	}
 }
 
 // hessianBlock is the column width of the blocks of H that syrk computes
@@ -319,13 +366,20 @@ func AccumulateHessians(ctx context.Context, net *network.Network, batches []*te
 func accumulate(ctx context.Context, net *network.Network, batches []*tensor.Tensor, layers []int, hook network.Hook, meansOnly bool, onBatch func()) ([]*LayerHessian, error) {
 	acc := make([]*LayerHessian, len(layers))
 	byNode := map[string]*LayerHessian{}
+	cols := new([]float64) // the im2col buffer of every Conv, one Add at a time
 	for i, li := range layers {
 		a, err := newLayerHessian(net, li, meansOnly)
 		if err != nil {
 			return nil, err
 		}
+		a.cols = cols
 		acc[i], byNode[a.Node] = a, a
 	}
+	defer func() {
+		for _, a := range acc {
+			a.cols = nil
+		}
+	}()
 	var addErr error
 	rec := func(node string, input int, v *tensor.Tensor) *tensor.Tensor {
 		if hook != nil {
