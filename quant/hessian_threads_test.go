@@ -99,7 +99,9 @@ func TestHessianThreadIndependence(t *testing.T) {
 // 224×224 images (default 8), float32 products as mpsearch runs by
 // default, on GOMAXPROCS CPUs (the forward's products too): wall and process CPU seconds of the old
 // path (hessianLegacy) and of the current one in the same run (the least
-// of two alternated passes each), and their ratios. Layers are taken 8 at a time to bound H's memory, as
+// of two alternated passes each), and their ratios; and the same for the
+// layers' Adds alone (LayerHessian.Add on the inputs of one forward pass,
+// kept: old-add-*, new-add-*). Layers are taken 8 at a time to bound H's memory, as
 // NewGPTQCodes's passes do. A measurement run on request (go test -run
 // '^$' -bench AccumulateHessians -benchtime 1x ./quant).
 func BenchmarkAccumulateHessians(b *testing.B) {
@@ -145,7 +147,42 @@ func BenchmarkAccumulateHessians(b *testing.B) {
 		}
 		return time.Since(t0).Seconds(), (processCPU() - c0).Seconds()
 	}
+	// The layers' inputs, for the Adds alone.
+	inputs := map[string]*tensor.Tensor{}
+	if _, err := net.InferHook(ctx, x, func(node string, input int, v *tensor.Tensor) *tensor.Tensor {
+		if input == 0 {
+			inputs[node] = v.Clone()
+		}
+		return v
+	}); err != nil {
+		b.Fatal(err)
+	}
+	adds := func(legacy bool) (wall, cpu float64) {
+		hessianLegacy = legacy
+		defer func() { hessianLegacy = false }()
+		cols := new([]float64)
+		t0, c0 := time.Now(), processCPU()
+		for li, l := range net.Layers() {
+			h, err := NewLayerHessian(net, li)
+			if err != nil {
+				b.Fatal(err)
+			}
+			h.cols = cols
+			if err := h.Add(inputs[l.Node]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return time.Since(t0).Seconds(), (processCPU() - c0).Seconds()
+	}
 	for b.Loop() {
+		aow, aoc := adds(true)
+		anw, anc := adds(false)
+		aow2, aoc2 := adds(true)
+		anw2, anc2 := adds(false)
+		b.ReportMetric(min(aow, aow2), "old-add-wall-s")
+		b.ReportMetric(min(aoc, aoc2), "old-add-cpu-s")
+		b.ReportMetric(min(anw, anw2), "new-add-wall-s")
+		b.ReportMetric(min(anc, anc2), "new-add-cpu-s")
 		// Twice each, alternating, the least of each: the first pass
 		// pays the heap's growth.
 		ow, oc := pass(true)
