@@ -37,9 +37,8 @@ type LayerHessian struct {
 	sum    [][]float64 // per group, ∑ x (Cols values), for Mean
 	// meansOnly: only sum is accumulated (h is nil).
 	meansOnly bool
-	// cols, when not nil, is the buffer for the im2col columns, shared by
-	// the layers of one accumulate pass (one Add runs at a time).
-	cols *[]float64
+	// cols, when not nil, are the buffers of the im2col columns.
+	cols *colsBuffers
 }
 
 // hessianLegacy selects the accumulation as it was before the columns
@@ -136,48 +135,91 @@ func (a *LayerHessian) Add(x *tensor.Tensor) error {
 	}
 }
 
-// addConv accumulates the im2col columns of x, a few samples at a time.
+// addConv accumulates the im2col columns of x, a few samples at a time:
+// the first sample alone (it measures the columns' size), then chunks of
+// hessianColsLimit values. The next chunk's columns are made while the
+// current chunk's are summed into H (except with hessianLegacy), which
+// keeps both CPUs busy when H has a single column block.
 func (a *LayerHessian) addConv(x *tensor.Tensor) error {
 	if x.Rank() < 3 {
 		return fmt.Errorf("quant: Conv layer %q input %v; want [N, C, ...]", a.Node, x.Shape)
 	}
 	n, per := x.Shape[0], x.Size()/max(x.Shape[0], 1)
-	step := 1 // the first sample measures the columns' size
-	for b0, nb := 0, 0; b0 < n; b0 += nb {
-		nb = min(step, n-b0)
-		xb := tensor.FromData(x.Data[b0*per:(b0+nb)*per], append([]int{nb}, x.Shape[1:]...)...)
-		cols, err := a.columns(xb)
-		if err != nil {
-			return fmt.Errorf("quant: %w", err)
-		}
-		ld := len(cols) / (a.Cols * a.Groups)
-		for g := 0; g < a.Groups; g++ {
-			// Group g's rows of the [C*kh*kw, nb*P] columns: H += c cᵀ.
-			a.syrk(g, blas.NoTrans, cols[g*a.Cols*ld:(g+1)*a.Cols*ld], a.Cols, ld)
-		}
-		if b0 == 0 {
-			step = max(1, hessianColsLimit/len(cols))
-		}
+	if n == 0 {
+		return nil
 	}
-	return nil
+	chunk := func(b0, nb int) *tensor.Tensor {
+		return tensor.FromData(x.Data[b0*per:(b0+nb)*per], append([]int{nb}, x.Shape[1:]...)...)
+	}
+	cols, err := a.columns(chunk(0, 1), 0)
+	if err != nil {
+		return err
+	}
+	step := max(1, hessianColsLimit/max(1, len(cols)))
+	for b0, nb, buf := 0, 1, 0; ; {
+		b1 := b0 + nb
+		nb1 := min(step, n-b1)
+		var next []float64
+		var nextErr error
+		done := make(chan struct{})
+		makeNext := func() {
+			defer close(done)
+			if b1 < n {
+				next, nextErr = a.columns(chunk(b1, nb1), 1-buf)
+			}
+		}
+		if hessianLegacy {
+			a.addColumns(cols)
+			makeNext()
+		} else {
+			go makeNext()
+			a.addColumns(cols)
+		}
+		<-done
+		if b1 >= n || nextErr != nil {
+			return nextErr
+		}
+		b0, nb, buf, cols = b1, nb1, 1-buf, next
+	}
 }
 
+// addColumns accumulates one chunk's [C*kh*kw, nb*P] im2col columns, conv
+// group by conv group: H += c cᵀ for group g's rows c.
+func (a *LayerHessian) addColumns(cols []float64) {
+	ld := len(cols) / (a.Cols * a.Groups)
+	for g := 0; g < a.Groups; g++ {
+		a.syrk(g, blas.NoTrans, cols[g*a.Cols*ld:(g+1)*a.Cols*ld], a.Cols, ld)
+	}
+}
+
+// colsBuffers are the two buffers of a Conv's im2col columns (the chunk
+// being summed and the next), shared by the layers of one accumulate pass
+// (one Add runs at a time).
+type colsBuffers [2][]float64
+
 // columns returns the im2col columns of the chunk xb, made on every CPU
-// (in a.cols when it is set: the slice is kept for the next chunk).
-func (a *LayerHessian) columns(xb *tensor.Tensor) ([]float64, error) {
+// (in buffer i of a.cols when it is set: the slice is kept for the next
+// chunks).
+func (a *LayerHessian) columns(xb *tensor.Tensor, i int) ([]float64, error) {
 	if hessianLegacy {
 		cols, _, err := a.net.ConvColumns(a.li, xb)
-		return cols, err
+		if err != nil {
+			return nil, fmt.Errorf("quant: %w", err)
+		}
+		return cols, nil
 	}
 	var buf []float64
 	if a.cols != nil {
-		buf = *a.cols
+		buf = a.cols[i]
 	}
 	cols, _, err := a.net.ConvColumnsInto(a.li, xb, buf, runtime.GOMAXPROCS(0))
-	if err == nil && a.cols != nil && cap(cols) > cap(buf) {
-		*a.cols = cols
+	if err != nil {
+		return nil, fmt.Errorf("quant: %w", err)
 	}
-	return cols, err
+	if a.cols != nil && cap(cols) > cap(buf) {
+		a.cols[i] = cols
+	}
+	return cols, nil
 }
 
 // syrk adds m mᵀ (t = NoTrans, m r×c) or mᵀ m (t = Trans) to the upper
@@ -366,7 +408,7 @@ func AccumulateHessians(ctx context.Context, net *network.Network, batches []*te
 func accumulate(ctx context.Context, net *network.Network, batches []*tensor.Tensor, layers []int, hook network.Hook, meansOnly bool, onBatch func()) ([]*LayerHessian, error) {
 	acc := make([]*LayerHessian, len(layers))
 	byNode := map[string]*LayerHessian{}
-	cols := new([]float64) // the im2col buffer of every Conv, one Add at a time
+	cols := new(colsBuffers) // the im2col buffers of every Conv
 	for i, li := range layers {
 		a, err := newLayerHessian(net, li, meansOnly)
 		if err != nil {

@@ -160,7 +160,7 @@ func BenchmarkAccumulateHessians(b *testing.B) {
 	adds := func(legacy bool) (wall, cpu float64) {
 		hessianLegacy = legacy
 		defer func() { hessianLegacy = false }()
-		cols := new([]float64)
+		cols := new(colsBuffers)
 		t0, c0 := time.Now(), processCPU()
 		for li, l := range net.Layers() {
 			h, err := NewLayerHessian(net, li)
