@@ -45,7 +45,8 @@
 // on it, each block with the sums of its entries (Mean), so H does not
 // depend on the thread count; a Conv's batch is taken a few samples at a
 // time, its im2col columns made with the input channels split between
-// the CPUs into one buffer that the layers of a pass share; the
+// the CPUs into two buffers that the layers of a pass share, the next
+// chunk's while the current one's are summed; the
 // accumulation is bit for bit the single-threaded one of before,
 // TestHessianThreadIndependence), columns are rounded one at a time and each rounding error is
 // compensated on the columns not yet rounded through the upper Cholesky

@@ -13,8 +13,9 @@ import (
 	"mpsearch/tensor"
 )
 
-// hessianColsLimit bounds the im2col values (32 MiB) one Conv Add makes
-// at once; larger batches are taken a few samples at a time.
+// hessianColsLimit bounds the im2col values (32 MiB) of one chunk of a
+// Conv Add; larger batches are taken a few samples at a time (two chunks
+// are held at once: the one summed and the next).
 var hessianColsLimit = 1 << 22
 
 // LayerHessian accumulates H = ∑ x xᵀ over the input vectors x of one
