@@ -2,6 +2,7 @@ package network
 
 import (
 	"fmt"
+	"sync"
 
 	"mpsearch/tensor"
 )
@@ -15,6 +16,14 @@ import (
 // weight's [C/group, kh, kw] axes. Errors wrap ErrShape for an x that does
 // not fit the layer and ErrUnsupported for a layer that is not a Conv.
 func (net *Network) ConvColumns(li int, x *tensor.Tensor) (cols []float64, groups int, err error) {
+	return net.ConvColumnsInto(li, x, nil, 1)
+}
+
+// ConvColumnsInto is ConvColumns writing into buf when its capacity is
+// large enough (cols is then buf[:size], every entry overwritten) and
+// splitting the input channels between up to workers goroutines. The
+// columns are copies of x's values, so they are the same whatever workers.
+func (net *Network) ConvColumnsInto(li int, x *tensor.Tensor, buf []float64, workers int) (cols []float64, groups int, err error) {
 	if li < 0 || li >= len(net.layers) {
 		return nil, 0, fmt.Errorf("network: layer %d of %d: %w", li, len(net.layers), ErrShape)
 	}
@@ -28,8 +37,27 @@ func (net *Network) ConvColumns(li int, x *tensor.Tensor) (cols []float64, group
 	if err != nil {
 		return nil, 0, err
 	}
-	p := c.pass(in, &geo)
-	cols = make([]float64, p.ckAll*p.np)
-	im2col(x.Data, p.n, p.c, &geo, cols)
+	n, ch := x.Shape[0], x.Shape[1]
+	size := ch * geo.kh * geo.kw * n * geo.oh * geo.ow
+	if cap(buf) >= size {
+		cols = buf[:size]
+	} else {
+		cols = make([]float64, size)
+	}
+	workers = max(1, min(workers, ch))
+	if workers == 1 {
+		im2col(x.Data, n, ch, &geo, cols)
+		return cols, c.group, nil
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		c0, c1 := w*ch/workers, (w+1)*ch/workers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			im2colChannels(x.Data, n, ch, c0, c1, &geo, cols)
+		}()
+	}
+	wg.Wait()
 	return cols, c.group, nil
 }

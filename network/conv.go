@@ -845,10 +845,16 @@ func (s *windowSpec) axis(in, k, stride, dil, pb, pe int) (out, b, e int, err er
 // [c*kh*kw, nb*oh*ow] row-major matrix: row (ci, i, j), column (b, oy, ox)
 // holds x[b, ci, oy*sh-pt+i*dh, ox*sw-pl+j*dw], zero outside the input.
 func im2col(x []float64, nb, c int, g *window2d, cols []float64) {
+	im2colChannels(x, nb, c, 0, c, g, cols)
+}
+
+// im2colChannels is im2col writing only the rows of channels [c0, c1)
+// (columns.go splits a batch's channels between CPUs).
+func im2colChannels(x []float64, nb, c, c0, c1 int, g *window2d, cols []float64) {
 	p := g.oh * g.ow
 	ld := nb * p
 	hw := g.h * g.w
-	for ci := 0; ci < c; ci++ {
+	for ci := c0; ci < c1; ci++ {
 		for i := 0; i < g.kh; i++ {
 			for j := 0; j < g.kw; j++ {
 				row := cols[((ci*g.kh+i)*g.kw+j)*ld:]

@@ -39,10 +39,16 @@
 //
 // GPTQ (gptq.go; Frantar et al. 2022): given H = ∑ x xᵀ of the layer's
 // input vectors (LayerHessian: rows of a Gemm/MatMul input, im2col columns
-// of a Conv from network.ConvColumns, one H per conv group; float64
+// of a Conv from network.ConvColumnsInto, one H per conv group; float64
 // sums, H's upper triangle cut into column blocks of 256 that the CPUs
 // compute independently, one dgemm above the diagonal block and one dsyrk
-// on it, so H does not depend on the thread count), columns are rounded one at a time and each rounding error is
+// on it, each block with the sums of its entries (Mean), so H does not
+// depend on the thread count; a Conv's batch is taken a few samples at a
+// time, its im2col columns made with the input channels split between
+// the CPUs into two buffers that the layers of a pass share, the next
+// chunk's while the current one's are summed; the
+// accumulation is bit for bit the single-threaded one of before,
+// TestHessianThreadIndependence), columns are rounded one at a time and each rounding error is
 // compensated on the columns not yet rounded through the upper Cholesky
 // factor U of the damped H⁻¹ (UᵀU = H⁻¹, from one dpotrf and one dtrtri
 // of H in reversed order), in lazy batches of BlockSize columns (128):

@@ -13,8 +13,9 @@ import (
 	"mpsearch/tensor"
 )
 
-// hessianColsLimit bounds the im2col values (32 MiB) one Conv Add makes
-// at once; larger batches are taken a few samples at a time.
+// hessianColsLimit bounds the im2col values (32 MiB) of one chunk of a
+// Conv Add; larger batches are taken a few samples at a time (two chunks
+// are held at once: the one summed and the next).
 var hessianColsLimit = 1 << 22
 
 // LayerHessian accumulates H = ∑ x xᵀ over the input vectors x of one
@@ -37,7 +38,17 @@ type LayerHessian struct {
 	sum    [][]float64 // per group, ∑ x (Cols values), for Mean
 	// meansOnly: only sum is accumulated (h is nil).
 	meansOnly bool
+	// cols, when not nil, are the buffers of the im2col columns.
+	cols *colsBuffers
 }
+
+// hessianLegacy selects the accumulation as it was before the columns
+// were made on every CPU into a reused buffer and the sums were split
+// between the workers: single-threaded im2col into a new slice per
+// chunk, single-threaded sums. Only BenchmarkAccumulateHessians sets it,
+// to measure the old path next to the new in one run; H is the same bit
+// for bit (TestHessianThreadIndependence).
+var hessianLegacy = false
 
 // NewLayerHessian starts an empty accumulation for layer li of net.
 func NewLayerHessian(net *network.Network, li int) (*LayerHessian, error) {
@@ -125,38 +136,101 @@ func (a *LayerHessian) Add(x *tensor.Tensor) error {
 	}
 }
 
-// addConv accumulates the im2col columns of x, a few samples at a time.
+// addConv accumulates the im2col columns of x, a few samples at a time:
+// the first sample alone (it measures the columns' size), then chunks of
+// hessianColsLimit values. The next chunk's columns are made while the
+// current chunk's are summed into H (except with hessianLegacy), which
+// keeps both CPUs busy when H has a single column block.
 func (a *LayerHessian) addConv(x *tensor.Tensor) error {
 	if x.Rank() < 3 {
 		return fmt.Errorf("quant: Conv layer %q input %v; want [N, C, ...]", a.Node, x.Shape)
 	}
 	n, per := x.Shape[0], x.Size()/max(x.Shape[0], 1)
-	step := 1 // the first sample measures the columns' size
-	for b0, nb := 0, 0; b0 < n; b0 += nb {
-		nb = min(step, n-b0)
-		xb := tensor.FromData(x.Data[b0*per:(b0+nb)*per], append([]int{nb}, x.Shape[1:]...)...)
+	if n == 0 {
+		return nil
+	}
+	chunk := func(b0, nb int) *tensor.Tensor {
+		return tensor.FromData(x.Data[b0*per:(b0+nb)*per], append([]int{nb}, x.Shape[1:]...)...)
+	}
+	cols, err := a.columns(chunk(0, 1), 0)
+	if err != nil {
+		return err
+	}
+	step := max(1, hessianColsLimit/max(1, len(cols)))
+	for b0, nb, buf := 0, 1, 0; ; {
+		b1 := b0 + nb
+		nb1 := min(step, n-b1)
+		var next []float64
+		var nextErr error
+		done := make(chan struct{})
+		makeNext := func() {
+			defer close(done)
+			if b1 < n {
+				next, nextErr = a.columns(chunk(b1, nb1), 1-buf)
+			}
+		}
+		if hessianLegacy {
+			a.addColumns(cols)
+			makeNext()
+		} else {
+			go makeNext()
+			a.addColumns(cols)
+		}
+		<-done
+		if b1 >= n || nextErr != nil {
+			return nextErr
+		}
+		b0, nb, buf, cols = b1, nb1, 1-buf, next
+	}
+}
+
+// addColumns accumulates one chunk's [C*kh*kw, nb*P] im2col columns, conv
+// group by conv group: H += c cᵀ for group g's rows c.
+func (a *LayerHessian) addColumns(cols []float64) {
+	ld := len(cols) / (a.Cols * a.Groups)
+	for g := 0; g < a.Groups; g++ {
+		a.syrk(g, blas.NoTrans, cols[g*a.Cols*ld:(g+1)*a.Cols*ld], a.Cols, ld)
+	}
+}
+
+// colsBuffers are the two buffers of a Conv's im2col columns (the chunk
+// being summed and the next), shared by the layers of one accumulate pass
+// (one Add runs at a time).
+type colsBuffers [2][]float64
+
+// columns returns the im2col columns of the chunk xb, made on every CPU
+// (in buffer i of a.cols when it is set: the slice is kept for the next
+// chunks).
+func (a *LayerHessian) columns(xb *tensor.Tensor, i int) ([]float64, error) {
+	if hessianLegacy {
 		cols, _, err := a.net.ConvColumns(a.li, xb)
 		if err != nil {
-			return fmt.Errorf("quant: %w", err)
+			return nil, fmt.Errorf("quant: %w", err)
 		}
-		ld := len(cols) / (a.Cols * a.Groups)
-		for g := 0; g < a.Groups; g++ {
-			// Group g's rows of the [C*kh*kw, nb*P] columns: H += c cᵀ.
-			a.syrk(g, blas.NoTrans, cols[g*a.Cols*ld:(g+1)*a.Cols*ld], a.Cols, ld)
-		}
-		if b0 == 0 {
-			step = max(1, hessianColsLimit/len(cols))
-		}
+		return cols, nil
 	}
-	return nil
+	var buf []float64
+	if a.cols != nil {
+		buf = a.cols[i]
+	}
+	cols, _, err := a.net.ConvColumnsInto(a.li, xb, buf, runtime.GOMAXPROCS(0))
+	if err != nil {
+		return nil, fmt.Errorf("quant: %w", err)
+	}
+	if a.cols != nil && cap(cols) > cap(buf) {
+		a.cols[i] = cols
+	}
+	return cols, nil
 }
 
 // syrk adds m mᵀ (t = NoTrans, m r×c) or mᵀ m (t = Trans) to the upper
 // triangle of group g's H (not with meansOnly), adds the input vectors to
-// the group's sums (Mean) and counts them. The triangle is
-// cut into column blocks of hessianBlock columns (see syrkBlock), which
-// the workers take in turn: a block is always computed by the same BLAS
-// calls whatever the worker count, so H does not depend on it.
+// the group's sums (Mean) and counts them. The triangle is cut into
+// column blocks of hessianBlock columns (see syrkBlock), which the workers
+// take in turn, each with the sums of its block's entries: a block is
+// always computed by the same BLAS calls and every sum in the order of
+// the vectors whatever the worker count, so H and the sums do not depend
+// on it.
 func (a *LayerHessian) syrk(g int, t blas.Transpose, m []float64, r, c int) {
 	n := r
 	if t == blas.NoTrans {
@@ -165,31 +239,28 @@ func (a *LayerHessian) syrk(g int, t blas.Transpose, m []float64, r, c int) {
 	if n == 0 {
 		return
 	}
-	s := a.sum[g]
-	if t == blas.NoTrans { // vectors are m's columns: s[i] += ∑_j m[i, j]
-		for i := range r {
-			for _, v := range m[i*c : (i+1)*c] {
-				s[i] += v
-			}
-		}
-	} else { // vectors are m's rows
-		for i := range r {
-			for j, v := range m[i*c : (i+1)*c] {
-				s[j] += v
-			}
-		}
-	}
 	if g == 0 {
 		a.N += int64(n)
 	}
-	if a.meansOnly {
-		return
+	if hessianLegacy {
+		a.sumVectors(g, t, m, r, c, 0, a.Cols)
+		if a.meansOnly {
+			return
+		}
 	}
 	nb := (a.Cols + hessianBlock - 1) / hessianBlock
+	task := func(b int) {
+		if !hessianLegacy {
+			a.sumVectors(g, t, m, r, c, b*hessianBlock, min(a.Cols, (b+1)*hessianBlock))
+		}
+		if !a.meansOnly {
+			a.syrkBlock(g, t, m, r, c, b)
+		}
+	}
 	workers := min(nb, runtime.GOMAXPROCS(0))
 	if workers <= 1 {
 		for b := range nb {
-			a.syrkBlock(g, t, m, r, c, b)
+			task(b)
 		}
 		return
 	}
@@ -206,11 +277,30 @@ func (a *LayerHessian) syrk(g int, t blas.Transpose, m []float64, r, c int) {
 		go func() {
 			defer wg.Done()
 			for b := range next {
-				a.syrkBlock(g, t, m, r, c, b)
+				task(b)
 			}
 		}()
 	}
 	wg.Wait()
+}
+
+// sumVectors adds entries [j0, j1) of the input vectors (m's columns for
+// t = NoTrans, its rows for Trans) to group g's sums, vector by vector.
+func (a *LayerHessian) sumVectors(g int, t blas.Transpose, m []float64, r, c, j0, j1 int) {
+	s := a.sum[g]
+	if t == blas.NoTrans { // s[i] += ∑_j m[i, j]
+		for i := j0; i < j1; i++ {
+			for _, v := range m[i*c : (i+1)*c] {
+				s[i] += v
+			}
+		}
+		return
+	}
+	for i := range r {
+		for j, v := range m[i*c+j0 : i*c+j1] {
+			s[j0+j] += v
+		}
+	}
 }
 
 // hessianBlock is the column width of the blocks of H that syrk computes
@@ -319,13 +409,20 @@ func AccumulateHessians(ctx context.Context, net *network.Network, batches []*te
 func accumulate(ctx context.Context, net *network.Network, batches []*tensor.Tensor, layers []int, hook network.Hook, meansOnly bool, onBatch func()) ([]*LayerHessian, error) {
 	acc := make([]*LayerHessian, len(layers))
 	byNode := map[string]*LayerHessian{}
+	cols := new(colsBuffers) // the im2col buffers of every Conv
 	for i, li := range layers {
 		a, err := newLayerHessian(net, li, meansOnly)
 		if err != nil {
 			return nil, err
 		}
+		a.cols = cols
 		acc[i], byNode[a.Node] = a, a
 	}
+	defer func() {
+		for _, a := range acc {
+			a.cols = nil
+		}
+	}()
 	var addErr error
 	rec := func(node string, input int, v *tensor.Tensor) *tensor.Tensor {
 		if hook != nil {
