@@ -190,3 +190,50 @@ func TestLeNetBiasCorrection(t *testing.T) {
 		t.Errorf("top-1 agreement with package quant's simulation of the corrected model: got %.2f%%; want >= %.0f%%", 100*agree, 100*quantSimAgreement)
 	}
 }
+
+// splitRangeTol is the relative difference allowed between ranges observed
+// on a whole batch and on sub-batches of one sample: the float engine's
+// float32 products round differently with the number of rows (OpenBLAS
+// takes another kernel for one row; 2.5e-16 relative was seen on the
+// LeNet's fourth ReLU), which float32's 6e-8 precision bounds.
+const splitRangeTol = 1e-6
+
+// TestRangesSplitPasses: ranges observed on one batch equal the ranges
+// observed when batchRanges runs the batch in sub-batches of one sample
+// (rangePassBytes of 1 byte) up to splitRangeTol, and the minima and
+// maxima taken by hand over the whole batch's float values exactly.
+func TestRangesSplitPasses(t *testing.T) {
+	ctx := context.Background()
+	net := loadLeNet(t)
+	x := loadCalib(t).X
+	whole, err := ObserveRanges(ctx, net, []*tensor.Tensor{x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := rangePassBytes
+	rangePassBytes = 1
+	defer func() { rangePassBytes = old }()
+	split, err := ObserveRanges(ctx, net, []*tensor.Tensor{x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(split) != len(whole) || len(whole) == 0 {
+		t.Fatalf("%d split ranges, %d whole; want the same non-zero count", len(split), len(whole))
+	}
+	pass, err := net.Forward(ctx, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, w := range whole {
+		for i := range w {
+			if d := math.Abs(split[name][i] - w[i]); d > splitRangeTol*math.Max(1, math.Abs(w[i])) {
+				t.Errorf("%s: split range %v; want %v within %g", name, split[name], w, splitRangeTol)
+			}
+		}
+		v := pass.Value(name)
+		lo, hi := slices.Min(v.Data), slices.Max(v.Data)
+		if w != [2]float64{lo, hi} {
+			t.Errorf("%s: range %v; want [%g %g] (the values' extremes)", name, w, lo, hi)
+		}
+	}
+}

@@ -12,7 +12,10 @@
 // quantizer (S, z): real value = (q - z)·S. The quantization points, each
 // with its own quantizer from the range observed on calibration data
 // (ObserveRanges, QuantPoints; quant.ActFromRange: the range is widened to
-// contain 0, S = (hi - lo)/255, z = round(-lo/S)), are:
+// contain 0, S = (hi - lo)/255, z = round(-lo/S); a batch whose float pass
+// would hold more than rangePassBytes is observed in sub-batches, which
+// bounds the memory and moves a range by at most the float32 products'
+// rounding), are:
 //
 //   - the model input: q = clamp(roundHalfEven(x/S) + z, 0, 255) (the only
 //     float-to-integer conversion, quant.ActQuant.Quantize);
