@@ -203,13 +203,17 @@ func TestDirectFallsBackToFloat(t *testing.T) {
 	ds := &dataset.Dataset{X: x, Source: "tiny inputs"}
 	var notes []string
 	cfg := Config{Bits: []int{2, 8}, Metrics: []string{MetricDirect}, Trace: TraceNone}
-	cfg.Progress = func(p Progress) { notes = append(notes, p.Detail) }
+	cfg.Progress = func(p Progress) {
+		if p.Stage == "direct" {
+			notes = append(notes, p.Detail)
+		}
+	}
 	got, err := Compute(context.Background(), net, ds, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(notes) == 0 || !strings.Contains(notes[0], "integer engine cannot run this model") || !strings.Contains(notes[0], "beyond int32") {
-		t.Errorf("first progress note: got %q; want the integer engine's refusal", notes[:min(1, len(notes))])
+		t.Errorf("first progress note of the direct stage: got %q; want the integer engine's refusal", notes[:min(1, len(notes))])
 	}
 	cfg.Progress, cfg.DirectEngine = nil, EngineFloat
 	want, err := Compute(context.Background(), net, ds, cfg)
