@@ -55,6 +55,10 @@ type Config struct {
 // floatBits reports whether b means "keep the weights in float".
 func floatBits(b int) bool { return b == 0 || b == 32 }
 
+// The widths of Config.Bits are option codes (quant.OptionCode): a
+// width, or group·100 + width for weights in groups, whose source gives
+// blocked codes (quant.NewBlockCodes); those are written with block_size.
+
 // QDQ returns a new ONNX model computing net with the quantization of cfg:
 // every quantized layer's weight is an integer initializer dequantized per
 // output channel by a DequantizeLinear node, and every layer named in
@@ -281,7 +285,7 @@ func layerCodes(c quant.WeightCodes, li int, w *tensor.Tensor, axis, bits int) (
 // it.
 func (b *builder) weightDQ(wName string, w *tensor.Tensor, wq *quant.WeightQuant, axis, bits int) (string, onnx.Node) {
 	dt := onnx.Int8
-	if b.int4 && bits <= 4 {
+	if b.int4 && quant.OptionBits(bits) <= 4 {
 		dt = onnx.Int4
 	}
 	q := tensor.New(w.Shape...)
