@@ -75,8 +75,8 @@ func QDQ(net *network.Network, cfg Config) (*onnx.Model, error) {
 	}
 	byNode := make(map[string]int, len(layers))
 	for i, l := range layers {
-		if b := cfg.Bits[i]; !floatBits(b) && (b < 1 || b > 8) {
-			return nil, fmt.Errorf("export: layer %d (%q): %d-bit weights: %w; use 1 to 8 (or 0/32 for float)", i, l.Node, b, ErrConfig)
+		if b := cfg.Bits[i]; quant.ValidOption(b) != nil {
+			return nil, fmt.Errorf("export: layer %d (%q): %d-bit weights: %w; use 1 to 8 (or 0/32 for float; quant.OptionCode for weights in groups)", i, l.Node, b, ErrConfig)
 		}
 		if _, dup := byNode[l.Node]; dup {
 			byNode[l.Node] = -1 // ambiguous: cannot carry an activation quantizer

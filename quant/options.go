@@ -94,7 +94,7 @@ func CompareOptions(a, b int) int {
 		return c
 	}
 	if ga == 0 || gb == 0 {
-		return cmp.Compare(min(gb, 1), min(ga, 1)) // per channel (0) first
+		return cmp.Compare(min(ga, 1), min(gb, 1)) // per channel (0) first
 	}
 	return cmp.Compare(gb, ga)
 }
