@@ -172,9 +172,12 @@ func NewWeightSource(ctx context.Context, net *network.Network, calib *dataset.D
 		b, g := quant.SplitOption(c)
 		widths[g] = append(widths[g], b)
 	}
-	src, err := quant.NewCodes(ctx, spec.Method, net, batches, quant.CodesOptions{Widths: widths[0], Threads: threads, Progress: progress})
-	if err != nil {
-		return nil, err
+	var src quant.WeightCodes
+	var err error
+	if len(widths[0]) > 0 || len(widths) == 0 {
+		if src, err = quant.NewCodes(ctx, spec.Method, net, batches, quant.CodesOptions{Widths: widths[0], Threads: threads, Progress: progress}); err != nil {
+			return nil, err
+		}
 	}
 	groups := map[int]quant.WeightCodes{}
 	for _, g := range slices.Sorted(maps.Keys(widths)) {

@@ -145,24 +145,38 @@ func OptionSizeBytes(shape []int, axis, code int) float64 {
 // grouped is a source whose per-channel options come from one source and
 // each group size's from another.
 type grouped struct {
-	WeightCodes
-	groups map[int]WeightCodes
+	perChannel WeightCodes // nil: no per-channel options
+	method     string
+	groups     map[int]WeightCodes
 }
 
 // WithGroups returns the source of option codes whose per-channel codes
 // are perChannel's and whose codes in groups of G are groups[G]'s (at the
-// code's width). Method is perChannel's.
+// code's width). perChannel may be nil when only options in groups are
+// asked for. Method is perChannel's, else the groups' (they must agree).
 func WithGroups(perChannel WeightCodes, groups map[int]WeightCodes) WeightCodes {
 	if len(groups) == 0 {
 		return perChannel
 	}
-	return &grouped{WeightCodes: perChannel, groups: groups}
+	g := &grouped{perChannel: perChannel, groups: groups}
+	if perChannel != nil {
+		g.method = perChannel.Method()
+	}
+	for _, src := range groups {
+		g.method = cmp.Or(g.method, src.Method())
+	}
+	return g
 }
+
+func (g *grouped) Method() string { return g.method }
 
 func (g *grouped) Codes(li, code int) (*WeightQuant, error) {
 	b, gs := SplitOption(code)
 	if gs == 0 {
-		return g.WeightCodes.Codes(li, b)
+		if g.perChannel == nil {
+			return nil, fmt.Errorf("quant: layer %d: no per-channel codes were prepared (%d bits): %w", li, b, ErrCodes)
+		}
+		return g.perChannel.Codes(li, b)
 	}
 	src, ok := g.groups[gs]
 	if !ok {
