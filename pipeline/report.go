@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
 
 	"mpsearch/plots"
+	"mpsearch/quant"
 )
 
 // point converts a candidate for the report.
@@ -138,7 +138,7 @@ func (o *Outputs) frontNote() string {
 func fmtInts(v []int) string {
 	s := make([]string, len(v))
 	for i, x := range v {
-		s[i] = strconv.Itoa(x)
+		s[i] = quant.FormatOption(x)
 	}
 	return strings.Join(s, ",")
 }
