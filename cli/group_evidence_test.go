@@ -92,6 +92,14 @@ func TestGroupEvidence(t *testing.T) {
 					ends = " (ends at 8 infeasible: --keep-ends=false)"
 					code, stdout, stderr = run(t, args...)
 				}
+				if code != 0 && strings.Contains(stderr, "infeasible") {
+					// Even uniform at the lowest width does not fit (with
+					// groups the per-channel scales count too).
+					_, why, _ := strings.Cut(strings.TrimSpace(stderr[strings.LastIndex(strings.TrimSpace(stderr), "\n")+1:]), "infeasible: ")
+					searchRows = append(searchRows, fmt.Sprintf("| %s, %s%s | %s | infeasible: %s | | | |", m.name, budget, ends, groups, why))
+					t.Log(searchRows[len(searchRows)-1])
+					continue
+				}
 				if code != 0 {
 					t.Fatalf("mpsearch %s: exit %d\n%s\n%s", strings.Join(args, " "), code, stdout, stderr)
 				}
