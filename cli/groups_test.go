@@ -37,6 +37,7 @@ func TestGroupsAndBiasCorrectionFlags(t *testing.T) {
 		want string
 	}{
 		{"measure latency with groups", []string{"--table", table, "--size-budget", "3000", "--group-size", "0,64", "--measure-latency"}, 2, "--measure-latency"},
+		{"rl with groups", []string{"--table", table, "--size-budget", "3000", "--group-size", "0,64", "--method", "rl"}, 2, "--method rl"},
 		{"group size without 0", []string{"--table", table, "--size-budget", "3000", "--group-size", "64"}, 2, "lacks 0"},
 		{"group size not a number", []string{"--table", table, "--size-budget", "3000", "--group-size", "0,x"}, 2, "--group-size"},
 		{"table without bias correction", []string{"--table", table, "--size-budget", "3000", "--keep-ends=false", "--bias-correction=true"}, 1, "--bias-correction=false"},

@@ -185,6 +185,9 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 	if s.table != "" && !s.bitsSet && !s.groupsSet {
 		bits = nil // the table's own bit widths
 	}
+	if s.method == "rl" && quant.AnyGrouped(bits) {
+		return usagef("--method rl: the agent's actions are bit widths on a numeric scale, not options in groups: drop --group-size (or give --group-size 0), or use --method ilp")
+	}
 	if s.measure && quant.AnyGrouped(bits) {
 		return usagef("--measure-latency runs the integer engine, which takes one scale per output channel: drop --group-size (or give --group-size 0) to measure latency")
 	}
