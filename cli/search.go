@@ -185,11 +185,8 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 	if s.table != "" && !s.bitsSet && !s.groupsSet {
 		bits = nil // the table's own bit widths
 	}
-	if s.method == "rl" && quant.AnyGrouped(bits) {
-		return usagef("--method rl: the agent's actions are bit widths on a numeric scale, not options in groups: drop --group-size (or give --group-size 0), or use --method ilp")
-	}
-	if s.measure && quant.AnyGrouped(bits) {
-		return usagef("--measure-latency runs the integer engine, which takes one scale per output channel: drop --group-size (or give --group-size 0) to measure latency")
+	if err := s.checkGroups(bits); err != nil {
+		return err
 	}
 	if !slices.Contains(ilp.Solvers, s.solver) {
 		return usagef("--solver: %q is not %s", s.solver, strings.Join(ilp.Solvers, " or "))
@@ -216,6 +213,11 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 		}
 	default:
 		if err := loadJob(e, s, j, pr); err != nil {
+			return err
+		}
+	}
+	if bits == nil {
+		if err := s.checkGroups(j.table.CandidateBits()); err != nil {
 			return err
 		}
 	}
@@ -601,4 +603,20 @@ func fmtAcc(a float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f%%", 100*a)
+}
+
+// checkGroups refuses what options in groups cannot do: the RL agent's
+// actions are widths on a numeric scale, and --measure-latency runs the
+// integer engine (one scale per output channel).
+func (s *searchFlags) checkGroups(options []int) error {
+	if !quant.AnyGrouped(options) {
+		return nil
+	}
+	if s.method == "rl" {
+		return usagef("--method rl: the agent's actions are bit widths on a numeric scale, not options in groups: drop --group-size (or give --group-size 0), or use --method ilp")
+	}
+	if s.measure {
+		return usagef("--measure-latency runs the integer engine, which takes one scale per output channel: drop --group-size (or give --group-size 0) to measure latency")
+	}
+	return nil
 }
