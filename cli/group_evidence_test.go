@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -41,7 +42,9 @@ const (
 // 10,000 test images by our simulation and by ONNX Runtime on the
 // exported QDQ model, which must agree within gptqEvidenceORTPoints. The
 // issue's goals are logged as met or not. Opt-in (tens of minutes):
-// MPSEARCH_GROUP_EVIDENCE=lenet, vgg or lenet,vgg.
+// MPSEARCH_GROUP_EVIDENCE=lenet, vgg or lenet,vgg;
+// MPSEARCH_GROUP_EVIDENCE_PARTS=uniform or search runs one part (default
+// both).
 func TestGroupEvidence(t *testing.T) {
 	which := os.Getenv("MPSEARCH_GROUP_EVIDENCE")
 	if which == "" {
@@ -72,12 +75,19 @@ func TestGroupEvidence(t *testing.T) {
 		if !strings.Contains(which, m.name) {
 			continue
 		}
-		float, rows, w3 := groupEvidenceUniform(t, m.path, imgs, test, ortAccuracy)
-		for _, r := range rows {
-			uniformRows = append(uniformRows, fmt.Sprintf("| %s (%.2f%%) %s", m.name, float, r))
-			t.Log(uniformRows[len(uniformRows)-1])
+		parts := cmp.Or(os.Getenv("MPSEARCH_GROUP_EVIDENCE_PARTS"), "uniform,search")
+		float := groupEvidenceFloat(t, m.path, test)
+		if strings.Contains(parts, "uniform") {
+			rows, w3 := groupEvidenceUniform(t, m.path, imgs, test, ortAccuracy)
+			for _, r := range rows {
+				uniformRows = append(uniformRows, fmt.Sprintf("| %s (%.2f%%) %s", m.name, float, r))
+				t.Log(uniformRows[len(uniformRows)-1])
+			}
+			goals = append(goals, goalLine(fmt.Sprintf("%s uniform W3 GPTQ (+ bias correction)", m.name), float, w3, goalUniformW3Pts))
 		}
-		goals = append(goals, goalLine(fmt.Sprintf("%s uniform W3 GPTQ (+ bias correction)", m.name), float, w3, goalUniformW3Pts))
+		if !strings.Contains(parts, "search") {
+			continue
+		}
 		for _, budget := range []string{"0.25x", "0.30x", "0.38x"} {
 			for _, groups := range []string{"0", "0,64"} {
 				out := filepath.Join(t.TempDir(), m.name)
@@ -152,14 +162,10 @@ func predictedSize(stdout string) string {
 // training images for ranges, Hessians and means. It returns the float
 // accuracy, one Markdown row tail per width, and the ONNX Runtime
 // accuracy of uniform W3 with GPTQ and bias correction.
-func groupEvidenceUniform(t *testing.T, model, imgs string, test *dataset.Dataset, ortAccuracy func(string) float64) (float64, []string, float64) {
+func groupEvidenceUniform(t *testing.T, model, imgs string, test *dataset.Dataset, ortAccuracy func(string) float64) ([]string, float64) {
 	t.Helper()
 	ctx := context.Background()
 	net, err := pipeline.LoadModel(model, pipeline.ModelOptions{Precision: network.F32})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fl, err := pipeline.Evaluate(ctx, net, test, pipeline.EvalOptions{Batch: 256})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,5 +234,19 @@ func groupEvidenceUniform(t *testing.T, model, imgs string, test *dataset.Datase
 	for wi, b := range widths {
 		rows = append(rows, fmt.Sprintf("| W%dA8 | %s | %.0f / %.0f B |", b, strings.Join(cells[wi], " | "), sizes[wi][0], sizes[wi][1]))
 	}
-	return 100 * fl.Accuracy, rows, w3
+	return rows, w3
+}
+
+// groupEvidenceFloat is the float model's top-1 accuracy on test, in %.
+func groupEvidenceFloat(t *testing.T, model string, test *dataset.Dataset) float64 {
+	t.Helper()
+	net, err := pipeline.LoadModel(model, pipeline.ModelOptions{Precision: network.F32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl, err := pipeline.Evaluate(context.Background(), net, test, pipeline.EvalOptions{Batch: 256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 100 * fl.Accuracy
 }
