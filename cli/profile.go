@@ -19,7 +19,7 @@ func runProfile(e *env, args []string) error {
 	fs := newFlags(e, "profile", "profile [--out profiles/NAME.yaml] [--name NAME] [--threads N] [--quick] [--clock auto|wall|thread-cpu] [--json]")
 	out := fs.String("out", "", "write the profile to this YAML file (atomically); without it the YAML goes to stdout")
 	name := fs.String("name", "", "profile name (default: the --out file name without .yaml, else \"measured\")")
-	threads := fs.Int("threads", 1, "kernel threads")
+	threads := fs.Int("threads", runtime.NumCPU(), "kernel threads (default: the number of CPUs); a latency budget needs a profile of the thread count the search runs with (--threads)")
 	quick := fs.Bool("quick", false, "coarser sweep and fewer repeats (about 10 s instead of 30 s)")
 	clock := fs.String("clock", "auto", "clock: thread-cpu (CPU time of the measuring thread, steady on a shared machine; one thread only), wall, or auto (thread-cpu with one thread)")
 	asJSON := fs.Bool("json", false, `print the GEMM throughput as {"gemm": [{"bits", "m", "k", "n", "gops"}]} at 256^3, 512^3 and 1024^3 (tile kernels) and at m = 1, k = n = 1024, 4096 and 8192 (streaming small-M kernels); without --out only these are measured`)

@@ -72,6 +72,7 @@ func (s *searchFlags) parse(fs *flag.FlagSet, args []string) error {
 			s.groupsSet = true
 		}
 	})
+	s.sf.visited(fs)
 	return nil
 }
 
@@ -221,7 +222,7 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 			return err
 		}
 	}
-	lat, profName, err := latencyFor(s, j)
+	lat, profName, err := latencyFor(e.ctx, s, j)
 	if err != nil {
 		return err
 	}

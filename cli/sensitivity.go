@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"flag"
 	"fmt"
 	"slices"
 	"strconv"
@@ -29,7 +30,9 @@ type sensFlags struct {
 	bits    string
 	seed    uint64
 	eigen   bool
-	noCache bool
+	// eigenSet: --eigen given explicitly (computed whatever its cost).
+	eigenSet bool
+	noCache  bool
 	// quantizer is --quantizer: the weight rounding (quant.Methods).
 	quantizer string
 	// biasCorrection is --bias-correction; groups is --group-size.
@@ -51,7 +54,7 @@ func (s *sensFlags) register(fs interface {
 	fs.StringVar(&s.trace, "trace", sensitivity.TraceAuto, "trace method: auto (exact or hutch++, whichever is predicted cheaper; never exact for 1000 classes), hutchinson, hutch++, exact")
 	fs.StringVar(&s.bits, "bits", "2,3,4,8", "candidate weight bit widths, comma-separated")
 	fs.Uint64Var(&s.seed, "seed", 1, "random seed")
-	fs.BoolVar(&s.eigen, "eigen", true, "also the top Hessian eigenvalue of every layer")
+	fs.BoolVar(&s.eigen, "eigen", true, "also the top Hessian eigenvalue of every layer: by default when its predicted cost is within the trace budget; given explicitly, always")
 	fs.BoolVar(&s.noCache, "no-cache", false, "recompute even if a cached table exists")
 	fs.StringVar(&s.quantizer, "quantizer", defaultQuantizer, "weight rounding: rtn (round to nearest) or gptq (GPTQ from the Hessian of each layer's inputs on --data, one scale per output channel); the metrics, verification and export all use it")
 	fs.BoolVar(&s.biasCorrection, "bias-correction", defaultBiasCorrection, "correct each layer's bias for the mean output shift of its rounded weights (mean inputs from --data); the metrics, verification and export all use it")
@@ -106,6 +109,11 @@ func (s *sensFlags) options() ([]int, error) {
 // spec is the job's weight specification.
 func (s *sensFlags) spec() pipeline.WeightSpec {
 	return pipeline.WeightSpec{Method: s.quantizer, BiasCorrection: s.biasCorrection}
+}
+
+// visited records the settings given explicitly on fs's command line.
+func (s *sensFlags) visited(fs *flag.FlagSet) {
+	fs.Visit(func(f *flag.Flag) { s.eigenSet = s.eigenSet || f.Name == "eigen" })
 }
 
 // defaultQuantizer is --quantizer's default: GPTQ, which returned higher
@@ -187,7 +195,7 @@ func (s *sensFlags) config(e *env, mf *modelFlags, pr *progress) (sensitivity.Co
 	default:
 		return sensitivity.Config{}, usagef("--trace: %q is not auto, exact, hutchinson, hutch++ or none", s.trace)
 	}
-	cfg := sensitivity.Config{Bits: bits, Metric: s.metric, Metrics: metrics, Trace: s.trace, Tol: s.tol, Probes: s.probes, Seed: s.seed, Eigen: s.eigen, Batch: mf.batch, Threads: mf.threads}
+	cfg := sensitivity.Config{Bits: bits, Metric: s.metric, Metrics: metrics, Trace: s.trace, Tol: s.tol, Probes: s.probes, Seed: s.seed, Eigen: s.eigen, EigenAlways: s.eigen && s.eigenSet, Batch: mf.batch, Threads: mf.threads}
 	if mf.labels == "none" {
 		cfg.Loss = sensitivity.LossKL
 	}
@@ -218,6 +226,7 @@ func runSensitivity(e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	sf.visited(fs)
 	pr := newProgress(e, "sensitivity")
 	cfg, err := sf.config(e, &mf, pr)
 	if err != nil {

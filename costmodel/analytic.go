@@ -50,6 +50,21 @@ const (
 	transConflict  = 6.0  // L1 miss per element when a row's writes overflow their sets
 	transConfl4K   = 12.0 // 4 KiB store/load aliasing on top
 	transCallCyc   = 30
+	// Channels-last im2col: slicing and bounds per kernel row of a patch
+	// row, a memmove call per run longer than 16 bytes, which moves 32
+	// bytes per cycle.
+	nhwcSegmentCyc    = 6.0
+	nhwcCopyCyc       = 15.0
+	nhwcCopiedByteCyc = 1.0 / 32
+	// Depthwise: per output row the accumulator clear and loop setup, per
+	// tap call its slicing, per 16-channel lane group of a pixel a load,
+	// widen, multiply and add (8 lanes per 256-bit instruction: about 1/4
+	// cycle per lane), per output the requantization.
+	dwCallCyc   = 200
+	dwRowCyc    = 40
+	dwTapCyc    = 20
+	dwLaneCyc   = 0.25
+	dwOutputCyc = 1.6
 	// Operations between layers (Go loops): a float division, rounding
 	// and clamp per input value; a convert and multiply per output value;
 	// three byte maxima per 2x2 window; a load and compare per pooling
@@ -63,6 +78,11 @@ const (
 	poolTapCyc      = 1.5
 	addElemCyc      = 5.0
 	clampElemCyc    = 1.0
+	// Channels-last pools: a call per pixel and tap (slicing, a vector
+	// max loop), a 32-byte vector max per 32 channels.
+	poolPixelTapCyc = 10.0
+	poolByteTapCyc  = 1.0 / 16
+	poolTailByteCyc = 2.0 // a load, compare and store per byte of the byte loop
 	// weightBytesPerCycle is the rate weight panels stream from L2/L3.
 	weightBytesPerCycle = 16.0
 )
@@ -85,16 +105,24 @@ func AnalyticAVX2(par AnalyticParams) (*Profile, error) {
 			L1D: CacheInfo{Sets: 64, Ways: 8, Line: 64}, L2Bytes: 512 << 10}, // Zen 3: 32 KiB 8-way L1D, 512 KiB L2
 		Threads: 1, Clock: "model",
 		MemoryGBps: roundSig(par.MemoryGBps, 4), CallOverheadNs: ns(callCycles),
-		Im2Col:    Im2ColModel{CallNs: ns(im2colCallCyc), NsPerPixel: ns(im2colPixelCyc), NsPerLine: ns(im2colLineCyc), NsPerRun: ns(im2colRunCyc), NsPerElement: ns(im2colElemCyc)},
+		Im2Col: Im2ColModel{CallNs: ns(im2colCallCyc), NsPerPixel: ns(im2colPixelCyc), NsPerLine: ns(im2colLineCyc), NsPerRun: ns(im2colRunCyc), NsPerElement: ns(im2colElemCyc)},
+		Im2ColNHWC: Im2ColNHWCModel{CallNs: ns(im2colCallCyc), NsPerPixel: ns(im2colPixelCyc), NsPerSegment: ns(nhwcSegmentCyc), NsPerCopy: ns(nhwcCopyCyc),
+			NsPerCopiedByte: ns(nhwcCopiedByteCyc), NsPerByte: ns(im2colElemCyc)},
+		Depthwise: DepthwiseModel{CallNs: ns(dwCallCyc), NsPerRow: ns(dwRowCyc), NsPerTap: ns(dwTapCyc), NsPerLane: ns(dwLaneCyc), NsPerOutput: ns(dwOutputCyc)},
 		Transpose: TransposeModel{CallNs: ns(transCallCyc), NsPerRow: ns(transRowCyc), NsPerElement: ns(transElemCyc), NsPerConflict: ns(transConflict), NsPerConflict4K: ns(transConfl4K)},
 		Ops: OpsModel{CallNs: ns(opCallCyc), QuantizeNsPerElement: ns(quantizeElemCyc), DequantizeNsPerElement: ns(dequantElemCyc),
 			MaxPool2x2NsPerOutput: ns(maxPool2x2Cyc), PoolNsPerOutput: ns(poolOutCyc), PoolNsPerTap: ns(poolTapCyc),
-			AddNsPerElement: ns(addElemCyc), ClampNsPerElement: ns(clampElemCyc)},
+			AddNsPerElement: ns(addElemCyc), ClampNsPerElement: ns(clampElemCyc),
+			PoolNHWCNsPerPixelTap: ns(poolPixelTapCyc), PoolNHWCNsPerByteTap: ns(poolByteTapCyc), PoolNHWCNsPerTailByte: ns(poolTailByteCyc)},
 	}
 	// Weight panels are re-read for every block of row tiles, mostly from
 	// L2/L3: 16 bytes per cycle.
 	wbyte := ns(1.0 / weightBytesPerCycle)
 	var lines []string
+	for _, kb := range ProfileBits {
+		p.Stream = append(p.Stream, StreamModel{Bits: kb, OverheadNs: ns(callCycles), NsPerChannel: ns(channelCycles),
+			NsPerWeightByte: wbyte, NsPerOutput: ns(requantScalar), NsPerActivation: ns(pack8Cycles)})
+	}
 	for _, kb := range ProfileBits {
 		var macs float64
 		pack := pack8Cycles

@@ -35,7 +35,10 @@ func testProfile() *Profile {
 		p.GEMM = append(p.GEMM, GEMMModel{Bits: b, OverheadNs: 400, NsPerChannel: 5, NsPerMAC: 0.01 / float64(9-b), NsPerTile: 50,
 			NsPerRowTile: 40, NsPerRequantRow: 3, NsPerRequantScalar: 1.5, NsPerScalarRow: 5, NsPerPack: 0.05, NsPerPackScalar: 0.3,
 			NsPerWeightByte: 0.01, NsPerSpilledByte: 0.05, Fit: &Fit{Points: 10, MedianErr: 0.05, MaxErr: 0.2}})
+		p.Stream = append(p.Stream, StreamModel{Bits: b, OverheadNs: 300, NsPerChannel: 2, NsPerWeightByte: 0.05, NsPerOutput: 0.5, NsPerActivation: 0.1})
 	}
+	p.Im2ColNHWC = Im2ColNHWCModel{CallNs: 30, NsPerPixel: 1, NsPerSegment: 4, NsPerCopy: 1, NsPerCopiedByte: 0.02, NsPerByte: 0.3}
+	p.Depthwise = DepthwiseModel{CallNs: 300, NsPerRow: 20, NsPerTap: 10, NsPerLane: 0.07, NsPerOutput: 0.3}
 	return p
 }
 
@@ -332,9 +335,6 @@ func TestMeasureTiny(t *testing.T) {
 		if lc.Batch != 2 || lc.Shape.Name != shapes[i].Name || len(lc.Costs) != len(bits) {
 			t.Fatalf("layer %d: got batch %d name %q %d costs", i, lc.Batch, lc.Shape.Name, len(lc.Costs))
 		}
-		if (lc.Overhead.Samples > 0) != (lc.Shape.Conv != nil) {
-			t.Errorf("%s: overhead measured = %v; want it for convolutions only", lc.Shape.Name, lc.Overhead.Samples > 0)
-		}
 		for j, c := range lc.Costs {
 			l := c.Latency
 			if c.Bits != bits[j] || l.Samples != 3 || l.Calls < 1 || !(0 < l.Min && l.Min <= l.Q1 && l.Q1 <= l.Median && l.Median <= l.Q3 && l.Q3 <= l.Max) {
@@ -359,40 +359,6 @@ func TestMeasureTiny(t *testing.T) {
 	tm, err := MeasureModel(context.Background(), shapes, []int{8, 2, 1}, MeasureOptions{Repeats: 3, MinSample: 50 * time.Microsecond})
 	if err != nil || tm.Median <= 0 {
 		t.Errorf("MeasureModel = %+v, %v; want a positive median", tm, err)
-	}
-}
-
-// TestRunnerComputes checks that the measured runner computes what
-// kernels.Conv2D computes, per image and group, so that what is timed is
-// the real work.
-func TestRunnerComputes(t *testing.T) {
-	g := kernels.ConvShape{C: 4, H: 7, W: 6, KH: 3, KW: 2, StrideH: 2, PadTop: 1, PadBottom: 1, PadLeft: 0, PadRight: 1}
-	s, err := ConvLayer("c", g, 10, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(3, 4))
-	r, err := newRunner(s, 4, 3, 1, rng)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.run(); err != nil {
-		t.Fatal(err)
-	}
-	outImage := 10 * s.M
-	for b := 0; b < 3; b++ {
-		for grp := 0; grp < 2; grp++ {
-			want := make([]uint8, s.N*s.M)
-			gi := s.Conv.C * s.Conv.H * s.Conv.W
-			src := r.src[b*r.inImage+grp*gi : b*r.inImage+(grp+1)*gi]
-			if err := kernels.Conv2D(want, src, *s.Conv, r.zero, r.w[grp], r.rq[grp], kernels.Options{}); err != nil {
-				t.Fatal(err)
-			}
-			got := r.dst[b*outImage+grp*s.N*s.M : b*outImage+(grp+1)*s.N*s.M]
-			if !bytes.Equal(got, want) {
-				t.Fatalf("image %d group %d: runner output differs from kernels.Conv2D", b, grp)
-			}
-		}
 	}
 }
 
@@ -518,5 +484,64 @@ func TestTimeCallSettlesHeap(t *testing.T) {
 	}
 	if liveAtFirst {
 		t.Errorf("a dropped 64 MB buffer was still on the heap at the first timed call; want the heap collected first")
+	}
+}
+
+// TestCheckThreads: a profile holds for its own thread count only; the
+// error names the flag and both counts, in one line.
+func TestCheckThreads(t *testing.T) {
+	p := testProfile()
+	p.Threads = 1
+	if err := p.CheckThreads(1); err != nil {
+		t.Errorf("CheckThreads(1) on a 1-thread profile: %v; want nil", err)
+	}
+	err := p.CheckThreads(2)
+	if !errors.Is(err, ErrThreads) || !errors.Is(err, ErrProfile) {
+		t.Fatalf("CheckThreads(2) on a 1-thread profile: %v; want ErrThreads", err)
+	}
+	for _, want := range []string{"--threads 2", "--threads 1", "1 kernel thread"} {
+		if msg := err.Error(); !strings.Contains(msg, want) || strings.Contains(msg, "\n") {
+			t.Errorf("message %q: want one line containing %q", msg, want)
+		}
+	}
+}
+
+// TestPredictStream: a Gemm the engine streams is predicted by the stream
+// model, worked out by hand for the test profile: 3 rows (one pass over
+// the weights) of 1024 x 512 at 4 bits are 262,144 weight bytes.
+func TestPredictStream(t *testing.T) {
+	p := testProfile()
+	s := GemmLayer("fc", "Gemm", 3, 1024, 512)
+	s.Stream = true
+	got, err := Predict(p, s, 4, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 300 + 2*512 + 0.05*262144 + 0.5*3*512 + 0.1*3*1024
+	const want = 15506 * time.Nanosecond // 15,506.4 rounded
+	if got != want {
+		t.Errorf("Predict(stream, 4 bits) = %v; want %v", got, want)
+	}
+	// Two rows at 8 bits stream too (intengine.StreamMaxRows), reading
+	// twice the bytes of 4 bits.
+	s.M, s.MACs = 2, 2*1024*512
+	a, _ := Predict(p, s, 4, 1)
+	b, _ := Predict(p, s, 8, 1)
+	// 0.05 ns * 262,144 more bytes = 13,107.2 ns, within the rounding of
+	// each prediction to the nanosecond.
+	if d := b - a; d < 13107 || d > 13108 {
+		t.Errorf("8-bit minus 4-bit stream prediction at 2 rows = %v; want %v (twice the weight bytes)", b-a, "13.107µs")
+	}
+	// Three rows at 8 bits, or a batch of 3 at 2 rows and 4 bits (6 rows),
+	// leave the stream kernels for the tile GEMM, as the engine does.
+	for _, c := range []struct{ rows, bits, batch int }{{3, 8, 1}, {2, 4, 3}} {
+		s.M, s.MACs = c.rows, int64(c.rows)*1024*512
+		tile := s
+		tile.Stream = false
+		got, _ := Predict(p, s, c.bits, c.batch)
+		want, _ := Predict(p, tile, c.bits, c.batch)
+		if got != want {
+			t.Errorf("%d rows at %d bits, batch %d: predicted %v; want the tile GEMM's %v", c.rows, c.bits, c.batch, got, want)
+		}
 	}
 }

@@ -7,33 +7,73 @@
 // # What a layer costs
 //
 // A LayerShape is one Conv, Gemm or MatMul as the integer engine runs it:
-// per group, an im2col of the group's input channels for every image of the
-// batch into one patch matrix of batch*M rows, one kernels.GEMMRequant (bias,
-// dyadic requantization to uint8) of that matrix with the K x N packed
-// weights, and a transpose of the M x N result of every image back to NCHW
-// (kernels.Transpose, which the engine's convolutions call), the sequence
-// of kernels.Conv2D. Gemm and MatMul are one GEMMRequant.
-// Measure times that sequence with random weights and activations, after a
-// collection of the heap and a warm-up, as the median of Repeats samples
-// (each long enough for the clock) with the quartiles and extremes as its
-// spread. With MeasureOptions.Cold it also times each layer cold: single
-// calls, each after reading a buffer of EvictBytes (larger than any
-// last-level cache), so weights and inputs come from memory as in a
-// whole-model pass; BitCost.Cold and LayerCost.OverheadCold hold those
-// figures next to the hot ones (on the development machine a one-row
-// layer with 4 MiB of int8 weights took 85 µs hot and 475 µs cold). The
-// profile's model is still fitted to hot timings only. The collection matters: the kernels allocate a little per call,
-// and after large buffers (a big shape just measured) the collector lets
-// the heap grow by hundreds of MB, so those allocations would fault in
-// fresh pages that a running inference, whose heap is steady, does not
-// touch (about 4 µs instead of 0.6 µs for the smallest GEMMRequant on the
-// development VM); and since a forced collection makes the runtime return
-// most free memory to the OS, a call that allocates is warmed up through
-// two of the collector's own cycles before it is timed. Bit widths sharing a
-// kernel (KernelBits: 3 runs the 4-bit kernel, 5 to 7 the 8-bit one) share a
-// timing. MeasureModel times the layers of a model run one after another.
-// SizeBytes is ceil(params*bits/8) plus a float32 scale per output channel;
-// BOPs are MACs * weight bits * ActBits, per sample.
+// its geometry (per group: M rows, reduction K, N outputs; the
+// convolution window) and its path in the engine, taken from the engine's
+// own plan (intengine.LayerPaths, through LayerShape.WithPath): whether
+// its input and output are channels-last, whether it is a depthwise
+// convolution (kernels.DepthwiseNHWC), a direct 1x1 convolution (one
+// GEMM on the channels-last input itself) or the layer producing the
+// int32 logits. A convolution otherwise runs, per group and per chunk of
+// images whose patch matrices fit intengine.ImageChunkBytes (one image
+// at batch 1), the patch matrix of each image (kernels.Im2ColNHWC from a
+// channels-last input with more than one channel, else kernels.Im2Col),
+// one kernels.GEMMRequant, and the move of its rows to the output: none
+// (channels-last, one group), a copy of each pixel's channels (a group
+// of a channels-last output) or kernels.Transpose (channels-first).
+// Gemm and MatMul are one GEMMRequant.
+//
+// Measure times each layer on the integer engine itself: the layer is
+// compiled by package intengine in a small program that gives it the
+// path of its shape (a Reshape view in front keeps a channels-first
+// input, a Flatten, a 1x1 Conv or a second MatMul behind gives the
+// output its layout; newLayerProgram checks the engine's plan against
+// the shape), with random weights and inputs, and its step is run alone
+// by intengine.Model.LayerRunner: same kernels, buffers and scratch as a
+// Run. So whatever the engine does for a layer — including paths added
+// later, such as streaming small-M weights — is what Measure times; no
+// replica of an engine loop is timed. Timings are the median of Repeats
+// samples (each long enough for the clock) after a collection of the
+// heap and a warm-up, with the quartiles and extremes as their spread.
+// With MeasureOptions.Cold it also times each layer cold: single calls,
+// each after reading a buffer of EvictBytes (larger than any last-level
+// cache), so weights and inputs come from memory; BitCost.Cold holds
+// those figures next to the hot ones (on the development machine a
+// one-row layer with 4 MiB of int8 weights took 85 µs hot and 475 µs
+// cold). Bit widths sharing a kernel (KernelBits: 3 runs the 4-bit
+// kernel, 5 to 7 the 8-bit one) share a timing. MeasureModel times the
+// layers' steps run one after another; Time times any call (a whole
+// engine run) the same way. SizeBytes is ceil(params*bits/8) plus a
+// float32 scale per output channel; BOPs are MACs * weight bits *
+// ActBits, per sample.
+//
+// # Hot or cold: which one a prediction uses
+//
+// Profiles are fitted to hot timings, and whole-model predictions use
+// them. The evidence (BenchmarkColdVsHot in package pipeline, table in the
+// README's cost-model paragraph; 2026-12-05, load average 15 on the 2
+// vCPUs): a batch-1 run repeated in a loop and a single run after the
+// caches were flushed take the same time for ResNet18, MobileNetV2 and
+// ResNet50 (9.15 and 9.12 ms, 6.35 and 6.40, 22.26 and 22.28): with 3.5 to
+// 25 MB of int8 weights, more than the 1 MiB L2, each layer's weights have
+// left the near caches by the time the next run needs them, so a stream
+// of inferences is a single inference repeated. With the operations
+// between layers added (by the profile: 0.80, 0.43 and 2.71 ms), the
+// layers' hot timings sum to 9.24, 5.32 and 19.42 ms (+1%, -16%, -13%
+// against the runs) and their cold timings to 10.83, 7.62 and 23.43 ms
+// (+18%, +20%, +5%). A cold timing flushes the layer's input as well as
+// its weights, while in a run the input was just written by the layer
+// before, so the cold figures overstate layers whose inputs are large
+// (ResNet18's early layers, MobileNetV2's expansions) and approach the run
+// where weights dominate (ResNet50's 25 MB). On the small Fashion-MNIST
+// CNNs (0.1 to 0.4 MB of weights, kept in cache by a stream of inferences)
+// the flushed single run is 1.6 to 2 times the repeated one, and only the
+// hot figures describe a stream. So predictions use the hot figures, which
+// match within the machine's noise (single measurements moved by 20% from
+// one minute to the next at that load) except for the largest model;
+// BitCost.Cold (MeasureOptions.Cold) is recorded for a single inference
+// after unrelated work. A term for weights that come from memory while
+// inputs stay in cache — what ResNet50's gap suggests — is not modelled
+// yet.
 //
 // # What runs between layers
 //
@@ -60,15 +100,21 @@
 // A Profile is a linear latency model whose terms mirror the kernels' work:
 // padded multiply-accumulates of whole 6 x 16 tiles, tiles and row tiles,
 // requantized rows and scalar outputs, vector and scalar activation packing,
-// streamed weight bytes and a per-call constant, per kernel bit width; and
-// per-image terms for im2col (lines, 8-byte runs and bytes copied one at a
-// time, counted by walking kernels.Im2Col's loops) and the transpose
-// (including the cache-set conflicts of a transpose whose stride is a
-// multiple of 1 KiB); and per-element costs of the operations between
-// layers, timed on the integer engine's own steps (intengine.Model.Time
-// on small compiled programs, measureOps). kernels.Im2Col, GEMMRequant
-// and Transpose are timed themselves: no replica of an engine loop is
-// left. BuildProfile
+// streamed weight bytes and a per-call constant, per kernel bit width
+// (GEMMRequant); per-image terms for Im2Col (lines, 8-byte runs and bytes
+// copied one at a time, counted by walking its loops), Im2ColNHWC (patch
+// rows, kernel-row segments, copy calls and their bytes, bytes of the
+// byte loops), DepthwiseNHWC (output rows, tap-kernel calls, lanes
+// multiplied, outputs requantized) and the transpose (including the
+// cache-set conflicts of a transpose whose stride is a multiple of 1
+// KiB); and per-element costs of the operations between layers, timed
+// on the integer engine's own steps (intengine.Model.Time on small
+// compiled programs, measureOps), with channels-last pools costed per
+// pixel-tap and per byte-tap. Predict composes them as the engine's
+// step runs (Profile.convNs): chunks, groups, layouts. The sweeps time
+// the kernels the engine calls (GEMMRequant with a Scratch, as the
+// engine's workspace holds one; Im2Col, Im2ColNHWC, DepthwiseNHWC,
+// Transpose); no replica of an engine loop is left. BuildProfile
 // measures a sweep of shapes on this CPU, timing small groups of different
 // calls back to back as a model runs its layers, and fits each model by
 // non-negative least squares on a symmetric relative error (recording the
@@ -79,10 +125,24 @@
 // of int8 weights, beyond any cache share of one core), where narrower
 // weights are faster because the time follows the weight bytes. These
 // one-row points are timed back to back (weights as hot as their size
-// lets them be); the GEMM model does not yet describe the stream kernels. AnalyticAVX2 derives a profile
-// from instruction throughputs for CPUs the kernels cannot be run on.
-// Predict and PredictModel evaluate a profile for any layer shape, so a
-// model's latency can be predicted without running it.
+// lets them be). The stream kernels have their own model (StreamModel,
+// fitted on a sweep of kernels.GEMMStreamRequant with 1 to 16 rows
+// against 16 KiB to 16 MiB of weights): a constant, per channel, per
+// packed weight byte streamed (once per group of 4 rows), per output and
+// per activation byte. Predict uses it for a Gemm or MatMul whose path is
+// Stream (intengine.LayerPath.Stream) when the product has at most
+// intengine.StreamMaxRows rows (2 at 8 bits, 4 narrower: the engine's own
+// dispatch rule), and Measure times that path through the engine. (A
+// convolution on a map of at most 4 pixels also streams in the engine; it
+// is still predicted by the convolution model.) AnalyticAVX2 derives
+// a profile from instruction throughputs for CPUs the kernels cannot be
+// run on. Predict and PredictModel evaluate a profile for any layer shape,
+// so a model's latency can be predicted without running it.
+//
+// A profile records the thread count of its kernels (threads):
+// CheckThreads refuses it for another count, since the kernels split
+// their tiles over the threads (a search with a latency budget checks it
+// against its --threads).
 //
 // A profile records the kernels' instruction set (cpu.kernel_isa, from
 // kernels.ISA: avx512_vnni, avx2 or go), and the GEMM terms depend on it
@@ -101,8 +161,10 @@
 //
 //   - The package never prints or exits; bad input returns an error
 //     wrapping ErrShape, ErrBits or ErrProfile.
-//   - Measured work is the real work: the timed runner computes exactly what
-//     kernels.Conv2D computes (tested).
+//   - Measured work is the real work: Measure times the integer engine's
+//     own step of each layer, on the path the engine's plan gives it
+//     (newLayerProgram refuses a shape whose path the engine would not
+//     take; tested for every path).
 //   - Measurements depend on the machine; everything else (shapes, sizes,
 //     BOPs, predictions, YAML) is deterministic.
 package costmodel

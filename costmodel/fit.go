@@ -35,6 +35,7 @@ type sweep struct {
 	convC, convH []int
 	convK        []int
 	maxIm2Col    int
+	dwC, dwH     []int
 	trM, trN     []int
 	copyBytes    int
 	repeats      int
@@ -48,7 +49,8 @@ func newSweep(quick bool) sweep {
 			maxMACs: 1 << 28,
 			convC:   []int{1, 3, 6, 16, 64}, convH: []int{8, 14, 28}, convK: []int{1, 3, 5},
 			maxIm2Col: 2 << 20,
-			trM:       []int{16, 100, 196, 784, 1024, 3136, 4096}, trN: []int{6, 16, 48, 64, 256},
+			dwC:       []int{16, 96, 144, 384}, dwH: []int{7, 14, 28, 56},
+			trM: []int{16, 100, 196, 784, 1024, 3136, 4096}, trN: []int{6, 16, 48, 64, 256},
 			copyBytes: 16 << 20, repeats: 5, minSample: 500 * time.Microsecond,
 		}
 	}
@@ -57,7 +59,8 @@ func newSweep(quick bool) sweep {
 		maxMACs: 1 << 29,
 		convC:   []int{1, 3, 16, 64, 128}, convH: []int{7, 14, 28, 32}, convK: []int{1, 3, 5},
 		maxIm2Col: 4 << 20,
-		trM:       []int{16, 49, 64, 100, 196, 784, 1024, 3136, 4096}, trN: []int{6, 16, 48, 64, 256},
+		dwC:       []int{16, 32, 96, 144, 192, 384, 960}, dwH: []int{7, 14, 28, 56, 112},
+		trM: []int{16, 49, 64, 100, 196, 784, 1024, 3136, 4096}, trN: []int{6, 16, 48, 64, 256},
 		copyBytes: 64 << 20, repeats: 7, minSample: 2 * time.Millisecond,
 	}
 }
@@ -134,7 +137,7 @@ func BuildProfile(ctx context.Context, opt ProfileOptions) (*Profile, error) {
 	rng := rand.New(rand.NewPCG(opt.Seed, 0x70726f66696c65))
 	shapes := sw.gemmShapes()
 	convs := sw.convShapes()
-	total := len(ProfileBits)*(len(shapes)+len(ReferenceSizes)+len(StreamSizes)) + len(convs) + len(sw.trM)*len(sw.trN) + 3
+	total := len(ProfileBits)*(len(shapes)+len(ReferenceSizes)+len(StreamSizes)) + len(ProfileBits)*len(streamSweep(opt.Quick)) + 2*len(convs) + len(sw.dwShapes()) + len(sw.trM)*len(sw.trN) + 3
 	done := 0
 	step := func() {
 		done++
@@ -157,7 +160,7 @@ func BuildProfile(ctx context.Context, opt ProfileOptions) (*Profile, error) {
 		for _, sh := range shapes {
 			f := gemmFeatures(kb, sh.rows, sh.k, sh.n, p.CPU.L2Bytes, p.CPU.KernelISA)
 			pts = append(pts, point{f: f[:], est: dotN(g.coef(), f), make: func() (func() error, error) {
-				r, err := newRunner(GemmLayer("sweep", "Gemm", sh.rows, sh.k, sh.n), kb, 1, mo.Threads, rng)
+				r, err := newRunner(sh.rows, sh.k, sh.n, kb, mo.Threads, rng)
 				if err != nil {
 					return nil, err
 				}
@@ -174,6 +177,11 @@ func BuildProfile(ctx context.Context, opt ProfileOptions) (*Profile, error) {
 		}
 		p.GEMM = append(p.GEMM, GEMMModel{Bits: kb, OverheadNs: c[0], NsPerChannel: c[1], NsPerMAC: c[2], NsPerTile: c[3], NsPerRowTile: c[4],
 			NsPerRequantRow: c[5], NsPerRequantScalar: c[6], NsPerScalarRow: c[7], NsPerPack: c[8], NsPerPackScalar: c[9], NsPerWeightByte: c[10], NsPerSpilledByte: c[11], Fit: fit})
+	}
+
+	// The small-M stream kernels, per kernel width.
+	if err := p.measureStream(ctx, opt.Quick, mo, rng, step); err != nil {
+		return nil, err
 	}
 
 	// im2col on one image.
@@ -213,6 +221,11 @@ func BuildProfile(ctx context.Context, opt ProfileOptions) (*Profile, error) {
 			return nil, fmt.Errorf("costmodel: fitting the im2col model: %w", err)
 		}
 		p.Im2Col = Im2ColModel{CallNs: c[0], NsPerPixel: c[1], NsPerLine: c[2], NsPerRun: c[3], NsPerElement: c[4], Fit: fit}
+	}
+
+	// Im2ColNHWC on one image, and the depthwise kernel.
+	if err := p.measureNHWC(ctx, sw, est, mo, rng, step); err != nil {
+		return nil, err
 	}
 
 	// Transpose of one image's output.
@@ -273,7 +286,7 @@ func BuildProfile(ctx context.Context, opt ProfileOptions) (*Profile, error) {
 
 	// Call overhead: the smallest GEMMRequant.
 	{
-		r, err := newRunner(GemmLayer("overhead", "Gemm", 1, 4, 16), 8, 1, mo.Threads, rng)
+		r, err := newRunner(1, 4, 16, 8, mo.Threads, rng)
 		if err != nil {
 			return nil, err
 		}
@@ -376,13 +389,13 @@ func measureGrouped(ctx context.Context, pts []point, mo MeasureOptions, step fu
 // measureGEMMPoint times kernels.GEMM (int32 output, activation packing
 // included, weight packing excluded) on an m x k by k x n product.
 func measureGEMMPoint(ctx context.Context, kb, m, k, n int, mo MeasureOptions, rng *rand.Rand) (GEMMPoint, error) {
-	r, err := newRunner(GemmLayer("reference", "Gemm", m, k, n), kb, 1, mo.Threads, rng)
+	r, err := newRunner(m, k, n, kb, mo.Threads, rng)
 	if err != nil {
 		return GEMMPoint{}, err
 	}
 	dst := make([]int32, m*n)
 	t, err := timeCall(ctx, func() error {
-		return kernels.GEMM(dst, r.src, m, k, r.zero, r.w[0], r.opt)
+		return kernels.GEMM(dst, r.src, m, k, r.zero, r.w, r.opt)
 	}, mo)
 	if err != nil {
 		return GEMMPoint{}, err
@@ -602,4 +615,107 @@ func nnlsWeighted(xs [][]float64, ys, w []float64) []float64 {
 		}
 	}
 	return best
+}
+
+// dwShapes are the depthwise geometries of the sweep: MobileNet's and
+// EfficientNet's channel counts and planes, 3x3 and 5x5, strides 1 and 2.
+func (sw sweep) dwShapes() []kernels.ConvShape {
+	var out []kernels.ConvShape
+	for _, c := range sw.dwC {
+		for _, h := range sw.dwH {
+			for _, k := range []int{3, 5} {
+				for _, s := range []int{1, 2} {
+					g := kernels.ConvShape{C: c, H: h, W: h, KH: k, KW: k, StrideH: s, StrideW: s,
+						PadTop: k / 2, PadLeft: k / 2, PadBottom: k / 2, PadRight: k / 2}
+					if oh, ow, err := g.Out(); err == nil && oh*ow*c*k*k <= sw.maxIm2Col {
+						out = append(out, g)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// measureNHWC fits Im2ColNHWCModel (kernels.Im2ColNHWC over the sweep's
+// convolution geometries, channels-last) and DepthwiseModel
+// (kernels.DepthwiseNHWC), several images per call like a batch.
+func (p *Profile) measureNHWC(ctx context.Context, sw sweep, est *Profile, mo MeasureOptions, rng *rand.Rand, step func()) error {
+	var pts []point
+	for _, g := range sw.convShapes() {
+		oh, ow, _ := g.Out()
+		out := oh * ow * g.C * g.KH * g.KW
+		imgs := max(1, min(16, (256<<10)/out))
+		f := im2colNHWCFeatures(g, g.C)
+		for j := range f {
+			f[j] *= float64(imgs)
+		}
+		pts = append(pts, point{f: f, est: dotS(est.Im2ColNHWC.coef(), f), make: func() (func() error, error) {
+			in := g.C * g.H * g.W
+			src := randBytes(rng, imgs*in)
+			dst := make([]uint8, imgs*out)
+			return func() error {
+				for i := 0; i < imgs; i++ {
+					if err := kernels.Im2ColNHWC(dst[i*out:(i+1)*out], src[i*in:(i+1)*in], g, g.C, 0, 3); err != nil {
+						return err
+					}
+				}
+				return nil
+			}, nil
+		}})
+	}
+	xs, ys, err := measureGrouped(ctx, pts, mo, step)
+	if err != nil {
+		return err
+	}
+	c, fit, err := fitNonNeg(xs, ys)
+	if err != nil {
+		return fmt.Errorf("costmodel: fitting the channels-last im2col model: %w", err)
+	}
+	p.Im2ColNHWC = Im2ColNHWCModel{CallNs: c[0], NsPerPixel: c[1], NsPerSegment: c[2], NsPerCopy: c[3], NsPerCopiedByte: c[4], NsPerByte: c[5], Fit: fit}
+
+	pts = pts[:0]
+	for _, g := range sw.dwShapes() {
+		oh, ow, _ := g.Out()
+		out := oh * ow * g.C
+		in := g.C * g.H * g.W
+		imgs := max(1, min(16, (256<<10)/(in+out)))
+		f := depthwiseFeatures(g)
+		for j := range f {
+			f[j] *= float64(imgs)
+		}
+		pts = append(pts, point{f: f, est: dotS(est.Depthwise.coef(), f), make: func() (func() error, error) {
+			w := make([]int8, g.C*g.KH*g.KW)
+			for i := range w {
+				w[i] = int8(rng.IntN(255) - 127)
+			}
+			d, err := kernels.PackDepthwise(w, g.C, g.KH, g.KW)
+			if err != nil {
+				return nil, err
+			}
+			rq := &kernels.Requant{Bias: make([]int32, g.C), Mult: make([]int32, g.C), Shift: make([]int, g.C), Zero: 3, Lo: 3, Hi: 255}
+			for i := range rq.Mult {
+				rq.Mult[i], rq.Shift[i] = 1<<30+int32(rng.IntN(1<<29)), 40
+			}
+			src := randBytes(rng, imgs*in)
+			dst := make([]uint8, imgs*out)
+			sc := &kernels.DWScratch{}
+			return func() error {
+				for i := 0; i < imgs; i++ {
+					if err := kernels.DepthwiseNHWC(dst[i*out:(i+1)*out], src[i*in:(i+1)*in], g, 3, d, rq, sc); err != nil {
+						return err
+					}
+				}
+				return nil
+			}, nil
+		}})
+	}
+	if xs, ys, err = measureGrouped(ctx, pts, mo, step); err != nil {
+		return err
+	}
+	if c, fit, err = fitNonNeg(xs, ys); err != nil {
+		return fmt.Errorf("costmodel: fitting the depthwise model: %w", err)
+	}
+	p.Depthwise = DepthwiseModel{CallNs: c[0], NsPerRow: c[1], NsPerTap: c[2], NsPerLane: c[3], NsPerOutput: c[4], Fit: fit}
+	return nil
 }

@@ -137,8 +137,9 @@ type Timing struct {
 // BitCost is the cost of a layer at one weight bit width.
 type BitCost struct {
 	Bits int
-	// Latency is one run of the whole layer for the batch: im2col, GEMM
-	// with requantization and the transpose back to NCHW, for every group.
+	// Latency is one run of the layer's step in the integer engine for
+	// the batch (all groups; im2col, GEMM, requantization and the move to
+	// the output layout, or the depthwise kernel, as the engine runs it).
 	Latency Timing
 	// Cold is the same run after the caches were flushed (see
 	// MeasureOptions.Cold); zero unless Cold was set.
@@ -151,19 +152,15 @@ type BitCost struct {
 type LayerCost struct {
 	Shape LayerShape
 	Batch int
-	// Overhead is the part that does not depend on the bit width: im2col
-	// and the transpose of a Conv (zero for Gemm and MatMul).
-	Overhead Timing
-	// OverheadCold is Overhead after the caches were flushed; zero unless
-	// MeasureOptions.Cold was set.
-	OverheadCold Timing
-	Costs        []BitCost // one per requested bit width, in order
+	Costs []BitCost // one per requested bit width, in order
 }
 
-// Measure runs every layer at every bit width on the real kernels, with
-// random weights and activations of the layer's shapes, and reports the
-// median and spread of its latency. Bit widths sharing a kernel (see
-// KernelBits) are timed once.
+// Measure times every layer at every bit width on the integer engine
+// itself: each layer is compiled by package intengine in a small program
+// that gives it the path of its shape (newLayerProgram), with random
+// weights and inputs, and its step is timed alone
+// (intengine.Model.LayerRunner). It reports the median and spread of its
+// latency. Bit widths sharing a kernel (see KernelBits) are timed once.
 func Measure(ctx context.Context, shapes []LayerShape, bits []int, opt MeasureOptions) ([]LayerCost, error) {
 	opt, err := opt.norm()
 	if err != nil {
@@ -194,21 +191,16 @@ func Measure(ctx context.Context, shapes []LayerShape, bits []int, opt MeasureOp
 			kb, _ := KernelBits(b)
 			t, ok := byKernel[kb]
 			if !ok {
-				r, err := newRunner(s, kb, opt.Batch, opt.Threads, rng)
+				p, err := newLayerProgram(ctx, s, kb, opt.Batch, opt.Threads, rng)
 				if err != nil {
 					return nil, err
 				}
-				if t, err = timeHotCold(ctx, r.run, opt); err != nil {
+				t, err = timeHotCold(ctx, p.run, opt)
+				p.release()
+				if err != nil {
 					return nil, fmt.Errorf("costmodel: layer %q at %d bits: %w", s.Name, b, err)
 				}
 				byKernel[kb] = t
-				if s.Conv != nil && lc.Overhead.Samples == 0 {
-					oc, err := timeHotCold(ctx, r.overhead, opt)
-					if err != nil {
-						return nil, fmt.Errorf("costmodel: layer %q: %w", s.Name, err)
-					}
-					lc.Overhead, lc.OverheadCold = oc[0], oc[1]
-				}
 			}
 			lc.Costs[j] = BitCost{Bits: b, Latency: t[0], Cold: t[1], SizeBytes: s.SizeBytes(b), BOPs: s.BOPs(b)}
 			done++
@@ -221,9 +213,10 @@ func Measure(ctx context.Context, shapes []LayerShape, bits []int, opt MeasureOp
 	return out, nil
 }
 
-// MeasureModel times the layers run one after another, layer i at bits[i],
-// as one call: the latency of the model's quantized layers without the
-// operations between them (pooling, additions), which cost no MACs.
+// MeasureModel times the layers' engine steps (as Measure does) run one
+// after another, layer i at bits[i], as one call: the latency of the
+// model's quantized layers without the operations between them (pooling,
+// additions), which cost no MACs.
 func MeasureModel(ctx context.Context, shapes []LayerShape, bits []int, opt MeasureOptions) (Timing, error) {
 	opt, err := opt.norm()
 	if err != nil {
@@ -235,7 +228,12 @@ func MeasureModel(ctx context.Context, shapes []LayerShape, bits []int, opt Meas
 	unlock := lockThread(opt.Clock)
 	defer unlock()
 	rng := rand.New(rand.NewPCG(opt.Seed, 0x6d6f64656c))
-	runners := make([]*runner, len(shapes))
+	progs := make([]*layerProgram, 0, len(shapes))
+	defer func() {
+		for _, p := range progs {
+			p.release()
+		}
+	}()
 	for i, s := range shapes {
 		if err := s.Validate(); err != nil {
 			return Timing{}, err
@@ -244,13 +242,15 @@ func MeasureModel(ctx context.Context, shapes []LayerShape, bits []int, opt Meas
 		if err != nil {
 			return Timing{}, fmt.Errorf("layer %q: %w", s.Name, err)
 		}
-		if runners[i], err = newRunner(s, kb, opt.Batch, opt.Threads, rng); err != nil {
+		p, err := newLayerProgram(ctx, s, kb, opt.Batch, opt.Threads, rng)
+		if err != nil {
 			return Timing{}, err
 		}
+		progs = append(progs, p)
 	}
 	return timeCall(ctx, func() error {
-		for _, r := range runners {
-			if err := r.run(); err != nil {
+		for _, p := range progs {
+			if err := p.run(); err != nil {
 				return err
 			}
 		}
@@ -463,59 +463,42 @@ func summarize(d []time.Duration) Timing {
 	return Timing{Median: q(0.5), Q1: q(0.25), Q3: q(0.75), Min: s[0], Max: s[len(s)-1], Samples: len(s)}
 }
 
-// runner holds the buffers and packed weights of one layer at one kernel
-// bit width and batch.
+// runner holds the buffers and packed weights of one kernels.GEMMRequant
+// call (the engine's Gemm step) at one kernel bit width, for the profile's
+// sweeps.
 type runner struct {
-	s       LayerShape
-	batch   int
-	groups  int
+	rows, k int
 	opt     kernels.Options
 	zero    uint8
-	w       []*kernels.Weights // one per group
-	rq      []*kernels.Requant
-	src     []uint8 // Conv: batch x Cin x H x W; Gemm: batch*M x K
-	cols    []uint8 // Conv: the patch matrix of one group, batch*M x K
-	out     []uint8 // batch*M x N
-	dst     []uint8 // Conv: batch x Cout x M (NCHW)
-	inImage int     // Conv: values of one input image (all groups)
+	w       *kernels.Weights
+	rq      *kernels.Requant
+	src     []uint8 // rows x K
+	out     []uint8 // rows x N
 }
 
-func newRunner(s LayerShape, kbits, batch, threads int, rng *rand.Rand) (*runner, error) {
-	g := max(s.Groups, 1)
-	r := &runner{s: s, batch: batch, groups: g, opt: kernels.Options{Threads: threads}, zero: uint8(rng.IntN(16))}
+func newRunner(rows, k, n, kbits, threads int, rng *rand.Rand) (*runner, error) {
+	r := &runner{rows: rows, k: k, opt: kernels.Options{Threads: threads, Scratch: &kernels.Scratch{}}, zero: uint8(rng.IntN(16))}
 	lo, hi := weightRange(kbits)
-	w := make([]int8, s.N*s.K)
-	for grp := 0; grp < g; grp++ {
-		for i := range w {
-			v := lo + rng.IntN(hi-lo+1)
-			if kbits == 1 && v == 0 {
-				v = 1
-			}
-			w[i] = int8(v)
+	w := make([]int8, n*k)
+	for i := range w {
+		v := lo + rng.IntN(hi-lo+1)
+		if kbits == 1 && v == 0 {
+			v = 1
 		}
-		pw, err := kernels.PackWeights(w, s.N, s.K, kbits)
-		if err != nil {
-			return nil, fmt.Errorf("costmodel: layer %q: %w", s.Name, err)
-		}
-		r.w = append(r.w, pw)
-		rq := &kernels.Requant{Bias: make([]int32, s.N), Mult: make([]int32, s.N), Shift: make([]int, s.N), Zero: int32(r.zero), Lo: r.zero, Hi: 255}
-		for n := range rq.Mult {
-			rq.Bias[n] = int32(rng.IntN(1<<12)) - 1<<11
-			rq.Mult[n] = 1<<30 + int32(rng.IntN(1<<29))
-			rq.Shift[n] = 40
-		}
-		r.rq = append(r.rq, rq)
+		w[i] = int8(v)
 	}
-	rows := batch * s.M
-	r.out = make([]uint8, rows*s.N)
-	if s.Conv != nil {
-		r.inImage = g * s.Conv.C * s.Conv.H * s.Conv.W
-		r.src = randBytes(rng, batch*r.inImage)
-		r.cols = make([]uint8, rows*s.K)
-		r.dst = make([]uint8, batch*g*s.N*s.M)
-	} else {
-		r.src = randBytes(rng, rows*s.K)
+	var err error
+	if r.w, err = kernels.PackWeights(w, n, k, kbits); err != nil {
+		return nil, fmt.Errorf("costmodel: %d x %d x %d GEMM: %w", rows, k, n, err)
 	}
+	r.rq = &kernels.Requant{Bias: make([]int32, n), Mult: make([]int32, n), Shift: make([]int, n), Zero: int32(r.zero), Lo: r.zero, Hi: 255}
+	for i := range r.rq.Mult {
+		r.rq.Bias[i] = int32(rng.IntN(1<<12)) - 1<<11
+		r.rq.Mult[i] = 1<<30 + int32(rng.IntN(1<<29))
+		r.rq.Shift[i] = 40
+	}
+	r.src = randBytes(rng, rows*k)
+	r.out = make([]uint8, rows*n)
 	return r, nil
 }
 
@@ -540,56 +523,22 @@ func weightRange(kbits int) (lo, hi int) {
 	return -1, 1 // binary: zeros are replaced by +1
 }
 
-// run executes the layer once for the whole batch.
+// run executes the GEMM once.
 func (r *runner) run() error {
-	s := r.s
-	if s.Conv == nil {
-		return kernels.GEMMRequant(r.out, r.src, r.batch*s.M, s.K, r.zero, r.w[0], r.rq[0], r.opt)
-	}
-	for g := 0; g < r.groups; g++ {
-		if err := r.im2col(g); err != nil {
-			return err
-		}
-		if err := kernels.GEMMRequant(r.out, r.cols, r.batch*s.M, s.K, r.zero, r.w[g], r.rq[g], r.opt); err != nil {
-			return err
-		}
-		r.transpose(g)
-	}
-	return nil
+	return kernels.GEMMRequant(r.out, r.src, r.rows, r.k, r.zero, r.w, r.rq, r.opt)
 }
 
-// overhead executes the bit-width-independent part of run: im2col and
-// transpose.
-func (r *runner) overhead() error {
-	for g := 0; g < r.groups; g++ {
-		if err := r.im2col(g); err != nil {
-			return err
-		}
-		r.transpose(g)
+// Time times f as Measure times a layer (opt.Clock, a collected heap,
+// warm-up, opt.Repeats samples of at least opt.MinSample, hot and, with
+// opt.Cold, cold): for comparing predictions with a whole run of the
+// integer engine on the clock of a profile. The second Timing is zero
+// unless opt.Cold is set.
+func Time(ctx context.Context, f func() error, opt MeasureOptions) ([2]Timing, error) {
+	opt, err := opt.norm()
+	if err != nil {
+		return [2]Timing{}, err
 	}
-	return nil
-}
-
-// im2col writes the patch matrices of group g of every image, stacked.
-func (r *runner) im2col(g int) error {
-	s := r.s
-	gi := s.Conv.C * s.Conv.H * s.Conv.W
-	for b := 0; b < r.batch; b++ {
-		src := r.src[b*r.inImage+g*gi : b*r.inImage+(g+1)*gi]
-		if err := kernels.Im2Col(r.cols[b*s.M*s.K:(b+1)*s.M*s.K], src, *s.Conv, r.zero); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// transpose moves group g's rows (pixel-major, as the GEMM writes them)
-// into channel-major NCHW order with kernels.Transpose, the function the
-// integer engine's convolutions call.
-func (r *runner) transpose(g int) {
-	s := r.s
-	m, n := s.M, s.N
-	for b := 0; b < r.batch; b++ {
-		kernels.Transpose(r.dst[(b*r.groups+g)*n*m:(b*r.groups+g+1)*n*m], r.out[b*m*n:(b+1)*m*n], m, n)
-	}
+	unlock := lockThread(opt.Clock)
+	defer unlock()
+	return timeHotCold(ctx, f, opt)
 }

@@ -29,8 +29,12 @@ type OpShape struct {
 	// input (KH*KW without padding).
 	Taps int
 	// Max2x2 marks a MaxPool with 2x2 windows, stride 2 and no padding,
-	// which the engine runs without tap lists.
+	// which the engine runs without tap lists when channels-first.
 	Max2x2 bool
+	// NHWC: a pool on channels-last tensors (intengine.StepLayouts), which
+	// takes each tap as a run of Channels bytes.
+	NHWC     bool
+	Channels int
 }
 
 // Validate checks that the fields are consistent.
@@ -40,6 +44,9 @@ func (o OpShape) Validate() error {
 	case OpMaxPool, OpAvgPool:
 		if o.Taps < 1 && !o.Max2x2 {
 			return fmt.Errorf("%w: %s %q: %d taps per window; want at least 1", ErrShape, o.Op, o.Name, o.Taps)
+		}
+		if o.NHWC && (o.Channels < 1 || o.Elements%o.Channels != 0) {
+			return fmt.Errorf("%w: %s %q: %d elements in %d channels", ErrShape, o.Op, o.Name, o.Elements, o.Channels)
 		}
 	default:
 		return fmt.Errorf("%w: operation %q of %q; want %s, %s, %s, %s, %s or %s", ErrShape, o.Op, o.Name, OpQuantize, OpDequantize, OpMaxPool, OpAvgPool, OpAdd, OpClamp)
@@ -67,6 +74,16 @@ type OpsModel struct {
 	AddNsPerElement float64 `yaml:"add_ns_per_element"`
 	// ClampNsPerElement is per element of a standalone ReLU or Clip.
 	ClampNsPerElement float64 `yaml:"clamp_ns_per_element"`
+	// A channels-last pool costs, per output pixel and tap,
+	// PoolNHWCNsPerPixelTap (a call on the tap's run of channels) plus
+	// PoolNHWCNsPerByteTap per channel in whole 32-byte blocks (the
+	// vector maximum) and PoolNHWCNsPerTailByte per channel of the rest
+	// (a byte loop, whose branches the data decide); an average pool,
+	// which sums every channel in a byte loop, costs the tail rate per
+	// channel and adds PoolNsPerOutput per output value.
+	PoolNHWCNsPerPixelTap float64 `yaml:"pool_nhwc_ns_per_pixel_tap"`
+	PoolNHWCNsPerByteTap  float64 `yaml:"pool_nhwc_ns_per_byte_tap"`
+	PoolNHWCNsPerTailByte float64 `yaml:"pool_nhwc_ns_per_tail_byte"`
 }
 
 func (m *OpsModel) nums() []struct {
@@ -81,10 +98,15 @@ func (m *OpsModel) nums() []struct {
 		{"ops.dequantize_ns_per_element", m.DequantizeNsPerElement}, {"ops.maxpool2x2_ns_per_output", m.MaxPool2x2NsPerOutput},
 		{"ops.pool_ns_per_output", m.PoolNsPerOutput}, {"ops.pool_ns_per_tap", m.PoolNsPerTap},
 		{"ops.add_ns_per_element", m.AddNsPerElement}, {"ops.clamp_ns_per_element", m.ClampNsPerElement},
+		{"ops.pool_nhwc_ns_per_pixel_tap", m.PoolNHWCNsPerPixelTap}, {"ops.pool_nhwc_ns_per_byte_tap", m.PoolNHWCNsPerByteTap},
+		{"ops.pool_nhwc_ns_per_tail_byte", m.PoolNHWCNsPerTailByte},
 	}
 }
 
-var requiredOps = []string{"call_ns", "quantize_ns_per_element", "dequantize_ns_per_element", "maxpool2x2_ns_per_output", "pool_ns_per_output", "pool_ns_per_tap", "add_ns_per_element", "clamp_ns_per_element"}
+var requiredOps = []string{"call_ns", "quantize_ns_per_element", "dequantize_ns_per_element", "maxpool2x2_ns_per_output", "pool_ns_per_output", "pool_ns_per_tap", "add_ns_per_element", "clamp_ns_per_element", "pool_nhwc_ns_per_pixel_tap", "pool_nhwc_ns_per_byte_tap", "pool_nhwc_ns_per_tail_byte"}
+
+// vectorBytes is the block of kernels.MaxBytes's vector loop.
+const vectorBytes = 32
 
 // opNs predicts one operation for a batch in nanoseconds.
 func (m *OpsModel) opNs(o OpShape, batch int) float64 {
@@ -96,6 +118,18 @@ func (m *OpsModel) opNs(o OpShape, batch int) float64 {
 	case OpDequantize:
 		per = m.DequantizeNsPerElement
 	case OpMaxPool, OpAvgPool:
+		if o.NHWC {
+			taps := float64(o.Taps)
+			if o.Max2x2 {
+				taps = 4
+			}
+			pixTaps := e / float64(o.Channels) * taps
+			vec := float64(o.Channels &^ (vectorBytes - 1))
+			if o.Op == OpAvgPool {
+				return m.CallNs + pixTaps*(m.PoolNHWCNsPerPixelTap+float64(o.Channels)*m.PoolNHWCNsPerTailByte) + e*m.PoolNsPerOutput
+			}
+			return m.CallNs + pixTaps*(m.PoolNHWCNsPerPixelTap+vec*m.PoolNHWCNsPerByteTap+(float64(o.Channels)-vec)*m.PoolNHWCNsPerTailByte)
+		}
 		if o.Max2x2 && o.Op == OpMaxPool {
 			per = m.MaxPool2x2NsPerOutput
 		} else {

@@ -61,38 +61,14 @@ type ortResult struct {
 // process's for Node) and on the wall clock; the ratios use CPU time,
 // which other processes on a shared machine do not inflate.
 func BenchmarkVsORT(b *testing.B) {
-	if os.Getenv("NODE_PATH") == "" {
-		b.Skip("set NODE_PATH to a node_modules folder holding onnxruntime-node@1.30.0")
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		b.Skip("node is not installed")
-	}
+	node := ortNode(b)
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
-		dir := b.TempDir()
-		args := []string{filepath.Join("..", "scripts", "ort_matmulinteger.js")}
+		var shapes [][3]int
 		for _, s := range costmodel.ReferenceSizes {
-			path := filepath.Join(dir, fmt.Sprintf("mm%d.onnx", s))
-			if err := onnx.Save(path, matMulIntegerModel(s, s, s, uint64(s)), onnx.SaveOptions{}); err != nil {
-				b.Fatal(err)
-			}
-			args = append(args, fmt.Sprintf("%s:%d:%d:%d", path, s, s, s))
+			shapes = append(shapes, [3]int{s, s, s})
 		}
-		cmd := exec.CommandContext(ctx, node, args...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			b.Fatalf("node %s: %v: %s", strings.Join(args, " "), err, stderr.String())
-		}
-		var ort struct {
-			Version string      `json:"ort_version"`
-			Results []ortResult `json:"results"`
-		}
-		if err := json.Unmarshal(out, &ort); err != nil {
-			b.Fatalf("parsing the script's output %q: %v", out, err)
-		}
+		ort := runORTMatMulInteger(ctx, b, node, shapes)
 		cpu, err := costmodel.MeasureReference(ctx, costmodel.ReferenceSizes, costmodel.MeasureOptions{Clock: costmodel.ClockThreadCPU, Repeats: 9})
 		if err != nil {
 			b.Fatal(err)
@@ -123,4 +99,122 @@ func BenchmarkVsORT(b *testing.B) {
 		}
 		b.Log(sb.String())
 	}
+}
+
+// ortReport is the output of scripts/ort_matmulinteger.js.
+type ortReport struct {
+	Version string      `json:"ort_version"`
+	Results []ortResult `json:"results"`
+}
+
+// ortNode returns the node binary, skipping b when ONNX Runtime for Node
+// is not available.
+func ortNode(b *testing.B) string {
+	if os.Getenv("NODE_PATH") == "" {
+		b.Skip("set NODE_PATH to a node_modules folder holding onnxruntime-node@1.30.0")
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		b.Skip("node is not installed")
+	}
+	return node
+}
+
+// runORTMatMulInteger times ONNX Runtime's MatMulInteger on each m, k, n
+// shape with scripts/ort_matmulinteger.js, in the order given.
+func runORTMatMulInteger(ctx context.Context, b *testing.B, node string, shapes [][3]int) ortReport {
+	dir := b.TempDir()
+	args := []string{filepath.Join("..", "scripts", "ort_matmulinteger.js")}
+	for _, s := range shapes {
+		path := filepath.Join(dir, fmt.Sprintf("mm%dx%dx%d.onnx", s[0], s[1], s[2]))
+		if err := onnx.Save(path, matMulIntegerModel(s[0], s[1], s[2], uint64(s[1]*s[2])), onnx.SaveOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		args = append(args, fmt.Sprintf("%s:%d:%d:%d", path, s[0], s[1], s[2]))
+	}
+	cmd := exec.CommandContext(ctx, node, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		b.Fatalf("node %s: %v: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	var ort ortReport
+	if err := json.Unmarshal(out, &ort); err != nil {
+		b.Fatalf("parsing the script's output %q: %v", out, err)
+	}
+	if len(ort.Results) != len(shapes) {
+		b.Fatalf("the script timed %d shapes; want %d", len(ort.Results), len(shapes))
+	}
+	return ort
+}
+
+// BenchmarkStreamVsORT is issue 13's one-row comparison, one thread: GOPS
+// of the streaming small-M kernels (kernels.GEMMStream,
+// MeasureStreamReference) per weight bit width at m = 1 and k = n = 1024,
+// 4096 and 8192 (1, 16 and 64 MiB of int8 weights) next to ONNX Runtime's
+// MatMulInteger on the same shapes, with the same script and setup as
+// BenchmarkVsORT:
+//
+//	NODE_PATH=/tmp/ortnode/node_modules go test ./costmodel -run '^$' -bench '^BenchmarkStreamVsORT$' -benchtime 5x -v
+//
+// At 8192 both sides read 64 MiB per product from memory, so whatever else
+// uses the memory bus moves both by tens of percent: each iteration is one
+// round (ONNX Runtime, then ours) and the table gives the median of the
+// rounds for every figure, ratios included. ONNX Runtime's figure includes
+// its Node.js binding's per-call overhead (tens of microseconds), which
+// matters at 1024 (a 2 MFLOP product) and little at 8192 (134 MFLOP).
+// Figures are CPU time.
+func BenchmarkStreamVsORT(b *testing.B) {
+	node := ortNode(b)
+	ctx := context.Background()
+	var shapes [][3]int
+	for _, s := range costmodel.StreamSizes {
+		shapes = append(shapes, [3]int{1, s, s})
+	}
+	cols := []string{"ORT", "int8", "int4", "int2", "binary", "int8/ORT", "int4/int8", "int2/int8", "bin/int8"}
+	rounds := make([][][]float64, len(shapes)) // [shape][column][round]
+	for j := range rounds {
+		rounds[j] = make([][]float64, len(cols))
+	}
+	version := ""
+	for i := 0; i < b.N; i++ {
+		ort := runORTMatMulInteger(ctx, b, node, shapes)
+		version = ort.Version
+		pts, err := costmodel.MeasureStreamReference(ctx, costmodel.StreamSizes, costmodel.MeasureOptions{Clock: costmodel.ClockThreadCPU, Repeats: 9})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ours := func(bits, size int) float64 {
+			for _, p := range pts {
+				if p.Bits == bits && p.K == size {
+					return p.GOPS
+				}
+			}
+			b.Fatalf("no %d-bit figure at %d", bits, size)
+			return 0
+		}
+		for j, r := range ort.Results {
+			g8, g4, g2, g1 := ours(8, r.K), ours(4, r.K), ours(2, r.K), ours(1, r.K)
+			for c, v := range []float64{r.GOPSCPU, g8, g4, g2, g1, g8 / r.GOPSCPU, g4 / g8, g2 / g8, g1 / g8} {
+				rounds[j][c] = append(rounds[j][c], v)
+			}
+		}
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "\nGOPS (2 ops/MAC) at m = 1, one thread, CPU time, median of %d rounds; ONNX Runtime %s MatMulInteger u8xs8\n", b.N, version)
+	fmt.Fprintf(&sb, "%8s", "k = n")
+	for _, c := range cols {
+		fmt.Fprintf(&sb, " %9s", c)
+	}
+	sb.WriteString("\n")
+	for j, s := range shapes {
+		fmt.Fprintf(&sb, "%8d", s[1])
+		for c := range cols {
+			fmt.Fprintf(&sb, " %9.2f", median(rounds[j][c]))
+		}
+		sb.WriteString("\n")
+		b.ReportMetric(median(rounds[j][5]), fmt.Sprintf("int8/ORT@1x%d", s[1]))
+	}
+	b.Log(sb.String())
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"time"
 
+	"mpsearch/intengine"
 	"mpsearch/kernels"
 )
 
@@ -222,18 +223,17 @@ func predictNs(p *Profile, s LayerShape, bits, batch int) (float64, error) {
 		return 0, fmt.Errorf("layer %q: %w", s.Name, err)
 	}
 	batch = max(batch, 1)
-	g := max(s.Groups, 1)
-	gemm, err := p.gemmNs(kb, batch*s.M, s.K, s.N)
-	if err != nil {
-		return 0, err
+	switch {
+	case s.Conv == nil && s.Stream && batch*s.M <= intengine.StreamMaxRows(kb):
+		return p.streamNs(kb, batch*s.M, s.K, s.N)
+	case s.Conv == nil:
+		return p.gemmNs(kb, batch*s.M, s.K, s.N)
+	case s.Depthwise:
+		dw := *s.Conv
+		dw.C *= max(s.Groups, 1)
+		return float64(batch) * dotS(p.Depthwise.coef(), depthwiseFeatures(dw)), nil
 	}
-	t := float64(g) * gemm
-	if s.Conv != nil {
-		im := dot5(p.Im2Col.coef(), im2colFeatures(*s.Conv))
-		tr := dot5(p.Transpose.coef(), transposeFeatures(s.M, s.N, p.CPU.L1D))
-		t += float64(batch*g) * (im + tr)
-	}
-	return t, nil
+	return p.convNs(s, kb, batch)
 }
 
 // PredictModel returns the predicted latency of the layers run one after

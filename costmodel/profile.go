@@ -20,7 +20,7 @@ import (
 var ErrProfile = errors.New("costmodel: invalid profile")
 
 // Format is the value of a profile's format field.
-const Format = "mpsearch-profile/2"
+const Format = "mpsearch-profile/3"
 
 // ProfileBits are the kernel weight bit widths a profile models.
 var ProfileBits = []int{8, 4, 2, 1}
@@ -59,10 +59,18 @@ type Profile struct {
 	MemoryGBps float64 `yaml:"memory_gbps"`
 	// CallOverheadNs is the time of the smallest GEMMRequant call
 	// (1 x 4 x 16, 8-bit weights).
-	CallOverheadNs float64        `yaml:"call_overhead_ns"`
-	GEMM           []GEMMModel    `yaml:"gemm"`
-	Im2Col         Im2ColModel    `yaml:"im2col"`
-	Transpose      TransposeModel `yaml:"transpose"`
+	CallOverheadNs float64     `yaml:"call_overhead_ns"`
+	GEMM           []GEMMModel `yaml:"gemm"`
+	// Stream models the small-M kernels (kernels.GEMMStreamRequant) per
+	// kernel width, for layers the engine runs on them.
+	Stream    []StreamModel  `yaml:"stream"`
+	Im2Col    Im2ColModel    `yaml:"im2col"`
+	Transpose TransposeModel `yaml:"transpose"`
+	// Im2ColNHWC and Depthwise model the channels-last patch matrix
+	// (kernels.Im2ColNHWC) and the depthwise kernel
+	// (kernels.DepthwiseNHWC), per image.
+	Im2ColNHWC Im2ColNHWCModel `yaml:"im2col_nhwc"`
+	Depthwise  DepthwiseModel  `yaml:"depthwise"`
 	// Ops models the integer engine's operations between layers (input
 	// quantization, pooling, additions, output dequantization).
 	Ops OpsModel `yaml:"ops"`
@@ -259,11 +267,14 @@ func oneLine(s string) string {
 
 // Required keys, so that an absent coefficient is not read as zero.
 var (
-	requiredTop       = []string{"format", "name", "source", "cpu", "threads", "clock", "memory_gbps", "call_overhead_ns", "gemm", "im2col", "transpose", "ops"}
+	requiredTop       = []string{"format", "name", "source", "cpu", "threads", "clock", "memory_gbps", "call_overhead_ns", "gemm", "stream", "im2col", "transpose", "im2col_nhwc", "depthwise", "ops"}
 	requiredCPU       = []string{"model", "flags", "kernel_isa"}
 	requiredGEMM      = []string{"bits", "overhead_ns", "ns_per_channel", "ns_per_mac", "ns_per_tile", "ns_per_row_tile", "ns_per_requant_row", "ns_per_requant_scalar", "ns_per_scalar_row", "ns_per_pack", "ns_per_pack_scalar", "ns_per_weight_byte", "ns_per_spilled_byte"}
 	requiredIm2Col    = []string{"call_ns", "ns_per_pixel", "ns_per_line", "ns_per_element", "ns_per_run"}
 	requiredTranspose = []string{"call_ns", "ns_per_element", "ns_per_row", "ns_per_conflict", "ns_per_conflict_4k"}
+	requiredStream    = []string{"bits", "overhead_ns", "ns_per_channel", "ns_per_weight_byte", "ns_per_output", "ns_per_activation"}
+	requiredNHWC      = []string{"call_ns", "ns_per_pixel", "ns_per_segment", "ns_per_copy", "ns_per_copied_byte", "ns_per_byte"}
+	requiredDepthwise = []string{"call_ns", "ns_per_row", "ns_per_tap", "ns_per_lane", "ns_per_output"}
 )
 
 func checkRequired(top *yaml.Node) error {
@@ -280,6 +291,16 @@ func checkRequired(top *yaml.Node) error {
 			err = requireKeys(v, "im2col.", requiredIm2Col)
 		case "transpose":
 			err = requireKeys(v, "transpose.", requiredTranspose)
+		case "stream":
+			for j, item := range v.Content {
+				if err = requireKeys(item, fmt.Sprintf("stream[%d].", j), requiredStream); err != nil {
+					break
+				}
+			}
+		case "im2col_nhwc":
+			err = requireKeys(v, "im2col_nhwc.", requiredNHWC)
+		case "depthwise":
+			err = requireKeys(v, "depthwise.", requiredDepthwise)
 		case "ops":
 			err = requireKeys(v, "ops.", requiredOps)
 		case "gemm":
@@ -364,6 +385,12 @@ func (p *Profile) Validate() error {
 		{"transpose.ns_per_conflict", p.Transpose.NsPerConflict, false},
 		{"transpose.ns_per_conflict_4k", p.Transpose.NsPerConflict4K, false},
 	}
+	for i, v := range p.Im2ColNHWC.coef() {
+		nums = append(nums, num{"im2col_nhwc." + requiredNHWC[i], v, false})
+	}
+	for i, v := range p.Depthwise.coef() {
+		nums = append(nums, num{"depthwise." + requiredDepthwise[i], v, false})
+	}
 	for _, o := range p.Ops.nums() {
 		nums = append(nums, num{o.name, o.v, false})
 	}
@@ -394,6 +421,21 @@ func (p *Profile) Validate() error {
 	for _, b := range ProfileBits {
 		if !seen[b] {
 			return bad("no gemm entry for %d-bit weights", b)
+		}
+	}
+	seenStream := map[int]bool{}
+	for _, st := range p.Stream {
+		if !slices.Contains(ProfileBits, st.Bits) || seenStream[st.Bits] {
+			return bad("stream entry for %d bits: want one for each of %v", st.Bits, ProfileBits)
+		}
+		seenStream[st.Bits] = true
+		for i, v := range st.coef() {
+			nums = append(nums, num{fmt.Sprintf("stream[bits=%d].%s", st.Bits, requiredStream[i+1]), v, false})
+		}
+	}
+	for _, b := range ProfileBits {
+		if !seenStream[b] {
+			return bad("no stream entry for %d-bit weights", b)
 		}
 	}
 	for _, n := range nums {
@@ -448,4 +490,20 @@ func (p *Profile) gemmModel(kb int) (*GEMMModel, error) {
 		}
 	}
 	return nil, fmt.Errorf("%w: profile %q has no model for %d-bit weights", ErrProfile, p.Name, kb)
+}
+
+// ErrThreads is wrapped by CheckThreads's error: the profile was measured
+// with another kernel thread count. It wraps ErrProfile.
+var ErrThreads = fmt.Errorf("costmodel: profile of another thread count: %w", ErrProfile)
+
+// CheckThreads returns an error wrapping ErrThreads when the profile was
+// measured with another number of kernel threads than threads, the count
+// the latencies are wanted for (a search's --threads): the kernels split
+// their tiles over the threads, so a profile's latencies hold for its own
+// count only (issue 13).
+func (p *Profile) CheckThreads(threads int) error {
+	if p.Threads == threads {
+		return nil
+	}
+	return fmt.Errorf("profile %q was measured with %d kernel thread(s) but this run uses --threads %d, so its latencies do not apply; pass --threads %d, or measure this CPU with 'mpsearch profile --threads %d --out FILE' and pass --profile FILE: %w", p.Name, p.Threads, threads, p.Threads, threads, ErrThreads)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	"mpsearch/intengine"
 	"mpsearch/kernels"
 )
 
@@ -22,16 +23,17 @@ const ActBits = 8
 const scaleBytes = 4
 
 // LayerShape is one quantizable layer as the integer engine runs it, per
-// sample: a Conv is, for each group, an im2col of the group's input channels
-// followed by an M x K by K x N GEMM with requantization and a transpose of
-// the M x N result back to channel-major (NCHW) order; a Gemm or MatMul is one
-// GEMM with requantization.
+// sample: its geometry and the path the engine takes (the fields after
+// Conv; see the package doc, "What a layer costs"). A channels-first
+// convolution (the zero path) is, for each group, an im2col of the group's
+// input channels, an M x K by K x N GEMM with requantization and a
+// transpose of the M x N result back to channel-major (NCHW) order; a Gemm
+// or MatMul is one GEMM with requantization.
 //
 // M, K and N are per group and per sample: M = OH*OW for a Conv (rows of the
 // patch matrix of one image), the rows of one sample for a Gemm or MatMul
 // (1 for a [batch, features] input); K = Cin/Groups*KH*KW or the input
-// features; N = Cout/Groups or the output features. With a batch of B
-// samples the engine runs one GEMM of B*M rows per group.
+// features; N = Cout/Groups or the output features.
 type LayerShape struct {
 	Name string // the ONNX node name
 	Op   string // "Conv", "Gemm" or "MatMul"
@@ -46,14 +48,32 @@ type LayerShape struct {
 	// channels of one group); nil for Gemm and MatMul. Its output size
 	// OH*OW must equal M and C*KH*KW must equal K.
 	Conv *kernels.ConvShape
+
+	// The path the integer engine takes (intengine.LayerPaths; WithPath
+	// sets them). The zero value is a channels-first convolution (im2col,
+	// GEMMRequant per image, transpose back to NCHW) or a Gemm/MatMul
+	// with a requantized output.
+	//
+	// InNHWC and OutNHWC: a Conv's input and output are channels-last
+	// (kernels.Im2ColNHWC; the GEMM writes the output in place). Depthwise:
+	// kernels.DepthwiseNHWC. Direct: a 1x1, stride-1 Conv on a
+	// channels-last input, one GEMM on the input itself. Logits: the layer
+	// produces the graph output as int32 accumulators.
+	//
+	// Stream: a layer with few rows per sample, whose products of at most
+	// intengine.StreamMaxRows(kernel bits) rows (M times the batch) the
+	// engine runs on the small-M stream kernels (kernels.GEMMStreamRequant);
+	// a Gemm or MatMul there is predicted by Profile.Stream.
+	InNHWC, OutNHWC, Depthwise, Direct, Logits, Stream bool
 }
 
 // GemmLayer returns the shape of a Gemm or MatMul layer computing out
 // features from in features for rows rows per sample (1 for the usual
-// [batch, in] input).
+// [batch, in] input), on the path the engine takes for it: Stream when
+// rows is at most intengine.StreamMaxRows of its narrowest widths.
 func GemmLayer(name, op string, rows, in, out int) LayerShape {
 	return LayerShape{
-		Name: name, Op: op, M: rows, K: in, N: out, Groups: 1,
+		Name: name, Op: op, M: rows, K: in, N: out, Groups: 1, Stream: rows <= intengine.StreamMaxRows(1),
 		Params: int64(in) * int64(out),
 		MACs:   int64(rows) * int64(in) * int64(out),
 	}

@@ -51,7 +51,11 @@
 // constant input) is tabulated at Compile: the same operator runs once on
 // every input code (or pair of codes), dequantized as above, and Run looks
 // the output codes up; this equals running it on the tensor, element by
-// element.
+// element. A Mul of a [C, H, W] tensor by a [C, 1, 1] one (the gate of
+// squeeze-excitation, in either order) runs as a channel Mul: the same
+// float64 product of the two dequantized values (x·g = g·x exactly) and
+// the same Quantize, without the one-node network, each channel
+// tabulated over the 256 codes of x when it has more than 256 positions.
 //
 // Layer biases may be parameters or constants of the graph: torch.onnx
 // writes the biases BatchNorm folding creates, when several are equal, as
@@ -105,6 +109,16 @@
 // (ky, kx, c), the weights permuted to match), but every sum is exact in
 // int32 (kernels' bound), so the codes do not depend on the path.
 // Compile rejects a bias that could overflow int32.
+//
+// Layers with few GEMM rows (at most 4 per sample: Gemm and MatMul on one
+// row, convolutions on maps of up to 4 pixels) also pack their weights at
+// their width for the stream kernels (kernels.PackStream; 3-bit codes on
+// the 4-bit format, 2-bit ones ternary), and a product of at most
+// streamMaxRows rows (2 at 8 bits, 4 narrower; kernels'
+// BenchmarkStreamCrossover) runs kernels.GEMMStreamRequant or GEMMStream
+// on them: at batch 1 such a layer's time follows its weight bytes. Larger
+// batches take the tile GEMM. Both compute the same exact sums and the
+// same epilogue, so the codes do not depend on the kernel.
 //
 // Add of (S_a, z_a) and (S_b, z_b) into (S_y, z_y): S_a/S_y and S_b/S_y
 // become m_a·2^-c and m_b·2^-c with one shift c (that of the larger, so it
@@ -189,22 +203,46 @@
 //
 // A [C, H, W] tensor is stored channels-first (NCHW, the ONNX order) or
 // channels-last (NHWC), chosen once at Compile: channels-last when every
-// step that reads or writes it, or a tensor tied to it (a pool, Add or
-// clamp has its input and output in one layout), is a convolution, pool,
-// Add, clamp or the input quantization, no view aliases it (Flatten and
+// step that reads or writes it, or a tensor tied to it (a pool, Add,
+// clamp or tabulated elementwise float step has its inputs and output in
+// one layout; a channel Mul its [C, H, W] input and output), is one of
+// these, a convolution or the input quantization, no view aliases it (Flatten and
 // Reshape read the ONNX order) and it is not the graph output. Tensors of
 // one pixel have the same bytes in both. Serial programs keep NCHW. The
 // layout changes where codes are stored, never their values: RunInt
 // reports every tensor in NCHW order, and a convolution's output codes
 // are the same from either input layout.
 //
-// A run's memory is a workspace: every uint8 tensor, the im2col and GEMM
-// scratch (kernels.Scratch, kernels.DWScratch). Models keep up to
+// A full run (Run, RunInto, RunInt, Time's whole-program runs) of more
+// samples than plan.micro takes them plan.micro at a time, every step on
+// the passes' samples (execMicro, a view of the batch-major buffers), so
+// that a pass's tensors and patch matrices (about 1 MiB, microBytes) stay
+// in the cache: the VGG-style CNN at batch 32 runs 1.07-1.15x faster in
+// passes of 3. A model whose sample alone exceeds that runs the whole
+// batch at once (its GEMMs gain from the rows), and so do serial plans,
+// Prefix and Time's step timings. Every step computes each sample from
+// that sample alone, so the codes are the same.
+//
+// A run's memory is a workspace: every uint8 tensor, the im2col, GEMM and
+// stream-kernel scratch (kernels.Scratch, kernels.DWScratch) and a channel
+// Mul's tables. Models keep up to
 // GOMAXPROCS workspaces across garbage collections (wsPool), so RunInto
 // allocates nothing once a run at the largest batch has grown them, on
 // one thread (several threads start goroutines per GEMM) and except for
 // binary layers on CPUs without VNNI (the table kernel builds its tables
 // per call).
+//
+// # The cost model's view (costhook.go)
+//
+// Package costmodel describes and times layers as the engine runs them,
+// through the engine itself: LayerPaths and StepLayouts plan a network as
+// Compile does and report each layer's path (layouts, depthwise, direct
+// 1x1, int32 logits, stream) and each other step's layout; FloatSteps
+// counts the float fallback steps; Model.LayerRunner runs one layer's step
+// alone on a workspace Run prepared; ImageChunkBytes is the patch-matrix
+// bound of the convolution chunks. A new path in layerStep.run must be
+// reported by LayerPaths, or costmodel's programs, which check the path
+// of the layer they time against it, refuse the shape.
 //
 // # Invariants
 //

@@ -53,6 +53,18 @@ type floatStep struct {
 	// the output's shape, with no constant input; setup then tabulates it.
 	elementwise bool
 	lut         []uint8 // output code per input code (a) or pair a<<8|b
+	// chanMul: a Mul of a [C, H, W] input (ins[xIn]) by a [C, 1, 1] one
+	// (squeeze-excitation's gate), computed by runChanMul without the
+	// one-node network: the same float64 product of the two dequantized
+	// values, quantized by the same Quantize. The [C, H, W] input and the
+	// output may be channels-last (layout.go ties them).
+	chanMul bool
+	xIn     int
+	// composed: a two-input table where input 1-compIn is written by a
+	// one-input tabulated step from input compIn (SiLU: x·Sigmoid(x)), so
+	// the output code is a function of that input's code alone.
+	composed *[256]uint8
+	compIn   int
 }
 
 // elementwiseOps are the float engine's operators that compute every
@@ -99,7 +111,36 @@ func (s *floatStep) setup(m *Model) error {
 	for k, v := range y.Data {
 		s.lut[k] = q.Quantize(v)
 	}
+	s.compose(m)
 	return nil
+}
+
+// compose sets s.composed when one input of a two-input table is the
+// output of an earlier one-input tabulated step f of the other input x:
+// that input then holds f.lut[x] wherever x holds x (every buffer is
+// written by one step), so the output code is composed[x].
+func (s *floatStep) compose(m *Model) {
+	s.composed = nil
+	if len(s.ins) != 2 {
+		return
+	}
+	for j := 0; j < 2; j++ {
+		w := m.plan.writer[s.ins[j]]
+		f, ok := m.plan.steps[max(w, 0)].(*floatStep)
+		if w < 0 || !ok || f.lut == nil || len(f.ins) != 1 || f.ins[0] != s.ins[1-j] {
+			continue
+		}
+		s.composed, s.compIn = new([256]uint8), 1-j
+		for x := range 256 {
+			g := int(f.lut[x])
+			if j == 1 {
+				s.composed[x] = s.lut[x<<8|g]
+			} else {
+				s.composed[x] = s.lut[g<<8|x]
+			}
+		}
+		return
+	}
 }
 
 // newFloatStep builds the one-node network of node n: data inputs become
@@ -149,6 +190,14 @@ func newFloatStep(n *onnx.Node, i int, g *onnx.Graph, opset int64, dynamic map[s
 	for j, sh := range s.inShapes {
 		s.elementwise = s.elementwise && tensor.SameShape(sh, outShape) && s.inWhole[j] == s.outWhole
 	}
+	if n.OpType == "Mul" && n.Domain == "" && len(s.ins) == 2 && len(sub.Initializers) == 0 && !s.outWhole && len(outShape) == 3 {
+		gate := []int{outShape[0], 1, 1}
+		for j := 0; j < 2 && !s.elementwise; j++ {
+			if !s.inWhole[0] && !s.inWhole[1] && tensor.SameShape(s.inShapes[j], outShape) && tensor.SameShape(s.inShapes[1-j], gate) {
+				s.chanMul, s.xIn = true, j
+			}
+		}
+	}
 	sub.Nodes = []onnx.Node{nd}
 	sub.Outputs = []onnx.ValueInfo{{Name: "y", ElemType: onnx.Float}}
 	net, err := network.Build(&onnx.Model{IRVersion: 8, Opset: opset, Graph: sub}, network.Options{NoFold: true})
@@ -165,15 +214,23 @@ func (s *floatStep) run(ws *workspace, n int) error {
 		size := n * s.perSample
 		dst, a := ws.bufs[s.out][:size], ws.bufs[s.ins[0]][:size]
 		if len(s.ins) == 1 {
-			for k, c := range a {
-				dst[k] = s.lut[c]
-			}
+			kernels.LookupBytes(dst, a, (*[256]uint8)(s.lut))
 			return nil
 		}
-		b := ws.bufs[s.ins[1]][:size]
-		for k := range dst {
-			dst[k] = s.lut[int(a[k])<<8|int(b[k])]
+		if s.composed != nil {
+			kernels.LookupBytes(dst, ws.bufs[s.ins[s.compIn]][:size], s.composed)
+			return nil
 		}
+		lut := (*[1 << 16]uint8)(s.lut)
+		b := ws.bufs[s.ins[1]][:size]
+		b = b[:len(dst)]
+		for k := range dst {
+			dst[k] = lut[uint16(a[k])<<8|uint16(b[k])]
+		}
+		return nil
+	}
+	if s.chanMul {
+		s.runChanMul(ws, n)
 		return nil
 	}
 	xs := make([]*tensor.Tensor, len(s.ins))
@@ -203,6 +260,86 @@ func (s *floatStep) run(ws *workspace, n int) error {
 		dst[k] = q.Quantize(v)
 	}
 	return nil
+}
+
+// chanMulTable is the spatial size from which runChanMul tabulates a
+// channel (256 Quantize calls) instead of quantizing each element.
+const chanMulTable = 256
+
+// runChanMul computes y = Quantize(x·g[c]) for the [C, H, W] input x and
+// the [C, 1, 1] gate g, both dequantized as run dequantizes every float
+// step's input (x·g and g·x are the same float64 product). A channel of
+// more than chanMulTable positions is tabulated: the 256 possible codes of
+// x give the same results as the elements would.
+func (s *floatStep) runChanMul(ws *workspace, n int) {
+	m := ws.m
+	xb, gb := s.ins[s.xIn], s.ins[1-s.xIn]
+	qx, qg, qy := m.quant[xb], m.quant[gb], m.quant[s.out]
+	c := s.outShape[0]
+	hw := s.perSample / c
+	nhwc := m.plan.nhwc[s.out]
+	ws.gate = growF(ws.gate, c)
+	var deq [256]float64
+	for q := range deq {
+		deq[q] = float64(int64(q)-int64(qx.ZeroPoint)) * qx.Scale
+	}
+	tab := hw > chanMulTable
+	var tabs [][256]uint8
+	if tab {
+		if cap(ws.tab) < c {
+			ws.tab = make([][256]uint8, c)
+		}
+		tabs = ws.tab[:c]
+	}
+	for i := 0; i < n; i++ {
+		x := ws.bufs[xb][i*s.perSample : (i+1)*s.perSample]
+		y := ws.bufs[s.out][i*s.perSample : (i+1)*s.perSample]
+		for ch, q := range ws.bufs[gb][i*c : (i+1)*c] {
+			g := float64(int64(q)-int64(qg.ZeroPoint)) * qg.Scale
+			ws.gate[ch] = g
+			if tab {
+				t := &tabs[ch]
+				for v := range t {
+					t[v] = qy.Quantize(deq[v] * g)
+				}
+			}
+		}
+		switch {
+		case tab && nhwc:
+			for p := 0; p < hw; p++ {
+				xp, yp := x[p*c:(p+1)*c], y[p*c:(p+1)*c]
+				yp = yp[:len(xp)]
+				for ch, v := range xp {
+					yp[ch] = tabs[ch][v]
+				}
+			}
+		case tab:
+			for ch := 0; ch < c; ch++ {
+				kernels.LookupBytes(y[ch*hw:(ch+1)*hw], x[ch*hw:(ch+1)*hw], &tabs[ch])
+			}
+		case nhwc:
+			for p := 0; p < hw; p++ {
+				xp, yp := x[p*c:(p+1)*c], y[p*c:(p+1)*c]
+				for ch, v := range xp {
+					yp[ch] = qy.Quantize(deq[v] * ws.gate[ch])
+				}
+			}
+		default:
+			for ch := 0; ch < c; ch++ {
+				g := ws.gate[ch]
+				for k, v := range x[ch*hw : (ch+1)*hw] {
+					y[ch*hw+k] = qy.Quantize(deq[v] * g)
+				}
+			}
+		}
+	}
+}
+
+func growF(b []float64, n int) []float64 {
+	if cap(b) < n {
+		return make([]float64, n)
+	}
+	return b[:n]
 }
 
 // concatStep concatenates uint8 tensors into one with its own quantizer:

@@ -240,3 +240,108 @@ func TestConcatRescales(t *testing.T) {
 		t.Errorf("%d of %d concatenated codes differ by one from direct requantization; want at most 2%%", far, 2*12*hw)
 	}
 }
+
+// effNet has EfficientNet's blocks: SiLU (Sigmoid, Mul) around depthwise
+// convolutions and squeeze-excitation gates (GlobalAveragePool, 1x1
+// convolutions, Sigmoid) applied by a broadcasting Mul, once as x·g on a
+// 20x20 map (more than chanMulTable positions: tabulated per channel) and
+// once as g·x on 10x10 (quantized per element).
+func effNet(t testing.TB) *network.Network {
+	b := newGraphBuilder(23, []int64{3, 20, 20})
+	pads := aInts("pads", 1, 1, 1, 1)
+	silu := func(name, in string) string {
+		return b.node(name, "Mul", []string{in, b.node(name+"_sig", "Sigmoid", []string{in})})
+	}
+	se := func(name, x string, c int, gateFirst bool) string {
+		sq := b.node(name+"_sq", "GlobalAveragePool", []string{x})
+		f1 := silu(name+"_s1", b.node(name+"_f1", "Conv", []string{sq, b.init(name+"_wf1", 0.5, []int{4, c, 1, 1}), b.init(name+"_bf1", 0.1, []int{4})}))
+		f2 := b.node(name+"_f2", "Conv", []string{f1, b.init(name+"_wf2", 0.5, []int{c, 4, 1, 1}), b.init(name+"_bf2", 0.1, []int{c})})
+		g := b.node(name+"_gate", "Sigmoid", []string{f2})
+		if gateFirst {
+			return b.node(name, "Mul", []string{g, x})
+		}
+		return b.node(name, "Mul", []string{x, g})
+	}
+	c1 := silu("a1", b.node("c1", "Conv", []string{"x", b.init("w1", 0.4, []int{16, 3, 3, 3}), b.init("b1", 0.1, []int{16})}, pads))
+	d1 := silu("a2", b.node("dw1", "Conv", []string{c1, b.init("wd1", 0.6, []int{16, 1, 3, 3}), b.init("bd1", 0.1, []int{16})}, pads, aInt("group", 16)))
+	p1 := b.node("pw1", "Conv", []string{se("se1", d1, 16, false), b.init("wp1", 0.4, []int{16, 16, 1, 1}), b.init("bp1", 0.1, []int{16})})
+	r1 := b.node("res", "Add", []string{p1, c1})
+	d2 := silu("a3", b.node("dw2", "Conv", []string{r1, b.init("wd2", 0.6, []int{16, 1, 3, 3}), b.init("bd2", 0.1, []int{16})}, pads, aInts("strides", 2, 2), aInt("group", 16)))
+	p2 := b.node("pw2", "Conv", []string{se("se2", d2, 16, true), b.init("wp2", 0.4, []int{24, 16, 1, 1}), b.init("bp2", 0.1, []int{24})})
+	fl := b.node("flat", "Flatten", []string{b.node("gap", "GlobalAveragePool", []string{p2})})
+	return b.build(t, b.node("fc", "Gemm", []string{fl, b.init("wf", 0.5, []int{5, 24}), b.init("bf", 0.1, []int{5})}, aInt("transB", 1)))
+}
+
+// TestChannelMulMatchesSimulation: on effNet the squeeze-excitation Muls
+// run as channel Muls (runChanMul, both operand orders, tabulated and
+// not), the SiLU steps are tabulated (the Mul's table composed with the
+// Sigmoid's), every convolution's tensors are
+// channels-last (the depthwise convolutions take kernels.DepthwiseNHWC),
+// and the codes equal the simulation bit for bit.
+func TestChannelMulMatchesSimulation(t *testing.T) {
+	net := effNet(t)
+	checkExact(t, net, [][]int{nil, {8, 4, 8, 4, 2, 8, 4, 8, 4, 8}}, []string{"a1_sig", "a1", "a2_sig", "a2", "se1_s1_sig", "se1_s1", "se1_gate", "se1", "a3_sig", "a3", "se2_s1_sig", "se2_s1", "se2_gate", "se2"})
+	m := compileSynthetic(t, net, nil)
+	var chanMuls []string
+	for _, st := range m.plan.steps {
+		switch s := st.(type) {
+		case *floatStep:
+			if s.chanMul {
+				chanMuls = append(chanMuls, fmt.Sprintf("%s:x=%d", s.node, s.xIn))
+			} else if s.lut == nil {
+				t.Errorf("float step %s: neither tabulated nor a channel Mul", s.node)
+			}
+		case *layerStep:
+			if s.conv && s.rows > 1 && !(s.inNHWC && s.outNHWC) {
+				t.Errorf("convolution %s: input NHWC %v, output NHWC %v; want both", s.node, s.inNHWC, s.outNHWC)
+			}
+			if s.groups > 1 && s.dw == nil {
+				t.Errorf("depthwise convolution %s: not on kernels.DepthwiseNHWC", s.node)
+			}
+		}
+	}
+	var composed []string
+	for _, st := range m.plan.steps {
+		if s, ok := st.(*floatStep); ok && s.composed != nil {
+			composed = append(composed, s.node)
+		}
+	}
+	if want := []string{"a1", "a2", "se1_s1", "a3", "se2_s1"}; !slices.Equal(composed, want) {
+		t.Errorf("composed SiLU tables: got %v; want %v", composed, want)
+	}
+	if want := []string{"se1:x=0", "se2:x=1"}; !slices.Equal(chanMuls, want) {
+		t.Errorf("channel Muls: got %v; want %v", chanMuls, want)
+	}
+}
+
+// seFlatNet applies squeeze-excitation gates to tensors that a Flatten
+// reads, so they stay channels-first: x·g on 20x20 (tabulated) and g·x on
+// 10x10 (per element), concatenated into a Gemm.
+func seFlatNet(t testing.TB) *network.Network {
+	b := newGraphBuilder(24, []int64{3, 20, 20})
+	pads := aInts("pads", 1, 1, 1, 1)
+	gate := func(name, x string) string {
+		sq := b.node(name+"_sq", "GlobalAveragePool", []string{x})
+		f := b.node(name+"_f", "Conv", []string{sq, b.init(name+"_wf", 0.5, []int{8, 8, 1, 1}), b.init(name+"_bf", 0.1, []int{8})})
+		return b.node(name+"_gate", "Sigmoid", []string{f})
+	}
+	c1 := b.node("c1", "Conv", []string{"x", b.init("w1", 0.4, []int{8, 3, 3, 3}), b.init("b1", 0.1, []int{8})}, pads)
+	c2 := b.node("c2", "Conv", []string{c1, b.init("w2", 0.3, []int{8, 8, 3, 3}), b.init("b2", 0.1, []int{8})}, pads, aInts("strides", 2, 2))
+	fa := b.node("fa", "Flatten", []string{b.node("sea", "Mul", []string{c1, gate("ga", c1)})})
+	fb := b.node("fb", "Flatten", []string{b.node("seb", "Mul", []string{gate("gb", c2), c2})})
+	cat := b.node("cat", "Concat", []string{fa, fb}, aInt("axis", 1))
+	return b.build(t, b.node("fc", "Gemm", []string{cat, b.init("wf", 0.05, []int{5, 4000}), b.init("bf", 0.1, []int{5})}, aInt("transB", 1)))
+}
+
+// TestChannelMulChannelsFirst: the channel Muls of seFlatNet run on
+// channels-first tensors and equal the simulation bit for bit.
+func TestChannelMulChannelsFirst(t *testing.T) {
+	net := seFlatNet(t)
+	checkExact(t, net, [][]int{nil, {8, 4, 4, 2, 8}}, []string{"ga_gate", "sea", "gb_gate", "seb"})
+	m := compileSynthetic(t, net, nil)
+	for _, st := range m.plan.steps {
+		if s, ok := st.(*floatStep); ok && s.lut == nil && (!s.chanMul || m.plan.nhwc[s.out]) {
+			t.Errorf("float step %s: channel Mul %v, NHWC %v; want a channels-first channel Mul", s.node, s.chanMul, m.plan.nhwc[s.out])
+		}
+	}
+}

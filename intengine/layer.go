@@ -50,6 +50,7 @@ type layerStep struct {
 	wq          *quant.WeightQuant // in the ONNX weight layout
 	nk          []int8             // N_total x K row-major (kernel layout)
 	w           []*kernels.Weights // one per group
+	st          []*kernels.Stream  // one per group when rows <= streamMaxRows(kbits), else nil
 	sx          float64
 	zx          uint8
 	bias        []int32 // one per output channel, at scale S_x*S_w[c]
@@ -232,6 +233,10 @@ func (s *layerStep) setup(m *Model) error {
 		s.dwShape.C = s.cin
 	}
 	s.w = make([]*kernels.Weights, s.groups)
+	s.st = nil
+	if !depthwise && s.rows <= streamMaxRows(s.kbits) {
+		s.st = make([]*kernels.Stream, s.groups)
+	}
 	for g := range s.w {
 		if depthwise {
 			break // DepthwiseNHWC reads s.dw
@@ -247,6 +252,11 @@ func (s *layerStep) setup(m *Model) error {
 		}
 		if err != nil {
 			return fmt.Errorf("intengine: layer %q: %w", s.node, err)
+		}
+		if s.st != nil {
+			if s.st[g], err = kernels.PackStream(rows, s.n, s.k, s.kbits); err != nil {
+				return fmt.Errorf("intengine: layer %q: %w", s.node, err)
+			}
 		}
 	}
 	qx := m.quant[s.in]
@@ -305,10 +315,10 @@ func (s *layerStep) run(ws *workspace, nb int) error {
 	if !s.conv {
 		mrows := nb * s.rows
 		if s.out >= 0 {
-			return kernels.GEMMRequant(ws.bufs[s.out][:mrows*ntot], src, mrows, s.k, s.zx, s.w[0], &s.rq[0], ws.opt)
+			return s.gemmRequant(ws, ws.bufs[s.out][:mrows*ntot], src, mrows, 0)
 		}
 		acc := ws.acc[:mrows*ntot]
-		if err := kernels.GEMM(acc, src, mrows, s.k, s.zx, s.w[0], ws.opt); err != nil {
+		if err := s.gemm(ws, acc, src, mrows, 0); err != nil {
 			return err
 		}
 		for r := 0; r < mrows; r++ {
@@ -390,13 +400,13 @@ func (s *layerStep) runConv(ws *workspace, nb int, src []uint8) error {
 			}
 			dst := ws.bufs[s.out]
 			if toOut {
-				if err := kernels.GEMMRequant(dst[i0*outSize:(i0+ni)*outSize], cols, ni*p, s.k, s.zx, s.w[0], &s.rq[0], ws.opt); err != nil {
+				if err := s.gemmRequant(ws, dst[i0*outSize:(i0+ni)*outSize], cols, ni*p, 0); err != nil {
 					return err
 				}
 				continue
 			}
 			tmp := ws.tmp8[:ni*p*s.n]
-			if err := kernels.GEMMRequant(tmp, cols, ni*p, s.k, s.zx, s.w[g], &s.rq[g], ws.opt); err != nil {
+			if err := s.gemmRequant(ws, tmp, cols, ni*p, g); err != nil {
 				return err
 			}
 			for j := 0; j < ni; j++ {
@@ -421,7 +431,7 @@ func (s *layerStep) accConv(ws *workspace, cols []uint8, i0, ni, g int) error {
 	p := s.rows
 	outSize := s.n * s.groups * p
 	tmp := ws.tmp32[:ni*p*s.n]
-	if err := kernels.GEMM(tmp, cols, ni*p, s.k, s.zx, s.w[g], ws.opt); err != nil {
+	if err := s.gemm(ws, tmp, cols, ni*p, g); err != nil {
 		return err
 	}
 	for j := 0; j < ni; j++ {
@@ -434,6 +444,40 @@ func (s *layerStep) accConv(ws *workspace, cols []uint8, i0, ni, g int) error {
 		}
 	}
 	return nil
+}
+
+// streamMaxRows is the most GEMM rows (for a batch) with which a layer's
+// product runs on the stream kernels (weights packed at their width,
+// kernels.GEMMStream) rather than the tile GEMM: 2 for 8-bit weights, 4
+// for narrower ones. Measured with kernels' BenchmarkStreamCrossover (one
+// thread, AVX-512 VNNI, K x N = 1024² and 4096²): at 8 bits the stream
+// kernels take 0.77-0.83x the tile GEMM's time at one row and 0.92-0.94x at
+// two, and tie at four; at 4, 2 and 1 bits 0.30-0.61x at one row,
+// 0.39-0.70x at two, 0.61-0.93x at four, and from six rows (one full
+// 6-row tile) the tile GEMM is as fast or faster on the smaller shape.
+func streamMaxRows(kbits int) int {
+	if kbits == 8 {
+		return 2
+	}
+	return 4
+}
+
+// gemmRequant computes group g's requantized product of m rows of a into
+// dst: on the stream kernels when the layer has them and m is at most
+// streamMaxRows, else on the tile GEMM. Both give the same codes.
+func (s *layerStep) gemmRequant(ws *workspace, dst, a []uint8, m, g int) error {
+	if s.st != nil && m <= streamMaxRows(s.kbits) {
+		return kernels.GEMMStreamRequant(dst, a, m, s.k, s.zx, s.st[g], &s.rq[g], ws.opt)
+	}
+	return kernels.GEMMRequant(dst, a, m, s.k, s.zx, s.w[g], &s.rq[g], ws.opt)
+}
+
+// gemm is gemmRequant's int32 twin (bias not added).
+func (s *layerStep) gemm(ws *workspace, dst []int32, a []uint8, m, g int) error {
+	if s.st != nil && m <= streamMaxRows(s.kbits) {
+		return kernels.GEMMStream(dst, a, m, s.k, s.zx, s.st[g], ws.opt)
+	}
+	return kernels.GEMM(dst, a, m, s.k, s.zx, s.w[g], ws.opt)
 }
 
 // channel returns the output channel of flat element i of one sample of

@@ -12,8 +12,10 @@ package intengine
 // next tensor, without a transpose. Everything else keeps NCHW.
 //
 // Steps that read and write either layout: convolutions (input and output
-// independently), pools, Adds and ReLU/Clip clamps (in and out in the
-// same layout: they are tied) and the input quantization. A tensor is
+// independently), pools, Adds, ReLU/Clip clamps and tabulated elementwise
+// float steps (in and out in the same layout: they are tied), a float
+// channel Mul (its [C, H, W] input tied to its output; the [C, 1, 1] gate
+// has one pixel) and the input quantization. A tensor is
 // NHWC when every tensor tied to it is a [C, H, W] tensor that only such
 // steps read and write, is not aliased by a view (Flatten, Reshape...:
 // the view's consumer reads the ONNX order) and is not the graph output.
@@ -69,6 +71,20 @@ func (p *plan) chooseLayouts() {
 		case *clampStep:
 			tie(s.in, s.out)
 		case *quantizeStep:
+		case *floatStep:
+			switch {
+			case s.elementwise: // tabulated: same position in and out
+				for _, b := range s.ins {
+					tie(b, s.out)
+				}
+			case s.chanMul: // the gate has one pixel: one byte order
+				tie(s.ins[s.xIn], s.out)
+			default:
+				for _, b := range s.ins {
+					forced[b] = true
+				}
+				forced[s.out] = true
+			}
 		default:
 			ins, out := st.buffers()
 			for _, b := range ins {

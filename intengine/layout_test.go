@@ -52,14 +52,16 @@ func TestLayoutsChosen(t *testing.T) {
 }
 
 // TestRunIntoAllocatesNothing: after a first run, RunInto at one thread
-// makes no allocation, on the LeNet and on the residual network (grouped
-// and 1x1 convolutions, pools, Adds, a MatMul head). No layer is binary:
+// makes no allocation, on the LeNet, on the residual network (grouped
+// and 1x1 convolutions, pools, Adds, a MatMul head) and on the MLP, whose
+// layers run on the stream kernels at batch 1. No layer is binary:
 // without VNNI, 1-bit weights run on the table kernel, which allocates its
 // tables per call.
 func TestRunIntoAllocatesNothing(t *testing.T) {
 	ctx := context.Background()
 	lenet := loadLeNet(t)
 	res := residualNet(t)
+	mlp := mlpNet(t)
 	for _, tc := range []struct {
 		name string
 		m    *Model
@@ -67,6 +69,8 @@ func TestRunIntoAllocatesNothing(t *testing.T) {
 	}{
 		{"lenet", lenetModel(t, lenet, []int{8, 4, 2, 4, 8}), loadCalib(t).X},
 		{"residual", compileSynthetic(t, res, []int{8, 4, 2, 3, 4, 8}), randBatch(rand.New(rand.NewPCG(3, 4)), 5, res.SampleShape)},
+		// batch 1 on the stream kernels, batch 5 on the tile GEMM
+		{"mlp", compileSynthetic(t, mlp, []int{8, 4, 2, 3}), randBatch(rand.New(rand.NewPCG(5, 6)), 5, mlp.SampleShape)},
 	} {
 		for _, n := range []int{1, tc.x.Shape[0]} {
 			x := &tensor.Tensor{Shape: append([]int{n}, tc.x.Shape[1:]...), Data: tc.x.Data[:n*tensor.Size(tc.x.Shape[1:])]}

@@ -59,6 +59,9 @@ type plan struct {
 	whole  map[string]bool
 	// nhwc marks the buffers stored channels-last (layout.go).
 	nhwc []bool
+	// micro is the number of samples per pass of a full run (0: the whole
+	// batch at once); see microBatch.
+	micro int
 }
 
 // step is one operation of the integer program.
@@ -474,7 +477,37 @@ func analyzeMode(net *network.Network, serial bool) (*plan, error) {
 	}
 	p.liveness()
 	p.chooseLayouts()
+	p.micro = p.microBatch()
 	return p, nil
+}
+
+// microBytes bounds the memory one pass of a micro-batched run touches
+// per step: about the L2 share of one core.
+const microBytes = 1 << 20
+
+// microBatch returns how many samples one pass of a full run takes: as
+// many as keep every tensor of the pass and the largest patch matrix
+// within microBytes, when that is at least 2; 0 (the whole batch) when a
+// sample alone is larger, so that large models keep their GEMMs over the
+// batch, and for serial plans. Every step computes each sample from that
+// sample alone, so the codes do not depend on it.
+func (p *plan) microBatch() int {
+	if p.serial {
+		return 0
+	}
+	per, cols := 0, 0
+	for _, b := range p.bufs {
+		per += b.size
+	}
+	for _, st := range p.steps {
+		if s, ok := st.(*layerStep); ok && s.conv && !s.pointwise && s.groups == 1 {
+			cols = max(cols, s.rows*s.k)
+		}
+	}
+	if k := microBytes / max(1, per+cols); k >= 2 {
+		return k
+	}
+	return 0
 }
 
 // act is an activation fused into (or applied after) a requantization:

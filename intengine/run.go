@@ -22,12 +22,17 @@ type workspace struct {
 	cols  []uint8
 	tmp8  []uint8
 	tmp32 []int32
-	sum   []int32 // per-channel sums of a channels-last average pool
+	sum   []int32      // per-channel sums of a channels-last average pool
+	gate  []float64    // a channel Mul's dequantized gate (runChanMul)
+	tab   [][256]uint8 // a channel Mul's tables, one per channel
 	opt   kernels.Options
 	// scratch is the GEMMs' working memory (opt.Scratch), kept with the
 	// workspace so that a run allocates nothing.
 	scratch kernels.Scratch
 	dw      kernels.DWScratch // the depthwise convolutions' working memory
+	// micro is the view of one pass of a micro-batched run (execMicro),
+	// kept with the workspace with its own scratch buffers.
+	micro *workspace
 }
 
 // wsPool recycles workspaces. Unlike a sync.Pool it keeps them across
@@ -84,9 +89,44 @@ func (m *Model) putWorkspace(ws *workspace) {
 }
 
 // exec runs the program on x; timed, when not nil, receives the duration
-// of each step.
+// of each step. Untimed runs of more than plan.micro samples go through
+// execMicro.
 func (m *Model) exec(ctx context.Context, ws *workspace, n int, timed []time.Duration) error {
+	if k := m.plan.micro; k > 0 && n > k && timed == nil {
+		return m.execMicro(ctx, ws, n, k)
+	}
 	return m.execSteps(ctx, ws, n, 0, len(m.plan.steps), timed)
+}
+
+// execMicro runs the whole program on k samples at a time, on a view of
+// ws holding those samples' part of every buffer (the buffers are
+// batch-major), so that a pass's tensors stay in the cache (microBatch).
+// The view keeps its own im2col and depthwise scratch and shares the GEMM
+// scratch; it is made once per workspace, so runs allocate nothing.
+func (m *Model) execMicro(ctx context.Context, ws *workspace, n, k int) error {
+	sv := ws.micro
+	if sv == nil || len(sv.bufs) != len(ws.bufs) {
+		sv = &workspace{bufs: make([][]uint8, len(ws.bufs))}
+		ws.micro = sv
+	}
+	sv.m, sv.opt = m, ws.opt
+	in := tensor.Size(m.net.SampleShape)
+	acc := tensor.Size(m.plan.outShape)
+	for i0 := 0; i0 < n; i0 += k {
+		nb := min(k, n-i0)
+		for b, buf := range m.plan.bufs {
+			sv.bufs[b] = ws.bufs[b][i0*buf.size : (i0+nb)*buf.size]
+		}
+		sv.x = ws.x[i0*in : (i0+nb)*in]
+		if m.plan.outLayer != nil {
+			sv.acc = ws.acc[i0*acc : (i0+nb)*acc]
+		}
+		if err := m.execSteps(ctx, sv, nb, 0, len(m.plan.steps), nil); err != nil {
+			return err
+		}
+	}
+	sv.x = nil
+	return nil
 }
 
 // execRange runs steps [from, to) of the program.

@@ -66,6 +66,16 @@ var vsORTModels = []vsORTModel{
 	// writes them.
 	{"resnet18", "resnet18-opset13.onnx", mixedBits(4, 8), imagenetCalib},
 	{"mobilenet_v2", "mobilenet_v2-opset13.onnx", mixedBits(4, 8), imagenetCalib},
+	{"efficientnet_b0", "efficientnet_b0-opset13.onnx", mixedBits(4, 8), imagenetCalib},
+}
+
+// modelPath returns where mc's model is: the repository's testdata, or
+// the torchvision export folder MPSEARCH_TORCHVISION_DIR.
+func (mc vsORTModel) modelPath() string {
+	if strings.HasPrefix(mc.path, "../") {
+		return mc.path
+	}
+	return filepath.Join(os.Getenv("MPSEARCH_TORCHVISION_DIR"), mc.path)
 }
 
 // ortServer is a running ort_latency.js.
@@ -172,7 +182,7 @@ func loadAvg() string {
 // ONNX Runtime running the QDQ model mpsearch exports for the same bits
 // and activation quantizers, one thread each, at batch 1 and 32. It runs
 // only when MPSEARCH_VS_ORT is set (to "all" or a comma-separated list of
-// vgg, resnet, resnet18, mobilenet_v2), with onnxruntime-node where
+// vgg, resnet, resnet18, mobilenet_v2, efficientnet_b0), with onnxruntime-node where
 // scripts/setup.sh --test installs it (or on NODE_PATH) and the torchvision
 // models in MPSEARCH_TORCHVISION_DIR (scripts/export_torchvision.py --out):
 //
@@ -208,9 +218,7 @@ func TestVsORT(t *testing.T) {
 }
 
 func vsORT(t *testing.T, mc vsORTModel, reps int) []string {
-	if !strings.HasPrefix(mc.path, "../") {
-		mc.path = filepath.Join(os.Getenv("MPSEARCH_TORCHVISION_DIR"), mc.path)
-	}
+	mc.path = mc.modelPath()
 	if _, err := os.Stat(mc.path); err != nil {
 		t.Logf("%s: %v: skipped (export the torchvision models with scripts/export_torchvision.py and set MPSEARCH_TORCHVISION_DIR)", mc.name, err)
 		return nil
@@ -282,7 +290,8 @@ func uniq(b []int) []int {
 }
 
 // BenchmarkEngine runs the models of TestVsORT (those named in
-// MPSEARCH_BENCH_MODELS, default vgg,resnet) on the integer engine, one
+// MPSEARCH_BENCH_MODELS, default vgg,resnet; torchvision models in
+// MPSEARCH_TORCHVISION_DIR) on the integer engine, one
 // thread, at batch 1 and 32: the benchmark to profile
 // (go test -bench Engine -cpuprofile).
 func BenchmarkEngine(b *testing.B) {
@@ -295,7 +304,7 @@ func BenchmarkEngine(b *testing.B) {
 		if !slices.Contains(strings.Split(which, ","), mc.name) {
 			continue
 		}
-		net, err := pipeline.LoadModel(mc.path, pipeline.ModelOptions{Precision: network.F32})
+		net, err := pipeline.LoadModel(mc.modelPath(), pipeline.ModelOptions{Precision: network.F32})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -330,5 +339,73 @@ func BenchmarkEngine(b *testing.B) {
 				b.ReportMetric(float64((c1-c0).Microseconds())/float64(b.N), "cpu-µs/op")
 			})
 		}
+	}
+}
+
+// TestTorchvisionMatchesSimulation compiles torchvision models with mixed
+// 4/8-bit weights (those in MPSEARCH_TORCHVISION_DIR: squeeze-excitation
+// and SiLU on channel Muls and composed tables, depthwise convolutions,
+// residual Adds) and checks every code of one random image against the
+// simulated quantization. It runs only when MPSEARCH_TORCHVISION_DIR is
+// set.
+func TestTorchvisionMatchesSimulation(t *testing.T) {
+	dir := os.Getenv("MPSEARCH_TORCHVISION_DIR")
+	if dir == "" {
+		t.Skip("set MPSEARCH_TORCHVISION_DIR to the folder of scripts/export_torchvision.py --out")
+	}
+	ctx := context.Background()
+	for _, name := range []string{"efficientnet_b0", "mobilenet_v2", "mobilenet_v3_small", "regnet_y_400mf", "mnasnet0_5"} {
+		path := filepath.Join(dir, name+"-opset13.onnx")
+		if _, err := os.Stat(path); err != nil {
+			t.Logf("%s: %v: skipped", name, err)
+			continue
+		}
+		net, err := pipeline.LoadModel(path, pipeline.ModelOptions{Precision: network.F32})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := intengine.ObserveRanges(ctx, net, []*tensor.Tensor{normalImages(3, 4, 3, 224, 224)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := intengine.Compile(net, intengine.Config{Bits: mixedBits(4, 8)(len(net.Layers())), Ranges: r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := intengine.NewReference(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := normalImages(5, 1, 3, 224, 224)
+		got, err := m.RunInt(ctx, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := ref.RunInt(ctx, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		diff, total := 0, 0
+		for i, tn := range got.Tensors {
+			for j, c := range tn.Codes {
+				total++
+				if c != want.Tensors[i].Codes[j] {
+					if diff == 0 {
+						t.Errorf("%s: %s[%d] = %d; the simulation gives %d", name, tn.Name, j, c, want.Tensors[i].Codes[j])
+					}
+					diff++
+				}
+			}
+		}
+		for j := range got.Acc {
+			total++
+			if got.Acc[j] != want.Acc[j] {
+				diff++
+			}
+		}
+		if diff > 0 {
+			t.Errorf("%s: %d of %d integers differ from the simulation", name, diff, total)
+		}
+		t.Logf("%s: %d integers, %d differ; float steps %d", name, total, diff, len(m.FloatNodes()))
 	}
 }

@@ -76,6 +76,12 @@ func DepthwiseNHWC(dst, src []uint8, s ConvShape, aZero uint8, d *Depthwise, rq 
 	sc.panels = rq.panels(sc.panels, c)
 	sc.acc = growSlice(&sc.acc, d.cpad*ow)
 	z := int32(aZero)
+	// Columns whose whole kernel row is inside take the taps of a row in
+	// one pass (dwRow); the others one tap at a time.
+	ilo, ihi := dwInterior(s, ow)
+	if s.KW == 1 {
+		ilo, ihi = 0, 0
+	}
 	for oy := 0; oy < oh; oy++ {
 		acc := sc.acc
 		clear(acc)
@@ -93,17 +99,45 @@ func DepthwiseNHWC(dst, src []uint8, s ConvShape, aZero uint8, d *Depthwise, rq 
 				if s.W-1-off < 0 {
 					hi = 0
 				}
-				if lo >= hi {
-					continue
-				}
-				x0 := (lo*s.StrideW + off) * c
 				t := ky*s.KW + kx
-				dwTap(acc, line[x0:], d.w[t*d.cpad:(t+1)*d.cpad], lo, hi-lo, ow, s.StrideW*c, c, z)
+				wt := d.w[t*d.cpad : (t+1)*d.cpad]
+				// Outside the interior only: [lo, ilo) and [ihi, hi).
+				for _, r := range [2][2]int{{lo, min(hi, ilo)}, {max(lo, ihi), hi}} {
+					if r[0] < r[1] {
+						x0 := (r[0]*s.StrideW + off) * c
+						dwTap(acc, line[x0:], wt, r[0], r[1]-r[0], ow, s.StrideW*c, c, z)
+					}
+				}
+			}
+			if ilo < ihi {
+				x0 := (ilo*s.StrideW - s.PadLeft) * c
+				dwRow(acc, line[x0:], d.w[ky*s.KW*d.cpad:], ilo, ihi-ilo, ow, s.StrideW*c, s.KW, s.DilationW*c, d.cpad, c, z)
 			}
 		}
 		dwRequantRow(dst[oy*ow*c:(oy+1)*ow*c], acc, ow, c, sc.panels)
 	}
 	return nil
+}
+
+// dwRowGo is the reference of dwRow: dwTap for each of the kw taps of a
+// kernel row, tap t reading the pixels t*tapstride bytes further and the
+// weights w[t*wstride:].
+func dwRowGo(acc []int32, x []uint8, w []int32, p0, n, ow, xstride, kw, tapstride, wstride, c int, z int32) {
+	for t := 0; t < kw; t++ {
+		dwTap(acc, x[t*tapstride:], w[t*wstride:], p0, n, ow, xstride, c, z)
+	}
+}
+
+// dwInterior returns the output columns [lo, hi) whose every tap of a
+// kernel row lies inside the image (lo == hi when none does).
+func dwInterior(s ConvShape, ow int) (lo, hi int) {
+	lo = (s.PadLeft + s.StrideW - 1) / s.StrideW
+	last := s.W - 1 + s.PadLeft - (s.KW-1)*s.DilationW // ox*sw <= last
+	if last < 0 {
+		return lo, lo
+	}
+	hi = min(ow, last/s.StrideW+1)
+	return lo, max(lo, hi)
 }
 
 // dwTapGo is the reference of dwTap: for p < n and ch < c, with the

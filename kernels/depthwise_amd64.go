@@ -10,6 +10,38 @@ package kernels
 //go:noescape
 func dwPanelAVX2(acc *int32, x *uint8, w *int32, n, xstride int, z int32)
 
+// dwRowAVX512 computes, for p < n and j < 16,
+// acc[p*16+j] += sum_{t<kw} (x[p*xstride+t*tapstride+j] - z) * w[t*wstride+j]:
+// one 16-channel panel of n pixels against the kw taps of a kernel row,
+// summed in a register (VPMOVZXBD, VPSUBD, VPMULLD, VPADDD on sixteen
+// channels; exact as dwPanelAVX2), the accumulators loaded and stored once.
+//
+//go:noescape
+func dwRowAVX512(acc *int32, x *uint8, w *int32, n, xstride, kw, tapstride, wstride int, z int32)
+
+// dwRow is dwRowGo, on dwRowAVX512 for the whole panels when the AVX-512
+// kernels are on.
+func dwRow(acc []int32, x []uint8, w []int32, p0, n, ow, xstride, kw, tapstride, wstride, c int, z int32) {
+	if !useVNNI || n == 0 {
+		dwRowGo(acc, x, w, p0, n, ow, xstride, kw, tapstride, wstride, c, z)
+		return
+	}
+	full := c / tileN
+	if full > 0 {
+		_ = x[(n-1)*xstride+(kw-1)*tapstride+full*tileN-1]
+		_ = w[(kw-1)*wstride+full*tileN-1]
+	}
+	for p := 0; p < full; p++ {
+		a := acc[(p*ow+p0)*tileN : (p*ow+p0+n)*tileN]
+		dwRowAVX512(&a[0], &x[p*tileN], &w[p*tileN], n, xstride, kw, tapstride, wstride, z)
+	}
+	if full*tileN < c {
+		for t := 0; t < kw; t++ {
+			dwTapChannels(acc, x[t*tapstride:], w[t*wstride:], p0, n, ow, xstride, full*tileN, c, z)
+		}
+	}
+}
+
 // dwTap is dwTapGo: the assembly for the whole 16-channel panels, Go for
 // the channels of a last partial one.
 func dwTap(acc []int32, x []uint8, w []int32, p0, n, ow, xstride, c int, z int32) {

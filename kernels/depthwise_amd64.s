@@ -32,3 +32,44 @@ pixel:
 	JNZ       pixel
 	VZEROUPPER
 	RET
+
+// func dwRowAVX512(acc *int32, x *uint8, w *int32, n, xstride, kw, tapstride, wstride int, z int32)
+//
+// For p < n, j < 16: acc[p*16+j] += sum_{t<kw} (x[p*xstride + t*tapstride + j] - z) * w[t*wstride + j]
+// (wstride in int32 elements): the taps of one kernel row summed in Z0,
+// so the accumulators are read and written once per row of taps.
+TEXT ·dwRowAVX512(SB), NOSPLIT, $0-68
+	MOVQ acc+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ w+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ xstride+32(FP), R8
+	MOVQ kw+40(FP), R12
+	MOVQ tapstride+48(FP), R13
+	MOVQ wstride+56(FP), R14
+	SHLQ $2, R14
+	MOVL z+64(FP), AX
+	VPBROADCASTD AX, Z15
+
+rowpixel:
+	VMOVDQU32 (DI), Z0
+	MOVQ SI, R9
+	MOVQ DX, R10
+	MOVQ R12, R11
+
+rowtap:
+	VPMOVZXBD (R9), Z1
+	VPSUBD    Z15, Z1, Z1
+	VPMULLD   (R10), Z1, Z1
+	VPADDD    Z1, Z0, Z0
+	ADDQ      R13, R9
+	ADDQ      R14, R10
+	DECQ      R11
+	JNZ       rowtap
+	VMOVDQU32 Z0, (DI)
+	ADDQ      R8, SI
+	ADDQ      $64, DI
+	DECQ      CX
+	JNZ       rowpixel
+	VZEROUPPER
+	RET

@@ -8,7 +8,7 @@ import (
 // TestDepthwiseNHWC checks DepthwiseNHWC against the definition (int64
 // sums over the taps inside the image, Requantize) for padded, strided and
 // dilated windows and channel counts in and out of whole blocks of 8, with
-// the assembly and with the Go twin.
+// every path this CPU has (AVX-512 with dwRowAVX512, AVX2, the Go twins).
 func TestDepthwiseNHWC(t *testing.T) {
 	rng := rand.New(rand.NewPCG(31, 32))
 	shapes := []ConvShape{
@@ -19,11 +19,13 @@ func TestDepthwiseNHWC(t *testing.T) {
 		{C: 48, H: 2, W: 3, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
 		{C: 8, H: 7, W: 7, KH: 3, KW: 3},
 		{C: 24, H: 6, W: 13, KH: 3, KW: 5, StrideH: 1, StrideW: 3, PadTop: 0, PadLeft: 4, PadBottom: 2, PadRight: 1},
+		{C: 40, H: 14, W: 14, KH: 5, KW: 5, StrideH: 2, StrideW: 2, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2},
+		{C: 33, H: 9, W: 20, KH: 1, KW: 3, DilationW: 3, PadLeft: 1, PadRight: 3},
+		{C: 16, H: 4, W: 4, KH: 3, KW: 7, PadLeft: 3, PadRight: 3, PadTop: 1, PadBottom: 1},
 	}
-	saved := useAVX2
-	defer func() { useAVX2 = saved }()
-	for _, asm := range []bool{true, false} {
-		useAVX2 = saved && asm
+	for _, path := range availablePaths() {
+		restore := setPath(path)
+		asm := path.name
 		var sc DWScratch
 		for i, s := range shapes {
 			oh, ow, err := s.Out()
@@ -73,7 +75,7 @@ func TestDepthwiseNHWC(t *testing.T) {
 						want := Requantize(acc+int64(rq.Bias[ch]), rq.Mult[ch], rq.Shift[ch], rq.Zero, rq.Lo, rq.Hi)
 						if g := got[(oy*ow+ox)*c+ch]; g != want {
 							if bad == 0 {
-								t.Errorf("asm %v, shape %d: output (%d, %d, %d) = %d; want %d", asm, i, oy, ox, ch, g, want)
+								t.Errorf("path %s, shape %d: output (%d, %d, %d) = %d; want %d", asm, i, oy, ox, ch, g, want)
 							}
 							bad++
 						}
@@ -81,7 +83,55 @@ func TestDepthwiseNHWC(t *testing.T) {
 				}
 			}
 			if bad > 0 {
-				t.Errorf("asm %v, shape %d: %d of %d outputs differ", asm, i, bad, len(got))
+				t.Errorf("path %s, shape %d: %d of %d outputs differ", asm, i, bad, len(got))
+			}
+		}
+		restore()
+	}
+}
+
+// BenchmarkDepthwiseNHWC times DepthwiseNHWC on the depthwise layers of
+// MobileNetV2 at 224² (one of each shape), one thread, per image.
+func BenchmarkDepthwiseNHWC(b *testing.B) {
+	shapes := []ConvShape{
+		{C: 32, H: 112, W: 112, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		{C: 96, H: 112, W: 112, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		{C: 144, H: 56, W: 56, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		{C: 192, H: 28, W: 28, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		{C: 384, H: 14, W: 14, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+		{C: 960, H: 7, W: 7, KH: 3, KW: 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1},
+	}
+	rng := rand.New(rand.NewPCG(33, 34))
+	type job struct {
+		dst, src []uint8
+		s        ConvShape
+		d        *Depthwise
+		rq       Requant
+	}
+	var jobs []job
+	for _, s := range shapes {
+		oh, ow, _ := s.Out()
+		w := make([]int8, s.C*9)
+		for j := range w {
+			w[j] = int8(rng.IntN(255) - 127)
+		}
+		d, err := PackDepthwise(w, s.C, 3, 3)
+		if err != nil {
+			b.Fatal(err)
+		}
+		src := make([]uint8, s.H*s.W*s.C)
+		for j := range src {
+			src[j] = uint8(rng.IntN(256))
+		}
+		rq := Requant{Mult: []int32{1 << 30}, Shift: []int{40}, Zero: 128, Lo: 0, Hi: 255}
+		jobs = append(jobs, job{make([]uint8, oh*ow*s.C), src, s, d, rq})
+	}
+	var sc DWScratch
+	for b.Loop() {
+		for i := range jobs {
+			j := &jobs[i]
+			if err := DepthwiseNHWC(j.dst, j.src, j.s, 3, j.d, &j.rq, &sc); err != nil {
+				b.Fatal(err)
 			}
 		}
 	}

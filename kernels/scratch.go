@@ -1,8 +1,9 @@
 package kernels
 
-// Scratch is the working memory of GEMM and GEMMRequant calls made one at
-// a time (Options.Scratch): the packed activations, the accumulator tiles
-// of the one-thread path, the requantization panels and the call's state.
+// Scratch is the working memory of GEMM, GEMMRequant, GEMMStream and
+// GEMMStreamRequant calls made one at a time (Options.Scratch): the packed
+// (or padded) activations, the accumulators of the one-thread path, the
+// requantization panels and the call's state.
 // The zero value is ready to use; buffers grow to the largest call and are
 // kept.
 type Scratch struct {
@@ -10,6 +11,7 @@ type Scratch struct {
 	a8  []uint8
 	a16 []int16
 	acc []tile
+	st  streamJob
 }
 
 // job returns the state of a call: the Scratch's own, or a new one

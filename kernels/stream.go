@@ -168,19 +168,68 @@ func streamOffset(bits int, p streamPath) int32 {
 	return off
 }
 
-// scratchStream recycles the padded activations of GEMMStream.
-var scratchStream sync.Pool // *streamScratch
+// streamPool recycles the state of GEMMStream calls made without a
+// Scratch.
+var streamPool sync.Pool // *streamJob
 
-type streamScratch struct{ a []uint8 }
+// streamJob is the state of one GEMMStream or GEMMStreamRequant call: the
+// output (dst32, or dst8 and the requantization panels, or fn), the padded
+// activation rows and their sums, and the accumulators. Its methods are
+// the call's steps, so that a call on one thread creates no closure and,
+// with a Scratch, allocates nothing.
+type streamJob struct {
+	w      *Stream
+	m      int
+	aZero  uint8
+	path   streamPath
+	kpad   int
+	scale  int32
+	off    int32
+	full   int // groups of streamGroup panels
+	units  int // full groups, then single tail panels
+	dst32  []int32
+	dst8   []uint8
+	panels []rqParams
+	fn     func(p0, gp int, c []int32) // tests: receives the results instead
+	ap     []uint8                     // m padded rows of kpad bytes
+	rowSum []int32
+	c      []int32 // the one-thread accumulators
+	sums   []int32 // the K-split partial sums: parts x panels*16
+	parts  int
+}
+
+// streamJobFor returns the state of a call: the Scratch's own, or one from
+// streamPool (put back by release).
+func streamJobFor(s *Scratch) *streamJob {
+	if s != nil {
+		return &s.st
+	}
+	j, _ := streamPool.Get().(*streamJob)
+	if j == nil {
+		j = &streamJob{}
+	}
+	return j
+}
+
+// release drops the references the call holds to its caller's memory and
+// returns a pooled state to streamPool.
+func (j *streamJob) release(s *Scratch) {
+	j.w, j.dst32, j.dst8, j.fn = nil, nil, nil, nil
+	if s == nil {
+		streamPool.Put(j)
+	}
+}
 
 // GEMMStream computes dst[i][n] = sum_j (a[i][j] - aZero) * W[n][j] like
 // GEMM, with the streaming kernels of w. It suits small m (any m is
 // correct); with m = 1 its time follows w.PackedBytes(). Measured on the
 // development machine (BenchmarkGEMMStream, 4096 x 4096), it beats GEMM up
 // to 16 rows at least for 4-, 2- and 1-bit weights, and for 8-bit ones up
-// to about 4 rows. The result is exact (see MaxK). Output channels are
-// split over opt.Threads goroutines by groups of 64; results do not depend
-// on the thread count.
+// to about 4 rows. The result is exact (see MaxK). Work is split over
+// opt.Threads goroutines by groups of 64 output channels, and for one row
+// with few groups by ranges of K (splitK); results do not depend on the
+// thread count. With opt.Scratch and one thread a call allocates nothing
+// once the Scratch has grown.
 func GEMMStream(dst []int32, a []uint8, m, k int, aZero uint8, w *Stream, opt Options) error {
 	if w == nil {
 		return fmt.Errorf("%w: nil weights; pack them with PackStream", ErrShape)
@@ -188,13 +237,10 @@ func GEMMStream(dst []int32, a []uint8, m, k int, aZero uint8, w *Stream, opt Op
 	if err := checkStream(len(dst), a, m, k, w.K, w.N); err != nil {
 		return err
 	}
-	n := w.N
-	runStream(a, m, aZero, w, opt.Threads, streamDispatch(), func(p0, gp int, c []int32) {
-		cols := min(gp*tileN, n-p0*tileN)
-		for i := 0; i < m; i++ {
-			copy(dst[i*n+p0*tileN:i*n+p0*tileN+cols], c[i*gp*tileN:])
-		}
-	})
+	j := streamJobFor(opt.Scratch)
+	j.dst32 = dst
+	j.run(a, m, aZero, w, opt.Threads, streamDispatch())
+	j.release(opt.Scratch)
 	return nil
 }
 
@@ -211,9 +257,27 @@ func GEMMStreamRequant(dst []uint8, a []uint8, m, k int, aZero uint8, w *Stream,
 	if err := rq.check(w.N); err != nil {
 		return err
 	}
-	n := w.N
-	panels := rq.panels(nil, n)
-	runStream(a, m, aZero, w, opt.Threads, streamDispatch(), func(p0, gp int, c []int32) {
+	j := streamJobFor(opt.Scratch)
+	j.dst8 = dst
+	j.panels = rq.panels(j.panels, w.N)
+	j.run(a, m, aZero, w, opt.Threads, streamDispatch())
+	j.release(opt.Scratch)
+	return nil
+}
+
+// epi hands the results of the group of gp panels starting at panel p0
+// (m rows of gp*16, row-major) to the call's output.
+func (j *streamJob) epi(p0, gp int, c []int32) {
+	n, m := j.w.N, j.m
+	switch {
+	case j.fn != nil:
+		j.fn(p0, gp, c)
+	case j.dst32 != nil:
+		cols := min(gp*tileN, n-p0*tileN)
+		for i := 0; i < m; i++ {
+			copy(j.dst32[i*n+p0*tileN:i*n+p0*tileN+cols], c[i*gp*tileN:])
+		}
+	default:
 		var t tile
 		for jp := 0; jp < gp; jp++ {
 			n0 := (p0 + jp) * tileN
@@ -226,11 +290,10 @@ func GEMMStreamRequant(dst []uint8, a []uint8, m, k int, aZero uint8, w *Stream,
 				for r := 0; r < rows; r++ {
 					copy(t[r*tileN:(r+1)*tileN], c[(r0+r)*gp*tileN+jp*tileN:])
 				}
-				requantTile(dst[r0*n+n0:], n, &t, rows, cols, &panels[p0+jp])
+				requantTile(j.dst8[r0*n+n0:], n, &t, rows, cols, &j.panels[p0+jp])
 			}
 		}
-	})
-	return nil
+	}
 }
 
 func checkStream(dstLen int, a []uint8, m, k, wk, n int) error {
@@ -251,34 +314,43 @@ func checkStream(dstLen int, a []uint8, m, k, wk, n int) error {
 // streams before the next row block reuses them from L1.
 const streamChunkBytes = 16 << 10
 
-// runStream pads the activation rows to whole blocks (zeros past K), runs
-// path over every group of panels (starting at panel p0, gp panels) and
-// hands epi the m x gp*16 row-major results
+// splitKMinBlocks is the fewest blocks of K a thread takes when one row is
+// split over K.
+const splitKMinBlocks = 16
+
+// runStream runs a product on path with the results handed to epi (tests
+// and benchmarks: a chosen kernel family; see streamJob.run).
+func runStream(a []uint8, m int, aZero uint8, w *Stream, threads int, path streamPath, epi func(p0, gp int, c []int32)) {
+	j := &streamJob{fn: epi}
+	j.run(a, m, aZero, w, threads, path)
+}
+
+// run pads the activation rows to whole blocks (zeros past K), runs path
+// over every group of panels (starting at panel p0, gp panels) and hands
+// epi the m x gp*16 row-major results
 //
 //	c[i][n] = scale*S[i][n] - off*sum_j a[i][j] - z*sum_j W[n][j]
 //
 // where S is the kernels' sum of a*v. The arithmetic is int32 and wraps:
 // every step is exact modulo 2^32 and the true result fits in int32
 // (K <= MaxK), so the result is exact even where S alone exceeds int32
-// (the AVX2 8-bit sum of a*(w+128) for K near MaxK). Different calls of
-// epi never share outputs; channels past N in c are garbage.
-func runStream(a []uint8, m int, aZero uint8, w *Stream, threads int, path streamPath, epi func(p0, gp int, c []int32)) {
+// (the AVX2 8-bit sum of a*(w+128) for K near MaxK), and however the sum
+// over K is split. Different calls of epi never share outputs; channels
+// past N in c are garbage.
+//
+// Work goes to threads goroutines by groups of panels; with one row and
+// fewer than 4 groups per thread, by ranges of K instead (splitK).
+func (j *streamJob) run(a []uint8, m int, aZero uint8, w *Stream, threads int, path streamPath) {
+	threads = max(threads, 1)
 	q, _, scale, _ := streamFormat(w.Bits)
-	off := streamOffset(w.Bits, path)
-	k, kpad := w.K, w.blocks*4*q
-	panels := (w.N + tileN - 1) / tileN
-	sp, _ := scratchStream.Get().(*streamScratch)
-	if sp == nil {
-		sp = &streamScratch{}
-	}
-	defer scratchStream.Put(sp)
-	if cap(sp.a) < m*kpad {
-		sp.a = make([]uint8, m*kpad)
-	}
-	ap := sp.a[:m*kpad]
-	rowSum := make([]int32, m)
+	j.w, j.m, j.aZero, j.path = w, m, aZero, path
+	j.scale, j.off = scale, streamOffset(w.Bits, path)
+	k := w.K
+	j.kpad = w.blocks * 4 * q
+	ap := growSlice(&j.ap, m*j.kpad)
+	rowSum := growSlice(&j.rowSum, m)
 	for i := 0; i < m; i++ {
-		row := ap[i*kpad : (i+1)*kpad]
+		row := ap[i*j.kpad : (i+1)*j.kpad]
 		copy(row, a[i*k:(i+1)*k])
 		clear(row[k:])
 		var s int32
@@ -287,56 +359,114 @@ func runStream(a []uint8, m int, aZero uint8, w *Stream, threads int, path strea
 		}
 		rowSum[i] = s
 	}
-	full := panels / streamGroup
-	units := full + panels%streamGroup // full groups, then single tail panels
-	perThread := (units + max(threads, 1) - 1) / max(threads, 1)
+	panels := (w.N + tileN - 1) / tileN
+	j.full = panels / streamGroup
+	j.units = j.full + panels%streamGroup
 	cLen := m * streamGroup * tileN
-	parallel(threads, (units+perThread-1)/perThread, func(u0, u1 int) {
-		c := make([]int32, cLen)
-		for u := u0 * perThread; u < min(u1*perThread, units); u++ {
-			p0, gp := u*streamGroup, streamGroup
-			if u >= full {
-				p0, gp = full*streamGroup+(u-full), 1
-			}
-			base, _ := w.panelAt(p0)
-			cu := c[:m*gp*tileN]
-			clear(cu)
-			streamGroupRun(cu, ap, m, kpad, w, base, gp, path)
-			zc := int32(aZero)
-			cs := w.colSum[p0*tileN : (p0+gp)*tileN]
-			for i := 0; i < m; i++ {
-				ci := cu[i*gp*tileN : (i+1)*gp*tileN]
-				ro := off * rowSum[i]
-				for j := range ci {
-					ci[j] = scale*ci[j] - ro - zc*cs[j]
-				}
-			}
-			epi(p0, gp, cu)
-		}
+	if threads == 1 {
+		j.runUnits(0, j.units, growSlice(&j.c, cLen))
+		return
+	}
+	if m == 1 && j.units < 4*threads && w.blocks >= 2*splitKMinBlocks {
+		j.splitK(threads)
+		return
+	}
+	perThread := (j.units + threads - 1) / threads
+	parallel(threads, (j.units+perThread-1)/perThread, func(t0, t1 int) {
+		j.runUnits(t0*perThread, min(t1*perThread, j.units), make([]int32, cLen))
 	})
 }
 
-// streamGroupRun adds to c (m rows of gp*16) the sums S of the m padded
-// activation rows at a (stride kpad) with the gp panels at w.data[base:].
-// With more rows than one kernel call takes, K is cut into chunks of about
-// streamChunkBytes of weights, each run for every block of rows.
-func streamGroupRun(c []int32, a []uint8, m, kpad int, w *Stream, base, gp int, path streamPath) {
+// unit returns the first panel and the panel count of unit u.
+func (j *streamJob) unit(u int) (p0, gp int) {
+	if u < j.full {
+		return u * streamGroup, streamGroup
+	}
+	return j.full*streamGroup + (u - j.full), 1
+}
+
+// runUnits computes units [u0, u1) with the accumulators c (at least
+// m*streamGroup*16) and hands each to epi.
+func (j *streamJob) runUnits(u0, u1 int, c []int32) {
+	for u := u0; u < u1; u++ {
+		p0, gp := j.unit(u)
+		cu := c[:j.m*gp*tileN]
+		clear(cu)
+		streamGroupRun(cu, j.ap, j.m, j.kpad, j.w, p0, gp, 0, j.w.blocks, j.path)
+		j.finish(p0, gp, cu)
+	}
+}
+
+// finish turns the sums S of a unit into the products (the formula of
+// run) and hands them to epi.
+func (j *streamJob) finish(p0, gp int, cu []int32) {
+	zc := int32(j.aZero)
+	cs := j.w.colSum[p0*tileN : (p0+gp)*tileN]
+	for i := 0; i < j.m; i++ {
+		ci := cu[i*gp*tileN : (i+1)*gp*tileN]
+		ro := j.off * j.rowSum[i]
+		for x := range ci {
+			ci[x] = j.scale*ci[x] - ro - zc*cs[x]
+		}
+	}
+	j.epi(p0, gp, cu)
+}
+
+// splitK computes one row with the blocks of K cut into one range per
+// thread (at least splitKMinBlocks blocks each): each range sums S over
+// every unit into its own row of j.sums, the rows are added (wrapping
+// int32, so the total is the same for any cut) and every unit finished.
+func (j *streamJob) splitK(threads int) {
+	blocks := j.w.blocks
+	j.parts = min(threads, blocks/splitKMinBlocks)
+	width := ((j.w.N + tileN - 1) / tileN) * tileN
+	sums := growSlice(&j.sums, j.parts*width)
+	clear(sums)
+	parallel(threads, j.parts, func(p0, p1 int) {
+		for p := p0; p < p1; p++ {
+			b0, b1 := p*blocks/j.parts, (p+1)*blocks/j.parts
+			row := sums[p*width : (p+1)*width]
+			for u := 0; u < j.units; u++ {
+				q0, gp := j.unit(u)
+				streamGroupRun(row[q0*tileN:(q0+gp)*tileN], j.ap, 1, j.kpad, j.w, q0, gp, b0, b1, j.path)
+			}
+		}
+	})
+	total := sums[:width]
+	for p := 1; p < j.parts; p++ {
+		for x, v := range sums[p*width : (p+1)*width] {
+			total[x] += v
+		}
+	}
+	for u := 0; u < j.units; u++ {
+		p0, gp := j.unit(u)
+		j.finish(p0, gp, total[p0*tileN:(p0+gp)*tileN])
+	}
+}
+
+// streamGroupRun adds to c (m rows of gp*16) the sums S, over blocks
+// [b0, b1) of K, of the m padded activation rows at a (stride kpad) with
+// the gp panels starting at panel p0. With more rows than one kernel call
+// takes, K is cut into chunks of about streamChunkBytes of weights, each
+// run for every block of rows.
+func streamGroupRun(c []int32, a []uint8, m, kpad int, w *Stream, p0, gp, b0, b1 int, path streamPath) {
 	q, _, _, _ := streamFormat(w.Bits)
+	base, _ := w.panelAt(p0)
 	bb := w.blockBytes() * gp
 	rows := 1
 	if path == streamAVX512 {
 		rows = streamRows
 	}
-	chunk := w.blocks
+	chunk := b1 - b0
 	if m > rows {
 		chunk = max(1, streamChunkBytes/bb)
 	}
-	for b0 := 0; b0 < w.blocks; b0 += chunk {
-		nb := min(chunk, w.blocks-b0)
-		wd := w.data[base+b0*bb : base+(b0+nb)*bb]
+	for c0 := b0; c0 < b1; c0 += chunk {
+		nb := min(chunk, b1-c0)
+		wd := w.data[base+c0*bb : base+(c0+nb)*bb]
 		for r0 := 0; r0 < m; r0 += rows {
 			r := min(rows, m-r0)
-			ar := a[r0*kpad+b0*4*q:]
+			ar := a[r0*kpad+c0*4*q:]
 			cr := c[r0*gp*tileN : (r0+r)*gp*tileN]
 			streamCall(path, w.Bits, r, gp, ar, kpad, wd, cr, nb)
 		}

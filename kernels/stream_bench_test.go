@@ -149,3 +149,54 @@ func envInt(name string, def int) int {
 	}
 	return def
 }
+
+// BenchmarkStreamCrossover times GEMMStreamRequant against GEMMRequant
+// (both with a Scratch, one thread, the kernels the flags select) on the
+// same product for m = 1 to 16 rows, per bit width, at K x N = 1024 x 1024
+// and 4096 x 4096 (STREAM_REPS repetitions, default 5, interleaved; the
+// minimum thread CPU time of each), and reports the ratio tile / stream:
+// above 1 the stream kernels are faster. The integer engine's choice of
+// kernel by rows (intengine, streamMaxRows) follows these figures. Run
+// with -benchtime=1x.
+func BenchmarkStreamCrossover(b *testing.B) {
+	reps := envInt("STREAM_REPS", 5)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	rng := rand.New(rand.NewPCG(51, 52))
+	cpuTime := func(f func()) time.Duration {
+		t0, _ := threadCPU()
+		f()
+		t1, _ := threadCPU()
+		return t1 - t0
+	}
+	for _, size := range []int{1024, 4096} {
+		n, k := size, size
+		rq := randRequant(rng, n, false)
+		for _, bits := range []int{8, 4, 2, 1} {
+			w := randWeights(rng, n, k, bits)
+			sw, err := PackStream(w, n, k, bits)
+			if err != nil {
+				b.Fatal(err)
+			}
+			gw, err := PackWeights(w, n, k, bits)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var sc Scratch
+			opt := Options{Scratch: &sc}
+			for _, m := range []int{1, 2, 4, 6, 8, 12, 16} {
+				a := make([]uint8, m*k)
+				for i := range a {
+					a[i] = uint8(rng.IntN(256))
+				}
+				dst := make([]uint8, m*n)
+				st, gt := time.Hour, time.Hour
+				for r := 0; r < reps; r++ {
+					st = min(st, cpuTime(func() { _ = GEMMStreamRequant(dst, a, m, k, 128, sw, rq, opt) }))
+					gt = min(gt, cpuTime(func() { _ = GEMMRequant(dst, a, m, k, 128, gw, rq, opt) }))
+				}
+				b.ReportMetric(float64(gt)/float64(st), fmt.Sprintf("k=n=%d/bits=%d/m=%d/tile-vs-stream-x", size, bits, m))
+			}
+		}
+	}
+}

@@ -378,3 +378,88 @@ func FuzzGEMMStream(f *testing.F) {
 		checkStreamRef(t, a, m, k, z, w, n, bits, 1+int(z)%3)
 	})
 }
+
+// TestGEMMStreamThreadsOneRow: one activation row on 1, 2 and 3 threads,
+// with few output groups (K split over the threads, splitK) and many
+// (groups split), every path and width, equals the int64 reference; the
+// requantized outputs of GEMMStreamRequant equal each other and the
+// reference for every thread count.
+func TestGEMMStreamThreadsOneRow(t *testing.T) {
+	rng := rand.New(rand.NewPCG(47, 48))
+	for _, nk := range [][2]int{{10, 5000}, {70, 9001}, {300, 4099}, {33, 100}} {
+		n, k := nk[0], nk[1]
+		a := make([]uint8, k)
+		for i := range a {
+			a[i] = uint8(rng.IntN(256))
+		}
+		for _, bits := range allBits {
+			w := randWeights(rng, n, k, bits)
+			z := uint8(rng.IntN(256))
+			rq := randRequant(rng, n, false)
+			want := refRequant(refGEMM(a, 1, k, z, w, n), n, rq)
+			sw, err := PackStream(w, n, k, bits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for threads := 1; threads <= 3; threads++ {
+				checkStreamRef(t, a, 1, k, z, w, n, bits, threads)
+				got := make([]uint8, n)
+				if err := GEMMStreamRequant(got, a, 1, k, z, sw, rq, Options{Threads: threads}); err != nil {
+					t.Fatal(err)
+				}
+				for i := range got {
+					if got[i] != want[i] {
+						t.Fatalf("n=%d k=%d bits=%s threads=%d: dst[%d] = %d; want %d", n, k, bitsName(bits), threads, i, got[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestGEMMStreamScratch runs GEMMStream and GEMMStreamRequant through one
+// Scratch (shared with GEMMRequant) on growing and shrinking shapes,
+// checks them against the reference, and that a call with a grown Scratch
+// on one thread allocates nothing.
+func TestGEMMStreamScratch(t *testing.T) {
+	rng := rand.New(rand.NewPCG(49, 50))
+	var sc Scratch
+	opt := Options{Threads: 1, Scratch: &sc}
+	for _, sh := range [][4]int{{1, 300, 70, 4}, {16, 1000, 130, 8}, {3, 33, 17, Ternary}, {1, 5000, 64, 1}, {7, 64, 20, 2}} {
+		m, k, n, bits := sh[0], sh[1], sh[2], sh[3]
+		a := make([]uint8, m*k)
+		for i := range a {
+			a[i] = uint8(rng.IntN(256))
+		}
+		w := randWeights(rng, n, k, bits)
+		z := uint8(rng.IntN(256))
+		rq := randRequant(rng, n, false)
+		sw, err := PackStream(w, n, k, bits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := refGEMM(a, m, k, z, w, n)
+		acc := make([]int32, m*n)
+		got := make([]uint8, m*n)
+		if err := GEMMStream(acc, a, m, k, z, sw, opt); err != nil {
+			t.Fatal(err)
+		}
+		if err := GEMMStreamRequant(got, a, m, k, z, sw, rq, opt); err != nil {
+			t.Fatal(err)
+		}
+		want := refRequant(ref, n, rq)
+		for i := range got {
+			if int64(acc[i]) != ref[i] || got[i] != want[i] {
+				t.Fatalf("shape %v: dst[%d] = %d, requantized %d; want %d, %d", sh, i, acc[i], got[i], ref[i], want[i])
+			}
+		}
+		for name, f := range map[string]func(){
+			"GEMMStream":        func() { _ = GEMMStream(acc, a, m, k, z, sw, opt) },
+			"GEMMStreamRequant": func() { _ = GEMMStreamRequant(got, a, m, k, z, sw, rq, opt) },
+		} {
+			if allocs := testing.AllocsPerRun(10, f); allocs != 0 {
+				t.Errorf("shape %v: %s with a Scratch: got %g allocations per call; want 0", sh, name, allocs)
+			}
+		}
+	}
+}

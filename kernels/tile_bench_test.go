@@ -52,3 +52,25 @@ func BenchmarkTile(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRequantTile times the requantization epilogue on full 6 x 16
+// tiles (the path the flags select), per output value.
+func BenchmarkRequantTile(b *testing.B) {
+	var c tile
+	var prm rqParams
+	for i := range c {
+		c[i] = int32(i*7919) - 300000
+	}
+	for j := 0; j < tileN; j++ {
+		prm.set(j, int32(j*100), 1<<30+int32(j), 40)
+	}
+	for j := range 4 {
+		prm.lo[j], prm.hi[j], prm.zero[j] = 0, 255, 128
+	}
+	dst := make([]uint8, 64*tileM)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		requantTile(dst, 64, &c, tileM, tileN, &prm)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*tileM*tileN), "ns/value")
+}

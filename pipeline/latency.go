@@ -4,18 +4,27 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
+	"time"
 
 	"mpsearch/costmodel"
+	"mpsearch/intengine"
 	"mpsearch/network"
 	"mpsearch/profiles"
 	"mpsearch/tensor"
 )
 
 // LayerShapes describes the network's quantizable layers as the integer
-// engine runs them, for the cost model.
+// engine runs them, for the cost model: the geometry from the tensor
+// shapes, the path (layouts, depthwise, direct, logits) and the rows of a
+// Gemm or MatMul from the engine's own plan (intengine.LayerPaths).
 func LayerShapes(net *network.Network) ([]costmodel.LayerShape, error) {
+	paths, err := intengine.LayerPaths(net)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: the integer engine's plan of the layers: %w", err)
+	}
 	var out []costmodel.LayerShape
-	for _, l := range net.Layers() {
+	for i, l := range net.Layers() {
 		w := net.Params()[l.Weight].Value
 		switch {
 		case l.Op == "Conv" && len(l.InShape) == 4 && len(l.OutShape) == 4 && w.Rank() == 4:
@@ -28,18 +37,11 @@ func LayerShapes(net *network.Network) ([]costmodel.LayerShape, error) {
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, s)
+			out = append(out, s.WithPath(paths[i]))
 		case l.Op == "Gemm" || l.Op == "MatMul":
 			outF := w.Shape[l.ChannelAxis]
 			inF := w.Size() / outF
-			rows := 1
-			if n := len(l.OutShape); n > 2 {
-				rows = 1
-				for _, d := range l.OutShape[1 : n-1] {
-					rows *= d
-				}
-			}
-			out = append(out, costmodel.GemmLayer(l.Node, l.Op, rows, inF, outF))
+			out = append(out, costmodel.GemmLayer(l.Node, l.Op, max(paths[i].Rows, 1), inF, outF).WithPath(paths[i]))
 		default:
 			return nil, fmt.Errorf("layer %q (%s): no cost-model shape for input %v, output %v", l.Node, l.Op, l.InShape, l.OutShape)
 		}
@@ -52,6 +54,7 @@ func LayerShapes(net *network.Network) ([]costmodel.LayerShape, error) {
 // every MaxPool, AveragePool and GlobalAveragePool, every Add, every Relu or
 // Clip that the engine cannot fuse into the preceding layer or Add, and the
 // dequantization of the output. Views (Flatten, Reshape...) cost nothing.
+// Pools record their layout (intengine.StepLayouts).
 func OpShapes(net *network.Network) ([]costmodel.OpShape, error) {
 	probe := tensor.New(append([]int{1}, net.SampleShape...)...)
 	pass, err := net.Forward(context.Background(), probe)
@@ -63,6 +66,10 @@ func OpShapes(net *network.Network) ([]costmodel.OpShape, error) {
 			return v.Size()
 		}
 		return 0
+	}
+	layouts, err := intengine.StepLayouts(net)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: the integer engine's plan of the operations between layers: %w", err)
 	}
 	g := net.Model.Graph
 	producer := map[string]string{}
@@ -87,7 +94,7 @@ func OpShapes(net *network.Network) ([]costmodel.OpShape, error) {
 			if in == nil || in.Rank() != 4 || out < 1 {
 				return nil, fmt.Errorf("pipeline: %s %q: input %v is not a batch of NCHW images", n.OpType, n.Name, in)
 			}
-			o := costmodel.OpShape{Name: n.Name, Op: costmodel.OpMaxPool, Elements: out}
+			o := costmodel.OpShape{Name: n.Name, Op: costmodel.OpMaxPool, Elements: out, NHWC: layouts[n.Name], Channels: in.Shape[1]}
 			if n.OpType != "MaxPool" {
 				o.Op = costmodel.OpAvgPool
 			}
@@ -150,6 +157,10 @@ type ProfileLatency struct {
 	// Ops are the operations between the layers (OpShapes); nil when
 	// unknown. They cost the same at every bit configuration.
 	Ops []costmodel.OpShape
+	// FloatMs is the time of the engine's float fallback steps at batch 1
+	// (FloatStepsMs), which also cost the same at every configuration; 0
+	// when the engine runs none or they were not timed.
+	FloatMs float64
 }
 
 // OpsLatency returns the predicted latency of Ops at batch 1 in
@@ -160,8 +171,58 @@ func (p *ProfileLatency) OpsLatency() (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return float64(d.Nanoseconds()) / 1e6, nil
+	return float64(d.Nanoseconds())/1e6 + p.FloatMs, nil
 }
+
+// FloatStepsMs times the steps the integer engine runs in float (operators
+// without an integer path: intengine's float fallback, e.g. ViT's Softmax,
+// LayerNormalization and attention products) at batch 1, in milliseconds:
+// the model is compiled at 8 bits with ranges observed on x and run on its
+// first sample; intengine.Model.Time gives the share of the float steps in
+// the sum of the steps' medians (per-step wall clock), and that share of
+// the run's time on the cost model's default clock (costmodel.Time: the
+// thread's CPU time on Linux, the clock of the shipped profile) is the
+// result, so that a loaded machine's wall clock does not inflate it. A
+// profile cannot describe arbitrary float operators, so they are timed on
+// this machine's engine; they cost the same at every bit configuration.
+// It returns 0 without compiling when the engine runs no float step.
+func FloatStepsMs(ctx context.Context, net *network.Network, x *tensor.Tensor) (float64, error) {
+	n, err := intengine.FloatSteps(net)
+	if err != nil || n == 0 {
+		return 0, err
+	}
+	ranges, err := intengine.ObserveRanges(ctx, net, []*tensor.Tensor{x})
+	if err != nil {
+		return 0, err
+	}
+	eng, err := intengine.Compile(net, intengine.Config{Ranges: ranges})
+	if err != nil {
+		return 0, err
+	}
+	per := tensor.Size(net.SampleShape)
+	x1 := tensor.FromData(x.Data[:per], append([]int{1}, net.SampleShape...)...)
+	tm, err := eng.Time(ctx, x1, 1, floatRuns)
+	if err != nil {
+		return 0, err
+	}
+	var float, all time.Duration
+	for _, s := range tm.Steps {
+		all += s.Median
+		if strings.HasSuffix(s.Op, " (float)") {
+			float += s.Median
+		}
+	}
+	out := tensor.New(eng.OutputShape(1)...)
+	run, err := costmodel.Time(ctx, func() error { return eng.RunInto(ctx, out, x1) }, costmodel.MeasureOptions{Repeats: floatRuns})
+	if err != nil || all <= 0 {
+		return 0, err
+	}
+	return float64(run[0].Median.Nanoseconds()) / 1e6 * float64(float) / float64(all), nil
+}
+
+// floatRuns is the number of timed runs of FloatStepsMs (the median of
+// each step over them).
+const floatRuns = 5
 
 // LayerLatency implements LatencyModel.
 func (p *ProfileLatency) LayerLatency(layer, bits int) (float64, error) {

@@ -29,7 +29,9 @@ func loadNet(t *testing.T, path string) *network.Network {
 
 // TestOpShapes checks the operations between layers of the fixture LeNet
 // (worked out from its graph: a 1x28x28 input, two 2x2 max pools after
-// 6 channels of 28x28 and 16 of 10x10, 10 logits) and, for both fixtures,
+// 6 channels of 28x28 and 16 of 10x10, 10 logits; the first pool lies
+// between two convolutions, so channels-last, the second feeds the Flatten,
+// so channels-first) and, for both fixtures,
 // that they are the steps the integer engine runs besides its layers.
 func TestOpShapes(t *testing.T) {
 	lenet := loadNet(t, "../testdata/fmnist-lenet/lenet.onnx")
@@ -39,8 +41,8 @@ func TestOpShapes(t *testing.T) {
 	}
 	want := []costmodel.OpShape{
 		{Op: costmodel.OpQuantize, Elements: 784},
-		{Op: costmodel.OpMaxPool, Elements: 6 * 14 * 14, Taps: 4, Max2x2: true},
-		{Op: costmodel.OpMaxPool, Elements: 16 * 5 * 5, Taps: 4, Max2x2: true},
+		{Op: costmodel.OpMaxPool, Elements: 6 * 14 * 14, Taps: 4, Max2x2: true, NHWC: true, Channels: 6},
+		{Op: costmodel.OpMaxPool, Elements: 16 * 5 * 5, Taps: 4, Max2x2: true, Channels: 16},
 		{Op: costmodel.OpDequantize, Elements: 10},
 	}
 	if len(ops) != len(want) {
@@ -215,5 +217,46 @@ func TestLayerShapesGroupedConv(t *testing.T) {
 		if err := s.Validate(); err != nil {
 			t.Errorf("%s: %v", l.Node, err)
 		}
+	}
+}
+
+// TestFloatStepsMs: a model whose engine runs a float step (a Sigmoid
+// between two convolutions) gets a positive time; the fixture LeNet, which
+// has none, gets 0.
+func TestFloatStepsMs(t *testing.T) {
+	ctx := context.Background()
+	lenet := loadNet(t, "../testdata/fmnist-lenet/lenet.onnx")
+	if ms, err := FloatStepsMs(ctx, lenet, tensor.New(append([]int{1}, lenet.SampleShape...)...)); err != nil || ms != 0 {
+		t.Errorf("LeNet: %v ms, %v; want 0 (no float step)", ms, err)
+	}
+	rng := rand.New(rand.NewPCG(23, 24))
+	w := func(shape ...int) *tensor.Tensor {
+		x := tensor.New(shape...)
+		for i := range x.Data {
+			x.Data[i] = rng.NormFloat64()
+		}
+		return x
+	}
+	m := &onnx.Model{Opset: 13, Graph: &onnx.Graph{
+		Name:    "sigmoid",
+		Inputs:  []onnx.ValueInfo{{Name: "x", ElemType: onnx.Float, Shape: []onnx.Dim{{Value: -1, Param: "N"}, {Value: 4}, {Value: 16}, {Value: 16}}}},
+		Outputs: []onnx.ValueInfo{{Name: "z", ElemType: onnx.Float}},
+		Nodes: []onnx.Node{
+			{Name: "c1", OpType: "Conv", Inputs: []string{"x", "w1"}, Outputs: []string{"a"}},
+			{Name: "s", OpType: "Sigmoid", Inputs: []string{"a"}, Outputs: []string{"b"}},
+			{Name: "c2", OpType: "Conv", Inputs: []string{"b", "w2"}, Outputs: []string{"z"}},
+		},
+		Initializers: map[string]*tensor.Tensor{"w1": w(8, 4, 1, 1), "w2": w(2, 8, 1, 1)},
+		InitOrder:    []string{"w1", "w2"},
+		InitTypes:    map[string]onnx.DataType{"w1": onnx.Float, "w2": onnx.Float},
+	}}
+	net, err := network.Build(m, network.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := w(2, 4, 16, 16)
+	ms, err := FloatStepsMs(ctx, net, x)
+	if err != nil || !(ms > 0) {
+		t.Fatalf("Sigmoid model: %v ms, %v; want a positive time", ms, err)
 	}
 }

@@ -75,7 +75,7 @@ func WithBiasCorrection(ctx context.Context, c WeightCodes, net *network.Network
 	for i := range all {
 		all[i] = i
 	}
-	hs, err := accumulate(ctx, net, batches, all, nil, true)
+	hs, err := accumulate(ctx, net, batches, all, nil, true, nil)
 	if err != nil {
 		return nil, err
 	}

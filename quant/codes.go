@@ -151,7 +151,9 @@ type CodesOptions struct {
 	// layers are taken in execution order in sets whose Hessians fit, one
 	// pass over the batches per set.
 	HessianBytes int64
-	// Progress, if not nil, is called after each weight is quantized.
+	// Progress, if not nil, is called after each weight is quantized and,
+	// for GPTQ, after each batch of each Hessian pass (total counts both:
+	// on ImageNet models the passes are most of the time).
 	Progress func(done, total int, detail string)
 }
 

@@ -59,17 +59,21 @@ func NewGPTQCodes(ctx context.Context, net *network.Network, batches []*tensor.T
 	}
 	src := &gptqCodes{net: net, widths: widths, codes: map[int]map[int]*WeightQuant{}}
 	w := floatWeights(net)
-	done := 0
+	var chunks [][2]int // units [lo, hi) whose Hessians fit in limit together
 	for lo := 0; lo < len(units); {
 		hi, sum := lo+1, units[lo].bytes
 		for hi < len(units) && sum+units[hi].bytes <= limit {
 			sum += units[hi].bytes
 			hi++
 		}
-		if err := src.quantizeUnits(ctx, net, batches, units[lo:hi], w, opt, &done, len(units)); err != nil {
+		chunks = append(chunks, [2]int{lo, hi})
+		lo = hi
+	}
+	pr := &codesProgress{f: opt.Progress, total: len(units) + len(chunks)*len(batches)}
+	for _, c := range chunks {
+		if err := src.quantizeUnits(ctx, net, batches, units[c[0]:c[1]], w, opt, pr); err != nil {
 			return nil, err
 		}
-		lo = hi
 	}
 	return src, nil
 }
@@ -106,14 +110,36 @@ func codesUnits(net *network.Network) ([]codesUnit, error) {
 	return units, nil
 }
 
+// codesProgress reports NewGPTQCodes' progress: one step per batch of
+// each Hessian pass (the float network's forward, most of the time on
+// large models) and one per weight quantized.
+type codesProgress struct {
+	mu          sync.Mutex
+	f           func(done, total int, detail string)
+	done, total int
+}
+
+func (p *codesProgress) step(detail string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done++
+	if p.f != nil {
+		p.f(p.done, p.total, detail)
+	}
+}
+
 // quantizeUnits accumulates the Hessians of the units' layers in one pass
 // and quantizes the units on opt.Threads goroutines.
-func (s *gptqCodes) quantizeUnits(ctx context.Context, net *network.Network, batches []*tensor.Tensor, units []codesUnit, w map[int][]float64, opt CodesOptions, done *int, total int) error {
+func (s *gptqCodes) quantizeUnits(ctx context.Context, net *network.Network, batches []*tensor.Tensor, units []codesUnit, w map[int][]float64, opt CodesOptions, pr *codesProgress) error {
 	var layers []int
 	for _, u := range units {
 		layers = append(layers, u.layers...)
 	}
-	hs, err := AccumulateHessians(ctx, net, batches, layers, nil)
+	batch := 0
+	hs, err := accumulate(ctx, net, batches, layers, nil, false, func() {
+		batch++
+		pr.step(fmt.Sprintf("Hessians of %d layers' inputs, batch %d of %d", len(layers), batch, len(batches)))
+	})
 	if err != nil {
 		return err
 	}
@@ -123,7 +149,6 @@ func (s *gptqCodes) quantizeUnits(ctx context.Context, net *network.Network, bat
 	}
 	results := make([]map[int]*WeightQuant, len(units))
 	errs := make([]error, len(units))
-	var mu sync.Mutex
 	jobs := make(chan int)
 	var wg sync.WaitGroup
 	for range max(1, min(opt.Threads, len(units))) {
@@ -143,12 +168,7 @@ func (s *gptqCodes) quantizeUnits(ctx context.Context, net *network.Network, bat
 					results[i], errs[i] = gptqLayer(ctx, w[u.param], p.Shape, net.Layers()[u.layers[0]].ChannelAxis, h, s.widths, opt.Damp)
 				}
 				unitH[i] = nil // the Hessians are no longer needed
-				mu.Lock()
-				*done++
-				if opt.Progress != nil {
-					opt.Progress(*done, total, u.node)
-				}
-				mu.Unlock()
+				pr.step(u.node)
 			}
 		}()
 	}

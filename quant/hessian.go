@@ -310,12 +310,13 @@ func (a *LayerHessian) addFrom(o *LayerHessian) error {
 // layers' inputs as they reach the layers after hook (nil: unchanged; a
 // quant.ActHook gives the inputs of simulated uint8 activations).
 func AccumulateHessians(ctx context.Context, net *network.Network, batches []*tensor.Tensor, layers []int, hook network.Hook) ([]*LayerHessian, error) {
-	return accumulate(ctx, net, batches, layers, hook, false)
+	return accumulate(ctx, net, batches, layers, hook, false, nil)
 }
 
 // accumulate is AccumulateHessians; with meansOnly only the sums of the
-// input vectors (Mean) are kept, not H.
-func accumulate(ctx context.Context, net *network.Network, batches []*tensor.Tensor, layers []int, hook network.Hook, meansOnly bool) ([]*LayerHessian, error) {
+// input vectors (Mean) are kept, not H. onBatch, if not nil, is called
+// after each batch.
+func accumulate(ctx context.Context, net *network.Network, batches []*tensor.Tensor, layers []int, hook network.Hook, meansOnly bool, onBatch func()) ([]*LayerHessian, error) {
 	acc := make([]*LayerHessian, len(layers))
 	byNode := map[string]*LayerHessian{}
 	for i, li := range layers {
@@ -341,6 +342,9 @@ func accumulate(ctx context.Context, net *network.Network, batches []*tensor.Ten
 		}
 		if addErr != nil {
 			return nil, addErr
+		}
+		if onBatch != nil {
+			onBatch()
 		}
 	}
 	return acc, nil

@@ -22,6 +22,7 @@ func TestCancelMidStage(t *testing.T) {
 		name, stage string
 		cfg         Config
 	}{
+		{"KL targets", "targets", Config{Loss: LossKL, Metrics: []string{MetricFisher}, Metric: MetricFisher, Trace: TraceNone}},
 		{"exact", "trace", Config{Metrics: []string{MetricHessian}, Metric: MetricHessian, Trace: TraceExact}},
 		{"hutchinson", "trace", Config{Metrics: []string{MetricHessian}, Metric: MetricHessian, Trace: TraceHutchinson, Tol: 1e-6}},
 		{"hutch++", "trace", Config{Metrics: []string{MetricHessian}, Metric: MetricHessian, Trace: TraceHutchPP, Tol: 1e-6}},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -204,6 +205,70 @@ func TestTraceBudget(t *testing.T) {
 			}
 			if wantNotes := map[bool]int{true: 0, false: 1}[tc.wantHessian]; len(notes) != wantNotes {
 				t.Errorf("skip notes: got %q; want %d", notes, wantNotes)
+			}
+		})
+	}
+}
+
+// TestEigenBudget checks that the top eigenvalues obey the trace budget
+// on the fixture LeNet with 64 samples (up to 600 pass units × 64 × its
+// multiply-adds, about 1.5·10^10): within it they are computed; over a tiny
+// budget they are skipped with one note; EigenAlways (an explicit --eigen)
+// computes them anyway, to the same values.
+func TestEigenBudget(t *testing.T) {
+	net, ds := loadFixture(t)
+	ds = ds.Subset(0, 64)
+	var want []float64
+	for _, tc := range []struct {
+		name      string
+		budget    float64
+		always    bool
+		wantEigen bool
+	}{
+		{"default budget", 0, false, true},
+		{"over a tiny budget", 1e6, false, false},
+		{"explicit over a tiny budget", 1e6, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var notes []string
+			cfg := Config{Metric: MetricFisher, Metrics: []string{MetricFisher}, Trace: TraceNone, Eigen: true, EigenAlways: tc.always,
+				TraceBudget: tc.budget, Bits: []int{4, 8},
+				Progress: func(p Progress) {
+					if p.Stage == "eigen" && strings.HasPrefix(p.Detail, "skipped") {
+						notes = append(notes, p.Detail)
+					}
+				}}
+			tab, err := Compute(context.Background(), net, ds, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []float64
+			for _, l := range tab.Layers {
+				got = append(got, l.TopEigenvalue)
+			}
+			if !tc.wantEigen {
+				for i, v := range got {
+					if v != 0 {
+						t.Errorf("layer %d top eigenvalue %g; want none (skipped)", i, v)
+					}
+				}
+				if len(notes) != 1 {
+					t.Errorf("skip notes: got %q; want 1", notes)
+				}
+				return
+			}
+			if len(notes) != 0 {
+				t.Errorf("skip notes: got %q; want none", notes)
+			}
+			if want == nil {
+				want = got
+				for i, v := range got {
+					if v <= 0 {
+						t.Errorf("layer %d top eigenvalue %g; want > 0 (a Gauss-Newton block of a trained layer)", i, v)
+					}
+				}
+			} else if !slices.Equal(got, want) {
+				t.Errorf("top eigenvalues %v; want %v (the default budget's)", got, want)
 			}
 		})
 	}

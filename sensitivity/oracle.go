@@ -56,6 +56,9 @@ type OracleOptions struct {
 	// The bound depends on the model only, never on Threads, so results
 	// stay independent of the thread count.
 	PassBytes int64
+	// Progress, if not nil, is called after each mini-batch of the float
+	// model's outputs that LossKL computes as its targets.
+	Progress func(done, total int)
 }
 
 // passFactor is the memory of a mini-batch in flight in units of its
@@ -115,14 +118,22 @@ func NewOracle(ctx context.Context, net *network.Network, ds *dataset.Dataset, o
 		}
 	}
 	if opt.Loss == LossKL {
-		// The float model's own outputs, mini-batches on o.threads workers.
+		// The float model's own outputs, mini-batches on o.threads workers
+		// (Infer: its output equals Forward's, without the activations).
 		o.losses = make([]network.Loss, len(o.batches))
+		var mu sync.Mutex
+		done := 0
 		err := o.parallel(ctx, func(b int) error {
-			p, err := net.Forward(ctx, o.batches[b])
+			y, err := net.Infer(ctx, o.batches[b])
 			if err != nil {
 				return err
 			}
-			o.losses[b] = network.SoftTarget{Probs: network.Softmax(p.Output()), Denom: float64(n)}
+			o.losses[b] = network.SoftTarget{Probs: network.Softmax(y), Denom: float64(n)}
+			mu.Lock()
+			defer mu.Unlock()
+			if done++; opt.Progress != nil {
+				opt.Progress(done, len(o.batches))
+			}
 			return nil
 		})
 		if err != nil {
