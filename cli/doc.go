@@ -22,6 +22,14 @@
 // to the rounding its bits.yaml records, and search/pareto --table to the
 // one the table records (a table measured with another rounding than an
 // explicit --quantizer is refused: sensitivity.Table.CheckQuantizer).
+// --bias-correction (same commands, and run --bits; on by default) is
+// handled the same way (bits.yaml's and the table's value by default,
+// sensitivity.Table.CheckBiasCorrection). --group-size 0,G (sensitivity,
+// search, pareto) adds every width below the widest in groups of G to the
+// candidates (quant.Options); then the default budget is on size, and
+// --measure-latency is a usage error (the integer engine is per channel);
+// run --bits refuses a bits.yaml with a layer in groups and eval --bits
+// reports its simulated accuracy only (pipeline.CheckPerChannel).
 //
 // Usage errors are one line with exit status 2 (unknown flags, bad
 // values, repeated budget flags, duplicate --bits, size-like flags beyond

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 
 	"mpsearch/dataset"
@@ -26,6 +27,8 @@ func runEval(e *env, args []string) error {
 	bitsFile := fs.String("bits", "", "also evaluate this bit configuration (bits.yaml from search): simulated quantization and the integer-only engine")
 	calibN := fs.Int("calib-samples", 512, "with --bits: activation ranges (and GPTQ's Hessians) come from the first `N` samples of --data")
 	quantizer := fs.String("quantizer", "", "with --bits: weight rounding, rtn or gptq (default: the one bits.yaml records, else rtn)")
+	var bc optBool
+	fs.Var(&bc, "bias-correction", "with --bits: correct the biases for the rounding (default: as bits.yaml records)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -47,7 +50,7 @@ func runEval(e *env, args []string) error {
 	}
 	mf.autoBatch(fs, net)
 	if *bitsFile != "" {
-		return evalBits(e, net, ds, *bitsFile, *quantizer, *calibN, &mf, *asJSON)
+		return evalBits(e, net, ds, *bitsFile, *quantizer, bc, *calibN, &mf, *asJSON)
 	}
 	pr := newProgress(e, "eval")
 	res, err := pipeline.Evaluate(e.ctx, net, ds, pipeline.EvalOptions{
@@ -76,10 +79,12 @@ func runEval(e *env, args []string) error {
 	return nil
 }
 
-// evalBits evaluates a bit configuration: float, simulated and integer-only.
-// The weights are rounded by quantizer, else by the method bits.yaml
-// records, else to nearest.
-func evalBits(e *env, net *network.Network, ds *dataset.Stream, path, quantizer string, calibN int, mf *modelFlags, asJSON bool) error {
+// evalBits evaluates a bit configuration: float, simulated and integer-only
+// (simulated only when some layer is in groups, which the integer engine
+// does not run). The weights are rounded by quantizer, else by the method
+// bits.yaml records, else to nearest; biases corrected as bc says, else as
+// bits.yaml records.
+func evalBits(e *env, net *network.Network, ds *dataset.Stream, path, quantizer string, bc optBool, calibN int, mf *modelFlags, asJSON bool) error {
 	batch := mf.batch
 	f, err := pipeline.ReadBitsFile(path)
 	if err != nil {
@@ -107,7 +112,8 @@ func evalBits(e *env, net *network.Network, ds *dataset.Stream, path, quantizer 
 	if err != nil {
 		return err
 	}
-	codes, err := weightCodes(e, quantizer, net, calib, bits, mf)
+	spec := pipeline.WeightSpec{Method: quantizer, BiasCorrection: bc.or(f.BiasCorrection)}
+	codes, err := weightCodes(e, spec, net, calib, bits, mf)
 	if err != nil {
 		return err
 	}
@@ -117,8 +123,11 @@ func evalBits(e *env, net *network.Network, ds *dataset.Stream, path, quantizer 
 	if err != nil {
 		return err
 	}
+	if q.Integer == nil {
+		return printSimulatedOnly(e, bits, spec, ds.Len(), fl, q, asJSON)
+	}
 	if asJSON {
-		out := map[string]any{"samples": ds.Len(), "bits": bits, "quantizer": quantizer, "latency_ms_batch1": q.LatencyMs,
+		out := map[string]any{"samples": ds.Len(), "bits": bits, "quantizer": quantizer, "bias_correction": spec.BiasCorrection, "latency_ms_batch1": q.LatencyMs,
 			"integer_images_per_sec": q.Integer.ImagesPerSec, "integer_float_nodes": q.FloatNodes}
 		if !math.IsNaN(fl.Accuracy) {
 			out["accuracy"] = map[string]float64{"float": fl.Accuracy, "simulated": q.Simulated.Accuracy, "integer": q.Integer.Accuracy}
@@ -127,7 +136,7 @@ func evalBits(e *env, net *network.Network, ds *dataset.Stream, path, quantizer 
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	fmt.Fprintf(e.stdout, "bits %v (weights rounded by %s) on %d samples\n", bits, quantizer, ds.Len())
+	fmt.Fprintf(e.stdout, "bits %v (weights rounded by %s%s) on %d samples\n", bits, quantizer, bcNote(spec.BiasCorrection), ds.Len())
 	if !math.IsNaN(fl.Accuracy) {
 		fmt.Fprintf(e.stdout, "accuracy: float %.2f%%, simulated quantization %.2f%%, integer-only %.2f%%\n", 100*fl.Accuracy, 100*q.Simulated.Accuracy, 100*q.Integer.Accuracy)
 	}
@@ -149,4 +158,63 @@ func evalBits(e *env, net *network.Network, ds *dataset.Stream, path, quantizer 
 		fmt.Fprintf(e.stdout, "integer-only engine runs %d nodes in float between quantized tensors (no integer path): %s (--json lists them)\n", len(q.FloatNodes), strings.Join(ops, ", "))
 	}
 	return nil
+}
+
+// printSimulatedOnly prints an evaluation the integer engine did not run
+// (layers in groups: q.IntegerNote says why).
+func printSimulatedOnly(e *env, bits []int, spec pipeline.WeightSpec, n int, fl *pipeline.EvalResult, q *pipeline.QuantizedEval, asJSON bool) error {
+	if asJSON {
+		out := map[string]any{"samples": n, "bits": bits, "options": quant.FormatOptions(bits), "quantizer": spec.Method, "bias_correction": spec.BiasCorrection, "integer_note": q.IntegerNote}
+		if !math.IsNaN(fl.Accuracy) {
+			out["accuracy"] = map[string]float64{"float": fl.Accuracy, "simulated": q.Simulated.Accuracy}
+		}
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	fmt.Fprintf(e.stdout, "bits %s (weights rounded by %s%s) on %d samples\n", quant.FormatOptions(bits), spec.Method, bcNote(spec.BiasCorrection), n)
+	if !math.IsNaN(fl.Accuracy) {
+		fmt.Fprintf(e.stdout, "accuracy: float %.2f%%, simulated quantization %.2f%%\n", 100*fl.Accuracy, 100*q.Simulated.Accuracy)
+	}
+	fmt.Fprintf(e.stdout, "integer-only engine not run: %s\n", q.IntegerNote)
+	return nil
+}
+
+// bcNote is ", biases corrected" when bc.
+func bcNote(bc bool) string {
+	if bc {
+		return ", biases corrected"
+	}
+	return ""
+}
+
+// optBool is a boolean flag that remembers whether it was given (its
+// default then comes from elsewhere, e.g. bits.yaml).
+type optBool struct{ v, set bool }
+
+func (o *optBool) String() string {
+	if o == nil {
+		return "false"
+	}
+	return strconv.FormatBool(o.v)
+}
+
+func (o *optBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("%q is not true or false", s)
+	}
+	o.v, o.set = v, true
+	return nil
+}
+
+// IsBoolFlag lets the flag be given alone (--bias-correction).
+func (o *optBool) IsBoolFlag() bool { return true }
+
+// or returns the flag's value if given, else def.
+func (o optBool) or(def bool) bool {
+	if o.set {
+		return o.v
+	}
+	return def
 }

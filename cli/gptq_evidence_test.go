@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -90,7 +91,9 @@ func TestQuantizerEvidence(t *testing.T) {
 // simulatedAccuracy reads the search's bits.yaml and summary.json in out
 // and measures the returned configuration on test as the search simulates
 // it: the first limit·3/4 images of imgs for the activation ranges and the
-// weight codes of quantizer (at the search's widths 2,3,4,8).
+// weight codes of quantizer with the bias correction bits.yaml records, at
+// the configuration's options (codes at an option do not depend on which
+// other options are prepared).
 func simulatedAccuracy(t *testing.T, model, imgs string, limit int, quantizer, out string, test *dataset.Dataset) ([]int, float64) {
 	t.Helper()
 	ctx := context.Background()
@@ -123,7 +126,7 @@ func simulatedAccuracy(t *testing.T, model, imgs string, limit int, quantizer, o
 	}
 	nh := int(math.Round(float64(limit) * 0.25))
 	calib, held := all.Subset(0, limit-nh), all.Subset(limit-nh, nh)
-	codes, err := pipeline.NewWeightCodes(ctx, net, calib, quantizer, []int{2, 3, 4, 8}, 256, 2, nil)
+	codes, err := pipeline.NewWeightSource(ctx, net, calib, pipeline.WeightSpec{Method: quantizer, BiasCorrection: f.BiasCorrection}, slices.Compact(slices.Sorted(slices.Values(bits))), 256, 2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

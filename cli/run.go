@@ -26,6 +26,8 @@ func runRun(e *env, args []string) error {
 	bitsFile := fs.String("bits", "", "run the integer-only engine at this bit configuration (bits.yaml from search) instead of the float model; activation ranges come from the first --calib-samples samples of --data")
 	calibN := fs.Int("calib-samples", 512, "with --bits: activation ranges (and GPTQ's Hessians) come from the first `N` samples of --data")
 	quantizer := fs.String("quantizer", "", "with --bits: weight rounding, rtn or gptq (default: the one bits.yaml records, else rtn)")
+	var bc optBool
+	fs.Var(&bc, "bias-correction", "with --bits: correct the biases for the rounding (default: as bits.yaml records)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -52,7 +54,7 @@ func runRun(e *env, args []string) error {
 	opt := pipeline.RunOptions{Batch: mf.batch}
 	engine := "float model"
 	if *bitsFile != "" {
-		m, err := compileBits(e, net, ds, *bitsFile, *quantizer, *calibN, &mf)
+		m, err := compileBits(e, net, ds, *bitsFile, *quantizer, bc, *calibN, &mf)
 		if err != nil {
 			return err
 		}
@@ -76,14 +78,19 @@ func runRun(e *env, args []string) error {
 // compileBits compiles the integer engine for the bit configuration in
 // path: weights rounded by quantizer (else the method bits.yaml records,
 // else to nearest), activation ranges observed on the first calibN samples
-// of ds, GEMMs on --threads goroutines.
-func compileBits(e *env, net *network.Network, ds *dataset.Stream, path, quantizer string, calibN int, mf *modelFlags) (*intengine.Model, error) {
+// of ds, GEMMs on --threads goroutines, biases corrected as bc says (else
+// as bits.yaml records). A configuration with layers in groups is refused
+// (the integer engine takes one scale per output channel).
+func compileBits(e *env, net *network.Network, ds *dataset.Stream, path, quantizer string, bc optBool, calibN int, mf *modelFlags) (*intengine.Model, error) {
 	f, err := pipeline.ReadBitsFile(path)
 	if err != nil {
 		return nil, err
 	}
 	bits, err := pipeline.BitsFor(net, f)
 	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := pipeline.CheckPerChannel(net, bits, "mpsearch run --bits"); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	quantizer = cmp.Or(quantizer, f.Quantizer, quant.MethodRTN)
@@ -94,7 +101,7 @@ func compileBits(e *env, net *network.Network, ds *dataset.Stream, path, quantiz
 	if err != nil {
 		return nil, err
 	}
-	codes, err := weightCodes(e, quantizer, net, calib, bits, mf)
+	codes, err := weightCodes(e, pipeline.WeightSpec{Method: quantizer, BiasCorrection: bc.or(f.BiasCorrection)}, net, calib, bits, mf)
 	if err != nil {
 		return nil, err
 	}

@@ -48,8 +48,11 @@ type searchFlags struct {
 	frontRefine string
 	bitsSet     bool // --bits given explicitly
 	// quantizerSet: --quantizer given explicitly (with --table, else the
-	// table's own rounding is used).
+	// table's own rounding is used); biasSet and groupsSet likewise for
+	// --bias-correction and --group-size.
 	quantizerSet bool
+	biasSet      bool
+	groupsSet    bool
 }
 
 // parse parses the flags and records which were given.
@@ -63,6 +66,10 @@ func (s *searchFlags) parse(fs *flag.FlagSet, args []string) error {
 			s.bitsSet = true
 		case "quantizer":
 			s.quantizerSet = true
+		case "bias-correction":
+			s.biasSet = true
+		case "group-size":
+			s.groupsSet = true
 		}
 	})
 	s.sf.visited(fs)
@@ -172,12 +179,15 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 	if err := checkQuantizer(s.sf.quantizer); err != nil {
 		return err
 	}
-	bits, err := parseBits(s.sf.bits)
+	bits, err := s.sf.options()
 	if err != nil {
 		return err
 	}
-	if s.table != "" && !s.bitsSet {
+	if s.table != "" && !s.bitsSet && !s.groupsSet {
 		bits = nil // the table's own bit widths
+	}
+	if err := s.checkGroups(bits); err != nil {
+		return err
 	}
 	if !slices.Contains(ilp.Solvers, s.solver) {
 		return usagef("--solver: %q is not %s", s.solver, strings.Join(ilp.Solvers, " or "))
@@ -190,7 +200,7 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 		return err
 	}
 	if s.keepEnds && bits != nil && !slices.Contains(bits, 8) {
-		fmt.Fprintf(e.stderr, "search: 8 is not among --bits; --keep-ends keeps the first and last layer at %d bits\n", slices.Max(bits))
+		fmt.Fprintf(e.stderr, "search: 8 is not among --bits; --keep-ends keeps the first and last layer at %d bits\n", slices.MaxFunc(bits, quant.CompareOptions))
 	}
 	pr := newProgress(e, "search")
 	defer pr.done()
@@ -204,6 +214,11 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 		}
 	default:
 		if err := loadJob(e, s, j, pr); err != nil {
+			return err
+		}
+	}
+	if bits == nil {
+		if err := s.checkGroups(j.table.CandidateBits()); err != nil {
 			return err
 		}
 	}
@@ -242,7 +257,7 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 	if err := e.ctx.Err(); err != nil {
 		return err // interrupted: nothing is written
 	}
-	out := &pipeline.Outputs{Result: res, Method: s.method, ModelName: j.table.Model, Profile: profName, Quantizer: s.sf.quantizer}
+	out := &pipeline.Outputs{Result: res, Method: s.method, ModelName: j.table.Model, Profile: profName, Quantizer: s.sf.quantizer, BiasCorrection: s.sf.biasCorrection}
 	if j.in != nil {
 		out.Net = j.in.Net
 		out.Verifier = j.verifier
@@ -296,6 +311,9 @@ func defaultBudget(t *sensitivity.Table, lat pipeline.LatencyModel, bits []int) 
 	}
 	if len(bits) == 0 {
 		bits = t.CandidateBits()
+	}
+	if quant.AnyGrouped(bits) {
+		return half(pipeline.Size), "weights in groups have no latency (the integer kernels take one scale per output channel), so half-way between the smallest and the largest weights"
 	}
 	lo, hi := slices.Min(bits), slices.Max(bits)
 	var msLo, msHi float64
@@ -377,6 +395,12 @@ func readTable(s *searchFlags, j *job) error {
 	if err := t.CheckQuantizer(s.table, s.sf.quantizer); err != nil {
 		return err
 	}
+	if !s.biasSet && t.ModelSHA256 != "" {
+		s.sf.biasCorrection = t.BiasCorrection
+	}
+	if err := t.CheckBiasCorrection(s.table, s.sf.biasCorrection); err != nil {
+		return err
+	}
 	j.table = t
 	return nil
 }
@@ -403,11 +427,11 @@ func tableJob(e *env, s *searchFlags, j *job) (quant.WeightCodes, error) {
 			return nil, fmt.Errorf("%s: layer %d is %q; --model %s has %q there: pass the model the table was computed for", s.table, i, t.Layers[i].Name, s.mf.model, l.Node)
 		}
 	}
-	widths := t.Bits
-	if s.bitsSet {
-		widths, _ = parseBits(s.sf.bits) // checked by search
+	widths := t.CandidateBits()
+	if s.bitsSet || s.groupsSet {
+		widths, _ = s.sf.options() // checked by search
 	}
-	return weightCodes(e, s.sf.quantizer, in.Net, in.Calib, widths, &s.mf)
+	return weightCodes(e, s.sf.spec(), in.Net, in.Calib, widths, &s.mf)
 }
 
 // loadJob loads model, data, held-out split, eval data and the sensitivity
@@ -451,7 +475,7 @@ func loadJob(e *env, s *searchFlags, j *job, pr *progress) error {
 		if err != nil {
 			return err
 		}
-		if cfg.Weights, err = weightCodes(e, s.sf.quantizer, in.Net, in.Calib, cfg.Bits, &s.mf); err != nil {
+		if cfg.Weights, err = weightCodes(e, s.sf.spec(), in.Net, in.Calib, cfg.Bits, &s.mf); err != nil {
 			return err
 		}
 		t, cached, err := pipeline.Sensitivity(e.ctx, in, pipeline.SensitivityRequest{Config: cfg, NoCache: s.sf.noCache})
@@ -487,7 +511,7 @@ func printResult(e *env, res *pipeline.SearchResult, out *pipeline.Outputs, pare
 			rows = append(append([]*pipeline.Candidate(nil), rows...), res.RL.Front...)
 		}
 		for _, c := range rows {
-			fmt.Fprintf(tw, "%s\t%.4g\t%s\t%.0f\t%.3g\t%s\t%v\t\n", c.Label, c.Objective, fmtCost(c.Costs, pipeline.Latency), c.Costs[pipeline.Size], c.Costs[pipeline.BOPs], fmtAcc(out.Accuracy[c.Label]), c.Bits)
+			fmt.Fprintf(tw, "%s\t%.4g\t%s\t%.0f\t%.3g\t%s\t%v\t\n", c.Label, c.Objective, fmtCost(c.Costs, pipeline.Latency), c.Costs[pipeline.Size], c.Costs[pipeline.BOPs], fmtAcc(out.Accuracy[c.Label]), quant.FormatOptions(c.Bits))
 		}
 		tw.Flush()
 		return
@@ -501,7 +525,11 @@ func printResult(e *env, res *pipeline.SearchResult, out *pipeline.Outputs, pare
 		if ms := out.LayerLatency; i < len(ms) {
 			latency = fmt.Sprintf("%.4f", ms[i])
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.3g\t%s\t%.0f\t\n", l.Name, l.Op, b, om, latency, float64(l.Params)*float64(b)/8)
+		size := float64(l.Params) * float64(b) / 8
+		if v, ok := res.LayerCost(pipeline.Size, i, b); ok {
+			size = v
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.3g\t%s\t%.0f\t\n", l.Name, l.Op, quant.FormatOption(b), om, latency, size)
 	}
 	tw.Flush()
 	fmt.Fprintf(e.stdout, "chosen: %s; objective %.4g", res.Chosen.Label, res.Chosen.Objective)
@@ -532,7 +560,7 @@ func printFront(e *env, res *pipeline.SearchResult, out *pipeline.Outputs) {
 	fmt.Fprintf(tw, "point\t%s budget %s\tlatency ms\tsize B\tBOPs\tmeasured loss\taccuracy\tbits\t\n", r, pipeline.Units[r])
 	for i, p := range res.MeasuredFront {
 		c := p.Chosen
-		fmt.Fprintf(tw, "%d\t%.4g\t%s\t%.0f\t%.3g\t%.4g\t%s\t%v\t\n", i+1, p.Budget, fmtCost(c.Costs, pipeline.Latency), c.Costs[pipeline.Size], c.Costs[pipeline.BOPs], c.MeasuredLoss, fmtAcc(out.Accuracy[c.Label]), c.Bits)
+		fmt.Fprintf(tw, "%d\t%.4g\t%s\t%.0f\t%.3g\t%.4g\t%s\t%v\t\n", i+1, p.Budget, fmtCost(c.Costs, pipeline.Latency), c.Costs[pipeline.Size], c.Costs[pipeline.BOPs], c.MeasuredLoss, fmtAcc(out.Accuracy[c.Label]), quant.FormatOptions(c.Bits))
 	}
 	tw.Flush()
 	held := ""
@@ -576,4 +604,20 @@ func fmtAcc(a float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f%%", 100*a)
+}
+
+// checkGroups refuses what options in groups cannot do: the RL agent's
+// actions are widths on a numeric scale, and --measure-latency runs the
+// integer engine (one scale per output channel).
+func (s *searchFlags) checkGroups(options []int) error {
+	if !quant.AnyGrouped(options) {
+		return nil
+	}
+	if s.method == "rl" {
+		return usagef("--method rl: the agent's actions are bit widths on a numeric scale, not options in groups: drop --group-size (or give --group-size 0), or use --method ilp")
+	}
+	if s.measure {
+		return usagef("--measure-latency runs the integer engine, which takes one scale per output channel: drop --group-size (or give --group-size 0) to measure latency")
+	}
+	return nil
 }

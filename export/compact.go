@@ -6,6 +6,7 @@ import (
 
 	"mpsearch/network"
 	"mpsearch/onnx"
+	"mpsearch/quant"
 )
 
 // Int4Bits is the widest weight stored as INT4 (at opset Int4Opset or
@@ -17,7 +18,7 @@ const Int4Bits = 4
 // byte each.
 func Narrow(bits []int) bool {
 	for _, b := range bits {
-		if !floatBits(b) && b <= Int4Bits {
+		if !floatBits(b) && quant.OptionBits(b) <= Int4Bits {
 			return true
 		}
 	}
@@ -62,7 +63,7 @@ func blocked(net *network.Network, cfg Config) bool {
 		return false
 	}
 	for li, b := range cfg.Bits {
-		if floatBits(b) || b < 1 || b > 8 || li >= len(net.Layers()) {
+		if floatBits(b) || quant.ValidOption(b) != nil || li >= len(net.Layers()) {
 			continue
 		}
 		if wq, err := cfg.Weights.Codes(li, b); err == nil && wq.Block > 0 {

@@ -55,6 +55,10 @@ type Config struct {
 // floatBits reports whether b means "keep the weights in float".
 func floatBits(b int) bool { return b == 0 || b == 32 }
 
+// The widths of Config.Bits are option codes (quant.OptionCode): a
+// width, or group·100 + width for weights in groups, whose source gives
+// blocked codes (quant.NewBlockCodes); those are written with block_size.
+
 // QDQ returns a new ONNX model computing net with the quantization of cfg:
 // every quantized layer's weight is an integer initializer dequantized per
 // output channel by a DequantizeLinear node, and every layer named in
@@ -71,8 +75,8 @@ func QDQ(net *network.Network, cfg Config) (*onnx.Model, error) {
 	}
 	byNode := make(map[string]int, len(layers))
 	for i, l := range layers {
-		if b := cfg.Bits[i]; !floatBits(b) && (b < 1 || b > 8) {
-			return nil, fmt.Errorf("export: layer %d (%q): %d-bit weights: %w; use 1 to 8 (or 0/32 for float)", i, l.Node, b, ErrConfig)
+		if b := cfg.Bits[i]; quant.ValidOption(b) != nil {
+			return nil, fmt.Errorf("export: layer %d (%q): %d-bit weights: %w; use 1 to 8 (or 0/32 for float; quant.OptionCode for weights in groups)", i, l.Node, b, ErrConfig)
 		}
 		if _, dup := byNode[l.Node]; dup {
 			byNode[l.Node] = -1 // ambiguous: cannot carry an activation quantizer
@@ -281,7 +285,7 @@ func layerCodes(c quant.WeightCodes, li int, w *tensor.Tensor, axis, bits int) (
 // it.
 func (b *builder) weightDQ(wName string, w *tensor.Tensor, wq *quant.WeightQuant, axis, bits int) (string, onnx.Node) {
 	dt := onnx.Int8
-	if b.int4 && bits <= 4 {
+	if b.int4 && quant.OptionBits(bits) <= 4 {
 		dt = onnx.Int4
 	}
 	q := tensor.New(w.Shape...)

@@ -47,14 +47,28 @@
 // Accuracies (Outputs.Render) are evaluated once per configuration however
 // many labels it has.
 //
-// Weights: NewWeightCodes makes the job's one weight source (--quantizer:
-// round to nearest, or GPTQ with Hessians from the calibration data and
-// codes at the candidate widths); the sensitivity table measures it
+// Weights: NewWeightSource makes the job's one weight source from a
+// WeightSpec (--quantizer: round to nearest, or GPTQ with Hessians from
+// the calibration data; --bias-correction) at the candidate options
+// (quant.OptionCode: per-channel widths from quant.NewCodes, widths in
+// groups of G from quant.NewBlockCodes; --group-size); NewWeightCodes is
+// the per-channel source without correction. The sensitivity table measures it
 // (sensitivity.Config.Weights, part of the cache key), the verifier
 // (NetVerifier.Weights), the accuracies, the latency check and the export
 // use it, and EvaluateQuantized takes it for both the simulation and the
 // integer engine. summary.json and bits.yaml record its name
-// ("quantizer").
+// ("quantizer"), "bias_correction", and each layer's "group_size".
+//
+// Options in groups (--group-size): configurations are option codes
+// throughout (Candidate.Bits); Search orders the options by storage
+// (quant.SortOptions: "one width up" in refinement is the next option),
+// prices them at the table's size_bytes (the scales included; an option in
+// groups without it is an error), and has no latency for them: a latency
+// budget is refused (ErrBudget) when the options include groups. The
+// integer engine takes one scale per output channel, so CheckPerChannel
+// refuses configurations with layers in groups where it would run (run
+// --bits, latency measurements; the floatNodes list and EvaluateQuantized's
+// integer-only accuracy say so instead).
 //
 // Invariants: a search whose context ends returns an error and no result;
 // an ILP solution not proven optimal is labelled "best found, proven gap

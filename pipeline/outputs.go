@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"mpsearch/internal/atomicfile"
+	"mpsearch/quant"
 	"mpsearch/sensitivity"
 )
 
@@ -23,15 +24,17 @@ type Summary struct {
 	Metric    string  `json:"metric"`
 	// Quantizer is the weight rounding of every quantized model of the
 	// job (quant.MethodRTN or quant.MethodGPTQ).
-	Quantizer string                   `json:"quantizer"`
-	Budgets   map[string]SummaryBudget `json:"budgets"`
-	Predicted map[string]float64       `json:"predicted"`
-	Accuracy  map[string]float64       `json:"accuracy,omitempty"`
-	Measured  *SummaryMeasured         `json:"measured,omitempty"`
-	Layers    []SummaryLayer           `json:"layers"`
-	Plain     *SummaryCandidate        `json:"proposal,omitempty"`
-	Uniform   []SummaryCandidate       `json:"uniform"`
-	Verified  []SummaryCandidate       `json:"candidates,omitempty"`
+	Quantizer string `json:"quantizer"`
+	// BiasCorrection: biases corrected for the rounding (--bias-correction).
+	BiasCorrection bool                     `json:"bias_correction"`
+	Budgets        map[string]SummaryBudget `json:"budgets"`
+	Predicted      map[string]float64       `json:"predicted"`
+	Accuracy       map[string]float64       `json:"accuracy,omitempty"`
+	Measured       *SummaryMeasured         `json:"measured,omitempty"`
+	Layers         []SummaryLayer           `json:"layers"`
+	Plain          *SummaryCandidate        `json:"proposal,omitempty"`
+	Uniform        []SummaryCandidate       `json:"uniform"`
+	Verified       []SummaryCandidate       `json:"candidates,omitempty"`
 	// Refinement is the path from the verified configuration to the
 	// returned one (with verification).
 	Refinement *SummaryRefinement `json:"refinement,omitempty"`
@@ -127,9 +130,12 @@ type SummaryMeasured struct {
 
 // SummaryLayer is one layer of the chosen configuration.
 type SummaryLayer struct {
-	Name      string  `json:"name"`
-	Op        string  `json:"op"`
-	WBits     int     `json:"w_bits"`
+	Name  string `json:"name"`
+	Op    string `json:"op"`
+	WBits int    `json:"w_bits"`
+	// GroupSize is the number of inputs per weight scale (0: one scale per
+	// output channel; quant.OptionCode).
+	GroupSize int     `json:"group_size"`
 	ABits     int     `json:"a_bits"`
 	Omega     float64 `json:"omega"`
 	LatencyMs float64 `json:"latency_ms,omitempty"`
@@ -139,8 +145,12 @@ type SummaryLayer struct {
 
 // SummaryCandidate is a configuration with its proxy and measured values.
 type SummaryCandidate struct {
-	Label     string             `json:"label"`
+	Label string `json:"label"`
+	// Bits are option codes (quant.OptionCode: the width, or
+	// group·100 + width for weights in groups); Options writes them as
+	// "3" or "3g64" when some layer is in groups.
 	Bits      []int              `json:"bits"`
+	Options   []string           `json:"options,omitempty"`
 	Objective float64            `json:"objective"`
 	Costs     map[string]float64 `json:"costs"`
 	Fits      bool               `json:"fits"`
@@ -159,7 +169,13 @@ func finitePtr(v float64) *float64 {
 }
 
 func summaryCandidate(c *Candidate) SummaryCandidate {
-	return SummaryCandidate{Label: c.Label, Bits: c.Bits, Objective: c.Objective, Costs: c.Costs, Fits: c.Fits, ReferenceOnly: c.ReferenceOnly, MeasuredLoss: finitePtr(c.MeasuredLoss)}
+	s := SummaryCandidate{Label: c.Label, Bits: c.Bits, Objective: c.Objective, Costs: c.Costs, Fits: c.Fits, ReferenceOnly: c.ReferenceOnly, MeasuredLoss: finitePtr(c.MeasuredLoss)}
+	if quant.AnyGrouped(c.Bits) {
+		for _, b := range c.Bits {
+			s.Options = append(s.Options, quant.FormatOption(b))
+		}
+	}
+	return s
 }
 
 // costKey maps a resource to its summary.json key.
@@ -181,7 +197,8 @@ func NewSummary(res *SearchResult, method string) *Summary {
 	for i, l := range res.Table.Layers {
 		b := res.Chosen.Bits[i]
 		om, _ := l.OmegaAt(b)
-		sl := SummaryLayer{Name: l.Name, Op: l.Op, WBits: b, ABits: l.ActBits(), Omega: om, SizeBytes: ct[Size][i][b], BOPs: ct[BOPs][i][b]}
+		wb, g := quant.SplitOption(b)
+		sl := SummaryLayer{Name: l.Name, Op: l.Op, WBits: wb, GroupSize: g, ABits: l.ActBits(), Omega: om, SizeBytes: ct[Size][i][b], BOPs: ct[BOPs][i][b]}
 		s.Layers = append(s.Layers, sl)
 	}
 	p := summaryCandidate(res.Plain)
@@ -238,22 +255,31 @@ type BitsFile struct {
 	// Quantizer is the weight rounding the configuration was chosen with
 	// (absent in files of earlier versions: round to nearest); eval --bits
 	// uses it unless --quantizer is given.
-	Quantizer string      `yaml:"quantizer,omitempty"`
-	Layers    []BitsLayer `yaml:"layers"`
+	Quantizer string `yaml:"quantizer,omitempty"`
+	// BiasCorrection: the biases were corrected for the rounding
+	// (quant.WithBiasCorrection; absent in files of earlier versions,
+	// which had none); eval and run --bits follow it unless
+	// --bias-correction is given.
+	BiasCorrection bool        `yaml:"bias_correction,omitempty"`
+	Layers         []BitsLayer `yaml:"layers"`
 }
 
 // BitsLayer is one layer of bits.yaml.
 type BitsLayer struct {
 	Name  string `yaml:"name"`
 	WBits int    `yaml:"w_bits"`
-	ABits int    `yaml:"a_bits"`
+	// GroupSize is the number of inputs per weight scale, 0 (absent) for
+	// one scale per output channel.
+	GroupSize int `yaml:"group_size,omitempty"`
+	ABits     int `yaml:"a_bits"`
 }
 
 // NewBitsFile makes bits.yaml's content.
 func NewBitsFile(res *SearchResult, model, method string) *BitsFile {
 	f := &BitsFile{Model: model, Method: method}
 	for i, l := range res.Table.Layers {
-		f.Layers = append(f.Layers, BitsLayer{Name: l.Name, WBits: res.Chosen.Bits[i], ABits: l.ActBits()})
+		b, g := quant.SplitOption(res.Chosen.Bits[i])
+		f.Layers = append(f.Layers, BitsLayer{Name: l.Name, WBits: b, GroupSize: g, ABits: l.ActBits()})
 	}
 	return f
 }

@@ -2,8 +2,11 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"mpsearch/dataset"
@@ -25,13 +28,20 @@ type QuantizedEval struct {
 	// FloatNodes lists the nodes the integer engine runs in float between
 	// quantized tensors (intengine.Model.FloatNodes), as "name (Op)".
 	FloatNodes []string
+	// IntegerNote says why the integer engine did not run (a layer in
+	// groups: CheckPerChannel); Integer is nil then.
+	IntegerNote string
 }
 
-// BitsFor maps a bits file onto the network's layers (names must match).
+// BitsFor maps a bits file onto the network's layers (names must match):
+// each layer's option code (quant.OptionCode of w_bits and group_size).
 func BitsFor(net *network.Network, f *BitsFile) ([]int, error) {
 	byName := map[string]int{}
 	for _, l := range f.Layers {
-		byName[l.Name] = l.WBits
+		if l.GroupSize < 0 {
+			return nil, fmt.Errorf("bits file: layer %q has group_size %d; want 0 (per channel) or a number of inputs per scale", l.Name, l.GroupSize)
+		}
+		byName[l.Name] = quant.OptionCode(l.WBits, l.GroupSize)
 	}
 	bits := make([]int, len(net.Layers()))
 	for i, l := range net.Layers() {
@@ -53,7 +63,8 @@ func BitsFor(net *network.Network, f *BitsFile) ([]int, error) {
 // round to nearest) in both the simulation and the integer engine. It
 // reads ds one batch at a time, once for the simulated quantization and
 // once for the integer engine; the latency is measured on ds's first
-// sample.
+// sample. A configuration with layers in groups is simulated only
+// (IntegerNote says why).
 func EvaluateQuantized(ctx context.Context, net *network.Network, calib *dataset.Dataset, ds dataset.Source, bits []int, codes quant.WeightCodes, batch int, progress Progress) (*QuantizedEval, error) {
 	if batch <= 0 {
 		batch = 256
@@ -72,6 +83,10 @@ func EvaluateQuantized(ctx context.Context, net *network.Network, calib *dataset
 	ws.Restore()
 	if err != nil {
 		return nil, err
+	}
+	if err := CheckPerChannel(net, bits, "the integer-only accuracy"); err != nil {
+		out.IntegerNote = err.Error()
+		return out, nil
 	}
 	ir, err := intengine.ObserveRanges(ctx, net, cb)
 	if err != nil {
@@ -121,18 +136,80 @@ func EvaluateQuantized(ctx context.Context, net *network.Network, calib *dataset
 	return out, nil
 }
 
+// WeightSpec is how the job quantizes weights: the rounding (--quantizer)
+// and bias correction (--bias-correction). The option codes' group sizes
+// (--group-size) are in the codes themselves (quant.OptionCode).
+type WeightSpec struct {
+	Method         string
+	BiasCorrection bool
+}
+
 // NewWeightCodes returns the source of quantized weights of method
 // (quant.MethodRTN or quant.MethodGPTQ) for net's weights as they are now:
 // GPTQ's Hessians come from calib in batches of batch samples, with codes
 // at each of widths, threads layers at once; progress (optional) is told
-// after each weight.
+// after each weight. It is NewWeightSource without bias correction.
 func NewWeightCodes(ctx context.Context, net *network.Network, calib *dataset.Dataset, method string, widths []int, batch, threads int, progress func(done, total int, detail string)) (quant.WeightCodes, error) {
+	return NewWeightSource(ctx, net, calib, WeightSpec{Method: method}, widths, batch, threads, progress)
+}
+
+// NewWeightSource returns the job's one weight source: spec.Method's codes
+// at every option of codes (quant.OptionCode): per-channel options from
+// quant.NewCodes, options in groups of G from quant.NewBlockCodes with
+// blocks of G (GPTQ with the blocks as static groups, or round to nearest
+// per block; float32 scales, as exported), and with spec.BiasCorrection
+// the biases corrected (quant.WithBiasCorrection, E[x] from calib).
+func NewWeightSource(ctx context.Context, net *network.Network, calib *dataset.Dataset, spec WeightSpec, codes []int, batch, threads int, progress func(done, total int, detail string)) (quant.WeightCodes, error) {
 	if batch <= 0 {
 		batch = 256
 	}
 	var batches []*tensor.Tensor
-	if method == quant.MethodGPTQ {
+	if spec.Method == quant.MethodGPTQ || spec.BiasCorrection || quant.AnyGrouped(codes) {
 		batches = splitBatches(calib.X, batch)
 	}
-	return quant.NewCodes(ctx, method, net, batches, quant.CodesOptions{Widths: widths, Threads: threads, Progress: progress})
+	widths := map[int][]int{} // group size (0: per channel) -> widths
+	for _, c := range codes {
+		b, g := quant.SplitOption(c)
+		widths[g] = append(widths[g], b)
+	}
+	var src quant.WeightCodes
+	var err error
+	if len(widths[0]) > 0 || len(widths) == 0 {
+		if src, err = quant.NewCodes(ctx, spec.Method, net, batches, quant.CodesOptions{Widths: widths[0], Threads: threads, Progress: progress}); err != nil {
+			return nil, err
+		}
+	}
+	groups := map[int]quant.WeightCodes{}
+	for _, g := range slices.Sorted(maps.Keys(widths)) {
+		if g == 0 {
+			continue
+		}
+		if groups[g], err = quant.NewBlockCodes(ctx, spec.Method, net, batches, quant.BlockCodesOptions{CodesOptions: quant.CodesOptions{Widths: widths[g], Threads: threads}, Block: g}); err != nil {
+			return nil, fmt.Errorf("%w; choose a --group-size that divides the layer's input channels (or 0)", err)
+		}
+	}
+	src = quant.WithGroups(src, groups)
+	if spec.BiasCorrection {
+		return quant.WithBiasCorrection(ctx, src, net, batches)
+	}
+	return src, nil
+}
+
+// ErrGroups is wrapped by errors about configurations with per-group
+// scales where only per-channel ones can go (the integer engine).
+var ErrGroups = errors.New("per-group scales are not supported here")
+
+// CheckPerChannel returns nil when every layer of bits is per channel
+// (quant.Grouped is false), else one line naming the first layer in
+// groups, wrapping ErrGroups: the integer engine (latency measurements and
+// budgets, mpsearch run --bits, the integer-only accuracy) takes one
+// scale per output channel. what says what needs it.
+func CheckPerChannel(net *network.Network, bits []int, what string) error {
+	for i, b := range bits {
+		if quant.Grouped(b) && i < len(net.Layers()) {
+			_, g := quant.SplitOption(b)
+			return fmt.Errorf("layer %q has weights in groups of %d (%s): %s needs one scale per output channel (the integer engine's); search without --group-size (or --group-size 0) for it: %w", net.Layers()[i].Node, g, quant.FormatOption(b), what, ErrGroups)
+		}
+	}
+	return nil
 }

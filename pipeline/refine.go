@@ -10,6 +10,7 @@ import (
 
 	"mpsearch/ilp"
 	"mpsearch/network"
+	"mpsearch/quant"
 	"mpsearch/sensitivity"
 )
 
@@ -80,11 +81,11 @@ func (m move) String(units []unit, cur []int) string {
 	var parts []string
 	if m.up >= 0 {
 		u := units[m.up]
-		parts = append(parts, fmt.Sprintf("raise %s %d→%d", u.name, cur[u.layers[0]], m.upTo))
+		parts = append(parts, fmt.Sprintf("raise %s %s→%s", u.name, quant.FormatOption(cur[u.layers[0]]), quant.FormatOption(m.upTo)))
 	}
 	if m.down >= 0 {
 		u := units[m.down]
-		parts = append(parts, fmt.Sprintf("lower %s %d→%d", u.name, cur[u.layers[0]], m.downTo))
+		parts = append(parts, fmt.Sprintf("lower %s %s→%s", u.name, quant.FormatOption(cur[u.layers[0]]), quant.FormatOption(m.downTo)))
 	}
 	return strings.Join(parts, ", ")
 }

@@ -184,8 +184,9 @@ func refineEvidence(t *testing.T, path string, limit int, budgets []string) {
 		t.Fatal(err)
 	}
 	// The codes the search's table, verifier and export use (cli's
-	// weightCodes: the calibration split, bits 2,3,4,8).
-	if ver.Weights, err = NewWeightCodes(ctx, net, calib, q, []int{2, 3, 4, 8}, 0, 0, nil); err != nil {
+	// weightCodes: the calibration split, the table's options and bias
+	// correction).
+	if ver.Weights, err = NewWeightSource(ctx, net, calib, WeightSpec{Method: q, BiasCorrection: tab.BiasCorrection}, tab.CandidateBits(), 0, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	accs := map[string]float64{}

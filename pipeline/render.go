@@ -33,6 +33,9 @@ type Outputs struct {
 	// recorded in summary.json and bits.yaml; the weights themselves come
 	// from Verifier.Weights.
 	Quantizer string
+	// BiasCorrection says the weight source corrects biases
+	// (--bias-correction), recorded in summary.json and bits.yaml.
+	BiasCorrection bool
 	// Export describes model.qdq.onnx (filled by Render when the network
 	// is known): its size next to the predicted weight size, its opset.
 	Export *SummaryExport
@@ -95,6 +98,7 @@ func (o *Outputs) Render(ctx context.Context, progress func(done, total int, det
 	}
 	sum := NewSummary(res, o.Method)
 	sum.Quantizer = o.quantizer()
+	sum.BiasCorrection = o.BiasCorrection
 	sum.Export = o.Export
 	sum.SetLayerLatency(o.LayerLatency)
 	for _, l := range o.LatencyChecks {
@@ -132,6 +136,7 @@ func (o *Outputs) Render(ctx context.Context, progress func(done, total int, det
 	}
 	bf := NewBitsFile(res, o.ModelName, o.Method)
 	bf.Quantizer = o.quantizer()
+	bf.BiasCorrection = o.BiasCorrection
 	b, err := bf.Marshal()
 	if err != nil {
 		return nil, nil, err
@@ -156,7 +161,11 @@ func (o *Outputs) Render(ctx context.Context, progress func(done, total int, det
 // engine is compiled with the verifier's calibration ranges; a model the
 // engine refuses gets the reason instead.
 func (o *Outputs) floatNodes(ctx context.Context) error {
-	ranges, err := o.Verifier.intRanges(ctx)
+	err := CheckPerChannel(o.Net, o.Result.Chosen.Bits, "the integer engine")
+	var ranges intengine.Ranges
+	if err == nil {
+		ranges, err = o.Verifier.intRanges(ctx)
+	}
 	if err == nil {
 		var m *intengine.Model
 		if m, err = intengine.Compile(o.Net, intengine.Config{Bits: slices.Clone(o.Result.Chosen.Bits), Ranges: ranges, Weights: o.weights()}); err == nil {

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
 
 	"mpsearch/plots"
+	"mpsearch/quant"
 )
 
 // point converts a candidate for the report.
@@ -41,6 +41,9 @@ func (o *Outputs) report() ([]byte, error) {
 		b := res.Chosen.Bits[i]
 		pl := plots.Layer{Name: l.Name, Op: l.Op, Params: l.Params, Bits: b, ABits: l.ActBits(), Omega: map[int]float64{},
 			Trace: l.Trace, TraceStderr: l.TraceStderr, LatencyMs: math.NaN(), SizeBytes: float64(l.Params) * float64(b) / 8}
+		if v, ok := res.LayerCost(Size, i, b); ok { // the scales included where the table gives them
+			pl.SizeBytes = v
+		}
 		if l.Trace == 0 && l.TraceStderr == 0 {
 			pl.Trace, pl.TraceStderr = math.NaN(), math.NaN()
 		}
@@ -135,7 +138,7 @@ func (o *Outputs) frontNote() string {
 func fmtInts(v []int) string {
 	s := make([]string, len(v))
 	for i, x := range v {
-		s[i] = strconv.Itoa(x)
+		s[i] = quant.FormatOption(x)
 	}
 	return strings.Join(s, ",")
 }

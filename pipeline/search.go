@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"mpsearch/ilp"
+	"mpsearch/quant"
 	"mpsearch/rlsearch"
 	"mpsearch/sensitivity"
 )
@@ -187,19 +188,27 @@ func layerCosts(t *sensitivity.Table, bits []int, lat LatencyModel) (costTable, 
 	size := make([]map[int]float64, n)
 	bops := make([]map[int]float64, n)
 	latency := make([]map[int]float64, n)
-	latOK := true
+	// Options in groups have no latency: the integer kernels take one
+	// scale per output channel (a latency budget is refused in Search).
+	latOK := !quant.AnyGrouped(bits)
 	for i, l := range t.Layers {
 		size[i], bops[i], latency[i] = map[int]float64{}, map[int]float64{}, map[int]float64{}
 		for _, b := range bits {
+			wb, g := quant.SplitOption(b)
 			if v, ok := l.SizeBytes[b]; ok {
 				size[i][b] = v
-			} else {
+			} else if g == 0 {
 				size[i][b] = float64(l.Params) * float64(b) / 8
+			} else {
+				return nil, nil, fmt.Errorf("layer %q: no size_bytes for %s (%d-bit weights in groups of %d): the table must give the size of options in groups (mpsearch sensitivity --group-size writes them): %w", l.Name, quant.FormatOption(b), wb, g, sensitivity.ErrTable)
 			}
 			if v, ok := l.BOPs[b]; ok {
 				bops[i][b] = v
 			} else {
-				bops[i][b] = float64(l.MACs) * float64(b) * float64(l.ActBits())
+				bops[i][b] = float64(l.MACs) * float64(wb) * float64(l.ActBits())
+			}
+			if !latOK {
+				continue
 			}
 			if v, ok := l.LatencyMs[b]; ok {
 				latency[i][b] = v
@@ -250,13 +259,13 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 	if len(bits) == 0 {
 		bits = t.CandidateBits()
 	}
-	bits = slices.Clone(bits)
-	slices.Sort(bits)
-	bits = slices.Compact(bits)
+	// Option codes (quant.OptionCode) in the order of storage per weight:
+	// the widths, each followed by its options in groups.
+	bits = quant.SortOptions(bits)
 	for _, l := range t.Layers {
 		for _, b := range bits {
 			if _, ok := l.OmegaAt(b); !ok {
-				return nil, fmt.Errorf("layer %q has no sensitivity at %d bits; recompute the table with --bits including %d", l.Name, b, b)
+				return nil, fmt.Errorf("layer %q has no sensitivity at %s; recompute the table with --bits (and --group-size) including it", l.Name, quant.FormatOption(b))
 			}
 		}
 	}
@@ -280,6 +289,11 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 		return u
 	}
 	lo, hi := bits[0], bits[len(bits)-1]
+	for _, b := range bits { // the widest per-channel option
+		if !quant.Grouped(b) {
+			hi = b
+		}
+	}
 	eight := hi
 	if slices.Contains(bits, 8) {
 		eight = 8
@@ -309,6 +323,9 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 			return nil, fmt.Errorf("two budgets on %s: %w", b.Resource, ErrBudget)
 		}
 		seen[b.Resource] = true
+		if _, ok := ct[b.Resource]; !ok && b.Resource == Latency && quant.AnyGrouped(bits) {
+			return nil, fmt.Errorf("a latency budget needs every option's latency, and weights in groups have none (the integer kernels take one scale per output channel): drop --group-size (or give --group-size 0) for a latency budget, or use a size budget: %w", ErrBudget)
+		}
 		if _, ok := ct[b.Resource]; !ok {
 			return nil, fmt.Errorf("a %s budget needs %s costs: give a hardware profile or latency_ms in the table: %w", b.Resource, b.Resource, ErrBudget)
 		}
@@ -375,14 +392,14 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 	mk := res.candidate
 	anyFixed := false
 	for _, b := range bits {
-		c := mk(fmt.Sprintf("uniform W%dA8", b), uniform(b))
+		c := mk(fmt.Sprintf("uniform W%sA8", quant.FormatOption(b)), uniform(b))
 		anyFixed = anyFixed || c.ReferenceOnly
 		res.Uniform = append(res.Uniform, c)
 	}
 	if anyFixed {
 		for _, b := range bits {
 			if u := withFixed(uniform(b)); !slices.Equal(u, uniform(b)) {
-				res.Uniform = append(res.Uniform, mk(fmt.Sprintf("uniform W%dA8, %s", b, fixedNote(t, cfg.KeepEnds, eight)), u))
+				res.Uniform = append(res.Uniform, mk(fmt.Sprintf("uniform W%sA8, %s", quant.FormatOption(b), fixedNote(t, cfg.KeepEnds, eight)), u))
 			}
 		}
 	}
@@ -757,4 +774,15 @@ func dominates(b, a ilp.Option, first bool) bool {
 		strict = strict || b.Costs[r] < a.Costs[r]
 	}
 	return strict || first
+}
+
+// LayerCost returns layer li's cost of resource r at option code b, if
+// known.
+func (res *SearchResult) LayerCost(r string, li, b int) (float64, bool) {
+	layers, ok := res.costs[r]
+	if !ok || li < 0 || li >= len(layers) {
+		return 0, false
+	}
+	v, ok := layers[li][b]
+	return v, ok
 }

@@ -42,15 +42,19 @@ const cacheVersion = 2
 // The weight rounding is part of the key (absent for round to nearest, so
 // that keys of earlier versions stay valid); a GPTQ source's codes are a
 // function of the model and the calibration data, already in the key.
+// So is bias correction (absent without it, as in earlier keys), and the
+// option codes in groups are in cfg.Bits.
 func cacheKey(in *Inputs, cfg sensitivity.Config) string {
 	cfg.Progress = nil
+	_, bc := cfg.Weights.(quant.BiasShifter)
 	b, _ := json.Marshal(struct {
-		Model, Data string
-		Samples     int
-		Cfg         sensitivity.Config
-		Version     int
-		Quantizer   string `json:",omitempty"`
-	}{in.ModelSHA256, in.DataSHA256, in.Calib.Len(), cfg, cacheVersion, quantizer(cfg)})
+		Model, Data    string
+		Samples        int
+		Cfg            sensitivity.Config
+		Version        int
+		Quantizer      string `json:",omitempty"`
+		BiasCorrection bool   `json:",omitempty"`
+	}{in.ModelSHA256, in.DataSHA256, in.Calib.Len(), cfg, cacheVersion, quantizer(cfg), bc})
 	return HashBytes(b)[:32]
 }
 

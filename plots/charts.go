@@ -12,6 +12,8 @@ import (
 	"github.com/go-echarts/go-echarts/v2/charts"
 	"github.com/go-echarts/go-echarts/v2/opts"
 	"github.com/go-echarts/go-echarts/v2/render"
+
+	"mpsearch/quant"
 )
 
 // Series colours, fixed so that the same kind of point looks the same on
@@ -173,7 +175,7 @@ func sortedBits(layers []Layer) []int {
 			}
 		}
 	}
-	slices.Sort(bits)
+	slices.SortFunc(bits, quant.CompareOptions) // options in groups after their width
 	return bits
 }
 

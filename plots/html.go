@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"mpsearch/quant"
 )
 
 // echartsJS is Apache ECharts 5.4.3 (dist/echarts.min.js of the npm
@@ -206,7 +208,7 @@ func fmtBits(b int) string {
 	if b <= 0 {
 		return "—"
 	}
-	return strconv.Itoa(b)
+	return quant.FormatOption(b) // "3", or "3g64" in groups of 64
 }
 
 // bitHistogram summarises per-layer bits as "2b×3 4b×10 8b×2".
@@ -222,10 +224,10 @@ func bitHistogram(bits []int) string {
 		}
 		count[b]++
 	}
-	slices.Sort(keys)
+	slices.SortFunc(keys, quant.CompareOptions)
 	parts := make([]string, len(keys))
 	for i, b := range keys {
-		parts[i] = fmt.Sprintf("%db×%d", b, count[b])
+		parts[i] = fmt.Sprintf("%sb×%d", quant.FormatOption(b), count[b])
 	}
 	return strings.Join(parts, " ")
 }

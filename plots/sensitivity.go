@@ -7,6 +7,8 @@ import (
 
 	"github.com/go-echarts/go-echarts/v2/charts"
 	"github.com/go-echarts/go-echarts/v2/opts"
+
+	"mpsearch/quant"
 )
 
 // Bar layout of the sensitivity chart, shared by the bars and the error
@@ -74,7 +76,7 @@ func sensitivityChart(r *Report) (chart, bool, error) {
 				whiskers = append(whiskers, opts.CustomData{Value: []float64{float64(i), round4(v - se), round4(v + se), float64(k)}})
 			}
 		}
-		bar.AddSeries(strconv.Itoa(b)+"-bit Omega", data,
+		bar.AddSeries(quant.FormatOption(b)+"-bit Omega", data,
 			charts.WithBarChartOpts(opts.BarChart{BarGap: barGap, BarCategoryGap: barCategoryGap}),
 			charts.WithSeriesTooltipOpts(opts.SeriesTooltip{ValueFormatter: fmtV}))
 	}

@@ -115,8 +115,22 @@
 // source with it (BiasShifter, E[x] from a means-only pass of the float
 // network); WeightSetter sets and restores the corrected biases, and the
 // export writes them, and the integer engine adds the shift before it
-// rounds each bias. The command line does not offer it yet: tables and
-// their cache keys would have to record it, as they record the rounding.
+// rounds each bias. The command line offers it (--bias-correction, on by
+// default); tables and their cache keys record it.
+//
+// Options (options.go): a layer's quantization is an option, a width per
+// output channel or a width in groups of G inputs (blocked codes), written
+// as one int everywhere a width goes (OptionCode: the width itself per
+// channel, G·100 + width in groups; SplitOption, FormatOption "3g64"), so
+// sources, WeightSetter, tables, the search and bits.yaml take options
+// without a second key. WithGroups joins a per-channel source and one
+// blocked source per group size into one source of option codes.
+// CompareOptions orders options by storage (width, then per channel, then
+// larger groups); Options lists the candidates of --bits and --group-size
+// (groups only below the widest width). OptionSizeBytes is an option's
+// stored size: weights packed at the width plus a 4-byte (float32) scale
+// per output channel, or per channel and group, which is what the export
+// writes (its test reads the file back).
 //
 // Invariant: quantizers are pure functions of their inputs (no hidden
 // state, no randomness), so simulated results are reproducible bit for bit.

@@ -93,7 +93,9 @@ func NewWeightSetterCodes(net *network.Network, c WeightCodes) *WeightSetter {
 	return &WeightSetter{net: net, codes: c, saved: map[int][]float64{}}
 }
 
-// Set quantizes layer li's weights to bits (0 or >= 32 restores float).
+// Set quantizes layer li's weights to bits, an option code (0 or a
+// per-channel code >= 32 restores float; codes in groups need a source
+// that gives them).
 func (s *WeightSetter) Set(li, bits int) error {
 	l := s.net.Layers()[li]
 	w := s.net.Params()[l.Weight].Value
@@ -102,7 +104,7 @@ func (s *WeightSetter) Set(li, bits int) error {
 		orig = append([]float64(nil), w.Data...)
 		s.saved[l.Weight] = orig
 	}
-	if bits <= 0 || bits >= 32 {
+	if bits <= 0 || !Grouped(bits) && bits >= 32 {
 		copy(w.Data, orig)
 		return s.setBias(li, nil)
 	}

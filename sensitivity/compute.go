@@ -126,13 +126,11 @@ func (c *Config) defaults() error {
 		c.Bits = []int{2, 3, 4, 8}
 	}
 	for _, b := range c.Bits {
-		if b < 1 || b > 8 {
-			return fmt.Errorf("bit width %d outside 1..8: %w", b, ErrConfig)
+		if bb, g := quant.SplitOption(b); bb < 1 || bb > 8 || g < 0 {
+			return fmt.Errorf("bit width %d outside 1..8 (or a width in groups, quant.OptionCode): %w", b, ErrConfig)
 		}
 	}
-	c.Bits = slices.Clone(c.Bits)
-	slices.Sort(c.Bits)
-	c.Bits = slices.Compact(c.Bits)
+	c.Bits = quant.SortOptions(c.Bits)
 	if c.Metric == "" {
 		c.Metric = DefaultMetric
 	} else {
@@ -211,10 +209,24 @@ func Compute(ctx context.Context, net *network.Network, ds *dataset.Dataset, cfg
 	t := &Table{Samples: ds.Len(), Loss: o.lossName(), Metric: cfg.Metric, Seed: cfg.Seed, Bits: cfg.Bits, Tol: cfg.Tol, Quantizer: quant.MethodRTN}
 	if cfg.Weights != nil {
 		t.Quantizer = cfg.Weights.Method()
+		_, t.BiasCorrection = cfg.Weights.(quant.BiasShifter)
+	}
+	groups := quant.AnyGrouped(cfg.Bits)
+	if groups && cfg.DirectEngine != EngineFloat && slices.Contains(cfg.Metrics, MetricDirect) {
+		// The integer engine takes one scale per output channel; every
+		// cell is measured on the float engine so that they compare.
+		cfg.DirectEngine = EngineFloat
+		cfg.report("direct", 0, 0, "options in groups: the direct metric is measured on the float engine (the integer engine takes one scale per output channel)")
 	}
 	for _, l := range layers {
 		w := params[l.Weight].Value
 		row := Layer{Name: l.Node, Op: l.Op, Params: int64(w.Size()), MACs: l.MACs, Delta: map[int]float64{}, Metrics: map[string]map[int]float64{}}
+		if groups { // sizes with the scales, as the export stores them
+			row.SizeBytes = map[int]float64{}
+			for _, b := range cfg.Bits {
+				row.SizeBytes[b] = quant.OptionSizeBytes(w.Shape, l.ChannelAxis, b)
+			}
+		}
 		for _, b := range cfg.Bits {
 			d, err := quant.LayerSquaredError(cfg.Weights, net, len(t.Layers), b)
 			if err != nil {
@@ -593,7 +605,7 @@ func directFloatMetric(ctx context.Context, o *Oracle, net *network.Network, t *
 				continue
 			}
 			m, se := directCells(&t.Layers[li])
-			cfg.report("direct", done, total, fmt.Sprintf("%s at %d bits%s", t.Layers[li].Name, b, note))
+			cfg.report("direct", done, total, fmt.Sprintf("%s at %s bits%s", t.Layers[li].Name, quant.FormatOption(b), note))
 			done++
 			if err := ws.Set(li, b); err != nil {
 				return err

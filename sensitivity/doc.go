@@ -111,7 +111,20 @@
 // will export, and a table with model provenance but no recorded rounding
 // (written before it was recorded, when rtn or gptq could have been the
 // default); hand-written tables (no model hash) pass. Merge refuses shards
-// of different roundings.
+// of different roundings. Likewise bias correction (Table.BiasCorrection:
+// Config.Weights is a quant.BiasShifter; CheckBiasCorrection, Merge):
+// tables written before it was recorded were measured without it.
+//
+// Options in groups: the table's widths are option codes
+// (quant.OptionCode), so a cell may be a width with one scale per output
+// channel and group of G inputs (6403: 3 bits in groups of 64). Every
+// metric measures it through Config.Weights (a source that gives blocked
+// codes there); the direct metric then runs on the float engine for every
+// cell (the integer engine takes one scale per channel, and cells of one
+// table must compare), with a progress note; size_bytes is written for
+// every option (quant.OptionSizeBytes: packed weights and 4-byte scales,
+// as the export stores them). The monotone repair of SearchInput runs per
+// granularity (searchValues).
 //
 // Sharding (shard.go): the work is a fixed sequence of cells (the global
 // cell of traces, eigenvalues and the hessian metric; a layer for

@@ -3,6 +3,8 @@ package sensitivity
 import (
 	"fmt"
 	"slices"
+
+	"mpsearch/quant"
 )
 
 // NoiseK is the number of standard errors within which a measured change
@@ -64,9 +66,7 @@ func (s *SearchInput) At(li, b int) (float64, bool) {
 // bits; see the type for the rule. Every layer needs a value at every
 // width.
 func (t *Table) SearchInput(metric string, bits []int) (*SearchInput, error) {
-	bits = slices.Clone(bits)
-	slices.Sort(bits)
-	bits = slices.Compact(bits)
+	bits = quant.SortOptions(bits)
 	in := &SearchInput{Metric: metric, Bits: bits, Omega: make([][]float64, len(t.Layers))}
 	seName := metric
 	if metric == "" {
@@ -88,12 +88,12 @@ func (t *Table) SearchInput(metric string, bits []int) (*SearchInput, error) {
 				if metric != "" {
 					what = "the " + metric + " metric"
 				}
-				return nil, fmt.Errorf("layer %q has no value of %s at %d bits; recompute the table with --bits including %d: %w", l.Name, what, b, b, ErrTable)
+				return nil, fmt.Errorf("layer %q has no value of %s at %s; recompute the table with --bits (and --group-size) including it: %w", l.Name, what, quant.FormatOption(b), ErrTable)
 			}
 			se[j] = l.Stderr[seName][b]
 		}
 		var noise, repaired int
-		in.Omega[li], noise, repaired = searchValues(v, se, NoiseK)
+		in.Omega[li], noise, repaired = searchValues(bits, v, se, NoiseK)
 		in.Noise += noise
 		in.Repaired += repaired
 	}
@@ -101,9 +101,13 @@ func (t *Table) SearchInput(metric string, bits []int) (*SearchInput, error) {
 }
 
 // searchValues applies steps 2 and 3 of SearchInput's rule to one layer's
-// values v and standard errors se at ascending widths, with k standard
-// errors for the noise band, and counts the cells each step changed.
-func searchValues(v, se []float64, k float64) (out []float64, noise, repaired int) {
+// values v and standard errors se at the option codes bits (ascending by
+// quant.CompareOptions), with k standard errors for the noise band, and
+// counts the cells each step changed. The monotone repair runs within each
+// granularity: per channel over the widths, and for each group size over
+// its widths (a width in groups and a wider one per channel are not
+// ordered by their error).
+func searchValues(bits []int, v, se []float64, k float64) (out []float64, noise, repaired int) {
 	out = make([]float64, len(v))
 	for j := range v {
 		out[j] = v[j]
@@ -114,12 +118,16 @@ func searchValues(v, se []float64, k float64) (out []float64, noise, repaired in
 			out[j] = bound
 		}
 	}
-	// The widths ascend: a running maximum from the widest down.
-	for j := len(out) - 2; j >= 0; j-- {
-		if out[j] < out[j+1] {
-			out[j] = out[j+1]
+	// The widths ascend: a running maximum from the widest down, per
+	// group size.
+	top := map[int]float64{} // group size -> maximum over the wider options
+	for j := len(out) - 1; j >= 0; j-- {
+		_, g := quant.SplitOption(bits[j])
+		if m, ok := top[g]; ok && out[j] < m {
+			out[j] = m
 			repaired++
 		}
+		top[g] = out[j]
 	}
 	return out, noise, repaired
 }

@@ -12,6 +12,7 @@ import (
 
 	"mpsearch/intengine"
 	"mpsearch/network"
+	"mpsearch/quant"
 	"mpsearch/tensor"
 )
 
@@ -220,7 +221,7 @@ func TestMonotoneRepairBruteForce(t *testing.T) {
 			v[j] = rng.IntN(6) - 2 // -2..3
 			vf[j] = float64(v[j])
 		}
-		got, noise, repaired := searchValues(vf, make([]float64, n), NoiseK)
+		got, noise, repaired := searchValues(ascending(n), vf, make([]float64, n), NoiseK)
 		want := leastMonotoneMajorant(v, -2, 3)
 		changed := 0
 		for j := range want {
@@ -258,7 +259,7 @@ func TestSearchValuesNoise(t *testing.T) {
 		// the 3-bit noise cell is lifted to the 4-bit significant value.
 		{"residual branch", []float64{0.0004, -0.0001, 0.003, 0}, []float64{0.004, 0.001, 0.0005, 0}, []float64{0.008, 0.003, 0.003, 0}, 2, 1},
 	} {
-		got, noise, repaired := searchValues(c.v, c.se, NoiseK)
+		got, noise, repaired := searchValues(ascending(len(c.v)), c.v, c.se, NoiseK)
 		if !slices.Equal(got, c.want) || noise != c.noise || repaired != c.repairs {
 			t.Errorf("%s: got %v (%d noise, %d repaired); want %v (%d, %d)", c.name, got, noise, repaired, c.want, c.noise, c.repairs)
 		}
@@ -348,5 +349,29 @@ func TestStderrRoundTrip(t *testing.T) {
 	bad := strings.Replace(src, "{2: 0.004,", "{2: -0.004,", 1)
 	if _, err := Read(strings.NewReader(bad), "bad.yaml"); err == nil || !strings.Contains(err.Error(), "stderr.direct") {
 		t.Errorf("negative stderr: got %v; want an error naming stderr.direct", err)
+	}
+}
+
+// ascending returns n per-channel widths in ascending order.
+func ascending(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i + 1
+	}
+	return out
+}
+
+// TestSearchValuesGroups checks the monotone repair per granularity: each
+// group size's widths are repaired among themselves, per-channel widths
+// among themselves, and an option in groups is not raised to a wider
+// per-channel value (nor the reverse).
+func TestSearchValuesGroups(t *testing.T) {
+	bits := quant.SortOptions([]int{2, 3, 4, 8, quant.OptionCode(2, 64), quant.OptionCode(3, 64), quant.OptionCode(4, 64)})
+	// bits: 2, 2g64, 3, 3g64, 4, 4g64, 8
+	v := []float64{5, 1, 2, 0.5, 3, 0.7, 0}
+	want := []float64{5, 1, 3, 0.7, 3, 0.7, 0}
+	got, _, repaired := searchValues(bits, v, make([]float64, len(v)), NoiseK)
+	if !slices.Equal(got, want) || repaired != 2 {
+		t.Errorf("options %v, values %v: got %v (%d repaired); want %v (2 repaired)", quant.FormatOptions(bits), v, got, repaired, want)
 	}
 }

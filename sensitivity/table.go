@@ -42,7 +42,14 @@ type Table struct {
 	// (quant.MethodRTN or quant.MethodGPTQ; see CheckQuantizer). Tables
 	// written before it was recorded, and hand-written ones, have none.
 	Quantizer string `yaml:"quantizer,omitempty"`
-	// Bits lists the candidate weight bit widths.
+	// BiasCorrection: every metric measured the weights with their biases
+	// corrected (quant.WithBiasCorrection; see CheckQuantizer). Tables
+	// written before it was recorded had none.
+	BiasCorrection bool `yaml:"bias_correction,omitempty"`
+	// Bits lists the candidate weight bit widths: option codes
+	// (quant.OptionCode), the width itself per output channel and
+	// group·100 + width for weights in groups of that many inputs, whose
+	// cells hold the same metrics and (always) size_bytes with the scales.
 	Bits   []int      `yaml:"bits,omitempty"`
 	Layers []Layer    `yaml:"layers"`
 	Ties   [][]string `yaml:"ties,omitempty"`
@@ -112,6 +119,20 @@ func (t *Table) CheckQuantizer(name, q string) error {
 		return nil
 	}
 	return fmt.Errorf("%s does not record the weight rounding it was measured with (written before mpsearch recorded it; rtn or gptq): add the line `quantizer: rtn` or `quantizer: gptq` as it was computed, or recompute it with `mpsearch sensitivity --quantizer %s`: %w", name, q, ErrTable)
+}
+
+// CheckBiasCorrection returns nil when the table (read from file name)
+// was measured with bias correction as bc asks, or is hand-written (no
+// model provenance); otherwise one line wrapping ErrTable naming the flag
+// to pass: a table measured without the corrected biases priced other
+// weights than the ones the search would verify and export (tables
+// written before the setting existed were measured without it).
+func (t *Table) CheckBiasCorrection(name string, bc bool) error {
+	if t.BiasCorrection == bc || t.ModelSHA256 == "" {
+		return nil
+	}
+	with := map[bool]string{true: "with", false: "without"}
+	return fmt.Errorf("%s was measured %s bias correction: pass --bias-correction=%t (or recompute the table with --bias-correction=%t): %w", name, with[t.BiasCorrection], t.BiasCorrection, bc, ErrTable)
 }
 
 // OmegaAt returns the layer's sensitivity at b bits and whether it is known.
@@ -227,8 +248,8 @@ func checkMap(layer, field string, m map[int]float64, signed bool) error {
 	sort.Ints(keys)
 	for _, b := range keys {
 		v := m[b]
-		if b < 1 || b > 32 {
-			return fmt.Errorf("layer %q: %s has bit width %d outside 1..32: %w", layer, field, b, ErrTable)
+		if bb, g := quant.SplitOption(b); g == 0 && (b < 1 || b > 32) || g > 0 && (bb < 1 || bb > 8) {
+			return fmt.Errorf("layer %q: %s has bit width %d outside 1..32 (or a width in 1..8 in groups, group·%d + width): %w", layer, field, b, quant.OptionGroupUnit, ErrTable)
 		}
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return fmt.Errorf("layer %q: %s at %d bits is %v; want a finite number: %w", layer, field, b, v, ErrTable)
@@ -334,6 +355,5 @@ func (t *Table) CandidateBits() []int {
 	for b := range set {
 		out = append(out, b)
 	}
-	sort.Ints(out)
-	return out
+	return quant.SortOptions(out)
 }
