@@ -36,20 +36,7 @@ const gptqEvidenceORTPoints = 0.1
 // checks ONNX Runtime against the simulation. Opt-in (minutes per search):
 // MPSEARCH_QUANTIZER_EVIDENCE=lenet, vgg or lenet,vgg.
 func TestQuantizerEvidence(t *testing.T) {
-	which := os.Getenv("MPSEARCH_QUANTIZER_EVIDENCE")
-	if which == "" {
-		t.Skip("opt-in: MPSEARCH_QUANTIZER_EVIDENCE=lenet,vgg (minutes per search)")
-	}
-	imgs := fixture.FashionMNIST + "train-images-idx3-ubyte.gz"
-	if _, err := os.Stat(imgs); err != nil {
-		t.Skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
-	}
-	ort := ortrun.ForTest(t)
-	test := fixture.TestSet(t, 0)
-	x32 := tensor.FromData(append([]float64(nil), test.X.Data...), test.X.Shape...)
-	for i, v := range x32.Data { // the exported model's input is float32
-		x32.Data[i] = float64(float32(v))
-	}
+	which, imgs, ort, test, x32 := fmnistEvidence(t, "MPSEARCH_QUANTIZER_EVIDENCE", "minutes per search")
 	var rows []string
 	for _, m := range []struct {
 		name, path string
@@ -159,4 +146,28 @@ func countCorrectRows(z *tensor.Tensor, y []int) int {
 		}
 	}
 	return n
+}
+
+// fmnistEvidence is the setup of the opt-in Fashion-MNIST evidence tests:
+// the models named by the environment variable env (skipping when it is
+// unset or the data set is not installed), the training images file, ONNX
+// Runtime, the 10,000 test images and those images rounded to float32
+// (the exported model's input).
+func fmnistEvidence(t *testing.T, env, cost string) (which, imgs string, ort *ortrun.Runner, test *dataset.Dataset, x32 *tensor.Tensor) {
+	t.Helper()
+	which = os.Getenv(env)
+	if which == "" {
+		t.Skipf("opt-in: %s=lenet,vgg (%s)", env, cost)
+	}
+	imgs = fixture.FashionMNIST + "train-images-idx3-ubyte.gz"
+	if _, err := os.Stat(imgs); err != nil {
+		t.Skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+	}
+	ort = ortrun.ForTest(t)
+	test = fixture.TestSet(t, 0)
+	x32 = tensor.FromData(append([]float64(nil), test.X.Data...), test.X.Shape...)
+	for i, v := range x32.Data {
+		x32.Data[i] = float64(float32(v))
+	}
+	return which, imgs, ort, test, x32
 }

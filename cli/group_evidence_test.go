@@ -17,7 +17,6 @@ import (
 	"mpsearch/network"
 	"mpsearch/pipeline"
 	"mpsearch/quant"
-	"mpsearch/tensor"
 )
 
 // Issue 11's goals on the Fashion-MNIST models, in points of top-1
@@ -46,20 +45,7 @@ const (
 // MPSEARCH_GROUP_EVIDENCE_PARTS=uniform or search runs one part (default
 // both).
 func TestGroupEvidence(t *testing.T) {
-	which := os.Getenv("MPSEARCH_GROUP_EVIDENCE")
-	if which == "" {
-		t.Skip("opt-in: MPSEARCH_GROUP_EVIDENCE=lenet,vgg (tens of minutes)")
-	}
-	imgs := fixture.FashionMNIST + "train-images-idx3-ubyte.gz"
-	if _, err := os.Stat(imgs); err != nil {
-		t.Skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
-	}
-	ort := ortrun.ForTest(t)
-	test := fixture.TestSet(t, 0)
-	x32 := tensor.FromData(append([]float64(nil), test.X.Data...), test.X.Shape...)
-	for i, v := range x32.Data { // the exported model's input is float32
-		x32.Data[i] = float64(float32(v))
-	}
+	which, imgs, ort, test, x32 := fmnistEvidence(t, "MPSEARCH_GROUP_EVIDENCE", "tens of minutes")
 	ortAccuracy := func(path string) float64 {
 		outs, err := ort.Run(context.Background(), path, "all", ortrun.Input{X: x32})
 		if err != nil {
