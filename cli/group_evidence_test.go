@@ -29,7 +29,8 @@ const (
 )
 
 // TestGroupEvidence reproduces the README's table of issue 11 (must-show
-// 3) on the fixture LeNet and the VGG-style CNN: float accuracy; uniform
+// 3) on the fixture LeNet, the VGG-style CNN and the residual CNN (the
+// issue's goals name both families): float accuracy; uniform
 // W2/W3/W4 (every layer, ends included) rounded to nearest, by GPTQ, by
 // GPTQ with bias correction, and by GPTQ with bias correction in groups of
 // 64, with ranges, Hessians and means from the first 1024 training images;
@@ -41,7 +42,7 @@ const (
 // 10,000 test images by our simulation and by ONNX Runtime on the
 // exported QDQ model, which must agree within gptqEvidenceORTPoints. The
 // issue's goals are logged as met or not. Opt-in (tens of minutes):
-// MPSEARCH_GROUP_EVIDENCE=lenet, vgg or lenet,vgg;
+// MPSEARCH_GROUP_EVIDENCE=lenet, vgg, resnet or a comma-separated list;
 // MPSEARCH_GROUP_EVIDENCE_PARTS=uniform or search runs one part (default
 // both).
 func TestGroupEvidence(t *testing.T) {
@@ -57,6 +58,7 @@ func TestGroupEvidence(t *testing.T) {
 	for _, m := range []struct{ name, path string }{
 		{"lenet", "../testdata/fmnist-lenet/lenet.onnx"},
 		{"vgg", "../testdata/vgg-fmnist/model.onnx"},
+		{"resnet", "../testdata/resnet-fmnist/model.onnx"},
 	} {
 		if !strings.Contains(which, m.name) {
 			continue

@@ -213,7 +213,24 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 			return err
 		}
 	default:
-		if err := loadJob(e, s, j, pr); err != nil {
+		if err := loadInputs(s, j); err != nil {
+			return err
+		}
+	}
+	lat, profName, err := latencyFor(e.ctx, s, j)
+	if err != nil {
+		return err
+	}
+	if j.in != nil {
+		if s.table == "" && len(budgets) > 0 {
+			// A budget that nothing meets is said now, not after the
+			// sensitivity stage.
+			cfg := pipeline.SearchConfig{Bits: bits, Budgets: budgets, KeepEnds: s.keepEnds, Latency: lat, Solver: solver}
+			if err := pipeline.CheckBudgets(e.ctx, sensitivity.Skeleton(j.in.Net, bits), cfg); err != nil {
+				return err
+			}
+		}
+		if err := loadTable(e, s, j, pr); err != nil {
 			return err
 		}
 	}
@@ -221,10 +238,6 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 		if err := s.checkGroups(j.table.CandidateBits()); err != nil {
 			return err
 		}
-	}
-	lat, profName, err := latencyFor(e.ctx, s, j)
-	if err != nil {
-		return err
 	}
 	if len(budgets) == 0 {
 		def, why := defaultBudget(j.table, lat, bits)
@@ -434,9 +447,8 @@ func tableJob(e *env, s *searchFlags, j *job) (quant.WeightCodes, error) {
 	return weightCodes(e, s.sf.spec(), in.Net, in.Calib, widths, &s.mf)
 }
 
-// loadJob loads model, data, held-out split, eval data and the sensitivity
-// table (computed, cached, or --table).
-func loadJob(e *env, s *searchFlags, j *job, pr *progress) error {
+// loadInputs loads model, data, held-out split and eval data.
+func loadInputs(s *searchFlags, j *job) error {
 	in, err := s.mf.inputs()
 	if err != nil {
 		return err
@@ -465,7 +477,15 @@ func loadJob(e *env, s *searchFlags, j *job, pr *progress) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// loadTable makes the sensitivity table of the loaded inputs (computed,
+// cached, or --table) and the verifier.
+func loadTable(e *env, s *searchFlags, j *job, pr *progress) error {
+	in := j.in
 	var weights quant.WeightCodes
+	var err error
 	if s.table != "" {
 		if weights, err = tableJob(e, s, j); err != nil {
 			return err

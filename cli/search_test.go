@@ -252,3 +252,26 @@ func TestSearchDemoDeterministic(t *testing.T) {
 		t.Errorf("model.qdq.onnx has %d QuantizeLinear nodes; want one per layer input (5)", q)
 	}
 }
+
+// TestInfeasibleBeforeSensitivity checks that a budget no configuration
+// meets is refused before the sensitivity stage (which takes minutes on an
+// ImageNet model): the demo searched at 1,000 B fails with the ILP's
+// minimum and the --keep-ends hint, and stderr shows no sensitivity
+// progress.
+func TestInfeasibleBeforeSensitivity(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	code, _, errs := run(t, "search", "--size-budget", "1000B", "--no-cache", "--out", out)
+	if code != 1 {
+		t.Fatalf("exit status: got %d; want 1 (stderr %q)", code, errs)
+	}
+	lines := strings.Split(strings.TrimRight(errs, "\n"), "\n")
+	if last := lines[len(lines)-1]; !strings.Contains(last, "below the minimum") || !strings.Contains(last, "--keep-ends=false") {
+		t.Errorf("error %q; want the minimum achievable and the --keep-ends=false hint", last)
+	}
+	if strings.Contains(errs, "sensitivity") || strings.Contains(errs, "gptq") {
+		t.Errorf("stderr shows the sensitivity stage ran before the refusal:\n%s", errs)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("%s was created; a failed search must write nothing", out)
+	}
+}

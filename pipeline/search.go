@@ -255,13 +255,11 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 	if err := t.Validate(); err != nil {
 		return nil, err
 	}
-	bits := cfg.Bits
-	if len(bits) == 0 {
-		bits = t.CandidateBits()
+	res, su, err := prepare(t, cfg)
+	if err != nil {
+		return nil, err
 	}
-	// Option codes (quant.OptionCode) in the order of storage per weight:
-	// the widths, each followed by its options in groups.
-	bits = quant.SortOptions(bits)
+	bits, eight := res.Bits, su.eight
 	for _, l := range t.Layers {
 		for _, b := range bits {
 			if _, ok := l.OmegaAt(b); !ok {
@@ -272,113 +270,18 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 	// What the ILP, the RL agent and the refinement's order see: the
 	// table's omega under sensitivity.SearchInput's rule (noise band,
 	// monotone in bits).
-	input, err := t.SearchInput("", bits)
-	if err != nil {
+	if res.Input, err = t.SearchInput("", bits); err != nil {
 		return nil, err
-	}
-	ct, have, err := layerCosts(t, bits, cfg.Latency)
-	if err != nil {
-		return nil, err
-	}
-	res := &SearchResult{Table: t, Bits: bits, Limits: map[string]float64{}, Resources: have, Input: input, costs: ct}
-	uniform := func(b int) []int {
-		u := make([]int, len(t.Layers))
-		for i := range u {
-			u[i] = b
-		}
-		return u
-	}
-	lo, hi := bits[0], bits[len(bits)-1]
-	for _, b := range bits { // the widest per-channel option
-		if !quant.Grouped(b) {
-			hi = b
-		}
-	}
-	eight := hi
-	if slices.Contains(bits, 8) {
-		eight = 8
-	}
-	overhead := 0.0
-	if lo, ok := cfg.Latency.(LatencyOverhead); ok && ct[Latency] != nil {
-		if overhead, err = lo.OverheadMs(); err != nil {
-			return nil, err
-		}
-	}
-	res.LatencyOverheadMs = overhead
-	total := res.total
-	res.fixed = fixedWidths(t, cfg.KeepEnds, eight)
-	// withFixed sets the layers fixed by the table or KeepEnds (and the
-	// layers tied to them).
-	withFixed := func(c []int) []int {
-		for i, f := range res.fixed {
-			if f != 0 {
-				c[i] = f
-			}
-		}
-		return c
-	}
-	seen := map[string]bool{}
-	for _, b := range cfg.Budgets {
-		if seen[b.Resource] {
-			return nil, fmt.Errorf("two budgets on %s: %w", b.Resource, ErrBudget)
-		}
-		seen[b.Resource] = true
-		if _, ok := ct[b.Resource]; !ok && b.Resource == Latency && quant.AnyGrouped(bits) {
-			return nil, fmt.Errorf("a latency budget needs every option's latency, and weights in groups have none (the integer kernels take one scale per output channel): drop --group-size (or give --group-size 0) for a latency budget, or use a size budget: %w", ErrBudget)
-		}
-		if _, ok := ct[b.Resource]; !ok {
-			return nil, fmt.Errorf("a %s budget needs %s costs: give a hardware profile or latency_ms in the table: %w", b.Resource, b.Resource, ErrBudget)
-		}
-		// "50%" is read between the cheapest and dearest configurations
-		// the fixed layers allow.
-		res.Limits[b.Resource] = b.Resolve(total(b.Resource, uniform(eight)), total(b.Resource, withFixed(uniform(lo))), total(b.Resource, withFixed(uniform(hi))))
-	}
-	// The problem on the table's omega.
-	budgeted := []string{}
-	for _, r := range Resources {
-		if _, ok := res.Limits[r]; ok {
-			budgeted = append(budgeted, r)
-		}
 	}
 	// buildAt is the problem under the limits (the search's, or a front
 	// point's); build is the search's own.
 	buildAt := func(limits map[string]float64, omega func(li, b int) float64, scale float64) *ilp.Problem {
-		p := &ilp.Problem{Ties: t.Ties}
-		for _, r := range budgeted {
-			lim := limits[r] * scale
-			if r == Latency {
-				lim -= overhead // the layers' share of the budget
-			}
-			p.Resources = append(p.Resources, ilp.Resource{Name: r, Unit: Units[r], Limit: lim})
-		}
-		for i, l := range t.Layers {
-			layer := ilp.Layer{Name: l.Name, Fixed: l.Bits}
-			if layer.Fixed == 0 && cfg.KeepEnds && (i == 0 || i == len(t.Layers)-1) {
-				layer.Fixed = eight
-			}
-			// The solvers take omegas >= 0, but the search input can be
-			// signed (a significant loss decrease): shifting all of a layer's options by the
-			// same amount changes every configuration's objective by the
-			// same constant (one option per layer), so no optimum moves.
-			// Objectives shown are recomputed from the table (mk).
-			lo := 0.0
-			for _, b := range bits {
-				lo = min(lo, omega(i, b))
-			}
-			for _, b := range bits {
-				o := ilp.Option{Bits: b, Omega: omega(i, b) - lo}
-				for _, r := range budgeted {
-					o.Costs = append(o.Costs, ct[r][i][b])
-				}
-				layer.Options = append(layer.Options, o)
-			}
-			p.Layers = append(p.Layers, layer)
-		}
-		return p
+		return res.problemAt(su, cfg.KeepEnds, limits, omega, scale)
 	}
 	build := func(omega func(li, b int) float64, scale float64) *ilp.Problem {
 		return buildAt(res.Limits, omega, scale)
 	}
+	input := res.Input
 	tableOmega := func(li, b int) float64 { v, _ := input.At(li, b); return v }
 	solver := cfg.Solver
 	if solver == nil {
@@ -389,6 +292,9 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 			cfg.Progress(stage, done, total, detail)
 		}
 	}
+	uniform := func(b int) []int { return uniformBits(len(t.Layers), b) }
+	withFixed := res.withFixed
+	budgeted := su.budgeted
 	mk := res.candidate
 	anyFixed := false
 	for _, b := range bits {
@@ -453,6 +359,154 @@ func Search(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) (*Searc
 		return nil, fmt.Errorf("search interrupted: %w", err)
 	}
 	return res, nil
+}
+
+// setup is what Search derives from the table and the budgets before any
+// omega is read: the candidate widths (in res.Bits), every layer's costs,
+// the fixed layers and the resolved limits (in res).
+type setup struct {
+	eight    int      // the width fixed ends take: 8, or the widest per-channel option
+	budgeted []string // resources with a limit, in Resources order
+	overhead float64  // predicted latency outside the layers (ms)
+}
+
+// prepare resolves the candidate widths, costs, fixed layers and budgets
+// of a search on t. It reads no sensitivity, so CheckBudgets can run it on
+// a table that has none yet (sensitivity.Skeleton).
+func prepare(t *sensitivity.Table, cfg SearchConfig) (*SearchResult, *setup, error) {
+	bits := cfg.Bits
+	if len(bits) == 0 {
+		bits = t.CandidateBits()
+	}
+	// Option codes (quant.OptionCode) in the order of storage per weight:
+	// the widths, each followed by its options in groups.
+	bits = quant.SortOptions(bits)
+	ct, have, err := layerCosts(t, bits, cfg.Latency)
+	if err != nil {
+		return nil, nil, err
+	}
+	res := &SearchResult{Table: t, Bits: bits, Limits: map[string]float64{}, Resources: have, costs: ct}
+	su := &setup{}
+	lo, hi := bits[0], bits[len(bits)-1]
+	for _, b := range bits { // the widest per-channel option
+		if !quant.Grouped(b) {
+			hi = b
+		}
+	}
+	su.eight = hi
+	if slices.Contains(bits, 8) {
+		su.eight = 8
+	}
+	if lm, ok := cfg.Latency.(LatencyOverhead); ok && ct[Latency] != nil {
+		if su.overhead, err = lm.OverheadMs(); err != nil {
+			return nil, nil, err
+		}
+	}
+	res.LatencyOverheadMs = su.overhead
+	res.fixed = fixedWidths(t, cfg.KeepEnds, su.eight)
+	n := len(t.Layers)
+	seen := map[string]bool{}
+	for _, b := range cfg.Budgets {
+		if seen[b.Resource] {
+			return nil, nil, fmt.Errorf("two budgets on %s: %w", b.Resource, ErrBudget)
+		}
+		seen[b.Resource] = true
+		if _, ok := ct[b.Resource]; !ok && b.Resource == Latency && quant.AnyGrouped(bits) {
+			return nil, nil, fmt.Errorf("a latency budget needs every option's latency, and weights in groups have none (the integer kernels take one scale per output channel): drop --group-size (or give --group-size 0) for a latency budget, or use a size budget: %w", ErrBudget)
+		}
+		if _, ok := ct[b.Resource]; !ok {
+			return nil, nil, fmt.Errorf("a %s budget needs %s costs: give a hardware profile or latency_ms in the table: %w", b.Resource, b.Resource, ErrBudget)
+		}
+		// "50%" is read between the cheapest and dearest configurations
+		// the fixed layers allow.
+		res.Limits[b.Resource] = b.Resolve(res.total(b.Resource, uniformBits(n, su.eight)), res.total(b.Resource, res.withFixed(uniformBits(n, lo))), res.total(b.Resource, res.withFixed(uniformBits(n, hi))))
+	}
+	for _, r := range Resources {
+		if _, ok := res.Limits[r]; ok {
+			su.budgeted = append(su.budgeted, r)
+		}
+	}
+	return res, su, nil
+}
+
+// uniformBits is every one of n layers at width b.
+func uniformBits(n, b int) []int {
+	u := make([]int, n)
+	for i := range u {
+		u[i] = b
+	}
+	return u
+}
+
+// withFixed sets in c the layers fixed by the table or KeepEnds (and the
+// layers tied to them), and returns c.
+func (res *SearchResult) withFixed(c []int) []int {
+	for i, f := range res.fixed {
+		if f != 0 {
+			c[i] = f
+		}
+	}
+	return c
+}
+
+// problemAt is the ILP on omega under limits (the search's, or a front
+// point's), each scaled by scale.
+func (res *SearchResult) problemAt(su *setup, keepEnds bool, limits map[string]float64, omega func(li, b int) float64, scale float64) *ilp.Problem {
+	t := res.Table
+	p := &ilp.Problem{Ties: t.Ties}
+	for _, r := range su.budgeted {
+		lim := limits[r] * scale
+		if r == Latency {
+			lim -= su.overhead // the layers' share of the budget
+		}
+		p.Resources = append(p.Resources, ilp.Resource{Name: r, Unit: Units[r], Limit: lim})
+	}
+	for i, l := range t.Layers {
+		layer := ilp.Layer{Name: l.Name, Fixed: l.Bits}
+		if layer.Fixed == 0 && keepEnds && (i == 0 || i == len(t.Layers)-1) {
+			layer.Fixed = su.eight
+		}
+		// The solvers take omegas >= 0, but the search input can be
+		// signed (a significant loss decrease): shifting all of a layer's options by the
+		// same amount changes every configuration's objective by the
+		// same constant (one option per layer), so no optimum moves.
+		// Objectives shown are recomputed from the table (mk).
+		lo := 0.0
+		for _, b := range res.Bits {
+			lo = min(lo, omega(i, b))
+		}
+		for _, b := range res.Bits {
+			o := ilp.Option{Bits: b, Omega: omega(i, b) - lo}
+			for _, r := range su.budgeted {
+				o.Costs = append(o.Costs, res.costs[r][i][b])
+			}
+			layer.Options = append(layer.Options, o)
+		}
+		p.Layers = append(p.Layers, layer)
+	}
+	return p
+}
+
+// CheckBudgets says, before any sensitivity is computed, whether the
+// budgets of cfg can be met at all: t needs the layers and their costs
+// only (sensitivity.Skeleton, or a table), and the answer is the error
+// Search would return after the whole sensitivity stage (the ILP's
+// minimum of each budgeted resource, which layers are fixed, how to free
+// them). A nil error means some configuration fits.
+func CheckBudgets(ctx context.Context, t *sensitivity.Table, cfg SearchConfig) error {
+	if len(t.Layers) == 0 {
+		return fmt.Errorf("no layers: %w", sensitivity.ErrTable)
+	}
+	res, su, err := prepare(t, cfg)
+	if err != nil || len(su.budgeted) == 0 {
+		return err
+	}
+	solver := cfg.Solver
+	if solver == nil {
+		solver = ilp.Default()
+	}
+	_, err = solver.Solve(ctx, res.problemAt(su, cfg.KeepEnds, res.Limits, func(int, int) float64 { return 0 }, 1))
+	return infeasibleHint(err, t, cfg.KeepEnds, su.eight)
 }
 
 // infeasibleHint adds to an infeasible ILP's error which layers were fixed

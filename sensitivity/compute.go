@@ -190,6 +190,30 @@ func (c *Config) report(stage string, done, total int, detail string) {
 	c.Progress(p)
 }
 
+// Skeleton is the table of net's layers before any sensitivity: names,
+// operators, parameter and multiply-add counts, the candidate widths bits
+// (option codes) and, when some option is in groups, each option's size
+// with its scales as the export stores them. Compute fills it in;
+// pipeline.CheckBudgets reads a budget's feasibility off it before
+// anything is measured.
+func Skeleton(net *network.Network, bits []int) *Table {
+	params := net.Params()
+	groups := quant.AnyGrouped(bits)
+	t := &Table{Bits: bits}
+	for _, l := range net.Layers() {
+		w := params[l.Weight].Value
+		row := Layer{Name: l.Node, Op: l.Op, Params: int64(w.Size()), MACs: l.MACs}
+		if groups { // sizes with the scales, as the export stores them
+			row.SizeBytes = map[int]float64{}
+			for _, b := range bits {
+				row.SizeBytes[b] = quant.OptionSizeBytes(w.Shape, l.ChannelAxis, b)
+			}
+		}
+		t.Layers = append(t.Layers, row)
+	}
+	return t
+}
+
 // Compute builds the sensitivity table of net on the calibration data ds.
 // The network's weights are left as they were. With cfg.Shards > 0 the
 // table holds only shard cfg.Shard's cells (see Merge).
@@ -204,37 +228,28 @@ func Compute(ctx context.Context, net *network.Network, ds *dataset.Dataset, cfg
 	if err != nil {
 		return nil, err
 	}
-	layers := net.Layers()
-	params := net.Params()
-	t := &Table{Samples: ds.Len(), Loss: o.lossName(), Metric: cfg.Metric, Seed: cfg.Seed, Bits: cfg.Bits, Tol: cfg.Tol, Quantizer: quant.MethodRTN}
+	t := Skeleton(net, cfg.Bits)
+	t.Samples, t.Loss, t.Metric, t.Seed, t.Tol, t.Quantizer = ds.Len(), o.lossName(), cfg.Metric, cfg.Seed, cfg.Tol, quant.MethodRTN
 	if cfg.Weights != nil {
 		t.Quantizer = cfg.Weights.Method()
 		_, t.BiasCorrection = cfg.Weights.(quant.BiasShifter)
 	}
-	groups := quant.AnyGrouped(cfg.Bits)
-	if groups && cfg.DirectEngine != EngineFloat && slices.Contains(cfg.Metrics, MetricDirect) {
+	if quant.AnyGrouped(cfg.Bits) && cfg.DirectEngine != EngineFloat && slices.Contains(cfg.Metrics, MetricDirect) {
 		// The integer engine takes one scale per output channel; every
 		// cell is measured on the float engine so that they compare.
 		cfg.DirectEngine = EngineFloat
 		cfg.report("direct", 0, 0, "options in groups: the direct metric is measured on the float engine (the integer engine takes one scale per output channel)")
 	}
-	for _, l := range layers {
-		w := params[l.Weight].Value
-		row := Layer{Name: l.Node, Op: l.Op, Params: int64(w.Size()), MACs: l.MACs, Delta: map[int]float64{}, Metrics: map[string]map[int]float64{}}
-		if groups { // sizes with the scales, as the export stores them
-			row.SizeBytes = map[int]float64{}
-			for _, b := range cfg.Bits {
-				row.SizeBytes[b] = quant.OptionSizeBytes(w.Shape, l.ChannelAxis, b)
-			}
-		}
+	for i := range t.Layers {
+		row := &t.Layers[i]
+		row.Delta, row.Metrics = map[int]float64{}, map[string]map[int]float64{}
 		for _, b := range cfg.Bits {
-			d, err := quant.LayerSquaredError(cfg.Weights, net, len(t.Layers), b)
+			d, err := quant.LayerSquaredError(cfg.Weights, net, i, b)
 			if err != nil {
-				return nil, fmt.Errorf("layer %q: %w", l.Node, err)
+				return nil, fmt.Errorf("layer %q: %w", row.Name, err)
 			}
 			row.Delta[b] = d
 		}
-		t.Layers = append(t.Layers, row)
 	}
 	pl := newPlan(&cfg)
 	if pl.take() { // the global cell: traces, eigenvalues, hessian metric
