@@ -91,7 +91,12 @@
 // int32 tiles (6 rows x 64 channels, 24 ZMM accumulators) per call, one
 // 6 x 16 tile for the last panels of a matrix; the AVX2 ones one 6 x 16 tile.
 // For quad layouts the tiles start at -z * sum_k W[n][k], which folds the
-// zero point in for free. Tiles are visited in blocks of rows whose packed
+// zero point in for free. GEMM (int32 output) has the VNNI kernel's last
+// call on a full tile of four full panels store its accumulators straight
+// into dst (tilesQuadOut: row r of panel j at dst[r*N + 16j]), so those
+// results skip the copy through the tile; on Zen 5 under load this made
+// 256^3, 512^3 and 1024^3 products 1.46x, 1.24x and 1.08x faster. Partial
+// tiles, tail panels and GEMMRequant go through the tile and the epilogue. Tiles are visited in blocks of rows whose packed
 // activations (about 192 KiB) stay in L2 while chunks of the weight panels
 // (16 KiB for AVX2, 32 KiB for the four panels of a VNNI call) are reused
 // from L1 by every tile of the block. Work is split over Options.Threads
