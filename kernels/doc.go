@@ -131,7 +131,12 @@
 // the packed bytes: on the development machine (Zen 5, one thread,
 // 8192 x 8192, weights evicted from the caches) the 4-, 2- and 1-bit
 // kernels were 1.8-2.2x, 2.7-3.4x and 5.3-6.1x the 8-bit one
-// (BenchmarkStreamRatios). For 8-bit weights the tile GEMM is faster from
+// (BenchmarkStreamRatios), and the 8-bit AVX-512 kernel moved its weights
+// at 0.94-1.09x the pace of a plain read of as many bytes in the same run
+// (BenchmarkStreamBandwidth, hot and cold, load 16-18): it waits on memory
+// only, and software prefetching (PREFETCHT0 or NTA, 0.5 to 8 KiB ahead),
+// two interleaved streams or 2 MiB pages did not read faster in a
+// stand-alone test. For 8-bit weights the tile GEMM is faster from
 // about 8 rows, for narrower ones the stream kernels up to 16 rows at
 // least (BenchmarkGEMMStream). BenchmarkStreamCrossover times both with
 // requantization at 1 to 16 rows; the integer engine picks the stream
