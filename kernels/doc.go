@@ -176,7 +176,10 @@
 // empty. A Scratch serves one call at a time.
 //
 // The epilogue of GEMMRequant (bias, dyadic requantization, clamp, uint8
-// packing) is assembly for full 16-channel panels, in int64 lanes: eight
+// packing) works from per-panel int64 constants that each call derives
+// from its Requant, unless Requant.Freeze computed them once (then they
+// are used while the Requant's slices and scalars are the ones frozen).
+// It is assembly for full 16-channel panels, in int64 lanes: eight
 // channels at a time with AVX-512 (when useVNNI is set), four with AVX2;
 // requantTileGo is its twin. The AVX-512 epilogue keeps the panel's
 // constants in registers and narrows each row's 16 results in registers

@@ -61,12 +61,14 @@ func GEMMRequant(dst []uint8, a []uint8, m, k int, aZero uint8, w *Weights, rq *
 	if err := checkGEMM(len(dst), a, m, k, w); err != nil {
 		return err
 	}
-	if err := rq.check(w.N); err != nil {
+	g := opt.Scratch.job()
+	panels, err := rq.epilogue(&g.panels, w.N)
+	if err != nil {
+		opt.Scratch.done(g)
 		return err
 	}
-	g := opt.Scratch.job()
 	g.dst8 = dst
-	g.panels = rq.panels(g.panels, w.N)
+	g.rqp = panels
 	g.run(w, a, m, aZero, opt.Threads)
 	opt.Scratch.done(g)
 	return nil
@@ -109,7 +111,8 @@ var (
 type gemmJob struct {
 	dst32  []int32
 	dst8   []uint8
-	panels []rqParams
+	panels []rqParams // the job's own epilogue constants (buffer)
+	rqp    []rqParams // the epilogue constants of this call: panels or frozen
 
 	w         *Weights
 	a         []uint8
@@ -134,7 +137,7 @@ type gemmJob struct {
 func (g *gemmJob) epi(m0, n0, rows, cols int, c *tile) {
 	n := g.w.N
 	if g.dst8 != nil {
-		requantTile(g.dst8[m0*n+n0:], n, c, rows, cols, &g.panels[n0/tileN])
+		requantTile(g.dst8[m0*n+n0:], n, c, rows, cols, &g.rqp[n0/tileN])
 		return
 	}
 	if cols == tileN {

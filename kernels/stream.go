@@ -189,7 +189,8 @@ type streamJob struct {
 	units  int // full groups, then single tail panels
 	dst32  []int32
 	dst8   []uint8
-	panels []rqParams
+	panels []rqParams                  // the call state's own epilogue constants (buffer)
+	rqp    []rqParams                  // the epilogue constants of this call: panels or frozen
 	fn     func(p0, gp int, c []int32) // tests: receives the results instead
 	ap     []uint8                     // m padded rows of kpad bytes
 	rowSum []int32
@@ -214,7 +215,7 @@ func streamJobFor(s *Scratch) *streamJob {
 // release drops the references the call holds to its caller's memory and
 // returns a pooled state to streamPool.
 func (j *streamJob) release(s *Scratch) {
-	j.w, j.dst32, j.dst8, j.fn = nil, nil, nil, nil
+	j.w, j.dst32, j.dst8, j.fn, j.rqp = nil, nil, nil, nil, nil
 	if s == nil {
 		streamPool.Put(j)
 	}
@@ -254,12 +255,14 @@ func GEMMStreamRequant(dst []uint8, a []uint8, m, k int, aZero uint8, w *Stream,
 	if err := checkStream(len(dst), a, m, k, w.K, w.N); err != nil {
 		return err
 	}
-	if err := rq.check(w.N); err != nil {
+	j := streamJobFor(opt.Scratch)
+	panels, err := rq.epilogue(&j.panels, w.N)
+	if err != nil {
+		j.release(opt.Scratch)
 		return err
 	}
-	j := streamJobFor(opt.Scratch)
 	j.dst8 = dst
-	j.panels = rq.panels(j.panels, w.N)
+	j.rqp = panels
 	j.run(a, m, aZero, w, opt.Threads, streamDispatch())
 	j.release(opt.Scratch)
 	return nil
@@ -290,7 +293,7 @@ func (j *streamJob) epi(p0, gp int, c []int32) {
 				for r := 0; r < rows; r++ {
 					copy(t[r*tileN:(r+1)*tileN], c[(r0+r)*gp*tileN+jp*tileN:])
 				}
-				requantTile(j.dst8[r0*n+n0:], n, &t, rows, cols, &j.panels[p0+jp])
+				requantTile(j.dst8[r0*n+n0:], n, &t, rows, cols, &j.rqp[p0+jp])
 			}
 		}
 	}
