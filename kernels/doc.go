@@ -116,7 +116,10 @@
 // GEMMStream and GEMMStreamRequant pad each activation row to whole blocks
 // (zeros, so padded weights add nothing) and stream each group once:
 // the AVX-512 kernels take up to four rows per pass (16 ZMM accumulators,
-// or two sets of four for one row to hide the VPDPBUSD latency), the
+// or two sets of four for one row to hide the VPDPBUSD latency; with one
+// row, two full groups per pass, read as two streams: streamPairRun, on
+// Zen 5 1.19-1.29x the bandwidth of one stream at 64 MiB of 8-bit
+// weights), the
 // AVX-VNNI and AVX2 ones one row (eight YMM accumulators). With more rows
 // than a pass takes, K is cut into chunks of 16 KiB of weights reused
 // from L1 by every pass. Groups are split over Options.Threads goroutines;
@@ -133,10 +136,10 @@
 // kernels were 1.8-2.2x, 2.7-3.4x and 5.3-6.1x the 8-bit one
 // (BenchmarkStreamRatios), and the 8-bit AVX-512 kernel moved its weights
 // at 0.94-1.09x the pace of a plain read of as many bytes in the same run
-// (BenchmarkStreamBandwidth, hot and cold, load 16-18): it waits on memory
-// only, and software prefetching (PREFETCHT0 or NTA, 0.5 to 8 KiB ahead),
-// two interleaved streams or 2 MiB pages did not read faster in a
-// stand-alone test. For 8-bit weights the tile GEMM is faster from
+// (BenchmarkStreamBandwidth, hot and cold, load 16-18) while it read one
+// group at a time: it waits on memory only. Software prefetching
+// (PREFETCHT0 or NTA, 0.5 to 8 KiB ahead) and 2 MiB pages did not read
+// faster in a stand-alone test; two streams did, hence the pairs. For 8-bit weights the tile GEMM is faster from
 // about 8 rows, for narrower ones the stream kernels up to 16 rows at
 // least (BenchmarkGEMMStream). BenchmarkStreamCrossover times both with
 // requantization at 1 to 16 rows; the integer engine picks the stream

@@ -158,7 +158,9 @@ func BenchmarkStreamRatios(b *testing.B) {
 // call); the medians are reported, and for each kernel family the median
 // over repetitions of its ratio to the read in the same repetition: at
 // 1.0 the kernel moves the weights as fast as this core reads memory, and
-// only fewer bytes (narrower weights) can make it faster. Run with
+// only fewer bytes (narrower weights) can make it faster. The AVX-512
+// kernels read two groups of panels per pass (two streams);
+// avx512-vnni-1stream is the same product one group at a time. Run with
 // -benchtime=1x.
 func BenchmarkStreamBandwidth(b *testing.B) {
 	n, k, reps := envInt("STREAM_N", 8192), envInt("STREAM_K", 8192), envInt("STREAM_REPS", 9)
@@ -189,9 +191,17 @@ func BenchmarkStreamBandwidth(b *testing.B) {
 		if p == streamGo || p == streamGoAVX2 {
 			continue
 		}
-		cfgs = append(cfgs, cfg{p.String(), func() {
+		run := func() {
 			runStream(a, 1, 128, sw, 1, p, func(p0, gp int, c []int32) { copy(dst[p0*tileN:], c[:min(gp*tileN, n-p0*tileN)]) })
-		}})
+		}
+		cfgs = append(cfgs, cfg{p.String(), run})
+		if p == streamAVX512 {
+			cfgs = append(cfgs, cfg{p.String() + "-1stream", func() {
+				useStreamPairs = false
+				defer func() { useStreamPairs = true }()
+				run()
+			}})
+		}
 	}
 	evict := make([]uint64, 256<<20/8)
 	for i := range evict {
