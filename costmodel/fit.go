@@ -697,6 +697,9 @@ func (p *Profile) measureNHWC(ctx context.Context, sw sweep, est *Profile, mo Me
 			for i := range rq.Mult {
 				rq.Mult[i], rq.Shift[i] = 1<<30+int32(rng.IntN(1<<29)), 40
 			}
+			if err := rq.Freeze(g.C); err != nil { // as the engine's layers are
+				return nil, err
+			}
 			src := randBytes(rng, imgs*in)
 			dst := make([]uint8, imgs*out)
 			sc := &kernels.DWScratch{}

@@ -497,6 +497,9 @@ func newRunner(rows, k, n, kbits, threads int, rng *rand.Rand) (*runner, error) 
 		r.rq.Mult[i] = 1<<30 + int32(rng.IntN(1<<29))
 		r.rq.Shift[i] = 40
 	}
+	if err := r.rq.Freeze(n); err != nil { // as the engine's layers are
+		return nil, fmt.Errorf("costmodel: %d x %d x %d GEMM: %w", rows, k, n, err)
+	}
 	r.src = randBytes(rng, rows*k)
 	r.out = make([]uint8, rows*n)
 	return r, nil

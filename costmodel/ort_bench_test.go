@@ -164,7 +164,10 @@ func runORTMatMulInteger(ctx context.Context, b *testing.B, node string, shapes 
 // rounds for every figure, ratios included. ONNX Runtime's figure includes
 // its Node.js binding's per-call overhead (tens of microseconds), which
 // matters at 1024 (a 2 MFLOP product) and little at 8192 (134 MFLOP).
-// Figures are CPU time.
+// Figures are CPU time. The read column is a plain read of k*n bytes
+// (readGOPS) in the same round, as the GOPS of an 8-bit product that
+// read its weights at that pace: at 8192 it is what this core can stream
+// from memory, so int8/read and ORT/read say how close each side comes.
 func BenchmarkStreamVsORT(b *testing.B) {
 	node := ortNode(b)
 	ctx := context.Background()
@@ -172,7 +175,7 @@ func BenchmarkStreamVsORT(b *testing.B) {
 	for _, s := range costmodel.StreamSizes {
 		shapes = append(shapes, [3]int{1, s, s})
 	}
-	cols := []string{"ORT", "int8", "int4", "int2", "binary", "int8/ORT", "int4/int8", "int2/int8", "bin/int8"}
+	cols := []string{"ORT", "int8", "int4", "int2", "binary", "read", "int8/ORT", "int4/int8", "int2/int8", "bin/int8", "int8/read", "ORT/read"}
 	rounds := make([][][]float64, len(shapes)) // [shape][column][round]
 	for j := range rounds {
 		rounds[j] = make([][]float64, len(cols))
@@ -196,7 +199,8 @@ func BenchmarkStreamVsORT(b *testing.B) {
 		}
 		for j, r := range ort.Results {
 			g8, g4, g2, g1 := ours(8, r.K), ours(4, r.K), ours(2, r.K), ours(1, r.K)
-			for c, v := range []float64{r.GOPSCPU, g8, g4, g2, g1, g8 / r.GOPSCPU, g4 / g8, g2 / g8, g1 / g8} {
+			rd := readGOPS(ctx, b, r.K*r.N)
+			for c, v := range []float64{r.GOPSCPU, g8, g4, g2, g1, rd, g8 / r.GOPSCPU, g4 / g8, g2 / g8, g1 / g8, g8 / rd, r.GOPSCPU / rd} {
 				rounds[j][c] = append(rounds[j][c], v)
 			}
 		}
@@ -214,7 +218,28 @@ func BenchmarkStreamVsORT(b *testing.B) {
 			fmt.Fprintf(&sb, " %9.2f", median(rounds[j][c]))
 		}
 		sb.WriteString("\n")
-		b.ReportMetric(median(rounds[j][5]), fmt.Sprintf("int8/ORT@1x%d", s[1]))
+		b.ReportMetric(median(rounds[j][6]), fmt.Sprintf("int8/ORT@1x%d", s[1]))
+		b.ReportMetric(median(rounds[j][10]), fmt.Sprintf("int8/read@1x%d", s[1]))
 	}
 	b.Log(sb.String())
+}
+
+// readGOPS times a plain read of size bytes (bytes.Equal of the two equal
+// halves of a buffer: the runtime's vector compare, two sequential
+// streams) as costmodel.Time times a layer (thread CPU time, hot) and
+// returns 2*size/time in GOPS: the pace of an 8-bit product at m = 1
+// that read its weights as fast.
+func readGOPS(ctx context.Context, b *testing.B, size int) float64 {
+	buf := bytes.Repeat([]byte{1}, size&^1)
+	h := len(buf) / 2
+	t, err := costmodel.Time(ctx, func() error {
+		if !bytes.Equal(buf[:h], buf[h:]) {
+			return fmt.Errorf("the halves of the read buffer differ")
+		}
+		return nil
+	}, costmodel.MeasureOptions{Clock: costmodel.ClockThreadCPU, Repeats: 9})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return 2 * float64(size) / float64(t[0].Median.Nanoseconds())
 }

@@ -111,7 +111,10 @@
 // differs between these paths (channels-last patches are ordered
 // (ky, kx, c), the weights permuted to match), but every sum is exact in
 // int32 (kernels' bound), so the codes do not depend on the path.
-// Compile rejects a bias that could overflow int32.
+// Compile rejects a bias that could overflow int32. Each layer's
+// kernels.Requant is frozen when the layer is built (Requant.Freeze): the
+// epilogue's per-channel constants are computed once, not on every call;
+// a layer's bias, multipliers and shifts never change afterwards.
 //
 // Layers with few GEMM rows (at most 4 per sample: Gemm and MatMul on one
 // row, convolutions on maps of up to 4 pixels) also pack their weights at

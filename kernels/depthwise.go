@@ -67,13 +67,13 @@ func DepthwiseNHWC(dst, src []uint8, s ConvShape, aZero uint8, d *Depthwise, rq 
 	case c*s.KH*s.KW > MaxK:
 		return fmt.Errorf("%w: %d taps exceed MaxK", ErrShape, s.KH*s.KW)
 	}
-	if err := rq.check(c); err != nil {
-		return err
-	}
 	if sc == nil {
 		sc = &DWScratch{}
 	}
-	sc.panels = rq.panels(sc.panels, c)
+	panels, err := rq.epilogue(&sc.panels, c)
+	if err != nil {
+		return err
+	}
 	sc.acc = growSlice(&sc.acc, d.cpad*ow)
 	z := int32(aZero)
 	// Columns whose whole kernel row is inside take the taps of a row in
@@ -114,7 +114,7 @@ func DepthwiseNHWC(dst, src []uint8, s ConvShape, aZero uint8, d *Depthwise, rq 
 				dwRow(acc, line[x0:], d.w[ky*s.KW*d.cpad:], ilo, ihi-ilo, ow, s.StrideW*c, s.KW, s.DilationW*c, d.cpad, c, z)
 			}
 		}
-		dwRequantRow(dst[oy*ow*c:(oy+1)*ow*c], acc, ow, c, sc.panels)
+		dwRequantRow(dst[oy*ow*c:(oy+1)*ow*c], acc, ow, c, panels)
 	}
 	return nil
 }

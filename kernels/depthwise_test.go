@@ -53,6 +53,11 @@ func TestDepthwiseNHWC(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if i%2 == 1 { // every other shape with the epilogue constants frozen
+				if err := rq.Freeze(c); err != nil {
+					t.Fatal(err)
+				}
+			}
 			got := make([]uint8, oh*ow*c)
 			if err := DepthwiseNHWC(got, src, s, z, d, &rq, &sc); err != nil {
 				t.Fatal(err)

@@ -91,7 +91,12 @@
 // int32 tiles (6 rows x 64 channels, 24 ZMM accumulators) per call, one
 // 6 x 16 tile for the last panels of a matrix; the AVX2 ones one 6 x 16 tile.
 // For quad layouts the tiles start at -z * sum_k W[n][k], which folds the
-// zero point in for free. Tiles are visited in blocks of rows whose packed
+// zero point in for free. GEMM (int32 output) has the VNNI kernel's last
+// call on a full tile of four full panels store its accumulators straight
+// into dst (tilesQuadOut: row r of panel j at dst[r*N + 16j]), so those
+// results skip the copy through the tile; on Zen 5 under load this made
+// 256^3, 512^3 and 1024^3 products 1.46x, 1.24x and 1.08x faster. Partial
+// tiles, tail panels and GEMMRequant go through the tile and the epilogue. Tiles are visited in blocks of rows whose packed
 // activations (about 192 KiB) stay in L2 while chunks of the weight panels
 // (16 KiB for AVX2, 32 KiB for the four panels of a VNNI call) are reused
 // from L1 by every tile of the block. Work is split over Options.Threads
@@ -111,7 +116,10 @@
 // GEMMStream and GEMMStreamRequant pad each activation row to whole blocks
 // (zeros, so padded weights add nothing) and stream each group once:
 // the AVX-512 kernels take up to four rows per pass (16 ZMM accumulators,
-// or two sets of four for one row to hide the VPDPBUSD latency), the
+// or two sets of four for one row to hide the VPDPBUSD latency; with one
+// row, two full groups per pass, read as two streams: streamPairRun, on
+// Zen 5 1.19-1.29x the bandwidth of one stream at 64 MiB of 8-bit
+// weights), the
 // AVX-VNNI and AVX2 ones one row (eight YMM accumulators). With more rows
 // than a pass takes, K is cut into chunks of 16 KiB of weights reused
 // from L1 by every pass. Groups are split over Options.Threads goroutines;
@@ -126,7 +134,12 @@
 // the packed bytes: on the development machine (Zen 5, one thread,
 // 8192 x 8192, weights evicted from the caches) the 4-, 2- and 1-bit
 // kernels were 1.8-2.2x, 2.7-3.4x and 5.3-6.1x the 8-bit one
-// (BenchmarkStreamRatios). For 8-bit weights the tile GEMM is faster from
+// (BenchmarkStreamRatios), and the 8-bit AVX-512 kernel moved its weights
+// at 0.94-1.09x the pace of a plain read of as many bytes in the same run
+// (BenchmarkStreamBandwidth, hot and cold, load 16-18) while it read one
+// group at a time: it waits on memory only. Software prefetching
+// (PREFETCHT0 or NTA, 0.5 to 8 KiB ahead) and 2 MiB pages did not read
+// faster in a stand-alone test; two streams did, hence the pairs. For 8-bit weights the tile GEMM is faster from
 // about 8 rows, for narrower ones the stream kernels up to 16 rows at
 // least (BenchmarkGEMMStream). BenchmarkStreamCrossover times both with
 // requantization at 1 to 16 rows; the integer engine picks the stream
@@ -166,7 +179,10 @@
 // empty. A Scratch serves one call at a time.
 //
 // The epilogue of GEMMRequant (bias, dyadic requantization, clamp, uint8
-// packing) is assembly for full 16-channel panels, in int64 lanes: eight
+// packing) works from per-panel int64 constants that each call derives
+// from its Requant, unless Requant.Freeze computed them once (then they
+// are used while the Requant's slices and scalars are the ones frozen).
+// It is assembly for full 16-channel panels, in int64 lanes: eight
 // channels at a time with AVX-512 (when useVNNI is set), four with AVX2;
 // requantTileGo is its twin. The AVX-512 epilogue keeps the panel's
 // constants in registers and narrows each row's 16 results in registers

@@ -61,12 +61,14 @@ func GEMMRequant(dst []uint8, a []uint8, m, k int, aZero uint8, w *Weights, rq *
 	if err := checkGEMM(len(dst), a, m, k, w); err != nil {
 		return err
 	}
-	if err := rq.check(w.N); err != nil {
+	g := opt.Scratch.job()
+	panels, err := rq.epilogue(&g.panels, w.N)
+	if err != nil {
+		opt.Scratch.done(g)
 		return err
 	}
-	g := opt.Scratch.job()
 	g.dst8 = dst
-	g.panels = rq.panels(g.panels, w.N)
+	g.rqp = panels
 	g.run(w, a, m, aZero, opt.Threads)
 	opt.Scratch.done(g)
 	return nil
@@ -109,7 +111,8 @@ var (
 type gemmJob struct {
 	dst32  []int32
 	dst8   []uint8
-	panels []rqParams
+	panels []rqParams // the job's own epilogue constants (buffer)
+	rqp    []rqParams // the epilogue constants of this call: panels or frozen
 
 	w         *Weights
 	a         []uint8
@@ -134,7 +137,7 @@ type gemmJob struct {
 func (g *gemmJob) epi(m0, n0, rows, cols int, c *tile) {
 	n := g.w.N
 	if g.dst8 != nil {
-		requantTile(g.dst8[m0*n+n0:], n, c, rows, cols, &g.panels[n0/tileN])
+		requantTile(g.dst8[m0*n+n0:], n, c, rows, cols, &g.rqp[n0/tileN])
 		return
 	}
 	if cols == tileN {
@@ -277,20 +280,29 @@ func (g *gemmJob) job(j int) {
 			}
 		}
 		wp := p0 * panelLen
+		// With int32 output, full tiles of four full panels of quads are
+		// written to dst by the kernel's last call (tilesQuadOut)
+		// instead of through epi.
+		direct := g.dst32 != nil && g.a8 != nil && np == quadGroup && (p0+np)*tileN <= w.N
 		for k0 := 0; k0 < kpad; k0 += g.kc {
 			k1 := min(k0+g.kc, kpad)
 			for t := t0; t < t1; t++ {
 				at := t*g.tileLen + k0*tileM
 				if g.a16 != nil {
 					tile16(g.a16[at:at+(k1-k0)*tileM], w.p16[wp+k0*tileN:wp+k1*tileN], &acc[t-t0], (k1-k0)/2, k0 > 0)
-				} else {
-					c := acc[(t-t0)*g.group : (t-t0)*g.group+np]
-					var in []int32
-					if k0 == 0 {
-						in = start[:np*tileN]
-					}
-					tilesQuad(g.a8[at:at+(k1-k0)*tileM], w.p8[wp+k0*tileN:], panelLen, c, (k1-k0)/4, w.group, in)
+					continue
 				}
+				c := acc[(t-t0)*g.group : (t-t0)*g.group+np]
+				var in []int32
+				if k0 == 0 {
+					in = start[:np*tileN]
+				}
+				if direct && k1 == kpad && (t+1)*tileM <= g.m {
+					m0, n := t*tileM, w.N
+					tilesQuadOut(g.a8[at:at+(k1-k0)*tileM], w.p8[wp+k0*tileN:], panelLen, c, (k1-k0)/4, w.group, in, g.dst32[m0*n+p0*tileN:], n)
+					continue
+				}
+				tilesQuad(g.a8[at:at+(k1-k0)*tileM], w.p8[wp+k0*tileN:], panelLen, c, (k1-k0)/4, w.group, in)
 			}
 		}
 		for jp := 0; jp < np; jp++ {
@@ -298,6 +310,9 @@ func (g *gemmJob) job(j int) {
 			cols := min(tileN, w.N-n0)
 			for t := t0; t < t1; t++ {
 				m0 := t * tileM
+				if direct && (t+1)*tileM <= g.m {
+					continue // written by tilesQuadOut
+				}
 				g.epi(m0, n0, min(tileM, g.m-m0), cols, &acc[(t-t0)*g.group+jp])
 			}
 		}

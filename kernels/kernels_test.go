@@ -111,7 +111,10 @@ func checkAgainstRef(t *testing.T, a []uint8, m, k int, z uint8, w []int8, n, bi
 func TestGEMMRandomShapes(t *testing.T) {
 	withPaths(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(1, 2))
-		shapes := [][3]int{{1, 1, 1}, {1, 17, 3}, {7, 15, 5}, {6, 16, 4}, {13, 33, 130}, {5, 1, 257}, {97, 31, 9}, {8, 19, 1301}}
+		// {13, 70, 1100} and {12, 128, 600}: full tiles of four full panels
+		// over several weight chunks, written straight to dst
+		// (tilesQuadOut), next to a partial tile and a tail panel.
+		shapes := [][3]int{{1, 1, 1}, {1, 17, 3}, {7, 15, 5}, {6, 16, 4}, {13, 33, 130}, {5, 1, 257}, {97, 31, 9}, {8, 19, 1301}, {13, 70, 1100}, {12, 128, 600}}
 		for i := 0; i < 12; i++ {
 			shapes = append(shapes, [3]int{1 + rng.IntN(300), 1 + rng.IntN(300), 1 + rng.IntN(400)})
 		}
@@ -168,7 +171,7 @@ func TestGEMMExtremes(t *testing.T) {
 		for _, bits := range allBits {
 			lo, hi, _, _ := weightRange(bits)
 			for _, k := range []int{1, 4, 31, 257, 4099, MaxK} {
-				m, n := 7, 17
+				m, n := 7, 67 // a full tile and a partial one; four full panels and a tail
 				if k == MaxK {
 					m, n = 2, 3
 				}

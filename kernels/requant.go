@@ -59,6 +59,62 @@ type Requant struct {
 	Zero  int32   // output zero point
 	Lo    uint8   // lowest output value
 	Hi    uint8   // highest output value
+
+	frozen *frozenRequant // set by Freeze
+}
+
+// frozenRequant is the epilogue form of a Requant for n channels, with
+// what it was computed from.
+type frozenRequant struct {
+	n          int
+	bias, mult []int32
+	shift      []int
+	zero       int32
+	lo, hi     uint8
+	panels     []rqParams
+}
+
+// Freeze checks rq for n output channels and computes once the per-panel
+// constants the requantization epilogue uses, which GEMMRequant,
+// GEMMStreamRequant and DepthwiseNHWC otherwise compute on every call
+// (about 3 ns per channel on Zen 5: a third of a one-row product on the
+// stream kernels at 1024 x 1024). Later calls with n channels use them
+// while Bias, Mult and Shift are the same slices and Zero, Lo and Hi are
+// unchanged; a change to an element of those slices is not seen: call
+// Freeze again after one. Freeze before sharing rq between goroutines;
+// the calls only read the frozen constants.
+func (rq *Requant) Freeze(n int) error {
+	rq.frozen = nil
+	if err := rq.check(n); err != nil {
+		return err
+	}
+	rq.frozen = &frozenRequant{n: n, bias: rq.Bias, mult: rq.Mult, shift: rq.Shift,
+		zero: rq.Zero, lo: rq.Lo, hi: rq.Hi, panels: rq.panels(nil, n)}
+	return nil
+}
+
+// epilogue returns the per-panel constants of rq for n channels: the
+// frozen ones when they were computed for n channels from the current
+// fields, else, after checking rq, ones computed into *buf (grown as
+// needed). The caller must not write to the result.
+func (rq *Requant) epilogue(buf *[]rqParams, n int) ([]rqParams, error) {
+	if rq != nil {
+		if f := rq.frozen; f != nil && f.n == n && sameSlice(f.bias, rq.Bias) && sameSlice(f.mult, rq.Mult) &&
+			sameSlice(f.shift, rq.Shift) && f.zero == rq.Zero && f.lo == rq.Lo && f.hi == rq.Hi {
+			return f.panels, nil
+		}
+	}
+	if err := rq.check(n); err != nil {
+		return nil, err
+	}
+	*buf = rq.panels(*buf, n)
+	return *buf, nil
+}
+
+// sameSlice reports whether x and y are the same slice: same length and,
+// when not empty, same first element.
+func sameSlice[T any](x, y []T) bool {
+	return len(x) == len(y) && (len(x) == 0 || &x[0] == &y[0])
 }
 
 func (rq *Requant) check(n int) error {

@@ -26,7 +26,7 @@ func (s *Scratch) job() *gemmJob {
 
 // done releases the references a call holds to its caller's memory.
 func (s *Scratch) done(g *gemmJob) {
-	g.dst32, g.dst8, g.a, g.w = nil, nil, nil, nil
+	g.dst32, g.dst8, g.a, g.w, g.rqp = nil, nil, nil, nil, nil
 }
 
 // growSlice returns (*b)[:n], reallocating *b when it is too short.

@@ -71,3 +71,19 @@ func streamCall(path streamPath, bits, rows, gp int, a []uint8, astride int, w [
 }
 
 func streamAVX2Kernel(bits, pi int) streamKernel { return streamAKernels[streamBitsIndex(bits)][pi] }
+
+// streamPairCall runs the AVX-512 kernel of one row against two full
+// groups of four panels, the second gstride bytes after the first in w,
+// over blocks blocks: it adds to c[0:64] and c[64:128] what two
+// streamCall(streamAVX512, bits, 1, streamGroup, ...) calls on w and
+// w[gstride:] would (streamGoRun is the reference of both).
+func streamPairCall(bits int, a []uint8, gstride int, w []uint8, c []int32, blocks int) {
+	q, _, _, _ := streamFormat(bits)
+	if blocks < 1 || gstride < blocks*streamGroup*streamBlockBytes(bits) {
+		panic("kernels: stream pair call out of range")
+	}
+	_ = a[blocks*4*q-1]
+	_ = w[gstride+blocks*streamGroup*streamBlockBytes(bits)-1]
+	_ = c[2*streamGroup*tileN-1]
+	streamZPairKernels[streamBitsIndex(bits)](&a[0], gstride, &w[0], &c[0], blocks)
+}

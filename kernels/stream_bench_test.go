@@ -1,10 +1,12 @@
 package kernels
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -140,6 +142,116 @@ func BenchmarkStreamRatios(b *testing.B) {
 			b.ReportMetric(float64(cold[base])/float64(cold[i]), fmt.Sprintf("%s-%dvs8-cold-x", p, bits))
 		}
 		b.ReportMetric(float64(cold[0])/float64(cold[base]), fmt.Sprintf("%s-8vsgemm-cold-x", p))
+	}
+}
+
+// BenchmarkStreamBandwidth measures how fast the 8-bit stream kernels
+// read their weights at m = 1 (GB/s of packed weight bytes, thread CPU
+// time; STREAM_K x STREAM_N, default 8192 x 8192: 64 MiB) next to a plain
+// read of a buffer of the same size (bytes.Equal of its two equal
+// halves: the runtime's vector compare, two sequential streams, about
+// 60 GB/s from L2 on Zen 5, so that memory, not the loop, sets its pace at
+// 64 MiB), interleaved in one run. Each repetition
+// (STREAM_REPS, default 9) times every configuration hot (the third of
+// three calls in a row) and cold (one call after reading, not writing, a
+// 256 MiB buffer, so that no dirty lines are written back during the
+// call); the medians are reported, and for each kernel family the median
+// over repetitions of its ratio to the read in the same repetition: at
+// 1.0 the kernel moves the weights as fast as this core reads memory, and
+// only fewer bytes (narrower weights) can make it faster. The AVX-512
+// kernels read two groups of panels per pass (two streams);
+// avx512-vnni-1stream is the same product one group at a time. Run with
+// -benchtime=1x.
+func BenchmarkStreamBandwidth(b *testing.B) {
+	n, k, reps := envInt("STREAM_N", 8192), envInt("STREAM_K", 8192), envInt("STREAM_REPS", 9)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	rng := rand.New(rand.NewPCG(45, 46))
+	a := make([]uint8, k)
+	for i := range a {
+		a[i] = uint8(rng.IntN(256))
+	}
+	dst := make([]int32, n)
+	sw, err := PackStream(randWeights(rng, n, k, 8), n, k, 8)
+	if err != nil {
+		b.Fatal(err)
+	}
+	size := sw.PackedBytes()
+	plain := bytes.Repeat([]byte{1}, size)
+	type cfg struct {
+		name string
+		run  func()
+	}
+	cfgs := []cfg{{"read", func() {
+		if !bytes.Equal(plain[:size/2], plain[size/2:]) {
+			b.Fatal("the read buffer's halves differ")
+		}
+	}}}
+	for _, p := range streamPaths() {
+		if p == streamGo || p == streamGoAVX2 {
+			continue
+		}
+		run := func() {
+			runStream(a, 1, 128, sw, 1, p, func(p0, gp int, c []int32) { copy(dst[p0*tileN:], c[:min(gp*tileN, n-p0*tileN)]) })
+		}
+		cfgs = append(cfgs, cfg{p.String(), run})
+		if p == streamAVX512 {
+			cfgs = append(cfgs, cfg{p.String() + "-1stream", func() {
+				useStreamPairs = false
+				defer func() { useStreamPairs = true }()
+				run()
+			}})
+		}
+	}
+	evict := make([]uint64, 256<<20/8)
+	for i := range evict {
+		evict[i] = uint64(i)
+	}
+	var sink uint64
+	gbs := func(f func()) float64 {
+		t0, _ := threadCPU()
+		f()
+		t1, _ := threadCPU()
+		return float64(size) / float64((t1 - t0).Nanoseconds())
+	}
+	hot := make([][]float64, len(cfgs))
+	cold := make([][]float64, len(cfgs))
+	b.ResetTimer()
+	for r := 0; r < reps; r++ {
+		for j := range cfgs {
+			i := (j + r) % len(cfgs) // rotate the order between repetitions
+			cfgs[i].run()
+			cfgs[i].run()
+			hot[i] = append(hot[i], gbs(cfgs[i].run))
+			for x := 0; x < len(evict); x += 8 {
+				sink += evict[x]
+			}
+			cold[i] = append(cold[i], gbs(cfgs[i].run))
+		}
+	}
+	b.StopTimer()
+	if sink == 1 {
+		b.Log("unlikely eviction sum")
+	}
+	median := func(xs []float64) float64 {
+		s := slices.Clone(xs)
+		slices.Sort(s)
+		return s[len(s)/2]
+	}
+	ratio := func(x, y []float64) []float64 {
+		out := make([]float64, len(x))
+		for i := range x {
+			out[i] = x[i] / y[i]
+		}
+		return out
+	}
+	for i, c := range cfgs {
+		b.ReportMetric(median(hot[i]), c.name+"-hot-GB/s")
+		b.ReportMetric(median(cold[i]), c.name+"-cold-GB/s")
+		if i > 0 {
+			b.ReportMetric(median(ratio(hot[i], hot[0])), c.name+"-vs-read-hot-x")
+			b.ReportMetric(median(ratio(cold[i], cold[0])), c.name+"-vs-read-cold-x")
+		}
 	}
 }
 

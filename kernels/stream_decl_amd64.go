@@ -41,6 +41,9 @@ func streamV8P1(a *uint8, astride int, w *uint8, c *int32, blocks int)
 func streamA8P1(a *uint8, astride int, w *uint8, c *int32, blocks int)
 
 //go:noescape
+func streamZ8R1G2(a *uint8, astride int, w *uint8, c *int32, blocks int)
+
+//go:noescape
 func streamZ4R1P4(a *uint8, astride int, w *uint8, c *int32, blocks int)
 
 //go:noescape
@@ -75,6 +78,9 @@ func streamV4P1(a *uint8, astride int, w *uint8, c *int32, blocks int)
 
 //go:noescape
 func streamA4P1(a *uint8, astride int, w *uint8, c *int32, blocks int)
+
+//go:noescape
+func streamZ4R1G2(a *uint8, astride int, w *uint8, c *int32, blocks int)
 
 //go:noescape
 func streamZ2R1P4(a *uint8, astride int, w *uint8, c *int32, blocks int)
@@ -113,6 +119,9 @@ func streamV2P1(a *uint8, astride int, w *uint8, c *int32, blocks int)
 func streamA2P1(a *uint8, astride int, w *uint8, c *int32, blocks int)
 
 //go:noescape
+func streamZ2R1G2(a *uint8, astride int, w *uint8, c *int32, blocks int)
+
+//go:noescape
 func streamZ1R1P4(a *uint8, astride int, w *uint8, c *int32, blocks int)
 
 //go:noescape
@@ -148,6 +157,9 @@ func streamV1P1(a *uint8, astride int, w *uint8, c *int32, blocks int)
 //go:noescape
 func streamA1P1(a *uint8, astride int, w *uint8, c *int32, blocks int)
 
+//go:noescape
+func streamZ1R1G2(a *uint8, astride int, w *uint8, c *int32, blocks int)
+
 // streamZKernels[bits index][rows-1][panels index] are the AVX-512 VNNI kernels.
 var streamZKernels = [4][4][2]streamKernel{
 	{
@@ -175,6 +187,9 @@ var streamZKernels = [4][4][2]streamKernel{
 		{streamZ1R4P4, streamZ1R4P1},
 	},
 }
+
+// streamZPairKernels[bits index] are the AVX-512 VNNI kernels of one row against two groups.
+var streamZPairKernels = [4]streamKernel{streamZ8R1G2, streamZ4R1G2, streamZ2R1G2, streamZ1R1G2}
 
 // streamVKernels[bits index][panels index] are the AVX-VNNI kernels (one row).
 var streamVKernels = [4][2]streamKernel{

@@ -14,3 +14,10 @@ func streamCall(path streamPath, bits, rows, gp int, a []uint8, astride int, w [
 	}
 	streamGoRun(bits, rows, gp, a, astride, w, c, blocks)
 }
+
+// streamPairCall is never reached without the assembly (no path pairs
+// groups); it computes what the AVX-512 pair kernel would.
+func streamPairCall(bits int, a []uint8, gstride int, w []uint8, c []int32, blocks int) {
+	streamGoRun(bits, 1, streamGroup, a, 0, w, c[:streamGroup*tileN], blocks)
+	streamGoRun(bits, 1, streamGroup, a, 0, w[gstride:], c[streamGroup*tileN:2*streamGroup*tileN], blocks)
+}

@@ -158,6 +158,45 @@ func TestStreamKernelsVsTwins(t *testing.T) {
 	}
 }
 
+// TestStreamPairKernelsVsTwin compares the AVX-512 kernels of one row
+// against two groups (streamPairCall) with two calls of the Go twin on
+// random accumulators (so that the int32 additions wrap) and random packed
+// bytes, with the second group right after the first or further on.
+func TestStreamPairKernelsVsTwin(t *testing.T) {
+	if !useVNNI {
+		t.Skip("AVX-512 VNNI kernels not in use")
+	}
+	rng := rand.New(rand.NewPCG(55, 56))
+	for _, bits := range []int{8, 4, 2, 1} {
+		q, _, _, _ := streamFormat(bits)
+		for _, blocks := range []int{1, 2, 3, 17} {
+			a := make([]uint8, blocks*4*q)
+			for i := range a {
+				a[i] = uint8([]int{0, 255, rng.IntN(256)}[rng.IntN(3)])
+			}
+			gbytes := blocks * streamGroup * streamBlockBytes(bits)
+			gstride := gbytes + 64*rng.IntN(3)
+			w := make([]uint8, gstride+gbytes)
+			for i := range w {
+				w[i] = uint8(rng.IntN(256))
+			}
+			got := make([]int32, 2*streamGroup*tileN)
+			for i := range got {
+				got[i] = int32(rng.Uint32())
+			}
+			want := append([]int32(nil), got...)
+			streamGoRun(bits, 1, streamGroup, a, 0, w, want[:streamGroup*tileN], blocks)
+			streamGoRun(bits, 1, streamGroup, a, 0, w[gstride:], want[streamGroup*tileN:], blocks)
+			streamPairCall(bits, a, gstride, w, got, blocks)
+			for i := range got {
+				if got[i] != want[i] {
+					t.Fatalf("bits=%d blocks=%d gstride=%d: c[%d] = %d; want %d", bits, blocks, gstride, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
+
 // TestGEMMStreamDispatch: GEMMStream runs the kernels the flags select,
 // and every setting gives the reference result.
 func TestGEMMStreamDispatch(t *testing.T) {
@@ -386,7 +425,10 @@ func FuzzGEMMStream(f *testing.F) {
 // reference for every thread count.
 func TestGEMMStreamThreadsOneRow(t *testing.T) {
 	rng := rand.New(rand.NewPCG(47, 48))
-	for _, nk := range [][2]int{{10, 5000}, {70, 9001}, {300, 4099}, {33, 100}} {
+	// {300, 4099} and {520, 3001}: several full groups, run in pairs by
+	// the AVX-512 one-row path (streamPairRun), over whole K and split K,
+	// with unpaired groups and tail panels next to them.
+	for _, nk := range [][2]int{{10, 5000}, {70, 9001}, {300, 4099}, {520, 3001}, {33, 100}} {
 		n, k := nk[0], nk[1]
 		a := make([]uint8, k)
 		for i := range a {

@@ -112,6 +112,16 @@ func tileDotGo(a []uint8, w []int8, c *tile, kq int) {
 	}
 }
 
+// copyTilesOut copies the tiles c (6 x 16 each, consecutive panels) to the
+// 6 x 16*len(c) block of the row-major dst with row stride ldd.
+func copyTilesOut(dst []int32, ldd int, c []tile) {
+	for j := range c {
+		for r := 0; r < tileM; r++ {
+			copy(dst[r*ldd+j*tileN:r*ldd+(j+1)*tileN], c[j][r*tileN:(r+1)*tileN])
+		}
+	}
+}
+
 // setRows sets every row of c[j] to start[j*16:(j+1)*16]; nil start leaves c
 // unchanged.
 func setRows(c []tile, start []int32) {

@@ -77,12 +77,14 @@ func tile8(a []uint8, w []int8, c *tile, kq, g int, acc bool) {
 // w + j*wstride bytes), r < 6, n < 16,
 //
 //	s := sum_{q<kq} sum_{i<4} int32(a[q*24+r*4+i]) * int32(w[j*wstride+q*64+n*4+i])
-//	c[j*96+r*16+n] = start[j*16+n] + s // c[j*96+r*16+n] += s if start == nil
+//	init := c[j*96+r*16+n] // start[j*16+n] if start != nil
+//	out[(j*pstride+r*rstride)/4+n] = init + s
 //
-// with VPDPBUSD. See tileDotGo.
+// with VPDPBUSD (strides in bytes; out = c, pstride = 384, rstride = 64
+// updates the tiles in place). See tileDotGo.
 //
 //go:noescape
-func tileVNNI64(a *uint8, w *int8, wstride int, c *int32, kq int, start *int32)
+func tileVNNI64(a *uint8, w *int8, wstride int, c *int32, kq int, start *int32, out *int32, pstride, rstride int)
 
 // tileVNNI16 is tileVNNI64 for a single panel (j == 0).
 //
@@ -112,7 +114,7 @@ func tilesQuad(a []uint8, w []int8, wstride int, c []tile, kq, g int, start []in
 	}
 	switch {
 	case useVNNI && len(c) == quadGroup:
-		tileVNNI64(&a[0], &w[0], wstride, &c[0][0], kq, ip)
+		tileVNNI64(&a[0], &w[0], wstride, &c[0][0], kq, ip, &c[0][0], 4*tileM*tileN, 4*tileN)
 	case useVNNI:
 		for j := range c {
 			if ip != nil {
@@ -128,6 +130,31 @@ func tilesQuad(a []uint8, w []int8, wstride int, c []tile, kq, g int, start []in
 	default:
 		tilesQuadGo(a, w, wstride, c, kq, g, start)
 	}
+}
+
+// tilesQuadOut is tilesQuad for the last steps of four full panels
+// (len(c) == quadGroup), writing the results to the 6 x 64
+// block of the row-major dst (row stride ldd) instead of c: dst[r*ldd +
+// j*16 + n] gets the value tilesQuad would leave in c[j][r*16+n]. c is read
+// (when start is nil) and may be left modified. With VNNI the micro-kernel
+// stores its accumulators straight into dst; otherwise it runs tilesQuad and
+// copies.
+func tilesQuadOut(a []uint8, w []int8, wstride int, c []tile, kq, g int, start []int32, dst []int32, ldd int) {
+	_ = c[quadGroup-1]
+	_ = dst[(tileM-1)*ldd+quadGroup*tileN-1]
+	if !useVNNI || kq < 1 {
+		tilesQuad(a, w, wstride, c, kq, g, start)
+		copyTilesOut(dst, ldd, c)
+		return
+	}
+	_ = a[kq*4*tileM-1]
+	_ = w[(quadGroup-1)*wstride+kq*4*tileN-1]
+	var ip *int32
+	if start != nil {
+		_ = start[quadGroup*tileN-1]
+		ip = &start[0]
+	}
+	tileVNNI64(&a[0], &w[0], wstride, &c[0][0], kq, ip, &dst[0], 4*tileN, 4*ldd)
 }
 
 // packA8AVX2 is the vector form of packA8's inner loop for a full tile: for

@@ -19,6 +19,11 @@ func tilesQuad(a []uint8, w []int8, wstride int, c []tile, kq, g int, start []in
 	tilesQuadGo(a, w, wstride, c, kq, g, start)
 }
 
+func tilesQuadOut(a []uint8, w []int8, wstride int, c []tile, kq, g int, start []int32, dst []int32, ldd int) {
+	tilesQuadGo(a, w, wstride, c, kq, g, start)
+	copyTilesOut(dst, ldd, c)
+}
+
 func packA8Full(dst, a []uint8, k, r0 int) int { return 0 }
 
 func packA16Full(dst []int16, a []uint8, k, r0 int, z uint8) int { return 0 }

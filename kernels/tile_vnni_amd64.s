@@ -9,14 +9,16 @@
 // the sums are exact (|4*255*128| per instruction, and K <= MaxK bounds the
 // total below 2^31).
 
-// func tileVNNI64(a *uint8, w *int8, wstride int, c *int32, kq int, start *int32)
+// func tileVNNI64(a *uint8, w *int8, wstride int, c *int32, kq int, start *int32, out *int32, pstride, rstride int)
 // Four consecutive 16-channel panels (at w, w+wstride, w+2*wstride,
-// w+3*wstride) against one 6-row activation tile; the results go to the four
-// consecutive 6 x 16 tiles at c. Every row of panel j starts at the 16 int32
-// at start+64j bytes, or at the current c when start is nil. Registers: Z(4r+j)
-// accumulates row r of panel j, Z24-Z27 the weight quad vectors, Z28/Z29
-// broadcast activations.
-TEXT ·tileVNNI64(SB), NOSPLIT, $0-48
+// w+3*wstride) against one 6-row activation tile. Every row of panel j
+// starts at the 16 int32 at start+64j bytes, or, when start is nil, at row r
+// of the j-th of the four consecutive 6 x 16 tiles at c; row r of panel j
+// goes to the 16 int32 at out + j*pstride + r*rstride bytes (the tiles at c
+// with pstride 384, rstride 64; a row-major output with pstride 64).
+// Registers: Z(4r+j) accumulates row r of panel j, Z24-Z27 the weight quad
+// vectors, Z28/Z29 broadcast activations.
+TEXT ·tileVNNI64(SB), NOSPLIT, $0-72
 	MOVQ a+0(FP), SI
 	MOVQ w+8(FP), DI
 	MOVQ wstride+16(FP), BX
@@ -117,30 +119,39 @@ loop64:
 	ADDQ $64, R10
 	DECQ CX
 	JNZ loop64
-	VMOVDQU32 Z0, 0(DX)
-	VMOVDQU32 Z1, 384(DX)
-	VMOVDQU32 Z2, 768(DX)
-	VMOVDQU32 Z3, 1152(DX)
-	VMOVDQU32 Z4, 64(DX)
-	VMOVDQU32 Z5, 448(DX)
-	VMOVDQU32 Z6, 832(DX)
-	VMOVDQU32 Z7, 1216(DX)
-	VMOVDQU32 Z8, 128(DX)
-	VMOVDQU32 Z9, 512(DX)
-	VMOVDQU32 Z10, 896(DX)
-	VMOVDQU32 Z11, 1280(DX)
-	VMOVDQU32 Z12, 192(DX)
-	VMOVDQU32 Z13, 576(DX)
-	VMOVDQU32 Z14, 960(DX)
-	VMOVDQU32 Z15, 1344(DX)
-	VMOVDQU32 Z16, 256(DX)
-	VMOVDQU32 Z17, 640(DX)
-	VMOVDQU32 Z18, 1024(DX)
-	VMOVDQU32 Z19, 1408(DX)
-	VMOVDQU32 Z20, 320(DX)
-	VMOVDQU32 Z21, 704(DX)
-	VMOVDQU32 Z22, 1088(DX)
-	VMOVDQU32 Z23, 1472(DX)
+	MOVQ out+48(FP), R8
+	MOVQ pstride+56(FP), R9
+	MOVQ rstride+64(FP), R11
+	LEAQ (R9)(R9*2), R12
+	VMOVDQU32 Z0, (R8)
+	VMOVDQU32 Z1, (R8)(R9*1)
+	VMOVDQU32 Z2, (R8)(R9*2)
+	VMOVDQU32 Z3, (R8)(R12*1)
+	ADDQ R11, R8
+	VMOVDQU32 Z4, (R8)
+	VMOVDQU32 Z5, (R8)(R9*1)
+	VMOVDQU32 Z6, (R8)(R9*2)
+	VMOVDQU32 Z7, (R8)(R12*1)
+	ADDQ R11, R8
+	VMOVDQU32 Z8, (R8)
+	VMOVDQU32 Z9, (R8)(R9*1)
+	VMOVDQU32 Z10, (R8)(R9*2)
+	VMOVDQU32 Z11, (R8)(R12*1)
+	ADDQ R11, R8
+	VMOVDQU32 Z12, (R8)
+	VMOVDQU32 Z13, (R8)(R9*1)
+	VMOVDQU32 Z14, (R8)(R9*2)
+	VMOVDQU32 Z15, (R8)(R12*1)
+	ADDQ R11, R8
+	VMOVDQU32 Z16, (R8)
+	VMOVDQU32 Z17, (R8)(R9*1)
+	VMOVDQU32 Z18, (R8)(R9*2)
+	VMOVDQU32 Z19, (R8)(R12*1)
+	ADDQ R11, R8
+	VMOVDQU32 Z20, (R8)
+	VMOVDQU32 Z21, (R8)(R9*1)
+	VMOVDQU32 Z22, (R8)(R9*2)
+	VMOVDQU32 Z23, (R8)(R12*1)
 	VZEROUPPER
 	RET
 

@@ -121,3 +121,63 @@ func TestPanelBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestTilesQuadOut checks the direct-to-output form of the four-panel quad
+// kernel on every path: the 6 x 64 block it writes into a row-major dst
+// (row stride ldd > 64) equals what tilesQuadGo leaves in the tiles (from
+// random accumulators or random start rows, extreme and interior values,
+// 8-bit and 4-bit weights), and nothing else in dst changes.
+func TestTilesQuadOut(t *testing.T) {
+	rng := rand.New(rand.NewPCG(25, 26))
+	const sentinel = int32(-0x5a5a5a5b)
+	withPaths(t, func(t *testing.T) {
+		for _, kq := range []int{1, 2, 5, 64, 129} {
+			a := make([]uint8, kq*4*tileM)
+			for i := range a {
+				a[i] = uint8([]int{0, 255, rng.IntN(256)}[rng.IntN(3)])
+			}
+			for _, bits := range []int{8, 4} {
+				lo, hi, g, _ := weightRange(bits)
+				stride := kq*4*tileN + 64*rng.IntN(3)
+				w := make([]int8, (quadGroup-1)*stride+kq*4*tileN)
+				for i := range w {
+					w[i] = []int8{lo, hi, int8(int(lo) + rng.IntN(int(hi)-int(lo)+1))}[rng.IntN(3)]
+				}
+				for _, withInit := range []bool{false, true} {
+					c := make([]tile, quadGroup)
+					for j := range c {
+						for i := range c[j] {
+							c[j][i] = int32(rng.Uint32()) >> 2
+						}
+					}
+					var start []int32
+					if withInit {
+						start = make([]int32, quadGroup*tileN)
+						for i := range start {
+							start[i] = int32(rng.Uint32()) >> 2
+						}
+					}
+					want := append([]tile(nil), c...)
+					tilesQuadGo(a, w, stride, want, kq, g, start)
+					ldd := quadGroup*tileN + 16*(1+rng.IntN(4))
+					dst := make([]int32, (tileM+1)*ldd)
+					for i := range dst {
+						dst[i] = sentinel
+					}
+					tilesQuadOut(a, w, stride, c, kq, g, start, dst[ldd/2:], ldd)
+					for i, v := range dst {
+						o := i - ldd/2
+						r, x := o/ldd, o%ldd
+						in := o >= 0 && r < tileM && x < quadGroup*tileN
+						switch {
+						case in && v != want[x/tileN][r*tileN+x%tileN]:
+							t.Fatalf("bits=%d kq=%d start=%v: dst row %d col %d = %d; want %d", bits, kq, withInit, r, x, v, want[x/tileN][r*tileN+x%tileN])
+						case !in && v != sentinel:
+							t.Fatalf("bits=%d kq=%d start=%v: dst[%d] outside the block = %d; want it untouched", bits, kq, withInit, i, v)
+						}
+					}
+				}
+			}
+		}
+	})
+}
