@@ -128,7 +128,7 @@ func evalBits(e *env, net *network.Network, ds *dataset.Stream, path, quantizer 
 		return err
 	}
 	if q.Integer == nil {
-		return printSimulatedOnly(e, bits, spec, ds.Len(), fl, q, asJSON)
+		return printSimulatedOnly(e, bits, spec, mf.equalize.or(f.Equalize), ds.Len(), fl, q, asJSON)
 	}
 	if asJSON {
 		out := map[string]any{"samples": ds.Len(), "bits": bits, "quantizer": quantizer, "bias_correction": spec.BiasCorrection, "equalize": mf.equalize.or(f.Equalize), "latency_ms_batch1": q.LatencyMs,
@@ -166,9 +166,9 @@ func evalBits(e *env, net *network.Network, ds *dataset.Stream, path, quantizer 
 
 // printSimulatedOnly prints an evaluation the integer engine did not run
 // (layers in groups: q.IntegerNote says why).
-func printSimulatedOnly(e *env, bits []int, spec pipeline.WeightSpec, n int, fl *pipeline.EvalResult, q *pipeline.QuantizedEval, asJSON bool) error {
+func printSimulatedOnly(e *env, bits []int, spec pipeline.WeightSpec, equalized bool, n int, fl *pipeline.EvalResult, q *pipeline.QuantizedEval, asJSON bool) error {
 	if asJSON {
-		out := map[string]any{"samples": n, "bits": bits, "options": quant.FormatOptions(bits), "quantizer": spec.Method, "bias_correction": spec.BiasCorrection, "equalize": mf.equalize.or(f.Equalize), "integer_note": q.IntegerNote}
+		out := map[string]any{"samples": n, "bits": bits, "options": quant.FormatOptions(bits), "quantizer": spec.Method, "bias_correction": spec.BiasCorrection, "equalize": equalized, "integer_note": q.IntegerNote}
 		if !math.IsNaN(fl.Accuracy) {
 			out["accuracy"] = map[string]float64{"float": fl.Accuracy, "simulated": q.Simulated.Accuracy}
 		}
