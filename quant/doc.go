@@ -131,8 +131,8 @@
 // larger groups); Options lists the candidates of --bits and --group-size
 // (groups only below the widest width). OptionSizeBytes is an option's
 // stored size: weights packed at the width plus a 4-byte (float32) scale
-// per output channel, or per channel and group, which is what the export
-// writes (its test reads the file back).
+// per output channel, or a 2-byte (float16) one per channel and group,
+// which is what the export writes (its test reads the file back).
 //
 // Invariant: quantizers are pure functions of their inputs (no hidden
 // state, no randomness), so simulated results are reproducible bit for bit.
