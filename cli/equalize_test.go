@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"mpsearch/internal/citest"
@@ -137,5 +138,108 @@ func checkEqualizedScales(t *testing.T, model, path string, bits []int) {
 	}
 	if !differs {
 		t.Error("every exported scale is also the original weights' (within 1%); want the equalized ones to differ somewhere")
+	}
+}
+
+// TestEqualizeFlags: search --table adopts the table's equalization
+// unless --equalize is given and refuses a table measured the other way
+// (naming the flag); bits.yaml and summary.json of a table-only search
+// record the adopted value.
+func TestEqualizeFlags(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name      string
+		equalized bool
+		args      []string
+		code      int
+		want      string
+	}{
+		{"table equalized, flag false", true, []string{"--equalize=false"}, 1, "--equalize=true"},
+		{"table not equalized, flag", false, []string{"--equalize"}, 1, "--equalize=false"},
+		{"table equalized adopted", true, nil, 0, ""},
+		{"table not equalized adopted", false, nil, 0, ""},
+	} {
+		table := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".yaml")
+		head := "model_sha256: abc\nquantizer: gptq\n"
+		if c.equalized {
+			head += "equalized: true\n"
+		}
+		if err := os.WriteFile(table, []byte(head+tableYAML), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(dir, "out-"+strings.ReplaceAll(c.name, " ", "-"))
+		args := append([]string{"search", "--table", table, "--size-budget", "3000", "--keep-ends=false", "--out", out}, c.args...)
+		code, _, errs := run(t, args...)
+		if code != c.code || !strings.Contains(errs, c.want) {
+			t.Errorf("%s: exit %d, stderr %q; want exit %d mentioning %q", c.name, code, errs, c.code, c.want)
+		}
+		if code != 0 {
+			continue
+		}
+		f, err := pipeline.ReadBitsFile(filepath.Join(out, "bits.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sum struct{ Equalize bool }
+		b, err := os.ReadFile(filepath.Join(out, "summary.json"))
+		if err == nil {
+			err = json.Unmarshal(b, &sum)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Equalize != c.equalized || sum.Equalize != c.equalized {
+			t.Errorf("%s: bits.yaml equalize %t, summary.json %t; want the table's %t", c.name, f.Equalize, sum.Equalize, c.equalized)
+		}
+	}
+}
+
+// TestEvalBitsFollowsEqualize: eval --bits equalizes as bits.yaml records
+// unless --equalize is given (the JSON says which it did), and the
+// equalized model's simulated and integer-only accuracies differ from the
+// plain one's at 2 bits (the weights quantized are not the same), while
+// the float accuracy is the same.
+func TestEvalBitsFollowsEqualize(t *testing.T) {
+	dir := t.TempDir()
+	layers := "layers:\n  - {name: /conv1/Conv, w_bits: 2, a_bits: 8}\n  - {name: /conv2/Conv, w_bits: 2, a_bits: 8}\n" +
+		"  - {name: /fc1/Gemm, w_bits: 2, a_bits: 8}\n  - {name: /fc2/Gemm, w_bits: 2, a_bits: 8}\n  - {name: /fc3/Gemm, w_bits: 2, a_bits: 8}\n"
+	type res struct {
+		Equalize bool
+		Accuracy struct{ Float, Simulated, Integer float64 }
+	}
+	got := map[string]res{}
+	for _, c := range []struct {
+		name, yaml string
+		args       []string
+		want       bool
+	}{
+		{"recorded", "method: ilp\nequalize: true\n", nil, true},
+		{"flag off", "method: ilp\nequalize: true\n", []string{"--equalize=false"}, false},
+		{"flag on", "method: ilp\n", []string{"--equalize"}, true},
+	} {
+		bits := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".yaml")
+		if err := os.WriteFile(bits, []byte(c.yaml+layers), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args := append([]string{"eval", "--model", fixtureDir + "lenet.onnx", "--data", fixtureDir + "calib.npy", "--labels", fixtureDir + "calib_labels.npy",
+			"--bits", bits, "--calib-samples", "128", "--json"}, c.args...)
+		code, out, errs := run(t, args...)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", c.name, code, errs)
+		}
+		var r res
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("%s: %v in %q", c.name, err, out)
+		}
+		if r.Equalize != c.want {
+			t.Errorf("%s: equalize %t; want %t", c.name, r.Equalize, c.want)
+		}
+		got[c.name] = r
+	}
+	if got["recorded"] != got["flag on"] {
+		t.Errorf("bits.yaml's equalize %+v and --equalize %+v differ; want the same evaluation", got["recorded"], got["flag on"])
+	}
+	if a, b := got["recorded"].Accuracy, got["flag off"].Accuracy; a.Float != b.Float || a.Float == 0 || a.Simulated == b.Simulated || a.Integer == b.Integer {
+		t.Errorf("equalized %+v, plain %+v; want the same float accuracy and different simulated and integer-only accuracies at 2 bits", a, b)
 	}
 }
