@@ -104,3 +104,63 @@ func uniformAccuracies(t *testing.T, net *network.Network, calib, test *dataset.
 	}
 	return out
 }
+
+// TestEqualizeSplitEvidence separates where equalization's change comes
+// from on the depthwise-separable CNN: uniform W3 weights (GPTQ and round
+// to nearest, bias correction) with float activations, and uint8
+// activations with float weights, with and without equalization; top-1 on
+// the 10,000 test images. Opt-in: MPSEARCH_EQUALIZE_SPLIT=1 (minutes).
+func TestEqualizeSplitEvidence(t *testing.T) {
+	if os.Getenv("MPSEARCH_EQUALIZE_SPLIT") == "" {
+		t.Skip("opt-in: MPSEARCH_EQUALIZE_SPLIT=1 (minutes)")
+	}
+	ctx := context.Background()
+	imgs := fixture.FashionMNIST + "train-images-idx3-ubyte.gz"
+	if _, err := os.Stat(imgs); err != nil {
+		t.Skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+	}
+	calib, err := dataset.Load(imgs, dataset.Options{Mean: fixture.Mean, Std: fixture.Std, Limit: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	test := fixture.TestSet(t, 0)
+	net, err := pipeline.LoadModel(fixture.Path("dwsep-fmnist/model.onnx"), pipeline.ModelOptions{Precision: network.F32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq, _, err := pipeline.Equalize(net)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, n := range []*network.Network{net, eq} {
+		bits := make([]int, len(n.Layers()))
+		for i := range bits {
+			bits[i] = 3
+		}
+		for _, m := range []string{quant.MethodGPTQ, quant.MethodRTN} {
+			codes, err := pipeline.NewWeightSource(ctx, n, calib, pipeline.WeightSpec{Method: m, BiasCorrection: true}, []int{3}, 256, 2, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ws := quant.NewWeightSetterCodes(n, codes)
+			if err := ws.SetAll(bits); err != nil {
+				t.Fatal(err)
+			}
+			r, err := pipeline.Evaluate(ctx, n, test, pipeline.EvalOptions{})
+			ws.Restore()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("equalized=%t: W3 (%s + bias correction), float activations: %.2f%%", k == 1, m, 100*r.Accuracy)
+		}
+		v, err := pipeline.NewNetVerifier(ctx, n, calib, calib.Subset(0, 1), 256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := v.SimulatedAccuracy(ctx, test, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("equalized=%t: float weights, uint8 activations: %.2f%%", k == 1, 100*r.Accuracy)
+	}
+}
