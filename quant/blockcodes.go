@@ -140,8 +140,8 @@ func (b *blockCodes) Codes(li, bits int) (*WeightQuant, error) {
 // scale (max|w|/qmax, or the clipping search's with opt.MSE), MethodGPTQ
 // rounds by GPTQ with the blocks as its groups (Hessians of the float
 // network's layer inputs over batches, as NewGPTQCodes; scales taken from
-// the original weights up front, StaticGroups, codes from those scales,
-// the scales then stored at float16, which the simulation uses). Each
+// the original weights up front, StaticGroups, rounded to float16 before
+// GPTQ chooses the codes at them, GPTQOptions.RoundScale). Each
 // weight parameter is quantized once, for its first layer (a shared
 // weight's other layers are not summed in, unlike NewGPTQCodes).
 func NewBlockCodes(ctx context.Context, method string, net *network.Network, batches []*tensor.Tensor, opt BlockCodesOptions) (WeightCodes, error) {
@@ -188,7 +188,7 @@ func NewBlockCodes(ctx context.Context, method string, net *network.Network, bat
 					fp16Scales(g, m)
 				}
 			} else {
-				_, g, err = GPTQWeights(w[l.Weight], shape, l.ChannelAxis, hs[li], GPTQOptions{Bits: bits, GroupSize: opt.Block, MSE: opt.MSE, Damp: opt.Damp, StaticGroups: true}, true)
+				_, g, err = GPTQWeights(w[l.Weight], shape, l.ChannelAxis, hs[li], GPTQOptions{Bits: bits, GroupSize: opt.Block, MSE: opt.MSE, Damp: opt.Damp, StaticGroups: true, RoundScale: RoundFP16}, true)
 				if err == nil {
 					for i, v := range g.Scales {
 						g.Scales[i] = RoundFP16(v)

@@ -105,8 +105,8 @@
 // exactly what a runtime computes from the exported file. NewBlockCodes
 // makes them: round to nearest per block (max|w| or the clipping search,
 // codes recomputed at the float16 scales) or GPTQ with the blocks as static
-// groups (Hessians of the float layer inputs, codes from float64 scales,
-// then the scales stored at float16; the simulation uses the stored ones). Per-channel consumers (the integer engine) refuse them: their
+// groups (Hessians of the float layer inputs, scales rounded to float16
+// before GPTQ chooses the codes at them: GPTQOptions.RoundScale). Per-channel consumers (the integer engine) refuse them: their
 // scale count is not the channel count.
 //
 // Bias correction (bias.go): BiasShift is (W - Ŵ)·E[x] per output
