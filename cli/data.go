@@ -36,10 +36,10 @@ type modelFlags struct {
 
 // defaultEqualize is --equalize's default on the commands that quantize
 // (sensitivity, search, pareto): off. With one weight scale per output
-// channel it lowered uniform W3A8/W4A8 accuracy in most cells measured on
-// the Fashion-MNIST CNNs, the depthwise-separable one included (GPTQ W3:
-// 85.40% -> 81.37%), gaining only on LeNet W3 with GPTQ
-// (TestEqualizeEvidence in package equalize; the README).
+// channel it gained in 6 of 24 uniform W8/W4/W3 cells on the four
+// Fashion-MNIST CNNs (by at most 0.26 point) and cost the
+// depthwise-separable one most (GPTQ W3: 85.40% -> 81.37%; to nearest
+// 80.51% -> 75.70%) (TestEqualizeEvidence in package equalize; the README).
 const defaultEqualize = false
 
 // registerEqualize adds --equalize; followsBits says its default comes
