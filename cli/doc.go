@@ -30,6 +30,13 @@
 // --measure-latency is a usage error (the integer engine is per channel);
 // run --bits refuses a bits.yaml with a layer in groups and eval --bits
 // reports its simulated accuracy only (pipeline.CheckPerChannel).
+// --equalize (sensitivity, search, pareto, eval and run --bits; off by
+// default) equalizes the model across layers once, right after loading
+// (modelFlags.loadModel, pipeline.Equalize), so every later stage sees the
+// equalized weights; it is part of the cache key and recorded in the
+// table, bits.yaml and summary.json, and search --table and eval/run
+// --bits follow the recorded value unless the flag is given
+// (sensitivity.Table.CheckEqualized refuses a table measured the other way).
 //
 // Usage errors are one line with exit status 2 (unknown flags, bad
 // values, repeated budget flags, duplicate --bits, size-like flags beyond

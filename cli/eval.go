@@ -29,6 +29,7 @@ func runEval(e *env, args []string) error {
 	quantizer := fs.String("quantizer", "", "with --bits: weight rounding, rtn or gptq (default: the one bits.yaml records, else rtn)")
 	var bc optBool
 	fs.Var(&bc, "bias-correction", "with --bits: correct the biases for the rounding (default: as bits.yaml records)")
+	mf.registerEqualize(fs, true)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -94,6 +95,9 @@ func evalBits(e *env, net *network.Network, ds *dataset.Stream, path, quantizer 
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	if net, err = equalizeAsBits(net, mf, f); err != nil {
+		return err
+	}
 	if quantizer == "" {
 		quantizer = cmp.Or(f.Quantizer, quant.MethodRTN)
 	}
@@ -124,10 +128,10 @@ func evalBits(e *env, net *network.Network, ds *dataset.Stream, path, quantizer 
 		return err
 	}
 	if q.Integer == nil {
-		return printSimulatedOnly(e, bits, spec, ds.Len(), fl, q, asJSON)
+		return printSimulatedOnly(e, bits, spec, mf.equalize.or(f.Equalize), ds.Len(), fl, q, asJSON)
 	}
 	if asJSON {
-		out := map[string]any{"samples": ds.Len(), "bits": bits, "quantizer": quantizer, "bias_correction": spec.BiasCorrection, "latency_ms_batch1": q.LatencyMs,
+		out := map[string]any{"samples": ds.Len(), "bits": bits, "quantizer": quantizer, "bias_correction": spec.BiasCorrection, "equalize": mf.equalize.or(f.Equalize), "latency_ms_batch1": q.LatencyMs,
 			"integer_images_per_sec": q.Integer.ImagesPerSec, "integer_float_nodes": q.FloatNodes}
 		if !math.IsNaN(fl.Accuracy) {
 			out["accuracy"] = map[string]float64{"float": fl.Accuracy, "simulated": q.Simulated.Accuracy, "integer": q.Integer.Accuracy}
@@ -162,9 +166,9 @@ func evalBits(e *env, net *network.Network, ds *dataset.Stream, path, quantizer 
 
 // printSimulatedOnly prints an evaluation the integer engine did not run
 // (layers in groups: q.IntegerNote says why).
-func printSimulatedOnly(e *env, bits []int, spec pipeline.WeightSpec, n int, fl *pipeline.EvalResult, q *pipeline.QuantizedEval, asJSON bool) error {
+func printSimulatedOnly(e *env, bits []int, spec pipeline.WeightSpec, equalized bool, n int, fl *pipeline.EvalResult, q *pipeline.QuantizedEval, asJSON bool) error {
 	if asJSON {
-		out := map[string]any{"samples": n, "bits": bits, "options": quant.FormatOptions(bits), "quantizer": spec.Method, "bias_correction": spec.BiasCorrection, "integer_note": q.IntegerNote}
+		out := map[string]any{"samples": n, "bits": bits, "options": quant.FormatOptions(bits), "quantizer": spec.Method, "bias_correction": spec.BiasCorrection, "equalize": equalized, "integer_note": q.IntegerNote}
 		if !math.IsNaN(fl.Accuracy) {
 			out["accuracy"] = map[string]float64{"float": fl.Accuracy, "simulated": q.Simulated.Accuracy}
 		}
@@ -186,6 +190,16 @@ func bcNote(bc bool) string {
 		return ", biases corrected"
 	}
 	return ""
+}
+
+// equalizeAsBits equalizes net (loaded as --equalize said) when bits.yaml
+// records equalization and --equalize was not given.
+func equalizeAsBits(net *network.Network, mf *modelFlags, f *pipeline.BitsFile) (*network.Network, error) {
+	if mf.equalize.set || !f.Equalize {
+		return net, nil
+	}
+	eq, _, err := pipeline.Equalize(net)
+	return eq, err
 }
 
 // optBool is a boolean flag that remembers whether it was given (its

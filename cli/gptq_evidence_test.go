@@ -103,6 +103,11 @@ func simulatedAccuracy(t *testing.T, model, imgs string, limit int, quantizer, o
 	if err != nil {
 		t.Fatal(err)
 	}
+	if f.Equalize {
+		if net, _, err = pipeline.Equalize(net); err != nil {
+			t.Fatal(err)
+		}
+	}
 	bits, err := pipeline.BitsFor(net, f)
 	if err != nil {
 		t.Fatal(err)

@@ -28,6 +28,7 @@ func runRun(e *env, args []string) error {
 	quantizer := fs.String("quantizer", "", "with --bits: weight rounding, rtn or gptq (default: the one bits.yaml records, else rtn)")
 	var bc optBool
 	fs.Var(&bc, "bias-correction", "with --bits: correct the biases for the rounding (default: as bits.yaml records)")
+	mf.registerEqualize(fs, true)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -92,6 +93,9 @@ func compileBits(e *env, net *network.Network, ds *dataset.Stream, path, quantiz
 	}
 	if err := pipeline.CheckPerChannel(net, bits, "mpsearch run --bits"); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if net, err = equalizeAsBits(net, mf, f); err != nil {
+		return nil, err
 	}
 	quantizer = cmp.Or(quantizer, f.Quantizer, quant.MethodRTN)
 	if err := checkQuantizer(quantizer); err != nil {

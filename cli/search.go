@@ -78,6 +78,7 @@ func (s *searchFlags) parse(fs *flag.FlagSet, args []string) error {
 
 func (s *searchFlags) register(fs *flag.FlagSet) {
 	s.mf.register(fs, true)
+	s.mf.registerEqualize(fs, false)
 	s.sf.register(fs)
 	// Search skips what it does not use by default: eigenvalues, and the
 	// quadratic metric (the slowest; its optima rarely differ from the
@@ -270,7 +271,7 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 	if err := e.ctx.Err(); err != nil {
 		return err // interrupted: nothing is written
 	}
-	out := &pipeline.Outputs{Result: res, Method: s.method, ModelName: j.table.Model, Profile: profName, Quantizer: s.sf.quantizer, BiasCorrection: s.sf.biasCorrection}
+	out := &pipeline.Outputs{Result: res, Method: s.method, ModelName: j.table.Model, Profile: profName, Quantizer: s.sf.quantizer, BiasCorrection: s.sf.biasCorrection, Equalize: s.mf.equalize.v}
 	if j.in != nil {
 		out.Net = j.in.Net
 		out.Verifier = j.verifier
@@ -414,6 +415,12 @@ func readTable(s *searchFlags, j *job) error {
 	if err := t.CheckBiasCorrection(s.table, s.sf.biasCorrection); err != nil {
 		return err
 	}
+	if !s.mf.equalize.set && t.ModelSHA256 != "" {
+		s.mf.equalize.v = t.Equalized
+	}
+	if err := t.CheckEqualized(s.table, s.mf.equalize.v); err != nil {
+		return err
+	}
 	j.table = t
 	return nil
 }
@@ -428,6 +435,13 @@ func tableJob(e *env, s *searchFlags, j *job) (quant.WeightCodes, error) {
 		return nil, err
 	}
 	t, in := j.table, j.in
+	if s.mf.equalize.v && !in.Equalized { // adopted from the table
+		net, _, err := pipeline.Equalize(in.Net)
+		if err != nil {
+			return nil, err
+		}
+		in.Net, in.Equalized = net, true
+	}
 	if t.ModelSHA256 != "" && t.ModelSHA256 != in.ModelSHA256 {
 		return nil, fmt.Errorf("%s was computed for another model (%s, sha256 %.12s…) than --model %s (%.12s…): pass the model it was computed for, or recompute it with mpsearch sensitivity", s.table, t.Model, t.ModelSHA256, s.mf.model, in.ModelSHA256)
 	}

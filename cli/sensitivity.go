@@ -220,6 +220,7 @@ func runSensitivity(e *env, args []string) error {
 	var sf sensFlags
 	fs := newFlags(e, "sensitivity", "sensitivity [--model M --data D [--labels L|none]] [--probes N] [--tol T] [--metric M] [--bits 2,3,4,8] [--seed S] [--shard K/N] [--out sens.yaml]")
 	mf.register(fs, true)
+	mf.registerEqualize(fs, false)
 	sf.register(fs)
 	out := fs.String("out", "", "write the table to this YAML `file`")
 	shard := fs.String("shard", "", "compute only shard `K/N` (K = 0..N-1) of the table's cells; combine the N tables with 'mpsearch merge'")

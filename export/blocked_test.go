@@ -42,7 +42,8 @@ func refBlockedDQ(x, s, zp *tensor.Tensor, axis, block int) []float64 {
 // codes (round to nearest with the clipping search, and GPTQ; block sizes
 // 2 and 32; mixed 8/4/3/2/4 bits) and checks, reading the file back, that
 // every weight DequantizeLinear has block_size, the blocked axis and the
-// scale tensor's shape, and that dequantizing it by ONNX's definition
+// scale tensor's shape, its scales stored as FLOAT16 and cast to FLOAT,
+// and that dequantizing it by ONNX's definition
 // (refBlockedDQ) gives exactly our simulated weights (quant.Fake).
 func TestBlockedExportEqualsSimulation(t *testing.T) {
 	net := loadLeNet(t)
@@ -79,7 +80,15 @@ func TestBlockedExportEqualsSimulation(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				x, s, zp := g.Initializers[dq.Inputs[0]], g.Initializers[dq.Inputs[1]], g.Initializers[dq.Inputs[2]]
+				// The scales are FLOAT16 initializers cast to FLOAT.
+				sName := dq.Inputs[1]
+				if pi, ok := prod[sName]; ok && g.Nodes[pi].OpType == "Cast" && g.Nodes[pi].Int("to", 0) == int64(onnx.Float) {
+					sName = g.Nodes[pi].Inputs[0]
+				}
+				if g.InitTypes[sName] != onnx.Float16 {
+					t.Fatalf("%s block %d, %s: scales %q are %v; want FLOAT16 initializers cast to FLOAT", method, block, l.Node, sName, g.InitTypes[sName])
+				}
+				x, s, zp := g.Initializers[dq.Inputs[0]], g.Initializers[sName], g.Initializers[dq.Inputs[2]]
 				axis, bs := int(dq.Int("axis", 1)), int(dq.Int("block_size", 0))
 				wantShape := quant.BlockScaleShape(w.Shape, l.ChannelAxis, wq.Block)
 				if dq.OpType != "DequantizeLinear" || bs != wq.Block || bs < 1 || axis != quant.BlockedAxis(w.Shape, l.ChannelAxis) || !tensor.SameShape(s.Shape, wantShape) || !tensor.SameShape(zp.Shape, wantShape) {

@@ -23,8 +23,11 @@
 //	  - Blocked codes (quant.WeightQuant.Block > 0, opset 21 only): the
 //	    DequantizeLinear has block_size = Block and axis = the weight's
 //	    input axis (quant.BlockedAxis), W_scale and W_zero_point have the
-//	    scale tensor's shape (quant.BlockScaleShape); dequantizing the file
-//	    by ONNX's definition gives exactly the simulated weights.
+//	    scale tensor's shape (quant.BlockScaleShape); the scales are stored
+//	    as a FLOAT16 initializer W_scale_fp16 (their values are float16,
+//	    quant.RoundFP16) and W_scale is its Cast to FLOAT (exact), so the
+//	    DequantizeLinear computes float32(q·s) in FLOAT; dequantizing the
+//	    file by ONNX's definition gives exactly the simulated weights.
 //	  - A source with bias correction (quant.BiasShifter) gives each
 //	    quantized layer with a bias a new FLOAT initializer
 //	    float32(bias + shift), the simulation's bias.

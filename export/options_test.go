@@ -20,6 +20,8 @@ func storedBytes(t *testing.T, dt onnx.DataType, n int) int {
 		return n
 	case onnx.Float:
 		return 4 * n
+	case onnx.Float16:
+		return 2 * n
 	}
 	t.Fatalf("initializer type %v: not a weight or scale type of the export", dt)
 	return 0
@@ -30,8 +32,8 @@ func storedBytes(t *testing.T, dt onnx.DataType, n int) int {
 // nearest) and checks that quant.OptionSizeBytes, the size the search
 // prices an option at, equals the bytes the file stores for the layer's
 // weight and scales, at 4 and 8 bits (where the stored width is the
-// option's: INT4, INT8), and that every option in groups is written with
-// block_size.
+// option's: INT4, INT8; FLOAT scales per channel, FLOAT16 in groups), and
+// that every option in groups is written with block_size.
 func TestOptionSizeBytesIsExported(t *testing.T) {
 	net := loadLeNet(t)
 	ds := loadCalib(t)
@@ -58,6 +60,9 @@ func TestOptionSizeBytesIsExported(t *testing.T) {
 	for li, l := range net.Layers() {
 		w := net.Params()[l.Weight]
 		q, s := w.Name+"_quantized", w.Name+"_scale"
+		if quant.Grouped(bits[li]) {
+			s += "_fp16" // cast to FLOAT in the graph
+		}
 		qt, ok1 := g.Initializers[q]
 		st, ok2 := g.Initializers[s]
 		if !ok1 || !ok2 {

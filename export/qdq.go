@@ -171,7 +171,7 @@ func QDQ(net *network.Network, cfg Config) (*onnx.Model, error) {
 			key := p.Name + "\x00" + strconv.Itoa(bits) + "\x00" + strconv.Itoa(l.ChannelAxis)
 			out, done := weightDQ[key]
 			if !done {
-				var dq onnx.Node
+				var dq []onnx.Node
 				wq, err := layerCodes(cfg.Weights, li, w, l.ChannelAxis, bits)
 				if err == nil && wq.Block > 0 && opset < Int4Opset {
 					err = fmt.Errorf("blocked weight codes (block size %d) need DequantizeLinear's block_size: %w; export at opset %d (Config.Opset21, or Compact)", wq.Block, ErrConfig, Int4Opset)
@@ -182,7 +182,7 @@ func QDQ(net *network.Network, cfg Config) (*onnx.Model, error) {
 				if err != nil {
 					return nil, fmt.Errorf("export: layer %q: %w", l.Node, err)
 				}
-				nodes = append(nodes, dq)
+				nodes = append(nodes, dq...)
 				weightDQ[key] = out
 			}
 			n.Inputs[1] = out
@@ -280,10 +280,10 @@ func layerCodes(c quant.WeightCodes, li int, w *tensor.Tensor, axis, bits int) (
 	return wq, nil
 }
 
-// weightDQ stores the per-channel codes wq of weight w and returns the
-// name of the dequantized value and the DequantizeLinear node producing
-// it.
-func (b *builder) weightDQ(wName string, w *tensor.Tensor, wq *quant.WeightQuant, axis, bits int) (string, onnx.Node) {
+// weightDQ stores the codes wq of weight w and returns the name of the
+// dequantized value and the nodes producing it: the DequantizeLinear,
+// preceded for blocked codes by the Cast of their FLOAT16 scales to FLOAT.
+func (b *builder) weightDQ(wName string, w *tensor.Tensor, wq *quant.WeightQuant, axis, bits int) (string, []onnx.Node) {
 	dt := onnx.Int8
 	if b.int4 && quant.OptionBits(bits) <= 4 {
 		dt = onnx.Int4
@@ -305,17 +305,29 @@ func (b *builder) weightDQ(wName string, w *tensor.Tensor, wq *quant.WeightQuant
 	}
 	zp := tensor.New(sShape...) // symmetric: zero points are 0
 	qName := b.init(wName+"_quantized", q, dt)
-	sName := b.init(wName+"_scale", scale, onnx.Float)
+	var nodes []onnx.Node
+	var sName string
+	if wq.Block > 0 {
+		// Group scales are float16 values (quant.RoundFP16), stored in 2
+		// bytes and cast to FLOAT exactly, so DequantizeLinear computes
+		// float32(q·s) as the simulation does.
+		h := b.init(wName+"_scale_fp16", scale, onnx.Float16)
+		sName = b.name(wName + "_scale")
+		nodes = append(nodes, onnx.Node{Name: b.name(wName + "_scale_Cast"), OpType: "Cast", Inputs: []string{h}, Outputs: []string{sName},
+			Attrs: map[string]onnx.Attribute{"to": {Name: "to", Type: onnx.AttrInt, I: int64(onnx.Float)}}})
+	} else {
+		sName = b.init(wName+"_scale", scale, onnx.Float)
+	}
 	zName := b.init(wName+"_zero_point", zp, dt)
 	out := b.name(wName + "_DequantizeLinear_Output")
-	n := onnx.Node{
+	nodes = append(nodes, onnx.Node{
 		Name:    b.name(wName + "_DequantizeLinear"),
 		OpType:  "DequantizeLinear",
 		Inputs:  []string{qName, sName, zName},
 		Outputs: []string{out},
 		Attrs:   attrs,
-	}
-	return out, n
+	})
+	return out, nodes
 }
 
 // correctBias replaces layer li's bias input of n by the bias plus the

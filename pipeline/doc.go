@@ -59,6 +59,14 @@
 // integer engine. summary.json and bits.yaml record its name
 // ("quantizer"), "bias_correction", and each layer's "group_size".
 //
+// Equalization (--equalize): Equalize rewrites the loaded float network by
+// cross-layer equalization (package equalize) and rebuilds it with the
+// same input shape and precision; the job then uses only that network, so
+// ranges, Hessians, sensitivities, the integer engine and the export (its
+// Model) all see the equalized weights. Inputs.Equalized puts it in the
+// cache key and the table (sensitivity.Table.Equalized); summary.json and
+// bits.yaml record it ("equalize").
+//
 // Options in groups (--group-size): configurations are option codes
 // throughout (Candidate.Bits); Search orders the options by storage
 // (quant.SortOptions: "one width up" in refinement is the next option),

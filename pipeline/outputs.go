@@ -26,15 +26,17 @@ type Summary struct {
 	// job (quant.MethodRTN or quant.MethodGPTQ).
 	Quantizer string `json:"quantizer"`
 	// BiasCorrection: biases corrected for the rounding (--bias-correction).
-	BiasCorrection bool                     `json:"bias_correction"`
-	Budgets        map[string]SummaryBudget `json:"budgets"`
-	Predicted      map[string]float64       `json:"predicted"`
-	Accuracy       map[string]float64       `json:"accuracy,omitempty"`
-	Measured       *SummaryMeasured         `json:"measured,omitempty"`
-	Layers         []SummaryLayer           `json:"layers"`
-	Plain          *SummaryCandidate        `json:"proposal,omitempty"`
-	Uniform        []SummaryCandidate       `json:"uniform"`
-	Verified       []SummaryCandidate       `json:"candidates,omitempty"`
+	BiasCorrection bool `json:"bias_correction"`
+	// Equalize: the weights were equalized across layers first (--equalize).
+	Equalize  bool                     `json:"equalize"`
+	Budgets   map[string]SummaryBudget `json:"budgets"`
+	Predicted map[string]float64       `json:"predicted"`
+	Accuracy  map[string]float64       `json:"accuracy,omitempty"`
+	Measured  *SummaryMeasured         `json:"measured,omitempty"`
+	Layers    []SummaryLayer           `json:"layers"`
+	Plain     *SummaryCandidate        `json:"proposal,omitempty"`
+	Uniform   []SummaryCandidate       `json:"uniform"`
+	Verified  []SummaryCandidate       `json:"candidates,omitempty"`
 	// Refinement is the path from the verified configuration to the
 	// returned one (with verification).
 	Refinement *SummaryRefinement `json:"refinement,omitempty"`
@@ -260,8 +262,12 @@ type BitsFile struct {
 	// (quant.WithBiasCorrection; absent in files of earlier versions,
 	// which had none); eval and run --bits follow it unless
 	// --bias-correction is given.
-	BiasCorrection bool        `yaml:"bias_correction,omitempty"`
-	Layers         []BitsLayer `yaml:"layers"`
+	BiasCorrection bool `yaml:"bias_correction,omitempty"`
+	// Equalize: the model was equalized across layers before quantizing
+	// (--equalize; absent in files of earlier versions, which had none);
+	// eval and run --bits follow it unless --equalize is given.
+	Equalize bool        `yaml:"equalize,omitempty"`
+	Layers   []BitsLayer `yaml:"layers"`
 }
 
 // BitsLayer is one layer of bits.yaml.

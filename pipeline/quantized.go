@@ -157,7 +157,7 @@ func NewWeightCodes(ctx context.Context, net *network.Network, calib *dataset.Da
 // at every option of codes (quant.OptionCode): per-channel options from
 // quant.NewCodes, options in groups of G from quant.NewBlockCodes with
 // blocks of G (GPTQ with the blocks as static groups, or round to nearest
-// per block; float32 scales, as exported), and with spec.BiasCorrection
+// per block; float16 scales, as exported), and with spec.BiasCorrection
 // the biases corrected (quant.WithBiasCorrection, E[x] from calib).
 func NewWeightSource(ctx context.Context, net *network.Network, calib *dataset.Dataset, spec WeightSpec, codes []int, batch, threads int, progress func(done, total int, detail string)) (quant.WeightCodes, error) {
 	if batch <= 0 {

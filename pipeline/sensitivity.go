@@ -22,6 +22,9 @@ type Inputs struct {
 	ModelSHA256 string
 	DataName    string
 	DataSHA256  string
+	// Equalized: Net is the model after cross-layer equalization
+	// (--equalize, Equalize), recorded in the cache key and the table.
+	Equalized bool
 }
 
 // SensitivityRequest is what Sensitivity computes.
@@ -43,7 +46,8 @@ const cacheVersion = 2
 // that keys of earlier versions stay valid); a GPTQ source's codes are a
 // function of the model and the calibration data, already in the key.
 // So is bias correction (absent without it, as in earlier keys), and the
-// option codes in groups are in cfg.Bits.
+// option codes in groups are in cfg.Bits; so is cross-layer equalization
+// (in.Equalized, absent without it).
 func cacheKey(in *Inputs, cfg sensitivity.Config) string {
 	cfg.Progress = nil
 	_, bc := cfg.Weights.(quant.BiasShifter)
@@ -54,7 +58,8 @@ func cacheKey(in *Inputs, cfg sensitivity.Config) string {
 		Version        int
 		Quantizer      string `json:",omitempty"`
 		BiasCorrection bool   `json:",omitempty"`
-	}{in.ModelSHA256, in.DataSHA256, in.Calib.Len(), cfg, cacheVersion, quantizer(cfg), bc})
+		Equalize       bool   `json:",omitempty"`
+	}{in.ModelSHA256, in.DataSHA256, in.Calib.Len(), cfg, cacheVersion, quantizer(cfg), bc, in.Equalized})
 	return HashBytes(b)[:32]
 }
 
@@ -91,6 +96,7 @@ func Sensitivity(ctx context.Context, in *Inputs, req SensitivityRequest) (t *se
 	}
 	t.Model, t.ModelSHA256 = in.ModelName, in.ModelSHA256
 	t.Data, t.DataSHA256 = in.DataName, in.DataSHA256
+	t.Equalized = in.Equalized
 	if path != "" {
 		if err := t.WriteFile(path); err != nil {
 			// A cache that cannot be written is not an error of the job.

@@ -3,7 +3,6 @@ package quant
 import (
 	"context"
 	"fmt"
-	"math"
 	"slices"
 
 	"mpsearch/network"
@@ -13,10 +12,12 @@ import (
 // Blocked weight codes: one scale per output channel and block of Block
 // consecutive inputs along the weight's blocked axis (BlockedAxis), the
 // layout of ONNX DequantizeLinear with block_size (opset 21). Their
-// Scales are float32 values in the scale tensor's layout (BlockScaleShape,
-// row-major) and Dequantize computes float32(q·s), exactly what a runtime
-// computes from the exported file, so the simulated weights and the
-// file's dequantized weights are the same numbers.
+// Scales are float16 values (RoundFP16; the export stores them as FLOAT16,
+// 2 bytes each, cast to FLOAT before the DequantizeLinear) in the scale
+// tensor's layout (BlockScaleShape, row-major) and Dequantize computes
+// float32(q·s), exactly what a runtime computes from the exported file, so
+// the simulated weights and the file's dequantized weights are the same
+// numbers.
 
 // BlockedAxis is the axis along which a weight (shape, channel axis) is
 // blocked: its input axis, 1 for a Conv weight [M, C, kh, kw] and for a
@@ -51,7 +52,7 @@ func (wq *WeightQuant) dequantizeBlocked(dst []float64, shape []int) {
 
 // BlockWeightQuant turns the quantization g of a weight's matrix view with
 // its columns in BlockOrder(shape, axis, block) (order) into blocked codes
-// in the weight's layout. The scales must already be float32 values.
+// in the weight's layout. The scales must already be float16 values.
 func (g *GroupQuant) BlockWeightQuant(shape []int, axis, block int, order []int) (*WeightQuant, error) {
 	ch, _ := channelLayout(shape, axis)
 	if ch != g.Rows || tensorSize(shape) != g.Rows*g.Cols || len(order) != g.Cols {
@@ -83,17 +84,14 @@ func (g *GroupQuant) BlockWeightQuant(shape []int, axis, block int, order []int)
 	return wq, nil
 }
 
-// float32Scales rounds a quantization's scales to float32 and recomputes
-// its codes at the rounded scales from the weights m it quantized (matrix
-// view, columns in block order): round to nearest only.
-func float32Scales(g *GroupQuant, m []float64) {
+// fp16Scales rounds a quantization's scales to float16 (RoundFP16) and
+// recomputes its codes at the rounded scales from the weights m it
+// quantized (matrix view, columns in block order): round to nearest only.
+func fp16Scales(g *GroupQuant, m []float64) {
 	ng := g.Groups()
 	for r := 0; r < g.Rows; r++ {
 		for k := 0; k < ng; k++ {
-			s := float64(float32(g.Scales[r*ng+k]))
-			if s == 0 || math.IsInf(s, 0) {
-				s = 1
-			}
+			s := RoundFP16(g.Scales[r*ng+k])
 			g.Scales[r*ng+k] = s
 			for j := k * g.GroupSize; j < min((k+1)*g.GroupSize, g.Cols); j++ {
 				g.Q[r*g.Cols+j] = roundCode(m[r*g.Cols+j], s, g.Bits)
@@ -136,13 +134,14 @@ func (b *blockCodes) Codes(li, bits int) (*WeightQuant, error) {
 	return wq, nil
 }
 
-// NewBlockCodes returns a source of blocked codes (one float32 scale per
+// NewBlockCodes returns a source of blocked codes (one float16 scale per
 // output channel and block of opt.Block inputs, BlockOrder) at each width
 // of opt.Widths: method MethodRTN rounds each block to nearest at its
 // scale (max|w|/qmax, or the clipping search's with opt.MSE), MethodGPTQ
 // rounds by GPTQ with the blocks as its groups (Hessians of the float
 // network's layer inputs over batches, as NewGPTQCodes; scales taken from
-// the original weights up front, StaticGroups, rounded to float32). Each
+// the original weights up front, StaticGroups, rounded to float16 before
+// GPTQ chooses the codes at them, GPTQOptions.RoundScale). Each
 // weight parameter is quantized once, for its first layer (a shared
 // weight's other layers are not summed in, unlike NewGPTQCodes).
 func NewBlockCodes(ctx context.Context, method string, net *network.Network, batches []*tensor.Tensor, opt BlockCodesOptions) (WeightCodes, error) {
@@ -186,13 +185,13 @@ func NewBlockCodes(ctx context.Context, method string, net *network.Network, bat
 			if hs == nil {
 				g, err = QuantizeMatrix(m, rows, cols, bits, gs, opt.MSE)
 				if err == nil {
-					float32Scales(g, m)
+					fp16Scales(g, m)
 				}
 			} else {
-				_, g, err = GPTQWeights(w[l.Weight], shape, l.ChannelAxis, hs[li], GPTQOptions{Bits: bits, GroupSize: opt.Block, MSE: opt.MSE, Damp: opt.Damp, StaticGroups: true}, true)
+				_, g, err = GPTQWeights(w[l.Weight], shape, l.ChannelAxis, hs[li], GPTQOptions{Bits: bits, GroupSize: opt.Block, MSE: opt.MSE, Damp: opt.Damp, StaticGroups: true, RoundScale: RoundFP16}, true)
 				if err == nil {
 					for i, v := range g.Scales {
-						g.Scales[i] = float64(float32(v))
+						g.Scales[i] = RoundFP16(v)
 					}
 				}
 			}

@@ -99,12 +99,14 @@
 // 0 for [in, out]), in the layout of ONNX DequantizeLinear's block_size
 // (opset 21): Scales is the scale tensor (BlockScaleShape, row-major), a
 // Conv block is Block channels at one kernel tap (BlockOrder). Scales are
-// float32 values and Dequantize computes float32(q·s), exactly what a
-// runtime computes from the exported file. NewBlockCodes makes them: round
-// to nearest per block (max|w| or the clipping search, codes recomputed at
-// the float32 scales) or GPTQ with the blocks as static groups (Hessians of
-// the float layer inputs, codes from float64 scales, then stored at
-// float32). Per-channel consumers (the integer engine) refuse them: their
+// float16 values (RoundFP16: nearest half, ties to even, kept within
+// [2^-24, 65504]), which the export stores as FLOAT16 (2 bytes) and casts to
+// FLOAT exactly, and Dequantize computes float32(q·s) (exact for |q| ≤ 127),
+// exactly what a runtime computes from the exported file. NewBlockCodes
+// makes them: round to nearest per block (max|w| or the clipping search,
+// codes recomputed at the float16 scales) or GPTQ with the blocks as static
+// groups (Hessians of the float layer inputs, scales rounded to float16
+// before GPTQ chooses the codes at them: GPTQOptions.RoundScale). Per-channel consumers (the integer engine) refuse them: their
 // scale count is not the channel count.
 //
 // Bias correction (bias.go): BiasShift is (W - Ŵ)·E[x] per output
@@ -129,8 +131,8 @@
 // larger groups); Options lists the candidates of --bits and --group-size
 // (groups only below the widest width). OptionSizeBytes is an option's
 // stored size: weights packed at the width plus a 4-byte (float32) scale
-// per output channel, or per channel and group, which is what the export
-// writes (its test reads the file back).
+// per output channel, or a 2-byte (float16) one per channel and group,
+// which is what the export writes (its test reads the file back).
 //
 // Invariant: quantizers are pure functions of their inputs (no hidden
 // state, no randomness), so simulated results are reproducible bit for bit.

@@ -43,6 +43,11 @@ type GPTQOptions struct {
 	// weights (implied by ActOrder), instead of from the group's weights as
 	// updated when its first column is reached.
 	StaticGroups bool
+	// RoundScale, when set with static scales (per channel, ActOrder or
+	// StaticGroups), rounds every scale before any column is rounded, so
+	// the codes are chosen at the scales as stored (RoundFP16 for blocked
+	// codes). It must return a positive value for a positive one.
+	RoundScale func(float64) float64
 }
 
 // GPTQ quantizes the [rows, cols] row-major weight matrix w given H, the
@@ -93,6 +98,11 @@ func gptqFactored(w []float64, rows, cols, gs int, u []float64, perm []int, opt 
 	if static {
 		for r := 0; r < rows; r++ {
 			setScales(g, r, 0, cols, w[r*cols:(r+1)*cols], opt.MSE)
+		}
+		if opt.RoundScale != nil {
+			for i, s := range g.Scales {
+				g.Scales[i] = opt.RoundScale(s)
+			}
 		}
 	}
 	// wp: the weights in processing order, updated in place.

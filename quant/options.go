@@ -124,22 +124,26 @@ func Options(widths, groups []int) []int {
 	return SortOptions(out)
 }
 
-// ScaleBytes is the storage of one scale as the export writes it: a
-// float32 (FLOAT) per output channel, and per group.
+// ScaleBytes is the storage of one per-channel scale as the export writes
+// it: a float32 (FLOAT).
 const ScaleBytes = 4
+
+// GroupScaleBytes is the storage of one scale of an option in groups: a
+// float16 (FLOAT16, RoundFP16), as the export writes it.
+const GroupScaleBytes = 2
 
 // OptionSizeBytes is the stored size of a weight (shape, channel axis
 // axis) at option code: the weights packed at their width,
-// ceil(params·bits/8) bytes, plus ScaleBytes per scale (one per output
-// channel, or one per output channel and group: BlockScaleShape).
+// ceil(params·bits/8) bytes, plus ScaleBytes per scale per output channel,
+// or GroupScaleBytes per scale per output channel and group
+// (BlockScaleShape).
 func OptionSizeBytes(shape []int, axis, code int) float64 {
 	b, g := SplitOption(code)
 	n := tensorSize(shape)
-	scales := shape[axis]
 	if g > 0 {
-		scales = tensorSize(BlockScaleShape(shape, axis, g))
+		return float64((n*b+7)/8 + GroupScaleBytes*tensorSize(BlockScaleShape(shape, axis, g)))
 	}
-	return float64((n*b+7)/8 + ScaleBytes*scales)
+	return float64((n*b+7)/8 + ScaleBytes*shape[axis])
 }
 
 // grouped is a source whose per-channel options come from one source and

@@ -43,8 +43,8 @@ func TestOptionsOrder(t *testing.T) {
 	}
 }
 
-// TestOptionSizeBytes checks the packed weights plus 4-byte scales
-// against counts by hand: LeNet's conv2 [16, 6, 5, 5] (2400 weights) and
+// TestOptionSizeBytes checks the packed weights plus 4-byte per-channel
+// scales or 2-byte (float16) group scales against counts by hand: LeNet's conv2 [16, 6, 5, 5] (2400 weights) and
 // fc1 stored [120, 400] (transB, channels on axis 0).
 func TestOptionSizeBytes(t *testing.T) {
 	for _, c := range []struct {
@@ -53,10 +53,10 @@ func TestOptionSizeBytes(t *testing.T) {
 		want       float64
 	}{
 		{[]int{16, 6, 5, 5}, 0, 3, 2400*3/8 + 4*16},
-		{[]int{16, 6, 5, 5}, 0, OptionCode(3, 64), 2400*3/8 + 4*16*1*25}, // 6 channels < 64: one block per tap
-		{[]int{16, 6, 5, 5}, 0, OptionCode(2, 2), 2400*2/8 + 4*16*3*25},
-		{[]int{120, 400}, 0, OptionCode(4, 64), 48000*4/8 + 4*120*7}, // ceil(400/64) = 7
-		{[]int{400, 120}, 1, OptionCode(3, 64), 48000*3/8 + 4*7*120},
+		{[]int{16, 6, 5, 5}, 0, OptionCode(3, 64), 2400*3/8 + 2*16*1*25}, // 6 channels < 64: one block per tap
+		{[]int{16, 6, 5, 5}, 0, OptionCode(2, 2), 2400*2/8 + 2*16*3*25},
+		{[]int{120, 400}, 0, OptionCode(4, 64), 48000*4/8 + 2*120*7}, // ceil(400/64) = 7
+		{[]int{400, 120}, 1, OptionCode(3, 64), 48000*3/8 + 2*7*120},
 		{[]int{10, 3}, 0, 3, 12 + 40}, // 90 bits: 12 bytes
 	} {
 		if got := OptionSizeBytes(c.shape, c.axis, c.code); got != c.want {

@@ -113,7 +113,9 @@
 // default); hand-written tables (no model hash) pass. Merge refuses shards
 // of different roundings. Likewise bias correction (Table.BiasCorrection:
 // Config.Weights is a quant.BiasShifter; CheckBiasCorrection, Merge):
-// tables written before it was recorded were measured without it.
+// tables written before it was recorded were measured without it. And
+// cross-layer equalization (Table.Equalized, set by the pipeline for a
+// network equalized before measuring; CheckEqualized, Merge).
 //
 // Options in groups: the table's widths are option codes
 // (quant.OptionCode), so a cell may be a width with one scale per output

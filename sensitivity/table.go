@@ -46,6 +46,9 @@ type Table struct {
 	// corrected (quant.WithBiasCorrection; see CheckQuantizer). Tables
 	// written before it was recorded had none.
 	BiasCorrection bool `yaml:"bias_correction,omitempty"`
+	// Equalized: the model was equalized across layers before it was
+	// measured (package equalize, --equalize; see CheckEqualized).
+	Equalized bool `yaml:"equalized,omitempty"`
 	// Bits lists the candidate weight bit widths: option codes
 	// (quant.OptionCode), the width itself per output channel and
 	// group·100 + width for weights in groups of that many inputs, whose
@@ -133,6 +136,19 @@ func (t *Table) CheckBiasCorrection(name string, bc bool) error {
 	}
 	with := map[bool]string{true: "with", false: "without"}
 	return fmt.Errorf("%s was measured %s bias correction: pass --bias-correction=%t (or recompute the table with --bias-correction=%t): %w", name, with[t.BiasCorrection], t.BiasCorrection, bc, ErrTable)
+}
+
+// CheckEqualized returns nil when the table (read from file name) was
+// measured on the model equalized as eq asks, or is hand-written (no
+// model provenance); otherwise one line wrapping ErrTable naming the flag
+// to pass (tables written before the setting existed were measured
+// without it).
+func (t *Table) CheckEqualized(name string, eq bool) error {
+	if t.Equalized == eq || t.ModelSHA256 == "" {
+		return nil
+	}
+	with := map[bool]string{true: "with", false: "without"}
+	return fmt.Errorf("%s was measured %s cross-layer equalization: pass --equalize=%t (or recompute the table with --equalize=%t): %w", name, with[t.Equalized], t.Equalized, eq, ErrTable)
 }
 
 // OmegaAt returns the layer's sensitivity at b bits and whether it is known.
