@@ -26,15 +26,18 @@ type Summary struct {
 	// job (quant.MethodRTN or quant.MethodGPTQ).
 	Quantizer string `json:"quantizer"`
 	// BiasCorrection: biases corrected for the rounding (--bias-correction).
-	BiasCorrection bool                     `json:"bias_correction"`
-	Budgets        map[string]SummaryBudget `json:"budgets"`
-	Predicted      map[string]float64       `json:"predicted"`
-	Accuracy       map[string]float64       `json:"accuracy,omitempty"`
-	Measured       *SummaryMeasured         `json:"measured,omitempty"`
-	Layers         []SummaryLayer           `json:"layers"`
-	Plain          *SummaryCandidate        `json:"proposal,omitempty"`
-	Uniform        []SummaryCandidate       `json:"uniform"`
-	Verified       []SummaryCandidate       `json:"candidates,omitempty"`
+	BiasCorrection bool `json:"bias_correction"`
+	// ActCalib: how the activation ranges were chosen (--act-calib:
+	// minmax, percentile[:P], mse or kl; quant.ActCalib.String).
+	ActCalib  string                   `json:"act_calib"`
+	Budgets   map[string]SummaryBudget `json:"budgets"`
+	Predicted map[string]float64       `json:"predicted"`
+	Accuracy  map[string]float64       `json:"accuracy,omitempty"`
+	Measured  *SummaryMeasured         `json:"measured,omitempty"`
+	Layers    []SummaryLayer           `json:"layers"`
+	Plain     *SummaryCandidate        `json:"proposal,omitempty"`
+	Uniform   []SummaryCandidate       `json:"uniform"`
+	Verified  []SummaryCandidate       `json:"candidates,omitempty"`
 	// Refinement is the path from the verified configuration to the
 	// returned one (with verification).
 	Refinement *SummaryRefinement `json:"refinement,omitempty"`
@@ -260,8 +263,12 @@ type BitsFile struct {
 	// (quant.WithBiasCorrection; absent in files of earlier versions,
 	// which had none); eval and run --bits follow it unless
 	// --bias-correction is given.
-	BiasCorrection bool        `yaml:"bias_correction,omitempty"`
-	Layers         []BitsLayer `yaml:"layers"`
+	BiasCorrection bool `yaml:"bias_correction,omitempty"`
+	// ActCalib is how the activation ranges were chosen (--act-calib;
+	// absent in files of earlier versions: minmax); eval and run --bits
+	// use it unless --act-calib is given.
+	ActCalib string      `yaml:"act_calib,omitempty"`
+	Layers   []BitsLayer `yaml:"layers"`
 }
 
 // BitsLayer is one layer of bits.yaml.

@@ -36,6 +36,10 @@ type Outputs struct {
 	// BiasCorrection says the weight source corrects biases
 	// (--bias-correction), recorded in summary.json and bits.yaml.
 	BiasCorrection bool
+	// ActCalib is the activation calibration (--act-calib) of the
+	// verifier's ranges (NewNetVerifierCalib), recorded in summary.json
+	// and bits.yaml.
+	ActCalib quant.ActCalib
 	// Export describes model.qdq.onnx (filled by Render when the network
 	// is known): its size next to the predicted weight size, its opset.
 	Export *SummaryExport
@@ -99,6 +103,7 @@ func (o *Outputs) Render(ctx context.Context, progress func(done, total int, det
 	sum := NewSummary(res, o.Method)
 	sum.Quantizer = o.quantizer()
 	sum.BiasCorrection = o.BiasCorrection
+	sum.ActCalib = o.ActCalib.String()
 	sum.Export = o.Export
 	sum.SetLayerLatency(o.LayerLatency)
 	for _, l := range o.LatencyChecks {
@@ -137,6 +142,7 @@ func (o *Outputs) Render(ctx context.Context, progress func(done, total int, det
 	bf := NewBitsFile(res, o.ModelName, o.Method)
 	bf.Quantizer = o.quantizer()
 	bf.BiasCorrection = o.BiasCorrection
+	bf.ActCalib = o.ActCalib.String()
 	b, err := bf.Marshal()
 	if err != nil {
 		return nil, nil, err

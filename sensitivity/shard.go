@@ -155,6 +155,8 @@ func sameRun(a, b *Table) error {
 		return fmt.Errorf("has another weight rounding (%s; recompute it with --quantizer %s to merge it)", orUnrecorded(b.Quantizer), cmp.Or(a.Quantizer, "of the others"))
 	case a.BiasCorrection != b.BiasCorrection:
 		return fmt.Errorf("was measured %s bias correction, the others %s (recompute it with --bias-correction=%t to merge it)", map[bool]string{true: "with", false: "without"}[b.BiasCorrection], map[bool]string{true: "with", false: "without"}[a.BiasCorrection], a.BiasCorrection)
+	case a.ActCalibOf() != b.ActCalibOf():
+		return fmt.Errorf("was measured with activation ranges by %s, the others by %s (recompute it with --act-calib %s to merge it)", b.ActCalibName(), a.ActCalibName(), a.ActCalibName())
 	case a.DataSHA256 != b.DataSHA256 || a.Samples != b.Samples:
 		return fmt.Errorf("has other calibration data (%s, %d samples)", b.Data, b.Samples)
 	case a.Shard.Settings != b.Shard.Settings || a.Shard.Count != b.Shard.Count || a.Shard.Cells != b.Shard.Cells ||
