@@ -59,6 +59,13 @@
 // integer engine. summary.json and bits.yaml record its name
 // ("quantizer"), "bias_correction", and each layer's "group_size".
 //
+// Activation ranges (--act-calib): NewNetVerifierCalib and
+// EvaluateQuantizedCalib observe them with a quant.ActCalib (the
+// verifier's Acts then serve the metrics' peers: verification, the
+// accuracies and the export); sensitivity.Config.ActCalib is in the cache
+// key (omitted for minmax, so earlier keys stay valid), and summary.json
+// and bits.yaml record it ("act_calib"; Outputs.ActCalib).
+//
 // Options in groups (--group-size): configurations are option codes
 // throughout (Candidate.Bits); Search orders the options by storage
 // (quant.SortOptions: "one width up" in refinement is the next option),

@@ -113,7 +113,11 @@
 // default); hand-written tables (no model hash) pass. Merge refuses shards
 // of different roundings. Likewise bias correction (Table.BiasCorrection:
 // Config.Weights is a quant.BiasShifter; CheckBiasCorrection, Merge):
-// tables written before it was recorded were measured without it.
+// tables written before it was recorded were measured without it. And
+// the activation calibration (Config.ActCalib, the ranges of the direct
+// metric's activations on either engine; Table.ActCalib, absent for
+// minmax; CheckActCalib, Merge): tables written before it was recorded
+// used minmax.
 //
 // Options in groups: the table's widths are option codes
 // (quant.OptionCode), so a cell may be a width with one scale per output
