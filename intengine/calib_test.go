@@ -64,7 +64,9 @@ func TestObserveRangesCalibThreads(t *testing.T) {
 
 // With ranges from every method the fixture LeNet compiles and its codes
 // and logits equal the simulated reference's bit for bit; the methods
-// other than minmax narrow at least one range (else this checks little).
+// other than minmax narrow at least one range (else this checks little);
+// and the engine agrees with package quant's simulation on the top-1 class
+// of nearly every test image, as under minmax.
 func TestLeNetCalibExact(t *testing.T) {
 	ctx := context.Background()
 	net := loadLeNet(t)
@@ -95,5 +97,34 @@ func TestLeNetCalibExact(t *testing.T) {
 			t.Fatal(err)
 		}
 		runExact(t, m, 500, 250)
+		// Package quant's simulation with its own ranges of the same
+		// method (at the layer inputs, behind the pools) predicts the same
+		// class on nearly every image.
+		qr, err := quant.ObserveRangesCalib(ctx, net, []*tensor.Tensor{calib}, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws := quant.NewWeightSetter(net)
+		if err := ws.SetAll([]int{8, 4, 3, 2, 8}); err != nil {
+			t.Fatal(err)
+		}
+		x, _ := loadTest(t).Subset(0, 2000).Batch(0, 2000)
+		got, err := m.Run(ctx, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pass, err := net.ForwardHook(ctx, x, quant.ActHook(qr.ActQuantizers()))
+		ws.Restore()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pi, ps := argmaxRows(got), argmaxRows(pass.Output())
+		same := 0
+		for i := range pi {
+			same += boolInt(pi[i] == ps[i])
+		}
+		if agree := float64(same) / float64(len(pi)); agree < quantSimAgreement {
+			t.Errorf("%s: top-1 agreement with package quant's simulation: got %.2f%%; want >= %.0f%%", c, 100*agree, 100*quantSimAgreement)
+		}
 	}
 }
