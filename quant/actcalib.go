@@ -444,6 +444,9 @@ func klThreshold(counts []int64, levels int) int {
 }
 
 // DefaultCalib is the command line's activation calibration (--act-calib),
-// chosen on TestActCalibEvidence (the README's table). Library callers
-// pass an ActCalib; its zero value is minmax.
+// chosen on TestActCalibEvidence (the README's table): over uniform W8A8
+// and W4A8 (GPTQ with bias correction) on the three Fashion-MNIST
+// fixtures, minmax had the best mean top-1 on the 10,000 test images,
+// 91.442%, against mse 91.428, percentile 91.415 and kl 91.340. Library
+// callers pass an ActCalib; its zero value is minmax.
 const DefaultCalib = CalibMinMax
