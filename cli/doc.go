@@ -37,6 +37,13 @@
 // table, bits.yaml and summary.json, and search --table and eval/run
 // --bits follow the recorded value unless the flag is given
 // (sensitivity.Table.CheckEqualized refuses a table measured the other way).
+// --act-calib minmax|percentile[:P]|mse|kl (sensitivity, search, pareto,
+// eval --bits, run --bits; default quant.DefaultCalib) chooses the
+// activation ranges (quant.ActCalib) of the metrics, the verifier, the
+// accuracies, the integer engine and the export; it is handled like
+// --bias-correction (bits.yaml's act_calib and the table's by default,
+// minmax when they record none; sensitivity.Table.CheckActCalib), and a
+// value quant.ParseActCalib refuses is a usage error (cli/actcalib.go).
 //
 // Usage errors are one line with exit status 2 (unknown flags, bad
 // values, repeated budget flags, duplicate --bits, size-like flags beyond

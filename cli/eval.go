@@ -30,8 +30,14 @@ func runEval(e *env, args []string) error {
 	var bc optBool
 	fs.Var(&bc, "bias-correction", "with --bits: correct the biases for the rounding (default: as bits.yaml records)")
 	mf.registerEqualize(fs, true)
+	actCalib := fs.String("act-calib", "", "with --bits: "+actCalibUsage+" (default: the one bits.yaml records, else minmax)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *actCalib != "" {
+		if _, err := parseActCalib(*actCalib); err != nil {
+			return err
+		}
 	}
 	if *calibN < 1 {
 		return usagef("--calib-samples: %d is below 1", *calibN)
@@ -51,7 +57,7 @@ func runEval(e *env, args []string) error {
 	}
 	mf.autoBatch(fs, net)
 	if *bitsFile != "" {
-		return evalBits(e, net, ds, *bitsFile, *quantizer, bc, *calibN, &mf, *asJSON)
+		return evalBits(e, net, ds, *bitsFile, *quantizer, *actCalib, bc, *calibN, &mf, *asJSON)
 	}
 	pr := newProgress(e, "eval")
 	res, err := pipeline.Evaluate(e.ctx, net, ds, pipeline.EvalOptions{
@@ -84,8 +90,9 @@ func runEval(e *env, args []string) error {
 // (simulated only when some layer is in groups, which the integer engine
 // does not run). The weights are rounded by quantizer, else by the method
 // bits.yaml records, else to nearest; biases corrected as bc says, else as
-// bits.yaml records.
-func evalBits(e *env, net *network.Network, ds *dataset.Stream, path, quantizer string, bc optBool, calibN int, mf *modelFlags, asJSON bool) error {
+// bits.yaml records; activation ranges by actCalib, else as bits.yaml
+// records (bitsActCalib).
+func evalBits(e *env, net *network.Network, ds *dataset.Stream, path, quantizer, actCalib string, bc optBool, calibN int, mf *modelFlags, asJSON bool) error {
 	batch := mf.batch
 	f, err := pipeline.ReadBitsFile(path)
 	if err != nil {
@@ -103,6 +110,10 @@ func evalBits(e *env, net *network.Network, ds *dataset.Stream, path, quantizer 
 	}
 	if err := checkQuantizer(quantizer); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
+	}
+	ac, err := bitsActCalib(actCalib, path, f)
+	if err != nil {
+		return err
 	}
 	pr := newProgress(e, "eval float")
 	fl, err := pipeline.Evaluate(e.ctx, net, ds, pipeline.EvalOptions{Batch: batch, Progress: func(d, t int) { pr.update(d, t, "images") }})
@@ -122,16 +133,16 @@ func evalBits(e *env, net *network.Network, ds *dataset.Stream, path, quantizer 
 		return err
 	}
 	pr = newProgress(e, "eval quantized")
-	q, err := pipeline.EvaluateQuantized(e.ctx, net, calib, ds, bits, codes, batch, func(d, t int) { pr.update(d, t, "images") })
+	q, err := pipeline.EvaluateQuantizedCalib(e.ctx, net, calib, ds, bits, codes, batch, ac, func(d, t int) { pr.update(d, t, "images") })
 	pr.done()
 	if err != nil {
 		return err
 	}
 	if q.Integer == nil {
-		return printSimulatedOnly(e, bits, spec, mf.equalize.or(f.Equalize), ds.Len(), fl, q, asJSON)
+		return printSimulatedOnly(e, bits, spec, mf.equalize.or(f.Equalize), ac, ds.Len(), fl, q, asJSON)
 	}
 	if asJSON {
-		out := map[string]any{"samples": ds.Len(), "bits": bits, "quantizer": quantizer, "bias_correction": spec.BiasCorrection, "equalize": mf.equalize.or(f.Equalize), "latency_ms_batch1": q.LatencyMs,
+		out := map[string]any{"samples": ds.Len(), "bits": bits, "quantizer": quantizer, "bias_correction": spec.BiasCorrection, "equalize": mf.equalize.or(f.Equalize), "act_calib": ac.String(), "latency_ms_batch1": q.LatencyMs,
 			"integer_images_per_sec": q.Integer.ImagesPerSec, "integer_float_nodes": q.FloatNodes}
 		if !math.IsNaN(fl.Accuracy) {
 			out["accuracy"] = map[string]float64{"float": fl.Accuracy, "simulated": q.Simulated.Accuracy, "integer": q.Integer.Accuracy}
@@ -140,7 +151,7 @@ func evalBits(e *env, net *network.Network, ds *dataset.Stream, path, quantizer 
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	fmt.Fprintf(e.stdout, "bits %v (weights rounded by %s%s) on %d samples\n", bits, quantizer, bcNote(spec.BiasCorrection), ds.Len())
+	fmt.Fprintf(e.stdout, "bits %v (weights rounded by %s%s%s) on %d samples\n", bits, quantizer, bcNote(spec.BiasCorrection), actCalibNote(ac), ds.Len())
 	if !math.IsNaN(fl.Accuracy) {
 		fmt.Fprintf(e.stdout, "accuracy: float %.2f%%, simulated quantization %.2f%%, integer-only %.2f%%\n", 100*fl.Accuracy, 100*q.Simulated.Accuracy, 100*q.Integer.Accuracy)
 	}
@@ -166,9 +177,9 @@ func evalBits(e *env, net *network.Network, ds *dataset.Stream, path, quantizer 
 
 // printSimulatedOnly prints an evaluation the integer engine did not run
 // (layers in groups: q.IntegerNote says why).
-func printSimulatedOnly(e *env, bits []int, spec pipeline.WeightSpec, equalized bool, n int, fl *pipeline.EvalResult, q *pipeline.QuantizedEval, asJSON bool) error {
+func printSimulatedOnly(e *env, bits []int, spec pipeline.WeightSpec, equalized bool, ac quant.ActCalib, n int, fl *pipeline.EvalResult, q *pipeline.QuantizedEval, asJSON bool) error {
 	if asJSON {
-		out := map[string]any{"samples": n, "bits": bits, "options": quant.FormatOptions(bits), "quantizer": spec.Method, "bias_correction": spec.BiasCorrection, "equalize": equalized, "integer_note": q.IntegerNote}
+		out := map[string]any{"samples": n, "bits": bits, "options": quant.FormatOptions(bits), "quantizer": spec.Method, "bias_correction": spec.BiasCorrection, "equalize": equalized, "act_calib": ac.String(), "integer_note": q.IntegerNote}
 		if !math.IsNaN(fl.Accuracy) {
 			out["accuracy"] = map[string]float64{"float": fl.Accuracy, "simulated": q.Simulated.Accuracy}
 		}
@@ -176,7 +187,7 @@ func printSimulatedOnly(e *env, bits []int, spec pipeline.WeightSpec, equalized 
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	fmt.Fprintf(e.stdout, "bits %s (weights rounded by %s%s) on %d samples\n", quant.FormatOptions(bits), spec.Method, bcNote(spec.BiasCorrection), n)
+	fmt.Fprintf(e.stdout, "bits %s (weights rounded by %s%s%s) on %d samples\n", quant.FormatOptions(bits), spec.Method, bcNote(spec.BiasCorrection), actCalibNote(ac), n)
 	if !math.IsNaN(fl.Accuracy) {
 		fmt.Fprintf(e.stdout, "accuracy: float %.2f%%, simulated quantization %.2f%%\n", 100*fl.Accuracy, 100*q.Simulated.Accuracy)
 	}

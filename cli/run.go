@@ -29,8 +29,14 @@ func runRun(e *env, args []string) error {
 	var bc optBool
 	fs.Var(&bc, "bias-correction", "with --bits: correct the biases for the rounding (default: as bits.yaml records)")
 	mf.registerEqualize(fs, true)
+	actCalib := fs.String("act-calib", "", "with --bits: "+actCalibUsage+" (default: the one bits.yaml records, else minmax)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *actCalib != "" {
+		if _, err := parseActCalib(*actCalib); err != nil {
+			return err
+		}
 	}
 	if *out == "" {
 		return usagef("--out is required")
@@ -55,7 +61,7 @@ func runRun(e *env, args []string) error {
 	opt := pipeline.RunOptions{Batch: mf.batch}
 	engine := "float model"
 	if *bitsFile != "" {
-		m, err := compileBits(e, net, ds, *bitsFile, *quantizer, bc, *calibN, &mf)
+		m, err := compileBits(e, net, ds, *bitsFile, *quantizer, *actCalib, bc, *calibN, &mf)
 		if err != nil {
 			return err
 		}
@@ -80,9 +86,10 @@ func runRun(e *env, args []string) error {
 // path: weights rounded by quantizer (else the method bits.yaml records,
 // else to nearest), activation ranges observed on the first calibN samples
 // of ds, GEMMs on --threads goroutines, biases corrected as bc says (else
-// as bits.yaml records). A configuration with layers in groups is refused
+// as bits.yaml records), ranges chosen by actCalib (else as bits.yaml
+// records: bitsActCalib). A configuration with layers in groups is refused
 // (the integer engine takes one scale per output channel).
-func compileBits(e *env, net *network.Network, ds *dataset.Stream, path, quantizer string, bc optBool, calibN int, mf *modelFlags) (*intengine.Model, error) {
+func compileBits(e *env, net *network.Network, ds *dataset.Stream, path, quantizer, actCalib string, bc optBool, calibN int, mf *modelFlags) (*intengine.Model, error) {
 	f, err := pipeline.ReadBitsFile(path)
 	if err != nil {
 		return nil, err
@@ -101,6 +108,10 @@ func compileBits(e *env, net *network.Network, ds *dataset.Stream, path, quantiz
 	if err := checkQuantizer(quantizer); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	ac, err := bitsActCalib(actCalib, path, f)
+	if err != nil {
+		return nil, err
+	}
 	calib, err := dataset.Head(e.ctx, ds, calibN)
 	if err != nil {
 		return nil, err
@@ -115,7 +126,7 @@ func compileBits(e *env, net *network.Network, ds *dataset.Stream, path, quantiz
 		x, _ := calib.Batch(i, bs)
 		batches = append(batches, x)
 	}
-	ranges, err := intengine.ObserveRangesParallel(e.ctx, net, batches, mf.threads)
+	ranges, err := intengine.ObserveRangesCalib(e.ctx, net, batches, mf.threads, ac)
 	if err != nil {
 		return nil, err
 	}

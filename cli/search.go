@@ -53,6 +53,8 @@ type searchFlags struct {
 	quantizerSet bool
 	biasSet      bool
 	groupsSet    bool
+	// actCalibSet: --act-calib given (with --table, else the table's).
+	actCalibSet bool
 }
 
 // parse parses the flags and records which were given.
@@ -70,6 +72,8 @@ func (s *searchFlags) parse(fs *flag.FlagSet, args []string) error {
 			s.biasSet = true
 		case "group-size":
 			s.groupsSet = true
+		case "act-calib":
+			s.actCalibSet = true
 		}
 	})
 	s.sf.visited(fs)
@@ -180,6 +184,9 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 	if err := checkQuantizer(s.sf.quantizer); err != nil {
 		return err
 	}
+	if _, err := parseActCalib(s.sf.actCalib); err != nil {
+		return err
+	}
 	bits, err := s.sf.options()
 	if err != nil {
 		return err
@@ -272,6 +279,7 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 		return err // interrupted: nothing is written
 	}
 	out := &pipeline.Outputs{Result: res, Method: s.method, ModelName: j.table.Model, Profile: profName, Quantizer: s.sf.quantizer, BiasCorrection: s.sf.biasCorrection, Equalize: s.mf.equalize.v}
+	out.ActCalib, _ = quant.ParseActCalib(s.sf.actCalib) // checked
 	if j.in != nil {
 		out.Net = j.in.Net
 		out.Verifier = j.verifier
@@ -421,6 +429,16 @@ func readTable(s *searchFlags, j *job) error {
 	if err := t.CheckEqualized(s.table, s.mf.equalize.v); err != nil {
 		return err
 	}
+	if !s.actCalibSet && t.ModelSHA256 != "" {
+		s.sf.actCalib = t.ActCalibName()
+	}
+	ac, err := parseActCalib(s.sf.actCalib)
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.table, err)
+	}
+	if err := t.CheckActCalib(s.table, ac); err != nil {
+		return err
+	}
 	j.table = t
 	return nil
 }
@@ -524,7 +542,11 @@ func loadTable(e *env, s *searchFlags, j *job, pr *progress) error {
 	}
 	// The verifier's passes keep no activations (Infer); its batch is
 	// bounded like the forward-only commands'.
-	if j.verifier, err = pipeline.NewNetVerifier(e.ctx, in.Net, in.Calib, j.heldOut, in.Net.InferBatch(inferBudget, s.mf.batch)); err != nil {
+	ac, err := parseActCalib(s.sf.actCalib)
+	if err != nil {
+		return err
+	}
+	if j.verifier, err = pipeline.NewNetVerifierCalib(e.ctx, in.Net, in.Calib, j.heldOut, in.Net.InferBatch(inferBudget, s.mf.batch), ac); err != nil {
 		return err
 	}
 	j.verifier.Weights = weights

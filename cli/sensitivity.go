@@ -38,6 +38,8 @@ type sensFlags struct {
 	// biasCorrection is --bias-correction; groups is --group-size.
 	biasCorrection bool
 	groups         string
+	// actCalib is --act-calib (quant.ParseActCalib).
+	actCalib string
 }
 
 func (s *sensFlags) register(fs interface {
@@ -58,6 +60,7 @@ func (s *sensFlags) register(fs interface {
 	fs.BoolVar(&s.noCache, "no-cache", false, "recompute even if a cached table exists")
 	fs.StringVar(&s.quantizer, "quantizer", defaultQuantizer, "weight rounding: rtn (round to nearest) or gptq (GPTQ from the Hessian of each layer's inputs on --data, one scale per output channel); the metrics, verification and export all use it")
 	fs.BoolVar(&s.biasCorrection, "bias-correction", defaultBiasCorrection, "correct each layer's bias for the mean output shift of its rounded weights (mean inputs from --data); the metrics, verification and export all use it")
+	fs.StringVar(&s.actCalib, "act-calib", quant.DefaultCalib, actCalibUsage)
 	fs.StringVar(&s.groups, "group-size", "0", "weight scale granularities the search may choose, comma-separated: 0 is one scale per output channel, G one per output channel and G inputs (e.g. 0,64: every width below the widest also in groups of 64; sizes count the scales; no latency budget, no integer engine)")
 }
 
@@ -169,6 +172,10 @@ func (s *sensFlags) config(e *env, mf *modelFlags, pr *progress) (sensitivity.Co
 	if err := checkQuantizer(s.quantizer); err != nil {
 		return sensitivity.Config{}, err
 	}
+	ac, err := parseActCalib(s.actCalib)
+	if err != nil {
+		return sensitivity.Config{}, err
+	}
 	if s.tol <= 0 || s.tol >= 1 {
 		return sensitivity.Config{}, usagef("--tol: %g is not in (0, 1)", s.tol)
 	}
@@ -196,6 +203,7 @@ func (s *sensFlags) config(e *env, mf *modelFlags, pr *progress) (sensitivity.Co
 		return sensitivity.Config{}, usagef("--trace: %q is not auto, exact, hutchinson, hutch++ or none", s.trace)
 	}
 	cfg := sensitivity.Config{Bits: bits, Metric: s.metric, Metrics: metrics, Trace: s.trace, Tol: s.tol, Probes: s.probes, Seed: s.seed, Eigen: s.eigen, EigenAlways: s.eigen && s.eigenSet, Batch: mf.batch, Threads: mf.threads}
+	cfg.ActCalib = ac
 	if mf.labels == "none" {
 		cfg.Loss = sensitivity.LossKL
 	}

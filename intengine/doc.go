@@ -11,7 +11,9 @@
 // Every tensor between operators is uint8 with an asymmetric per-tensor
 // quantizer (S, z): real value = (q - z)·S. The quantization points, each
 // with its own quantizer from the range observed on calibration data
-// (ObserveRanges, QuantPoints; quant.ActFromRange: the range is widened to
+// (ObserveRanges, QuantPoints; ObserveRangesCalib chooses the range by a
+// calibration method from quant.ActStats, the simulation's code, merged
+// exactly across threads; quant.ActFromRange: the range is widened to
 // contain 0, S = (hi - lo)/255, z = round(-lo/S); a batch whose float pass
 // would hold more than rangePassBytes is observed in sub-batches, which
 // bounds the memory and moves a range by at most the float32 products'

@@ -133,6 +133,17 @@ func ObserveRanges(ctx context.Context, net *network.Network, batches []*tensor.
 // flight at once. Minima and maxima do not depend on the order in which
 // batches are combined, so neither do the ranges on threads.
 func ObserveRangesParallel(ctx context.Context, net *network.Network, batches []*tensor.Tensor, threads int) (Ranges, error) {
+	return ObserveRangesCalib(ctx, net, batches, threads, quant.ActCalib{})
+}
+
+// ObserveRangesCalib runs the float network over the batches, up to
+// threads at once, collects the quant.ActStats of every quantization point
+// in one streamed pass and returns the ranges calibration method c chooses
+// from them (quant.ActStats.Range, the code package quant's simulation
+// uses). Each worker accumulates its own stats and they are merged at the
+// end; the stats are exact (counts and extrema), so the ranges do not
+// depend on threads or on how the batches are split.
+func ObserveRangesCalib(ctx context.Context, net *network.Network, batches []*tensor.Tensor, threads int, c quant.ActCalib) (Ranges, error) {
 	names, err := QuantPoints(net)
 	if err != nil {
 		return nil, err
@@ -140,16 +151,21 @@ func ObserveRangesParallel(ctx context.Context, net *network.Network, batches []
 	if len(batches) == 0 {
 		return nil, fmt.Errorf("intengine: no calibration batches: %w", ErrConfig)
 	}
-	per := make([][][2]float64, len(batches))
+	workers := max(1, min(threads, len(batches)))
+	per := make([][]*quant.ActStats, workers)
 	errs := make([]error, len(batches))
 	jobs := make(chan int)
 	var wg sync.WaitGroup
-	for w := 0; w < max(1, min(threads, len(batches))); w++ {
+	for w := range workers {
+		per[w] = make([]*quant.ActStats, len(names))
+		for i := range names {
+			per[w][i] = quant.NewActStats(c)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for b := range jobs {
-				per[b], errs[b] = batchRanges(ctx, net, batches[b], names)
+				errs[b] = batchStats(ctx, net, batches[b], names, per[w])
 			}
 		}()
 	}
@@ -165,55 +181,46 @@ func ObserveRangesParallel(ctx context.Context, net *network.Network, batches []
 	}
 	r := Ranges{}
 	for i, name := range names {
-		lo, hi := math.Inf(1), math.Inf(-1)
-		for _, p := range per {
-			lo, hi = math.Min(lo, p[i][0]), math.Max(hi, p[i][1])
+		s := per[0][i]
+		for _, p := range per[1:] {
+			s.Merge(p[i])
 		}
-		r[name] = [2]float64{lo, hi}
+		r[name] = s.Range(c)
 	}
 	return r, nil
 }
 
-// batchRanges returns the minimum and maximum of every named value in the
-// float pass of x.
-func batchRanges(ctx context.Context, net *network.Network, x *tensor.Tensor, names []string) ([][2]float64, error) {
-	out := make([][2]float64, len(names))
-	for i := range out {
-		out[i] = [2]float64{math.Inf(1), math.Inf(-1)}
-	}
+// batchStats adds every named value of the float pass of x to stats.
+func batchStats(ctx context.Context, net *network.Network, x *tensor.Tensor, names []string, stats []*quant.ActStats) error {
 	// Forward keeps every value of the pass: the samples go through in
 	// sub-batches whose pass fits rangePassBytes, sized on the first
 	// sample's pass (ResNet50's pass is about 230 MB per sample; 24 at once
-	// took 5.5 GB). Minima and maxima do not depend on the split.
+	// took 5.5 GB). The stats do not depend on the split.
 	n := x.Shape[0]
 	per := x.Size() / max(n, 1)
 	for lo, step := 0, 1; lo < n; {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 		hi := min(n, lo+step)
 		xb := tensor.FromData(x.Data[lo*per:hi*per], append([]int{hi - lo}, x.Shape[1:]...)...)
 		pass, err := net.Forward(ctx, xb)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for i, name := range names {
 			v := pass.Value(name)
 			if v == nil {
-				return nil, fmt.Errorf("intengine: the float pass has no value %q", name)
+				return fmt.Errorf("intengine: the float pass has no value %q", name)
 			}
-			lo, hi := out[i][0], out[i][1]
-			for _, x := range v.Data {
-				lo, hi = math.Min(lo, x), math.Max(hi, x)
-			}
-			out[i] = [2]float64{lo, hi}
+			stats[i].Add(v.Data)
 		}
 		if lo == 0 {
 			step = int(max(1, rangePassBytes/max(pass.Bytes(), 1)))
 		}
 		lo = hi
 	}
-	return out, nil
+	return nil
 }
 
 // rangePassBytes bounds the values of one float pass that batchRanges

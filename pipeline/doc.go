@@ -66,6 +66,12 @@
 // Model) all see the equalized weights. Inputs.Equalized puts it in the
 // cache key and the table (sensitivity.Table.Equalized); summary.json and
 // bits.yaml record it ("equalize").
+// Activation ranges (--act-calib): NewNetVerifierCalib and
+// EvaluateQuantizedCalib observe them with a quant.ActCalib (the
+// verifier's Acts then serve the metrics' peers: verification, the
+// accuracies and the export); sensitivity.Config.ActCalib is in the cache
+// key (omitted for minmax, so earlier keys stay valid), and summary.json
+// and bits.yaml record it ("act_calib"; Outputs.ActCalib).
 //
 // Options in groups (--group-size): configurations are option codes
 // throughout (Candidate.Bits); Search orders the options by storage

@@ -28,7 +28,10 @@ type Summary struct {
 	// BiasCorrection: biases corrected for the rounding (--bias-correction).
 	BiasCorrection bool `json:"bias_correction"`
 	// Equalize: the weights were equalized across layers first (--equalize).
-	Equalize  bool                     `json:"equalize"`
+	Equalize bool `json:"equalize"`
+	// ActCalib: how the activation ranges were chosen (--act-calib:
+	// minmax, percentile[:P], mse or kl; quant.ActCalib.String).
+	ActCalib  string                   `json:"act_calib"`
 	Budgets   map[string]SummaryBudget `json:"budgets"`
 	Predicted map[string]float64       `json:"predicted"`
 	Accuracy  map[string]float64       `json:"accuracy,omitempty"`
@@ -266,7 +269,11 @@ type BitsFile struct {
 	// Equalize: the model was equalized across layers before quantizing
 	// (--equalize; absent in files of earlier versions, which had none);
 	// eval and run --bits follow it unless --equalize is given.
-	Equalize bool        `yaml:"equalize,omitempty"`
+	Equalize bool `yaml:"equalize,omitempty"`
+	// ActCalib is how the activation ranges were chosen (--act-calib;
+	// absent in files of earlier versions: minmax); eval and run --bits
+	// use it unless --act-calib is given.
+	ActCalib string      `yaml:"act_calib,omitempty"`
 	Layers   []BitsLayer `yaml:"layers"`
 }
 

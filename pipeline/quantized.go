@@ -64,13 +64,20 @@ func BitsFor(net *network.Network, f *BitsFile) ([]int, error) {
 // reads ds one batch at a time, once for the simulated quantization and
 // once for the integer engine; the latency is measured on ds's first
 // sample. A configuration with layers in groups is simulated only
-// (IntegerNote says why).
+// (IntegerNote says why). The activation ranges are minmax.
 func EvaluateQuantized(ctx context.Context, net *network.Network, calib *dataset.Dataset, ds dataset.Source, bits []int, codes quant.WeightCodes, batch int, progress Progress) (*QuantizedEval, error) {
+	return EvaluateQuantizedCalib(ctx, net, calib, ds, bits, codes, batch, quant.ActCalib{}, progress)
+}
+
+// EvaluateQuantizedCalib is EvaluateQuantized with the activation ranges
+// of both the simulation and the integer engine chosen by ac (--act-calib;
+// the same quant.ActStats code at each one's quantization points).
+func EvaluateQuantizedCalib(ctx context.Context, net *network.Network, calib *dataset.Dataset, ds dataset.Source, bits []int, codes quant.WeightCodes, batch int, ac quant.ActCalib, progress Progress) (*QuantizedEval, error) {
 	if batch <= 0 {
 		batch = 256
 	}
 	cb := splitBatches(calib.X, batch)
-	ranges, err := quant.ObserveRanges(ctx, net, cb)
+	ranges, err := quant.ObserveRangesCalib(ctx, net, cb, ac)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +95,7 @@ func EvaluateQuantized(ctx context.Context, net *network.Network, calib *dataset
 		out.IntegerNote = err.Error()
 		return out, nil
 	}
-	ir, err := intengine.ObserveRanges(ctx, net, cb)
+	ir, err := intengine.ObserveRangesCalib(ctx, net, cb, 1, ac)
 	if err != nil {
 		return nil, err
 	}

@@ -39,6 +39,10 @@ type Outputs struct {
 	// Equalize says the network was equalized across layers (--equalize),
 	// recorded in summary.json and bits.yaml.
 	Equalize bool
+	// ActCalib is the activation calibration (--act-calib) of the
+	// verifier's ranges (NewNetVerifierCalib), recorded in summary.json
+	// and bits.yaml.
+	ActCalib quant.ActCalib
 	// Export describes model.qdq.onnx (filled by Render when the network
 	// is known): its size next to the predicted weight size, its opset.
 	Export *SummaryExport
@@ -103,6 +107,7 @@ func (o *Outputs) Render(ctx context.Context, progress func(done, total int, det
 	sum.Quantizer = o.quantizer()
 	sum.BiasCorrection = o.BiasCorrection
 	sum.Equalize = o.Equalize
+	sum.ActCalib = o.ActCalib.String()
 	sum.Export = o.Export
 	sum.SetLayerLatency(o.LayerLatency)
 	for _, l := range o.LatencyChecks {
@@ -142,6 +147,7 @@ func (o *Outputs) Render(ctx context.Context, progress func(done, total int, det
 	bf.Quantizer = o.quantizer()
 	bf.BiasCorrection = o.BiasCorrection
 	bf.Equalize = o.Equalize
+	bf.ActCalib = o.ActCalib.String()
 	b, err := bf.Marshal()
 	if err != nil {
 		return nil, nil, err

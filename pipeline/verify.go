@@ -36,8 +36,14 @@ type NetVerifier struct {
 }
 
 // NewNetVerifier prepares a verifier on held-out data, with activation
-// ranges observed on calib.
+// ranges observed on calib (minmax).
 func NewNetVerifier(ctx context.Context, net *network.Network, calib, heldOut *dataset.Dataset, batch int) (*NetVerifier, error) {
+	return NewNetVerifierCalib(ctx, net, calib, heldOut, batch, quant.ActCalib{})
+}
+
+// NewNetVerifierCalib is NewNetVerifier with the activation ranges chosen
+// by ac (--act-calib); the accuracies and the export use them too (Acts).
+func NewNetVerifierCalib(ctx context.Context, net *network.Network, calib, heldOut *dataset.Dataset, batch int, ac quant.ActCalib) (*NetVerifier, error) {
 	if batch <= 0 {
 		batch = 256
 	}
@@ -46,7 +52,7 @@ func NewNetVerifier(ctx context.Context, net *network.Network, calib, heldOut *d
 		x, _ := calib.Batch(b, batch)
 		cb = append(cb, x)
 	}
-	ranges, err := quant.ObserveRanges(ctx, net, cb)
+	ranges, err := quant.ObserveRangesCalib(ctx, net, cb, ac)
 	if err != nil {
 		return nil, err
 	}

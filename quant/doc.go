@@ -134,6 +134,41 @@
 // per output channel, or a 2-byte (float16) one per channel and group,
 // which is what the export writes (its test reads the file back).
 //
+// Activation calibration (actcalib.go): an activation quantizer's range
+// is chosen by a method (ActCalib; ParseActCalib reads --act-calib) from
+// ActStats, collected at each quantization point in one streamed pass
+// with bounded memory: the minimum and maximum (combined by math.Min and
+// math.Max exactly as before) and, for the methods that need them, a
+// histogram of each side's magnitudes (x > 0, and -x for x < 0; exact
+// zeros counted apart) of 4096 bins over [0, 2^e), e the least exponent
+// above the side's largest magnitude, so 2048 to 4096 bins cover the
+// observed values. Binning scales by a power of two (exact), and a larger
+// e merges pairs of bins, so stats of any parts merged in any order equal
+// the whole's: ranges do not depend on batching or the thread count.
+//   - minmax (the zero ActCalib): [min, max].
+//   - percentile:P (99.99 by default): each side's range ends at the upper
+//     edge of the bin in which the cumulative count of that side's
+//     magnitudes reaches ceil(P/100·n).
+//   - mse: [min, max] clipped to [-t, t] for the t among 512 bin edges up
+//     to the largest magnitude (the last keeps the whole range) whose
+//     quantizer has the least squared error on the histograms (values at
+//     bin centres), the largest t on ties.
+//   - kl: TensorRT's entropy calibration as pytorch-quantization computes
+//     it, per side: the threshold of i bins minimising KL(P‖Q), P the
+//     first i bins with the rest added to the last, Q those bins merged
+//     into 256 levels (128 per side when both signs occur) and spread back
+//     over their nonzero bins.
+//
+// The simulation (ObserveRangesCalib, at every layer input) and the
+// integer engine (intengine.ObserveRangesCalib, at its quantization
+// points) both take their ranges from ActStats.Range. Under minmax a
+// layer input behind a max pool has the range of the tensor before it
+// (the pool keeps the maximum and, after a ReLU, the 0); under the other
+// methods the pool changes the distribution, so the simulation's range
+// there can differ from the engine's (both are exact programs of their
+// own quantizers; top-1 agreement is tested). DefaultCalib is the command
+// line's default, chosen on TestActCalibEvidence.
+//
 // Invariant: quantizers are pure functions of their inputs (no hidden
 // state, no randomness), so simulated results are reproducible bit for bit.
 // GPTQ is deterministic for a given BLAS and thread count, like the float

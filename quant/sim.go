@@ -3,7 +3,6 @@ package quant
 import (
 	"context"
 	"fmt"
-	"math"
 
 	"mpsearch/network"
 	"mpsearch/tensor"
@@ -14,26 +13,31 @@ import (
 type ActRanges map[string][2]float64
 
 // ObserveRanges runs the float network over the batches and records the
-// minimum and maximum of every layer's input.
+// minimum and maximum of every layer's input (minmax calibration).
 func ObserveRanges(ctx context.Context, net *network.Network, batches []*tensor.Tensor) (ActRanges, error) {
+	return ObserveRangesCalib(ctx, net, batches, ActCalib{})
+}
+
+// ObserveRangesCalib runs the float network over the batches, collects
+// every layer input's ActStats in one streamed pass and returns the ranges
+// method c chooses from them (ActStats.Range; the integer engine's
+// ObserveRanges uses the same code at its quantization points).
+func ObserveRangesCalib(ctx context.Context, net *network.Network, batches []*tensor.Tensor, c ActCalib) (ActRanges, error) {
 	isLayer := map[string]bool{}
 	for _, l := range net.Layers() {
 		isLayer[l.Node] = true
 	}
-	r := ActRanges{}
+	stats := map[string]*ActStats{}
 	hook := func(node string, input int, v *tensor.Tensor) *tensor.Tensor {
 		if input != 0 || !isLayer[node] {
 			return v
 		}
-		lo, hi := math.Inf(1), math.Inf(-1)
-		if old, ok := r[node]; ok {
-			lo, hi = old[0], old[1]
+		s, ok := stats[node]
+		if !ok {
+			s = NewActStats(c)
+			stats[node] = s
 		}
-		for _, x := range v.Data {
-			lo = math.Min(lo, x)
-			hi = math.Max(hi, x)
-		}
-		r[node] = [2]float64{lo, hi}
+		s.Add(v.Data)
 		return v
 	}
 	for _, x := range batches {
@@ -41,8 +45,12 @@ func ObserveRanges(ctx context.Context, net *network.Network, batches []*tensor.
 			return nil, err
 		}
 	}
-	if len(r) != len(isLayer) {
-		return nil, fmt.Errorf("quant: observed %d of %d layer inputs", len(r), len(isLayer))
+	if len(stats) != len(isLayer) {
+		return nil, fmt.Errorf("quant: observed %d of %d layer inputs", len(stats), len(isLayer))
+	}
+	r := ActRanges{}
+	for node, s := range stats {
+		r[node] = s.Range(c)
 	}
 	return r, nil
 }

@@ -101,6 +101,10 @@ type Config struct {
 	// Weights is the source of the quantized weights every metric measures
 	// (quant.WeightCodes); nil rounds to nearest.
 	Weights quant.WeightCodes `json:"-"`
+	// ActCalib chooses the activation ranges of the metrics that quantize
+	// activations (direct; quant.ActCalib, zero: minmax, which leaves the
+	// cache keys of earlier versions unchanged).
+	ActCalib quant.ActCalib `json:",omitzero"`
 
 	stage      string    // stage of the last report
 	stageStart time.Time // when it began
@@ -233,6 +237,9 @@ func Compute(ctx context.Context, net *network.Network, ds *dataset.Dataset, cfg
 	if cfg.Weights != nil {
 		t.Quantizer = cfg.Weights.Method()
 		_, t.BiasCorrection = cfg.Weights.(quant.BiasShifter)
+	}
+	if cfg.ActCalib != (quant.ActCalib{}) {
+		t.ActCalib = cfg.ActCalib.String()
 	}
 	if quant.AnyGrouped(cfg.Bits) && cfg.DirectEngine != EngineFloat && slices.Contains(cfg.Metrics, MetricDirect) {
 		// The integer engine takes one scale per output channel; every
@@ -601,7 +608,7 @@ func directFloatMetric(ctx context.Context, o *Oracle, net *network.Network, t *
 	if total == 0 {
 		return nil
 	}
-	ranges, err := quant.ObserveRanges(ctx, net, o.batches)
+	ranges, err := quant.ObserveRangesCalib(ctx, net, o.batches, cfg.ActCalib)
 	if err != nil {
 		return err
 	}

@@ -67,7 +67,7 @@ func directIntMetric(ctx context.Context, o *Oracle, t *Table, cfg *Config, own 
 	// No progress before the engine has accepted the model: a refusal's
 	// note is then the stage's first report, which is never dropped by a
 	// rate-limited display.
-	ranges, err := intengine.ObserveRangesParallel(ctx, net, o.batches, threads)
+	ranges, err := intengine.ObserveRangesCalib(ctx, net, o.batches, threads, cfg.ActCalib)
 	if err != nil {
 		if errors.Is(err, intengine.ErrUnsupported) || errors.Is(err, intengine.ErrConfig) {
 			return err, nil

@@ -116,6 +116,10 @@
 // tables written before it was recorded were measured without it. And
 // cross-layer equalization (Table.Equalized, set by the pipeline for a
 // network equalized before measuring; CheckEqualized, Merge).
+// the activation calibration (Config.ActCalib, the ranges of the direct
+// metric's activations on either engine; Table.ActCalib, absent for
+// minmax; CheckActCalib, Merge): tables written before it was recorded
+// used minmax.
 //
 // Options in groups: the table's widths are option codes
 // (quant.OptionCode), so a cell may be a width with one scale per output

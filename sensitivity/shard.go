@@ -157,6 +157,8 @@ func sameRun(a, b *Table) error {
 		return fmt.Errorf("was measured %s bias correction, the others %s (recompute it with --bias-correction=%t to merge it)", map[bool]string{true: "with", false: "without"}[b.BiasCorrection], map[bool]string{true: "with", false: "without"}[a.BiasCorrection], a.BiasCorrection)
 	case a.Equalized != b.Equalized:
 		return fmt.Errorf("was measured %s cross-layer equalization, the others %s (recompute it with --equalize=%t to merge it)", map[bool]string{true: "with", false: "without"}[b.Equalized], map[bool]string{true: "with", false: "without"}[a.Equalized], a.Equalized)
+	case a.ActCalibOf() != b.ActCalibOf():
+		return fmt.Errorf("was measured with activation ranges by %s, the others by %s (recompute it with --act-calib %s to merge it)", b.ActCalibName(), a.ActCalibName(), a.ActCalibName())
 	case a.DataSHA256 != b.DataSHA256 || a.Samples != b.Samples:
 		return fmt.Errorf("has other calibration data (%s, %d samples)", b.Data, b.Samples)
 	case a.Shard.Settings != b.Shard.Settings || a.Shard.Count != b.Shard.Count || a.Shard.Cells != b.Shard.Cells ||

@@ -92,6 +92,8 @@ func TestMergeRefuses(t *testing.T) {
 	model.ModelSHA256 = "other"
 	rounding := shard(1, 2, 1)
 	rounding.Quantizer = "gptq"
+	calib := shard(1, 2, 1)
+	calib.ActCalib = "kl"
 	cases := []struct {
 		name   string
 		tables []*Table
@@ -100,6 +102,7 @@ func TestMergeRefuses(t *testing.T) {
 		{"settings", []*Table{a, other}, "other settings"},
 		{"model", []*Table{a, model}, "another model"},
 		{"quantizer", []*Table{a, rounding}, "another weight rounding (--quantizer gptq; recompute it with --quantizer rtn"},
+		{"act calib", []*Table{a, calib}, "activation ranges by kl, the others by minmax (recompute it with --act-calib minmax"},
 		{"missing", []*Table{a}, "2 shards; got 1"},
 		{"twice", []*Table{a, a}, "given twice"},
 	}

@@ -49,6 +49,10 @@ type Table struct {
 	// Equalized: the model was equalized across layers before it was
 	// measured (package equalize, --equalize; see CheckEqualized).
 	Equalized bool `yaml:"equalized,omitempty"`
+	// ActCalib is the activation calibration the metrics quantized
+	// activations with (quant.ActCalib.String; see CheckActCalib), absent
+	// for minmax, which tables written before it was recorded used.
+	ActCalib string `yaml:"act_calib,omitempty"`
 	// Bits lists the candidate weight bit widths: option codes
 	// (quant.OptionCode), the width itself per output channel and
 	// group·100 + width for weights in groups of that many inputs, whose
@@ -149,6 +153,35 @@ func (t *Table) CheckEqualized(name string, eq bool) error {
 	}
 	with := map[bool]string{true: "with", false: "without"}
 	return fmt.Errorf("%s was measured %s cross-layer equalization: pass --equalize=%t (or recompute the table with --equalize=%t): %w", name, with[t.Equalized], t.Equalized, eq, ErrTable)
+}
+
+// CheckActCalib returns nil when the table (read from file name) was
+// measured with activation ranges chosen as c says, or is hand-written (no
+// model provenance); otherwise one line wrapping ErrTable naming the flag
+// to pass.
+func (t *Table) CheckActCalib(name string, c quant.ActCalib) error {
+	if t.ActCalibOf() == c || t.ModelSHA256 == "" {
+		return nil
+	}
+	return fmt.Errorf("%s was measured with activation ranges by %s: pass --act-calib %s (or recompute the table with --act-calib %s): %w", name, t.ActCalibName(), t.ActCalibName(), c, ErrTable)
+}
+
+// ActCalibName is the table's activation calibration (minmax when absent).
+func (t *Table) ActCalibName() string {
+	if t.ActCalib == "" {
+		return quant.CalibMinMax
+	}
+	return t.ActCalib
+}
+
+// ActCalibOf parses the table's activation calibration; a value that does
+// not parse compares unequal to every method.
+func (t *Table) ActCalibOf() quant.ActCalib {
+	c, err := quant.ParseActCalib(t.ActCalibName())
+	if err != nil {
+		return quant.ActCalib{Method: "invalid " + t.ActCalib}
+	}
+	return c
 }
 
 // OmegaAt returns the layer's sensitivity at b bits and whether it is known.
@@ -287,6 +320,11 @@ func (t *Table) Validate() error {
 	}
 	if t.Quantizer != "" && !slices.Contains(quant.Methods, t.Quantizer) {
 		return fmt.Errorf("quantizer %q is not %s: %w", t.Quantizer, strings.Join(quant.Methods, " or "), ErrTable)
+	}
+	if t.ActCalib != "" {
+		if _, err := quant.ParseActCalib(t.ActCalib); err != nil {
+			return fmt.Errorf("act_calib: %v: %w", err, ErrTable)
+		}
 	}
 	seen := map[string]bool{}
 	for i := range t.Layers {
