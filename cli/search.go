@@ -490,7 +490,12 @@ func loadJob(e *env, s *searchFlags, j *job, pr *progress) error {
 	}
 	// The verifier's passes keep no activations (Infer); its batch is
 	// bounded like the forward-only commands'.
-	if j.verifier, err = pipeline.NewNetVerifier(e.ctx, in.Net, in.Calib, j.heldOut, in.Net.InferBatch(inferBudget, s.mf.batch)); err != nil {
+	vp := newProgress(e, "verifier")
+	j.verifier, err = pipeline.NewNetVerifierProgress(e.ctx, in.Net, in.Calib, j.heldOut, in.Net.InferBatch(inferBudget, s.mf.batch), func(done, total int, detail string) {
+		vp.update(done, total, detail)
+	})
+	vp.done()
+	if err != nil {
 		return err
 	}
 	j.verifier.Weights = weights

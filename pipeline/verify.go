@@ -38,6 +38,19 @@ type NetVerifier struct {
 // NewNetVerifier prepares a verifier on held-out data, with activation
 // ranges observed on calib.
 func NewNetVerifier(ctx context.Context, net *network.Network, calib, heldOut *dataset.Dataset, batch int) (*NetVerifier, error) {
+	return NewNetVerifierProgress(ctx, net, calib, heldOut, batch, nil)
+}
+
+// NewNetVerifierProgress is NewNetVerifier with progress (nil: none),
+// counted in samples: the calibration samples' ranges (one float pass),
+// then the held-out samples' float outputs batch by batch.
+func NewNetVerifierProgress(ctx context.Context, net *network.Network, calib, heldOut *dataset.Dataset, batch int, progress func(done, total int, detail string)) (*NetVerifier, error) {
+	total := calib.Len() + heldOut.Len()
+	report := func(done int, detail string) {
+		if progress != nil {
+			progress(done, total, detail)
+		}
+	}
 	if batch <= 0 {
 		batch = 256
 	}
@@ -46,10 +59,13 @@ func NewNetVerifier(ctx context.Context, net *network.Network, calib, heldOut *d
 		x, _ := calib.Batch(b, batch)
 		cb = append(cb, x)
 	}
+	report(0, fmt.Sprintf("activation ranges on %d calibration samples", calib.Len()))
 	ranges, err := quant.ObserveRanges(ctx, net, cb)
 	if err != nil {
 		return nil, err
 	}
+	done := calib.Len()
+	report(done, fmt.Sprintf("the float model's outputs on %d held-out samples", heldOut.Len()))
 	v := &NetVerifier{net: net, Acts: ranges.ActQuantizers(), calib0: cb[0]}
 	v.hook = quant.ActHook(v.Acts)
 	n := heldOut.Len()
@@ -68,6 +84,8 @@ func NewNetVerifier(ctx context.Context, net *network.Network, calib, heldOut *d
 			y = argmaxRows(z)
 		}
 		v.targets = append(v.targets, y)
+		done += x.Shape[0]
+		report(done, fmt.Sprintf("the float model's outputs on %d held-out samples", heldOut.Len()))
 	}
 	return v, nil
 }
