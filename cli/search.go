@@ -546,7 +546,12 @@ func loadTable(e *env, s *searchFlags, j *job, pr *progress) error {
 	if err != nil {
 		return err
 	}
-	if j.verifier, err = pipeline.NewNetVerifierCalib(e.ctx, in.Net, in.Calib, j.heldOut, in.Net.InferBatch(inferBudget, s.mf.batch), ac); err != nil {
+	vp := newProgress(e, "verifier")
+	j.verifier, err = pipeline.NewNetVerifierCalib(e.ctx, in.Net, in.Calib, j.heldOut, in.Net.InferBatch(inferBudget, s.mf.batch), ac, func(done, total int, detail string) {
+		vp.update(done, total, detail)
+	})
+	vp.done()
+	if err != nil {
 		return err
 	}
 	j.verifier.Weights = weights

@@ -142,7 +142,11 @@ func checkQuantizer(q string) error {
 // up to their order; on ResNet18 a batch of 192 images made the search's
 // peak 3.9 GB).
 func weightCodes(e *env, spec pipeline.WeightSpec, net *network.Network, calib *dataset.Dataset, widths []int, mf *modelFlags) (quant.WeightCodes, error) {
-	pr := newProgress(e, "gptq")
+	label := "gptq"
+	if spec.Method != quant.MethodGPTQ {
+		label = "bias correction" // round to nearest: the only pass is the means'
+	}
+	pr := newProgress(e, label)
 	defer pr.done()
 	return pipeline.NewWeightSource(e.ctx, net, calib, spec, widths, net.InferBatch(inferBudget, mf.batch), mf.threads, func(done, total int, detail string) {
 		pr.update(done, total, detail)

@@ -22,7 +22,8 @@
 // use the same rule, and summary.json's "search_input" counts the cells it
 // changed), verifies a few candidates
 // on held-out data (verify.go's NetVerifier: KL divergence from the float
-// model) and, with SearchConfig.Refine > 0, refines the verified result by
+// model; NewNetVerifierCalib reports its setup, the calibration ranges
+// and the held-out float outputs, in samples) and, with SearchConfig.Refine > 0, refines the verified result by
 // greedy moves measured jointly on the same data (refine.go): exchanges
 // (a layer or tie group one width up, another down by the fewest widths
 // that restore every budget), a raise alone when it fits, a lower alone,
@@ -49,7 +50,9 @@
 //
 // Weights: NewWeightSource makes the job's one weight source from a
 // WeightSpec (--quantizer: round to nearest, or GPTQ with Hessians from
-// the calibration data; --bias-correction) at the candidate options
+// the calibration data; --bias-correction, whose input means come from
+// GPTQ's Hessian pass when there is one, else from a means-only pass that
+// reports progress) at the candidate options
 // (quant.OptionCode: per-channel widths from quant.NewCodes, widths in
 // groups of G from quant.NewBlockCodes; --group-size); NewWeightCodes is
 // the per-channel source without correction. The sensitivity table measures it

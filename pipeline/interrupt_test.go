@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"mpsearch/dataset"
 	"mpsearch/ilp"
+	"mpsearch/quant"
 	"mpsearch/sensitivity"
 )
 
@@ -117,5 +120,70 @@ func TestInfeasibleNamesFixedLayers(t *testing.T) {
 	}
 	if _, err := Search(context.Background(), tab, SearchConfig{Budgets: budget}); err != nil {
 		t.Errorf("without keep-ends: %v; want a result", err)
+	}
+}
+
+// stageCancelBound is issue 9's bound (build item 6): a cancelled stage
+// returns within one second.
+const stageCancelBound = time.Second
+
+// TestStagesInterrupted cancels the job's stages outside the sensitivity
+// table (sensitivity/cancel_test.go has those) from their progress
+// callbacks once they have reported a first step, and checks that each
+// returns within stageCancelBound with an error wrapping context.Canceled
+// and nothing else: GPTQ's Hessian pass, the means pass of bias
+// correction over round to nearest, and the verifier's setup (ranges,
+// then the held-out outputs).
+func TestStagesInterrupted(t *testing.T) {
+	net := loadNet(t, "../testdata/fmnist-lenet/lenet.onnx")
+	all, err := dataset.Load("../testdata/fmnist-lenet/calib.npy", dataset.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calib, heldOut := all.Subset(0, 192), all.Subset(192, 64)
+	bits := []int{2, 4, 8}
+	cases := []struct {
+		name   string
+		detail string // a step of the stage whose report cancels
+		run    func(ctx context.Context, progress func(int, int, string)) (any, error)
+	}{
+		{"gptq Hessians", "Hessians", func(ctx context.Context, p func(int, int, string)) (any, error) {
+			return NewWeightSource(ctx, net, calib, WeightSpec{Method: quant.MethodGPTQ, BiasCorrection: true}, bits, 16, 1, p)
+		}},
+		{"bias correction means", "mean inputs", func(ctx context.Context, p func(int, int, string)) (any, error) {
+			return NewWeightSource(ctx, net, calib, WeightSpec{Method: quant.MethodRTN, BiasCorrection: true}, bits, 16, 1, p)
+		}},
+		{"verifier ranges", "activation ranges", func(ctx context.Context, p func(int, int, string)) (any, error) {
+			return NewNetVerifierCalib(ctx, net, calib, heldOut, 16, quant.ActCalib{}, p)
+		}},
+		{"verifier outputs", "held-out", func(ctx context.Context, p func(int, int, string)) (any, error) {
+			return NewNetVerifierCalib(ctx, net, calib, heldOut, 16, quant.ActCalib{}, p)
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var at time.Time
+			res, err := c.run(ctx, func(done, total int, detail string) {
+				if at.IsZero() && done < total && strings.Contains(detail, c.detail) {
+					at = time.Now()
+					cancel()
+				}
+			})
+			took := time.Since(at)
+			if at.IsZero() {
+				t.Fatalf("no step %q was reported; the test did not cancel (err %v)", c.detail, err)
+			}
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("got error %v; want an error wrapping context.Canceled", err)
+			}
+			if res != nil && !reflect.ValueOf(res).IsNil() {
+				t.Errorf("got a result %T; want none", res)
+			}
+			if took > stageCancelBound {
+				t.Errorf("returned %v after the cancel; want <= %v", took, stageCancelBound)
+			}
+		})
 	}
 }

@@ -195,9 +195,15 @@ func NewWeightSource(ctx context.Context, net *network.Network, calib *dataset.D
 			return nil, fmt.Errorf("%w; choose a --group-size that divides the layer's input channels (or 0)", err)
 		}
 	}
+	var means []*quant.LayerHessian
+	if len(groups) == 0 {
+		// GPTQ's Hessian pass went over the same batches of the same
+		// float network: its input sums are the means-only pass's.
+		means = quant.InputMeans(src)
+	}
 	src = quant.WithGroups(src, groups)
 	if spec.BiasCorrection {
-		return quant.WithBiasCorrection(ctx, src, net, batches)
+		return quant.WithBiasCorrectionOptions(ctx, src, net, batches, quant.BiasOptions{Means: means, Progress: progress})
 	}
 	return src, nil
 }

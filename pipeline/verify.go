@@ -38,12 +38,21 @@ type NetVerifier struct {
 // NewNetVerifier prepares a verifier on held-out data, with activation
 // ranges observed on calib (minmax).
 func NewNetVerifier(ctx context.Context, net *network.Network, calib, heldOut *dataset.Dataset, batch int) (*NetVerifier, error) {
-	return NewNetVerifierCalib(ctx, net, calib, heldOut, batch, quant.ActCalib{})
+	return NewNetVerifierCalib(ctx, net, calib, heldOut, batch, quant.ActCalib{}, nil)
 }
 
 // NewNetVerifierCalib is NewNetVerifier with the activation ranges chosen
-// by ac (--act-calib); the accuracies and the export use them too (Acts).
-func NewNetVerifierCalib(ctx context.Context, net *network.Network, calib, heldOut *dataset.Dataset, batch int, ac quant.ActCalib) (*NetVerifier, error) {
+// by ac (--act-calib; the accuracies and the export use them too: Acts)
+// and progress (nil: none), counted in samples: the calibration samples'
+// ranges (one float pass), then the held-out samples' float outputs batch
+// by batch.
+func NewNetVerifierCalib(ctx context.Context, net *network.Network, calib, heldOut *dataset.Dataset, batch int, ac quant.ActCalib, progress func(done, total int, detail string)) (*NetVerifier, error) {
+	total := calib.Len() + heldOut.Len()
+	report := func(done int, detail string) {
+		if progress != nil {
+			progress(done, total, detail)
+		}
+	}
 	if batch <= 0 {
 		batch = 256
 	}
@@ -52,10 +61,13 @@ func NewNetVerifierCalib(ctx context.Context, net *network.Network, calib, heldO
 		x, _ := calib.Batch(b, batch)
 		cb = append(cb, x)
 	}
+	report(0, fmt.Sprintf("activation ranges on %d calibration samples", calib.Len()))
 	ranges, err := quant.ObserveRangesCalib(ctx, net, cb, ac)
 	if err != nil {
 		return nil, err
 	}
+	done := calib.Len()
+	report(done, fmt.Sprintf("the float model's outputs on %d held-out samples", heldOut.Len()))
 	v := &NetVerifier{net: net, Acts: ranges.ActQuantizers(), calib0: cb[0]}
 	v.hook = quant.ActHook(v.Acts)
 	n := heldOut.Len()
@@ -74,6 +86,8 @@ func NewNetVerifierCalib(ctx context.Context, net *network.Network, calib, heldO
 			y = argmaxRows(z)
 		}
 		v.targets = append(v.targets, y)
+		done += x.Shape[0]
+		report(done, fmt.Sprintf("the float model's outputs on %d held-out samples", heldOut.Len()))
 	}
 	return v, nil
 }

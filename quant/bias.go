@@ -70,16 +70,63 @@ type biasCorrected struct {
 // a bias parameter, E[x] the mean input vector of the layer in one pass of
 // the float network (as it is now) over the batches. Method is c's.
 func WithBiasCorrection(ctx context.Context, c WeightCodes, net *network.Network, batches []*tensor.Tensor) (WeightCodes, error) {
+	return WithBiasCorrectionOptions(ctx, c, net, batches, BiasOptions{})
+}
+
+// BiasOptions configures WithBiasCorrectionOptions.
+type BiasOptions struct {
+	// Means, if not nil, are every layer's input sums from a pass of the
+	// same float network over the same batches (InputMeans of a GPTQ
+	// source made from them: its Hessian pass sums the same vectors in
+	// the same order, so they are bit for bit the means-only pass's),
+	// and the pass is skipped.
+	Means []*LayerHessian
+	// Progress, if not nil, is called after each batch of the means pass.
+	Progress func(done, total int, detail string)
+}
+
+// WithBiasCorrectionOptions is WithBiasCorrection with options: the means
+// of an earlier pass, progress. A ctx that ends stops the pass between
+// the network's operators.
+func WithBiasCorrectionOptions(ctx context.Context, c WeightCodes, net *network.Network, batches []*tensor.Tensor, opt BiasOptions) (WeightCodes, error) {
 	layers := net.Layers()
+	if opt.Means != nil {
+		if len(opt.Means) != len(layers) {
+			return nil, fmt.Errorf("quant: bias correction: input means of %d layers for a network of %d", len(opt.Means), len(layers))
+		}
+		for i, m := range opt.Means {
+			if m == nil || m.Node != layers[i].Node {
+				return nil, fmt.Errorf("quant: bias correction: no input means of layer %q", layers[i].Node)
+			}
+		}
+		return &biasCorrected{WeightCodes: c, net: net, w: floatWeights(net), means: opt.Means}, nil
+	}
 	all := make([]int, len(layers))
 	for i := range all {
 		all[i] = i
 	}
-	hs, err := accumulate(ctx, net, batches, all, nil, true, nil)
+	batch := 0
+	hs, err := accumulate(ctx, net, batches, all, nil, true, func() {
+		batch++
+		if opt.Progress != nil {
+			opt.Progress(batch, len(batches), fmt.Sprintf("mean inputs of %d layers (bias correction), batch %d of %d", len(layers), batch, len(batches)))
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
 	return &biasCorrected{WeightCodes: c, net: net, w: floatWeights(net), means: hs}, nil
+}
+
+// InputMeans returns the per-layer input sums (LayerHessian.Mean) that
+// the making of c accumulated over its calibration batches, in layer
+// order: a GPTQ source's Hessian pass keeps them. nil when c has none
+// (round to nearest, sources in groups).
+func InputMeans(c WeightCodes) []*LayerHessian {
+	if g, ok := c.(*gptqCodes); ok {
+		return g.means
+	}
+	return nil
 }
 
 func (b *biasCorrected) BiasShift(li, bits int) ([]float64, error) {

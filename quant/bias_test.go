@@ -162,3 +162,69 @@ func TestWithBiasCorrection(t *testing.T) {
 		t.Errorf("layers corrected: %d; want 3 (conv, fcA, fcB)", corrected)
 	}
 }
+
+// TestBiasMeansFromGPTQ: the input means that GPTQ's Hessian pass keeps
+// (InputMeans) give the bias shifts of a means-only pass over the same
+// batches bit for bit, whether the Hessians fit one pass or take one pass
+// per layer (HessianBytes 1), and bias correction refuses means of
+// another network's layers.
+func TestBiasMeansFromGPTQ(t *testing.T) {
+	net := testNet(t)
+	rng := rand.New(rand.NewPCG(35, 1))
+	batches := []*tensor.Tensor{tensor.New(5, 4, 9, 8), tensor.New(3, 4, 9, 8)}
+	for _, b := range batches {
+		for i := range b.Data {
+			b.Data[i] = rng.NormFloat64() + 0.3
+		}
+	}
+	ctx := context.Background()
+	for _, limit := range []int64{0, 1} {
+		g, err := NewGPTQCodes(ctx, net, batches, CodesOptions{Widths: []int{2, 4}, HessianBytes: limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		means := InputMeans(g)
+		if len(means) != len(net.Layers()) {
+			t.Fatalf("HessianBytes %d: InputMeans has %d layers; want %d", limit, len(means), len(net.Layers()))
+		}
+		pass, err := WithBiasCorrection(ctx, g, net, batches)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shared, err := WithBiasCorrectionOptions(ctx, g, net, batches, BiasOptions{Means: means})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checked := 0
+		for li, l := range net.Layers() {
+			for _, b := range []int{2, 4} {
+				want, err := pass.(BiasShifter).BiasShift(li, b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := shared.(BiasShifter).BiasShift(li, b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != len(want) {
+					t.Fatalf("%s at %d bits: %d shifts; want %d", l.Node, b, len(got), len(want))
+				}
+				for c := range want {
+					if got[c] != want[c] {
+						t.Errorf("HessianBytes %d, %s at %d bits, channel %d: shift %v from GPTQ's means; want %v (means-only pass)", limit, l.Node, b, c, got[c], want[c])
+					}
+				}
+				checked += len(want)
+			}
+		}
+		if checked == 0 {
+			t.Fatal("no layer with a bias was checked")
+		}
+	}
+	if InputMeans(NewRoundToNearest(net)) != nil {
+		t.Error("round to nearest has input means; want none (it makes no pass)")
+	}
+	if _, err := WithBiasCorrectionOptions(ctx, NewRoundToNearest(net), net, batches, BiasOptions{Means: make([]*LayerHessian, 1)}); err == nil {
+		t.Error("means of 1 layer for a network of 4 accepted; want an error")
+	}
+}

@@ -167,6 +167,7 @@ type gptqCodes struct {
 	net    *network.Network
 	widths []int
 	codes  map[int]map[int]*WeightQuant // weight parameter -> bits -> codes
+	means  []*LayerHessian              // per layer, its input sums only (InputMeans)
 }
 
 func (g *gptqCodes) Method() string { return MethodGPTQ }

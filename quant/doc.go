@@ -115,7 +115,9 @@
 // bias that restores the layer's mean output on the calibration data. It
 // is measured (TestBiasCorrectionEvidence). WithBiasCorrection wraps a
 // source with it (BiasShifter, E[x] from a means-only pass of the float
-// network); WeightSetter sets and restores the corrected biases, and the
+// network, or with BiasOptions.Means from GPTQ's Hessian pass over the
+// same batches, InputMeans: the same sums in the same order, so the pass
+// is not run twice); WeightSetter sets and restores the corrected biases, and the
 // export writes them, and the integer engine adds the shift before it
 // rounds each bias. The command line offers it (--bias-correction, on by
 // default); tables and their cache keys record it.

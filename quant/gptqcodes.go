@@ -57,7 +57,7 @@ func NewGPTQCodes(ctx context.Context, net *network.Network, batches []*tensor.T
 	if limit <= 0 {
 		limit = DefaultHessianBytes
 	}
-	src := &gptqCodes{net: net, widths: widths, codes: map[int]map[int]*WeightQuant{}}
+	src := &gptqCodes{net: net, widths: widths, codes: map[int]map[int]*WeightQuant{}, means: make([]*LayerHessian, len(net.Layers()))}
 	w := floatWeights(net)
 	var chunks [][2]int // units [lo, hi) whose Hessians fit in limit together
 	for lo := 0; lo < len(units); {
@@ -142,6 +142,9 @@ func (s *gptqCodes) quantizeUnits(ctx context.Context, net *network.Network, bat
 	})
 	if err != nil {
 		return err
+	}
+	for i, li := range layers { // the input sums, before shared weights add theirs
+		s.means[li] = hs[i].meansOnlyCopy()
 	}
 	unitH := make([][]*LayerHessian, len(units)) // per unit, its layers' Hessians
 	for i, u := range units {

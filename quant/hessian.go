@@ -377,6 +377,18 @@ func (a *LayerHessian) symmetric(g int) []float64 {
 	return h
 }
 
+// meansOnlyCopy returns a copy of a that keeps only the sums of the input
+// vectors (Mean), as a means-only accumulation of the same vectors would.
+func (a *LayerHessian) meansOnlyCopy() *LayerHessian {
+	c := &LayerHessian{Node: a.Node, Cols: a.Cols, Groups: a.Groups, N: a.N, net: a.net, li: a.li, op: a.op, transA: a.transA, meansOnly: true}
+	c.h = make([][]float64, a.Groups)
+	c.sum = make([][]float64, a.Groups)
+	for g := range c.sum {
+		c.sum[g] = append([]float64(nil), a.sum[g]...)
+	}
+	return c
+}
+
 // addFrom adds o's sums into a's: the Hessian of a weight that both
 // layers read (the squared output error of the two layers adds up).
 func (a *LayerHessian) addFrom(o *LayerHessian) error {

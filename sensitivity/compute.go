@@ -116,7 +116,7 @@ type Config struct {
 // quadratic and fisher, a mini-batch for exact traces, a probe for
 // Hutchinson and Hutch++).
 type Progress struct {
-	Stage       string // "targets", "trace", "eigen", "quadratic", "fisher", "direct"
+	Stage       string // "targets", "trace", "eigen", "quadratic", "fisher", "ranges", "compile", "direct"
 	Done, Total int
 	Detail      string
 	// Elapsed is the time since the stage began; ETA the predicted time

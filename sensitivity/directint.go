@@ -67,6 +67,11 @@ func directIntMetric(ctx context.Context, o *Oracle, t *Table, cfg *Config, own 
 	// No progress before the engine has accepted the model: a refusal's
 	// note is then the stage's first report, which is never dropped by a
 	// rate-limited display.
+	samples := 0
+	for _, x := range o.batches {
+		samples += x.Shape[0]
+	}
+	cfg.report("ranges", 0, 1, fmt.Sprintf("the integer engine's activation ranges on %d samples (float pass)", samples))
 	ranges, err := intengine.ObserveRangesCalib(ctx, net, o.batches, threads, cfg.ActCalib)
 	if err != nil {
 		if errors.Is(err, intengine.ErrUnsupported) || errors.Is(err, intengine.ErrConfig) {
@@ -87,8 +92,20 @@ func directIntMetric(ctx context.Context, o *Oracle, t *Table, cfg *Config, own 
 	if err != nil {
 		return err, nil
 	}
+	cfg.report("ranges", 1, 1, "")
 	k := len(cfg.Bits)
+	compiled, toCompile := 0, 0
 	for li := range t.Layers {
+		for j, b := range cfg.Bits {
+			if own[li*k+j] && b != 8 {
+				toCompile++
+			}
+		}
+	}
+	for li := range t.Layers {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		cut, err := r.base.LayerStep(li)
 		if err != nil {
 			return err, nil
@@ -102,6 +119,8 @@ func directIntMetric(ctx context.Context, o *Oracle, t *Table, cfg *Config, own 
 				if c.model, err = r.base.WithLayerBits(li, b); err != nil {
 					return err, nil
 				}
+				compiled++
+				cfg.report("compile", compiled, toCompile, fmt.Sprintf("integer models of %s at %d bits", t.Layers[li].Name, b))
 			}
 			r.cells = append(r.cells, c)
 		}

@@ -140,6 +140,10 @@
 // tables; ReadShard accepts them.
 //
 // Progress goes to Config.Progress per cell with elapsed time and ETA; the
+// direct metric on the integer engine first reports its setup as stages
+// of their own: "ranges" (the float pass that observes the engine's
+// activation ranges, one step) and "compile" (one step per cell's
+// integer model), so no second of the job goes unreported. The
 // package never prints. A cancelled context stops every stage between
 // cells, mini-batches or products and Compute returns an error wrapping
 // ctx.Err() and no table.
