@@ -3,7 +3,7 @@
 
     scripts/bench_scale.py [--models resnet18,mobilenet_v2,efficientnet_b0,resnet50]
         [--images 256] [--threads 2] [--timeout 1800] [--work /tmp/mpsearch-bench]
-        [--commands eval,search] [--json out.json] [--search-args "--keep-ends=false"]
+        [--commands eval,search] [--json out.json] [--search-args=--keep-ends=false]
 
 For each torchvision model (random seeded weights, exported by
 scripts/export_torchvision.py at opset 17 when missing) it makes --images
@@ -105,7 +105,7 @@ def main():
     ap.add_argument("--commands", default="eval,search")
     ap.add_argument("--json")
     ap.add_argument("--search-args", default="",
-                    help="extra arguments for search, space-separated (e.g. --keep-ends=false: MobileNetV2's "
+                    help="extra arguments for search, space-separated, given as --search-args=... (e.g. --search-args=--keep-ends=false: MobileNetV2's "
                          "classifier alone is 37%% of its int8 size, so 0.5x with 8-bit ends is infeasible)")
     a = ap.parse_args()
     binp = os.path.join(ROOT, "bin", "mpsearch")
