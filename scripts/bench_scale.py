@@ -63,7 +63,7 @@ def torch_forward(model_path, name, x_path, threads):
 def run(cmd, log_path, timeout):
     """Runs cmd, logging its stderr with time offsets; returns wall time, peak RSS and status."""
     t0 = time.monotonic()
-    with open(log_path, "w") as log:
+    with open(log_path, "w", buffering=1) as log:  # line-buffered: the log follows the run
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
 
         def pump():
