@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"unicode"
 
 	"google.golang.org/protobuf/proto"
 
@@ -163,8 +166,13 @@ func (d *decoder) graph(gp *onnxpb.GraphProto) (*Graph, error) {
 	return g, nil
 }
 
-// nodeLabel names a node in messages: by name when it has one, else by index.
+// nodeLabel names a node in messages: by name when it has one, else by
+// index. An operator type that is not plain printable text (a damaged
+// file's bytes) is quoted, so that a message stays one line.
 func nodeLabel(i int, name, op string) string {
+	if strings.ContainsFunc(op, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }) {
+		op = strconv.Quote(op)
+	}
 	if name != "" {
 		return fmt.Sprintf("node %q (%s)", name, op)
 	}
