@@ -2,13 +2,17 @@ package equalize
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"mpsearch/internal/citest"
 	"mpsearch/network"
 	"mpsearch/onnx"
 	"mpsearch/tensor"
@@ -232,20 +236,19 @@ func TestModelsKeepFunction(t *testing.T) {
 		{"../testdata/vgg-fmnist/model.onnx", []int{4, 1, 28, 28}, 6, "5 convolutions in a row, the last to fc1 through Flatten, fc1>fc2"},
 		{"../testdata/resnet-fmnist/model.onnx", []int{4, 1, 28, 28}, 6, "each block's conv a>conv b; everything else meets an Add"},
 		{"../testdata/dwsep-fmnist/model.onnx", []int{4, 1, 28, 28}, 9, "the 9 convolutions in a row, the last through the pool to fc"},
-		{"/work/models/mobilenet_v2-opset17.onnx", []int{1, 3, 224, 224}, -1, "ReLU6 (Clip) blocks every chain but projection > expansion without a shortcut"},
-		{"/work/models/mnasnet0_5-opset17.onnx", []int{1, 3, 224, 224}, -1, "MNASNet uses ReLU"},
+		{"torchvision/mobilenet_v2-opset17.onnx", []int{1, 3, 224, 224}, -1, "ReLU6 (Clip) blocks every chain but projection > expansion without a shortcut"},
+		{"torchvision/mnasnet0_5-opset17.onnx", []int{1, 3, 224, 224}, -1, "MNASNet uses ReLU"},
 	}
 	for _, c := range cases {
 		t.Run(c.path[strings.LastIndex(c.path[:strings.LastIndex(c.path, "/")], "/")+1:], func(t *testing.T) {
-			if strings.HasPrefix(c.path, "/work/models") {
+			path := c.path
+			if name, ok := strings.CutPrefix(path, "torchvision/"); ok {
 				if testing.Short() {
 					t.Skip("torchvision models in -short")
 				}
-				if _, err := os.Stat(c.path); err != nil {
-					t.Skipf("%s not here (scripts/export_torchvision.py makes it)", c.path)
-				}
+				path = torchvisionModel(t, name)
 			}
-			m, err := onnx.Load(c.path)
+			m, err := onnx.Load(path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -334,4 +337,27 @@ func checkBalanced(t *testing.T, m *onnx.Model) {
 			}
 		}
 	}
+}
+
+// torchvisionModel is the path of an exported torchvision model (NAME like
+// "mobilenet_v2-opset17.onnx"): in $MPSEARCH_TORCHVISION_DIR when set,
+// else exported into a temporary folder by scripts/export_torchvision.py
+// (random seeded weights). Without python3, torch and torchvision the test
+// is skipped, and fails in CI, where it must run.
+func torchvisionModel(t *testing.T, name string) string {
+	t.Helper()
+	if d := os.Getenv("MPSEARCH_TORCHVISION_DIR"); d != "" {
+		return filepath.Join(d, name)
+	}
+	model, _, _ := strings.Cut(name, "-opset")
+	dir := t.TempDir()
+	cmd := exec.Command("/usr/bin/python3", filepath.Join("..", "scripts", "export_torchvision.py"), "--out", dir, "--models", model, "--opsets", "17")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		msg := fmt.Sprintf("exporting %s: %v: %s (install python3-torch python3-torchvision python3-onnx: scripts/setup.sh --test)", model, err, strings.TrimSpace(string(out)))
+		if citest.InCI() {
+			t.Fatal("CI: " + msg)
+		}
+		t.Skip(msg)
+	}
+	return filepath.Join(dir, name)
 }
