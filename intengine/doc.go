@@ -14,7 +14,10 @@
 // (ObserveRanges, QuantPoints; ObserveRangesCalib chooses the range by a
 // calibration method from quant.ActStats, the simulation's code, merged
 // exactly across threads; quant.ActFromRange: the range is widened to
-// contain 0, S = (hi - lo)/255, z = round(-lo/S); a batch whose float pass
+// contain 0, S = (hi - lo)/255, z = round(-lo/S); the float pass is
+// Network.Infer, whose hook sees each point as the input of its first
+// reader (observe.go: each value once, dropped after its last reader),
+// or Forward when the hook cannot name the readers; a batch whose pass
 // would hold more than rangePassBytes is observed in sub-batches, which
 // bounds the memory and moves a range by at most the float32 products'
 // rounding), are:

@@ -151,6 +151,12 @@ func ObserveRangesCalib(ctx context.Context, net *network.Network, batches []*te
 	if len(batches) == 0 {
 		return nil, fmt.Errorf("intengine: no calibration batches: %w", ErrConfig)
 	}
+	return observeRanges(ctx, net, batches, threads, c, names, newObserver(net, names, c))
+}
+
+// observeRanges is ObserveRangesCalib with the points' names and the way
+// to observe them given.
+func observeRanges(ctx context.Context, net *network.Network, batches []*tensor.Tensor, threads int, c quant.ActCalib, names []string, obs *observer) (Ranges, error) {
 	workers := max(1, min(threads, len(batches)))
 	per := make([][]*quant.ActStats, workers)
 	errs := make([]error, len(batches))
@@ -165,7 +171,7 @@ func ObserveRangesCalib(ctx context.Context, net *network.Network, batches []*te
 		go func() {
 			defer wg.Done()
 			for b := range jobs {
-				errs[b] = batchStats(ctx, net, batches[b], names, per[w])
+				errs[b] = batchStats(ctx, net, batches[b], names, per[w], obs)
 			}
 		}()
 	}
@@ -190,34 +196,43 @@ func ObserveRangesCalib(ctx context.Context, net *network.Network, batches []*te
 	return r, nil
 }
 
-// batchStats adds every named value of the float pass of x to stats.
-func batchStats(ctx context.Context, net *network.Network, x *tensor.Tensor, names []string, stats []*quant.ActStats) error {
-	// Forward keeps every value of the pass: the samples go through in
-	// sub-batches whose pass fits rangePassBytes, sized on the first
-	// sample's pass (ResNet50's pass is about 230 MB per sample; 24 at once
-	// took 5.5 GB). The stats do not depend on the split.
+// batchStats adds every named value of the float pass of x to stats:
+// through Infer when r can observe the points there (r.infer still true),
+// else through Forward. Infer holds a few values at a time, so its
+// sub-batches are sized from the layer shapes (Network.InferBatch);
+// Forward keeps every value of the pass, so its sub-batches are sized on
+// the first sample's pass (ResNet50's is about 230 MB per sample; 24 at
+// once took 5.5 GB). Either way a sub-batch holds at most about
+// rangePassBytes, and the stats do not depend on the split.
+func batchStats(ctx context.Context, net *network.Network, x *tensor.Tensor, names []string, stats []*quant.ActStats, r *observer) error {
 	n := x.Shape[0]
 	per := x.Size() / max(n, 1)
-	for lo, step := 0, 1; lo < n; {
+	step := 1
+	if r.useInfer() {
+		step = net.InferBatch(rangePassBytes, n)
+	}
+	for lo := 0; lo < n; {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		hi := min(n, lo+step)
 		xb := tensor.FromData(x.Data[lo*per:hi*per], append([]int{hi - lo}, x.Shape[1:]...)...)
-		pass, err := net.Forward(ctx, xb)
+		if r.useInfer() {
+			ok, err := r.readers.observeInfer(ctx, net, xb, stats, r.calib)
+			if err != nil {
+				return err
+			}
+			if ok {
+				lo = hi
+				continue
+			}
+			r.noInfer.Store(true)
+		}
+		bytes, err := observeForward(ctx, net, xb, names, stats)
 		if err != nil {
 			return err
 		}
-		for i, name := range names {
-			v := pass.Value(name)
-			if v == nil {
-				return fmt.Errorf("intengine: the float pass has no value %q", name)
-			}
-			stats[i].Add(v.Data)
-		}
-		if lo == 0 {
-			step = int(max(1, rangePassBytes/max(pass.Bytes(), 1)))
-		}
+		step = int(max(1, rangePassBytes/max(bytes, 1)))
 		lo = hi
 	}
 	return nil
