@@ -412,8 +412,11 @@ func (j *streamJob) runUnits(u0, u1 int, c []int32) {
 
 // useStreamPairs lets one row on the AVX-512 kernels take two groups per
 // pass, and useStreamQuads four groups of 8-bit weights
-// (streamGroupsRun); benchmarks switch them off to time fewer streams.
-var useStreamPairs, useStreamQuads = true, true
+// (streamGroupsRun). Four streams are off: against two, in the same
+// repetitions of BenchmarkStreamBandwidth (8192 x 8192, Zen 5, load 3-5),
+// they read 0.98-1.05x as fast cold (median 1.04) and 0.96-1.04x hot
+// (median 0.98), no clear gain. Benchmarks and tests switch them.
+var useStreamPairs, useStreamQuads = true, false
 
 // groupsPerPass returns how many units from u on (all before u1) are run
 // in one pass: four or two with one row on the AVX-512 kernels if that

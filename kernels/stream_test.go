@@ -464,6 +464,7 @@ func FuzzGEMMStream(f *testing.F) {
 // reference for every thread count.
 func TestGEMMStreamThreadsOneRow(t *testing.T) {
 	rng := rand.New(rand.NewPCG(47, 48))
+	defer func(q bool) { useStreamQuads = q }(useStreamQuads)
 	// {300, 4099}, {520, 3001} and {1100, 2000}: several full groups, run
 	// four (8 bits) or two at a time by the AVX-512 one-row path
 	// (streamGroupsRun), over whole K and split K, with groups left over
@@ -483,7 +484,9 @@ func TestGEMMStreamThreadsOneRow(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for threads := 1; threads <= 3; threads++ {
+			for run := 0; run < 6; run++ {
+				threads := 1 + run%3
+				useStreamQuads = run >= 3 // two or four streams for 8 bits
 				checkStreamRef(t, a, 1, k, z, w, n, bits, threads)
 				got := make([]uint8, n)
 				if err := GEMMStreamRequant(got, a, 1, k, z, sw, rq, Options{Threads: threads}); err != nil {
@@ -491,7 +494,7 @@ func TestGEMMStreamThreadsOneRow(t *testing.T) {
 				}
 				for i := range got {
 					if got[i] != want[i] {
-						t.Fatalf("n=%d k=%d bits=%s threads=%d: dst[%d] = %d; want %d", n, k, bitsName(bits), threads, i, got[i], want[i])
+						t.Fatalf("n=%d k=%d bits=%s threads=%d quads=%v: dst[%d] = %d; want %d", n, k, bitsName(bits), threads, useStreamQuads, i, got[i], want[i])
 					}
 				}
 			}
