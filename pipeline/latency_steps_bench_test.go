@@ -22,7 +22,8 @@ import (
 // input are as warm as in a run) and logs them next to the profile's
 // prediction of the same layer or operation (costmodel.Predict,
 // costmodel.PredictOps), with the ratio predicted / measured. Steps with
-// no model (float fallbacks) have no prediction.
+// no model (float fallbacks) have no prediction. MPSEARCH_PROFILE_BEFORE
+// names a second profile whose ratios are logged too.
 //
 //	MPSEARCH_STEPS_MODELS=vgg go test ./pipeline -run '^$' -bench PredictedSteps -benchtime 1x -v
 func BenchmarkPredictedSteps(b *testing.B) {
@@ -30,6 +31,12 @@ func BenchmarkPredictedSteps(b *testing.B) {
 	prof, name, err := LoadProfile(os.Getenv("MPSEARCH_PROFILE"))
 	if err != nil {
 		b.Fatal(err)
+	}
+	var before *costmodel.Profile
+	if path := os.Getenv("MPSEARCH_PROFILE_BEFORE"); path != "" {
+		if before, _, err = LoadProfile(path); err != nil {
+			b.Fatal(err)
+		}
 	}
 	want := map[string]bool{}
 	for _, n := range strings.Split(os.Getenv("MPSEARCH_STEPS_MODELS"), ",") {
@@ -78,7 +85,7 @@ func BenchmarkPredictedSteps(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				pred := map[string]float64{}
+				pred, predB := map[string]float64{}, map[string]float64{}
 				path := map[string]string{}
 				for li, s := range shapes {
 					d, err := costmodel.Predict(prof, s, cfg[li], 1)
@@ -86,6 +93,12 @@ func BenchmarkPredictedSteps(b *testing.B) {
 						b.Fatal(err)
 					}
 					pred[s.Name] = float64(d.Nanoseconds()) / 1e3
+					if before != nil {
+						if d, err = costmodel.Predict(before, s, cfg[li], 1); err != nil {
+							b.Fatal(err)
+						}
+						predB[s.Name] = float64(d.Nanoseconds()) / 1e3
+					}
 					path[s.Name] = fmt.Sprintf("M%d K%d N%d g%d in%v out%v dw%v dir%v st%v b%d", s.M, s.K, s.N, max(s.Groups, 1), s.InNHWC, s.OutNHWC, s.Depthwise, s.Direct, s.Stream, cfg[li])
 				}
 				for _, o := range ops {
@@ -94,9 +107,15 @@ func BenchmarkPredictedSteps(b *testing.B) {
 						b.Fatal(err)
 					}
 					pred[o.Name] += float64(d.Nanoseconds()) / 1e3
+					if before != nil {
+						if d, err = costmodel.PredictOps(before, []costmodel.OpShape{o}, 1); err != nil {
+							b.Fatal(err)
+						}
+						predB[o.Name] += float64(d.Nanoseconds()) / 1e3
+					}
 					path[o.Name] = fmt.Sprintf("%s el%d taps%d nhwc%v c%d", o.Op, o.Elements, o.Taps, o.NHWC, o.Channels)
 				}
-				var sp, sm float64
+				var sp, sm, sb float64
 				lines = append(lines, fmt.Sprintf("%s %s: run median %.1f µs", md.name, []string{"w8", "w4", "mixed"}[ci], float64(tm.Median.Nanoseconds())/1e3))
 				for _, st := range tm.Steps {
 					m := float64(st.Median.Nanoseconds()) / 1e3
@@ -105,12 +124,17 @@ func BenchmarkPredictedSteps(b *testing.B) {
 					sm += m
 					if ok {
 						sp += p
-						lines = append(lines, fmt.Sprintf("  %-28s %-14s meas %9.1f pred %9.1f ratio %.2f  %s", st.Node, st.Op, m, p, p/m, path[key]))
+						sb += predB[key]
+						extra := ""
+						if before != nil {
+							extra = fmt.Sprintf(" (before %.2f)", predB[key]/m)
+						}
+						lines = append(lines, fmt.Sprintf("  %-28s %-14s meas %9.1f pred %9.1f ratio %.2f%s  %s", st.Node, st.Op, m, p, p/m, extra, path[key]))
 					} else {
 						lines = append(lines, fmt.Sprintf("  %-28s %-14s meas %9.1f (no model)", st.Node, st.Op, m))
 					}
 				}
-				lines = append(lines, fmt.Sprintf("  sum of steps: meas %.1f pred %.1f ratio %.3f", sm, sp, sp/sm))
+				lines = append(lines, fmt.Sprintf("  sum of steps: meas %.1f pred %.1f ratio %.3f (before %.3f)", sm, sp, sp/sm, sb/sm))
 			}
 		}
 	}
