@@ -278,15 +278,29 @@ const groupSize = 3
 // median, until the fit is within refitMedianErr. step is called once per
 // point, on the first pass only.
 func measureFit(ctx context.Context, pts []point, mo MeasureOptions, step func()) ([]float64, *Fit, error) {
-	xs, ys, err := measureGrouped(ctx, pts, mo, step)
+	return fitRetrying(func(first bool) ([][]float64, []float64, error) {
+		if first {
+			return measureGrouped(ctx, pts, mo, step)
+		}
+		return measureGrouped(ctx, pts, mo, func() {})
+	})
+}
+
+// fitRetrying is measureFit's loop: measure returns the groups' terms (the
+// same every pass) and times.
+func fitRetrying(measure func(first bool) ([][]float64, []float64, error)) ([]float64, *Fit, error) {
+	xs, ys, err := measure(true)
 	if err != nil {
 		return nil, nil, err
 	}
 	c, fit, err := fitNonNeg(xs, ys)
 	for try := 1; try < refitTries && err == nil && fit.MedianErr > refitMedianErr; try++ {
-		_, again, err2 := measureGrouped(ctx, pts, mo, func() {})
+		_, again, err2 := measure(false)
 		if err2 != nil {
 			return nil, nil, err2
+		}
+		if len(again) != len(ys) {
+			return nil, nil, fmt.Errorf("a new pass timed %d groups; want %d", len(again), len(ys))
 		}
 		for i := range ys {
 			ys[i] = min(ys[i], again[i])
