@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -543,5 +544,75 @@ func TestPredictStream(t *testing.T) {
 		if got != want {
 			t.Errorf("%d rows at %d bits, batch %d: predicted %v; want the tile GEMM's %v", c.rows, c.bits, c.batch, got, want)
 		}
+	}
+}
+
+// TestFitRetryingKeepsFastest checks measureFit's loop (fitRetrying) on
+// data from known coefficients: when a pass inflates a third of the
+// groups by 1.6x (another process on the core), the fit is off by more
+// than refitMedianErr, the groups are timed again, each keeps its fastest
+// time, and the coefficients come back as soon as one clean pass was
+// taken; a clean first pass is not repeated; when every pass is disturbed
+// the loop stops (after refitTries) with the fit saying how far off it is.
+func TestFitRetryingKeepsFastest(t *testing.T) {
+	want := []float64{200, 1.5, 0.25}
+	rng := rand.New(rand.NewPCG(7, 8))
+	var xs [][]float64
+	var clean []float64
+	for i := 0; i < 45; i++ {
+		x := []float64{1, float64(1 + rng.IntN(5000)), float64(rng.IntN(20000))}
+		xs = append(xs, x)
+		clean = append(clean, want[0]*x[0]+want[1]*x[1]+want[2]*x[2])
+	}
+	// The first disturbed passes inflate the groups i with i%3 == 0.
+	run := func(disturbed int) (c []float64, fit *Fit, passes int, err error) {
+		c, fit, err = fitRetrying(func(first bool) ([][]float64, []float64, error) {
+			if first != (passes == 0) {
+				t.Fatalf("pass %d: first = %v", passes, first)
+			}
+			ys := slices.Clone(clean)
+			for i := range ys {
+				if i%3 == 0 && passes < disturbed {
+					ys[i] *= 1.6
+				}
+			}
+			passes++
+			return xs, ys, nil
+		})
+		return c, fit, passes, err
+	}
+	// Rounded to 4 significant digits (fitNonNeg).
+	const tol = 5e-4
+	for _, tc := range []struct{ disturbed, passes int }{{0, 1}, {1, 2}, {2, 3}} {
+		c, fit, passes, err := run(tc.disturbed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if passes != tc.passes {
+			t.Errorf("%d disturbed passes: %d passes; want %d", tc.disturbed, passes, tc.passes)
+		}
+		for j := range want {
+			if math.Abs(c[j]-want[j]) > tol*want[j] {
+				t.Errorf("%d disturbed passes: coefficient %d = %v; want %v", tc.disturbed, j, c[j], want[j])
+			}
+		}
+		if fit.MedianErr > tol {
+			t.Errorf("%d disturbed passes: fit %+v; want median error <= %v", tc.disturbed, fit, tol)
+		}
+	}
+	// Every pass disturbed the same groups: refitTries passes, and the fit
+	// says how far off it is.
+	_, fit, err := fitRetrying(func(bool) ([][]float64, []float64, error) {
+		ys := slices.Clone(clean)
+		for i := 0; i < len(ys); i += 2 {
+			ys[i] *= 1.6
+		}
+		return xs, ys, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fit.MedianErr <= refitMedianErr {
+		t.Errorf("persistently disturbed: fit %+v; want median error > %v", fit, refitMedianErr)
 	}
 }

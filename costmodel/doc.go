@@ -118,7 +118,10 @@
 // measures a sweep of shapes on this CPU, timing small groups of different
 // calls back to back as a model runs its layers, and fits each model by
 // non-negative least squares on a symmetric relative error (recording the
-// fit's median and largest error), plus the copy bandwidth, the smallest
+// fit's median and largest error; a sweep whose fit misses its own points
+// by more than 8% at the median is timed again, up to three passes, each
+// group keeping its fastest time, since interference only adds time),
+// plus the copy bandwidth, the smallest
 // call's time and reference GEMM throughput at 256^3, 512^3 and 1024^3
 // (kernels.GEMM) and at one row against k = n = 1024, 4096 and 8192
 // (kernels.GEMMStream, the small-M kernels, StreamSizes; 8192 is 64 MiB
@@ -134,7 +137,10 @@
 // intengine.StreamMaxRows rows (2 at 8 bits, 4 narrower: the engine's own
 // dispatch rule), and Measure times that path through the engine. (A
 // convolution on a map of at most 4 pixels also streams in the engine; it
-// is still predicted by the convolution model.) AnalyticAVX2 derives
+// is still predicted by the convolution model.) RefitLayoutModels
+// re-measures only the models of the kernels that move activations
+// (im2col, im2col_nhwc, depthwise, transpose) of a profile. AnalyticAVX2
+// derives
 // a profile from instruction throughputs for CPUs the kernels cannot be
 // run on. Predict and PredictModel evaluate a profile for any layer shape,
 // so a model's latency can be predicted without running it.

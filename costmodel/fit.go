@@ -167,11 +167,7 @@ func BuildProfile(ctx context.Context, opt ProfileOptions) (*Profile, error) {
 				return r.run, nil
 			}})
 		}
-		xs, ys, err := measureGrouped(ctx, pts, mo, step)
-		if err != nil {
-			return nil, err
-		}
-		c, fit, err := fitNonNeg(xs, ys)
+		c, fit, err := measureFit(ctx, pts, mo, step)
 		if err != nil {
 			return nil, fmt.Errorf("costmodel: fitting the %d-bit GEMM model: %w", kb, err)
 		}
@@ -184,81 +180,10 @@ func BuildProfile(ctx context.Context, opt ProfileOptions) (*Profile, error) {
 		return nil, err
 	}
 
-	// im2col on one image.
-	{
-		var pts []point
-		for _, g := range convs {
-			oh, ow, _ := g.Out()
-			// Like a layer, write the patch matrices of several images
-			// one after another, so that the destination has the cache
-			// footprint of a batch rather than of one image.
-			out := oh * ow * g.C * g.KH * g.KW
-			imgs := max(1, min(16, (256<<10)/out))
-			f := im2colFeatures(g)
-			for j := range f {
-				f[j] *= float64(imgs)
-			}
-			pts = append(pts, point{f: f[:], est: dot5(est.Im2Col.coef(), f), make: func() (func() error, error) {
-				src := randBytes(rng, imgs*g.C*g.H*g.W)
-				dst := make([]uint8, imgs*out)
-				in := g.C * g.H * g.W
-				return func() error {
-					for i := 0; i < imgs; i++ {
-						if err := kernels.Im2Col(dst[i*out:(i+1)*out], src[i*in:(i+1)*in], g, 3); err != nil {
-							return err
-						}
-					}
-					return nil
-				}, nil
-			}})
-		}
-		xs, ys, err := measureGrouped(ctx, pts, mo, step)
-		if err != nil {
-			return nil, err
-		}
-		c, fit, err := fitNonNeg(xs, ys)
-		if err != nil {
-			return nil, fmt.Errorf("costmodel: fitting the im2col model: %w", err)
-		}
-		p.Im2Col = Im2ColModel{CallNs: c[0], NsPerPixel: c[1], NsPerLine: c[2], NsPerRun: c[3], NsPerElement: c[4], Fit: fit}
-	}
-
-	// Im2ColNHWC on one image, and the depthwise kernel.
-	if err := p.measureNHWC(ctx, sw, est, mo, rng, step); err != nil {
+	// im2col, Im2ColNHWC and the depthwise kernel on one image, and the
+	// transpose of one image's output.
+	if err := p.measureLayoutKernels(ctx, sw, est, mo, rng, step); err != nil {
 		return nil, err
-	}
-
-	// Transpose of one image's output.
-	{
-		var pts []point
-		for _, m := range sw.trM {
-			for _, n := range sw.trN {
-				imgs := max(1, min(16, (256<<10)/(m*n)))
-				f := transposeFeatures(m, n, p.CPU.L1D)
-				for j := range f {
-					f[j] *= float64(imgs)
-				}
-				pts = append(pts, point{f: f[:], est: dot5(est.Transpose.coef(), f), make: func() (func() error, error) {
-					src := randBytes(rng, imgs*m*n)
-					dst := make([]uint8, imgs*m*n)
-					return func() error {
-						for i := 0; i < imgs; i++ {
-							kernels.Transpose(dst[i*m*n:(i+1)*m*n], src[i*m*n:(i+1)*m*n], m, n)
-						}
-						return nil
-					}, nil
-				}})
-			}
-		}
-		xs, ys, err := measureGrouped(ctx, pts, mo, step)
-		if err != nil {
-			return nil, err
-		}
-		c, fit, err := fitNonNeg(xs, ys)
-		if err != nil {
-			return nil, fmt.Errorf("costmodel: fitting the transpose model: %w", err)
-		}
-		p.Transpose = TransposeModel{CallNs: c[0], NsPerRow: c[1], NsPerElement: c[2], NsPerConflict: c[3], NsPerConflict4K: c[4], Fit: fit}
 	}
 
 	// Operations between layers.
@@ -340,6 +265,58 @@ type point struct {
 // that, and since the model is linear the group's terms are the sums of its
 // calls' terms.
 const groupSize = 3
+
+// measureFit times pts with measureGrouped and fits them with fitNonNeg.
+// A fit whose median error on its own points exceeds refitMedianErr says
+// that the timings, not the model, are off: another process took the
+// core's caches or its SMT sibling while some groups were timed (the
+// shipped Zen 5 profile of 2026-12-05 03:50 had a channels-last im2col fit
+// with a median error of 27% and predicted that kernel 1.3-1.6x slow on
+// small channel counts, where a re-measurement of the same sweep fitted
+// within 2.5%). Interference only adds time, so the points are timed
+// again, up to refitTries times in all, each group keeping its fastest
+// median, until the fit is within refitMedianErr. step is called once per
+// point, on the first pass only.
+func measureFit(ctx context.Context, pts []point, mo MeasureOptions, step func()) ([]float64, *Fit, error) {
+	return fitRetrying(func(first bool) ([][]float64, []float64, error) {
+		if first {
+			return measureGrouped(ctx, pts, mo, step)
+		}
+		return measureGrouped(ctx, pts, mo, func() {})
+	})
+}
+
+// fitRetrying is measureFit's loop: measure returns the groups' terms (the
+// same every pass) and times.
+func fitRetrying(measure func(first bool) ([][]float64, []float64, error)) ([]float64, *Fit, error) {
+	xs, ys, err := measure(true)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, fit, err := fitNonNeg(xs, ys)
+	for try := 1; try < refitTries && err == nil && fit.MedianErr > refitMedianErr; try++ {
+		_, again, err2 := measure(false)
+		if err2 != nil {
+			return nil, nil, err2
+		}
+		if len(again) != len(ys) {
+			return nil, nil, fmt.Errorf("a new pass timed %d groups; want %d", len(again), len(ys))
+		}
+		for i := range ys {
+			ys[i] = min(ys[i], again[i])
+		}
+		c, fit, err = fitNonNeg(xs, ys)
+	}
+	return c, fit, err
+}
+
+// refitMedianErr and refitTries bound measureFit's re-measurements: the
+// GEMM sweeps fit within 3.4-3.9% on a quiet machine and the layout
+// kernels' within 2.5-10%.
+const (
+	refitMedianErr = 0.08
+	refitTries     = 3
+)
 
 // measureGrouped orders pts by estimated time, times consecutive groups of
 // groupSize calls of similar duration, and returns each group's summed terms
@@ -664,11 +641,7 @@ func (p *Profile) measureNHWC(ctx context.Context, sw sweep, est *Profile, mo Me
 			}, nil
 		}})
 	}
-	xs, ys, err := measureGrouped(ctx, pts, mo, step)
-	if err != nil {
-		return err
-	}
-	c, fit, err := fitNonNeg(xs, ys)
+	c, fit, err := measureFit(ctx, pts, mo, step)
 	if err != nil {
 		return fmt.Errorf("costmodel: fitting the channels-last im2col model: %w", err)
 	}
@@ -713,12 +686,134 @@ func (p *Profile) measureNHWC(ctx context.Context, sw sweep, est *Profile, mo Me
 			}, nil
 		}})
 	}
-	if xs, ys, err = measureGrouped(ctx, pts, mo, step); err != nil {
-		return err
-	}
-	if c, fit, err = fitNonNeg(xs, ys); err != nil {
+	if c, fit, err = measureFit(ctx, pts, mo, step); err != nil {
 		return fmt.Errorf("costmodel: fitting the depthwise model: %w", err)
 	}
 	p.Depthwise = DepthwiseModel{CallNs: c[0], NsPerRow: c[1], NsPerTap: c[2], NsPerLane: c[3], NsPerOutput: c[4], Fit: fit}
+	return nil
+}
+
+// measureLayoutKernels fits the models of the kernels that move
+// activations (Im2Col, Im2ColNHWC, DepthwiseNHWC, Transpose) over sw.
+func (p *Profile) measureLayoutKernels(ctx context.Context, sw sweep, est *Profile, mo MeasureOptions, rng *rand.Rand, step func()) error {
+	if err := p.measureIm2Col(ctx, sw, est, mo, rng, step); err != nil {
+		return err
+	}
+	if err := p.measureNHWC(ctx, sw, est, mo, rng, step); err != nil {
+		return err
+	}
+	return p.measureTranspose(ctx, sw, est, mo, rng, step)
+}
+
+// measureIm2Col fits Im2ColModel (kernels.Im2Col over the sweep's
+// convolution geometries, several images per call like a batch).
+func (p *Profile) measureIm2Col(ctx context.Context, sw sweep, est *Profile, mo MeasureOptions, rng *rand.Rand, step func()) error {
+	var pts []point
+	for _, g := range sw.convShapes() {
+		oh, ow, _ := g.Out()
+		// Like a layer, write the patch matrices of several images
+		// one after another, so that the destination has the cache
+		// footprint of a batch rather than of one image.
+		out := oh * ow * g.C * g.KH * g.KW
+		imgs := max(1, min(16, (256<<10)/out))
+		f := im2colFeatures(g)
+		for j := range f {
+			f[j] *= float64(imgs)
+		}
+		pts = append(pts, point{f: f[:], est: dot5(est.Im2Col.coef(), f), make: func() (func() error, error) {
+			src := randBytes(rng, imgs*g.C*g.H*g.W)
+			dst := make([]uint8, imgs*out)
+			in := g.C * g.H * g.W
+			return func() error {
+				for i := 0; i < imgs; i++ {
+					if err := kernels.Im2Col(dst[i*out:(i+1)*out], src[i*in:(i+1)*in], g, 3); err != nil {
+						return err
+					}
+				}
+				return nil
+			}, nil
+		}})
+	}
+	c, fit, err := measureFit(ctx, pts, mo, step)
+	if err != nil {
+		return fmt.Errorf("costmodel: fitting the im2col model: %w", err)
+	}
+	p.Im2Col = Im2ColModel{CallNs: c[0], NsPerPixel: c[1], NsPerLine: c[2], NsPerRun: c[3], NsPerElement: c[4], Fit: fit}
+	return nil
+}
+
+// measureTranspose fits TransposeModel (kernels.Transpose of one image's
+// output, several images per call).
+func (p *Profile) measureTranspose(ctx context.Context, sw sweep, est *Profile, mo MeasureOptions, rng *rand.Rand, step func()) error {
+	var pts []point
+	for _, m := range sw.trM {
+		for _, n := range sw.trN {
+			imgs := max(1, min(16, (256<<10)/(m*n)))
+			f := transposeFeatures(m, n, p.CPU.L1D)
+			for j := range f {
+				f[j] *= float64(imgs)
+			}
+			pts = append(pts, point{f: f[:], est: dot5(est.Transpose.coef(), f), make: func() (func() error, error) {
+				src := randBytes(rng, imgs*m*n)
+				dst := make([]uint8, imgs*m*n)
+				return func() error {
+					for i := 0; i < imgs; i++ {
+						kernels.Transpose(dst[i*m*n:(i+1)*m*n], src[i*m*n:(i+1)*m*n], m, n)
+					}
+					return nil
+				}, nil
+			}})
+		}
+	}
+	c, fit, err := measureFit(ctx, pts, mo, step)
+	if err != nil {
+		return fmt.Errorf("costmodel: fitting the transpose model: %w", err)
+	}
+	p.Transpose = TransposeModel{CallNs: c[0], NsPerRow: c[1], NsPerElement: c[2], NsPerConflict: c[3], NsPerConflict4K: c[4], Fit: fit}
+	return nil
+}
+
+// RefitLayoutModels measures again, on this CPU, the models of the kernels
+// that move activations (im2col, im2col_nhwc, depthwise, transpose) of a
+// measured profile p over the full sweep, and replaces them; the GEMM,
+// stream and operation models, the CPU and the clock are kept. It is for a
+// profile whose layout fits are poor (Fit.MedianErr well above the GEMM
+// fits'): the sweeps are timed as BuildProfile times them (measureFit), on
+// p's clock and thread count. p must describe this CPU's kernels.
+func RefitLayoutModels(ctx context.Context, p *Profile, opt ProfileOptions) error {
+	if err := p.CheckISA(DetectCPU().KernelISA); err != nil {
+		return err
+	}
+	clock, err := ParseClock(p.Clock)
+	if err != nil {
+		return err
+	}
+	sw := newSweep(false)
+	mo, err := MeasureOptions{Threads: p.Threads, Repeats: sw.repeats, Warmup: 1, MinSample: sw.minSample, Clock: clock}.norm()
+	if err != nil {
+		return err
+	}
+	est, err := AnalyticAVX2(AnalyticParams{Name: "estimate", CPU: "estimate", GHz: 3, MemoryGBps: 20})
+	if err != nil {
+		return err
+	}
+	unlock := lockThread(mo.Clock)
+	defer unlock()
+	rng := rand.New(rand.NewPCG(opt.Seed, 0x72656669740a))
+	total := 2*len(sw.convShapes()) + len(sw.dwShapes()) + len(sw.trM)*len(sw.trN)
+	done := 0
+	q := *p
+	if err := q.measureLayoutKernels(ctx, sw, est, mo, rng, func() {
+		done++
+		if opt.Progress != nil {
+			opt.Progress(done, total)
+		}
+	}); err != nil {
+		return err
+	}
+	if err := q.Validate(); err != nil {
+		return fmt.Errorf("costmodel: the re-measured profile is invalid (%w); measure again", err)
+	}
+	*p = q
 	return nil
 }

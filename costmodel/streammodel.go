@@ -106,11 +106,7 @@ func (p *Profile) measureStream(ctx context.Context, quick bool, mo MeasureOptio
 				}, nil
 			}})
 		}
-		xs, ys, err := measureGrouped(ctx, pts, mo, step)
-		if err != nil {
-			return err
-		}
-		c, fit, err := fitNonNeg(xs, ys)
+		c, fit, err := measureFit(ctx, pts, mo, step)
 		if err != nil {
 			return fmt.Errorf("costmodel: fitting the %d-bit stream model: %w", kb, err)
 		}

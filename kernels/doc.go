@@ -117,9 +117,11 @@
 // (zeros, so padded weights add nothing) and stream each group once:
 // the AVX-512 kernels take up to four rows per pass (16 ZMM accumulators,
 // or two sets of four for one row to hide the VPDPBUSD latency; with one
-// row, two full groups per pass, read as two streams: streamPairRun, on
-// Zen 5 1.19-1.29x the bandwidth of one stream at 64 MiB of 8-bit
-// weights), the
+// row, two full groups per pass, read as two streams (streamGroupsRun,
+// streamZ<b>R1G2; on Zen 5 two streams read 1.19-1.29x the bandwidth of
+// one at 64 MiB of 8-bit weights; a four-stream 8-bit kernel,
+// streamZ8R1G4, is exact and tested but off, useStreamQuads, as it read
+// 0.96-1.05x as fast as two), the
 // AVX-VNNI and AVX2 ones one row (eight YMM accumulators). With more rows
 // than a pass takes, K is cut into chunks of 16 KiB of weights reused
 // from L1 by every pass. Groups are split over Options.Threads goroutines;

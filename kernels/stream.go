@@ -365,7 +365,7 @@ func (j *streamJob) run(a []uint8, m int, aZero uint8, w *Stream, threads int, p
 	panels := (w.N + tileN - 1) / tileN
 	j.full = panels / streamGroup
 	j.units = j.full + panels%streamGroup
-	cLen := max(m, 2) * streamGroup * tileN // two groups at once for one row
+	cLen := max(m, 4) * streamGroup * tileN // up to four groups at once for one row
 	if threads == 1 {
 		j.runUnits(0, j.units, growSlice(&j.c, cLen))
 		return
@@ -393,13 +393,14 @@ func (j *streamJob) unit(u int) (p0, gp int) {
 func (j *streamJob) runUnits(u0, u1 int, c []int32) {
 	for u := u0; u < u1; u++ {
 		p0, gp := j.unit(u)
-		if j.pairs(u, u1) {
-			cu := c[:2*streamGroup*tileN]
+		if ng := j.groupsPerPass(u, u1); ng > 1 {
+			cu := c[:ng*streamGroup*tileN]
 			clear(cu)
-			streamPairRun(cu, j.ap, j.w, p0, 0, j.w.blocks)
-			j.finish(p0, gp, cu[:gp*tileN])
-			j.finish(p0+gp, gp, cu[gp*tileN:])
-			u++
+			streamGroupsRun(ng, cu, j.ap, j.w, p0, 0, j.w.blocks)
+			for g := 0; g < ng; g++ {
+				j.finish(p0+g*gp, gp, cu[g*gp*tileN:(g+1)*gp*tileN])
+			}
+			u += ng - 1
 			continue
 		}
 		cu := c[:j.m*gp*tileN]
@@ -410,13 +411,28 @@ func (j *streamJob) runUnits(u0, u1 int, c []int32) {
 }
 
 // useStreamPairs lets one row on the AVX-512 kernels take two groups per
-// pass (streamPairRun); benchmarks switch it off to time one stream.
-var useStreamPairs = true
+// pass, and useStreamQuads four groups of 8-bit weights
+// (streamGroupsRun). Four streams are off: against two, in the same
+// repetitions of BenchmarkStreamBandwidth (8192 x 8192, Zen 5, load 3-5),
+// they read 0.98-1.05x as fast cold (median 1.04) and 0.96-1.04x hot
+// (median 0.98), no clear gain. Benchmarks and tests switch them.
+var useStreamPairs, useStreamQuads = true, false
 
-// pairs reports whether units u and u+1 (< u1) are run together: one row
-// on the AVX-512 kernels, both full groups (streamPairRun).
-func (j *streamJob) pairs(u, u1 int) bool {
-	return useStreamPairs && j.m == 1 && j.path == streamAVX512 && u+1 < min(u1, j.full)
+// groupsPerPass returns how many units from u on (all before u1) are run
+// in one pass: four or two with one row on the AVX-512 kernels if that
+// many full groups remain (four for 8-bit weights only), else one.
+func (j *streamJob) groupsPerPass(u, u1 int) int {
+	if j.m != 1 || j.path != streamAVX512 {
+		return 1
+	}
+	last := min(u1, j.full)
+	switch {
+	case useStreamQuads && j.w.Bits == 8 && u+3 < last:
+		return 4
+	case useStreamPairs && u+1 < last:
+		return 2
+	}
+	return 1
 }
 
 // finish turns the sums S of a unit into the products (the formula of
@@ -450,9 +466,9 @@ func (j *streamJob) splitK(threads int) {
 			row := sums[p*width : (p+1)*width]
 			for u := 0; u < j.units; u++ {
 				q0, gp := j.unit(u)
-				if j.pairs(u, j.units) {
-					streamPairRun(row[q0*tileN:(q0+2*gp)*tileN], j.ap, j.w, q0, b0, b1)
-					u++
+				if ng := j.groupsPerPass(u, j.units); ng > 1 {
+					streamGroupsRun(ng, row[q0*tileN:(q0+ng*gp)*tileN], j.ap, j.w, q0, b0, b1)
+					u += ng - 1
 					continue
 				}
 				streamGroupRun(row[q0*tileN:(q0+gp)*tileN], j.ap, 1, j.kpad, j.w, q0, gp, b0, b1, j.path)
@@ -500,22 +516,31 @@ func streamGroupRun(c []int32, a []uint8, m, kpad int, w *Stream, p0, gp, b0, b1
 	}
 }
 
-// streamPairRun adds to c (128 int32: the 64 channels of the group of
-// four panels starting at panel p0, then those of the next group) the sums
-// S of one padded activation row a with both groups over blocks [b0, b1)
-// of K, reading the two groups' weights as two streams in one pass
-// (streamPairCall; on Zen 5 two streams come from memory 1.2-1.3x faster
-// than one). Both groups must be full.
-func streamPairRun(c []int32, a []uint8, w *Stream, p0, b0, b1 int) {
+// streamGroupsRun adds to c (ng*64 int32: the 64 channels of the group
+// of four panels starting at panel p0, then those of the next groups) the
+// sums S of one padded activation row a with ng = 2 or 4 groups (4 for
+// 8-bit weights only) over blocks [b0, b1) of K, reading the groups'
+// weights as ng streams in one pass (streamPairCall, streamQuadCall; on
+// Zen 5 two streams come from memory 1.2-1.3x faster than one). The
+// groups must be full.
+func streamGroupsRun(ng int, c []int32, a []uint8, w *Stream, p0, b0, b1 int) {
 	q, _, _, _ := streamFormat(w.Bits)
 	base, gp := w.panelAt(p0)
 	next, gp2 := w.panelAt(p0 + streamGroup)
-	if gp != streamGroup || gp2 != streamGroup || b1 <= b0 {
-		panic("kernels: stream pair out of range")
+	lastBase, gpl := w.panelAt(p0 + (ng-1)*streamGroup)
+	if gp != streamGroup || gp2 != streamGroup || gpl != streamGroup || b1 <= b0 || (ng == 4 && w.Bits != 8) || (ng != 2 && ng != 4) {
+		panic("kernels: stream group pass out of range")
 	}
 	bb := w.blockBytes() * streamGroup
 	gstride := next - base
-	wd := w.data[base+b0*bb : next+b1*bb]
+	if lastBase-base != (ng-1)*gstride {
+		panic("kernels: stream groups not evenly spaced")
+	}
+	wd := w.data[base+b0*bb : lastBase+b1*bb]
+	if ng == 4 {
+		streamQuadCall(a[b0*4*q:], gstride, wd, c, b1-b0)
+		return
+	}
 	streamPairCall(w.Bits, a[b0*4*q:], gstride, wd, c, b1-b0)
 }
 

@@ -87,3 +87,19 @@ func streamPairCall(bits int, a []uint8, gstride int, w []uint8, c []int32, bloc
 	_ = c[2*streamGroup*tileN-1]
 	streamZPairKernels[streamBitsIndex(bits)](&a[0], gstride, &w[0], &c[0], blocks)
 }
+
+// streamQuadCall runs the AVX-512 kernel of one row of 8-bit weights
+// against four full groups of four panels, gstride bytes apart in w, over
+// blocks blocks: it adds to c[64g:64g+64] (g = 0..3) what
+// streamCall(streamAVX512, 8, 1, streamGroup, ...) on w[g*gstride:] would
+// (streamGoRun is the reference).
+func streamQuadCall(a []uint8, gstride int, w []uint8, c []int32, blocks int) {
+	q, _, _, _ := streamFormat(8)
+	if blocks < 1 || gstride < blocks*streamGroup*streamBlockBytes(8) {
+		panic("kernels: stream quad call out of range")
+	}
+	_ = a[blocks*4*q-1]
+	_ = w[3*gstride+blocks*streamGroup*streamBlockBytes(8)-1]
+	_ = c[4*streamGroup*tileN-1]
+	streamZ8R1G4(&a[0], gstride, &w[0], &c[0], blocks)
+}

@@ -160,7 +160,10 @@ func BenchmarkStreamRatios(b *testing.B) {
 // 1.0 the kernel moves the weights as fast as this core reads memory, and
 // only fewer bytes (narrower weights) can make it faster. The AVX-512
 // kernels read two groups of panels per pass (two streams);
-// avx512-vnni-1stream is the same product one group at a time. Run with
+// avx512-vnni-4streams is the same product four groups at a time
+// (useStreamQuads, off by default) and avx512-vnni-1stream one group at a
+// time; 4streams-vs-2streams is the median over repetitions of the ratio
+// of the first two. Run with
 // -benchtime=1x.
 func BenchmarkStreamBandwidth(b *testing.B) {
 	n, k, reps := envInt("STREAM_N", 8192), envInt("STREAM_K", 8192), envInt("STREAM_REPS", 9)
@@ -196,9 +199,14 @@ func BenchmarkStreamBandwidth(b *testing.B) {
 		}
 		cfgs = append(cfgs, cfg{p.String(), run})
 		if p == streamAVX512 {
-			cfgs = append(cfgs, cfg{p.String() + "-1stream", func() {
-				useStreamPairs = false
-				defer func() { useStreamPairs = true }()
+			quads := useStreamQuads
+			cfgs = append(cfgs, cfg{p.String() + "-4streams", func() {
+				useStreamQuads = true
+				defer func() { useStreamQuads = quads }()
+				run()
+			}}, cfg{p.String() + "-1stream", func() {
+				useStreamPairs, useStreamQuads = false, false
+				defer func() { useStreamPairs, useStreamQuads = true, quads }()
 				run()
 			}})
 		}
@@ -244,6 +252,14 @@ func BenchmarkStreamBandwidth(b *testing.B) {
 			out[i] = x[i] / y[i]
 		}
 		return out
+	}
+	// The four-stream 8-bit kernel against the default (two streams), per
+	// repetition (interleaved A/B).
+	for i, c := range cfgs {
+		if c.name == streamAVX512.String()+"-4streams" {
+			b.ReportMetric(median(ratio(hot[i], hot[i-1])), "4streams-vs-2streams-hot-x")
+			b.ReportMetric(median(ratio(cold[i], cold[i-1])), "4streams-vs-2streams-cold-x")
+		}
 	}
 	for i, c := range cfgs {
 		b.ReportMetric(median(hot[i]), c.name+"-hot-GB/s")

@@ -160,6 +160,9 @@ func streamA1P1(a *uint8, astride int, w *uint8, c *int32, blocks int)
 //go:noescape
 func streamZ1R1G2(a *uint8, astride int, w *uint8, c *int32, blocks int)
 
+//go:noescape
+func streamZ8R1G4(a *uint8, astride int, w *uint8, c *int32, blocks int)
+
 // streamZKernels[bits index][rows-1][panels index] are the AVX-512 VNNI kernels.
 var streamZKernels = [4][4][2]streamKernel{
 	{

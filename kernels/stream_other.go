@@ -21,3 +21,11 @@ func streamPairCall(bits int, a []uint8, gstride int, w []uint8, c []int32, bloc
 	streamGoRun(bits, 1, streamGroup, a, 0, w, c[:streamGroup*tileN], blocks)
 	streamGoRun(bits, 1, streamGroup, a, 0, w[gstride:], c[streamGroup*tileN:2*streamGroup*tileN], blocks)
 }
+
+// streamQuadCall is never reached without the assembly; it computes what
+// the AVX-512 four-group kernel of 8-bit weights would.
+func streamQuadCall(a []uint8, gstride int, w []uint8, c []int32, blocks int) {
+	for g := 0; g < 4; g++ {
+		streamGoRun(8, 1, streamGroup, a, 0, w[g*gstride:], c[g*streamGroup*tileN:(g+1)*streamGroup*tileN], blocks)
+	}
+}

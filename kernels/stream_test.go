@@ -197,6 +197,45 @@ func TestStreamPairKernelsVsTwin(t *testing.T) {
 	}
 }
 
+// TestStreamQuadKernelVsTwin compares the AVX-512 kernel of one row of
+// 8-bit weights against four groups (streamQuadCall) with four calls of
+// the Go twin on random accumulators (so that the int32 additions wrap),
+// random and extreme packed bytes and activations, with the groups right
+// after one another or further apart.
+func TestStreamQuadKernelVsTwin(t *testing.T) {
+	if !useVNNI {
+		t.Skip("AVX-512 VNNI kernels not in use")
+	}
+	rng := rand.New(rand.NewPCG(57, 58))
+	q, _, _, _ := streamFormat(8)
+	for _, blocks := range []int{1, 2, 3, 17} {
+		a := make([]uint8, blocks*4*q)
+		for i := range a {
+			a[i] = uint8([]int{0, 255, rng.IntN(256)}[rng.IntN(3)])
+		}
+		gbytes := blocks * streamGroup * streamBlockBytes(8)
+		gstride := gbytes + 64*rng.IntN(3)
+		w := make([]uint8, 3*gstride+gbytes)
+		for i := range w {
+			w[i] = uint8([]int{0x80, 0x7f, rng.IntN(256)}[rng.IntN(3)])
+		}
+		got := make([]int32, 4*streamGroup*tileN)
+		for i := range got {
+			got[i] = int32(rng.Uint32())
+		}
+		want := append([]int32(nil), got...)
+		for g := 0; g < 4; g++ {
+			streamGoRun(8, 1, streamGroup, a, 0, w[g*gstride:], want[g*streamGroup*tileN:(g+1)*streamGroup*tileN], blocks)
+		}
+		streamQuadCall(a, gstride, w, got, blocks)
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("blocks=%d gstride=%d: c[%d] = %d; want %d", blocks, gstride, i, got[i], want[i])
+			}
+		}
+	}
+}
+
 // TestGEMMStreamDispatch: GEMMStream runs the kernels the flags select,
 // and every setting gives the reference result.
 func TestGEMMStreamDispatch(t *testing.T) {
@@ -425,10 +464,12 @@ func FuzzGEMMStream(f *testing.F) {
 // reference for every thread count.
 func TestGEMMStreamThreadsOneRow(t *testing.T) {
 	rng := rand.New(rand.NewPCG(47, 48))
-	// {300, 4099} and {520, 3001}: several full groups, run in pairs by
-	// the AVX-512 one-row path (streamPairRun), over whole K and split K,
-	// with unpaired groups and tail panels next to them.
-	for _, nk := range [][2]int{{10, 5000}, {70, 9001}, {300, 4099}, {520, 3001}, {33, 100}} {
+	defer func(q bool) { useStreamQuads = q }(useStreamQuads)
+	// {300, 4099}, {520, 3001} and {1100, 2000}: several full groups, run
+	// four (8 bits) or two at a time by the AVX-512 one-row path
+	// (streamGroupsRun), over whole K and split K, with groups left over
+	// and tail panels next to them.
+	for _, nk := range [][2]int{{10, 5000}, {70, 9001}, {300, 4099}, {520, 3001}, {1100, 2000}, {33, 100}} {
 		n, k := nk[0], nk[1]
 		a := make([]uint8, k)
 		for i := range a {
@@ -443,7 +484,9 @@ func TestGEMMStreamThreadsOneRow(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for threads := 1; threads <= 3; threads++ {
+			for run := 0; run < 6; run++ {
+				threads := 1 + run%3
+				useStreamQuads = run >= 3 // two or four streams for 8 bits
 				checkStreamRef(t, a, 1, k, z, w, n, bits, threads)
 				got := make([]uint8, n)
 				if err := GEMMStreamRequant(got, a, 1, k, z, sw, rq, Options{Threads: threads}); err != nil {
@@ -451,7 +494,7 @@ func TestGEMMStreamThreadsOneRow(t *testing.T) {
 				}
 				for i := range got {
 					if got[i] != want[i] {
-						t.Fatalf("n=%d k=%d bits=%s threads=%d: dst[%d] = %d; want %d", n, k, bitsName(bits), threads, i, got[i], want[i])
+						t.Fatalf("n=%d k=%d bits=%s threads=%d quads=%v: dst[%d] = %d; want %d", n, k, bitsName(bits), threads, useStreamQuads, i, got[i], want[i])
 					}
 				}
 			}

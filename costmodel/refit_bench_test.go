@@ -1,0 +1,37 @@
+package costmodel
+
+import (
+	"context"
+	"os"
+	"testing"
+)
+
+// BenchmarkRefitLayoutModels re-measures the layout kernels' models of the
+// profile file MPSEARCH_REFIT_PROFILE (RefitLayoutModels) and writes it
+// back; without the variable it is skipped. It logs the fits before and
+// after.
+//
+//	MPSEARCH_REFIT_PROFILE=$PWD/profiles/amd-epyc-zen5.yaml go test ./costmodel -run '^$' -bench RefitLayoutModels -benchtime 1x -v
+func BenchmarkRefitLayoutModels(b *testing.B) {
+	path := os.Getenv("MPSEARCH_REFIT_PROFILE")
+	if path == "" {
+		b.Skip("set MPSEARCH_REFIT_PROFILE to the profile file to re-measure")
+	}
+	p, err := ReadProfileFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	before := []*Fit{p.Im2Col.Fit, p.Im2ColNHWC.Fit, p.Depthwise.Fit, p.Transpose.Fit}
+	for i := 0; i < b.N; i++ {
+		if err := RefitLayoutModels(context.Background(), p, ProfileOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	after := []*Fit{p.Im2Col.Fit, p.Im2ColNHWC.Fit, p.Depthwise.Fit, p.Transpose.Fit}
+	for i, name := range []string{"im2col", "im2col_nhwc", "depthwise", "transpose"} {
+		b.Logf("%s: fit median error %.3f (max %.3f) before, %.3f (max %.3f) after", name, before[i].MedianErr, before[i].MaxErr, after[i].MedianErr, after[i].MaxErr)
+	}
+	if err := p.WriteFile(path); err != nil {
+		b.Fatal(err)
+	}
+}
