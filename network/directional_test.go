@@ -89,8 +89,8 @@ func dotsModel(rng *rand.Rand, c layerCase, out int) *onnx.Model {
 		dims = append(dims, onnx.Dim{Value: int64(d)})
 	}
 	return &onnx.Model{Opset: 13, Graph: &onnx.Graph{
-		Name:   c.name,
-		Inputs: []onnx.ValueInfo{{Name: "x", ElemType: onnx.Float, Shape: dims}},
+		Name:    c.name,
+		Inputs:  []onnx.ValueInfo{{Name: "x", ElemType: onnx.Float, Shape: dims}},
 		Outputs: []onnx.ValueInfo{{Name: "z", ElemType: onnx.Float}},
 		Nodes: []onnx.Node{c.node,
 			mkNode("tanh", "Tanh", []string{"y"}, []string{"t"}),
