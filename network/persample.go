@@ -36,7 +36,9 @@ func (p *Pass) weightGradDots(nd *node, ni int, gy, dir *tensor.Tensor, k int, r
 		if !ok {
 			return false
 		}
-		cp := op.pass([]*tensor.Tensor{x, w}, &st.geo)
+		// The weight's shape only: its values are not read here, so the
+		// pass must not make their float32 copy (gemmer.keep).
+		cp := op.pass([]*tensor.Tensor{x, {Shape: w.Shape}}, &st.geo)
 		cp.gradDots(colSource{x: x.Data, cols: st.cols}, gy.Data, dir.Data, k, res)
 		return true
 	case *gemmOp:
