@@ -491,15 +491,21 @@ func fisherMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table
 	if total == 0 {
 		return nil
 	}
+	// The directions (k weight-sized arrays per layer, 816 MB on
+	// ResNet50) are made when a batch first needs them: never when every
+	// output gradient is zero.
 	dirs := make([]*tensor.Tensor, len(t.Layers))
-	for li := range t.Layers {
-		if own[li] {
-			d, err := layerWeightDirections(net, li, cfg.Bits, cfg.Weights)
-			if err != nil {
-				return err
+	var once sync.Once
+	var dirsErr error
+	makeDirs := func() error {
+		once.Do(func() {
+			for li := range t.Layers {
+				if own[li] && dirsErr == nil {
+					dirs[li], dirsErr = layerWeightDirections(net, li, cfg.Bits, cfg.Weights)
+				}
 			}
-			dirs[li] = d
-		}
+		})
+		return dirsErr
 	}
 	g := o.fisherGroup()
 	nb := (len(o.batches) + g - 1) / g
@@ -520,6 +526,8 @@ func fisherMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table
 					parts[b][li] = make([]float64, k)
 				}
 			}
+		} else if err := makeDirs(); err != nil {
+			return err
 		} else if err := fisherSums(ctx, p, gz, dirs, k, n, parts[b]); err != nil {
 			return err
 		}
