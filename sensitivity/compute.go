@@ -513,6 +513,9 @@ func fisherMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table
 	var mu sync.Mutex
 	done := 0
 	what := fmt.Sprintf("%d layers, one backward pass per batch of up to %d samples", total, g*o.batches[0].Shape[0])
+	if g*o.batches[0].Shape[0] == 1 {
+		what = fmt.Sprintf("%d layers, one backward pass per sample", total)
+	}
 	cfg.report("fisher", 0, nb, what)
 	err := o.fisherBatches(ctx, g, func(b int, p *network.Pass, loss network.Loss) error {
 		_, gz, err := loss.Eval(p.Output())
