@@ -87,7 +87,8 @@ const fisherRel = 1e-9
 // on the fixture LeNet and the small residual model with a float Tanh step
 // (residualModel, random labels), at 1 and 2 threads, and on LeNet with
 // mini-batches limited by memory (OracleOptions.PassBytes) so that fisher
-// takes two of them per pass, the last group short.
+// takes two of them per pass, the last group short. The values at 2
+// threads equal those at 1 bit for bit.
 func TestFisherMatchesTangentPasses(t *testing.T) {
 	lenet, ds := loadFixture(t)
 	res, rds := residualData(t, 100)
@@ -102,6 +103,7 @@ func TestFisherMatchesTangentPasses(t *testing.T) {
 	}
 	// Oracle batches of 5 samples; fisher's bound allows 10.
 	lenetBytes := p1.Bytes() * passFactor * 5
+	first := map[string][]float64{} // each case's values at 1 thread
 	for _, tc := range []struct {
 		name      string
 		net       *network.Network
@@ -149,6 +151,21 @@ func TestFisherMatchesTangentPasses(t *testing.T) {
 				}
 				if err := fisherTangentPasses(context.Background(), o, tc.net, want, &cfg, own); err != nil {
 					t.Fatal(err)
+				}
+				var vals []float64
+				for li := range got.Layers {
+					for _, b := range cfg.Bits {
+						vals = append(vals, got.Layers[li].Metrics[MetricFisher][b])
+					}
+				}
+				if ref, ok := first[tc.name]; !ok {
+					first[tc.name] = vals
+				} else {
+					for i, v := range vals {
+						if v != ref[i] {
+							t.Errorf("value %d: got %.17g; want %.17g, bit for bit, as at 1 thread", i, v, ref[i])
+						}
+					}
 				}
 				for li := range got.Layers {
 					for _, b := range cfg.Bits {
