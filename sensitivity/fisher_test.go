@@ -86,8 +86,9 @@ const fisherRel = 1e-9
 // reference (one tangent pass per layer, on the oracle's own mini-batches)
 // on the fixture LeNet and the small residual model with a float Tanh step
 // (residualModel, random labels), at 1 and 2 threads, and on LeNet with
-// mini-batches limited by memory (OracleOptions.PassBytes) so that fisher
-// takes two of them per pass, the last group short. The values at 2
+// mini-batches limited by memory (OracleOptions.PassBytes) and no cached
+// passes, so that fisher takes two of them per pass, the last group short
+// (with cached passes it takes them one by one). The values at 2
 // threads equal those at 1 bit for bit.
 func TestFisherMatchesTangentPasses(t *testing.T) {
 	lenet, ds := loadFixture(t)
@@ -114,7 +115,9 @@ func TestFisherMatchesTangentPasses(t *testing.T) {
 	}{
 		{"lenet", lenet, ds, OracleOptions{Batch: 64}, 1, 64},
 		{"residual", res, rds, OracleOptions{Batch: 64}, 1, 64},
-		{"lenet grouped", lenet, ds.Subset(0, 48), OracleOptions{Batch: 64, PassBytes: lenetBytes}, 2, 5},
+		{"lenet grouped", lenet, ds.Subset(0, 48), OracleOptions{Batch: 64, PassBytes: lenetBytes, MaxCacheBytes: 1}, 2, 5},
+		// Cached passes are reused as they are: no groups.
+		{"lenet cached", lenet, ds.Subset(0, 48), OracleOptions{Batch: 64, PassBytes: lenetBytes}, 1, 5},
 	} {
 		for _, threads := range []int{1, 2} {
 			t.Run(fmt.Sprintf("%s/threads %d", tc.name, threads), func(t *testing.T) {

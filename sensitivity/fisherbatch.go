@@ -22,12 +22,13 @@ const fisherFactor = 3
 // fisherGroup is the number of consecutive oracle mini-batches that one
 // fisher pass takes at once: as many as keep the group's forward pass
 // times fisherFactor within OracleOptions.PassBytes and its samples within
-// OracleOptions.Batch, at least one. It depends on the model and the
-// options only (never on Threads), so the table does not depend on the
-// thread count.
+// OracleOptions.Batch, at least one; one when the oracle caches its
+// forward passes (fisher then reuses them instead of computing new
+// ones). It depends on the model, the data size and the options only
+// (never on Threads), so the table does not depend on the thread count.
 func (o *Oracle) fisherGroup() int {
 	b0 := o.batches[0].Shape[0]
-	if o.perSample <= 0 || b0 <= 0 {
+	if o.cache || o.perSample <= 0 || b0 <= 0 {
 		return 1
 	}
 	fwd := max(1, o.perSample/passFactor) // Pass.Bytes of one sample
