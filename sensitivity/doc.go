@@ -80,8 +80,12 @@
 // product in flight (passFactor), fisher holds less (fisherFactor), so it
 // takes as many consecutive oracle mini-batches as fit
 // OracleOptions.PassBytes (one on ResNet50 at 224², whose pass holds 201
-// MiB of values per sample). The grouping depends on the model and the
-// options, never on Threads; batch sums are added in batch order.
+// MiB of values per sample; one by one when the oracle caches its
+// passes). The grouping depends on the model, the data size and the
+// options, never on Threads; batch sums are added in batch order, and a
+// table computed in groups differs from one without only by rounding
+// (float64: within 1e-9 relative, fisher_test.go; F32 on ResNet18, groups
+// of two: 3.4e-7).
 //
 // With the KL loss (no labels) the targets are the float model's own
 // outputs, so at the float model every sample's gradient, and with it
