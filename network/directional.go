@@ -20,8 +20,11 @@ import (
 // of the layer's node). By the chain rule this equals gout dotted, per
 // sample, with the output tangent of a forward tangent pass along dir_j —
 // what Pass.Tangents computes one layer at a time — but all layers share
-// one backward pass, and each layer costs one operator tangent instead of
-// a tangent pass through the rest of the network.
+// one backward pass. It is also <G_li,s, dir_j>, sample s's gradient of
+// the layer's weight dotted with the direction: for Conv, Gemm and MatMul
+// that is how it is computed (weightGradDots, persample.go: one per-sample
+// weight-gradient product per layer, not k operator tangents); other
+// layer forms run the operator's Tangent along the k directions.
 //
 // dir(li) returns [k]+weight-shape directions, or nil to skip layer li
 // (out[li] is then nil). The context is checked per layer.
@@ -61,6 +64,9 @@ func (p *Pass) LayerDirectionalDots(ctx context.Context, gout *tensor.Tensor, k 
 		gy := grad[nd.out]
 		if gy == nil {
 			continue // the loss does not depend on this layer's output
+		}
+		if p.weightGradDots(nd, l.node, gy, d, k, res) {
+			continue
 		}
 		t := nd.single.Tangent(ins, tin, y, p.states[l.node])
 		if t == nil {

@@ -31,6 +31,14 @@
 // that dies at that node when no other value shares its memory, and Conv
 // writes into arrays of values already dropped by the pass.
 //
+// Directional derivatives per sample (directional.go, persample.go):
+// LayerDirectionalDots gives <∇_W L_s, D_j> for every layer, sample s and
+// direction D_j of the layer's weight after one backward pass, from each
+// sample's weight gradient (δ_s times the sample's columns for a Conv, a
+// depthwise correlation, A_sᵀΔ_s for a MatMul on sequences, Δ·D_j for
+// rows), not from k operator tangents; it equals the tangent form within
+// 1e-9 relative in F64 (directional_test.go keeps that as the reference).
+//
 // At import, BatchNormalization nodes that follow a Conv or Gemm are folded
 // into its weights (Network.Model is the rewritten model); nodes whose
 // inputs are all constants are evaluated once.

@@ -474,11 +474,16 @@ func quadraticMetric(ctx context.Context, o *Oracle, net *network.Network, t *Ta
 // Σ_s (∇L_s·ΔW)² / (2N) over the calibration samples s. Each sample's
 // directional derivative ∇L_s·ΔW comes from network's
 // LayerDirectionalDots: one backward pass per batch serves every layer,
-// and each layer adds one tangent of its own operator along its k
-// directions, instead of a forward tangent pass through the rest of the
-// network per layer (fisherTangentPasses in the tests, the reference it
-// equals). Batches are summed in batch order, so the result does not
-// depend on Threads.
+// and each layer adds one per-sample weight-gradient product (or one
+// tangent of its own operator) along its k directions, instead of a
+// forward tangent pass through the rest of the network per layer
+// (fisherTangentPasses in the tests, the reference it equals). Its
+// mini-batches are groups of the oracle's (fisherGroup: sized by what a
+// fisher pass holds, not by a Hessian-vector product's tangents); a batch
+// whose output gradient is zero in every entry (the KL loss at the float
+// model's own outputs, where every sample's gradient vanishes) adds zero
+// and skips the backward pass. Batches are summed in batch order, so the
+// result does not depend on Threads.
 func fisherMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table, cfg *Config, own []bool) error {
 	k := len(cfg.Bits)
 	n := float64(t.Samples)
@@ -486,49 +491,52 @@ func fisherMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table
 	if total == 0 {
 		return nil
 	}
+	// The directions (k weight-sized arrays per layer, 816 MB on
+	// ResNet50) are made when a batch first needs them: never when every
+	// output gradient is zero.
 	dirs := make([]*tensor.Tensor, len(t.Layers))
-	for li := range t.Layers {
-		if own[li] {
-			d, err := layerWeightDirections(net, li, cfg.Bits, cfg.Weights)
-			if err != nil {
-				return err
+	var once sync.Once
+	var dirsErr error
+	makeDirs := func() error {
+		once.Do(func() {
+			for li := range t.Layers {
+				if own[li] && dirsErr == nil {
+					dirs[li], dirsErr = layerWeightDirections(net, li, cfg.Bits, cfg.Weights)
+				}
 			}
-			dirs[li] = d
-		}
+		})
+		return dirsErr
 	}
-	nb := len(o.batches)
+	g := o.fisherGroup()
+	nb := (len(o.batches) + g - 1) / g
 	parts := make([][][]float64, nb) // batch, layer, bit width
 	var mu sync.Mutex
 	done := 0
-	cfg.report("fisher", 0, nb, fmt.Sprintf("%d layers, one backward pass per batch", total))
-	err := o.forEachBatch(ctx, func(b int, p *network.Pass) error {
-		_, gz, err := o.losses[b].Eval(p.Output())
-		if err != nil {
-			return err
-		}
-		dots, err := p.LayerDirectionalDots(ctx, gz, k, func(li int) (*tensor.Tensor, error) { return dirs[li], nil })
+	what := fmt.Sprintf("%d layers, one backward pass per batch of up to %d samples", total, g*o.batches[0].Shape[0])
+	if g*o.batches[0].Shape[0] == 1 {
+		what = fmt.Sprintf("%d layers, one backward pass per sample", total)
+	}
+	cfg.report("fisher", 0, nb, what)
+	err := o.fisherBatches(ctx, g, func(b int, p *network.Pass, loss network.Loss) error {
+		_, gz, err := loss.Eval(p.Output())
 		if err != nil {
 			return err
 		}
 		parts[b] = make([][]float64, len(t.Layers))
-		for li, d := range dots {
-			if d == nil {
-				continue
-			}
-			rows := len(d) / k
-			sums := make([]float64, k)
-			for j := range sums {
-				for _, v := range d[j*rows : (j+1)*rows] {
-					// gz rows are per-sample gradients divided by N.
-					v *= n
-					sums[j] += v * v
+		if allZero(gz.Data) {
+			for li := range t.Layers {
+				if own[li] {
+					parts[b][li] = make([]float64, k)
 				}
 			}
-			parts[b][li] = sums
+		} else if err := makeDirs(); err != nil {
+			return err
+		} else if err := fisherSums(ctx, p, gz, dirs, k, n, parts[b]); err != nil {
+			return err
 		}
 		mu.Lock()
 		done++
-		cfg.report("fisher", done, nb, fmt.Sprintf("%d layers, one backward pass per batch", total))
+		cfg.report("fisher", done, nb, what)
 		mu.Unlock()
 		return nil
 	})
@@ -550,6 +558,40 @@ func fisherMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table
 		t.Layers[li].Metrics[MetricFisher] = m
 	}
 	return nil
+}
+
+// fisherSums sets sums[li][j] to Σ_s (N·∇L_s·dir_li,j)² over the samples s
+// of pass p (gz, the batch's output gradient, has rows ∇L_s/N).
+func fisherSums(ctx context.Context, p *network.Pass, gz *tensor.Tensor, dirs []*tensor.Tensor, k int, n float64, sums [][]float64) error {
+	dots, err := p.LayerDirectionalDots(ctx, gz, k, func(li int) (*tensor.Tensor, error) { return dirs[li], nil })
+	if err != nil {
+		return err
+	}
+	for li, d := range dots {
+		if d == nil {
+			continue
+		}
+		rows := len(d) / k
+		s := make([]float64, k)
+		for j := range s {
+			for _, v := range d[j*rows : (j+1)*rows] {
+				v *= n
+				s[j] += v * v
+			}
+		}
+		sums[li] = s
+	}
+	return nil
+}
+
+// allZero reports whether every value of x is zero.
+func allZero(x []float64) bool {
+	for _, v := range x {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // layerWeightDirections returns ΔW = Q_b(W) - W of layer li's weight for

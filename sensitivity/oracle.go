@@ -35,6 +35,9 @@ type Oracle struct {
 	// passBytes is OracleOptions.PassBytes; perSample the bytes of a
 	// forward pass per sample (with the passFactor margin).
 	passBytes, perSample int64
+	// batchCap is OracleOptions.Batch (the largest mini-batch asked for),
+	// which fisher's larger mini-batches also respect.
+	batchCap int
 
 	mu     sync.Mutex
 	passes []*network.Pass // cached forward passes, nil when not cached
@@ -99,6 +102,7 @@ func NewOracle(ctx context.Context, net *network.Network, ds *dataset.Dataset, o
 	if err != nil {
 		return nil, err
 	}
+	o.batchCap = opt.Batch
 	opt.Batch = batch
 	o.passBytes, o.perSample = opt.PassBytes, perSample
 	for _, l := range net.Layers() {
@@ -206,8 +210,14 @@ func (o *Oracle) forEachBatch(ctx context.Context, f func(b int, p *network.Pass
 
 // parallel runs f(b) for every mini-batch b on up to o.threads workers.
 func (o *Oracle) parallel(ctx context.Context, f func(b int) error) error {
+	return o.parallelN(ctx, len(o.batches), f)
+}
+
+// parallelN runs f(i) for every i < n on up to o.threads workers and
+// returns the first error in index order.
+func (o *Oracle) parallelN(ctx context.Context, n int, f func(i int) error) error {
 	jobs := make(chan int)
-	errs := make([]error, len(o.batches))
+	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for w := 0; w < o.threads; w++ {
 		wg.Add(1)
@@ -222,8 +232,8 @@ func (o *Oracle) parallel(ctx context.Context, f func(b int) error) error {
 			}
 		}()
 	}
-	for b := range o.batches {
-		jobs <- b
+	for i := range n {
+		jobs <- i
 	}
 	close(jobs)
 	wg.Wait()
