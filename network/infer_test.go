@@ -38,6 +38,27 @@ func checkInferEqualsForward(t *testing.T, name string, net *Network, x *tensor.
 		}
 		return out
 	}
+	// The same replacements written into memory the pass recycles.
+	allocHook := func(node string, j int, v *tensor.Tensor, alloc func(n int) []float64) *tensor.Tensor {
+		out := tensor.FromData(alloc(len(v.Data)), v.Shape...)
+		for i, y := range v.Data {
+			out.Data[i] = math.Round(y*64) / 64
+		}
+		return out
+	}
+	p, err := net.ForwardHook(ctx, x, hook)
+	if err != nil {
+		t.Fatalf("%s: Forward: %v", name, err)
+	}
+	got, err := net.InferAllocHook(ctx, x, allocHook)
+	if err != nil {
+		t.Fatalf("%s: InferAllocHook: %v", name, err)
+	}
+	if want := p.Output(); !tensor.SameShape(got.Shape, want.Shape) {
+		t.Fatalf("%s: InferAllocHook output shape %v; want Forward's %v", name, got.Shape, want.Shape)
+	} else if i := sameBits(got, want); i >= 0 {
+		t.Errorf("%s: InferAllocHook output[%d] = %v; want ForwardHook's %v bit for bit", name, i, got.Data[i], want.Data[i])
+	}
 	for _, h := range []Hook{nil, hook} {
 		p, err := net.ForwardHook(ctx, x, h)
 		if err != nil {

@@ -25,13 +25,14 @@ import (
 // uniform-3-bit size, labelled loss preferred [8,4,3,2,8] (87.51% test
 // accuracy) to uniform 3-bit (88.59%), while KL ranked them correctly.
 type NetVerifier struct {
-	net     *network.Network
-	hook    network.Hook
-	batches []*tensor.Tensor
-	losses  []network.Loss
-	targets [][]int        // per batch: labels, or the float model's top-1 without labels
-	calib0  *tensor.Tensor // the first calibration batch (for the integer engine's plan)
-	Acts    map[string]quant.ActQuant
+	net       *network.Network
+	hook      network.Hook
+	allocHook network.AllocHook // hook's values in memory the pass recycles (Loss, Accuracy)
+	batches   []*tensor.Tensor
+	losses    []network.Loss
+	targets   [][]int        // per batch: labels, or the float model's top-1 without labels
+	calib0    *tensor.Tensor // the first calibration batch (for the integer engine's plan)
+	Acts      map[string]quant.ActQuant
 	// Weights is the source of the quantized weights (the one the search's
 	// sensitivities and the export use); nil rounds to nearest.
 	Weights quant.WeightCodes
@@ -91,6 +92,7 @@ func NewNetVerifierThreads(ctx context.Context, net *network.Network, calib, hel
 	report(done, detail)
 	v := &NetVerifier{net: net, Acts: ranges.ActQuantizers(), calib0: cb[0], Threads: threads}
 	v.hook = quant.ActHook(v.Acts)
+	v.allocHook = quant.ActAllocHook(v.Acts)
 	n := heldOut.Len()
 	if n == 0 {
 		return nil, fmt.Errorf("verify: no held-out samples")
@@ -134,7 +136,7 @@ func (v *NetVerifier) Loss(ctx context.Context, bits []int) (float64, error) {
 	}
 	per := make([]float64, len(v.batches))
 	err := parallelBatches(ctx, len(v.batches), v.threads(), func(b int) error {
-		z, err := v.net.InferHook(ctx, v.batches[b], v.hook) // Forward's outputs bit for bit, without keeping the activations
+		z, err := v.net.InferAllocHook(ctx, v.batches[b], v.allocHook) // Forward's outputs bit for bit, without keeping the activations
 		if err != nil {
 			return err
 		}
@@ -225,7 +227,7 @@ func (v *NetVerifier) Accuracy(ctx context.Context, bits []int) (float64, error)
 	}
 	correct := make([]int, len(v.batches))
 	err := parallelBatches(ctx, len(v.batches), v.threads(), func(b int) error {
-		z, err := v.net.InferHook(ctx, v.batches[b], v.hook)
+		z, err := v.net.InferAllocHook(ctx, v.batches[b], v.allocHook)
 		if err != nil {
 			return err
 		}

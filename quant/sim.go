@@ -3,6 +3,7 @@ package quant
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 
 	"mpsearch/network"
@@ -115,10 +116,43 @@ func ActHook(q map[string]ActQuant) network.Hook {
 			return v
 		}
 		out := tensor.New(v.Shape...)
-		for i, x := range v.Data {
-			out.Data[i] = a.Fake(x)
-		}
+		a.fakeAll(out.Data, v.Data)
 		return out
+	}
+}
+
+// ActAllocHook is ActHook for network.InferAllocHook: the same values,
+// written into memory the pass recycles.
+func ActAllocHook(q map[string]ActQuant) network.AllocHook {
+	return func(node string, input int, v *tensor.Tensor, alloc func(n int) []float64) *tensor.Tensor {
+		a, ok := q[node]
+		if input != 0 || !ok {
+			return v
+		}
+		out := tensor.FromData(alloc(len(v.Data)), v.Shape...)
+		a.fakeAll(out.Data, v.Data)
+		return out
+	}
+}
+
+// fakeAll sets dst[i] = a.Fake(src[i]): the same operations, written out
+// so that the loop has no call and its clamp no branch (Quantize's
+// comparisons select the bits of 0 or 255 instead: the same code for
+// every q, NaN and -0 included).
+func (a ActQuant) fakeAll(dst, src []float64) {
+	const bits255 = 0x406FE00000000000 // math.Float64bits(255)
+	dst = dst[:len(src)]
+	s, zp := a.Scale, float64(a.ZeroPoint)
+	for i, x := range src {
+		q := math.RoundToEven(x/s) + zp
+		b := math.Float64bits(q)
+		if q < 0 {
+			b = 0
+		}
+		if q > 255 {
+			b = bits255
+		}
+		dst[i] = float64(int(uint8(math.Float64frombits(b)))-a.ZeroPoint) * s
 	}
 }
 
