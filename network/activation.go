@@ -11,7 +11,8 @@ import (
 // unaryFunc is a scalar function applied elementwise, with its first two
 // derivatives, working on slices so the loops stay tight.
 type unaryFunc interface {
-	// eval sets y[i] = f(x[i]).
+	// eval sets y[i] = f(x[i]) for every i, whatever y held before (Infer
+	// gives it unzeroed memory: fillOp).
 	eval(y, x []float64)
 	// deriv sets d1[i] = f'(x[i]) and, when d2 is not nil, d2[i] = f2(x[i])
 	// (the second derivative);
@@ -89,6 +90,22 @@ func (op *unaryOp) forwardInPlace(in []*tensor.Tensor, i int) (*tensor.Tensor, e
 	op.f.eval(x.Data, x.Data)
 	return tensor.FromData(x.Data, x.Shape...), nil
 }
+
+// inferAlloc is Forward for Infer when x cannot be overwritten: f(x) in
+// memory from alloc, without the slope state (eval and evalSlope give the
+// same values). A SiLU's Sigmoid, whose input the Mul still reads, then
+// writes into memory the pass already touched instead of fresh pages.
+func (op *unaryOp) inferAlloc(in []*tensor.Tensor, alloc func(n int) []float64) (*tensor.Tensor, error) {
+	if len(in) < 1 || in[0] == nil {
+		return nil, fmt.Errorf("missing input")
+	}
+	out := tensor.FromData(alloc(len(in[0].Data)), in[0].Shape...)
+	op.f.eval(out.Data, in[0].Data)
+	return out, nil
+}
+
+// fills: every eval writes all of y.
+func (op *unaryOp) fills() {}
 
 // Backward returns g·f'(x).
 func (op *unaryOp) Backward(in []*tensor.Tensor, out *tensor.Tensor, state any, gout *tensor.Tensor, need []bool) []*tensor.Tensor {

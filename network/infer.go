@@ -291,6 +291,13 @@ type allocOp interface {
 	inferAlloc(in []*tensor.Tensor, alloc func(n int) []float64) (*tensor.Tensor, error)
 }
 
+// fillOp is an allocOp whose inferAlloc writes every value of its
+// output, so the arena gives it memory without zeroing it first.
+type fillOp interface {
+	allocOp
+	fills()
+}
+
 // arena recycles, within one Infer pass, the memory of values that died
 // and that no other held value shares, for the outputs of allocOps: a
 // CNN's activations then come from memory the pass already touched
@@ -308,7 +315,11 @@ func (a *arena) run(nd *node, vals []*tensor.Tensor, hook Hook, ins *[]*tensor.T
 		return nil, nil
 	}
 	nd.inputs(vals, hook, ins)
-	out, err := op.inferAlloc(*ins, a.alloc)
+	alloc := a.alloc
+	if _, ok := op.(fillOp); ok {
+		alloc = a.take
+	}
+	out, err := op.inferAlloc(*ins, alloc)
 	if err != nil {
 		return nil, nd.wrap(err)
 	}
