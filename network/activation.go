@@ -356,16 +356,25 @@ func (sigmoidFunc) linear() bool { return false }
 func (sigmoidFunc) eval(y, x []float64) {
 	// sigmoidPair's s with one division and no branch: the numerator is 1
 	// (x >= 0) or e, selected as bits; the same operations give the same
-	// bits.
+	// bits. The exponentials of a block come first, then its divisions,
+	// which then overlap instead of each waiting on its exponential.
 	const one = 0x3FF0000000000000 // math.Float64bits(1)
+	var eb [256]float64
 	y = y[:len(x)]
-	for i, v := range x {
-		e := math.Exp(-math.Abs(v))
-		num := math.Float64bits(e)
-		if v >= 0 {
-			num = one
+	for lo := 0; lo < len(x); lo += len(eb) {
+		xs := x[lo:min(lo+len(eb), len(x))]
+		ys, es := y[lo:lo+len(xs)], eb[:len(xs)]
+		for i, v := range xs {
+			es[i] = math.Exp(-math.Abs(v))
 		}
-		y[i] = math.Float64frombits(num) / (1 + e)
+		for i, v := range xs {
+			e := es[i]
+			num := math.Float64bits(e)
+			if v >= 0 {
+				num = one
+			}
+			ys[i] = math.Float64frombits(num) / (1 + e)
+		}
 	}
 }
 func (sigmoidFunc) deriv(d1, d2, x, _ []float64) {

@@ -43,34 +43,48 @@ func (p *convPass) forwardDepthwise(dst, x []float64, nb int, w []float64, kw in
 }
 
 // depthwisePlane adds the correlation of one input plane src [h, w] with
-// one kernel wk [kh, kw] to the output plane [oh, ow].
+// one kernel wk [kh, kw] to the output plane [oh, ow]. Output rows are
+// the outer loop, so that a row stays in cache while every tap adds to it;
+// each output value still receives the taps in (i, j) order, so the sums
+// are those of one pass over the plane per tap, bit for bit.
 func (p *convPass) depthwisePlane(plane, src, wk []float64) {
 	g := p.geo
-	for i := 0; i < g.kh; i++ {
-		for j := 0; j < g.kw; j++ {
-			wv := wk[i*g.kw+j]
-			off := j*g.dw - g.pl
-			lo, hi := g.validCols(off)
-			if lo >= hi || wv == 0 {
+	type tap struct {
+		w           float64
+		off, lo, hi int
+	}
+	var buf [16]tap // the column taps (they depend on j only)
+	taps := buf[:0]
+	if g.kw > len(buf) {
+		taps = make([]tap, 0, g.kw)
+	}
+	for j := 0; j < g.kw; j++ {
+		off := j*g.dw - g.pl
+		lo, hi := g.validCols(off)
+		taps = append(taps, tap{off: off, lo: lo, hi: hi})
+	}
+	for oy := 0; oy < g.oh; oy++ {
+		d := plane[oy*g.ow : (oy+1)*g.ow]
+		for i := 0; i < g.kh; i++ {
+			iy := oy*g.sh - g.pt + i*g.dh
+			if iy < 0 || iy >= g.h {
 				continue
 			}
-			for oy := 0; oy < g.oh; oy++ {
-				iy := oy*g.sh - g.pt + i*g.dh
-				if iy < 0 || iy >= g.h {
+			s := src[iy*g.w : (iy+1)*g.w]
+			for j, t := range taps {
+				wv := wk[i*g.kw+j]
+				if t.lo >= t.hi || wv == 0 {
 					continue
 				}
-				s := src[iy*g.w : (iy+1)*g.w]
-				d := plane[oy*g.ow : (oy+1)*g.ow]
 				if g.sw == 1 {
-					s = s[lo+off : hi+off]
-					d = d[lo:hi]
-					for ox, v := range s {
-						d[ox] += wv * v
+					ss, dd := s[t.lo+t.off:t.hi+t.off], d[t.lo:t.hi]
+					for ox, v := range ss {
+						dd[ox] += wv * v
 					}
 					continue
 				}
-				for ox := lo; ox < hi; ox++ {
-					d[ox] += wv * s[ox*g.sw+off]
+				for ox := t.lo; ox < t.hi; ox++ {
+					d[ox] += wv * s[ox*g.sw+t.off]
 				}
 			}
 		}

@@ -81,7 +81,10 @@ func (net *Network) InferHook(ctx context.Context, x *tensor.Tensor, hook Hook) 
 // takes from alloc (n values, not zeroed: the hook writes every one) and
 // keeps no reference to that memory after the node has run, so that
 // InferAllocHook can recycle it for later values of the pass. It returns
-// v itself to leave an input unchanged (taking nothing).
+// v itself to leave an input unchanged (taking nothing). When v dies at
+// this node, alloc(len(v.Data)) may return v.Data itself: the hook must
+// then compute each element from v's element at the same index only
+// (reading it before writing it), as an element-wise map does.
 type AllocHook func(node string, inputIndex int, v *tensor.Tensor, alloc func(n int) []float64) *tensor.Tensor
 
 // InferAllocHook is InferHook with an AllocHook: the output is InferHook's
@@ -130,15 +133,21 @@ func (net *Network) inferPass(ctx context.Context, xs []*tensor.Tensor, hook Hoo
 	ar := &arena{}
 	live := 0
 	var fresh [][]float64 // memory the AllocHook took for the current node
+	cur := 0              // the node running
 	if hook == nil && ah != nil {
-		take := func(n int) []float64 {
-			d := ar.take(n)
-			fresh = append(fresh, d)
-			return d
+		hook = func(node string, j int, v *tensor.Tensor) *tensor.Tensor {
+			return ah(node, j, v, func(n int) []float64 {
+				if vi := net.nodes[cur].in[j]; vi >= 0 && vals[vi] == v && n == len(v.Data) && overwritable(net.nodes[cur], vi, vals, plan[cur]) {
+					return v.Data
+				}
+				d := ar.take(n)
+				fresh = append(fresh, d)
+				return d
+			})
 		}
-		hook = func(node string, j int, v *tensor.Tensor) *tensor.Tensor { return ah(node, j, v, take) }
 	}
 	for k, nd := range net.nodes {
+		cur = k
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -243,6 +252,17 @@ func inPlace(nd *node, vals []*tensor.Tensor, hook Hook, ins *[]*tensor.Tensor, 
 		return []*tensor.Tensor{out}, nil
 	}
 	return nil, nil
+}
+
+// overwritable reports whether an AllocHook may write nd's input value vi
+// over its own memory: vi dies at nd (in dying), nd reads it once, no
+// other held value shares its memory, and nd is not an inPlacer (whose
+// inputs may be read twice: by inPlace, then by the normal run).
+func overwritable(nd *node, vi int, vals []*tensor.Tensor, dying []int) bool {
+	if _, ok := nd.single.(inPlacer); ok {
+		return false
+	}
+	return slices.Contains(dying, vi) && count(nd.in, vi) == 1 && !shared(vals, vi)
 }
 
 // count returns how many times v occurs in s.
