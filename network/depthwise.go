@@ -63,6 +63,13 @@ func (p *convPass) depthwisePlane(plane, src, wk []float64) {
 		lo, hi := g.validCols(off)
 		taps = append(taps, tap{off: off, lo: lo, hi: hi})
 	}
+	// With three column taps, the output columns [lo3, hi3) that all three
+	// reach take them in one loop (row3).
+	lo3, hi3 := 0, 0
+	if len(taps) == 3 && g.dw == 1 {
+		lo3 = max(taps[0].lo, taps[1].lo, taps[2].lo)
+		hi3 = max(lo3, min(taps[0].hi, taps[1].hi, taps[2].hi))
+	}
 	for oy := 0; oy < g.oh; oy++ {
 		d := plane[oy*g.ow : (oy+1)*g.ow]
 		for i := 0; i < g.kh; i++ {
@@ -71,6 +78,11 @@ func (p *convPass) depthwisePlane(plane, src, wk []float64) {
 				continue
 			}
 			s := src[iy*g.w : (iy+1)*g.w]
+			if hi3 > lo3 {
+				if row3(d, s, wk[i*3:i*3+3], taps[0].off, g.sw, lo3, hi3) {
+					continue
+				}
+			}
 			for j, t := range taps {
 				wv := wk[i*g.kw+j]
 				if t.lo >= t.hi || wv == 0 {
@@ -89,6 +101,56 @@ func (p *convPass) depthwisePlane(plane, src, wk []float64) {
 			}
 		}
 	}
+}
+
+// row3 adds one kernel row w [3] to the output row d from the input row s
+// when the row has no zero weight (which the tap loop skips) and the
+// columns taps j reach are [lo, hi) for all three, with dilation 1:
+// d[ox] += w[j]·s[ox·sw+off+j] for j = 0, 1, 2 in that order, as the tap
+// loop does, but in one pass with each d[ox] loaded and stored once. The
+// columns outside [lo, hi) take the taps that reach them one at a time,
+// in the same order. It reports false (nothing done) when it does not
+// apply.
+func row3(d, s, w []float64, off, sw, lo, hi int) bool {
+	w0, w1, w2 := w[0], w[1], w[2]
+	if w0 == 0 || w1 == 0 || w2 == 0 || lo >= hi {
+		return false
+	}
+	edge := func(ox int) {
+		for j, wv := range [3]float64{w0, w1, w2} {
+			if c := ox*sw + off + j; c >= 0 && c < len(s) {
+				d[ox] += wv * s[c]
+			}
+		}
+	}
+	for ox := 0; ox < lo; ox++ {
+		edge(ox)
+	}
+	dd := d[lo:hi]
+	if sw == 1 {
+		ss := s[lo+off : hi+off+2]
+		for ox := range dd {
+			v := dd[ox]
+			v += w0 * ss[ox]
+			v += w1 * ss[ox+1]
+			v += w2 * ss[ox+2]
+			dd[ox] = v
+		}
+	} else {
+		base := lo*sw + off
+		for ox := range dd {
+			c := base + ox*sw
+			v := dd[ox]
+			v += w0 * s[c]
+			v += w1 * s[c+1]
+			v += w2 * s[c+2]
+			dd[ox] = v
+		}
+	}
+	for ox := hi; ox < len(d); ox++ {
+		edge(ox)
+	}
+	return true
 }
 
 // backwardDataDepthwise is backwardData for a depthwise convolution: it
