@@ -63,12 +63,15 @@ func (p *convPass) depthwisePlane(plane, src, wk []float64) {
 		lo, hi := g.validCols(off)
 		taps = append(taps, tap{off: off, lo: lo, hi: hi})
 	}
-	// With three column taps, the output columns [lo3, hi3) that all three
-	// reach take them in one loop (row3).
-	lo3, hi3 := 0, 0
-	if len(taps) == 3 && g.dw == 1 {
-		lo3 = max(taps[0].lo, taps[1].lo, taps[2].lo)
-		hi3 = max(lo3, min(taps[0].hi, taps[1].hi, taps[2].hi))
+	// With three or five column taps (dilation 1), the output columns
+	// [loAll, hiAll) that every tap reaches take them in one loop
+	// (rowTaps).
+	loAll, hiAll := 0, 0
+	if (len(taps) == 3 || len(taps) == 5) && g.dw == 1 {
+		hiAll = g.ow
+		for _, t := range taps {
+			loAll, hiAll = max(loAll, t.lo), min(hiAll, t.hi)
+		}
 	}
 	for oy := 0; oy < g.oh; oy++ {
 		d := plane[oy*g.ow : (oy+1)*g.ow]
@@ -78,10 +81,8 @@ func (p *convPass) depthwisePlane(plane, src, wk []float64) {
 				continue
 			}
 			s := src[iy*g.w : (iy+1)*g.w]
-			if hi3 > lo3 {
-				if row3(d, s, wk[i*3:i*3+3], taps[0].off, g.sw, lo3, hi3) {
-					continue
-				}
+			if hiAll > loAll && rowTaps(d, s, wk[i*g.kw:(i+1)*g.kw], taps[0].off, g.sw, loAll, hiAll) {
+				continue
 			}
 			for j, t := range taps {
 				wv := wk[i*g.kw+j]
@@ -103,21 +104,21 @@ func (p *convPass) depthwisePlane(plane, src, wk []float64) {
 	}
 }
 
-// row3 adds one kernel row w [3] to the output row d from the input row s
-// when the row has no zero weight (which the tap loop skips) and the
-// columns taps j reach are [lo, hi) for all three, with dilation 1:
-// d[ox] += w[j]·s[ox·sw+off+j] for j = 0, 1, 2 in that order, as the tap
-// loop does, but in one pass with each d[ox] loaded and stored once. The
-// columns outside [lo, hi) take the taps that reach them one at a time,
-// in the same order. It reports false (nothing done) when it does not
-// apply.
-func row3(d, s, w []float64, off, sw, lo, hi int) bool {
-	w0, w1, w2 := w[0], w[1], w[2]
-	if w0 == 0 || w1 == 0 || w2 == 0 || lo >= hi {
-		return false
+// rowTaps adds one kernel row w (3 or 5 weights) to the output row d
+// from the input row s when the row has no zero weight (which the tap loop
+// skips) and every tap reaches the columns [lo, hi), with dilation 1:
+// d[ox] += w[j]·s[ox·sw+off+j] for j in order, as the tap loop does, but
+// in one pass with each d[ox] loaded and stored once. The columns outside
+// [lo, hi) take the taps that reach them one at a time, in the same
+// order. It reports false (nothing done) when it does not apply.
+func rowTaps(d, s, w []float64, off, sw, lo, hi int) bool {
+	for _, wv := range w {
+		if wv == 0 {
+			return false
+		}
 	}
 	edge := func(ox int) {
-		for j, wv := range [3]float64{w0, w1, w2} {
+		for j, wv := range w {
 			if c := ox*sw + off + j; c >= 0 && c < len(s) {
 				d[ox] += wv * s[c]
 			}
@@ -126,31 +127,55 @@ func row3(d, s, w []float64, off, sw, lo, hi int) bool {
 	for ox := 0; ox < lo; ox++ {
 		edge(ox)
 	}
-	dd := d[lo:hi]
-	if sw == 1 {
-		ss := s[lo+off : hi+off+2]
-		for ox := range dd {
-			v := dd[ox]
-			v += w0 * ss[ox]
-			v += w1 * ss[ox+1]
-			v += w2 * ss[ox+2]
-			dd[ox] = v
-		}
+	if len(w) == 3 {
+		row3(d[lo:hi], s[lo*sw+off:], w[0], w[1], w[2], sw)
 	} else {
-		base := lo*sw + off
-		for ox := range dd {
-			c := base + ox*sw
-			v := dd[ox]
-			v += w0 * s[c]
-			v += w1 * s[c+1]
-			v += w2 * s[c+2]
-			dd[ox] = v
-		}
+		row5(d[lo:hi], s[lo*sw+off:], w[:5], sw)
 	}
 	for ox := hi; ox < len(d); ox++ {
 		edge(ox)
 	}
 	return true
+}
+
+// row3 adds w0·s[ox·sw] + w1·s[ox·sw+1] + w2·s[ox·sw+2] to each d[ox], one
+// term at a time in that order.
+func row3(d, s []float64, w0, w1, w2 float64, sw int) {
+	if sw == 1 {
+		s = s[:len(d)+2]
+		for ox := range d {
+			v := d[ox]
+			v += w0 * s[ox]
+			v += w1 * s[ox+1]
+			v += w2 * s[ox+2]
+			d[ox] = v
+		}
+		return
+	}
+	for ox := range d {
+		c := ox * sw
+		v := d[ox]
+		v += w0 * s[c]
+		v += w1 * s[c+1]
+		v += w2 * s[c+2]
+		d[ox] = v
+	}
+}
+
+// row5 is row3 for five weights w.
+func row5(d, s, w []float64, sw int) {
+	w0, w1, w2, w3, w4 := w[0], w[1], w[2], w[3], w[4]
+	for ox := range d {
+		c := ox * sw
+		t := s[c : c+5]
+		v := d[ox]
+		v += w0 * t[0]
+		v += w1 * t[1]
+		v += w2 * t[2]
+		v += w3 * t[3]
+		v += w4 * t[4]
+		d[ox] = v
+	}
 }
 
 // backwardDataDepthwise is backwardData for a depthwise convolution: it

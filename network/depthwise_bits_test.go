@@ -61,7 +61,7 @@ func sameBitsOrNaN(got, want *tensor.Tensor) int {
 	return -1
 }
 
-// TestDepthwiseBits: the depthwise kernel (rows outer, three-tap rows in
+// TestDepthwiseBits: the depthwise kernel (rows outer, 3- and 5-tap rows in
 // one pass) gives refDepthwiseBits's values bit for bit, in Forward and in
 // Infer's inferAlloc (given memory that held other values), for 3×3
 // kernels at strides 1 and 2 (MobileNet, EfficientNet), 5×5, 3×1, dilation
