@@ -63,10 +63,10 @@ func sameBitsOrNaN(got, want *tensor.Tensor) int {
 
 // TestDepthwiseBits: the depthwise kernel (rows outer, 3- and 5-tap rows in
 // one pass) gives refDepthwiseBits's values bit for bit, in Forward and in
-// Infer's inferAlloc (given memory that held other values), for 3×3
-// kernels at strides 1 and 2 (MobileNet, EfficientNet), 5×5, 3×1, dilation
-// 2, asymmetric pads, channel multiplier 2, with zero weights, signed zeros,
-// infinities and NaN among the inputs.
+// Infer's inferAlloc, for 3×3 and 5×5 kernels at strides 1 and 2
+// (MobileNet, EfficientNet), 3×1, dilation 2, asymmetric pads, channel
+// multiplier 2, with zero weights, signed zeros, infinities and NaN among
+// the inputs.
 func TestDepthwiseBits(t *testing.T) {
 	cases := []struct {
 		x, w   []int
@@ -113,10 +113,8 @@ func TestDepthwiseBits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stale := func(n int) []float64 { // zeros, as the arena's alloc gives
-			return make([]float64, n)
-		}
-		inf, err := op.(allocOp).inferAlloc(in, stale)
+		zeros := func(n int) []float64 { return make([]float64, n) } // as the arena's alloc gives
+		inf, err := op.(allocOp).inferAlloc(in, zeros)
 		if err != nil {
 			t.Fatal(err)
 		}
