@@ -547,7 +547,7 @@ func loadTable(e *env, s *searchFlags, j *job, pr *progress) error {
 		return err
 	}
 	vp := newProgress(e, "verifier")
-	j.verifier, err = pipeline.NewNetVerifierCalib(e.ctx, in.Net, in.Calib, j.heldOut, in.Net.InferBatch(inferBudget, s.mf.batch), ac, func(done, total int, detail string) {
+	j.verifier, err = pipeline.NewNetVerifierThreads(e.ctx, in.Net, in.Calib, j.heldOut, in.Net.InferBatch(inferBudget, s.mf.batch), ac, s.mf.threads, func(done, total int, detail string) {
 		vp.update(done, total, detail)
 	})
 	vp.done()

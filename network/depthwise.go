@@ -43,37 +43,138 @@ func (p *convPass) forwardDepthwise(dst, x []float64, nb int, w []float64, kw in
 }
 
 // depthwisePlane adds the correlation of one input plane src [h, w] with
-// one kernel wk [kh, kw] to the output plane [oh, ow].
+// one kernel wk [kh, kw] to the output plane [oh, ow]. Output rows are
+// the outer loop, so that a row stays in cache while every tap adds to it;
+// each output value still receives the taps in (i, j) order, so the sums
+// are those of one pass over the plane per tap, bit for bit.
 func (p *convPass) depthwisePlane(plane, src, wk []float64) {
 	g := p.geo
-	for i := 0; i < g.kh; i++ {
-		for j := 0; j < g.kw; j++ {
-			wv := wk[i*g.kw+j]
-			off := j*g.dw - g.pl
-			lo, hi := g.validCols(off)
-			if lo >= hi || wv == 0 {
+	type tap struct {
+		w           float64
+		off, lo, hi int
+	}
+	var buf [16]tap // the column taps (they depend on j only)
+	taps := buf[:0]
+	if g.kw > len(buf) {
+		taps = make([]tap, 0, g.kw)
+	}
+	for j := 0; j < g.kw; j++ {
+		off := j*g.dw - g.pl
+		lo, hi := g.validCols(off)
+		taps = append(taps, tap{off: off, lo: lo, hi: hi})
+	}
+	// With three or five column taps (dilation 1), the output columns
+	// [loAll, hiAll) that every tap reaches take them in one loop
+	// (rowTaps).
+	loAll, hiAll := 0, 0
+	if (len(taps) == 3 || len(taps) == 5) && g.dw == 1 {
+		hiAll = g.ow
+		for _, t := range taps {
+			loAll, hiAll = max(loAll, t.lo), min(hiAll, t.hi)
+		}
+	}
+	for oy := 0; oy < g.oh; oy++ {
+		d := plane[oy*g.ow : (oy+1)*g.ow]
+		for i := 0; i < g.kh; i++ {
+			iy := oy*g.sh - g.pt + i*g.dh
+			if iy < 0 || iy >= g.h {
 				continue
 			}
-			for oy := 0; oy < g.oh; oy++ {
-				iy := oy*g.sh - g.pt + i*g.dh
-				if iy < 0 || iy >= g.h {
+			s := src[iy*g.w : (iy+1)*g.w]
+			if hiAll > loAll && rowTaps(d, s, wk[i*g.kw:(i+1)*g.kw], taps[0].off, g.sw, loAll, hiAll) {
+				continue
+			}
+			for j, t := range taps {
+				wv := wk[i*g.kw+j]
+				if t.lo >= t.hi || wv == 0 {
 					continue
 				}
-				s := src[iy*g.w : (iy+1)*g.w]
-				d := plane[oy*g.ow : (oy+1)*g.ow]
 				if g.sw == 1 {
-					s = s[lo+off : hi+off]
-					d = d[lo:hi]
-					for ox, v := range s {
-						d[ox] += wv * v
+					ss, dd := s[t.lo+t.off:t.hi+t.off], d[t.lo:t.hi]
+					for ox, v := range ss {
+						dd[ox] += wv * v
 					}
 					continue
 				}
-				for ox := lo; ox < hi; ox++ {
-					d[ox] += wv * s[ox*g.sw+off]
+				for ox := t.lo; ox < t.hi; ox++ {
+					d[ox] += wv * s[ox*g.sw+t.off]
 				}
 			}
 		}
+	}
+}
+
+// rowTaps adds one kernel row w (3 or 5 weights) to the output row d
+// from the input row s when the row has no zero weight (which the tap loop
+// skips) and every tap reaches the columns [lo, hi), with dilation 1:
+// d[ox] += w[j]·s[ox·sw+off+j] for j in order, as the tap loop does, but
+// in one pass with each d[ox] loaded and stored once. The columns outside
+// [lo, hi) take the taps that reach them one at a time, in the same
+// order. It reports false (nothing done) when it does not apply.
+func rowTaps(d, s, w []float64, off, sw, lo, hi int) bool {
+	for _, wv := range w {
+		if wv == 0 {
+			return false
+		}
+	}
+	edge := func(ox int) {
+		for j, wv := range w {
+			if c := ox*sw + off + j; c >= 0 && c < len(s) {
+				d[ox] += wv * s[c]
+			}
+		}
+	}
+	for ox := 0; ox < lo; ox++ {
+		edge(ox)
+	}
+	if len(w) == 3 {
+		row3(d[lo:hi], s[lo*sw+off:], w[0], w[1], w[2], sw)
+	} else {
+		row5(d[lo:hi], s[lo*sw+off:], w[:5], sw)
+	}
+	for ox := hi; ox < len(d); ox++ {
+		edge(ox)
+	}
+	return true
+}
+
+// row3 adds w0·s[ox·sw] + w1·s[ox·sw+1] + w2·s[ox·sw+2] to each d[ox], one
+// term at a time in that order.
+func row3(d, s []float64, w0, w1, w2 float64, sw int) {
+	if sw == 1 {
+		s = s[:len(d)+2]
+		for ox := range d {
+			v := d[ox]
+			v += w0 * s[ox]
+			v += w1 * s[ox+1]
+			v += w2 * s[ox+2]
+			d[ox] = v
+		}
+		return
+	}
+	for ox := range d {
+		c := ox * sw
+		v := d[ox]
+		v += w0 * s[c]
+		v += w1 * s[c+1]
+		v += w2 * s[c+2]
+		d[ox] = v
+	}
+}
+
+// row5 is row3 for five weights w.
+func row5(d, s, w []float64, sw int) {
+	w0, w1, w2, w3, w4 := w[0], w[1], w[2], w[3], w[4]
+	for ox := range d {
+		c := ox * sw
+		t := s[c : c+5]
+		v := d[ox]
+		v += w0 * t[0]
+		v += w1 * t[1]
+		v += w2 * t[2]
+		v += w3 * t[3]
+		v += w4 * t[4]
+		d[ox] = v
 	}
 }
 

@@ -29,7 +29,16 @@
 //
 // Infer reuses memory (infer.go): element-wise ops write over an input
 // that dies at that node when no other value shares its memory, and Conv
+// (and a unary op that cannot run in place, such as a SiLU's Sigmoid)
 // writes into arrays of values already dropped by the pass.
+// InferAllocHook takes an AllocHook, whose replacements of node inputs
+// (simulated activation quantization) come from the same arena, or are
+// written over the input itself when it dies at that node, and go back to
+// the arena after the node. The element-wise loops on this path (Relu,
+// Clip, Sigmoid, the depthwise kernel) select bits instead of branching
+// and keep each value's operations and their order, so outputs are those
+// of the plain loops bit for bit (NaN payloads aside, which the order a
+// compiler gives a commutative add decides).
 //
 // Directional derivatives per sample (directional.go, persample.go):
 // LayerDirectionalDots gives <∇_W L_s, D_j> for every layer, sample s and

@@ -38,6 +38,27 @@ func checkInferEqualsForward(t *testing.T, name string, net *Network, x *tensor.
 		}
 		return out
 	}
+	// The same replacements written into memory the pass recycles.
+	allocHook := func(node string, j int, v *tensor.Tensor, alloc func(n int) []float64) *tensor.Tensor {
+		out := tensor.FromData(alloc(len(v.Data)), v.Shape...)
+		for i, y := range v.Data {
+			out.Data[i] = math.Round(y*64) / 64
+		}
+		return out
+	}
+	p, err := net.ForwardHook(ctx, x, hook)
+	if err != nil {
+		t.Fatalf("%s: Forward: %v", name, err)
+	}
+	got, err := net.InferAllocHook(ctx, x, allocHook)
+	if err != nil {
+		t.Fatalf("%s: InferAllocHook: %v", name, err)
+	}
+	if want := p.Output(); !tensor.SameShape(got.Shape, want.Shape) {
+		t.Fatalf("%s: InferAllocHook output shape %v; want Forward's %v", name, got.Shape, want.Shape)
+	} else if i := sameBits(got, want); i >= 0 {
+		t.Errorf("%s: InferAllocHook output[%d] = %v; want ForwardHook's %v bit for bit", name, i, got.Data[i], want.Data[i])
+	}
 	for _, h := range []Hook{nil, hook} {
 		p, err := net.ForwardHook(ctx, x, h)
 		if err != nil {
@@ -264,5 +285,68 @@ func TestPassStopsWhenCancelled(t *testing.T) {
 	}
 	if _, err := p.Tangents(dirs, 1); !errors.Is(err, context.Canceled) {
 		t.Errorf("Tangents after cancel: got %v; want context.Canceled", err)
+	}
+}
+
+// residualModel is x → Conv → a → Conv → b, z = a + b: a is read again
+// after the second Conv, so a hook on that Conv's input must not write
+// over a (and may over x at the first Conv, where x is the model input:
+// never).
+func residualModel(rng *rand.Rand) *onnx.Model {
+	inits := map[string]*tensor.Tensor{"w1": randTensor(rng, 2, 2, 3, 3), "w2": randTensor(rng, 2, 2, 3, 3), "w3": randTensor(rng, 2, 2, 1, 1)}
+	pads := aInts("pads", 1, 1, 1, 1)
+	return &onnx.Model{Opset: 13, Graph: &onnx.Graph{
+		Name:    "residual",
+		Inputs:  []onnx.ValueInfo{{Name: "x", ElemType: onnx.Float, Shape: []onnx.Dim{{Value: -1, Param: "N"}, {Value: 2}, {Value: 5}, {Value: 5}}}},
+		Outputs: []onnx.ValueInfo{{Name: "z", ElemType: onnx.Float}},
+		Nodes: []onnx.Node{
+			mkNode("c1", "Conv", []string{"x", "w1"}, []string{"a"}, pads),
+			mkNode("c2", "Conv", []string{"a", "w2"}, []string{"b"}, pads),
+			mkNode("add", "Add", []string{"a", "b"}, []string{"s"}),
+			mkNode("c3", "Conv", []string{"s", "w3"}, []string{"z"}),
+		},
+		Initializers: inits,
+		InitOrder:    []string{"w1", "w2", "w3"},
+		InitTypes:    map[string]onnx.DataType{"w1": onnx.Float, "w2": onnx.Float, "w3": onnx.Float},
+	}}
+}
+
+// TestInferAllocHookKeepsLiveInputs: InferAllocHook's hook writes over a
+// layer input only where that value dies (s at c3), never over one read
+// later (a at c2) nor over the model input; the output equals
+// ForwardHook's bit for bit and the caller's x is unchanged.
+func TestInferAllocHookKeepsLiveInputs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	net, err := Build(residualModel(rng), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := randTensor(rng, 2, 2, 5, 5)
+	x0 := x.Clone()
+	checkInferEqualsForward(t, "residual", net, x)
+	if i := sameBits(x, x0); i >= 0 {
+		t.Errorf("model input[%d] changed by InferAllocHook: %v; want %v", i, x.Data[i], x0.Data[i])
+	}
+	overwrote := map[string]bool{}
+	hook := func(node string, j int, v *tensor.Tensor, alloc func(n int) []float64) *tensor.Tensor {
+		if j != 0 {
+			return v
+		}
+		d := alloc(len(v.Data))
+		overwrote[node] = &d[0] == &v.Data[0]
+		out := tensor.FromData(d, v.Shape...)
+		for i, y := range v.Data {
+			out.Data[i] = math.Round(y*8) / 8
+		}
+		return out
+	}
+	if _, err := net.InferAllocHook(context.Background(), x, hook); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"c1": false, "c2": false, "add": false, "c3": true}
+	for node, w := range want {
+		if overwrote[node] != w {
+			t.Errorf("hook on %s's first input given that input's own memory: %v; want %v", node, overwrote[node], w)
+		}
 	}
 }

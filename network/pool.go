@@ -3,6 +3,7 @@ package network
 import (
 	"fmt"
 	"math"
+	"sync"
 
 	"mpsearch/onnx"
 	"mpsearch/tensor"
@@ -128,16 +129,55 @@ func (op *maxPool) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	g := &pl.geo
 	y := tensor.New(pl.outShape(x)...)
 	arg := make([]int, y.Size())
+	maxPoolInto(pl, x.Data, y.Data, arg)
+	return y, &maxPoolState{argmax: arg, inSize: x.Size()}, nil
+}
+
+// inferAlloc is Forward for Infer: the output in memory from alloc (every
+// value written: fillOp), the argmax, which only Backward reads, in a
+// recycled buffer.
+func (op *maxPool) inferAlloc(in []*tensor.Tensor, alloc func(n int) []float64) (*tensor.Tensor, error) {
+	x := in[0]
+	pl, err := op.plan(x)
+	if err != nil {
+		return nil, err
+	}
+	shape := pl.outShape(x)
+	y := tensor.FromData(alloc(tensor.Size(shape)), shape...)
+	arg := getIntScratch(y.Size())
+	maxPoolInto(pl, x.Data, y.Data, arg)
+	putIntScratch(arg)
+	return y, nil
+}
+
+// fills: maxPoolInto writes every output value.
+func (op *maxPool) fills() {}
+
+// intScratch recycles maxPool's argmax buffers in Infer.
+var intScratch sync.Pool // of *[]int
+
+func getIntScratch(n int) []int {
+	if p, ok := intScratch.Get().(*[]int); ok && cap(*p) >= n {
+		return (*p)[:n]
+	}
+	return make([]int, n)
+}
+
+func putIntScratch(b []int) { intScratch.Put(&b) }
+
+// maxPoolInto sets every value of y to its window's maximum (the first
+// one when several are equal) and arg to that value's index in x.
+func maxPoolInto(pl *poolPlan, x, y []float64, arg []int) {
+	g := &pl.geo
 	hw, ohw := g.h*g.w, g.oh*g.ow
 	if pl.inside() {
-		maxPoolInside(g, pl.planes, x.Data, y.Data, arg)
-		return y, &maxPoolState{argmax: arg, inSize: x.Size()}, nil
+		maxPoolInside(g, pl.planes, x, y, arg)
+		return
 	}
 	for p := 0; p < pl.planes; p++ {
-		src := x.Data[p*hw : (p+1)*hw]
+		src := x[p*hw : (p+1)*hw]
 		for oy := 0; oy < g.oh; oy++ {
 			for ox := 0; ox < g.ow; ox++ {
 				// The first tap inside the input starts; a later one
@@ -153,11 +193,10 @@ func (op *maxPool) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
 					}
 				}
 				o := p*ohw + oy*g.ow + ox
-				y.Data[o], arg[o] = best, p*hw+bi
+				y[o], arg[o] = best, p*hw+bi
 			}
 		}
 	}
-	return y, &maxPoolState{argmax: arg, inSize: x.Size()}, nil
 }
 
 // inside reports whether every window lies entirely inside the input

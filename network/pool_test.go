@@ -115,6 +115,23 @@ func TestPools(t *testing.T) {
 			if d := maxRelDiff(y.Data, want.Data); d > refTol {
 				t.Errorf("Forward vs direct loops: max relative difference %g; want <= %g", d, refTol)
 			}
+			if ao, ok := op.(allocOp); ok {
+				// Infer's form, in memory holding NaN (a fillOp's is not
+				// zeroed): Forward's values bit for bit.
+				yi, err := ao.inferAlloc(in, func(n int) []float64 {
+					d := make([]float64, n)
+					for i := range d {
+						d[i] = math.NaN()
+					}
+					return d
+				})
+				if err != nil {
+					t.Fatalf("inferAlloc: %v", err)
+				}
+				if i := sameBits(yi, y); i >= 0 {
+					t.Errorf("inferAlloc[%d] = %v; want Forward's %v bit for bit", i, yi.Data[i], y.Data[i])
+				}
+			}
 			checkOp(t, op, in, []int{0})
 		})
 	}

@@ -23,7 +23,10 @@
 // changed), verifies a few candidates
 // on held-out data (verify.go's NetVerifier: KL divergence from the float
 // model; NewNetVerifierCalib reports its setup, the calibration ranges
-// and the held-out float outputs, in samples) and, with SearchConfig.Refine > 0, refines the verified result by
+// and the held-out float outputs, in samples; NewNetVerifierThreads runs
+// the setup, Loss and Accuracy with up to --threads held-out batches in
+// flight, one per worker, and adds the per-batch results in batch order,
+// so the loss is the same bits for any thread count) and, with SearchConfig.Refine > 0, refines the verified result by
 // greedy moves measured jointly on the same data (refine.go): exchanges
 // (a layer or tie group one width up, another down by the fewest widths
 // that restore every budget), a raise alone when it fits, a lower alone,

@@ -3,6 +3,8 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"sync"
 
 	"mpsearch/dataset"
 	"mpsearch/intengine"
@@ -23,16 +25,21 @@ import (
 // uniform-3-bit size, labelled loss preferred [8,4,3,2,8] (87.51% test
 // accuracy) to uniform 3-bit (88.59%), while KL ranked them correctly.
 type NetVerifier struct {
-	net     *network.Network
-	hook    network.Hook
-	batches []*tensor.Tensor
-	losses  []network.Loss
-	targets [][]int        // per batch: labels, or the float model's top-1 without labels
-	calib0  *tensor.Tensor // the first calibration batch (for the integer engine's plan)
-	Acts    map[string]quant.ActQuant
+	net       *network.Network
+	hook      network.Hook
+	allocHook network.AllocHook // hook's values in memory the pass recycles (Loss, Accuracy)
+	batches   []*tensor.Tensor
+	losses    []network.Loss
+	targets   [][]int        // per batch: labels, or the float model's top-1 without labels
+	calib0    *tensor.Tensor // the first calibration batch (for the integer engine's plan)
+	Acts      map[string]quant.ActQuant
 	// Weights is the source of the quantized weights (the one the search's
 	// sensitivities and the export use); nil rounds to nearest.
 	Weights quant.WeightCodes
+	// Threads is the number of held-out batches Loss and Accuracy run at
+	// once (0: the number of CPUs). Per-batch results are combined in
+	// batch order, so neither depends on it.
+	Threads int
 }
 
 // NewNetVerifier prepares a verifier on held-out data, with activation
@@ -47,10 +54,24 @@ func NewNetVerifier(ctx context.Context, net *network.Network, calib, heldOut *d
 // ranges (one float pass), then the held-out samples' float outputs batch
 // by batch.
 func NewNetVerifierCalib(ctx context.Context, net *network.Network, calib, heldOut *dataset.Dataset, batch int, ac quant.ActCalib, progress func(done, total int, detail string)) (*NetVerifier, error) {
+	return NewNetVerifierThreads(ctx, net, calib, heldOut, batch, ac, 0, progress)
+}
+
+// NewNetVerifierThreads is NewNetVerifierCalib with up to threads batches
+// in flight at once (0: the number of CPUs; --threads), in its setup and
+// in the verifier's Loss and Accuracy (Threads). Ranges, float outputs and
+// losses do not depend on threads.
+func NewNetVerifierThreads(ctx context.Context, net *network.Network, calib, heldOut *dataset.Dataset, batch int, ac quant.ActCalib, threads int, progress func(done, total int, detail string)) (*NetVerifier, error) {
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
 	total := calib.Len() + heldOut.Len()
+	var mu sync.Mutex // progress may be called from the workers
 	report := func(done int, detail string) {
 		if progress != nil {
+			mu.Lock()
 			progress(done, total, detail)
+			mu.Unlock()
 		}
 	}
 	if batch <= 0 {
@@ -62,32 +83,46 @@ func NewNetVerifierCalib(ctx context.Context, net *network.Network, calib, heldO
 		cb = append(cb, x)
 	}
 	report(0, fmt.Sprintf("activation ranges on %d calibration samples", calib.Len()))
-	ranges, err := quant.ObserveRangesCalib(ctx, net, cb, ac)
+	ranges, err := quant.ObserveRangesThreads(ctx, net, cb, ac, threads)
 	if err != nil {
 		return nil, err
 	}
 	done := calib.Len()
-	report(done, fmt.Sprintf("the float model's outputs on %d held-out samples", heldOut.Len()))
-	v := &NetVerifier{net: net, Acts: ranges.ActQuantizers(), calib0: cb[0]}
+	detail := fmt.Sprintf("the float model's outputs on %d held-out samples", heldOut.Len())
+	report(done, detail)
+	v := &NetVerifier{net: net, Acts: ranges.ActQuantizers(), calib0: cb[0], Threads: threads}
 	v.hook = quant.ActHook(v.Acts)
+	v.allocHook = quant.ActAllocHook(v.Acts)
 	n := heldOut.Len()
 	if n == 0 {
 		return nil, fmt.Errorf("verify: no held-out samples")
 	}
-	for b := 0; b < heldOut.NumBatches(batch); b++ {
-		x, y := heldOut.Batch(b, batch)
-		v.batches = append(v.batches, x)
-		z, err := net.Infer(ctx, x)
+	nb := heldOut.NumBatches(batch)
+	v.batches = make([]*tensor.Tensor, nb)
+	v.losses = make([]network.Loss, nb)
+	v.targets = make([][]int, nb)
+	labels := make([][]int, nb)
+	for b := range nb {
+		v.batches[b], labels[b] = heldOut.Batch(b, batch)
+	}
+	err = parallelBatches(ctx, nb, threads, func(b int) error {
+		z, err := net.Infer(ctx, v.batches[b])
 		if err != nil {
-			return nil, err
+			return err
 		}
-		v.losses = append(v.losses, network.SoftTarget{Probs: network.Softmax(z), Denom: float64(n)})
-		if y == nil {
-			y = argmaxRows(z)
+		v.losses[b] = network.SoftTarget{Probs: network.Softmax(z), Denom: float64(n)}
+		if v.targets[b] = labels[b]; v.targets[b] == nil {
+			v.targets[b] = argmaxRows(z)
 		}
-		v.targets = append(v.targets, y)
-		done += x.Shape[0]
-		report(done, fmt.Sprintf("the float model's outputs on %d held-out samples", heldOut.Len()))
+		mu.Lock()
+		done += v.batches[b].Shape[0]
+		d := done
+		mu.Unlock()
+		report(d, detail)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return v, nil
 }
@@ -99,19 +134,63 @@ func (v *NetVerifier) Loss(ctx context.Context, bits []int) (float64, error) {
 	if err := ws.SetAll(bits); err != nil {
 		return 0, err
 	}
+	per := make([]float64, len(v.batches))
+	err := parallelBatches(ctx, len(v.batches), v.threads(), func(b int) error {
+		z, err := v.net.InferAllocHook(ctx, v.batches[b], v.allocHook) // Forward's outputs bit for bit, without keeping the activations
+		if err != nil {
+			return err
+		}
+		per[b], _, err = v.losses[b].Eval(z)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
 	total := 0.0
-	for i, x := range v.batches {
-		z, err := v.net.InferHook(ctx, x, v.hook) // Forward's outputs bit for bit, without keeping the activations
-		if err != nil {
-			return 0, err
-		}
-		l, _, err := v.losses[i].Eval(z)
-		if err != nil {
-			return 0, err
-		}
+	for _, l := range per { // batch order: the sum does not depend on Threads
 		total += l
 	}
 	return total, nil
+}
+
+// threads is Threads, or the number of CPUs when it is not set.
+func (v *NetVerifier) threads() int {
+	if v.Threads > 0 {
+		return v.Threads
+	}
+	return runtime.NumCPU()
+}
+
+// parallelBatches calls f(b) for every b < n on up to threads goroutines, one
+// batch in flight per goroutine, and returns the error of the first batch
+// that failed (in batch order). Batches after a cancelled context are not
+// started.
+func parallelBatches(ctx context.Context, n, threads int, f func(b int) error) error {
+	errs := make([]error, n)
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range max(1, min(threads, n)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range jobs {
+				if errs[b] = ctx.Err(); errs[b] == nil {
+					errs[b] = f(b)
+				}
+			}
+		}()
+	}
+	for b := range n {
+		jobs <- b
+	}
+	close(jobs)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // intRanges observes the integer engine's ranges on the first calibration
@@ -146,16 +225,24 @@ func (v *NetVerifier) Accuracy(ctx context.Context, bits []int) (float64, error)
 	if err := ws.SetAll(bits); err != nil {
 		return 0, err
 	}
-	correct, total := 0, 0
-	for i, x := range v.batches {
-		z, err := v.net.InferHook(ctx, x, v.hook)
+	correct := make([]int, len(v.batches))
+	err := parallelBatches(ctx, len(v.batches), v.threads(), func(b int) error {
+		z, err := v.net.InferAllocHook(ctx, v.batches[b], v.allocHook)
 		if err != nil {
-			return 0, err
+			return err
 		}
-		correct += countCorrect(z, v.targets[i])
-		total += len(v.targets[i])
+		correct[b] = countCorrect(z, v.targets[b])
+		return nil
+	})
+	if err != nil {
+		return 0, err
 	}
-	return float64(correct) / float64(total), nil
+	right, total := 0, 0
+	for b := range correct {
+		right += correct[b]
+		total += len(v.targets[b])
+	}
+	return float64(right) / float64(total), nil
 }
 
 // argmaxRows returns the index of each row's largest value.

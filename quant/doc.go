@@ -161,8 +161,9 @@
 //     into 256 levels (128 per side when both signs occur) and spread back
 //     over their nonzero bins.
 //
-// The simulation (ObserveRangesCalib, at every layer input) and the
-// integer engine (intengine.ObserveRangesCalib, at its quantization
+// The simulation (ObserveRangesCalib, at every layer input; with several
+// batches in flight, ObserveRangesThreads, each worker's stats merged at
+// the end) and the integer engine (intengine.ObserveRangesCalib, at its quantization
 // points) both take their ranges from ActStats.Range. Under minmax a
 // layer input behind a max pool has the range of the tensor before it
 // (the pool keeps the maximum and, after a ReLU, the 0); under the other

@@ -2,7 +2,10 @@ package quant
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
+
+	"mpsearch/tensor"
 )
 
 func TestQuantizeWeightsPerChannel(t *testing.T) {
@@ -117,5 +120,42 @@ func TestQuantizeClampMatchesMathMinMax(t *testing.T) {
 		if got := a.Quantize(x); got != want {
 			t.Errorf("Quantize(%g): got %d; want %d", x, got, want)
 		}
+	}
+}
+
+// TestFakeAllMatchesFake: the loop the activation hooks run (fakeAll, its
+// clamp by selected bits) gives Fake's value bit for bit, at the clamps,
+// at rounding ties, for ±0, ±Inf and NaN; ActAllocHook gives ActHook's
+// tensor.
+func TestFakeAllMatchesFake(t *testing.T) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	xs := []float64{math.NaN(), math.Inf(1), math.Inf(-1), 0, math.Copysign(0, -1), -1.75, -1.875, -2, 61.9, 62, 62.125, 1e300, -1e300, 5e-324, 0.125, -0.125, 0.375}
+	for range 4096 {
+		xs = append(xs, rng.NormFloat64()*math.Pow(10, float64(rng.IntN(5)-2)))
+	}
+	for _, a := range []ActQuant{{Scale: 0.25, ZeroPoint: 7}, ActFromRange(0, 6), ActFromRange(-3.1, 2.7), ActFromRange(-1e-3, 0)} {
+		got := make([]float64, len(xs))
+		a.fakeAll(got, xs)
+		for i, x := range xs {
+			if want := a.Fake(x); math.Float64bits(got[i]) != math.Float64bits(want) {
+				t.Errorf("%+v: fakeAll(%g) = %v; want Fake's %v", a, x, got[i], want)
+			}
+		}
+	}
+	q := map[string]ActQuant{"conv": ActFromRange(-2, 5)}
+	v := tensor.FromData(xs, len(xs))
+	want := ActHook(q)("conv", 0, v)
+	buf := make([]float64, len(xs))
+	for i := range buf {
+		buf[i] = math.NaN() // memory the hook must overwrite
+	}
+	got := ActAllocHook(q)("conv", 0, v, func(n int) []float64 { return buf[:n] })
+	for i := range want.Data {
+		if math.Float64bits(got.Data[i]) != math.Float64bits(want.Data[i]) {
+			t.Fatalf("ActAllocHook[%d] = %v; want ActHook's %v", i, got.Data[i], want.Data[i])
+		}
+	}
+	if ActAllocHook(q)("conv", 1, v, nil) != v || ActAllocHook(q)("other", 0, v, nil) != v {
+		t.Errorf("ActAllocHook replaced an input that is not a quantized layer's first: want it unchanged")
 	}
 }

@@ -3,6 +3,8 @@ package quant
 import (
 	"context"
 	"fmt"
+	"math"
+	"sync"
 
 	"mpsearch/network"
 	"mpsearch/tensor"
@@ -23,26 +25,66 @@ func ObserveRanges(ctx context.Context, net *network.Network, batches []*tensor.
 // method c chooses from them (ActStats.Range; the integer engine's
 // ObserveRanges uses the same code at its quantization points).
 func ObserveRangesCalib(ctx context.Context, net *network.Network, batches []*tensor.Tensor, c ActCalib) (ActRanges, error) {
+	return ObserveRangesThreads(ctx, net, batches, c, 1)
+}
+
+// ObserveRangesThreads is ObserveRangesCalib with up to threads batches in
+// flight at once (one Infer pass each). Each worker accumulates its own
+// stats and they are merged at the end; the stats are exact (counts and
+// extrema, ActStats.Merge), so the ranges do not depend on threads.
+func ObserveRangesThreads(ctx context.Context, net *network.Network, batches []*tensor.Tensor, c ActCalib, threads int) (ActRanges, error) {
 	isLayer := map[string]bool{}
 	for _, l := range net.Layers() {
 		isLayer[l.Node] = true
 	}
-	stats := map[string]*ActStats{}
-	hook := func(node string, input int, v *tensor.Tensor) *tensor.Tensor {
-		if input != 0 || !isLayer[node] {
+	workers := max(1, min(threads, len(batches)))
+	per := make([]map[string]*ActStats, workers)
+	errs := make([]error, len(batches))
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for w := range workers {
+		stats := map[string]*ActStats{}
+		per[w] = stats
+		hook := func(node string, input int, v *tensor.Tensor) *tensor.Tensor {
+			if input != 0 || !isLayer[node] {
+				return v
+			}
+			s, ok := stats[node]
+			if !ok {
+				s = NewActStats(c)
+				stats[node] = s
+			}
+			s.Add(v.Data)
 			return v
 		}
-		s, ok := stats[node]
-		if !ok {
-			s = NewActStats(c)
-			stats[node] = s
-		}
-		s.Add(v.Data)
-		return v
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range jobs {
+				if errs[b] = ctx.Err(); errs[b] == nil {
+					_, errs[b] = net.InferHook(ctx, batches[b], hook)
+				}
+			}
+		}()
 	}
-	for _, x := range batches {
-		if _, err := net.InferHook(ctx, x, hook); err != nil {
+	for b := range batches {
+		jobs <- b
+	}
+	close(jobs)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
 			return nil, err
+		}
+	}
+	stats := per[0]
+	for _, p := range per[1:] {
+		for node, s := range p {
+			if t, ok := stats[node]; ok {
+				t.Merge(s)
+			} else {
+				stats[node] = s
+			}
 		}
 	}
 	if len(stats) != len(isLayer) {
@@ -74,10 +116,43 @@ func ActHook(q map[string]ActQuant) network.Hook {
 			return v
 		}
 		out := tensor.New(v.Shape...)
-		for i, x := range v.Data {
-			out.Data[i] = a.Fake(x)
-		}
+		a.fakeAll(out.Data, v.Data)
 		return out
+	}
+}
+
+// ActAllocHook is ActHook for network.InferAllocHook: the same values,
+// written into memory the pass recycles.
+func ActAllocHook(q map[string]ActQuant) network.AllocHook {
+	return func(node string, input int, v *tensor.Tensor, alloc func(n int) []float64) *tensor.Tensor {
+		a, ok := q[node]
+		if input != 0 || !ok {
+			return v
+		}
+		out := tensor.FromData(alloc(len(v.Data)), v.Shape...)
+		a.fakeAll(out.Data, v.Data)
+		return out
+	}
+}
+
+// fakeAll sets dst[i] = a.Fake(src[i]): the same operations, written out
+// so that the loop has no call and its clamp no branch (Quantize's
+// comparisons select the bits of 0 or 255 instead: the same code for
+// every q, NaN and -0 included).
+func (a ActQuant) fakeAll(dst, src []float64) {
+	const bits255 = 0x406FE00000000000 // math.Float64bits(255)
+	dst = dst[:len(src)]
+	s, zp := a.Scale, float64(a.ZeroPoint)
+	for i, x := range src {
+		q := math.RoundToEven(x/s) + zp
+		b := math.Float64bits(q)
+		if q < 0 {
+			b = 0
+		}
+		if q > 255 {
+			b = bits255
+		}
+		dst[i] = float64(int(uint8(math.Float64frombits(b)))-a.ZeroPoint) * s
 	}
 }
 
