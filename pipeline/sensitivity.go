@@ -47,10 +47,17 @@ const cacheVersion = 2
 // function of the model and the calibration data, already in the key.
 // So is bias correction (absent without it, as in earlier keys), and the
 // option codes in groups are in cfg.Bits; so is cross-layer equalization
-// (in.Equalized, absent without it).
+// (in.Equalized, absent without it). Under the KL loss (no labels) the
+// fisher metric draws its labels from the float model (it was the zero
+// empirical Fisher before): those keys carry FisherLabels, so tables
+// cached with the zeros are not read again.
 func cacheKey(in *Inputs, cfg sensitivity.Config) string {
 	cfg.Progress = nil
 	_, bc := cfg.Weights.(quant.BiasShifter)
+	fl := ""
+	if cfg.Loss == sensitivity.LossKL || (cfg.Loss == "" && !in.Calib.Labeled()) {
+		fl = "drawn from the float model"
+	}
 	b, _ := json.Marshal(struct {
 		Model, Data    string
 		Samples        int
@@ -59,7 +66,8 @@ func cacheKey(in *Inputs, cfg sensitivity.Config) string {
 		Quantizer      string `json:",omitempty"`
 		BiasCorrection bool   `json:",omitempty"`
 		Equalize       bool   `json:",omitempty"`
-	}{in.ModelSHA256, in.DataSHA256, in.Calib.Len(), cfg, cacheVersion, quantizer(cfg), bc, in.Equalized})
+		FisherLabels   string `json:",omitempty"`
+	}{in.ModelSHA256, in.DataSHA256, in.Calib.Len(), cfg, cacheVersion, quantizer(cfg), bc, in.Equalized, fl})
 	return HashBytes(b)[:32]
 }
 

@@ -517,7 +517,7 @@ func fisherMetric(ctx context.Context, o *Oracle, net *network.Network, t *Table
 		what = fmt.Sprintf("%d layers, one backward pass per sample", total)
 	}
 	cfg.report("fisher", 0, nb, what)
-	err := o.fisherBatches(ctx, g, func(b int, p *network.Pass, loss network.Loss) error {
+	err := o.fisherBatches(ctx, g, o.fisherLosses(cfg.Seed), func(b int, p *network.Pass, loss network.Loss) error {
 		_, gz, err := loss.Eval(p.Output())
 		if err != nil {
 			return err

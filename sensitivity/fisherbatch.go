@@ -37,18 +37,19 @@ func (o *Oracle) fisherGroup() int {
 }
 
 // fisherBatches runs f on the forward pass of every group of g consecutive
-// mini-batches (the last group may hold fewer), with the group's loss, on
+// mini-batches (the last group may hold fewer), with the group's loss
+// (from losses, one per mini-batch: fisherLosses), on
 // up to o.threads workers; f must only write to per-group storage. With
 // g = 1 the groups are the mini-batches, with their cached passes.
-func (o *Oracle) fisherBatches(ctx context.Context, g int, f func(i int, p *network.Pass, loss network.Loss) error) error {
+func (o *Oracle) fisherBatches(ctx context.Context, g int, losses []network.Loss, f func(i int, p *network.Pass, loss network.Loss) error) error {
 	if g <= 1 {
-		return o.forEachBatch(ctx, func(b int, p *network.Pass) error { return f(b, p, o.losses[b]) })
+		return o.forEachBatch(ctx, func(b int, p *network.Pass) error { return f(b, p, losses[b]) })
 	}
 	groups := (len(o.batches) + g - 1) / g
 	return o.parallelN(ctx, groups, func(i int) error {
 		lo, hi := i*g, min(len(o.batches), (i+1)*g)
 		x := concatBatches(o.batches[lo:hi])
-		loss, err := concatLoss(o.losses[lo:hi])
+		loss, err := concatLoss(losses[lo:hi])
 		if err != nil {
 			return err
 		}
@@ -102,4 +103,59 @@ func concatLoss(ls []network.Loss) (network.Loss, error) {
 		return network.SoftTarget{Probs: concatBatches(probs), Denom: l0.Denom}, nil
 	}
 	return nil, fmt.Errorf("sensitivity: no concatenated form of the loss %T", ls[0])
+}
+
+// fisherLosses are the losses whose per-sample gradients the fisher metric
+// squares, one per mini-batch. With labels they are the oracle's
+// cross-entropies. Under LossKL the oracle's loss is the KL divergence
+// from the float model's own outputs, whose gradient at the float model is
+// zero for every sample (Infer and Forward compute the same logits), so
+// its empirical Fisher is 0 and ranks nothing. There the metric is the
+// Fisher information itself, E_{y~p(x)}[(∇ log p(y|x)·ΔW)²], which is also
+// the KL loss's Hessian at the float model: each sample's label is drawn
+// once from the float model's output distribution (sampledLabels), and the
+// loss is the cross-entropy with those labels.
+func (o *Oracle) fisherLosses(seed uint64) []network.Loss {
+	out := make([]network.Loss, len(o.losses))
+	first := 0
+	for b, l := range o.losses {
+		out[b] = l
+		if st, ok := l.(network.SoftTarget); ok {
+			out[b] = network.CrossEntropy{Labels: sampledLabels(st.Probs, first, seed), Denom: st.Denom}
+		}
+		first += o.batches[b].Shape[0]
+	}
+	return out
+}
+
+// sampledLabels draws one class per row of probs ([N, classes]; row i is
+// sample first+i of the data set) from that row's distribution, by the
+// inverse of its cumulative sum at a uniform value that depends on the
+// seed and the sample's index only: the same labels for any batching and
+// thread count.
+func sampledLabels(probs *tensor.Tensor, first int, seed uint64) []int {
+	n, c := probs.Shape[0], probs.Shape[1]
+	labels := make([]int, n)
+	for i := range labels {
+		u := float64(splitmix64(seed^splitmix64(uint64(first+i)))>>11) / (1 << 53)
+		row := probs.Data[i*c : (i+1)*c]
+		labels[i] = c - 1 // when rounding leaves the sum below u
+		cum := 0.0
+		for j, p := range row {
+			if cum += p; u < cum {
+				labels[i] = j
+				break
+			}
+		}
+	}
+	return labels
+}
+
+// splitmix64 is Steele, Lea and Flood's SplitMix64 finalizer: a bijection
+// of 64-bit words whose outputs pass as independent uniform bits.
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
 }
