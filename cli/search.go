@@ -378,7 +378,7 @@ func measureConfig(e *env, s *searchFlags, j *job, cfg *pipeline.SearchConfig, r
 		// refinement budget is cut below its maximum) the report shows the
 		// proxy optima, and pareto measures the front.
 		cfg.ProxyFront = true
-		fmt.Fprintf(e.stderr, "search: the report's front is the proxy optima, unverified: a held-out measurement costs %.2g multiply-adds here, so measuring %d points is left to mpsearch pareto\n", pipeline.MeasurementMACs(j.in.Net, j.heldOut.Len()), s.points)
+		fmt.Fprintf(e.stderr, "search: the report's front is the proxy optima, unverified: a held-out measurement costs %.2g multiply-add equivalents here, so measuring %d points is left to mpsearch pareto\n", pipeline.MeasurementWork(j.in.Net, j.heldOut.Len()), s.points)
 	}
 }
 

@@ -223,7 +223,7 @@ func TestSearchDemoDeterministic(t *testing.T) {
 		t.Errorf("summary: %d layers, accuracy %v; want 5 layers, float >= 0.9, quantized >= 0.85", len(s.Layers), s.Accuracy)
 	}
 	// --refine's default: the path ends at the returned configuration.
-	// LeNet's measurements are far under pipeline.RefineMACBudget.
+	// LeNet's measurements are far under pipeline.RefineWorkBudget.
 	if r := s.Refinement; r == nil || r.Budget != pipeline.MaxRefine || r.Evaluations > r.Budget {
 		t.Errorf("summary refinement %+v; want budget %d (the default, auto) and at most that many evaluations", r, pipeline.MaxRefine)
 	} else {

@@ -76,6 +76,9 @@ type Network struct {
 	consts  map[int]*tensor.Tensor // value index -> constant (non-param)
 	release [][]int                // per node, the values Infer drops after it (infer.go)
 	prec    Precision              // of the matrix products
+	// valuesPerSample is the number of values the nodes compute for one
+	// sample (ValuesPerSample), from the build's probe; 0 without one.
+	valuesPerSample int64
 }
 
 // Precision returns the arithmetic of the network's matrix products.
@@ -252,6 +255,7 @@ func Build(m *onnx.Model, opt Options) (*Network, error) {
 	}
 	if sw.probe[0] != nil {
 		net.inferLayers(sw.shapes)
+		net.countValues(sw.shapes)
 	}
 	net.release = net.releasePlan()
 	return net, nil

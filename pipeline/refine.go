@@ -363,39 +363,53 @@ func (res *SearchResult) GreedyMeasured(ctx context.Context, v Verifier) (*Candi
 	return c, ml.evals, nil
 }
 
-// MeasurementMACs is the cost of one held-out measurement: the layers'
-// multiply-adds per sample times the heldOut samples.
-func MeasurementMACs(net *network.Network, heldOut int) float64 {
+// MeasurementWork is the cost of one held-out measurement in
+// multiply-add equivalents: per sample, the layers' multiply-adds plus
+// ValueWork for every value the nodes compute (network's
+// ValuesPerSample), times the heldOut samples.
+func MeasurementWork(net *network.Network, heldOut int) float64 {
 	var macs int64
 	for _, l := range net.Layers() {
 		macs += l.MACs
 	}
-	return float64(macs) * float64(max(heldOut, 1))
+	return (float64(macs) + ValueWork*float64(net.ValuesPerSample())) * float64(max(heldOut, 1))
 }
 
 // Refinement budget sizing (--refine auto).
 const (
-	// RefineMACBudget bounds the multiply-adds that the default
-	// refinement may spend: measurements × multiply-adds per sample ×
-	// held-out samples. 10^12 keeps the 128 measurements that the
-	// 16-layer residual Fashion-MNIST CNN needed to reach its local
-	// optimum (about 5·10^9 per measurement on 256 held-out images), and
-	// gives ResNet18 with 16 held-out images (2.9·10^10 per measurement,
-	// about 5 s here) 34.
-	RefineMACBudget = 1e12
+	// ValueWork is the float engine's time for one computed value in
+	// units of one multiply-add's: the least-squares fit of a held-out
+	// measurement's time (NetVerifier.Loss, 64 images, two threads, a
+	// quiet machine, 2026-12-05) to multiply-adds and values per sample
+	// on ResNet18, ResNet50, MobileNetV2 and EfficientNet-B0 gives 162;
+	// 100 puts the four within 0.71-1.20 of their mean time per unit,
+	// where multiply-adds alone spread them 6.8 times (a MobileNetV2 or
+	// EfficientNet-B0 multiply-add cost 4-7 of ResNet's: their depthwise
+	// convolutions, activations and Adds write many values for few
+	// multiply-adds).
+	ValueWork = 100
+	// RefineWorkBudget bounds the work that the default refinement may
+	// spend: measurements × MeasurementWork. 2·10^12 keeps the 128
+	// measurements that the 16-layer residual Fashion-MNIST CNN needed
+	// to reach its local optimum (about 4·10^9 per measurement on 256
+	// held-out images) and the other Fashion-MNIST models' 128, and gives
+	// the ImageNet CNNs with 64 held-out images 8-19 measurements, about
+	// 45-55 s of measuring on two CPUs (ResNet18 13, MobileNetV2 19,
+	// EfficientNet-B0 12, ResNet50 the minimum of 8).
+	RefineWorkBudget = 2e12
 	// MinRefine and MaxRefine bound the default: at least a few exchanges
 	// on the largest models, and no more than the residual CNN used.
 	MinRefine, MaxRefine = 8, 128
 )
 
 // DefaultRefine is the measurement budget of --refine auto for a network
-// whose candidates are measured on heldOut samples: RefineMACBudget over
-// the cost of one measurement, within [MinRefine, MaxRefine]. It depends
+// whose candidates are measured on heldOut samples: RefineWorkBudget over
+// the work of one measurement, within [MinRefine, MaxRefine]. It depends
 // on the model and the data size only, so runs stay reproducible.
 func DefaultRefine(net *network.Network, heldOut int) int {
-	per := MeasurementMACs(net, heldOut)
+	per := MeasurementWork(net, heldOut)
 	if per <= 0 {
 		return MaxRefine
 	}
-	return int(min(MaxRefine, max(MinRefine, math.Floor(RefineMACBudget/per))))
+	return int(min(MaxRefine, max(MinRefine, math.Floor(RefineWorkBudget/per))))
 }
