@@ -188,12 +188,7 @@ func NewActStats(c ActCalib) *ActStats {
 
 // Add accumulates values.
 func (s *ActStats) Add(v []float64) {
-	lo, hi := s.Min, s.Max
-	for _, x := range v {
-		lo = math.Min(lo, x)
-		hi = math.Max(hi, x)
-	}
-	s.Min, s.Max = lo, hi
+	s.Min, s.Max = minMax(v, s.Min, s.Max)
 	if !s.hist || s.nonFinite {
 		return
 	}
@@ -222,6 +217,41 @@ func (s *ActStats) Add(v []float64) {
 			s.zeros++
 		}
 	}
+}
+
+// minMax folds math.Min over lo and v and math.Max over hi and v, bit for
+// bit, without their branches on finite values: each value maps to an
+// integer key ordered as the floats are (-0 below +0), and the extremes of
+// the keys are taken with integer min and max. When a value or a start is
+// not finite (math.Min and math.Max give ±Inf precedence over NaN), the
+// fold is redone with math.Min and math.Max.
+func minMax(v []float64, lo, hi float64) (float64, float64) {
+	kmin, kmax := orderKey(lo), orderKey(hi)
+	for _, x := range v {
+		k := orderKey(x)
+		kmin = min(kmin, k)
+		kmax = max(kmax, k)
+	}
+	if kmin <= orderKey(math.Inf(-1)) || kmax >= orderKey(math.Inf(1)) || math.IsNaN(lo) || math.IsNaN(hi) {
+		for _, x := range v {
+			lo, hi = math.Min(lo, x), math.Max(hi, x)
+		}
+		return lo, hi
+	}
+	return fromOrderKey(kmin), fromOrderKey(kmax)
+}
+
+// orderKey maps x to an int64 ordered as the floats are, with -0 below +0:
+// the bits of a positive x, and of a negative x its bits with the
+// magnitude's 63 bits flipped (larger magnitudes lower).
+func orderKey(x float64) int64 {
+	b := int64(math.Float64bits(x))
+	return b ^ int64(uint64(b>>63)>>1)
+}
+
+// fromOrderKey is orderKey's inverse.
+func fromOrderKey(k int64) float64 {
+	return math.Float64frombits(uint64(k ^ int64(uint64(k>>63)>>1)))
 }
 
 // Merge adds o's values to s (o is unchanged).
