@@ -8,6 +8,7 @@ import (
 
 	"mpsearch/dataset"
 	"mpsearch/intengine"
+	"mpsearch/internal/workers"
 	"mpsearch/network"
 	"mpsearch/quant"
 	"mpsearch/tensor"
@@ -166,31 +167,7 @@ func (v *NetVerifier) threads() int {
 // that failed (in batch order). Batches after a cancelled context are not
 // started.
 func parallelBatches(ctx context.Context, n, threads int, f func(b int) error) error {
-	errs := make([]error, n)
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for range max(1, min(threads, n)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for b := range jobs {
-				if errs[b] = ctx.Err(); errs[b] == nil {
-					errs[b] = f(b)
-				}
-			}
-		}()
-	}
-	for b := range n {
-		jobs <- b
-	}
-	close(jobs)
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return workers.ForEach(ctx, n, threads, f)
 }
 
 // intRanges observes the integer engine's ranges on the first calibration

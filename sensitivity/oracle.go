@@ -7,6 +7,7 @@ import (
 
 	"mpsearch/dataset"
 	"mpsearch/hessian"
+	"mpsearch/internal/workers"
 	"mpsearch/network"
 	"mpsearch/tensor"
 )
@@ -216,33 +217,7 @@ func (o *Oracle) parallel(ctx context.Context, f func(b int) error) error {
 // parallelN runs f(i) for every i < n on up to o.threads workers and
 // returns the first error in index order.
 func (o *Oracle) parallelN(ctx context.Context, n int, f func(i int) error) error {
-	jobs := make(chan int)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for w := 0; w < o.threads; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for b := range jobs {
-				if err := ctx.Err(); err != nil {
-					errs[b] = err
-					continue
-				}
-				errs[b] = f(b)
-			}
-		}()
-	}
-	for i := range n {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return workers.ForEach(ctx, n, o.threads, f)
 }
 
 // directions converts k flat directions (hessian.Oracle layout) into
