@@ -393,9 +393,9 @@ const (
 	// measurements that the 16-layer residual Fashion-MNIST CNN needed
 	// to reach its local optimum (about 4·10^9 per measurement on 256
 	// held-out images) and the other Fashion-MNIST models' 128, and gives
-	// the ImageNet CNNs with 64 held-out images 8-19 measurements, about
-	// 45-55 s of measuring on two CPUs (ResNet18 13, MobileNetV2 19,
-	// EfficientNet-B0 12, ResNet50 the minimum of 8).
+	// the ImageNet CNNs with 64 held-out images 8-19 measurements, which
+	// took 38-82 s on two CPUs (ResNet18 13, MobileNetV2 19,
+	// EfficientNet-B0 12, ResNet50 the minimum of 8, its 82 s).
 	RefineWorkBudget = 2e12
 	// MinRefine and MaxRefine bound the default: at least a few exchanges
 	// on the largest models, and no more than the residual CNN used.
