@@ -29,29 +29,14 @@ import (
 //	MPSEARCH_PREDICT_MODELS=resnet50,vit_b_16 MPSEARCH_TORCHVISION_DIR=/work/models go test ./pipeline -run '^$' -bench PredictedVsMeasuredInterleaved -benchtime 1x -v -timeout 60m
 func BenchmarkPredictedVsMeasuredInterleaved(b *testing.B) {
 	ctx := context.Background()
-	prof, name, err := LoadProfile(os.Getenv("MPSEARCH_PROFILE"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	prof, name, before, want := benchProfiles(b)
 	clock, err := costmodel.ParseClock(prof.Clock)
 	if err != nil {
 		b.Fatal(err)
 	}
-	var before *costmodel.Profile
-	if path := os.Getenv("MPSEARCH_PROFILE_BEFORE"); path != "" {
-		if before, _, err = LoadProfile(path); err != nil {
-			b.Fatal(err)
-		}
-	}
 	rounds := 5
 	if v := os.Getenv("MPSEARCH_ROUNDS"); v != "" {
 		fmt.Sscan(v, &rounds)
-	}
-	want := map[string]bool{}
-	for _, n := range strings.Split(os.Getenv("MPSEARCH_STEPS_MODELS"), ",") {
-		if n = strings.TrimSpace(n); n != "" {
-			want[n] = true
-		}
 	}
 	lines := []string{"profile " + name, "| model | bits | predicted ms | measured ms (median of rounds) | error | ratio to w8 predicted / measured |", "|---|---|---|---|---|---|"}
 	for i := 0; i < b.N; i++ {

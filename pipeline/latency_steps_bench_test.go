@@ -28,22 +28,7 @@ import (
 //	MPSEARCH_STEPS_MODELS=vgg go test ./pipeline -run '^$' -bench PredictedSteps -benchtime 1x -v
 func BenchmarkPredictedSteps(b *testing.B) {
 	ctx := context.Background()
-	prof, name, err := LoadProfile(os.Getenv("MPSEARCH_PROFILE"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	var before *costmodel.Profile
-	if path := os.Getenv("MPSEARCH_PROFILE_BEFORE"); path != "" {
-		if before, _, err = LoadProfile(path); err != nil {
-			b.Fatal(err)
-		}
-	}
-	want := map[string]bool{}
-	for _, n := range strings.Split(os.Getenv("MPSEARCH_STEPS_MODELS"), ",") {
-		if n = strings.TrimSpace(n); n != "" {
-			want[n] = true
-		}
-	}
+	prof, name, before, want := benchProfiles(b)
 	runs := 201
 	lines := []string{"profile " + name}
 	for i := 0; i < b.N; i++ {
@@ -140,4 +125,27 @@ func BenchmarkPredictedSteps(b *testing.B) {
 	}
 	_ = time.Second
 	b.Log("\n" + strings.Join(lines, "\n"))
+}
+
+// benchProfiles reads what the step benchmarks share from the
+// environment: the profile (MPSEARCH_PROFILE, default the shipped one)
+// and its name, a second profile to compare (MPSEARCH_PROFILE_BEFORE, nil
+// without one) and the models to run (MPSEARCH_STEPS_MODELS, empty: all).
+func benchProfiles(b *testing.B) (prof *costmodel.Profile, name string, before *costmodel.Profile, want map[string]bool) {
+	prof, name, err := LoadProfile(os.Getenv("MPSEARCH_PROFILE"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if path := os.Getenv("MPSEARCH_PROFILE_BEFORE"); path != "" {
+		if before, _, err = LoadProfile(path); err != nil {
+			b.Fatal(err)
+		}
+	}
+	want = map[string]bool{}
+	for _, n := range strings.Split(os.Getenv("MPSEARCH_STEPS_MODELS"), ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			want[n] = true
+		}
+	}
+	return prof, name, before, want
 }
