@@ -374,7 +374,7 @@ func npzParts(p *parts, zr *npz.Reader, path string, opt Options) (fullN int, er
 // npyLabels decodes the first n labels of an NPY array, and checks the rest
 // when its records keep them.
 func npyLabels(h *npyHead, rec *records, name string, n int) *recordLabels {
-	return &recordLabels{rec: rec, n: n, decode: func(dst []int, raw []byte, first int) error {
+	return &recordLabels{rec: rec, n: n, decode: func(dst []int, raw []byte, first int) (int, error) {
 		return h.decodeLabels(dst, raw, first, name)
 	}}
 }
@@ -394,7 +394,7 @@ func labelsFile(p *parts, labels, path string, fullN int) error {
 		return err
 	}
 	var rec *records
-	var decode func(dst []int, raw []byte, first int) error
+	var decode func(dst []int, raw []byte, first int) (int, error)
 	switch kind {
 	case formNPY:
 		h, r, err := npyRecords(f, labels, 0)
@@ -410,11 +410,11 @@ func labelsFile(p *parts, labels, path string, fullN int) error {
 		if rec, err = idxLabelRecords(f, labels); err != nil {
 			return err
 		}
-		decode = func(dst []int, raw []byte, _ int) error {
+		decode = func(dst []int, raw []byte, _ int) (int, error) {
 			for i, b := range raw {
 				dst[i] = int(b)
 			}
-			return nil
+			return len(dst), nil
 		}
 	default:
 		return formatErr("dataset: labels file %s is neither NPY nor IDX (gzipped or not)", labels)
@@ -469,14 +469,14 @@ func perChannel(name string, v []float64, c int, def float64) ([]float64, error)
 	return out, nil
 }
 
-// checkFinite reports the first non-finite value of x, a batch whose first
-// sample is sample first of the data at path.
-func checkFinite(x *tensor.Tensor, path string, first int) error {
+// nonFinite returns the first non-finite value of the batch x, its
+// sample and its flat index in x; sample -1 when every value is finite.
+func nonFinite(x *tensor.Tensor) (sample int, v float64, flat int) {
 	ss := tensor.Size(x.Shape[1:])
 	for i, v := range x.Data {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return formatErr("dataset: %s: non-finite value %v in sample %d (flat index %d)", path, v, first+i/ss, first*ss+i)
+			return i / ss, v, i
 		}
 	}
-	return nil
+	return -1, 0, 0
 }

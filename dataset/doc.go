@@ -22,8 +22,11 @@
 // reordered whole when a pass starts. Header errors and options that do not
 // fit the data are reported by Open; errors in a body (truncation, bytes
 // after the end, a non-finite value, a bad label, an unreadable image) by
-// the Next that reaches them, with Load's message; the end of each file is
-// checked before the last batch is returned. Source is what a single-pass
+// the Next that reaches them, with Load's message: of the defects a batch
+// meets, the one at the lowest sample is reported (data before labels at
+// one sample, a file's end after all), so the message does not depend on
+// the batch sizes; the end of each file is checked before the last batch
+// is returned. Source is what a single-pass
 // consumer takes: a Stream, or a loaded Dataset (whose batches are views).
 //
 // The form of a file is detected from its content (NPY, zip, gzip and IDX

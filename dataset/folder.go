@@ -179,22 +179,22 @@ type folderRows struct {
 	done int
 }
 
-func (r *folderRows) next(ctx context.Context, k int) ([]float64, error) {
+func (r *folderRows) next(ctx context.Context, k int) ([]float64, int, error) {
 	fo := r.fo
 	size := fo.c * fo.h * fo.w
 	dst := make([]float64, k*size)
 	for i := range k {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, i, err
 		}
 		f, cfg := fo.files[r.done], fo.cfgs[r.done]
 		img, err := decodeImage(f.path)
 		if err != nil {
-			return nil, err
+			return dst[:i*size], i, err
 		}
 		b := img.Bounds()
 		if b.Dx() != cfg.Width || b.Dy() != cfg.Height {
-			return nil, formatErr("dataset: %s: decoded size %dx%d differs from its header's %dx%d", f.path, b.Dx(), b.Dy(), cfg.Width, cfg.Height)
+			return dst[:i*size], i, formatErr("dataset: %s: decoded size %dx%d differs from its header's %dx%d", f.path, b.Dx(), b.Dy(), cfg.Width, cfg.Height)
 		}
 		t := imageTensor(img, fo.c)
 		if t.Shape[2] != fo.h || t.Shape[3] != fo.w {
@@ -203,7 +203,7 @@ func (r *folderRows) next(ctx context.Context, k int) ([]float64, error) {
 		copy(dst[i*size:(i+1)*size], t.Data)
 		r.done++
 	}
-	return dst, nil
+	return dst, k, nil
 }
 
 // imageTensor converts img to a [1,c,H,W] tensor with values in [0,1]:

@@ -180,7 +180,9 @@ type records struct {
 
 // read returns the raw bytes of the next k rows (k <= keep - done); the
 // slice is reused by the next call. After the keep-th row it checks the
-// rest of the stream.
+// rest of the stream. On an error it returns the whole rows read before
+// it: fewer than k when the stream is short, all k when the defect is
+// after the keep-th row.
 func (rc *records) read(k int) ([]byte, error) {
 	if k < 0 || k > rc.keep-rc.done {
 		panic(fmt.Sprintf("dataset: %d rows asked of %d left", k, rc.keep-rc.done))
@@ -199,13 +201,13 @@ func (rc *records) read(k int) ([]byte, error) {
 	}
 	rc.got += int64(len(raw))
 	if err != nil {
-		return nil, readErr(err, rc.name, rc.truncated(rc.got))
+		return raw[:len(raw)/rc.row*rc.row], readErr(err, rc.name, rc.truncated(rc.got))
 	}
 	rc.buf = raw[:0]
 	rc.done += k
 	if rc.done == rc.keep {
 		if err := rc.finish(); err != nil {
-			return nil, err
+			return raw, err
 		}
 	}
 	return raw, nil
@@ -419,7 +421,7 @@ func (a *array) labels(name string) ([]int, error) {
 		return nil, err
 	}
 	out := make([]int, a.rows)
-	if err := a.decodeLabels(out, a.raw, 0, name); err != nil {
+	if _, err := a.decodeLabels(out, a.raw, 0, name); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -438,8 +440,9 @@ func (h *npyHead) checkLabels(name string) error {
 
 // decodeLabels converts len(dst) raw integers to class indices; first is
 // the index of the first in the file, for messages. The array must have
-// passed checkLabels.
-func (h *npyHead) decodeLabels(dst []int, raw []byte, first int, name string) error {
+// passed checkLabels. On an error it returns the index in dst of the bad
+// label.
+func (h *npyHead) decodeLabels(dst []int, raw []byte, first int, name string) (int, error) {
 	for i := range dst {
 		b := raw[i*h.size:]
 		var v int64
@@ -465,14 +468,14 @@ func (h *npyHead) decodeLabels(dst []int, raw []byte, first int, name string) er
 			v = int64(u)
 		}
 		if big || v > math.MaxInt32 {
-			return formatErr("dataset: %s: label %d at index %d is too large for a class index", name, uint64(v), first+i)
+			return i, formatErr("dataset: %s: label %d at index %d is too large for a class index", name, uint64(v), first+i)
 		}
 		if v < 0 {
-			return formatErr("dataset: %s: label %d at index %d is negative", name, v, first+i)
+			return i, formatErr("dataset: %s: label %d at index %d is negative", name, v, first+i)
 		}
 		dst[i] = int(v)
 	}
-	return nil
+	return len(dst), nil
 }
 
 // fortranToC reorders column-major raw data of the given shape to row-major.

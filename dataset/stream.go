@@ -92,13 +92,17 @@ func (p *parts) close() error {
 type rowSource interface {
 	// next decodes the next k samples. It allocates their values only
 	// once their bytes were read, so that a header claiming huge samples
-	// cannot make it allocate much more than the input holds.
-	next(ctx context.Context, k int) ([]float64, error)
+	// cannot make it allocate much more than the input holds. On an error
+	// it returns the good samples before the defect, good of them: the
+	// defect is at sample good of the k (k when it is the end of the file).
+	next(ctx context.Context, k int) (data []float64, good int, err error)
 }
 
 // labelSource delivers the labels of a file, in order.
 type labelSource interface {
-	next(dst []int) error
+	// next fills dst; on an error, good says at which of them the defect
+	// is (len(dst) for one after them).
+	next(dst []int) (good int, err error)
 }
 
 // Open opens the data at path for reading in mini-batches, detecting its
@@ -274,26 +278,47 @@ func (b *streamBatches) Next(ctx context.Context, max int) (*tensor.Tensor, []in
 		return nil, nil, err
 	}
 	k := min(max, b.s.n-b.done)
-	data, err := b.p.rows.next(ctx, k)
-	if err != nil {
+	data, good, err := b.p.rows.next(ctx, k)
+	if err != nil && ctx.Err() != nil {
 		return nil, nil, err
 	}
-	x := tensor.FromData(data, append([]int{k}, b.s.stored...)...)
+	x := tensor.FromData(data, append([]int{good}, b.s.stored...)...)
+	if good > 0 {
+		x = b.s.transform(x)
+	}
+	first := defect{at: good, err: err}
+	if at, v, flat := nonFinite(x); at >= 0 {
+		first = defect{at, formatErr("dataset: %s: non-finite value %v in sample %d (flat index %d)", b.s.name, v, b.done+at, b.done*tensor.Size(x.Shape[1:])+flat)}
+	}
 	var y []int
 	if b.p.labels != nil {
 		y = make([]int, k)
-		if err := b.p.labels.next(y); err != nil {
-			return nil, nil, err
-		}
+		first = first.before(b.p.labels.next(y))
 		if !b.s.labeled {
 			y = nil
 		}
 	}
-	if x, err = b.s.transform(x, b.done); err != nil {
-		return nil, nil, err
+	if first.err != nil {
+		return nil, nil, first.err
 	}
 	b.done += k
 	return x, y, nil
+}
+
+// defect is the first defect a batch met: at its sample at (the batch's
+// length for one after its samples); err nil for none.
+type defect struct {
+	at  int
+	err error
+}
+
+// before returns the earlier of d and a defect at sample at; d wins ties,
+// being the data's when the labels' is the other.
+func (d defect) before(at int, err error) defect {
+	if err == nil || (d.err != nil && d.at <= at) {
+		return d
+	}
+	return defect{at, err}
 }
 
 func (b *streamBatches) Close() error {
@@ -305,10 +330,8 @@ func (b *streamBatches) Close() error {
 	return err
 }
 
-// transform applies Gray, Resize and the normalisation to a batch whose
-// first sample is sample first of the stream, then checks that every value
-// is finite.
-func (s *Stream) transform(x *tensor.Tensor, first int) (*tensor.Tensor, error) {
+// transform applies Gray, Resize and the normalisation to a batch.
+func (s *Stream) transform(x *tensor.Tensor) *tensor.Tensor {
 	if s.gray {
 		x = toGray(x)
 	}
@@ -318,10 +341,7 @@ func (s *Stream) transform(x *tensor.Tensor, first int) (*tensor.Tensor, error) 
 	if s.mean != nil {
 		normalize(x, s.mean, s.std)
 	}
-	if err := checkFinite(x, s.name, first); err != nil {
-		return nil, err
-	}
-	return x, nil
+	return x
 }
 
 // byteRows decodes the rows of a records reader into samples.
@@ -331,14 +351,12 @@ type byteRows struct {
 	elems  int // values per sample
 }
 
-func (r *byteRows) next(_ context.Context, k int) ([]float64, error) {
+func (r *byteRows) next(_ context.Context, k int) ([]float64, int, error) {
 	raw, err := r.rec.read(k)
-	if err != nil {
-		return nil, err
-	}
-	dst := make([]float64, k*r.elems)
-	r.decode(dst, raw)
-	return dst, nil
+	good := len(raw) / r.rec.row
+	dst := make([]float64, good*r.elems)
+	r.decode(dst, raw[:good*r.rec.row])
+	return dst, good, err
 }
 
 // recordLabels decodes the labels of a records reader. A labels file is
@@ -346,7 +364,7 @@ func (r *byteRows) next(_ context.Context, k int) ([]float64, error) {
 // are decoded and checked too, in pieces, as Load checks them.
 type recordLabels struct {
 	rec    *records
-	decode func(dst []int, raw []byte, first int) error
+	decode func(dst []int, raw []byte, first int) (good int, err error)
 	n      int // labels delivered
 	done   int
 }
@@ -355,32 +373,35 @@ type recordLabels struct {
 // delivered.
 const labelChunk = 1 << 16
 
-func (l *recordLabels) next(dst []int) error {
-	if err := l.read(dst); err != nil {
-		return err
+func (l *recordLabels) next(dst []int) (int, error) {
+	if good, err := l.read(dst); err != nil {
+		return good, err
 	}
 	if l.done < l.n {
-		return nil
+		return len(dst), nil
 	}
 	scratch := make([]int, min(labelChunk, l.rec.keep-l.rec.done))
 	for l.rec.done < l.rec.keep {
-		if err := l.read(scratch[:min(len(scratch), l.rec.keep-l.rec.done)]); err != nil {
-			return err
+		if _, err := l.read(scratch[:min(len(scratch), l.rec.keep-l.rec.done)]); err != nil {
+			return len(dst), err
 		}
 	}
-	return nil
+	return len(dst), nil
 }
 
-func (l *recordLabels) read(dst []int) error {
+// read decodes the next len(dst) labels into dst; on an error it returns
+// how many of them are good.
+func (l *recordLabels) read(dst []int) (int, error) {
 	raw, err := l.rec.read(len(dst))
-	if err != nil {
-		return err
+	whole := len(raw) / l.rec.row
+	if good, derr := l.decode(dst[:whole], raw[:whole*l.rec.row], l.done); derr != nil {
+		return good, derr
 	}
-	if err := l.decode(dst, raw, l.done); err != nil {
-		return err
+	if err != nil {
+		return whole, err
 	}
 	l.done += len(dst)
-	return nil
+	return len(dst), nil
 }
 
 // sliceLabels delivers labels held in memory (an image folder's).
@@ -389,9 +410,9 @@ type sliceLabels struct {
 	done int
 }
 
-func (l *sliceLabels) next(dst []int) error {
+func (l *sliceLabels) next(dst []int) (int, error) {
 	l.done += copy(dst, l.y[l.done:])
-	return nil
+	return len(dst), nil
 }
 
 // Labeled tells whether d has labels.

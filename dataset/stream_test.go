@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"codeberg.org/sbinet/npyio/npz"
@@ -314,6 +315,55 @@ func TestStreamErrors(t *testing.T) {
 	writeFile(t, dir, "ok.npy", npyBytes("<f4", false, []int{2, 2}, f32Bytes(lePut, 1, 2, 3, 4)))
 	if _, err := s.Batches(); !errors.Is(err, ErrFormat) {
 		t.Errorf("changed file: Batches error %v; want ErrFormat", err)
+	}
+}
+
+// TestStreamFirstDefect checks that a file with two defects fails with
+// the one at the lower sample whatever the batch sizes, so Load and every
+// pass agree (FuzzStream found a truncated file with a NaN before its end
+// reported as the NaN by batches of 2 and as the truncation by Load).
+func TestStreamFirstDefect(t *testing.T) {
+	dir := t.TempDir()
+	nan := float32(math.NaN())
+	// 7 samples announced, 4 present, the fourth NaN.
+	full7 := npyBytes("<f4", false, []int{7, 1}, f32Bytes(lePut, 1, 2, 3, nan, 5, 6, 7))
+	shortNaN := full7[:len(full7)-12]
+	x6 := f32Bytes(lePut, 1, 2, 3, 4, 5, 6)
+	full6 := npyBytes("<f4", false, []int{6, 1}, x6)
+	for _, c := range []struct {
+		name string
+		file []byte
+		want string
+	}{
+		{"NaN in sample 3 of a file cut after it", shortNaN, "non-finite value NaN in sample 3"},
+		{"bad label 1, data cut at sample 4", zipBytes(t, zip.Store,
+			"x.npy", full6[:len(full6)-8],
+			"y.npy", npyBytes("<i8", false, []int{6}, i64Bytes(0, -1, 0, 0, 0, 0))), "label -1 at index 1 is negative"},
+		{"NaN in sample 0, bad label 5", zipBytes(t, zip.Store,
+			"x.npy", npyBytes("<f4", false, []int{6, 1}, f32Bytes(lePut, nan, 2, 3, 4, 5, 6)),
+			"y.npy", npyBytes("<i8", false, []int{6}, i64Bytes(0, 0, 0, 0, 0, -1))), "non-finite value NaN in sample 0"},
+		{"NaN and bad label both in sample 2", zipBytes(t, zip.Store,
+			"x.npy", npyBytes("<f4", false, []int{6, 1}, f32Bytes(lePut, 1, 2, nan, 4, 5, 6)),
+			"y.npy", npyBytes("<i8", false, []int{6}, i64Bytes(0, 0, -1, 0, 0, 0))), "non-finite value NaN in sample 2"},
+		{"bad label 4, data with a byte after its end", zipBytes(t, zip.Store,
+			"x.npy", append(slices.Clone(full6), 0),
+			"y.npy", npyBytes("<i8", false, []int{6}, i64Bytes(0, 0, 0, 0, -1, 0))), "label -1 at index 4 is negative"},
+	} {
+		path := writeFile(t, dir, "f", c.file)
+		_, lerr := Load(path, Options{})
+		if lerr == nil || !strings.Contains(lerr.Error(), c.want) {
+			t.Errorf("%s: Load error %v; want one containing %q", c.name, lerr, c.want)
+			continue
+		}
+		for bs := 1; bs <= 7; bs++ {
+			s, err := Open(path, Options{})
+			if err != nil {
+				t.Fatalf("%s: Open: %v", c.name, err)
+			}
+			if _, _, err := streamAll(s, bs); err == nil || err.Error() != lerr.Error() {
+				t.Errorf("%s: batches of %d: error %v; want Load's %q", c.name, bs, err, lerr)
+			}
+		}
 	}
 }
 
