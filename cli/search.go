@@ -517,6 +517,7 @@ func loadInputs(s *searchFlags, j *job) error {
 func loadTable(e *env, s *searchFlags, j *job, pr *progress) error {
 	in := j.in
 	var weights quant.WeightCodes
+	var layerRanges quant.ActRanges // observed by the sensitivity stage, if it did
 	var err error
 	if s.table != "" {
 		if weights, err = tableJob(e, s, j); err != nil {
@@ -530,6 +531,7 @@ func loadTable(e *env, s *searchFlags, j *job, pr *progress) error {
 		if cfg.Weights, err = weightCodes(e, s.sf.spec(), in.Net, in.Calib, cfg.Bits, &s.mf); err != nil {
 			return err
 		}
+		cfg.LayerRanges = func(r quant.ActRanges) { layerRanges = r } // the verifier's, on the same data
 		t, cached, err := pipeline.Sensitivity(e.ctx, in, pipeline.SensitivityRequest{Config: cfg, NoCache: s.sf.noCache})
 		pr.done()
 		if err != nil {
@@ -547,9 +549,13 @@ func loadTable(e *env, s *searchFlags, j *job, pr *progress) error {
 		return err
 	}
 	vp := newProgress(e, "verifier")
-	j.verifier, err = pipeline.NewNetVerifierThreads(e.ctx, in.Net, in.Calib, j.heldOut, in.Net.InferBatch(inferBudget, s.mf.batch), ac, s.mf.threads, func(done, total int, detail string) {
-		vp.update(done, total, detail)
-	})
+	progress := func(done, total int, detail string) { vp.update(done, total, detail) }
+	batch := in.Net.InferBatch(inferBudget, s.mf.batch)
+	if layerRanges != nil {
+		j.verifier, err = pipeline.NewNetVerifierRanges(e.ctx, in.Net, in.Calib, j.heldOut, batch, layerRanges, s.mf.threads, progress)
+	} else {
+		j.verifier, err = pipeline.NewNetVerifierThreads(e.ctx, in.Net, in.Calib, j.heldOut, batch, ac, s.mf.threads, progress)
+	}
 	vp.done()
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package intengine
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"mpsearch/network"
@@ -65,6 +66,12 @@ func newPointReaders(net *network.Network, names []string) (*pointReaders, bool)
 // having added nothing, when some point was not seen (a node the network
 // does not run, such as one folded at build, was its only reader).
 func (r *pointReaders) observeInfer(ctx context.Context, net *network.Network, x *tensor.Tensor, stats []*quant.ActStats, c quant.ActCalib) (bool, error) {
+	_, ok, err := r.inferObserving(ctx, net, x, stats, c)
+	return ok, err
+}
+
+// inferObserving is observeInfer that also returns the pass's output.
+func (r *pointReaders) inferObserving(ctx context.Context, net *network.Network, x *tensor.Tensor, stats []*quant.ActStats, c quant.ActCalib) (*tensor.Tensor, bool, error) {
 	scratch := make([]*quant.ActStats, len(stats))
 	hook := func(node string, input int, v *tensor.Tensor) *tensor.Tensor {
 		if p, ok := r.at[node][input]; ok && scratch[p] == nil {
@@ -75,7 +82,7 @@ func (r *pointReaders) observeInfer(ctx context.Context, net *network.Network, x
 	}
 	out, err := net.InferHook(ctx, x, hook)
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
 	if p := r.outPoint; p >= 0 && scratch[p] == nil {
 		scratch[p] = quant.NewActStats(c)
@@ -83,13 +90,13 @@ func (r *pointReaders) observeInfer(ctx context.Context, net *network.Network, x
 	}
 	for _, s := range scratch {
 		if s == nil {
-			return false, nil
+			return nil, false, nil
 		}
 	}
 	for i, s := range scratch {
 		stats[i].Merge(s)
 	}
-	return true, nil
+	return out, true, nil
 }
 
 // observeForward adds the quantization points of x's float pass to stats
@@ -127,3 +134,133 @@ func newObserver(net *network.Network, names []string, c quant.ActCalib) *observ
 }
 
 func (o *observer) useInfer() bool { return o.readers != nil && !o.noInfer.Load() }
+
+// RangeObserver observes the quantization points during float passes that
+// a caller runs for its own ends (the sensitivity oracle's KL targets), so
+// that the ranges cost no pass of their own; it observes each layer's
+// first input too, the ranges package quant's simulation calibrates. Its
+// Infer returns net.Infer's output bit for bit and is safe for concurrent
+// use; the ranges are those ObserveRangesCalib and
+// quant.ObserveRangesThreads give on the same samples, however they were
+// split into batches or ordered (the stats' merge is exact).
+type RangeObserver struct {
+	net     *network.Network
+	names   []string // the points, then the layer inputs that are not points
+	points  int      // len(QuantPoints)
+	layerIn []int    // per layer of net.Layers(): its first input's index in names
+	calib   quant.ActCalib
+	obs     *observer
+	mu      sync.Mutex
+	stats   []*quant.ActStats
+	samples int
+}
+
+// NewRangeObserver returns an observer of net's quantization points and
+// layer inputs under calibration c; it fails as ObserveRangesCalib would
+// (ErrUnsupported for a model the engine cannot run).
+func NewRangeObserver(net *network.Network, c quant.ActCalib) (*RangeObserver, error) {
+	names, err := QuantPoints(net)
+	if err != nil {
+		return nil, err
+	}
+	o := &RangeObserver{net: net, points: len(names), calib: c}
+	idx := map[string]int{}
+	for i, n := range names {
+		idx[n] = i
+	}
+	input := map[string]string{}
+	for _, n := range net.Model.Graph.Nodes {
+		if len(n.Inputs) > 0 {
+			input[n.Name] = n.Inputs[0]
+		}
+	}
+	for _, l := range net.Layers() {
+		in := input[l.Node]
+		i, ok := idx[in]
+		if !ok {
+			i = len(names)
+			idx[in] = i
+			names = append(names, in)
+		}
+		o.layerIn = append(o.layerIn, i)
+	}
+	o.names, o.obs = names, newObserver(net, names, c)
+	o.stats = o.fresh()
+	return o, nil
+}
+
+func (o *RangeObserver) fresh() []*quant.ActStats {
+	st := make([]*quant.ActStats, len(o.names))
+	for i := range st {
+		st[i] = quant.NewActStats(o.calib)
+	}
+	return st
+}
+
+// Infer returns net's output on x and adds x's quantization points and
+// layer inputs to the observer. A graph whose readers Infer's hook cannot
+// name is observed by a second pass (batchStats, through Forward).
+func (o *RangeObserver) Infer(ctx context.Context, x *tensor.Tensor) (*tensor.Tensor, error) {
+	local := o.fresh()
+	var out *tensor.Tensor
+	if o.obs.useInfer() {
+		z, ok, err := o.obs.readers.inferObserving(ctx, o.net, x, local, o.calib)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = z
+		} else {
+			o.obs.noInfer.Store(true)
+		}
+	}
+	if out == nil {
+		if err := batchStats(ctx, o.net, x, o.names, local, o.obs); err != nil {
+			return nil, err
+		}
+		z, err := o.net.Infer(ctx, x)
+		if err != nil {
+			return nil, err
+		}
+		out = z
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i, s := range local {
+		o.stats[i].Merge(s)
+	}
+	o.samples += x.Shape[0]
+	return out, nil
+}
+
+// Samples returns the number of samples observed so far.
+func (o *RangeObserver) Samples() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.samples
+}
+
+// Ranges returns the quantization points' ranges of the samples observed
+// so far, as ObserveRangesCalib computes them.
+func (o *RangeObserver) Ranges() Ranges {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	r := Ranges{}
+	for i, name := range o.names[:o.points] {
+		r[name] = o.stats[i].Range(o.calib)
+	}
+	return r
+}
+
+// LayerRanges returns the range of each layer's first input, keyed by the
+// layer's node, as quant.ObserveRangesThreads computes them on the same
+// samples.
+func (o *RangeObserver) LayerRanges() quant.ActRanges {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	r := quant.ActRanges{}
+	for li, l := range o.net.Layers() {
+		r[l.Node] = o.stats[o.layerIn[li]].Range(o.calib)
+	}
+	return r
+}

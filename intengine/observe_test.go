@@ -2,7 +2,10 @@ package intengine
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"math/rand/v2"
+	"sync"
 	"testing"
 
 	"mpsearch/network"
@@ -125,6 +128,99 @@ func TestObserveInferIncomplete(t *testing.T) {
 	for i, s := range stats {
 		if r := s.Range(quant.ActCalib{}); r[0] <= r[1] {
 			t.Errorf("%s: observed %v after a refusal; want nothing added", names[i], r)
+		}
+	}
+}
+
+// TestRangeObserver checks that ranges observed during a caller's own
+// passes, batches split otherwise and run concurrently, are
+// ObserveRangesCalib's, that Infer returns net.Infer's output bit for bit,
+// and that LayerRanges are quant's layer-input ranges of the same data.
+func TestRangeObserver(t *testing.T) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(7, 8))
+	cases := []struct {
+		name string
+		net  *network.Network
+		x    *tensor.Tensor
+	}{
+		{"residual", residualNet(t), nil},
+		{"lenet", loadLeNet(t), loadCalib(t).X},
+		{"residual, an unnamed node (observed through Forward)", residualNetUnnamed(t), nil},
+	}
+	for _, tc := range cases {
+		if tc.x == nil {
+			tc.x = randBatch(rng, 11, tc.net.SampleShape)
+		}
+		n := tc.x.Shape[0]
+		per := tc.x.Size() / n
+		part := func(lo, hi int) *tensor.Tensor {
+			return tensor.FromData(tc.x.Data[lo*per:hi*per], append([]int{hi - lo}, tc.x.Shape[1:]...)...)
+		}
+		for _, c := range testCalibs {
+			want, err := ObserveRangesCalib(ctx, tc.net, []*tensor.Tensor{tc.x}, 1, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ro, err := NewRangeObserver(tc.net, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cuts := []int{0, 3, 4, n}
+			errs := make([]error, len(cuts)-1)
+			var wg sync.WaitGroup
+			for i := range errs {
+				wg.Go(func() {
+					xb := part(cuts[i], cuts[i+1])
+					got, err := ro.Infer(ctx, xb)
+					if err != nil {
+						errs[i] = err
+						return
+					}
+					ref, err := tc.net.Infer(ctx, xb)
+					if err != nil {
+						errs[i] = err
+						return
+					}
+					for j := range ref.Data {
+						if math.Float64bits(got.Data[j]) != math.Float64bits(ref.Data[j]) {
+							errs[i] = fmt.Errorf("output %d of part %d: got %v; want net.Infer's %v", j, i, got.Data[j], ref.Data[j])
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			for _, err := range errs {
+				if err != nil {
+					t.Fatalf("%s, %s: %v", tc.name, c, err)
+				}
+			}
+			if got := ro.Samples(); got != n {
+				t.Errorf("%s, %s: %d samples observed; want %d", tc.name, c, got, n)
+			}
+			got := ro.Ranges()
+			if len(got) != len(want) {
+				t.Fatalf("%s, %s: %d ranges; want %d", tc.name, c, len(got), len(want))
+			}
+			for name, w := range want {
+				if got[name] != w {
+					t.Errorf("%s, %s: range of %s: got %v; want ObserveRangesCalib's %v", tc.name, c, name, got[name], w)
+				}
+			}
+			layers := ro.LayerRanges()
+			ql, err := quant.ObserveRangesThreads(ctx, tc.net, []*tensor.Tensor{part(0, 5), part(5, n)}, c, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(layers) != len(ql) {
+				t.Fatalf("%s, %s: %d layer ranges; want %d", tc.name, c, len(layers), len(ql))
+			}
+			for node, w := range ql {
+				if layers[node] != w {
+					t.Errorf("%s, %s: layer %s: got %v; want quant's %v", tc.name, c, node, layers[node], w)
+				}
+			}
 		}
 	}
 }

@@ -63,6 +63,24 @@ func NewNetVerifierCalib(ctx context.Context, net *network.Network, calib, heldO
 // in the verifier's Loss and Accuracy (Threads). Ranges, float outputs and
 // losses do not depend on threads.
 func NewNetVerifierThreads(ctx context.Context, net *network.Network, calib, heldOut *dataset.Dataset, batch int, ac quant.ActCalib, threads int, progress func(done, total int, detail string)) (*NetVerifier, error) {
+	return newNetVerifier(ctx, net, calib, heldOut, batch, ac, nil, threads, progress)
+}
+
+// NewNetVerifierRanges is NewNetVerifierThreads with the activation ranges
+// of every layer's input on calib already observed (ranges, as
+// quant.ObserveRangesThreads gives them under the same calibration; the
+// sensitivity stage's sensitivity.Config.LayerRanges): it makes no pass
+// over the calibration data.
+func NewNetVerifierRanges(ctx context.Context, net *network.Network, calib, heldOut *dataset.Dataset, batch int, ranges quant.ActRanges, threads int, progress func(done, total int, detail string)) (*NetVerifier, error) {
+	if ranges == nil {
+		return nil, fmt.Errorf("verify: no activation ranges given")
+	}
+	return newNetVerifier(ctx, net, calib, heldOut, batch, quant.ActCalib{}, ranges, threads, progress)
+}
+
+// newNetVerifier builds the verifier, observing the ranges under ac
+// unless they are given.
+func newNetVerifier(ctx context.Context, net *network.Network, calib, heldOut *dataset.Dataset, batch int, ac quant.ActCalib, ranges quant.ActRanges, threads int, progress func(done, total int, detail string)) (*NetVerifier, error) {
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
@@ -83,10 +101,12 @@ func NewNetVerifierThreads(ctx context.Context, net *network.Network, calib, hel
 		x, _ := calib.Batch(b, batch)
 		cb = append(cb, x)
 	}
-	report(0, fmt.Sprintf("activation ranges on %d calibration samples", calib.Len()))
-	ranges, err := quant.ObserveRangesThreads(ctx, net, cb, ac, threads)
-	if err != nil {
-		return nil, err
+	if ranges == nil {
+		report(0, fmt.Sprintf("activation ranges on %d calibration samples", calib.Len()))
+		var err error
+		if ranges, err = quant.ObserveRangesThreads(ctx, net, cb, ac, threads); err != nil {
+			return nil, err
+		}
 	}
 	done := calib.Len()
 	detail := fmt.Sprintf("the float model's outputs on %d held-out samples", heldOut.Len())
@@ -106,7 +126,7 @@ func NewNetVerifierThreads(ctx context.Context, net *network.Network, calib, hel
 	for b := range nb {
 		v.batches[b], labels[b] = heldOut.Batch(b, batch)
 	}
-	err = parallelBatches(ctx, nb, threads, func(b int) error {
+	err := parallelBatches(ctx, nb, threads, func(b int) error {
 		z, err := net.Infer(ctx, v.batches[b])
 		if err != nil {
 			return err

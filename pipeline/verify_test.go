@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"math"
 	"reflect"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"mpsearch/dataset"
 	"mpsearch/network"
 	"mpsearch/quant"
+	"mpsearch/sensitivity"
 )
 
 // TestVerifierThreads: the verifier's setup (ranges, float outputs), Loss
@@ -112,4 +114,62 @@ func sequentialLoss(t *testing.T, ctx context.Context, v *NetVerifier, bits []in
 		total += l
 	}
 	return total
+}
+
+// TestVerifierRangesFromSensitivity checks that the layer-input ranges the
+// sensitivity stage observes during its KL targets' pass
+// (sensitivity.Config.LayerRanges) build the verifier that observing them
+// again builds: the same activation quantizers and the same held-out loss
+// and accuracy, bit for bit, under two calibrations.
+func TestVerifierRangesFromSensitivity(t *testing.T) {
+	ctx := context.Background()
+	for _, path := range []string{"../testdata/fmnist-lenet/lenet.onnx", "../testdata/resnet-fmnist/model.onnx"} {
+		net := loadNet(t, path)
+		all, err := dataset.Load("../testdata/fmnist-lenet/calib.npy", dataset.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		calib, heldOut := all.Subset(0, 40), all.Subset(40, 50)
+		bits := make([]int, len(net.Layers()))
+		for i := range bits {
+			bits[i] = []int{2, 4, 8}[i%3]
+		}
+		for _, ac := range []quant.ActCalib{{}, {Method: quant.CalibPercentile, Percentile: 99.9}} {
+			var got quant.ActRanges
+			cfg := sensitivity.Config{Bits: []int{4, 8}, Metrics: []string{sensitivity.MetricDirect}, Trace: sensitivity.TraceNone,
+				Loss: sensitivity.LossKL, ActCalib: ac, Threads: 2, LayerRanges: func(r quant.ActRanges) { got = r }}
+			if _, err := sensitivity.Compute(ctx, net, calib, cfg); err != nil {
+				t.Fatal(err)
+			}
+			if got == nil {
+				t.Fatalf("%s, %s: the sensitivity stage gave no layer ranges", path, ac)
+			}
+			v1, err := NewNetVerifierRanges(ctx, net, calib, heldOut, 16, got, 2, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v2, err := NewNetVerifierThreads(ctx, net, calib, heldOut, 16, ac, 2, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(v1.Acts) != len(v2.Acts) {
+				t.Fatalf("%s, %s: %d activation quantizers; want %d", path, ac, len(v1.Acts), len(v2.Acts))
+			}
+			for node, q := range v2.Acts {
+				if v1.Acts[node] != q {
+					t.Errorf("%s, %s: %s: quantizer %+v; want %+v (observed again)", path, ac, node, v1.Acts[node], q)
+				}
+			}
+			l1, err1 := v1.Loss(ctx, bits)
+			l2, err2 := v2.Loss(ctx, bits)
+			a1, err3 := v1.Accuracy(ctx, bits)
+			a2, err4 := v2.Accuracy(ctx, bits)
+			if err := errors.Join(err1, err2, err3, err4); err != nil {
+				t.Fatal(err)
+			}
+			if math.Float64bits(l1) != math.Float64bits(l2) || a1 != a2 {
+				t.Errorf("%s, %s: loss %v, accuracy %v; want %v, %v (observed again)", path, ac, l1, a1, l2, a2)
+			}
+		}
+	}
 }

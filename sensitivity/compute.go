@@ -10,6 +10,7 @@ import (
 
 	"mpsearch/dataset"
 	"mpsearch/hessian"
+	"mpsearch/intengine"
 	"mpsearch/network"
 	"mpsearch/quant"
 	"mpsearch/tensor"
@@ -105,9 +106,18 @@ type Config struct {
 	// activations (direct; quant.ActCalib, zero: minmax, which leaves the
 	// cache keys of earlier versions unchanged).
 	ActCalib quant.ActCalib `json:",omitzero"`
+	// LayerRanges, if not nil, receives the ranges of every layer's input
+	// on the calibration data (quant.ObserveRangesThreads's under
+	// ActCalib) when the KL targets' pass observed them for the direct
+	// metric, so that a later stage on the same data (the verifier) need
+	// not observe them again. It is not called otherwise.
+	LayerRanges func(quant.ActRanges) `json:"-"`
 
 	stage      string    // stage of the last report
 	stageStart time.Time // when it began
+	// ranges are the integer engine's activation ranges when the KL
+	// targets' pass observed them (nil: the direct metric observes them).
+	ranges intengine.Ranges
 }
 
 // Progress reports a stage of Compute. Done and Total count the stage's
@@ -225,12 +235,23 @@ func Compute(ctx context.Context, net *network.Network, ds *dataset.Dataset, cfg
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	o, err := NewOracle(ctx, net, ds, OracleOptions{Loss: cfg.Loss, Batch: cfg.Batch, Threads: cfg.Threads,
+	ro := cfg.rangeObserver(net)
+	oopt := OracleOptions{Loss: cfg.Loss, Batch: cfg.Batch, Threads: cfg.Threads,
 		Progress: func(done, total int) {
 			cfg.report("targets", done, total, "the float model's outputs (the KL loss's targets)")
-		}})
+		}}
+	if ro != nil {
+		oopt.Infer = ro.Infer
+	}
+	o, err := NewOracle(ctx, net, ds, oopt)
 	if err != nil {
 		return nil, err
+	}
+	if ro != nil && ro.Samples() == ds.Len() {
+		cfg.ranges = ro.Ranges()
+		if cfg.LayerRanges != nil {
+			cfg.LayerRanges(ro.LayerRanges())
+		}
 	}
 	t := Skeleton(net, cfg.Bits)
 	t.Samples, t.Loss, t.Metric, t.Seed, t.Tol, t.Quantizer = ds.Len(), o.lossName(), cfg.Metric, cfg.Seed, cfg.Tol, quant.MethodRTN
@@ -292,6 +313,22 @@ func Compute(ctx context.Context, net *network.Network, ds *dataset.Dataset, cfg
 		t.Shard = &ShardInfo{Index: cfg.Shard, Count: cfg.Shards, Cells: pl.next, Settings: cfg.settingsHash()}
 	}
 	return t, nil
+}
+
+// rangeObserver returns an observer of the integer engine's activation
+// ranges for the KL targets' pass when the direct metric will measure on
+// the integer engine, so that the ranges cost no float pass of their own
+// (nil otherwise, and when the engine refuses the model: the direct
+// metric then reports the refusal as before).
+func (c *Config) rangeObserver(net *network.Network) *intengine.RangeObserver {
+	if !slices.Contains(c.Metrics, MetricDirect) || c.DirectEngine == EngineFloat || quant.AnyGrouped(c.Bits) {
+		return nil
+	}
+	ro, err := intengine.NewRangeObserver(net, c.ActCalib)
+	if err != nil {
+		return nil
+	}
+	return ro
 }
 
 // globalCell computes what needs every layer at once: the traces, the top

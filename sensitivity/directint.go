@@ -71,13 +71,15 @@ func directIntMetric(ctx context.Context, o *Oracle, t *Table, cfg *Config, own 
 	for _, x := range o.batches {
 		samples += x.Shape[0]
 	}
-	cfg.report("ranges", 0, 1, fmt.Sprintf("the integer engine's activation ranges on %d samples (float pass)", samples))
-	ranges, err := intengine.ObserveRangesCalib(ctx, net, o.batches, threads, cfg.ActCalib)
-	if err != nil {
-		if errors.Is(err, intengine.ErrUnsupported) || errors.Is(err, intengine.ErrConfig) {
-			return err, nil
+	ranges := cfg.ranges // observed during the KL targets' pass
+	if ranges == nil {
+		cfg.report("ranges", 0, 1, fmt.Sprintf("the integer engine's activation ranges on %d samples (float pass)", samples))
+		if ranges, err = intengine.ObserveRangesCalib(ctx, net, o.batches, threads, cfg.ActCalib); err != nil {
+			if errors.Is(err, intengine.ErrUnsupported) || errors.Is(err, intengine.ErrConfig) {
+				return err, nil
+			}
+			return nil, err
 		}
-		return nil, err
 	}
 	r := &intRun{o: o}
 	for bi, x := range o.batches {

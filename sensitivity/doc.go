@@ -181,7 +181,11 @@
 // direct metric on the integer engine first reports its setup as stages
 // of their own: "ranges" (the float pass that observes the engine's
 // activation ranges, one step) and "compile" (one step per cell's
-// integer model), so no second of the job goes unreported. The
+// integer model), so no second of the job goes unreported. Under the KL
+// loss the float pass of the targets observes those ranges
+// (intengine.RangeObserver), and every layer input's range too, which
+// Config.LayerRanges hands to the verifier: the calibration data then
+// take one float pass instead of three, with the same ranges bit for bit. The
 // package never prints. A cancelled context stops every stage between
 // cells, mini-batches or products and Compute returns an error wrapping
 // ctx.Err() and no table.

@@ -63,6 +63,11 @@ type OracleOptions struct {
 	// Progress, if not nil, is called after each mini-batch of the float
 	// model's outputs that LossKL computes as its targets.
 	Progress func(done, total int)
+	// Infer, if not nil, is the float pass LossKL's targets come from in
+	// place of net.Infer, whose output it must return bit for bit (Compute
+	// gives intengine.RangeObserver.Infer, which observes the engine's
+	// activation ranges in the same pass).
+	Infer func(ctx context.Context, x *tensor.Tensor) (*tensor.Tensor, error)
 }
 
 // passFactor is the memory of a mini-batch in flight in units of its
@@ -126,10 +131,14 @@ func NewOracle(ctx context.Context, net *network.Network, ds *dataset.Dataset, o
 		// The float model's own outputs, mini-batches on o.threads workers
 		// (Infer: its output equals Forward's, without the activations).
 		o.losses = make([]network.Loss, len(o.batches))
+		infer := opt.Infer
+		if infer == nil {
+			infer = net.Infer
+		}
 		var mu sync.Mutex
 		done := 0
 		err := o.parallel(ctx, func(b int) error {
-			y, err := net.Infer(ctx, o.batches[b])
+			y, err := infer(ctx, o.batches[b])
 			if err != nil {
 				return err
 			}
