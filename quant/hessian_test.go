@@ -391,3 +391,49 @@ func checkOutputGram(t *testing.T, h *LayerHessian, w *tensor.Tensor, bias []flo
 // computes in float64, so W H Wᵀ and the outputs' Gram matrix differ only
 // by float64 rounding of sums of up to ~10⁵ products.
 const outputGramTol = 1e-10
+
+// TestSumRowsBits checks sumRows and sumCols against the plain loops, bit for bit, on
+// row counts around its groups of four and on values whose sums depend
+// on their order.
+func TestSumRowsBits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, rows := range []int{0, 1, 3, 4, 5, 8, 11} {
+		for _, c := range []int{0, 1, 7, 64} {
+			m := make([]float64, rows*c)
+			for i := range m {
+				m[i] = rng.NormFloat64() * math.Exp(10*rng.NormFloat64())
+			}
+			got, want := make([]float64, rows), make([]float64, rows)
+			for i := range got {
+				got[i] = rng.NormFloat64()
+				want[i] = got[i]
+			}
+			sumRows(got, m, c)
+			for i := range want {
+				for _, v := range m[i*c : (i+1)*c] {
+					want[i] += v
+				}
+			}
+			for i := range want {
+				if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
+					t.Errorf("sumRows %d×%d, row %d: got %v; want %v", rows, c, i, got[i], want[i])
+				}
+			}
+			// The same matrix by columns, columns [j0, c) of its rows.
+			for _, j0 := range []int{0, min(2, c)} {
+				got, want := make([]float64, c-j0), make([]float64, c-j0)
+				sumCols(got, m, rows, c, j0)
+				for i := range rows {
+					for j := range want {
+						want[j] += m[i*c+j0+j]
+					}
+				}
+				for j := range want {
+					if math.Float64bits(got[j]) != math.Float64bits(want[j]) {
+						t.Errorf("sumCols %d×%d from column %d, column %d: got %v; want %v", rows, c, j0, j0+j, got[j], want[j])
+					}
+				}
+			}
+		}
+	}
+}
