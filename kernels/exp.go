@@ -1,0 +1,23 @@
+package kernels
+
+import "math"
+
+// Exp sets dst[i] = math.Exp(src[i]) for every i < len(dst) (src at least
+// as long; dst may be src), bit for bit. On amd64 with FMA it runs
+// math.Exp's own FMA path on 8 (AVX-512) or 4 (AVX2) lanes at once and
+// leaves every vector with a lane off that path (NaN, ±Inf, overflow,
+// denormal or zero results), and the tail, to math.Exp; see the package
+// documentation for why the bits agree.
+func Exp(dst, src []float64) {
+	src = src[:len(dst)]
+	for i := 0; i < len(dst); {
+		i += expAsm(dst[i:], src[i:])
+		// The vector the kernel stopped at, or the tail.
+		for end := min(i+expMaxLanes, len(dst)); i < end; i++ {
+			dst[i] = math.Exp(src[i])
+		}
+	}
+}
+
+// expMaxLanes is the widest vector of the kernels (AVX-512: 8 float64).
+const expMaxLanes = 8
