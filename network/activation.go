@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"mpsearch/kernels"
 	"mpsearch/onnx"
 	"mpsearch/tensor"
 )
@@ -347,6 +348,36 @@ func (negFunc) deriv(d1, _, _, _ []float64) {
 	}
 }
 
+// vecExp selects kernels.Exp for the exponentials of whole blocks (the
+// same bits as math.Exp); tests and benchmarks switch it off to run the
+// math.Exp loops it replaced.
+var vecExp = true
+
+// expBlock is the length of the stack blocks that hold exponentials.
+const expBlock = 256
+
+// expSlice sets dst[i] = math.Exp(src[i]) for every i < len(dst); dst may
+// be src.
+func expSlice(dst, src []float64) {
+	if vecExp {
+		kernels.Exp(dst, src)
+		return
+	}
+	src = src[:len(dst)]
+	for i, v := range src {
+		dst[i] = math.Exp(v)
+	}
+}
+
+// expNegAbs sets e[i] = exp(-|x[i]|) for every i < len(e).
+func expNegAbs(e, x []float64) {
+	x = x[:len(e)]
+	for i, v := range x {
+		e[i] = -math.Abs(v)
+	}
+	expSlice(e, e)
+}
+
 // sigmoidFunc is 1/(1+exp(-x)). Both sigmoid(x) and 1-sigmoid(x) are
 // computed from exp(-|x|), so f' = s(1-s) keeps full relative precision in
 // the tails.
@@ -356,17 +387,16 @@ func (sigmoidFunc) linear() bool { return false }
 func (sigmoidFunc) eval(y, x []float64) {
 	// sigmoidPair's s with one division and no branch: the numerator is 1
 	// (x >= 0) or e, selected as bits; the same operations give the same
-	// bits. The exponentials of a block come first, then its divisions,
-	// which then overlap instead of each waiting on its exponential.
+	// bits. The exponentials of a block come first (one expSlice), then
+	// its divisions, which then overlap instead of each waiting on its
+	// exponential.
 	const one = 0x3FF0000000000000 // math.Float64bits(1)
-	var eb [256]float64
+	var eb [expBlock]float64
 	y = y[:len(x)]
 	for lo := 0; lo < len(x); lo += len(eb) {
 		xs := x[lo:min(lo+len(eb), len(x))]
 		ys, es := y[lo:lo+len(xs)], eb[:len(xs)]
-		for i, v := range xs {
-			es[i] = math.Exp(-math.Abs(v))
-		}
+		expNegAbs(es, xs)
 		for i, v := range xs {
 			e := es[i]
 			num := math.Float64bits(e)
@@ -378,18 +408,28 @@ func (sigmoidFunc) eval(y, x []float64) {
 	}
 }
 func (sigmoidFunc) deriv(d1, d2, x, _ []float64) {
-	for i, v := range x {
-		s, c := sigmoidPair(v) // c = 1 - s
-		d1[i] = s * c
-		if d2 != nil {
-			d2[i] = s * c * (c - s)
+	var eb [expBlock]float64
+	for lo := 0; lo < len(x); lo += len(eb) {
+		xs := x[lo:min(lo+len(eb), len(x))]
+		es := eb[:len(xs)]
+		expNegAbs(es, xs)
+		for i, v := range xs {
+			s, c := sigmoidPairExp(v, es[i]) // c = 1 - s
+			d1[lo+i] = s * c
+			if d2 != nil {
+				d2[lo+i] = s * c * (c - s)
+			}
 		}
 	}
 }
 
 // sigmoidPair returns sigmoid(x) and 1-sigmoid(x) = sigmoid(-x).
 func sigmoidPair(x float64) (s, c float64) {
-	e := math.Exp(-math.Abs(x))
+	return sigmoidPairExp(x, math.Exp(-math.Abs(x)))
+}
+
+// sigmoidPairExp is sigmoidPair given e = exp(-|x|).
+func sigmoidPairExp(x, e float64) (s, c float64) {
 	p, q := 1/(1+e), e/(1+e)
 	if x >= 0 {
 		return p, q

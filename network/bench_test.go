@@ -4,6 +4,8 @@ import (
 	"context"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"mpsearch/onnx"
@@ -95,5 +97,53 @@ func BenchmarkHVP(b *testing.B) {
 			}
 			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/HVP")
 		})
+	}
+}
+
+// BenchmarkInferTorchvision times Infer on 16 random 224x224 images, one
+// BLAS thread, for the torchvision exports in $MPSEARCH_TORCHVISION_DIR
+// (scripts/export_torchvision.py --out; skipped when unset or absent),
+// with kernels.Exp (vecexp) and with the math.Exp loops it replaced
+// (mathexp), in the same run. Select a model with
+// MPSEARCH_BENCH_MODELS=efficientnet_b0 (default: efficientnet_b0).
+func BenchmarkInferTorchvision(b *testing.B) {
+	dir := os.Getenv("MPSEARCH_TORCHVISION_DIR")
+	if dir == "" {
+		b.Skip("MPSEARCH_TORCHVISION_DIR unset")
+	}
+	models := os.Getenv("MPSEARCH_BENCH_MODELS")
+	if models == "" {
+		models = "efficientnet_b0"
+	}
+	for _, name := range strings.Split(models, ",") {
+		path := filepath.Join(dir, name+"-opset17.onnx")
+		if _, err := os.Stat(path); err != nil {
+			b.Logf("%s absent: skipped", path)
+			continue
+		}
+		m, err := onnx.Load(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		net, err := Build(m, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		SetBLASThreads(1)
+		const batch = 16
+		x := randTensor(rand.New(rand.NewPCG(5, 6)), append([]int{batch}, net.SampleShape...)...)
+		for _, vec := range []bool{false, true} {
+			label := map[bool]string{false: "mathexp", true: "vecexp"}[vec]
+			b.Run(name+"/"+label, func(b *testing.B) {
+				defer func(v bool) { vecExp = v }(vecExp)
+				vecExp = vec
+				for b.Loop() {
+					if _, err := net.Infer(context.Background(), x); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/batch")
+			})
+		}
 	}
 }
