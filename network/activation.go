@@ -448,12 +448,20 @@ func (tanhFunc) eval(y, x []float64) {
 	}
 }
 func (tanhFunc) deriv(d1, d2, x, y []float64) {
-	for i, v := range x {
-		e := math.Exp(-2 * math.Abs(v))
-		d := 4 * e / ((1 + e) * (1 + e))
-		d1[i] = d
-		if d2 != nil {
-			d2[i] = -2 * y[i] * d
+	var eb [expBlock]float64
+	for lo := 0; lo < len(x); lo += len(eb) {
+		xs := x[lo:min(lo+len(eb), len(x))]
+		es := eb[:len(xs)]
+		for i, v := range xs {
+			es[i] = -2 * math.Abs(v)
+		}
+		expSlice(es, es)
+		for i, e := range es {
+			d := 4 * e / ((1 + e) * (1 + e))
+			d1[lo+i] = d
+			if d2 != nil {
+				d2[lo+i] = -2 * y[lo+i] * d
+			}
 		}
 	}
 }
@@ -626,26 +634,66 @@ func (op *softmaxOp) inferAlloc(in []*tensor.Tensor, alloc func(n int) []float64
 }
 
 // softmax sets y = exp(x - max) / sum along each block of l values
-// inner apart.
+// inner apart (y may be x). Per block the maximum, the sum (in the order
+// of j) and the quotients are those of the loop over one block at a time;
+// the blocks of an outer index are processed together, a row of inner
+// values at a time, so that the exponentials come in contiguous runs.
 func softmax(y, x []float64, outer, l, inner int) {
+	if inner == 1 {
+		for o := 0; o < outer; o++ {
+			softmaxRow(y[o*l:(o+1)*l], x[o*l:(o+1)*l])
+		}
+		return
+	}
+	ms := make([]float64, 2*inner)
+	ms, ss := ms[:inner], ms[inner:]
 	for o := 0; o < outer; o++ {
-		for i := 0; i < inner; i++ {
-			base := o*l*inner + i
-			m := math.Inf(-1)
-			for j := 0; j < l; j++ {
-				m = math.Max(m, x[base+j*inner])
+		xo, yo := x[o*l*inner:(o+1)*l*inner], y[o*l*inner:(o+1)*l*inner]
+		for i := range ms {
+			ms[i], ss[i] = math.Inf(-1), 0
+		}
+		for j := 0; j < l; j++ {
+			for i, v := range xo[j*inner : (j+1)*inner] {
+				ms[i] = math.Max(ms[i], v)
 			}
-			s := 0.0
-			for j := 0; j < l; j++ {
-				e := math.Exp(x[base+j*inner] - m)
-				y[base+j*inner] = e
-				s += e
+		}
+		for j := 0; j < l; j++ {
+			xr, yr := xo[j*inner:(j+1)*inner], yo[j*inner:(j+1)*inner]
+			for i, v := range xr {
+				yr[i] = v - ms[i]
 			}
-			for j := 0; j < l; j++ {
-				y[base+j*inner] /= s
+			expSlice(yr, yr)
+			for i, e := range yr {
+				ss[i] += e
+			}
+		}
+		for j := 0; j < l; j++ {
+			for i := range yo[j*inner : (j+1)*inner] {
+				yo[j*inner+i] /= ss[i]
 			}
 		}
 	}
+}
+
+// softmaxRow sets y = exp(x - max) / sum over one contiguous block (y may
+// be x) and returns the maximum and the sum.
+func softmaxRow(y, x []float64) (m, s float64) {
+	m = math.Inf(-1)
+	for _, v := range x {
+		m = math.Max(m, v)
+	}
+	y = y[:len(x)]
+	for j, v := range x {
+		y[j] = v - m
+	}
+	expSlice(y, y)
+	for _, e := range y {
+		s += e
+	}
+	for j := range y {
+		y[j] /= s
+	}
+	return m, s
 }
 
 // jvp sets dst = y ⊙ (v - <y, v>) blockwise (the softmax Jacobian, which is
