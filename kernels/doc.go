@@ -223,8 +223,9 @@
 //
 // # Exp: float64 exponentials bit-identical to math.Exp
 //
-// Exp is the one floating-point kernel: dst[i] = math.Exp(src[i]) bit for
-// bit, for the float engine's sigmoid and softmax. On amd64 math.Exp is
+// Exp and Sigmoid are the floating-point kernels: dst[i] = math.Exp(src[i])
+// bit for bit, for the float engine's softmax and exponential-based
+// activations, and the logistic function from exp(-|x|). On amd64 math.Exp is
 // assembly (archExp, src/math/exp_amd64.s); with AVX and FMA (math's
 // useFMA) it computes k = CVTSD2SL(x*LOG2E) (nearest even by MXCSR),
 // r = x - k*LN2U - k*LN2L (two fused negated multiply-adds), r/16, a
@@ -247,8 +248,12 @@
 // only when golang.org/x/sys/cpu reports AVX and FMA, the condition of
 // math's own FMA path (both read the same GODEBUG names, e.g.
 // cpu.fma=off turns off both); without them, and under purego, Exp is a
-// math.Exp loop. TestExpBits checks every path against math.Exp on
-// millions of random inputs and around every branch.
+// math.Exp loop. Sigmoid runs the same kernels on -|x| (the sign bit
+// set, as -math.Abs does) and finishes each lane with the selection of the
+// numerator (1 for x >= 0, else e) and the division by 1 + e, IEEE
+// operations again, so its bits are those of the scalar formula.
+// TestExpBits checks every path of both against their scalar definitions
+// on millions of random inputs and around every branch.
 //
 // The package never prints, never exits, and panics only on programming errors
 // (inconsistent slice lengths); bad user input returns an error.

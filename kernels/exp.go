@@ -21,3 +21,30 @@ func Exp(dst, src []float64) {
 
 // expMaxLanes is the widest vector of the kernels (AVX-512: 8 float64).
 const expMaxLanes = 8
+
+// Sigmoid sets dst[i] = sigmoid(src[i]), the logistic function
+// 1/(1+exp(-x)) computed from e = math.Exp(-|x|) as below (so it neither
+// overflows nor loses the tail), for every i < len(dst) (src at least as
+// long; dst may be src), bit for bit. On amd64 with FMA it computes e as
+// Exp does, then the selection and the division on the same lanes (IEEE
+// operations, so the same bits), vectors with a lane whose exponential
+// is off math.Exp's main path and the tail by the scalar function.
+func Sigmoid(dst, src []float64) {
+	src = src[:len(dst)]
+	for i := 0; i < len(dst); {
+		i += sigmoidAsm(dst[i:], src[i:])
+		for end := min(i+expMaxLanes, len(dst)); i < end; i++ {
+			dst[i] = sigmoid(src[i])
+		}
+	}
+}
+
+// sigmoid is num/(1+e) with e = exp(-|x|) and num = 1 if x >= 0, else e.
+func sigmoid(x float64) float64 {
+	e := math.Exp(-math.Abs(x))
+	num := e
+	if x >= 0 {
+		num = 1
+	}
+	return num / (1 + e)
+}

@@ -50,3 +50,34 @@ func expAsm(dst, src []float64) int {
 	}
 	return 0
 }
+
+// sigmoidAVX512 is, for n a positive multiple of 8,
+//
+//	for i := 0; i < n; i += 8 {
+//		if any of -|src[i:i+8]| is off math.Exp's main path {
+//			return i
+//		}
+//		for j := i; j < i+8; j++ {
+//			dst[j] = sigmoid(src[j])
+//		}
+//	}
+//	return n
+//
+//go:noescape
+func sigmoidAVX512(dst, src *float64, n int) int
+
+// sigmoidAVX2 is sigmoidAVX512 on 4 lanes.
+//
+//go:noescape
+func sigmoidAVX2(dst, src *float64, n int) int
+
+// sigmoidAsm is expAsm for Sigmoid.
+func sigmoidAsm(dst, src []float64) int {
+	switch {
+	case useExpAVX512 && len(dst) >= 8:
+		return sigmoidAVX512(&dst[0], &src[0], len(dst)&^7)
+	case useExpAVX2FMA && len(dst) >= 4:
+		return sigmoidAVX2(&dst[0], &src[0], len(dst)&^3)
+	}
+	return 0
+}

@@ -85,71 +85,127 @@ DATA expc<>+480(SB)/8, $0x3FF
 DATA expc<>+488(SB)/8, $0x3FF
 DATA expc<>+496(SB)/8, $0x3FF
 DATA expc<>+504(SB)/8, $0x3FF
-GLOBL expc<>(SB), RODATA, $512
+// 512: the sign bit, for -|x| (Sigmoid)
+DATA expc<>+512(SB)/8, $0x8000000000000000
+DATA expc<>+520(SB)/8, $0x8000000000000000
+DATA expc<>+528(SB)/8, $0x8000000000000000
+DATA expc<>+536(SB)/8, $0x8000000000000000
+GLOBL expc<>(SB), RODATA, $544
+
+// EXP512 sets Z3 = exp(Z0) on 8 lanes by math.Exp's FMA path (each line's
+// comment names the instruction of exp_amd64.s it repeats) and K1 to the
+// lanes on its main path, where Z3 is math.Exp's value: -1022 <= k <= 1023
+// (see the package documentation: NaN, ±Inf and x*LOG2E outside int32
+// convert to k = -2^31, and k <= 1023 implies x < Overflow). It uses
+// Z1, Z2, Z4, Z5 and the constants EXP512CONSTS loads into Z15-Z31.
+#define EXP512 \
+	VMULPD  Z0, Z15, Z1          /* MULSD X0, X1 (X1 = LOG2E) */ \
+	VCVTPD2DQ Z1, Y2             /* CVTSD2SL X1, BX */ \
+	VCVTDQ2PD Y2, Z1             /* CVTSL2SD BX, X1 */ \
+	VMOVAPD Z0, Z3 \
+	VFNMADD231PD Z16, Z1, Z3     /* VFNMADD231SD X2, X1, X0 (X2 = LN2U) */ \
+	VFNMADD231PD Z17, Z1, Z3     /* VFNMADD231SD X2, X1, X0 (X2 = LN2L) */ \
+	VMULPD  Z18, Z3, Z3          /* MULSD $0.0625, X0 */ \
+	VMOVAPD Z19, Z4              /* MOVSD exprodata<>+64(SB), X1 */ \
+	VFMADD213PD Z20, Z3, Z4      /* VFMADD213SD exprodata<>+56(SB), X0, X1 */ \
+	VFMADD213PD Z21, Z3, Z4      /* +48 */ \
+	VFMADD213PD Z22, Z3, Z4      /* +40 */ \
+	VFMADD213PD Z23, Z3, Z4      /* +32 */ \
+	VFMADD213PD Z24, Z3, Z4      /* +24 */ \
+	VFMADD213PD Z25, Z3, Z4      /* +0 (0.5) */ \
+	VFMADD213PD Z26, Z3, Z4      /* +8 (1.0) */ \
+	VMULPD  Z4, Z3, Z3           /* MULSD X1, X0 */ \
+	VADDPD  Z27, Z3, Z4          /* VADDSD exprodata<>+16(SB), X0, X1 */ \
+	VMULPD  Z4, Z3, Z3           /* MULSD X1, X0 */ \
+	VADDPD  Z27, Z3, Z4 \
+	VMULPD  Z4, Z3, Z3 \
+	VADDPD  Z27, Z3, Z4 \
+	VMULPD  Z4, Z3, Z3 \
+	VADDPD  Z27, Z3, Z4 \
+	VFMADD213PD Z26, Z4, Z3      /* VFMADD213SD exprodata<>+8(SB), X1, X0 */ \
+	VPMOVSXDQ Y2, Z5             /* ldexp: ADDL $0x3FF, BX; SHLQ $52, BX */ \
+	VPADDQ  Z31, Z5, Z5 \
+	VPSLLQ  $52, Z5, Z5 \
+	VMULPD  Z5, Z3, Z3           /* lastStep: MULSD X1, X0 */ \
+	VCMPPD  $0x1D, Z29, Z1, K1     /* GE_OQ: -1022 <= k */ \
+	VCMPPD  $0x12, Z30, Z1, K1, K1 /* LE_OQ: k <= 1023 */
+
+#define EXP512CONSTS \
+	VBROADCASTSD expc<>+0(SB), Z15   /* LOG2E */ \
+	VBROADCASTSD expc<>+32(SB), Z16  /* LN2U */ \
+	VBROADCASTSD expc<>+64(SB), Z17  /* LN2L */ \
+	VBROADCASTSD expc<>+96(SB), Z18  /* 0.0625 */ \
+	VBROADCASTSD expc<>+128(SB), Z19 /* Taylor coefficients, highest first */ \
+	VBROADCASTSD expc<>+160(SB), Z20 \
+	VBROADCASTSD expc<>+192(SB), Z21 \
+	VBROADCASTSD expc<>+224(SB), Z22 \
+	VBROADCASTSD expc<>+256(SB), Z23 \
+	VBROADCASTSD expc<>+288(SB), Z24 \
+	VBROADCASTSD expc<>+320(SB), Z25 /* 0.5 */ \
+	VBROADCASTSD expc<>+352(SB), Z26 /* 1.0 */ \
+	VBROADCASTSD expc<>+384(SB), Z27 /* 2.0 */ \
+	VBROADCASTSD expc<>+416(SB), Z29 /* -1022 */ \
+	VBROADCASTSD expc<>+448(SB), Z30 /* 1023 */ \
+	VPBROADCASTQ expc<>+480(SB), Z31 /* 0x3FF */
+
+// EXP256 is EXP512 on 4 lanes (AVX2 and FMA): Y3 = exp(Y0), BX = the
+// 4-bit mask of the lanes on the main path. It uses Y1, Y2, Y4-Y7, Y13
+// (-1022), Y14 (1023) and Y15 (2.0), the other constants as memory
+// operands.
+#define EXP256 \
+	VMULPD  expc<>+0(SB), Y0, Y1 \
+	VCVTPD2DQY Y1, X2 \
+	VCVTDQ2PD X2, Y1 \
+	VMOVAPD Y0, Y3 \
+	VFNMADD231PD expc<>+32(SB), Y1, Y3 \
+	VFNMADD231PD expc<>+64(SB), Y1, Y3 \
+	VMULPD  expc<>+96(SB), Y3, Y3 \
+	VMOVUPD expc<>+128(SB), Y4 \
+	VFMADD213PD expc<>+160(SB), Y3, Y4 \
+	VFMADD213PD expc<>+192(SB), Y3, Y4 \
+	VFMADD213PD expc<>+224(SB), Y3, Y4 \
+	VFMADD213PD expc<>+256(SB), Y3, Y4 \
+	VFMADD213PD expc<>+288(SB), Y3, Y4 \
+	VFMADD213PD expc<>+320(SB), Y3, Y4 \
+	VFMADD213PD expc<>+352(SB), Y3, Y4 \
+	VMULPD  Y4, Y3, Y3 \
+	VADDPD  Y15, Y3, Y4 \
+	VMULPD  Y4, Y3, Y3 \
+	VADDPD  Y15, Y3, Y4 \
+	VMULPD  Y4, Y3, Y3 \
+	VADDPD  Y15, Y3, Y4 \
+	VMULPD  Y4, Y3, Y3 \
+	VADDPD  Y15, Y3, Y4 \
+	VFMADD213PD expc<>+352(SB), Y4, Y3 \
+	VPMOVSXDQ X2, Y5 \
+	VPADDQ  expc<>+480(SB), Y5, Y5 \
+	VPSLLQ  $52, Y5, Y5 \
+	VMULPD  Y5, Y3, Y3 \
+	VCMPPD  $0x1D, Y13, Y1, Y6 /* -1022 <= k */ \
+	VCMPPD  $0x12, Y14, Y1, Y7 /* k <= 1023 */ \
+	VANDPD  Y7, Y6, Y6 \
+	VMOVMSKPD Y6, BX
+
+#define EXP256CONSTS \
+	VMOVUPD expc<>+416(SB), Y13 \
+	VMOVUPD expc<>+448(SB), Y14 \
+	VMOVUPD expc<>+384(SB), Y15
 
 // func expAVX512(dst, src *float64, n int) int
-// n is a positive multiple of 8. Per 8 lanes it repeats math.Exp's FMA
-// path and stores the results if every lane took the main path, which
-// holds exactly when -1022 <= k <= 1023 (k = round(x*LOG2E); see the
-// package documentation); at the first vector with another lane it stops
-// and returns how many values it stored.
+// n is a positive multiple of 8. Per 8 lanes it computes EXP512 and
+// stores the results if every lane is on math.Exp's main path; at the
+// first vector with another lane it stops and returns how many values it
+// stored.
 TEXT ·expAVX512(SB), NOSPLIT, $0-32
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ n+16(FP), CX
 	XORQ AX, AX
-	VBROADCASTSD expc<>+0(SB), Z15   // LOG2E
-	VBROADCASTSD expc<>+32(SB), Z16  // LN2U
-	VBROADCASTSD expc<>+64(SB), Z17  // LN2L
-	VBROADCASTSD expc<>+96(SB), Z18  // 0.0625
-	VBROADCASTSD expc<>+128(SB), Z19 // Taylor coefficients, highest first
-	VBROADCASTSD expc<>+160(SB), Z20
-	VBROADCASTSD expc<>+192(SB), Z21
-	VBROADCASTSD expc<>+224(SB), Z22
-	VBROADCASTSD expc<>+256(SB), Z23
-	VBROADCASTSD expc<>+288(SB), Z24
-	VBROADCASTSD expc<>+320(SB), Z25 // 0.5
-	VBROADCASTSD expc<>+352(SB), Z26 // 1.0
-	VBROADCASTSD expc<>+384(SB), Z27 // 2.0
-	VBROADCASTSD expc<>+416(SB), Z29 // -1022
-	VBROADCASTSD expc<>+448(SB), Z30 // 1023
-	VPBROADCASTQ expc<>+480(SB), Z31 // 0x3FF
+	EXP512CONSTS
 
 loop512:
 	VMOVUPD (SI)(AX*8), Z0
-	VMULPD  Z0, Z15, Z1          // MULSD X0, X1 (X1 = LOG2E)
-	VCVTPD2DQ Z1, Y2             // CVTSD2SL X1, BX
-	VCVTDQ2PD Y2, Z1             // CVTSL2SD BX, X1
-	VMOVAPD Z0, Z3
-	VFNMADD231PD Z16, Z1, Z3     // VFNMADD231SD X2, X1, X0 (X2 = LN2U)
-	VFNMADD231PD Z17, Z1, Z3     // VFNMADD231SD X2, X1, X0 (X2 = LN2L)
-	VMULPD  Z18, Z3, Z3          // MULSD $0.0625, X0
-	VMOVAPD Z19, Z4              // MOVSD exprodata<>+64(SB), X1
-	VFMADD213PD Z20, Z3, Z4      // VFMADD213SD exprodata<>+56(SB), X0, X1
-	VFMADD213PD Z21, Z3, Z4      // +48
-	VFMADD213PD Z22, Z3, Z4      // +40
-	VFMADD213PD Z23, Z3, Z4      // +32
-	VFMADD213PD Z24, Z3, Z4      // +24
-	VFMADD213PD Z25, Z3, Z4      // +0 (0.5)
-	VFMADD213PD Z26, Z3, Z4      // +8 (1.0)
-	VMULPD  Z4, Z3, Z3           // MULSD X1, X0
-	VADDPD  Z27, Z3, Z4          // VADDSD exprodata<>+16(SB), X0, X1
-	VMULPD  Z4, Z3, Z3           // MULSD X1, X0
-	VADDPD  Z27, Z3, Z4
-	VMULPD  Z4, Z3, Z3
-	VADDPD  Z27, Z3, Z4
-	VMULPD  Z4, Z3, Z3
-	VADDPD  Z27, Z3, Z4
-	VFMADD213PD Z26, Z4, Z3      // VFMADD213SD exprodata<>+8(SB), X1, X0
-	VPMOVSXDQ Y2, Z5             // ldexp: ADDL $0x3FF, BX; SHLQ $52, BX
-	VPADDQ  Z31, Z5, Z5
-	VPSLLQ  $52, Z5, Z5
-	VMULPD  Z5, Z3, Z3           // lastStep: MULSD X1, X0
-	// K1 = lanes on the main path: -1022 <= k <= 1023 (see the package
-	// documentation: NaN, ±Inf and x*LOG2E outside int32 convert to
-	// k = -2^31, and k <= 1023 implies x < Overflow).
-	VCMPPD  $0x1D, Z29, Z1, K1      // GE_OQ
-	VCMPPD  $0x12, Z30, Z1, K1, K1  // LE_OQ
+	EXP512
 	KMOVW   K1, BX
 	CMPB    BX, $0xFF
 	JNE     done512
@@ -164,50 +220,17 @@ done512:
 	RET
 
 // func expAVX2(dst, src *float64, n int) int
-// expAVX512 on 4 lanes (AVX2 and FMA), the constants as memory operands.
+// expAVX512 on 4 lanes (EXP256).
 TEXT ·expAVX2(SB), NOSPLIT, $0-32
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ n+16(FP), CX
 	XORQ AX, AX
-	VMOVUPD expc<>+416(SB), Y13 // -1022
-	VMOVUPD expc<>+448(SB), Y14 // 1023
-	VMOVUPD expc<>+384(SB), Y15 // 2.0
+	EXP256CONSTS
 
 loop256:
 	VMOVUPD (SI)(AX*8), Y0
-	VMULPD  expc<>+0(SB), Y0, Y1
-	VCVTPD2DQY Y1, X2
-	VCVTDQ2PD X2, Y1
-	VMOVAPD Y0, Y3
-	VFNMADD231PD expc<>+32(SB), Y1, Y3
-	VFNMADD231PD expc<>+64(SB), Y1, Y3
-	VMULPD  expc<>+96(SB), Y3, Y3
-	VMOVUPD expc<>+128(SB), Y4
-	VFMADD213PD expc<>+160(SB), Y3, Y4
-	VFMADD213PD expc<>+192(SB), Y3, Y4
-	VFMADD213PD expc<>+224(SB), Y3, Y4
-	VFMADD213PD expc<>+256(SB), Y3, Y4
-	VFMADD213PD expc<>+288(SB), Y3, Y4
-	VFMADD213PD expc<>+320(SB), Y3, Y4
-	VFMADD213PD expc<>+352(SB), Y3, Y4
-	VMULPD  Y4, Y3, Y3
-	VADDPD  Y15, Y3, Y4
-	VMULPD  Y4, Y3, Y3
-	VADDPD  Y15, Y3, Y4
-	VMULPD  Y4, Y3, Y3
-	VADDPD  Y15, Y3, Y4
-	VMULPD  Y4, Y3, Y3
-	VADDPD  Y15, Y3, Y4
-	VFMADD213PD expc<>+352(SB), Y4, Y3
-	VPMOVSXDQ X2, Y5
-	VPADDQ  expc<>+480(SB), Y5, Y5
-	VPSLLQ  $52, Y5, Y5
-	VMULPD  Y5, Y3, Y3
-	VCMPPD  $0x1D, Y13, Y1, Y6 // -1022 <= k
-	VCMPPD  $0x12, Y14, Y1, Y7 // k <= 1023
-	VANDPD  Y7, Y6, Y6
-	VMOVMSKPD Y6, BX
+	EXP256
 	CMPL    BX, $15
 	JNE     done256
 	VMOVUPD Y3, (DI)(AX*8)
@@ -216,6 +239,73 @@ loop256:
 	JLT     loop256
 
 done256:
+	MOVQ AX, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func sigmoidAVX512(dst, src *float64, n int) int
+// expAVX512 for Sigmoid: per 8 lanes x, e = EXP512(-|x|) (the sign bit
+// set by VPORQ, as -math.Abs does), num = 1 where x >= 0 (-0 included)
+// and e elsewhere, and dst = num / (1 + e); it stops at the first vector
+// with a lane whose exponential is off math.Exp's main path.
+TEXT ·sigmoidAVX512(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	XORQ AX, AX
+	EXP512CONSTS
+	VPBROADCASTQ expc<>+512(SB), Z28 // sign bit
+	VPXORQ Z7, Z7, Z7                 // 0.0
+
+sigloop512:
+	VMOVUPD (SI)(AX*8), Z6
+	VPORQ   Z28, Z6, Z0
+	EXP512
+	KMOVW   K1, BX
+	CMPB    BX, $0xFF
+	JNE     sigdone512
+	VCMPPD  $0x1D, Z7, Z6, K2 // GE_OQ: x >= 0
+	VADDPD  Z26, Z3, Z8       // 1 + e
+	VMOVAPD Z26, K2, Z3       // num
+	VDIVPD  Z8, Z3, Z3
+	VMOVUPD Z3, (DI)(AX*8)
+	ADDQ    $8, AX
+	CMPQ    AX, CX
+	JLT     sigloop512
+
+sigdone512:
+	MOVQ AX, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func sigmoidAVX2(dst, src *float64, n int) int
+// sigmoidAVX512 on 4 lanes (EXP256).
+TEXT ·sigmoidAVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	XORQ AX, AX
+	EXP256CONSTS
+	VMOVUPD expc<>+512(SB), Y12 // sign bit
+	VMOVUPD expc<>+352(SB), Y11 // 1.0
+	VXORPD  Y10, Y10, Y10       // 0.0
+
+sigloop256:
+	VMOVUPD (SI)(AX*8), Y8
+	VORPD   Y12, Y8, Y0
+	EXP256
+	CMPL    BX, $15
+	JNE     sigdone256
+	VCMPPD  $0x1D, Y10, Y8, Y6   // x >= 0
+	VADDPD  Y11, Y3, Y9          // 1 + e
+	VBLENDVPD Y6, Y11, Y3, Y3    // num
+	VDIVPD  Y9, Y3, Y3
+	VMOVUPD Y3, (DI)(AX*8)
+	ADDQ    $4, AX
+	CMPQ    AX, CX
+	JLT     sigloop256
+
+sigdone256:
 	MOVQ AX, ret+24(FP)
 	VZEROUPPER
 	RET

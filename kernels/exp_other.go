@@ -4,4 +4,6 @@ package kernels
 
 func expAsm(dst, src []float64) int { return 0 }
 
+func sigmoidAsm(dst, src []float64) int { return 0 }
+
 var useExpAVX512, useExpAVX2FMA, mathUsesFMA bool

@@ -27,22 +27,43 @@ func withExpPath(p int) (ok bool, restore func()) {
 	return ok, restore
 }
 
-// checkExp runs Exp on src (into a fresh dst and in place) and compares
-// every value's bits with math.Exp.
-func checkExp(t *testing.T, path string, src []float64) {
+// expKernels are the functions tested against their scalar definitions:
+// Exp against math.Exp, Sigmoid against the logistic function from
+// exp(-|x|) (network's sigmoidPair).
+var expKernels = []struct {
+	name string
+	vec  func(dst, src []float64)
+	ref  func(float64) float64
+	asm  func(dst, src []float64) int
+}{
+	{"Exp", Exp, math.Exp, expAsm},
+	{"Sigmoid", Sigmoid, func(x float64) float64 {
+		e := math.Exp(-math.Abs(x))
+		if x >= 0 {
+			return 1 / (1 + e)
+		}
+		return e / (1 + e)
+	}, sigmoidAsm},
+}
+
+// checkExp runs kernel k on src (into a fresh dst and in place) and
+// compares every value's bits with its definition.
+func checkExp(t *testing.T, k int, path string, src []float64) {
 	t.Helper()
+	f := expKernels[k]
 	dst := make([]float64, len(src))
-	Exp(dst, src)
+	f.vec(dst, src)
 	in := append([]float64(nil), src...)
-	Exp(in, in)
+	f.vec(in, in)
 	for i, x := range src {
-		want := math.Float64bits(math.Exp(x))
+		w := f.ref(x)
+		want := math.Float64bits(w)
 		if got := math.Float64bits(dst[i]); got != want {
-			t.Fatalf("%s: Exp(%v) [%d of %d] = %v (%#x); want %v (%#x)",
-				path, x, i, len(src), dst[i], got, math.Exp(x), want)
+			t.Fatalf("%s: %s(%v) [%d of %d] = %v (%#x); want %v (%#x)",
+				path, f.name, x, i, len(src), dst[i], got, w, want)
 		}
 		if got := math.Float64bits(in[i]); got != want {
-			t.Fatalf("%s, in place: Exp(%v) [%d of %d] = %#x; want %#x", path, x, i, len(src), got, want)
+			t.Fatalf("%s, in place: %s(%v) [%d of %d] = %#x; want %#x", path, f.name, x, i, len(src), got, want)
 		}
 	}
 }
@@ -83,18 +104,19 @@ func expEdges() []float64 {
 	return xs
 }
 
-// TestExpBits checks Exp against math.Exp bit for bit, on every path:
-// lengths 0-40 (vectors and tails), seeded random inputs over
-// [-750, 720] and [-40, 40], the edges of math.Exp's branches alone and
-// mixed into vectors of ordinary values.
+// TestExpBits checks Exp and Sigmoid against their definitions bit for
+// bit, on every path: lengths 0-40 (vectors and tails), seeded random
+// inputs over [-750, 720] and [-40, 40], the edges of math.Exp's
+// branches alone and mixed into vectors of ordinary values.
 func TestExpBits(t *testing.T) {
 	if !mathUsesFMA {
-		t.Log("math.Exp takes its non-FMA path here; only the Go loop runs")
+		t.Log("math.Exp takes its non-FMA path here; only the Go loops run")
 	}
 	n := 1 << 21
 	if testing.Short() {
 		n = 1 << 16
 	}
+	edges := expEdges()
 	for p, path := range expPaths {
 		ok, restore := withExpPath(p)
 		if !ok {
@@ -102,72 +124,78 @@ func TestExpBits(t *testing.T) {
 			t.Logf("%s: not on this CPU", path.name)
 			continue
 		}
-		rng := rand.New(rand.NewPCG(91, uint64(p)))
-		for length := 0; length <= 40; length++ {
-			src := make([]float64, length)
-			for i := range src {
-				src[i] = rng.Float64()*80 - 40
+		for k, f := range expKernels {
+			rng := rand.New(rand.NewPCG(91, uint64(p)))
+			for length := 0; length <= 40; length++ {
+				src := make([]float64, length)
+				for i := range src {
+					src[i] = rng.Float64()*80 - 40
+				}
+				checkExp(t, k, path.name, src)
 			}
-			checkExp(t, path.name, src)
-		}
-		for _, r := range [][2]float64{{-750, 720}, {-40, 40}} {
-			src := make([]float64, n)
-			for i := range src {
-				src[i] = r[0] + rng.Float64()*(r[1]-r[0])
+			for _, r := range [][2]float64{{-750, 720}, {-40, 40}} {
+				src := make([]float64, n)
+				for i := range src {
+					src[i] = r[0] + rng.Float64()*(r[1]-r[0])
+				}
+				checkExp(t, k, path.name, src)
+				// In [-40, 40] every lane takes the main path, so the
+				// kernels must do every whole vector themselves.
+				width := map[string]int{"avx512": 8, "avx2": 4, "go": n + 1}[path.name]
+				if got, want := f.asm(make([]float64, n), src), n/width*width; r[0] == -40 && got != want {
+					t.Fatalf("%s: the %s kernel did %d of %d values; want %d", path.name, f.name, got, n, want)
+				}
 			}
-			checkExp(t, path.name, src)
-			// In [-40, 40] every lane takes the main path, so the
-			// kernels must do every whole vector themselves.
-			width := map[string]int{"avx512": 8, "avx2": 4, "go": len(src) + 1}[path.name]
-			if got, want := expAsm(make([]float64, n), src), n/width*width; r[0] == -40 && got != want {
-				t.Fatalf("%s: the kernel did %d of %d values; want %d", path.name, got, n, want)
-			}
-		}
-		edges := expEdges()
-		checkExp(t, path.name, edges)
-		// Each edge as one lane of an otherwise ordinary vector, at
-		// every position of 8.
-		for _, e := range edges {
-			for pos := range 8 {
-				src := []float64{0.5, -1, 2, -3, 4, -5, 6, -7, 8, 9, 10}
-				src[pos] = e
-				checkExp(t, path.name, src)
+			checkExp(t, k, path.name, edges)
+			// Each edge as one lane of an otherwise ordinary vector, at
+			// every position of 8.
+			for _, e := range edges {
+				for pos := range 8 {
+					src := []float64{0.5, -1, 2, -3, 4, -5, 6, -7, 8, 9, 10}
+					src[pos] = e
+					checkExp(t, k, path.name, src)
+				}
 			}
 		}
 		restore()
 	}
 }
 
-// BenchmarkExp times Exp per value against a math.Exp loop in the same
-// run, over 256 values (sigmoidFunc's block) in [-40, 0].
+// BenchmarkExp times Exp and Sigmoid per value on every path against
+// loops of their scalar definitions (math.Exp; the logistic function
+// from math.Exp) in the same run, over 256 values in [-20, 20].
 func BenchmarkExp(b *testing.B) {
 	rng := rand.New(rand.NewPCG(92, 93))
 	src, dst := make([]float64, 256), make([]float64, 256)
 	for i := range src {
-		src[i] = -40 * rng.Float64()
+		src[i] = 40*rng.Float64() - 20
 	}
 	perValue := func(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(src)), "ns/value")
 	}
-	b.Run("math.Exp", func(b *testing.B) {
-		for b.Loop() {
-			for i, x := range src {
-				dst[i] = math.Exp(x)
-			}
-		}
-		perValue(b)
-	})
-	for p, path := range expPaths {
-		b.Run(path.name, func(b *testing.B) {
-			ok, restore := withExpPath(p)
-			defer restore()
-			if !ok {
-				b.Skip("not on this CPU")
-			}
+	for _, f := range expKernels {
+		b.Run(f.name+"/scalar", func(b *testing.B) {
 			for b.Loop() {
-				Exp(dst, src)
+				for i, x := range src {
+					dst[i] = f.ref(x)
+				}
 			}
 			perValue(b)
 		})
+	}
+	for p, path := range expPaths {
+		for _, f := range expKernels {
+			b.Run(f.name+"/"+path.name, func(b *testing.B) {
+				ok, restore := withExpPath(p)
+				defer restore()
+				if !ok {
+					b.Skip("not on this CPU")
+				}
+				for b.Loop() {
+					f.vec(dst, src)
+				}
+				perValue(b)
+			})
+		}
 	}
 }

@@ -385,6 +385,10 @@ type sigmoidFunc struct{}
 
 func (sigmoidFunc) linear() bool { return false }
 func (sigmoidFunc) eval(y, x []float64) {
+	if vecExp {
+		kernels.Sigmoid(y[:len(x)], x) // the loop below on vectors
+		return
+	}
 	// sigmoidPair's s with one division and no branch: the numerator is 1
 	// (x >= 0) or e, selected as bits; the same operations give the same
 	// bits. The exponentials of a block come first (one expSlice), then

@@ -136,6 +136,7 @@ func TestExpBlocksBits(t *testing.T) {
 		ref  func(float64) float64
 	}{
 		{"Exp", expFunc{}, math.Exp},
+		{"Sigmoid", sigmoidFunc{}, func(v float64) float64 { s, _ := sigmoidPair(v); return s }},
 		{"Softplus", softplusFunc{}, func(v float64) float64 { return math.Max(v, 0) + math.Log1p(math.Exp(-math.Abs(v))) }},
 		{"Mish", mishFunc{}, func(v float64) float64 {
 			return v * math.Tanh(math.Max(v, 0)+math.Log1p(math.Exp(-math.Abs(v))))
