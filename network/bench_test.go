@@ -104,7 +104,9 @@ func BenchmarkHVP(b *testing.B) {
 // BLAS thread, for the torchvision exports in $MPSEARCH_TORCHVISION_DIR
 // (scripts/export_torchvision.py --out; skipped when unset or absent),
 // with kernels.Exp (vecexp) and with the math.Exp loops it replaced
-// (mathexp), in the same run. Select a model with
+// (mathexp), in the same run; cpu-s/batch is the process's CPU time (GC
+// included), steadier than the wall time on a shared machine. Select a
+// model with
 // MPSEARCH_BENCH_MODELS=efficientnet_b0 (default: efficientnet_b0).
 func BenchmarkInferTorchvision(b *testing.B) {
 	dir := os.Getenv("MPSEARCH_TORCHVISION_DIR")
@@ -140,12 +142,14 @@ func BenchmarkInferTorchvision(b *testing.B) {
 			b.Run(name+"/"+label, func(b *testing.B) {
 				defer func(v bool) { vecExp = v }(vecExp)
 				vecExp = vec
+				cpu0 := cpuTime()
 				for b.Loop() {
 					if _, err := net.Infer(context.Background(), x); err != nil {
 						b.Fatal(err)
 					}
 				}
 				b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/batch")
+				b.ReportMetric((cpuTime()-cpu0)/float64(b.N), "cpu-s/batch")
 			})
 		}
 	}
