@@ -223,9 +223,10 @@
 //
 // # Exp: float64 exponentials bit-identical to math.Exp
 //
-// Exp and Sigmoid are the floating-point kernels: dst[i] = math.Exp(src[i])
-// bit for bit, for the float engine's softmax and exponential-based
-// activations, and the logistic function from exp(-|x|). On amd64 math.Exp is
+// Exp, Sigmoid and SigmoidPair are the floating-point kernels:
+// dst[i] = math.Exp(src[i]) bit for bit, for the float engine's softmax
+// and exponential-based activations, and the logistic function (and its
+// complement) from exp(-|x|). On amd64 math.Exp is
 // assembly (archExp, src/math/exp_amd64.s); with AVX and FMA (math's
 // useFMA) it computes k = CVTSD2SL(x*LOG2E) (nearest even by MXCSR),
 // r = x - k*LN2U - k*LN2L (two fused negated multiply-adds), r/16, a
@@ -251,8 +252,10 @@
 // math.Exp loop. Sigmoid runs the same kernels on -|x| (the sign bit
 // set, as -math.Abs does) and finishes each lane with the selection of the
 // numerator (1 for x >= 0, else e) and the division by 1 + e, IEEE
-// operations again, so its bits are those of the scalar formula.
-// TestExpBits checks every path of both against their scalar definitions
+// operations again, so its bits are those of the scalar formula;
+// SigmoidPair likewise divides 1 and e by 1 + e and selects the pair
+// (sigmoid(x), sigmoid(-x)) by the sign of x.
+// TestExpBits checks every path of each against its scalar definition
 // on millions of random inputs and around every branch.
 //
 // The package never prints, never exits, and panics only on programming errors

@@ -48,3 +48,30 @@ func sigmoid(x float64) float64 {
 	}
 	return num / (1 + e)
 }
+
+// SigmoidPair sets s[i] = sigmoid(src[i]) and c[i] = sigmoid(-src[i]) =
+// 1 - s[i] for every i < len(s) (c and src at least as long; s or c may
+// be src), both from e = math.Exp(-|x|) as sigmoidPair computes them, bit
+// for bit, so that s*c keeps full relative precision in the tails. It
+// runs on the lanes of Sigmoid's kernels, with both divisions and the
+// selections in the vector.
+func SigmoidPair(s, c, src []float64) {
+	c, src = c[:len(s)], src[:len(s)]
+	for i := 0; i < len(s); {
+		i += sigmoidPairAsm(s[i:], c[i:], src[i:])
+		for end := min(i+expMaxLanes, len(s)); i < end; i++ {
+			s[i], c[i] = sigmoidPair(src[i])
+		}
+	}
+}
+
+// sigmoidPair is p = 1/(1+e) and q = e/(1+e) with e = exp(-|x|): (p, q)
+// if x >= 0, else (q, p).
+func sigmoidPair(x float64) (s, c float64) {
+	e := math.Exp(-math.Abs(x))
+	p, q := 1/(1+e), e/(1+e)
+	if x >= 0 {
+		return p, q
+	}
+	return q, p
+}

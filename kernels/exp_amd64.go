@@ -81,3 +81,34 @@ func sigmoidAsm(dst, src []float64) int {
 	}
 	return 0
 }
+
+// sigmoidPairAVX512 is, for n a positive multiple of 8,
+//
+//	for i := 0; i < n; i += 8 {
+//		if any of -|src[i:i+8]| is off math.Exp's main path {
+//			return i
+//		}
+//		for j := i; j < i+8; j++ {
+//			s[j], c[j] = sigmoidPair(src[j])
+//		}
+//	}
+//	return n
+//
+//go:noescape
+func sigmoidPairAVX512(s, c, src *float64, n int) int
+
+// sigmoidPairAVX2 is sigmoidPairAVX512 on 4 lanes.
+//
+//go:noescape
+func sigmoidPairAVX2(s, c, src *float64, n int) int
+
+// sigmoidPairAsm is expAsm for SigmoidPair.
+func sigmoidPairAsm(s, c, src []float64) int {
+	switch {
+	case useExpAVX512 && len(s) >= 8:
+		return sigmoidPairAVX512(&s[0], &c[0], &src[0], len(s)&^7)
+	case useExpAVX2FMA && len(s) >= 4:
+		return sigmoidPairAVX2(&s[0], &c[0], &src[0], len(s)&^3)
+	}
+	return 0
+}

@@ -309,3 +309,79 @@ sigdone256:
 	MOVQ AX, ret+24(FP)
 	VZEROUPPER
 	RET
+
+// func sigmoidPairAVX512(s, c, src *float64, n int) int
+// sigmoidAVX512 for SigmoidPair: per 8 lanes x, e = EXP512(-|x|),
+// p = 1/(1+e), q = e/(1+e), then s = p and c = q where x >= 0, s = q and
+// c = p elsewhere.
+TEXT ·sigmoidPairAVX512(SB), NOSPLIT, $0-40
+	MOVQ s+0(FP), DI
+	MOVQ c+8(FP), DX
+	MOVQ src+16(FP), SI
+	MOVQ n+24(FP), CX
+	XORQ AX, AX
+	EXP512CONSTS
+	VPBROADCASTQ expc<>+512(SB), Z28 // sign bit
+	VPXORQ Z7, Z7, Z7                 // 0.0
+
+pairloop512:
+	VMOVUPD (SI)(AX*8), Z6
+	VPORQ   Z28, Z6, Z0
+	EXP512
+	KMOVW   K1, BX
+	CMPB    BX, $0xFF
+	JNE     pairdone512
+	VCMPPD  $0x1D, Z7, Z6, K2 // GE_OQ: x >= 0
+	VADDPD  Z26, Z3, Z8       // 1 + e
+	VDIVPD  Z8, Z26, Z9       // p
+	VDIVPD  Z8, Z3, Z10       // q
+	VMOVAPD Z10, Z11
+	VMOVAPD Z9, K2, Z11       // s
+	VMOVAPD Z9, Z12
+	VMOVAPD Z10, K2, Z12      // c
+	VMOVUPD Z11, (DI)(AX*8)
+	VMOVUPD Z12, (DX)(AX*8)
+	ADDQ    $8, AX
+	CMPQ    AX, CX
+	JLT     pairloop512
+
+pairdone512:
+	MOVQ AX, ret+32(FP)
+	VZEROUPPER
+	RET
+
+// func sigmoidPairAVX2(s, c, src *float64, n int) int
+// sigmoidPairAVX512 on 4 lanes (EXP256).
+TEXT ·sigmoidPairAVX2(SB), NOSPLIT, $0-40
+	MOVQ s+0(FP), DI
+	MOVQ c+8(FP), DX
+	MOVQ src+16(FP), SI
+	MOVQ n+24(FP), CX
+	XORQ AX, AX
+	EXP256CONSTS
+	VMOVUPD expc<>+512(SB), Y12 // sign bit
+	VMOVUPD expc<>+352(SB), Y11 // 1.0
+	VXORPD  Y10, Y10, Y10       // 0.0
+
+pairloop256:
+	VMOVUPD (SI)(AX*8), Y8
+	VORPD   Y12, Y8, Y0
+	EXP256
+	CMPL    BX, $15
+	JNE     pairdone256
+	VCMPPD  $0x1D, Y10, Y8, Y6   // x >= 0
+	VADDPD  Y11, Y3, Y9          // 1 + e
+	VDIVPD  Y9, Y11, Y4          // p
+	VDIVPD  Y9, Y3, Y5           // q
+	VBLENDVPD Y6, Y4, Y5, Y7     // s
+	VBLENDVPD Y6, Y5, Y4, Y2     // c
+	VMOVUPD Y7, (DI)(AX*8)
+	VMOVUPD Y2, (DX)(AX*8)
+	ADDQ    $4, AX
+	CMPQ    AX, CX
+	JLT     pairloop256
+
+pairdone256:
+	MOVQ AX, ret+32(FP)
+	VZEROUPPER
+	RET

@@ -28,8 +28,8 @@ func withExpPath(p int) (ok bool, restore func()) {
 }
 
 // expKernels are the functions tested against their scalar definitions:
-// Exp against math.Exp, Sigmoid against the logistic function from
-// exp(-|x|) (network's sigmoidPair).
+// Exp against math.Exp, Sigmoid and each output of SigmoidPair against
+// the logistic function from exp(-|x|) (network's sigmoidPair).
 var expKernels = []struct {
 	name string
 	vec  func(dst, src []float64)
@@ -44,6 +44,23 @@ var expKernels = []struct {
 		}
 		return e / (1 + e)
 	}, sigmoidAsm},
+	{"SigmoidPair.s", func(dst, src []float64) { SigmoidPair(dst, make([]float64, len(dst)), src) },
+		func(x float64) float64 { s, _ := sigmoidPairDef(x); return s },
+		func(dst, src []float64) int { return sigmoidPairAsm(dst, make([]float64, len(dst)), src) }},
+	{"SigmoidPair.c", func(dst, src []float64) { SigmoidPair(make([]float64, len(dst)), dst, src) },
+		func(x float64) float64 { _, c := sigmoidPairDef(x); return c },
+		func(dst, src []float64) int { return sigmoidPairAsm(make([]float64, len(dst)), dst, src) }},
+}
+
+// sigmoidPairDef is network's sigmoidPair: sigmoid(x) and sigmoid(-x)
+// from e = exp(-|x|).
+func sigmoidPairDef(x float64) (s, c float64) {
+	e := math.Exp(-math.Abs(x))
+	p, q := 1/(1+e), e/(1+e)
+	if x >= 0 {
+		return p, q
+	}
+	return q, p
 }
 
 // checkExp runs kernel k on src (into a fresh dst and in place) and

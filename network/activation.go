@@ -412,18 +412,30 @@ func (sigmoidFunc) eval(y, x []float64) {
 	}
 }
 func (sigmoidFunc) deriv(d1, d2, x, _ []float64) {
-	var eb [expBlock]float64
-	for lo := 0; lo < len(x); lo += len(eb) {
-		xs := x[lo:min(lo+len(eb), len(x))]
-		es := eb[:len(xs)]
-		expNegAbs(es, xs)
-		for i, v := range xs {
-			s, c := sigmoidPairExp(v, es[i]) // c = 1 - s
+	var sb, cb [expBlock]float64
+	for lo := 0; lo < len(x); lo += len(sb) {
+		xs := x[lo:min(lo+len(sb), len(x))]
+		ss, cs := sb[:len(xs)], cb[:len(xs)]
+		sigmoidPairs(ss, cs, xs) // c = 1 - s
+		for i, s := range ss {
+			c := cs[i]
 			d1[lo+i] = s * c
 			if d2 != nil {
 				d2[lo+i] = s * c * (c - s)
 			}
 		}
+	}
+}
+
+// sigmoidPairs sets s[i], c[i] = sigmoidPair(x[i]) for every i < len(s).
+func sigmoidPairs(s, c, x []float64) {
+	if vecExp {
+		kernels.SigmoidPair(s, c, x)
+		return
+	}
+	x = x[:len(s)]
+	for i, v := range x {
+		s[i], c[i] = sigmoidPair(v)
 	}
 }
 

@@ -154,3 +154,32 @@ func BenchmarkInferTorchvision(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSigmoid times Sigmoid's eval and deriv (d1 and d2) per value on
+// 4096 values (in L1/L2), with kernels.Sigmoid and SigmoidPair (vecexp)
+// and with the math.Exp loops they replaced (mathexp), in the same run.
+func BenchmarkSigmoid(b *testing.B) {
+	const n = 4096
+	x, d1, d2 := make([]float64, n), make([]float64, n), make([]float64, n)
+	rng := rand.New(rand.NewPCG(7, 8))
+	for i := range x {
+		x[i] = rng.NormFloat64() * 3
+	}
+	for _, vec := range []bool{false, true} {
+		label := map[bool]string{false: "mathexp", true: "vecexp"}[vec]
+		for _, step := range []string{"eval", "deriv"} {
+			b.Run(step+"/"+label, func(b *testing.B) {
+				defer func(v bool) { vecExp = v }(vecExp)
+				vecExp = vec
+				for b.Loop() {
+					if step == "eval" {
+						sigmoidFunc{}.eval(d1, x)
+					} else {
+						sigmoidFunc{}.deriv(d1, d2, x, nil)
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/value")
+			})
+		}
+	}
+}

@@ -451,16 +451,15 @@ func (softplusFunc) eval(y, x []float64) {
 	}
 }
 func (softplusFunc) deriv(d1, d2, x, _ []float64) {
-	var eb [expBlock]float64
-	for lo := 0; lo < len(x); lo += len(eb) {
-		xs := x[lo:min(lo+len(eb), len(x))]
-		es := eb[:len(xs)]
-		expNegAbs(es, xs)
-		for i, v := range xs {
-			s, c := sigmoidPairExp(v, es[i])
+	var sb, cb [expBlock]float64
+	for lo := 0; lo < len(x); lo += len(sb) {
+		xs := x[lo:min(lo+len(sb), len(x))]
+		ss, cs := sb[:len(xs)], cb[:len(xs)]
+		sigmoidPairs(ss, cs, xs)
+		for i, s := range ss {
 			d1[lo+i] = s
 			if d2 != nil {
-				d2[lo+i] = s * c
+				d2[lo+i] = s * cs[i]
 			}
 		}
 	}
