@@ -248,8 +248,8 @@
 // Exp computes that vector, and the tail, with math.Exp. The kernels run
 // only when golang.org/x/sys/cpu reports AVX and FMA, the condition of
 // math's own FMA path (both read the same GODEBUG names, e.g.
-// cpu.fma=off turns off both); without them, and under purego, Exp is a
-// math.Exp loop. Sigmoid runs the same kernels on -|x| (the sign bit
+// cpu.fma=off turns off both), and AVX-512F or AVX2 for the integer
+// steps; otherwise, and under purego, Exp is a math.Exp loop. Sigmoid runs the same kernels on -|x| (the sign bit
 // set, as -math.Abs does) and finishes each lane with the selection of the
 // numerator (1 for x >= 0, else e) and the division by 1 + e, IEEE
 // operations again, so its bits are those of the scalar formula;
