@@ -221,6 +221,43 @@
 // VNNI. The tile kernels do not use AVX-VNNI. Building with -tags purego,
 // or for another architecture, uses only the Go twins.
 //
+// # Exp: float64 exponentials bit-identical to math.Exp
+//
+// Exp, Sigmoid and SigmoidPair are the floating-point kernels:
+// dst[i] = math.Exp(src[i]) bit for bit, for the float engine's softmax
+// and exponential-based activations, and the logistic function (and its
+// complement) from exp(-|x|). On amd64 math.Exp is
+// assembly (archExp, src/math/exp_amd64.s); with AVX and FMA (math's
+// useFMA) it computes k = CVTSD2SL(x*LOG2E) (nearest even by MXCSR),
+// r = x - k*LN2U - k*LN2L (two fused negated multiply-adds), r/16, a
+// Taylor polynomial by seven fused multiply-adds, r*p, three r*(r+2)
+// steps, one fused r*(r+2)+1, and the product with 2^k built as the bits
+// (k+0x3FF)<<52; branches send NaN, ±Inf, x > Overflow and results whose
+// biased exponent k+0x3FF is <= 0 or >= 0x7FF elsewhere. Every step of
+// that main path is an IEEE operation on one value, so the AVX-512 (8
+// lanes) and AVX2 (4 lanes) kernels, which do the same operations on
+// the same constants (spelled as in math's source) in the same order
+// (VCVTPD2DQ rounds by MXCSR like CVTSD2SL), give each lane on the main
+// path the same bits. A lane is on the main path exactly when
+// -1022 <= k <= 1023: NaN, ±Inf and |x*LOG2E| >= 2^31 convert to
+// k = -2^31; k <= 1023 implies x*LOG2E < 1023.5, so x < Overflow; and
+// the biased exponent is then in [1, 0x7FE]. (For k = 1024, reached
+// below Overflow from x = 709.44: math.Exp returns +Inf there, and so
+// would the lanes, the scale's bits being +Inf, but they are left to
+// math.Exp all the same.) A vector with any other lane is not stored;
+// Exp computes that vector, and the tail, with math.Exp. The kernels run
+// only when golang.org/x/sys/cpu reports AVX and FMA, the condition of
+// math's own FMA path (both read the same GODEBUG names, e.g.
+// cpu.fma=off turns off both), and AVX-512F or AVX2 for the integer
+// steps; otherwise, and under purego, Exp is a math.Exp loop. Sigmoid runs the same kernels on -|x| (the sign bit
+// set, as -math.Abs does) and finishes each lane with the selection of the
+// numerator (1 for x >= 0, else e) and the division by 1 + e, IEEE
+// operations again, so its bits are those of the scalar formula;
+// SigmoidPair likewise divides 1 and e by 1 + e and selects the pair
+// (sigmoid(x), sigmoid(-x)) by the sign of x.
+// TestExpBits checks every path of each against its scalar definition
+// on millions of random inputs and around every branch.
+//
 // The package never prints, never exits, and panics only on programming errors
 // (inconsistent slice lengths); bad user input returns an error.
 package kernels

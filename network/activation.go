@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"mpsearch/kernels"
 	"mpsearch/onnx"
 	"mpsearch/tensor"
 )
@@ -347,6 +348,36 @@ func (negFunc) deriv(d1, _, _, _ []float64) {
 	}
 }
 
+// vecExp selects kernels.Exp for the exponentials of whole blocks (the
+// same bits as math.Exp); tests and benchmarks switch it off to run the
+// math.Exp loops it replaced.
+var vecExp = true
+
+// expBlock is the length of the stack blocks that hold exponentials.
+const expBlock = 256
+
+// expSlice sets dst[i] = math.Exp(src[i]) for every i < len(dst); dst may
+// be src.
+func expSlice(dst, src []float64) {
+	if vecExp {
+		kernels.Exp(dst, src)
+		return
+	}
+	src = src[:len(dst)]
+	for i, v := range src {
+		dst[i] = math.Exp(v)
+	}
+}
+
+// expNegAbs sets e[i] = exp(-|x[i]|) for every i < len(e).
+func expNegAbs(e, x []float64) {
+	x = x[:len(e)]
+	for i, v := range x {
+		e[i] = -math.Abs(v)
+	}
+	expSlice(e, e)
+}
+
 // sigmoidFunc is 1/(1+exp(-x)). Both sigmoid(x) and 1-sigmoid(x) are
 // computed from exp(-|x|), so f' = s(1-s) keeps full relative precision in
 // the tails.
@@ -354,19 +385,22 @@ type sigmoidFunc struct{}
 
 func (sigmoidFunc) linear() bool { return false }
 func (sigmoidFunc) eval(y, x []float64) {
+	if vecExp {
+		kernels.Sigmoid(y[:len(x)], x) // the loop below on vectors
+		return
+	}
 	// sigmoidPair's s with one division and no branch: the numerator is 1
 	// (x >= 0) or e, selected as bits; the same operations give the same
-	// bits. The exponentials of a block come first, then its divisions,
-	// which then overlap instead of each waiting on its exponential.
+	// bits. The exponentials of a block come first (one expSlice), then
+	// its divisions, which then overlap instead of each waiting on its
+	// exponential.
 	const one = 0x3FF0000000000000 // math.Float64bits(1)
-	var eb [256]float64
+	var eb [expBlock]float64
 	y = y[:len(x)]
 	for lo := 0; lo < len(x); lo += len(eb) {
 		xs := x[lo:min(lo+len(eb), len(x))]
 		ys, es := y[lo:lo+len(xs)], eb[:len(xs)]
-		for i, v := range xs {
-			es[i] = math.Exp(-math.Abs(v))
-		}
+		expNegAbs(es, xs)
 		for i, v := range xs {
 			e := es[i]
 			num := math.Float64bits(e)
@@ -378,18 +412,40 @@ func (sigmoidFunc) eval(y, x []float64) {
 	}
 }
 func (sigmoidFunc) deriv(d1, d2, x, _ []float64) {
-	for i, v := range x {
-		s, c := sigmoidPair(v) // c = 1 - s
-		d1[i] = s * c
-		if d2 != nil {
-			d2[i] = s * c * (c - s)
+	var sb, cb [expBlock]float64
+	for lo := 0; lo < len(x); lo += len(sb) {
+		xs := x[lo:min(lo+len(sb), len(x))]
+		ss, cs := sb[:len(xs)], cb[:len(xs)]
+		sigmoidPairs(ss, cs, xs) // c = 1 - s
+		for i, s := range ss {
+			c := cs[i]
+			d1[lo+i] = s * c
+			if d2 != nil {
+				d2[lo+i] = s * c * (c - s)
+			}
 		}
+	}
+}
+
+// sigmoidPairs sets s[i], c[i] = sigmoidPair(x[i]) for every i < len(s).
+func sigmoidPairs(s, c, x []float64) {
+	if vecExp {
+		kernels.SigmoidPair(s, c, x)
+		return
+	}
+	x = x[:len(s)]
+	for i, v := range x {
+		s[i], c[i] = sigmoidPair(v)
 	}
 }
 
 // sigmoidPair returns sigmoid(x) and 1-sigmoid(x) = sigmoid(-x).
 func sigmoidPair(x float64) (s, c float64) {
-	e := math.Exp(-math.Abs(x))
+	return sigmoidPairExp(x, math.Exp(-math.Abs(x)))
+}
+
+// sigmoidPairExp is sigmoidPair given e = exp(-|x|).
+func sigmoidPairExp(x, e float64) (s, c float64) {
 	p, q := 1/(1+e), e/(1+e)
 	if x >= 0 {
 		return p, q
@@ -408,12 +464,20 @@ func (tanhFunc) eval(y, x []float64) {
 	}
 }
 func (tanhFunc) deriv(d1, d2, x, y []float64) {
-	for i, v := range x {
-		e := math.Exp(-2 * math.Abs(v))
-		d := 4 * e / ((1 + e) * (1 + e))
-		d1[i] = d
-		if d2 != nil {
-			d2[i] = -2 * y[i] * d
+	var eb [expBlock]float64
+	for lo := 0; lo < len(x); lo += len(eb) {
+		xs := x[lo:min(lo+len(eb), len(x))]
+		es := eb[:len(xs)]
+		for i, v := range xs {
+			es[i] = -2 * math.Abs(v)
+		}
+		expSlice(es, es)
+		for i, e := range es {
+			d := 4 * e / ((1 + e) * (1 + e))
+			d1[lo+i] = d
+			if d2 != nil {
+				d2[lo+i] = -2 * y[lo+i] * d
+			}
 		}
 	}
 }
@@ -586,26 +650,66 @@ func (op *softmaxOp) inferAlloc(in []*tensor.Tensor, alloc func(n int) []float64
 }
 
 // softmax sets y = exp(x - max) / sum along each block of l values
-// inner apart.
+// inner apart (y may be x). Per block the maximum, the sum (in the order
+// of j) and the quotients are those of the loop over one block at a time;
+// the blocks of an outer index are processed together, a row of inner
+// values at a time, so that the exponentials come in contiguous runs.
 func softmax(y, x []float64, outer, l, inner int) {
+	if inner == 1 {
+		for o := 0; o < outer; o++ {
+			softmaxRow(y[o*l:(o+1)*l], x[o*l:(o+1)*l])
+		}
+		return
+	}
+	ms := make([]float64, 2*inner)
+	ms, ss := ms[:inner], ms[inner:]
 	for o := 0; o < outer; o++ {
-		for i := 0; i < inner; i++ {
-			base := o*l*inner + i
-			m := math.Inf(-1)
-			for j := 0; j < l; j++ {
-				m = math.Max(m, x[base+j*inner])
+		xo, yo := x[o*l*inner:(o+1)*l*inner], y[o*l*inner:(o+1)*l*inner]
+		for i := range ms {
+			ms[i], ss[i] = math.Inf(-1), 0
+		}
+		for j := 0; j < l; j++ {
+			for i, v := range xo[j*inner : (j+1)*inner] {
+				ms[i] = math.Max(ms[i], v)
 			}
-			s := 0.0
-			for j := 0; j < l; j++ {
-				e := math.Exp(x[base+j*inner] - m)
-				y[base+j*inner] = e
-				s += e
+		}
+		for j := 0; j < l; j++ {
+			xr, yr := xo[j*inner:(j+1)*inner], yo[j*inner:(j+1)*inner]
+			for i, v := range xr {
+				yr[i] = v - ms[i]
 			}
-			for j := 0; j < l; j++ {
-				y[base+j*inner] /= s
+			expSlice(yr, yr)
+			for i, e := range yr {
+				ss[i] += e
+			}
+		}
+		for j := 0; j < l; j++ {
+			for i := range yo[j*inner : (j+1)*inner] {
+				yo[j*inner+i] /= ss[i]
 			}
 		}
 	}
+}
+
+// softmaxRow sets y = exp(x - max) / sum over one contiguous block (y may
+// be x) and returns the maximum and the sum.
+func softmaxRow(y, x []float64) (m, s float64) {
+	m = math.Inf(-1)
+	for _, v := range x {
+		m = math.Max(m, v)
+	}
+	y = y[:len(x)]
+	for j, v := range x {
+		y[j] = v - m
+	}
+	expSlice(y, y)
+	for _, e := range y {
+		s += e
+	}
+	for j := range y {
+		y[j] /= s
+	}
+	return m, s
 }
 
 // jvp sets dst = y ⊙ (v - <y, v>) blockwise (the softmax Jacobian, which is

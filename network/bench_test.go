@@ -4,6 +4,8 @@ import (
 	"context"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"mpsearch/onnx"
@@ -95,5 +97,89 @@ func BenchmarkHVP(b *testing.B) {
 			}
 			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/HVP")
 		})
+	}
+}
+
+// BenchmarkInferTorchvision times Infer on 16 random 224x224 images, one
+// BLAS thread, for the torchvision exports in $MPSEARCH_TORCHVISION_DIR
+// (scripts/export_torchvision.py --out; skipped when unset or absent),
+// with kernels.Exp (vecexp) and with the math.Exp loops it replaced
+// (mathexp), in the same run; cpu-s/batch is the process's CPU time (GC
+// included), steadier than the wall time on a shared machine. Select a
+// model with
+// MPSEARCH_BENCH_MODELS=efficientnet_b0 (default: efficientnet_b0).
+func BenchmarkInferTorchvision(b *testing.B) {
+	dir := os.Getenv("MPSEARCH_TORCHVISION_DIR")
+	if dir == "" {
+		b.Skip("MPSEARCH_TORCHVISION_DIR unset")
+	}
+	models := os.Getenv("MPSEARCH_BENCH_MODELS")
+	if models == "" {
+		models = "efficientnet_b0"
+	}
+	for _, name := range strings.Split(models, ",") {
+		path := filepath.Join(dir, name+"-opset17.onnx")
+		if _, err := os.Stat(path); err != nil {
+			b.Logf("%s absent: skipped", path)
+			continue
+		}
+		m, err := onnx.Load(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		net, err := Build(m, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		SetBLASThreads(1)
+		const batch = 16
+		x := randTensor(rand.New(rand.NewPCG(5, 6)), append([]int{batch}, net.SampleShape...)...)
+		if _, err := net.Infer(context.Background(), x); err != nil { // warm-up: the heap grows here
+			b.Fatal(err)
+		}
+		for _, vec := range []bool{false, true} {
+			label := map[bool]string{false: "mathexp", true: "vecexp"}[vec]
+			b.Run(name+"/"+label, func(b *testing.B) {
+				defer func(v bool) { vecExp = v }(vecExp)
+				vecExp = vec
+				cpu0 := cpuTime()
+				for b.Loop() {
+					if _, err := net.Infer(context.Background(), x); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/batch")
+				b.ReportMetric((cpuTime()-cpu0)/float64(b.N), "cpu-s/batch")
+			})
+		}
+	}
+}
+
+// BenchmarkSigmoid times Sigmoid's eval and deriv (d1 and d2) per value on
+// 4096 values (in L1/L2), with kernels.Sigmoid and SigmoidPair (vecexp)
+// and with the math.Exp loops they replaced (mathexp), in the same run.
+func BenchmarkSigmoid(b *testing.B) {
+	const n = 4096
+	x, d1, d2 := make([]float64, n), make([]float64, n), make([]float64, n)
+	rng := rand.New(rand.NewPCG(7, 8))
+	for i := range x {
+		x[i] = rng.NormFloat64() * 3
+	}
+	for _, vec := range []bool{false, true} {
+		label := map[bool]string{false: "mathexp", true: "vecexp"}[vec]
+		for _, step := range []string{"eval", "deriv"} {
+			b.Run(step+"/"+label, func(b *testing.B) {
+				defer func(v bool) { vecExp = v }(vecExp)
+				vecExp = vec
+				for b.Loop() {
+					if step == "eval" {
+						sigmoidFunc{}.eval(d1, x)
+					} else {
+						sigmoidFunc{}.deriv(d1, d2, x, nil)
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/value")
+			})
+		}
 	}
 }

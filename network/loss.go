@@ -47,20 +47,7 @@ func logitsDims(z *tensor.Tensor) (n, c int, err error) {
 func softmaxRows(z, p []float64, n, c int) []float64 {
 	lse := make([]float64, n)
 	for i := 0; i < n; i++ {
-		row := z[i*c : (i+1)*c]
-		m := math.Inf(-1)
-		for _, v := range row {
-			m = math.Max(m, v)
-		}
-		s := 0.0
-		for j, v := range row {
-			e := math.Exp(v - m)
-			p[i*c+j] = e
-			s += e
-		}
-		for j := range row {
-			p[i*c+j] /= s
-		}
+		m, s := softmaxRow(p[i*c:(i+1)*c], z[i*c:(i+1)*c])
 		lse[i] = m + math.Log(s)
 	}
 	return lse

@@ -137,15 +137,27 @@ func (f eluFunc) eval(y, x []float64) {
 }
 func (f eluFunc) deriv(d1, d2, x, _ []float64) {
 	c := f.scale()
-	for i, v := range x {
-		a, b := f.gamma, 0.0
-		if v <= 0 {
-			a = f.gamma * f.alpha / c * math.Exp(v/c)
-			b = a / c
+	var eb [expBlock]float64
+	for lo := 0; lo < len(x); lo += len(eb) {
+		xs := x[lo:min(lo+len(eb), len(x))]
+		es := eb[:len(xs)]
+		for i, v := range xs {
+			es[i] = 0 // exp(v/c) is used only where v <= 0
+			if v <= 0 {
+				es[i] = v / c
+			}
 		}
-		d1[i] = a
-		if d2 != nil {
-			d2[i] = b
+		expSlice(es, es)
+		for i, v := range xs {
+			a, b := f.gamma, 0.0
+			if v <= 0 {
+				a = f.gamma * f.alpha / c * es[i]
+				b = a / c
+			}
+			d1[lo+i] = a
+			if d2 != nil {
+				d2[lo+i] = b
+			}
 		}
 	}
 }
@@ -178,18 +190,31 @@ type mishFunc struct{}
 
 func (mishFunc) linear() bool { return false }
 func (mishFunc) eval(y, x []float64) {
-	for i, v := range x {
-		y[i] = v * math.Tanh(math.Max(v, 0)+math.Log1p(math.Exp(-math.Abs(v))))
+	var eb [expBlock]float64
+	for lo := 0; lo < len(x); lo += len(eb) {
+		xs := x[lo:min(lo+len(eb), len(x))]
+		es := eb[:len(xs)]
+		expNegAbs(es, xs)
+		for i, v := range xs {
+			y[lo+i] = v * math.Tanh(math.Max(v, 0)+math.Log1p(es[i]))
+		}
 	}
 }
 func (mishFunc) deriv(d1, d2, x, _ []float64) {
-	for i, v := range x {
-		t := math.Tanh(math.Max(v, 0) + math.Log1p(math.Exp(-math.Abs(v))))
-		s, c := sigmoidPair(v)
-		u := 1 - t*t
-		d1[i] = t + v*u*s
-		if d2 != nil {
-			d2[i] = 2*u*s + v*u*s*(c-2*t*s)
+	var eb [expBlock]float64
+	for lo := 0; lo < len(x); lo += len(eb) {
+		xs := x[lo:min(lo+len(eb), len(x))]
+		es := eb[:len(xs)]
+		expNegAbs(es, xs)
+		for i, v := range xs {
+			e := es[i] // exp(-|v|)
+			t := math.Tanh(math.Max(v, 0) + math.Log1p(e))
+			s, c := sigmoidPairExp(v, e)
+			u := 1 - t*t
+			d1[lo+i] = t + v*u*s
+			if d2 != nil {
+				d2[lo+i] = 2*u*s + v*u*s*(c-2*t*s)
+			}
 		}
 	}
 }
@@ -262,11 +287,20 @@ func (erfFunc) eval(y, x []float64) {
 	}
 }
 func (erfFunc) deriv(d1, d2, x, _ []float64) {
-	for i, v := range x {
-		d := twoOverSqrtPi * math.Exp(-v*v)
-		d1[i] = d
-		if d2 != nil {
-			d2[i] = -2 * v * d
+	var eb [expBlock]float64
+	for lo := 0; lo < len(x); lo += len(eb) {
+		xs := x[lo:min(lo+len(eb), len(x))]
+		es := eb[:len(xs)]
+		for i, v := range xs {
+			es[i] = -v * v
+		}
+		expSlice(es, es)
+		for i, v := range xs {
+			d := twoOverSqrtPi * es[i]
+			d1[lo+i] = d
+			if d2 != nil {
+				d2[lo+i] = -2 * v * d
+			}
 		}
 	}
 }
@@ -285,11 +319,20 @@ func (geluFunc) eval(y, x []float64) {
 	}
 }
 func (geluFunc) deriv(d1, d2, x, _ []float64) {
-	for i, v := range x {
-		phi := invSqrt2Pi * math.Exp(-v*v/2)
-		d1[i] = 0.5*math.Erfc(-v/math.Sqrt2) + v*phi
-		if d2 != nil {
-			d2[i] = phi * (2 - v*v)
+	var eb [expBlock]float64
+	for lo := 0; lo < len(x); lo += len(eb) {
+		xs := x[lo:min(lo+len(eb), len(x))]
+		es := eb[:len(xs)]
+		for i, v := range xs {
+			es[i] = -v * v / 2
+		}
+		expSlice(es, es)
+		for i, v := range xs {
+			phi := invSqrt2Pi * es[i]
+			d1[lo+i] = 0.5*math.Erfc(-v/math.Sqrt2) + v*phi
+			if d2 != nil {
+				d2[lo+i] = phi * (2 - v*v)
+			}
 		}
 	}
 }
@@ -345,12 +388,8 @@ func (sqrtFunc) deriv(d1, d2, _, y []float64) {
 // expFunc is eˣ: f' = f” = y.
 type expFunc struct{}
 
-func (expFunc) linear() bool { return false }
-func (expFunc) eval(y, x []float64) {
-	for i, v := range x {
-		y[i] = math.Exp(v)
-	}
-}
+func (expFunc) linear() bool        { return false }
+func (expFunc) eval(y, x []float64) { expSlice(y[:len(x)], x) }
 func (expFunc) deriv(d1, d2, _, y []float64) {
 	copy(d1, y)
 	if d2 != nil {
@@ -401,16 +440,27 @@ type softplusFunc struct{}
 
 func (softplusFunc) linear() bool { return false }
 func (softplusFunc) eval(y, x []float64) {
-	for i, v := range x {
-		y[i] = math.Max(v, 0) + math.Log1p(math.Exp(-math.Abs(v)))
+	var eb [expBlock]float64
+	for lo := 0; lo < len(x); lo += len(eb) {
+		xs := x[lo:min(lo+len(eb), len(x))]
+		es := eb[:len(xs)]
+		expNegAbs(es, xs)
+		for i, v := range xs {
+			y[lo+i] = math.Max(v, 0) + math.Log1p(es[i])
+		}
 	}
 }
 func (softplusFunc) deriv(d1, d2, x, _ []float64) {
-	for i, v := range x {
-		s, c := sigmoidPair(v)
-		d1[i] = s
-		if d2 != nil {
-			d2[i] = s * c
+	var sb, cb [expBlock]float64
+	for lo := 0; lo < len(x); lo += len(sb) {
+		xs := x[lo:min(lo+len(sb), len(x))]
+		ss, cs := sb[:len(xs)], cb[:len(xs)]
+		sigmoidPairs(ss, cs, xs)
+		for i, s := range ss {
+			d1[lo+i] = s
+			if d2 != nil {
+				d2[lo+i] = s * cs[i]
+			}
 		}
 	}
 }
