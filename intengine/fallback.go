@@ -255,10 +255,7 @@ func (s *floatStep) run(ws *workspace, n int) error {
 		return fmt.Errorf("float fallback gave %v; want [%d %v]", y.Shape, n, s.outShape)
 	}
 	q := m.quant[s.out]
-	dst := ws.bufs[s.out][:len(y.Data)]
-	for k, v := range y.Data {
-		dst[k] = q.Quantize(v)
-	}
+	kernels.QuantizeBytes(ws.bufs[s.out][:len(y.Data)], y.Data, q.Scale, q.ZeroPoint) // q.Quantize of each
 	return nil
 }
 
@@ -279,6 +276,11 @@ func (s *floatStep) runChanMul(ws *workspace, n int) {
 	hw := s.perSample / c
 	nhwc := m.plan.nhwc[s.out]
 	ws.gate = growF(ws.gate, c)
+	ws.prod = growF(ws.prod, max(c, hw, 256))
+	prod := ws.prod
+	// quantize sets out[k] = qy.Quantize(prod[k]) (kernels.QuantizeBytes:
+	// the same codes, 8 at a time).
+	quantize := func(out []uint8) { kernels.QuantizeBytes(out, prod[:len(out)], qy.Scale, qy.ZeroPoint) }
 	var deq [256]float64
 	for q := range deq {
 		deq[q] = float64(int64(q)-int64(qx.ZeroPoint)) * qx.Scale
@@ -298,10 +300,10 @@ func (s *floatStep) runChanMul(ws *workspace, n int) {
 			g := float64(int64(q)-int64(qg.ZeroPoint)) * qg.Scale
 			ws.gate[ch] = g
 			if tab {
-				t := &tabs[ch]
-				for v := range t {
-					t[v] = qy.Quantize(deq[v] * g)
+				for v, d := range deq {
+					prod[v] = d * g
 				}
+				quantize(tabs[ch][:])
 			}
 		}
 		switch {
@@ -319,17 +321,19 @@ func (s *floatStep) runChanMul(ws *workspace, n int) {
 			}
 		case nhwc:
 			for p := 0; p < hw; p++ {
-				xp, yp := x[p*c:(p+1)*c], y[p*c:(p+1)*c]
+				xp := x[p*c : (p+1)*c]
 				for ch, v := range xp {
-					yp[ch] = qy.Quantize(deq[v] * ws.gate[ch])
+					prod[ch] = deq[v] * ws.gate[ch]
 				}
+				quantize(y[p*c : (p+1)*c])
 			}
 		default:
 			for ch := 0; ch < c; ch++ {
 				g := ws.gate[ch]
 				for k, v := range x[ch*hw : (ch+1)*hw] {
-					y[ch*hw+k] = qy.Quantize(deq[v] * g)
+					prod[k] = deq[v] * g
 				}
+				quantize(y[ch*hw : (ch+1)*hw])
 			}
 		}
 	}

@@ -24,6 +24,7 @@ type workspace struct {
 	tmp32 []int32
 	sum   []int32      // per-channel sums of a channels-last average pool
 	gate  []float64    // a channel Mul's dequantized gate (runChanMul)
+	prod  []float64    // runChanMul's products before they are quantized
 	tab   [][256]uint8 // a channel Mul's tables, one per channel
 	opt   kernels.Options
 	// scratch is the GEMMs' working memory (opt.Scratch), kept with the

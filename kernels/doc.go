@@ -258,6 +258,21 @@
 // TestExpBits checks every path of each against its scalar definition
 // on millions of random inputs and around every branch.
 //
+// QuantizeBytes and FakeQuantize are uint8 activation quantization
+// (quant.ActQuant's Quantize and Fake) over a slice: the code
+// RoundToEven(x/s) + zp clamped to [0, 255], and (code - zp)·s. The
+// AVX-512 kernels take 8 lanes through VDIVPD, VRNDSCALEPD (nearest even,
+// as math.RoundToEven), VADDPD, VMAXPD against 0 and VMINPD against 255,
+// each an IEEE operation per lane, so each lane's value is the scalar
+// formula's. The clamp agrees at every input: VMAXPD returns its second
+// source (the 0) for a NaN lane, and a NaN's code in Go on amd64 is 0 too;
+// -0 cannot arise (x/s rounds to -0 only for a zp of +0, and -0 + 0 = +0),
+// and ±Inf clamp like any large value. The clamped value is an integer in
+// [0, 255], so VCVTTPD2DQ converts it exactly, and code - zp is exact in
+// float64 as the integer difference is, leaving one rounding, the product
+// by s, as in Fake. TestQuantizeBits checks both against the formula at
+// ties, clamps, ±0, ±Inf and NaN, every length 0..40.
+//
 // The package never prints, never exits, and panics only on programming errors
 // (inconsistent slice lengths); bad user input returns an error.
 package kernels

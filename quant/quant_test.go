@@ -123,8 +123,8 @@ func TestQuantizeClampMatchesMathMinMax(t *testing.T) {
 	}
 }
 
-// TestFakeAllMatchesFake: the loop the activation hooks run (fakeAll, its
-// clamp by selected bits) gives Fake's value bit for bit, at the clamps,
+// TestFakeAllMatchesFake: the loop the activation hooks run (fakeAll, on
+// kernels.FakeQuantize's vectors) gives Fake's value bit for bit, at the clamps,
 // at rounding ties, for ±0, ±Inf and NaN; ActAllocHook gives ActHook's
 // tensor.
 func TestFakeAllMatchesFake(t *testing.T) {

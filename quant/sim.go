@@ -3,9 +3,9 @@ package quant
 import (
 	"context"
 	"fmt"
-	"math"
 	"sync"
 
+	"mpsearch/kernels"
 	"mpsearch/network"
 	"mpsearch/tensor"
 )
@@ -135,25 +135,10 @@ func ActAllocHook(q map[string]ActQuant) network.AllocHook {
 	}
 }
 
-// fakeAll sets dst[i] = a.Fake(src[i]): the same operations, written out
-// so that the loop has no call and its clamp no branch (Quantize's
-// comparisons select the bits of 0 or 255 instead: the same code for
-// every q, NaN and -0 included).
+// fakeAll sets dst[i] = a.Fake(src[i]), bit for bit
+// (kernels.FakeQuantize: Quantize's formula, 8 values at a time).
 func (a ActQuant) fakeAll(dst, src []float64) {
-	const bits255 = 0x406FE00000000000 // math.Float64bits(255)
-	dst = dst[:len(src)]
-	s, zp := a.Scale, float64(a.ZeroPoint)
-	for i, x := range src {
-		q := math.RoundToEven(x/s) + zp
-		b := math.Float64bits(q)
-		if q < 0 {
-			b = 0
-		}
-		if q > 255 {
-			b = bits255
-		}
-		dst[i] = float64(int(uint8(math.Float64frombits(b)))-a.ZeroPoint) * s
-	}
+	kernels.FakeQuantize(dst[:len(src)], src, a.Scale, a.ZeroPoint)
 }
 
 // WeightSetter replaces layer weights with quantized versions and restores
