@@ -176,11 +176,19 @@ type ProfileLatency struct {
 // milliseconds: what a whole integer-only run adds to the sum of
 // LayerLatency.
 func (p *ProfileLatency) OpsLatency() (float64, error) {
-	d, err := costmodel.PredictOps(p.Profile, p.Ops, 1)
+	d, err := costmodel.PredictOpsInPass(p.Profile, p.Ops, 1, p.cold())
 	if err != nil {
 		return 0, err
 	}
 	return float64(d.Nanoseconds())/1e6 + p.FloatMs, nil
+}
+
+// cold reports whether a pass of the model meets its weights cold
+// (costmodel.ColdPass at 8 bits, the widest weights: with VNNI the GEMM
+// panels hold a byte per weight at every width), so that every layer's
+// latency carries the profile's cold term whatever its bits.
+func (p *ProfileLatency) cold() bool {
+	return costmodel.ColdPass(p.Profile, p.Shapes, nil, p.Ops)
 }
 
 // FloatStepsMs times the steps the integer engine runs in float (operators
@@ -235,7 +243,7 @@ const floatRuns = 5
 
 // LayerLatency implements LatencyModel.
 func (p *ProfileLatency) LayerLatency(layer, bits int) (float64, error) {
-	d, err := costmodel.Predict(p.Profile, p.Shapes[layer], bits, 1)
+	d, err := costmodel.PredictInPass(p.Profile, p.Shapes[layer], bits, 1, p.cold())
 	if err != nil {
 		return 0, err
 	}
