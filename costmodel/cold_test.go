@@ -178,3 +178,36 @@ func TestColdSlowerThanHot(t *testing.T) {
 	}
 	t.Logf("cold - hot: GEMM %.0f ns (%.3f ns per panel byte), Add %.0f ns", extra, extra/(4608*512), add)
 }
+
+// TestRefitPoolsKeepsOthers: RefitPools replaces the pool terms of the
+// shipped profile (set to 999 here) with measured ones and keeps the other
+// operations' terms and the other models. (Times the engine's pools, so
+// skipped with -short.)
+func TestRefitPoolsKeepsOthers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("timed")
+	}
+	p, err := ReadProfileFile("../profiles/amd-epyc-zen5.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.CheckISA(DetectCPU().KernelISA) != nil {
+		t.Skip("the shipped profile describes other kernels")
+	}
+	p.Ops.PoolNHWCNsPerPixelTap, p.Ops.PoolNsPerTap, p.Ops.MaxPool2x2NsPerOutput = 999, 999, 999
+	before := *p
+	if err := RefitPools(context.Background(), p, ProfileOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]float64{"pool_nhwc_ns_per_pixel_tap": p.Ops.PoolNHWCNsPerPixelTap, "pool_ns_per_tap": p.Ops.PoolNsPerTap, "maxpool2x2_ns_per_output": p.Ops.MaxPool2x2NsPerOutput} {
+		if v >= 999 {
+			t.Errorf("ops.%s = %v after RefitPools; want a measured value", name, v)
+		}
+	}
+	if p.Ops.AddNsPerElement != before.Ops.AddNsPerElement || p.Ops.QuantizeNsPerElement != before.Ops.QuantizeNsPerElement || p.Ops.CallNs != before.Ops.CallNs {
+		t.Errorf("RefitPools changed other operations: %+v; before %+v", p.Ops, before.Ops)
+	}
+	if p.GEMM[0] != before.GEMM[0] || p.Cold != before.Cold {
+		t.Errorf("RefitPools changed other models")
+	}
+}
