@@ -30,6 +30,11 @@ type ColdModel struct {
 	// the stream kernels: coldWeightBytes), cold minus hot over the bytes,
 	// median over the sweep's points.
 	NsPerWeightByte float64 `yaml:"ns_per_weight_byte"`
+	// StreamNsPerWeightByte is the same per packed weight byte of a layer
+	// on the stream kernels (kernels.GEMMStreamRequant, one row), which
+	// read their weights from memory faster than GEMMRequant its panels,
+	// median over coldStreamShapes.
+	StreamNsPerWeightByte float64 `yaml:"stream_ns_per_weight_byte"`
 	// AddTableNs is the extra time of an Add step whose 64 KiB table of
 	// output codes (intengine's addStep) was evicted: cold minus hot on a
 	// small Add, median over samples.
@@ -39,7 +44,7 @@ type ColdModel struct {
 	Points int `yaml:"points"`
 }
 
-var requiredCold = []string{"ns_per_weight_byte", "add_table_ns"}
+var requiredCold = []string{"ns_per_weight_byte", "stream_ns_per_weight_byte", "add_table_ns"}
 
 func (c *ColdModel) nums() []struct {
 	name string
@@ -48,7 +53,7 @@ func (c *ColdModel) nums() []struct {
 	return []struct {
 		name string
 		v    float64
-	}{{"cold.ns_per_weight_byte", c.NsPerWeightByte}, {"cold.add_table_ns", c.AddTableNs}}
+	}{{"cold.ns_per_weight_byte", c.NsPerWeightByte}, {"cold.stream_ns_per_weight_byte", c.StreamNsPerWeightByte}, {"cold.add_table_ns", c.AddTableNs}}
 }
 
 // addTableBytes is the size of an Add step's table of output codes (one
@@ -62,7 +67,7 @@ const addTableBytes = 256 * 256
 // the taps of a depthwise layer.
 func coldWeightBytes(s LayerShape, kb, batch int, isa string) float64 {
 	switch {
-	case s.Conv == nil && s.Stream && batch*s.M <= intengine.StreamMaxRows(kb):
+	case streams(s, kb, batch):
 		return float64(s.K) * float64(s.N) * float64(kb) / 8
 	case s.Depthwise:
 		return float64(s.Conv.C*max(s.Groups, 1)) * float64(s.Conv.KH*s.Conv.KW)
@@ -111,7 +116,17 @@ func (p *Profile) coldLayerNs(s LayerShape, kb, batch int) float64 {
 	if p.Cold == nil {
 		return 0
 	}
-	return p.Cold.NsPerWeightByte * coldWeightBytes(s, kb, batch, p.CPU.KernelISA)
+	rate := p.Cold.NsPerWeightByte
+	if streams(s, kb, batch) {
+		rate = p.Cold.StreamNsPerWeightByte
+	}
+	return rate * coldWeightBytes(s, kb, batch, p.CPU.KernelISA)
+}
+
+// streams reports whether layer s runs on the stream kernels at kernel
+// width kb and batch batch (the engine's dispatch rule, as predictNs).
+func streams(s LayerShape, kb, batch int) bool {
+	return s.Conv == nil && s.Stream && batch*s.M <= intengine.StreamMaxRows(kb)
 }
 
 // coldOpNs is the cold term of operation o in a cold pass.
@@ -157,14 +172,20 @@ func PredictOpsInPass(p *Profile, ops []OpShape, batch int, cold bool) (time.Dur
 // (0.25 to 2.3 MiB of int8 weights, more than the activations they read).
 var coldShapes = []gemmShape{{49, 4608, 512}, {49, 512, 2048}, {49, 2048, 512}, {196, 2304, 256}, {197, 768, 3072}}
 
+// coldStreamShapes are the one-row stream calls StreamNsPerWeightByte is
+// measured on: a classifier of 1000 classes on 2048 features (ResNet50's)
+// at 8 and 4 bits, and a 4096 x 4096 layer at 8 bits (1 to 16 MiB).
+var coldStreamShapes = []struct{ kb, k, n int }{{8, 2048, 1000}, {4, 2048, 1000}, {8, 4096, 4096}}
+
 // coldAddSide is the plane side of the Add measureCold times (16 channels
 // of 16 x 16 codes: 12 KiB of inputs and output, less than a fifth of
 // the table).
 const coldAddSide = 16
 
 // measureCold measures the ColdModel on this CPU: each coldShapes call
-// (8-bit kernel) hot, then mo.Repeats times alone after evicting the
-// caches and reading its activations back (coldCall); and an engine Add
+// (8-bit kernel) and coldStreamShapes call hot, then mo.Repeats times
+// alone after evicting the caches and reading its activations back
+// (coldExtra); and an engine Add
 // step (intengine.Model.StepRunner) hot and cold the same way, whose
 // inputs are too small to matter next to its table.
 func measureCold(ctx context.Context, mo MeasureOptions, rng *rand.Rand, step func()) (*ColdModel, error) {
@@ -187,6 +208,23 @@ func measureCold(ctx context.Context, mo MeasureOptions, rng *rand.Rand, step fu
 	}
 	slices.Sort(per)
 	c.NsPerWeightByte = roundSig(per[len(per)/2], 4)
+	per = per[:0]
+	for _, sh := range coldStreamShapes {
+		r, err := newStreamRunner(sh.kb, 1, sh.k, sh.n, mo.Threads, rng)
+		if err != nil {
+			return nil, err
+		}
+		extra, err := coldExtra(ctx, r.run, func() { touch(r.a); touch(r.dst) }, mo)
+		if err != nil {
+			return nil, fmt.Errorf("costmodel: cold %dx%d %d-bit stream: %w", sh.k, sh.n, sh.kb, err)
+		}
+		per = append(per, max(0, extra)/(float64(sh.k)*float64(sh.n)*float64(sh.kb)/8))
+		if step != nil {
+			step()
+		}
+	}
+	slices.Sort(per)
+	c.StreamNsPerWeightByte = roundSig(per[len(per)/2], 4)
 	add, err := coldAddExtra(ctx, mo, rng)
 	if err != nil {
 		return nil, err

@@ -14,7 +14,7 @@ import (
 func coldTestProfile() *Profile {
 	p := testProfile()
 	p.CPU.L2Bytes = 1 << 20
-	p.Cold = &ColdModel{NsPerWeightByte: 0.05, AddTableNs: 30000, Points: 5}
+	p.Cold = &ColdModel{NsPerWeightByte: 0.05, StreamNsPerWeightByte: 0.025, AddTableNs: 30000, Points: 5}
 	return p
 }
 
@@ -54,7 +54,8 @@ func TestColdProfileOptional(t *testing.T) {
 	}
 	for _, tc := range []struct{ name, yaml, want string }{
 		{"missing", strings.Replace(string(src), "  add_table_ns: 30000\n", "", 1), "missing field cold.add_table_ns"},
-		{"negative", strings.Replace(string(src), "  ns_per_weight_byte: 0.05\n  add", "  ns_per_weight_byte: -0.05\n  add", 1), "cold.ns_per_weight_byte is -0.05"},
+		{"missing stream", strings.Replace(string(src), "  stream_ns_per_weight_byte: 0.025\n", "", 1), "missing field cold.stream_ns_per_weight_byte"},
+		{"negative", strings.Replace(string(src), "  ns_per_weight_byte: 0.05\n  stream", "  ns_per_weight_byte: -0.05\n  stream", 1), "cold.ns_per_weight_byte is -0.05"},
 	} {
 		if _, err := ReadProfile(strings.NewReader(tc.yaml), "p.yaml"); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got error %v; want one containing %q", tc.name, err, tc.want)
@@ -90,10 +91,10 @@ func TestColdWeightBytes(t *testing.T) {
 // weights fit is predicted hot.
 func TestPredictNetworkCold(t *testing.T) {
 	p := coldTestProfile()
-	big := []LayerShape{GemmLayer("a", "Gemm", 49, 4608, 512), GemmLayer("b", "Gemm", 49, 512, 512)}
-	small := []LayerShape{GemmLayer("c", "Gemm", 49, 256, 256), GemmLayer("d", "Gemm", 49, 256, 256)}
+	big := []LayerShape{GemmLayer("a", "Gemm", 49, 4608, 512), GemmLayer("b", "Gemm", 49, 512, 512), GemmLayer("fc", "Gemm", 1, 2048, 1000)}
+	small := []LayerShape{GemmLayer("c", "Gemm", 49, 256, 256), GemmLayer("d", "Gemm", 49, 256, 256), GemmLayer("e", "Gemm", 1, 256, 10)}
 	ops := []OpShape{{Name: "add", Op: OpAdd, Elements: 49 * 512}}
-	bits := []int{8, 4}
+	bits := []int{8, 4, 4}
 	for _, tc := range []struct {
 		name   string
 		shapes []LayerShape
@@ -101,7 +102,8 @@ func TestPredictNetworkCold(t *testing.T) {
 		extra  float64 // ns
 	}{
 		// avx2 profile: 8-bit panels of int16 pairs.
-		{"big", big, true, 0.05*(4608*512*2+512*512) + 30000},
+		// The classifier streams: its packed 4-bit rows at the stream rate.
+		{"big", big, true, 0.05*(4608*512*2+512*512) + 0.025*2048*1000/2 + 30000},
 		// 2 x 64 KiB of panels + one 64 KiB table < 1 MiB.
 		{"small", small, false, 0},
 	} {
@@ -143,7 +145,8 @@ func TestPredictNetworkCold(t *testing.T) {
 
 // TestColdSlowerThanHot: on a layer whose 2.3 MiB of int8 weights exceed
 // the L2, a call after the caches were evicted (its activations read back)
-// is slower than a hot one, and an engine Add with its table evicted is
+// is slower than a hot one, so is a one-row stream call on 16 MiB of
+// weights, and an engine Add with its table evicted is
 // slower than a hot one: measureCold's figures are positive. (Timed, so
 // skipped with -short.)
 func TestColdSlowerThanHot(t *testing.T) {
@@ -169,6 +172,17 @@ func TestColdSlowerThanHot(t *testing.T) {
 	if extra <= 0 {
 		t.Errorf("49x4608x512 GEMM: cold - hot = %v ns; want > 0", extra)
 	}
+	sr, err := newStreamRunner(8, 1, 4096, 4096, 1, rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := coldExtra(ctx, sr.run, func() { touch(sr.a); touch(sr.dst) }, mo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stream <= 0 {
+		t.Errorf("4096x4096 stream: cold - hot = %v ns; want > 0", stream)
+	}
 	add, err := coldAddExtra(ctx, mo, rng)
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +190,7 @@ func TestColdSlowerThanHot(t *testing.T) {
 	if add <= 0 {
 		t.Errorf("Add: cold - hot = %v ns; want > 0", add)
 	}
-	t.Logf("cold - hot: GEMM %.0f ns (%.3f ns per panel byte), Add %.0f ns", extra, extra/(4608*512), add)
+	t.Logf("cold - hot: GEMM %.0f ns (%.3f ns per panel byte), stream %.0f ns (%.3f per byte), Add %.0f ns", extra, extra/(4608*512), stream, stream/(4096*4096), add)
 }
 
 // TestRefitPoolsKeepsOthers: RefitPools replaces the pool terms of the
