@@ -77,10 +77,12 @@
 // while the inputs stay in cache, since the layer before has just written
 // them. Profile.Cold (ColdModel) measures it: measureCold times
 // GEMMRequant calls on ResNet50's and ViT's widest layers hot and alone
-// after a 256 MiB eviction with their activations read back (cold minus
-// hot per packed weight byte, 0.049 ns on the development machine, about
-// 20 GB/s), and an engine Add step (intengine.Model.StepRunner) with its
-// 64 KiB table of output codes evicted (30 µs). ColdPass says a pass meets
+// after a 256 MiB eviction with their activations read back (the fastest
+// cold call minus the fastest hot sample per packed weight byte, 0.049 to
+// 0.055 ns on the development machine, about 20 GB/s; a separate rate for
+// the stream kernels, 0.032), and an engine Add step
+// (intengine.Model.StepRunner) with its 64 KiB table of output codes
+// evicted (27 to 30 µs). ColdPass says a pass meets
 // its weights cold when their bytes and its Adds' tables exceed cpu.l2_bytes:
 // by the time an inference comes back to a layer, the others have evicted
 // it. PredictNetwork then adds both terms (PredictInPass and
