@@ -57,7 +57,8 @@ func LayerShapes(net *network.Network) ([]costmodel.LayerShape, error) {
 // Pools record their layout (intengine.StepLayouts). Operations the engine
 // runs as float fallback steps (intengine.FloatStepNodes) are left out:
 // FloatStepsMs times them, and counting them here too added ViT-B/16's
-// 37 bias Adds twice (12 ms).
+// 49 float Adds twice (biases, the position embedding, GELU's +1: 12
+// ms at the 07:26 profile).
 func OpShapes(net *network.Network) ([]costmodel.OpShape, error) {
 	probe := tensor.New(append([]int{1}, net.SampleShape...)...)
 	pass, err := net.Forward(context.Background(), probe)
