@@ -160,7 +160,8 @@ func poolWindow(kernel, strides, pads, dilations []int64) (int, bool) {
 }
 
 // ProfileLatency predicts layer latencies at batch 1 from a hardware
-// profile.
+// profile, as a whole pass meets them: with the profile's cold terms when
+// the model's weights exceed the L2 (costmodel.ColdPass, PredictInPass).
 type ProfileLatency struct {
 	Profile *costmodel.Profile
 	Shapes  []costmodel.LayerShape
