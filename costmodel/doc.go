@@ -71,9 +71,29 @@
 // match within the machine's noise (single measurements moved by 20% from
 // one minute to the next at that load) except for the largest model;
 // BitCost.Cold (MeasureOptions.Cold) is recorded for a single inference
-// after unrelated work. A term for weights that come from memory while
-// inputs stay in cache — what ResNet50's gap suggests — is not modelled
-// yet.
+// after unrelated work.
+//
+// What the hot figures miss is the term for weights that come from memory
+// while the inputs stay in cache, since the layer before has just written
+// them. Profile.Cold (ColdModel) measures it: measureCold times
+// GEMMRequant calls on ResNet50's and ViT's widest layers hot and alone
+// after a 256 MiB eviction with their activations read back (the fastest
+// cold call minus the fastest hot sample per packed weight byte, 0.049 to
+// 0.055 ns on the development machine, about 20 GB/s; a separate rate for
+// the stream kernels, 0.032), and an engine Add step
+// (intengine.Model.StepRunner) with its 64 KiB table of output codes
+// evicted (27 to 30 µs). ColdPass says a pass meets
+// its weights cold when their bytes and its Adds' tables exceed cpu.l2_bytes:
+// by the time an inference comes back to a layer, the others have evicted
+// it. PredictNetwork then adds both terms (PredictInPass and
+// PredictOpsInPass per layer and operation; pipeline.ProfileLatency for a
+// search). ResNet50's step timings inside whole runs
+// (BenchmarkPredictedSteps) showed exactly these gaps: its 1x1 and 3x3
+// convolutions on 7x7 and 14x14 maps 15-35% above their hot prediction,
+// every Add about 30 µs above it whatever its size. The small
+// Fashion-MNIST CNNs fit in the L2 and stay hot. A profile without a cold
+// section (measured before it existed) loads with Cold nil and predicts
+// hot, as before; RefitCold adds one to it.
 //
 // # What runs between layers
 //

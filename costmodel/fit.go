@@ -137,7 +137,7 @@ func BuildProfile(ctx context.Context, opt ProfileOptions) (*Profile, error) {
 	rng := rand.New(rand.NewPCG(opt.Seed, 0x70726f66696c65))
 	shapes := sw.gemmShapes()
 	convs := sw.convShapes()
-	total := len(ProfileBits)*(len(shapes)+len(ReferenceSizes)+len(StreamSizes)) + len(ProfileBits)*len(streamSweep(opt.Quick)) + 2*len(convs) + len(sw.dwShapes()) + len(sw.trM)*len(sw.trN) + 3
+	total := len(ProfileBits)*(len(shapes)+len(ReferenceSizes)+len(StreamSizes)) + len(ProfileBits)*len(streamSweep(opt.Quick)) + 2*len(convs) + len(sw.dwShapes()) + len(sw.trM)*len(sw.trN) + 3 + len(coldShapes) + len(coldStreamShapes) + 1
 	done := 0
 	step := func() {
 		done++
@@ -191,6 +191,11 @@ func BuildProfile(ctx context.Context, opt ProfileOptions) (*Profile, error) {
 		return nil, err
 	}
 	step()
+
+	// What a pass whose weights leave the cache adds.
+	if p.Cold, err = measureCold(ctx, mo, rng, step); err != nil {
+		return nil, err
+	}
 
 	// Streaming copy bandwidth.
 	{

@@ -297,3 +297,40 @@ func poolTapCount(side, k, s, pad int) (outs, taps int) {
 	}
 	return oh * oh, taps
 }
+
+// RefitPools measures again, on this CPU, the operations model of a
+// measured profile p (measureOps, on p's clock and thread count) and
+// replaces its pool terms only (maxpool2x2, pool and pool_nhwc), keeping
+// every other model and the other operations' terms: for a profile
+// measured before a change of the engine's pools (the channels-last 2x2
+// MaxPool's fast path took LeNet's first pool from 13 to 2 µs, which the
+// 03:50 profile still predicted at 4.8). p must describe this CPU's
+// kernels.
+func RefitPools(ctx context.Context, p *Profile, opt ProfileOptions) error {
+	if err := p.CheckISA(DetectCPU().KernelISA); err != nil {
+		return err
+	}
+	clock, err := ParseClock(p.Clock)
+	if err != nil {
+		return err
+	}
+	sw := newSweep(false)
+	mo, err := MeasureOptions{Threads: p.Threads, Repeats: sw.repeats, Warmup: 1, MinSample: sw.minSample, Clock: clock}.norm()
+	if err != nil {
+		return err
+	}
+	unlock := lockThread(mo.Clock)
+	defer unlock()
+	m, err := measureOps(ctx, mo, rand.New(rand.NewPCG(opt.Seed, 0x6f7073)))
+	if err != nil {
+		return err
+	}
+	q := *p
+	q.Ops.MaxPool2x2NsPerOutput, q.Ops.PoolNsPerOutput, q.Ops.PoolNsPerTap = m.MaxPool2x2NsPerOutput, m.PoolNsPerOutput, m.PoolNsPerTap
+	q.Ops.PoolNHWCNsPerPixelTap, q.Ops.PoolNHWCNsPerByteTap, q.Ops.PoolNHWCNsPerTailByte = m.PoolNHWCNsPerPixelTap, m.PoolNHWCNsPerByteTap, m.PoolNHWCNsPerTailByte
+	if err := q.Validate(); err != nil {
+		return fmt.Errorf("costmodel: the re-measured profile is invalid (%w); measure again", err)
+	}
+	*p = q
+	return nil
+}

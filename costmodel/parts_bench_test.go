@@ -34,7 +34,8 @@ func BenchmarkConvParts(b *testing.B) {
 		c, h, k, s, n int
 	}
 	cases := []cs{{1, 28, 3, 1, 32}, {32, 28, 3, 1, 32}, {32, 14, 3, 1, 64}, {64, 14, 3, 1, 64}, {64, 7, 3, 1, 128},
-		{16, 14, 3, 1, 16}, {16, 14, 3, 2, 32}, {32, 7, 3, 1, 32}, {64, 4, 3, 1, 64}, {6, 14, 5, 1, 16}}
+		{16, 14, 3, 1, 16}, {16, 14, 3, 2, 32}, {32, 7, 3, 1, 32}, {64, 4, 3, 1, 64}, {6, 14, 5, 1, 16},
+		{64, 56, 3, 1, 64}, {128, 28, 3, 1, 128}} // the last two: ResNet50's layer1 and layer2 3x3
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(1, 2))
 	mo := MeasureOptions{Repeats: 5, MinSample: 2 * time.Millisecond}

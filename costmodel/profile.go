@@ -74,6 +74,10 @@ type Profile struct {
 	// Ops models the integer engine's operations between layers (input
 	// quantization, pooling, additions, output dequantization).
 	Ops OpsModel `yaml:"ops"`
+	// Cold is what a whole-model pass adds when its weights do not stay
+	// in the cache (ColdPass); nil in profiles measured before it existed,
+	// which then predict the hot figures.
+	Cold *ColdModel `yaml:"cold,omitempty"`
 	// Reference holds the GEMM throughput (int32 output, activation packing
 	// included) at 256^3, 512^3 and 1024^3 per bit width (kernels.GEMM),
 	// then at m = 1 with k = n = 1024, 4096 and 8192 (kernels.GEMMStream,
@@ -303,6 +307,8 @@ func checkRequired(top *yaml.Node) error {
 			err = requireKeys(v, "depthwise.", requiredDepthwise)
 		case "ops":
 			err = requireKeys(v, "ops.", requiredOps)
+		case "cold":
+			err = requireKeys(v, "cold.", requiredCold)
 		case "gemm":
 			for j, item := range v.Content {
 				if err = requireKeys(item, fmt.Sprintf("gemm[%d].", j), requiredGEMM); err != nil {
@@ -393,6 +399,11 @@ func (p *Profile) Validate() error {
 	}
 	for _, o := range p.Ops.nums() {
 		nums = append(nums, num{o.name, o.v, false})
+	}
+	if p.Cold != nil {
+		for _, o := range p.Cold.nums() {
+			nums = append(nums, num{o.name, o.v, false})
+		}
 	}
 	seen := map[int]bool{}
 	for _, g := range p.GEMM {

@@ -35,3 +35,55 @@ func BenchmarkRefitLayoutModels(b *testing.B) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkRefitCold measures the cold model of the profile file
+// MPSEARCH_REFIT_PROFILE (RefitCold) and writes it back; without the
+// variable it is skipped. It logs the figures.
+//
+//	MPSEARCH_REFIT_PROFILE=$PWD/profiles/amd-epyc-zen5.yaml go test ./costmodel -run '^$' -bench RefitCold -benchtime 1x -v
+func BenchmarkRefitCold(b *testing.B) {
+	path := os.Getenv("MPSEARCH_REFIT_PROFILE")
+	if path == "" {
+		b.Skip("set MPSEARCH_REFIT_PROFILE to the profile file to re-measure")
+	}
+	p, err := ReadProfileFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < b.N; i++ {
+		if err := RefitCold(context.Background(), p, ProfileOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Logf("cold: %.4g ns per weight byte, %.4g ns per Add table (%d points)", p.Cold.NsPerWeightByte, p.Cold.AddTableNs, p.Cold.Points)
+	if err := p.WriteFile(path); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkRefitPools re-measures the pool terms of the profile file
+// MPSEARCH_REFIT_PROFILE (RefitPools) and writes it back; without the
+// variable it is skipped. It logs the model before and after.
+//
+//	MPSEARCH_REFIT_PROFILE=$PWD/profiles/amd-epyc-zen5.yaml go test ./costmodel -run '^$' -bench RefitPools -benchtime 1x -v
+func BenchmarkRefitPools(b *testing.B) {
+	path := os.Getenv("MPSEARCH_REFIT_PROFILE")
+	if path == "" {
+		b.Skip("set MPSEARCH_REFIT_PROFILE to the profile file to re-measure")
+	}
+	p, err := ReadProfileFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	before := p.Ops
+	for i := 0; i < b.N; i++ {
+		if err := RefitPools(context.Background(), p, ProfileOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Logf("ops before: %+v", before)
+	b.Logf("ops after:  %+v", p.Ops)
+	if err := p.WriteFile(path); err != nil {
+		b.Fatal(err)
+	}
+}

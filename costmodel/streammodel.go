@@ -81,29 +81,11 @@ func (p *Profile) measureStream(ctx context.Context, quick bool, mo MeasureOptio
 		for _, sh := range streamSweep(quick) {
 			f := streamFeatures(kb, sh.rows, sh.k, sh.n)
 			pts = append(pts, point{f: f, est: f[2] * 0.02, make: func() (func() error, error) {
-				lo, hi := weightRange(kb)
-				w := make([]int8, sh.n*sh.k)
-				for i := range w {
-					v := lo + rng.IntN(hi-lo+1)
-					if kb == 1 && v == 0 {
-						v = 1
-					}
-					w[i] = int8(v)
-				}
-				sw, err := kernels.PackStream(w, sh.n, sh.k, kb)
+				r, err := newStreamRunner(kb, sh.rows, sh.k, sh.n, mo.Threads, rng)
 				if err != nil {
 					return nil, err
 				}
-				r, err := newRunner(1, 4, sh.n, 8, mo.Threads, rng) // for its Requant
-				if err != nil {
-					return nil, err
-				}
-				a := randBytes(rng, sh.rows*sh.k)
-				dst := make([]uint8, sh.rows*sh.n)
-				opt := kernels.Options{Threads: mo.Threads, Scratch: &kernels.Scratch{}}
-				return func() error {
-					return kernels.GEMMStreamRequant(dst, a, sh.rows, sh.k, r.zero, sw, r.rq, opt)
-				}, nil
+				return r.run, nil
 			}})
 		}
 		c, fit, err := measureFit(ctx, pts, mo, step)
@@ -113,4 +95,40 @@ func (p *Profile) measureStream(ctx context.Context, quick bool, mo MeasureOptio
 		p.Stream = append(p.Stream, StreamModel{Bits: kb, OverheadNs: c[0], NsPerChannel: c[1], NsPerWeightByte: c[2], NsPerOutput: c[3], NsPerActivation: c[4], Fit: fit})
 	}
 	return nil
+}
+
+// streamRunner holds the buffers and packed weights of one
+// kernels.GEMMStreamRequant call at one kernel width.
+type streamRunner struct {
+	rows, k int
+	w       *kernels.Stream
+	r       *runner // for its Requant and zero point
+	a, dst  []uint8
+	opt     kernels.Options
+}
+
+func newStreamRunner(kb, rows, k, n, threads int, rng *rand.Rand) (*streamRunner, error) {
+	lo, hi := weightRange(kb)
+	w := make([]int8, n*k)
+	for i := range w {
+		v := lo + rng.IntN(hi-lo+1)
+		if kb == 1 && v == 0 {
+			v = 1
+		}
+		w[i] = int8(v)
+	}
+	sw, err := kernels.PackStream(w, n, k, kb)
+	if err != nil {
+		return nil, err
+	}
+	r, err := newRunner(1, 4, n, 8, threads, rng)
+	if err != nil {
+		return nil, err
+	}
+	return &streamRunner{rows: rows, k: k, w: sw, r: r, a: randBytes(rng, rows*k), dst: make([]uint8, rows*n),
+		opt: kernels.Options{Threads: threads, Scratch: &kernels.Scratch{}}}, nil
+}
+
+func (s *streamRunner) run() error {
+	return kernels.GEMMStreamRequant(s.dst, s.a, s.rows, s.k, s.r.zero, s.w, s.r.rq, s.opt)
 }

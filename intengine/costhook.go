@@ -81,9 +81,6 @@ func LayerPaths(net *network.Network) ([]LayerPath, error) {
 // run must not be called after release, nor concurrently with itself.
 // The step runs exactly as in Run: same kernels, buffers and scratch.
 func (m *Model) LayerRunner(ctx context.Context, x *tensor.Tensor, node string) (run func() error, release func(), err error) {
-	if err := m.check(x); err != nil {
-		return nil, nil, err
-	}
 	idx := -1
 	for i, st := range m.plan.steps {
 		if s, ok := st.(*layerStep); ok && s.node == node {
@@ -92,6 +89,31 @@ func (m *Model) LayerRunner(ctx context.Context, x *tensor.Tensor, node string) 
 	}
 	if idx < 0 {
 		return nil, nil, fmt.Errorf("intengine: no layer %q in the program: %w", node, ErrConfig)
+	}
+	return m.stepRunner(ctx, x, idx)
+}
+
+// StepRunner is LayerRunner for any step of the program: the step whose
+// node (Timing's StepTiming.Node, "node+activation" for a fused
+// activation, or its ONNX node alone) is node, e.g. an Add, so that a
+// cost model can time it alone with its tables and buffers cold.
+func (m *Model) StepRunner(ctx context.Context, x *tensor.Tensor, node string) (run func() error, release func(), err error) {
+	idx := -1
+	for i, st := range m.plan.steps {
+		d, _ := st.describe()
+		if d == node || strings.HasPrefix(d, node+"+") {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		return nil, nil, fmt.Errorf("intengine: no step %q in the program: %w", node, ErrConfig)
+	}
+	return m.stepRunner(ctx, x, idx)
+}
+
+func (m *Model) stepRunner(ctx context.Context, x *tensor.Tensor, idx int) (run func() error, release func(), err error) {
+	if err := m.check(x); err != nil {
+		return nil, nil, err
 	}
 	n := x.Shape[0]
 	ws := m.getWorkspace(x)
@@ -140,15 +162,23 @@ func StepLayouts(net *network.Network) (map[string]bool, error) {
 // FloatSteps plans the network as Compile does and returns the number of
 // float fallback steps it would run (see Model.FloatNodes).
 func FloatSteps(net *network.Network) (int, error) {
+	nodes, err := FloatStepNodes(net)
+	return len(nodes), err
+}
+
+// FloatStepNodes plans the network as Compile does and returns the ONNX
+// nodes of the float fallback steps it would run (see Model.FloatNodes),
+// e.g. a transformer's bias Adds, which no integer cost model describes.
+func FloatStepNodes(net *network.Network) (map[string]bool, error) {
 	p, err := analyze(net)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	n := 0
+	out := map[string]bool{}
 	for _, st := range p.steps {
-		if _, op := st.describe(); strings.HasSuffix(op, " (float)") {
-			n++
+		if node, op := st.describe(); strings.HasSuffix(op, " (float)") {
+			out[node] = true
 		}
 	}
-	return n, nil
+	return out, nil
 }

@@ -249,8 +249,10 @@
 // through the engine itself: LayerPaths and StepLayouts plan a network as
 // Compile does and report each layer's path (layouts, depthwise, direct
 // 1x1, int32 logits, stream) and each other step's layout; FloatSteps
-// counts the float fallback steps; Model.LayerRunner runs one layer's step
-// alone on a workspace Run prepared; ImageChunkBytes is the patch-matrix
+// counts the float fallback steps and FloatStepNodes names them (the
+// cost model leaves them to a timing); Model.LayerRunner runs one layer's
+// step alone on a workspace Run prepared, Model.StepRunner any step (the
+// cost model times an Add with its table evicted); ImageChunkBytes is the patch-matrix
 // bound of the convolution chunks. A new path in layerStep.run must be
 // reported by LayerPaths, or costmodel's programs, which check the path
 // of the layer they time against it, refuse the shape.

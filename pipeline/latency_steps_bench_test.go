@@ -21,7 +21,9 @@ import (
 // median over runs, each step timed inside whole runs, so its weights and
 // input are as warm as in a run) and logs them next to the profile's
 // prediction of the same layer or operation (costmodel.Predict,
-// costmodel.PredictOps), with the ratio predicted / measured. Steps with
+// costmodel.PredictOps, with the profile's cold terms when the model's
+// weights exceed the L2: PredictInPass, PredictOpsInPass), with the ratio
+// predicted / measured. Steps with
 // no model (float fallbacks) have no prediction. MPSEARCH_PROFILE_BEFORE
 // names a second profile whose ratios are logged too.
 //
@@ -72,14 +74,16 @@ func BenchmarkPredictedSteps(b *testing.B) {
 				}
 				pred, predB := map[string]float64{}, map[string]float64{}
 				path := map[string]string{}
+				cold := costmodel.ColdPass(prof, shapes, cfg, ops)
+				coldB := before != nil && costmodel.ColdPass(before, shapes, cfg, ops)
 				for li, s := range shapes {
-					d, err := costmodel.Predict(prof, s, cfg[li], 1)
+					d, err := costmodel.PredictInPass(prof, s, cfg[li], 1, cold)
 					if err != nil {
 						b.Fatal(err)
 					}
 					pred[s.Name] = float64(d.Nanoseconds()) / 1e3
 					if before != nil {
-						if d, err = costmodel.Predict(before, s, cfg[li], 1); err != nil {
+						if d, err = costmodel.PredictInPass(before, s, cfg[li], 1, coldB); err != nil {
 							b.Fatal(err)
 						}
 						predB[s.Name] = float64(d.Nanoseconds()) / 1e3
@@ -87,13 +91,13 @@ func BenchmarkPredictedSteps(b *testing.B) {
 					path[s.Name] = fmt.Sprintf("M%d K%d N%d g%d in%v out%v dw%v dir%v st%v b%d", s.M, s.K, s.N, max(s.Groups, 1), s.InNHWC, s.OutNHWC, s.Depthwise, s.Direct, s.Stream, cfg[li])
 				}
 				for _, o := range ops {
-					d, err := costmodel.PredictOps(prof, []costmodel.OpShape{o}, 1)
+					d, err := costmodel.PredictOpsInPass(prof, []costmodel.OpShape{o}, 1, cold)
 					if err != nil {
 						b.Fatal(err)
 					}
 					pred[o.Name] += float64(d.Nanoseconds()) / 1e3
 					if before != nil {
-						if d, err = costmodel.PredictOps(before, []costmodel.OpShape{o}, 1); err != nil {
+						if d, err = costmodel.PredictOpsInPass(before, []costmodel.OpShape{o}, 1, coldB); err != nil {
 							b.Fatal(err)
 						}
 						predB[o.Name] += float64(d.Nanoseconds()) / 1e3
@@ -101,10 +105,13 @@ func BenchmarkPredictedSteps(b *testing.B) {
 					path[o.Name] = fmt.Sprintf("%s el%d taps%d nhwc%v c%d", o.Op, o.Elements, o.Taps, o.NHWC, o.Channels)
 				}
 				var sp, sm, sb float64
-				lines = append(lines, fmt.Sprintf("%s %s: run median %.1f µs", md.name, []string{"w8", "w4", "mixed"}[ci], float64(tm.Median.Nanoseconds())/1e3))
+				lines = append(lines, fmt.Sprintf("%s %s: run median %.1f µs (cold pass: %v)", md.name, []string{"w8", "w4", "mixed"}[ci], float64(tm.Median.Nanoseconds())/1e3, cold))
 				for _, st := range tm.Steps {
 					m := float64(st.Median.Nanoseconds()) / 1e3
 					key, _, _ := strings.Cut(st.Node, "+")
+					if key == "input" { // the input quantization's step
+						key = net.InputName
+					}
 					p, ok := pred[key]
 					sm += m
 					if ok {

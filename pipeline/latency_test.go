@@ -260,3 +260,56 @@ func TestFloatStepsMs(t *testing.T) {
 		t.Fatalf("Sigmoid model: %v ms, %v; want a positive time", ms, err)
 	}
 }
+
+// TestOpShapesFloatAdd: an Add of a constant, which the engine runs as a
+// float fallback step, is not an operation of the cost model (FloatStepsMs
+// times it), while an Add of two layers' codes is.
+func TestOpShapesFloatAdd(t *testing.T) {
+	rng := rand.New(rand.NewPCG(25, 26))
+	w := func(shape ...int) *tensor.Tensor {
+		x := tensor.New(shape...)
+		for i := range x.Data {
+			x.Data[i] = rng.NormFloat64()
+		}
+		return x
+	}
+	m := &onnx.Model{Opset: 13, Graph: &onnx.Graph{
+		Name:    "adds",
+		Inputs:  []onnx.ValueInfo{{Name: "x", ElemType: onnx.Float, Shape: []onnx.Dim{{Value: -1, Param: "N"}, {Value: 4}, {Value: 8}, {Value: 8}}}},
+		Outputs: []onnx.ValueInfo{{Name: "z", ElemType: onnx.Float}},
+		Nodes: []onnx.Node{
+			{Name: "c1", OpType: "Conv", Inputs: []string{"x", "w1"}, Outputs: []string{"a"}},
+			{Name: "shift", OpType: "Add", Inputs: []string{"a", "bias"}, Outputs: []string{"b"}},
+			{Name: "c2", OpType: "Conv", Inputs: []string{"b", "w2"}, Outputs: []string{"c"}},
+			{Name: "res", OpType: "Add", Inputs: []string{"c", "a"}, Outputs: []string{"d"}},
+			{Name: "c3", OpType: "Conv", Inputs: []string{"d", "w3"}, Outputs: []string{"z"}},
+		},
+		Initializers: map[string]*tensor.Tensor{"w1": w(8, 4, 1, 1), "bias": w(8, 1, 1), "w2": w(8, 8, 1, 1), "w3": w(2, 8, 1, 1)},
+		InitOrder:    []string{"w1", "bias", "w2", "w3"},
+		InitTypes:    map[string]onnx.DataType{"w1": onnx.Float, "bias": onnx.Float, "w2": onnx.Float, "w3": onnx.Float},
+	}}
+	net, err := network.Build(m, network.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	float, err := intengine.FloatStepNodes(net)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !float["shift"] || float["res"] {
+		t.Fatalf("float steps %v; want shift (an Add of a constant) and not res", float)
+	}
+	ops, err := OpShapes(net)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var adds []string
+	for _, o := range ops {
+		if o.Op == costmodel.OpAdd {
+			adds = append(adds, o.Name)
+		}
+	}
+	if len(adds) != 1 || adds[0] != "res" {
+		t.Errorf("OpShapes's Adds: got %q; want [res] (shift runs in float)", adds)
+	}
+}
