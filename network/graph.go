@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 
 	"mpsearch/onnx"
 	"mpsearch/tensor"
@@ -75,6 +76,7 @@ type Network struct {
 	layers  []Layer
 	consts  map[int]*tensor.Tensor // value index -> constant (non-param)
 	release [][]int                // per node, the values Infer drops after it (infer.go)
+	arenas  sync.Pool              // *arena: the arrays of finished Infer passes (infer.go)
 	prec    Precision              // of the matrix products
 	// valuesPerSample is the number of values the nodes compute for one
 	// sample (ValuesPerSample), from the build's probe; 0 without one.

@@ -3,6 +3,7 @@ package network
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"unsafe"
 
@@ -130,7 +131,7 @@ func (net *Network) inferPass(ctx context.Context, xs []*tensor.Tensor, hook Hoo
 		vals[v] = xs[i]
 	}
 	ins := make([]*tensor.Tensor, 0, 4)
-	ar := &arena{}
+	ar := net.takeArena()
 	live := 0
 	var fresh [][]float64 // memory the AllocHook took for the current node
 	cur := 0              // the node running
@@ -186,7 +187,41 @@ func (net *Network) inferPass(ctx context.Context, xs []*tensor.Tensor, hook Hoo
 	if st != nil {
 		st.endLive, st.reused = live, ar.reused
 	}
+	net.keepArena(ar)
 	return vals[net.outVal], nil
+}
+
+// Test and benchmark switches of the arena: keepArenas (Infer passes hand
+// their arrays to the next pass of the Network) and poisonTake (take fills
+// what it returns with NaN, so that an op marked fillOp that reads its
+// output before writing it gives NaN instead of Forward's output).
+var (
+	keepArenas = true
+	poisonTake = false
+)
+
+// takeArena returns an arena holding the arrays of an earlier Infer pass
+// of net, if the pool has one, or an empty arena.
+func (net *Network) takeArena() *arena {
+	if a, ok := net.arenas.Get().(*arena); ok && keepArenas {
+		a.old, a.free = a.free, nil
+		return a
+	}
+	return &arena{}
+}
+
+// keepArena puts a finished pass's arena back into net's pool, holding the
+// arrays that pass released only (at most what one pass used; the arrays
+// of earlier passes it did not take are dropped). The pass's output never
+// is among them: it is not released, and no released value overlaps it.
+// The pool is a sync.Pool, one arena per concurrent pass, emptied by the
+// collector when passes stop.
+func (net *Network) keepArena(a *arena) {
+	if !keepArenas {
+		return
+	}
+	a.old, a.reused = nil, 0
+	net.arenas.Put(a)
 }
 
 // ActivationBytesPerSample estimates, from the layer shapes (batch 1), the
@@ -322,9 +357,16 @@ type fillOp interface {
 // and that no other held value shares, for the outputs of allocOps: a
 // CNN's activations then come from memory the pass already touched
 // instead of fresh pages from the OS.
+//
+// The arrays outlive the pass (Network.keepArena): old holds those of the
+// previous pass that this one has not taken yet. Every array in free or
+// old belongs to no value held by the caller: Infer's output and the
+// caller's inputs are never released, and a hook must not keep the values
+// it is shown after their node (as within one pass).
 type arena struct {
-	free   [][]float64 // whole arrays (len = cap)
-	reused int         // allocations served from free (for tests)
+	free   [][]float64 // whole arrays (len = cap) released by this pass
+	old    [][]float64 // whole arrays of the previous pass not yet taken
+	reused int         // allocations served from free or old (for tests)
 }
 
 // run runs nd as an allocOp with memory from the arena; nil outputs (and
@@ -357,18 +399,32 @@ func (a *arena) alloc(n int) []float64 {
 // take is alloc without the zeroing: n values of unspecified content,
 // for a caller that overwrites them all.
 func (a *arena) take(n int) []float64 {
-	best := -1
-	for i, d := range a.free {
-		if len(d) >= n && (best < 0 || len(d) < len(a.free[best])) {
-			best = i
+	d := a.fit(n)
+	if poisonTake {
+		for i := range d {
+			d[i] = math.NaN()
+		}
+	}
+	return d
+}
+
+// fit returns n values from the smallest array of free or old that holds
+// them, removed from its list, or from a new array.
+func (a *arena) fit(n int) []float64 {
+	list, best := &a.free, -1
+	for _, l := range []*[][]float64{&a.free, &a.old} {
+		for i, d := range *l {
+			if len(d) >= n && (best < 0 || len(d) < len((*list)[best])) {
+				list, best = l, i
+			}
 		}
 	}
 	if best < 0 {
 		return make([]float64, n)
 	}
 	a.reused++
-	d := a.free[best][:n]
-	a.free = append(a.free[:best], a.free[best+1:]...)
+	d := (*list)[best][:n]
+	*list = append((*list)[:best], (*list)[best+1:]...)
 	return d
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"testing"
 
 	"mpsearch/dataset"
@@ -349,4 +350,107 @@ func TestInferAllocHookKeepsLiveInputs(t *testing.T) {
 			t.Errorf("hook on %s's first input given that input's own memory: %v; want %v", node, overwrote[node], w)
 		}
 	}
+}
+
+// TestInferPoisonedArena runs Infer with an arena whose take fills memory
+// with NaN (poisonTake), twice per model so that the second pass takes the
+// first's arrays (keepArenas): an op marked fillOp whose inferAlloc reads
+// an output value before writing it gives NaN, not Forward's output bit for
+// bit. The models are the test models (depthwise, grouped, pointwise and
+// 3×3 convolutions with and without bias, under each convolution policy:
+// chunks of samples, one sample per product) and every fixture model of
+// testdata/ that Forward runs.
+func TestInferPoisonedArena(t *testing.T) {
+	defer func(p, k bool) { poisonTake, keepArenas = p, k }(poisonTake, keepArenas)
+	poisonTake, keepArenas = true, true
+	defer func(p int) { perSampleMinP = p }(perSampleMinP)
+	ds, err := dataset.Load(fixtureDir+"calib.npy", dataset.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, minP := range []int{perSampleMinP, 1} {
+		perSampleMinP = minP
+		rng := rand.New(rand.NewPCG(17, 18))
+		checkInferEqualsForward(t, "lenet", loadLeNet(t), ds.X)
+		for _, tc := range []struct {
+			name  string
+			m     *onnx.Model
+			shape []int
+		}{
+			{"mixed", mixedModel(rng), []int{3, 2, 6, 6}},
+			{"modern", modernModel(rng), []int{2, 2, 6, 6}},
+			{"residual", residualModel(rng), []int{2, 2, 5, 5}},
+			{"alias", aliasModel(rng), []int{3, 2, 6, 6}},
+			{"batch-shapes", batchModel(rng), []int{3, 4, 3}},
+		} {
+			for _, fold := range []bool{false, true} {
+				net, err := Build(tc.m, Options{NoFold: !fold})
+				if err != nil {
+					t.Fatal(err)
+				}
+				name := fmt.Sprintf("%s (fold %v, perSampleMinP %d)", tc.name, fold, minP)
+				checkInferEqualsForward(t, name, net, randTensor(rng, tc.shape...))
+			}
+		}
+	}
+	dirs, err := filepath.Glob("testdata/onnx-*/test_*")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no fixture models found: %v", err)
+	}
+	ran := 0
+	for _, dir := range dirs {
+		if checkInferFixture(t, dir) {
+			ran++
+		}
+	}
+	if ran < len(dirs)/2 {
+		t.Errorf("fixture models run: got %d of %d; want at least half", ran, len(dirs))
+	}
+}
+
+// checkInferFixture runs a fixture model (testdata/onnx-*) through Forward
+// and twice through Infer and requires Infer's output to equal Forward's bit
+// for bit (or NaN where Forward's is). It reports false when the model does
+// not build or Forward fails (unsupported cases).
+func checkInferFixture(t *testing.T, dir string) bool {
+	t.Helper()
+	m, err := onnx.Load(filepath.Join(dir, "model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := Build(m, Options{NoFold: true})
+	if err != nil {
+		return false
+	}
+	var ins []*tensor.Tensor
+	for i := 0; ; i++ {
+		x, _, err := onnx.ReadTensor(filepath.Join(dir, "test_data_set_0", fmt.Sprintf("input_%d.pb", i)))
+		if err != nil {
+			break
+		}
+		ins = append(ins, x)
+	}
+	p, err := net.ForwardAll(context.Background(), ins, nil)
+	if err != nil {
+		return false
+	}
+	want := p.Output()
+	for pass := range 2 {
+		got, err := net.infer(context.Background(), ins, nil, nil)
+		if err != nil {
+			t.Errorf("%s: Infer pass %d: %v", dir, pass, err)
+			return true
+		}
+		if got.Size() != want.Size() {
+			t.Errorf("%s: Infer output shape %v; want Forward's %v", dir, got.Shape, want.Shape)
+			return true
+		}
+		for i, w := range want.Data {
+			if g := got.Data[i]; math.Float64bits(g) != math.Float64bits(w) && !(math.IsNaN(g) && math.IsNaN(w)) {
+				t.Errorf("%s: Infer pass %d output[%d] = %v; want Forward's %v bit for bit", dir, pass, i, g, w)
+				return true
+			}
+		}
+	}
+	return true
 }
