@@ -106,7 +106,8 @@ func BenchmarkHVP(b *testing.B) {
 // with each pass's arena dropped at its end and Conv outputs cleared whole
 // before the products add to them (fresh: Infer before the arenas were
 // kept) and with the arenas kept across passes and Conv clearing each
-// sample or plane just before adding to it (kept), in the same run;
+// sample or plane just before adding to it (kept), and with the SiLUs
+// run as one loop besides (kept+silu), in the same run;
 // cpu-s/batch is the process's CPU time (GC
 // included), steadier than the wall time on a shared machine. Select a
 // model with
@@ -140,11 +141,10 @@ func BenchmarkInferTorchvision(b *testing.B) {
 		if _, err := net.Infer(context.Background(), x); err != nil { // warm-up: the heap grows here
 			b.Fatal(err)
 		}
-		for _, after := range []bool{false, true} {
-			label := map[bool]string{false: "fresh", true: "kept"}[after]
+		for step, label := range []string{"fresh", "kept", "kept+silu"} {
 			b.Run(name+"/"+label, func(b *testing.B) {
-				defer func(k, c bool) { keepArenas, convClearsPieces = k, c }(keepArenas, convClearsPieces)
-				keepArenas, convClearsPieces = after, after
+				defer func(k, c, f bool) { keepArenas, convClearsPieces, fuseSiLU = k, c, f }(keepArenas, convClearsPieces, fuseSiLU)
+				keepArenas, convClearsPieces, fuseSiLU = step >= 1, step >= 1, step >= 2
 				cpu0 := cpuTime()
 				for b.Loop() {
 					if _, err := net.Infer(context.Background(), x); err != nil {

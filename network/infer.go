@@ -55,6 +55,7 @@ func (net *Network) releasePlan() [][]int {
 type inferStats struct {
 	peakLive, endLive int
 	inPlace, reused   int // nodes run over an input; outputs in recycled memory
+	fused             int // SiLUs run as one loop
 }
 
 // Infer runs the network forward on a batch x of shape [N]+SampleShape and
@@ -147,10 +148,32 @@ func (net *Network) inferPass(ctx context.Context, xs []*tensor.Tensor, hook Hoo
 			})
 		}
 	}
+	silu := net.silu
+	if silu == nil || hook != nil || !fuseSiLU {
+		silu = nil // a hook sees (and may replace) the Sigmoid's output
+	}
 	for k, nd := range net.nodes {
 		cur = k
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if silu != nil && (silu[k] >= 0 || k > 0 && silu[k-1] == k) {
+			if silu[k] >= 0 { // the Mul's output, computed here; the Mul (k+1) only releases
+				out := net.runSiLU(k, vals, plan[k+1], ar)
+				vals[net.nodes[k+1].out] = out
+				live++
+				if st != nil {
+					st.fused++
+				}
+			}
+			for _, v := range plan[k] {
+				ar.release(vals, v)
+				if vals[v] != nil {
+					live--
+				}
+				vals[v] = nil
+			}
+			continue
 		}
 		outs, err := inPlace(nd, vals, hook, &ins, plan[k])
 		if outs != nil && st != nil {
@@ -222,6 +245,80 @@ func (net *Network) keepArena(a *arena) {
 	}
 	a.old, a.reused = nil, 0
 	net.arenas.Put(a)
+}
+
+// fuseSiLU is a test and benchmark switch: when off, Infer runs a SiLU's
+// Sigmoid and Mul as two nodes.
+var fuseSiLU = true
+
+// siluPlan returns, for each node k, k+1 when nodes k and k+1 are a SiLU
+// that Infer runs as one loop (runSiLU): a Sigmoid of a value x whose
+// output s only node k+1 reads, and node k+1 a Mul of x and s (in either
+// order); -1 otherwise. Computed once by Build.
+func (net *Network) siluPlan() []int {
+	readers := make([]int, net.nvals)
+	for _, nd := range net.nodes {
+		for _, v := range nd.in {
+			if v >= 0 {
+				readers[v]++
+			}
+		}
+	}
+	plan := make([]int, len(net.nodes))
+	for k, nd := range net.nodes {
+		plan[k] = -1
+		if u, ok := nd.single.(*unaryOp); !ok || k+1 == len(net.nodes) || len(nd.in) != 1 {
+			continue
+		} else if _, ok := u.f.(sigmoidFunc); !ok {
+			continue
+		}
+		mul := net.nodes[k+1]
+		if b, ok := mul.single.(*binaryOp); !ok || b.kind != binMul || len(mul.in) != 2 {
+			continue
+		}
+		x, sv := nd.in[0], nd.out
+		if x < 0 || sv < 0 || sv == net.outVal || readers[sv] != 1 {
+			continue
+		}
+		if (mul.in[0] == x && mul.in[1] == sv) || (mul.in[0] == sv && mul.in[1] == x) {
+			plan[k] = k + 1
+		}
+	}
+	return plan
+}
+
+// runSiLU returns node k+1's output (the Mul of the SiLU at k: siluPlan)
+// without computing the Sigmoid's output as a value: x·sigmoid(x) (or
+// sigmoid(x)·x, the Mul's operand order), the product of the same two
+// float64 values as the two nodes', bit for bit. It writes over x when x
+// dies at the Mul (in dying) and no other held value shares its memory,
+// else into memory from the arena.
+func (net *Network) runSiLU(k int, vals []*tensor.Tensor, dying []int, ar *arena) *tensor.Tensor {
+	nd, mul := net.nodes[k], net.nodes[k+1]
+	xv := nd.in[0]
+	x := vals[xv]
+	y := x.Data
+	if !slices.Contains(dying, xv) || shared(vals, xv) {
+		y = ar.take(len(x.Data))
+	}
+	f := nd.single.(*unaryOp).f
+	var sb [256]float64
+	sFirst := mul.in[0] != xv
+	for lo := 0; lo < len(x.Data); lo += len(sb) {
+		xs := x.Data[lo:min(lo+len(sb), len(x.Data))]
+		s, ys := sb[:len(xs)], y[lo:lo+len(xs)]
+		f.eval(s, xs)
+		if sFirst {
+			for i, v := range s {
+				ys[i] = v * xs[i]
+			}
+			continue
+		}
+		for i, v := range s {
+			ys[i] = xs[i] * v
+		}
+	}
+	return tensor.FromData(y, slices.Clone(x.Shape)...)
 }
 
 // ActivationBytesPerSample estimates, from the layer shapes (batch 1), the

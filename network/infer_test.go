@@ -454,3 +454,73 @@ func checkInferFixture(t *testing.T, dir string) bool {
 	}
 	return true
 }
+
+// siluModel is three SiLUs (Sigmoid, then a Mul of its input and output)
+// on x[N,3,23,23], 3174 values per sample (more than one 256-value block,
+// not a multiple): over the model input (which must not be overwritten),
+// over a Conv output that dies at the Mul (written over), and over m1,
+// read again by the final Add (not overwritten); the Mul's operands in
+// both orders.
+func siluModel(rng *rand.Rand) *onnx.Model {
+	inits := map[string]*tensor.Tensor{"w": randTensor(rng, 3, 3, 3, 3), "b": randTensor(rng, 3)}
+	return &onnx.Model{Opset: 13, Graph: &onnx.Graph{
+		Name:    "silu",
+		Inputs:  []onnx.ValueInfo{{Name: "x", ElemType: onnx.Float, Shape: []onnx.Dim{{Value: -1, Param: "N"}, {Value: 3}, {Value: 23}, {Value: 23}}}},
+		Outputs: []onnx.ValueInfo{{Name: "z", ElemType: onnx.Float}},
+		Nodes: []onnx.Node{
+			mkNode("s0", "Sigmoid", []string{"x"}, []string{"s0"}),
+			mkNode("m0", "Mul", []string{"x", "s0"}, []string{"a"}),
+			mkNode("conv", "Conv", []string{"a", "w", "b"}, []string{"c"}, aInts("pads", 1, 1, 1, 1)),
+			mkNode("s1", "Sigmoid", []string{"c"}, []string{"s1"}),
+			mkNode("m1", "Mul", []string{"s1", "c"}, []string{"m1"}),
+			mkNode("s2", "Sigmoid", []string{"m1"}, []string{"s2"}),
+			mkNode("m2", "Mul", []string{"m1", "s2"}, []string{"m2"}),
+			mkNode("add", "Add", []string{"m1", "m2"}, []string{"z"}),
+		},
+		Initializers: inits,
+		InitOrder:    []string{"w", "b"},
+		InitTypes:    map[string]onnx.DataType{"w": onnx.Float, "b": onnx.Float},
+	}}
+}
+
+// TestInferSiLU checks that Infer runs the SiLUs of siluModel as one loop
+// each (3 fused) and that its output equals Forward's bit for bit, with
+// the vector Sigmoid and the scalar one, with signed zeros, infinities and
+// NaN among the inputs, and that the model input is left unchanged.
+func TestInferSiLU(t *testing.T) {
+	defer func(v, p bool) { vecExp, poisonTake = v, p }(vecExp, poisonTake)
+	rng := rand.New(rand.NewPCG(19, 20))
+	net, err := Build(siluModel(rng), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := randTensor(rng, 2, 3, 23, 23)
+	special := []float64{0, math.Copysign(0, -1), math.Inf(1), math.Inf(-1), math.NaN(), 40, -40, 1e-310}
+	for i := range x.Data {
+		if rng.IntN(20) == 0 {
+			x.Data[i] = special[rng.IntN(len(special))]
+		}
+	}
+	x0 := x.Clone()
+	for _, vec := range []bool{false, true} {
+		vecExp, poisonTake = vec, true
+		p, err := net.Forward(context.Background(), x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st inferStats
+		got, err := net.infer(context.Background(), []*tensor.Tensor{x}, nil, &st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.fused != 3 {
+			t.Errorf("vecExp %v: SiLUs run as one loop: got %d; want 3", vec, st.fused)
+		}
+		if i := sameBitsOrNaN(got, p.Output()); i >= 0 {
+			t.Errorf("vecExp %v: Infer output[%d] = %v; want Forward's %v bit for bit", vec, i, got.Data[i], p.Output().Data[i])
+		}
+		if i := sameBits(x, x0); i >= 0 {
+			t.Errorf("vecExp %v: model input[%d] changed by Infer: %v; want %v", vec, i, x.Data[i], x0.Data[i])
+		}
+	}
+}
