@@ -358,8 +358,9 @@ func TestInferAllocHookKeepsLiveInputs(t *testing.T) {
 // an output value before writing it gives NaN, not Forward's output bit for
 // bit. The models are the test models (depthwise, grouped, pointwise and
 // 3×3 convolutions with and without bias, under each convolution policy:
-// chunks of samples, one sample per product) and every fixture model of
-// testdata/ that Forward runs.
+// chunks of samples, one sample per product; MatMul at either precision;
+// binary ops on a hook's replacements, which they cannot overwrite) and
+// every fixture model of testdata/ that Forward runs.
 func TestInferPoisonedArena(t *testing.T) {
 	defer func(p, k bool) { poisonTake, keepArenas = p, k }(poisonTake, keepArenas)
 	poisonTake, keepArenas = true, true
@@ -384,12 +385,14 @@ func TestInferPoisonedArena(t *testing.T) {
 			{"batch-shapes", batchModel(rng), []int{3, 4, 3}},
 		} {
 			for _, fold := range []bool{false, true} {
-				net, err := Build(tc.m, Options{NoFold: !fold})
-				if err != nil {
-					t.Fatal(err)
+				for _, prec := range []Precision{F64, F32} {
+					net, err := Build(tc.m, Options{NoFold: !fold, Precision: prec})
+					if err != nil {
+						t.Fatal(err)
+					}
+					name := fmt.Sprintf("%s (fold %v, %v, perSampleMinP %d)", tc.name, fold, prec, minP)
+					checkInferEqualsForward(t, name, net, randTensor(rng, tc.shape...))
 				}
-				name := fmt.Sprintf("%s (fold %v, perSampleMinP %d)", tc.name, fold, minP)
-				checkInferEqualsForward(t, name, net, randTensor(rng, tc.shape...))
 			}
 		}
 	}
