@@ -649,6 +649,9 @@ func (op *softmaxOp) inferAlloc(in []*tensor.Tensor, alloc func(n int) []float64
 	return out, nil
 }
 
+// fills: softmax writes every value of y.
+func (op *softmaxOp) fills() {}
+
 // softmax sets y = exp(x - max) / sum along each block of l values
 // inner apart (y may be x). Per block the maximum, the sum (in the order
 // of j) and the quotients are those of the loop over one block at a time;

@@ -103,8 +103,12 @@ func BenchmarkHVP(b *testing.B) {
 // BenchmarkInferTorchvision times Infer on 16 random 224x224 images, one
 // BLAS thread, for the torchvision exports in $MPSEARCH_TORCHVISION_DIR
 // (scripts/export_torchvision.py --out; skipped when unset or absent),
-// with kernels.Exp (vecexp) and with the math.Exp loops it replaced
-// (mathexp), in the same run; cpu-s/batch is the process's CPU time (GC
+// with each pass's arena dropped at its end and Conv outputs cleared whole
+// before the products add to them (fresh: Infer before the arenas were
+// kept) and with the arenas kept across passes and Conv clearing each
+// sample or plane just before adding to it (kept), and with the SiLUs
+// run as one loop besides (kept+silu), in the same run;
+// cpu-s/batch is the process's CPU time (GC
 // included), steadier than the wall time on a shared machine. Select a
 // model with
 // MPSEARCH_BENCH_MODELS=efficientnet_b0 (default: efficientnet_b0).
@@ -137,11 +141,10 @@ func BenchmarkInferTorchvision(b *testing.B) {
 		if _, err := net.Infer(context.Background(), x); err != nil { // warm-up: the heap grows here
 			b.Fatal(err)
 		}
-		for _, vec := range []bool{false, true} {
-			label := map[bool]string{false: "mathexp", true: "vecexp"}[vec]
+		for step, label := range []string{"fresh", "kept", "kept+silu"} {
 			b.Run(name+"/"+label, func(b *testing.B) {
-				defer func(v bool) { vecExp = v }(vecExp)
-				vecExp = vec
+				defer func(k, c, f bool) { keepArenas, convClearsPieces, fuseSiLU = k, c, f }(keepArenas, convClearsPieces, fuseSiLU)
+				keepArenas, convClearsPieces, fuseSiLU = step >= 1, step >= 1, step >= 2
 				cpu0 := cpuTime()
 				for b.Loop() {
 					if _, err := net.Infer(context.Background(), x); err != nil {

@@ -126,6 +126,11 @@ type convPass struct {
 	p, np, ckAll int // OH*OW, N*P, C*kh*kw
 	chw, mp      int // sample sizes of X and of the output
 	gm           *gemmer
+	// fresh: forward's dst holds unspecified values (Infer's arena,
+	// fillOp), so forward sets each sample or plane of dst to its bias,
+	// or zeros, or its first product, as added to zeros, instead of
+	// adding to a whole dst cleared beforehand.
+	fresh bool
 }
 
 func (c *conv) pass(in []*tensor.Tensor, geo *window2d) *convPass {
@@ -233,7 +238,12 @@ func (p *convPass) forwardChunks(dst []float64, src colSource, nb int, w []float
 			cols, ld := p.columns(src, b, 1, buf)
 			for k := 0; k < kw; k++ {
 				d := dst[(k*nb+b)*p.mp : (k*nb+b+1)*p.mp]
-				if bias != nil {
+				switch {
+				case p.fresh && bias != nil:
+					setChannelBias(d, bias[k*p.m:(k+1)*p.m], 1, p.m, p.p)
+				case p.fresh:
+					clear(d)
+				case bias != nil:
 					addChannelBias(d, bias[k*p.m:(k+1)*p.m], 1, p.m, p.p)
 				}
 				for g := 0; g < p.g; g++ {
@@ -264,7 +274,9 @@ func (p *convPass) forwardChunks(dst []float64, src colSource, nb int, w []float
 			}
 			p.gm.gemm(false, false, kw*p.mg, np, p.ckk, 1, a, p.ckk, cols[g*p.ckk*ld:], ld, 0, tmp, np)
 			for k := 0; k < kw; k++ {
-				addFromChannelMajor(dst[(k*nb+b0)*p.mp:], tmp[k*p.mg*np:], g*p.mg, p.mg, p.m, n, p.p)
+				// The groups write disjoint channels: when fresh, each
+				// value of the chunk is set once, as added to zero.
+				addFromChannelMajor(dst[(k*nb+b0)*p.mp:], tmp[k*p.mg*np:], g*p.mg, p.mg, p.m, n, p.p, p.fresh)
 			}
 		}
 	}
@@ -490,15 +502,20 @@ func (c *conv) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
 }
 
 // inferAlloc is Forward for Infer: no state (columns are made per chunk
-// in scratch buffers, never kept), the output in memory from alloc.
+// in scratch buffers, never kept), the output in memory from alloc, which
+// forward clears piece by piece (convPass.fresh) before adding to it.
 func (c *conv) inferAlloc(in []*tensor.Tensor, alloc func(n int) []float64) (*tensor.Tensor, error) {
 	geo, err := c.dims(in)
 	if err != nil {
 		return nil, err
 	}
 	p := c.pass(in, &geo)
+	p.fresh = convClearsPieces
 	shape := geo.outShape(p.n, p.m, in[0].Rank())
 	out := tensor.FromData(alloc(tensor.Size(shape)), shape...)
+	if !p.fresh {
+		clear(out.Data)
+	}
 	var b []float64
 	if bt := bias(in); bt != nil {
 		b = bt.Data
@@ -506,6 +523,14 @@ func (c *conv) inferAlloc(in []*tensor.Tensor, alloc func(n int) []float64) (*te
 	p.forward(out.Data, colSource{x: in[0].Data}, p.n, in[1].Data, 1, b)
 	return out, nil
 }
+
+// convClearsPieces is a benchmark switch: when off, inferAlloc clears its
+// whole output before forward adds to it (the Infer of before fresh).
+var convClearsPieces = true
+
+// fills: forward clears every sample or plane of its output (fresh)
+// before adding to it.
+func (c *conv) fills() {}
 
 func (c *conv) Backward(in []*tensor.Tensor, out *tensor.Tensor, state any, gout *tensor.Tensor, need []bool) []*tensor.Tensor {
 	st := state.(*convState)
@@ -652,14 +677,37 @@ func channelMajor(buf, x []float64, nb, m, p int) []float64 {
 }
 
 // addFromChannelMajor adds src, rows channels of layout [rows, nb*p], into
-// channels off..off+rows of dst [nb, m, p].
-func addFromChannelMajor(dst, src []float64, off, rows, m, nb, p int) {
+// channels off..off+rows of dst [nb, m, p]; with set, dst's values are
+// taken as zeros (0 + v: -0 becomes +0, as added to a zero) without
+// reading them.
+func addFromChannelMajor(dst, src []float64, off, rows, m, nb, p int, set bool) {
 	for i := 0; i < rows; i++ {
 		for b := 0; b < nb; b++ {
 			d := dst[(b*m+off+i)*p : (b*m+off+i+1)*p]
 			s := src[(i*nb+b)*p : (i*nb+b+1)*p]
+			if set {
+				for j, v := range s {
+					d[j] = 0 + v
+				}
+				continue
+			}
 			for j, v := range s {
 				d[j] += v
+			}
+		}
+	}
+}
+
+// setChannelBias is addChannelBias on an x of zeros without reading x:
+// every value of channel i becomes 0 + b[i] (-0 becomes +0, as added to a
+// zero).
+func setChannelBias(x, b []float64, nb, m, p int) {
+	for n := 0; n < nb; n++ {
+		for i := 0; i < m; i++ {
+			bi := 0 + b[i]
+			row := x[(n*m+i)*p : (n*m+i+1)*p]
+			for j := range row {
+				row[j] = bi
 			}
 		}
 	}

@@ -28,7 +28,15 @@ func (p *convPass) forwardDepthwise(dst, x []float64, nb int, w []float64, kw in
 			out := dst[(k*nb+b)*p.mp : (k*nb+b+1)*p.mp]
 			for m := 0; m < p.m; m++ {
 				plane := out[m*p.p : (m+1)*p.p]
-				if bias != nil {
+				switch {
+				case p.fresh && bias != nil:
+					bv := 0 + bias[k*p.m+m] // -0 becomes +0, as added to a zero
+					for i := range plane {
+						plane[i] = bv
+					}
+				case p.fresh:
+					clear(plane)
+				case bias != nil:
 					bv := bias[k*p.m+m]
 					for i := range plane {
 						plane[i] += bv

@@ -29,8 +29,20 @@
 //
 // Infer reuses memory (infer.go): element-wise ops write over an input
 // that dies at that node when no other value shares its memory, and Conv
-// (and a unary op that cannot run in place, such as a SiLU's Sigmoid)
-// writes into arrays of values already dropped by the pass.
+// (and a unary op that cannot run in place) writes into arrays of values
+// already dropped by the pass. A pass hands its arrays to the next pass of
+// the same Network (a sync.Pool of arenas, one per concurrent pass; an
+// arena keeps only the arrays its last pass released, and the collector
+// empties the pool when passes stop): activations then come from pages
+// already mapped. An op marked fillOp writes every value of its output and
+// gets unzeroed memory (Conv sets each sample or plane to its bias or
+// first product, as added to zeros); TestInferPoisonedArena fills that
+// memory with NaN to catch a wrong mark. Without a hook, Infer runs a
+// SiLU (a Sigmoid whose output only the next node, a Mul by the
+// Sigmoid's input, reads) as one loop, x·sigmoid(x), the same product of
+// the same two values as the two nodes. The values Infer returns and the
+// caller's inputs are never in an arena; a hook must not keep the values
+// it is shown after their node.
 // InferAllocHook takes an AllocHook, whose replacements of node inputs
 // (simulated activation quantization) come from the same arena, or are
 // written over the input itself when it dies at that node, and go back to

@@ -161,6 +161,22 @@ func (op *binaryOp) Forward(in []*tensor.Tensor) (*tensor.Tensor, any, error) {
 	return out, p, nil
 }
 
+// inferAlloc is Forward for Infer when no operand can be overwritten (an
+// operand that lives on, or a hook's replacement): the output in memory
+// from alloc, without the broadcast plan as state.
+func (op *binaryOp) inferAlloc(in []*tensor.Tensor, alloc func(n int) []float64) (*tensor.Tensor, error) {
+	p, err := op.plan(in)
+	if err != nil {
+		return nil, err
+	}
+	out := tensor.FromData(alloc(tensor.Size(p.shape)), p.shape...)
+	op.compute(p, in[0].Data, in[1].Data, out.Data)
+	return out, nil
+}
+
+// fills: compute writes every value of z.
+func (op *binaryOp) fills() {}
+
 // inPlaceInputs lists the operands of output size (not broadcast), which
 // forwardInPlace can overwrite: element i of the output reads only element
 // i of such an operand, before writing it.

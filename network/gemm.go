@@ -470,7 +470,13 @@ func (op *matMul) inferAlloc(in []*tensor.Tensor, alloc func(n int) []float64) (
 	return y, nil
 }
 
-// forward computes the product into y, which holds zeros.
+// fills: forward's products take y with beta 0 (every matrix of y is
+// written by one product: y is dense over the batch), which BLAS does not
+// read.
+func (op *matMul) fills() {}
+
+// forward computes the product into y, which holds zeros (or, from Infer's
+// arena, anything: beta 0).
 func (p *mmPlan) forward(y *tensor.Tensor, in []*tensor.Tensor) {
 	bmm(p.prec, p.batch, bmmOperand{data: y.Data, batch: p.batch, rows: p.m, cols: p.n, zero: true},
 		bmmOperand{data: in[0].Data, batch: p.aBatch, rows: p.m, cols: p.k},

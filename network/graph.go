@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 
 	"mpsearch/onnx"
 	"mpsearch/tensor"
@@ -75,6 +76,8 @@ type Network struct {
 	layers  []Layer
 	consts  map[int]*tensor.Tensor // value index -> constant (non-param)
 	release [][]int                // per node, the values Infer drops after it (infer.go)
+	arenas  sync.Pool              // *arena: the arrays of finished Infer passes (infer.go)
+	silu    []int                  // per node, the Mul Infer runs with it as one SiLU loop, or -1 (infer.go)
 	prec    Precision              // of the matrix products
 	// valuesPerSample is the number of values the nodes compute for one
 	// sample (ValuesPerSample), from the build's probe; 0 without one.
@@ -258,6 +261,7 @@ func Build(m *onnx.Model, opt Options) (*Network, error) {
 		net.countValues(sw.shapes)
 	}
 	net.release = net.releasePlan()
+	net.silu = net.siluPlan()
 	return net, nil
 }
 

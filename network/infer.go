@@ -3,6 +3,7 @@ package network
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"unsafe"
 
@@ -54,6 +55,7 @@ func (net *Network) releasePlan() [][]int {
 type inferStats struct {
 	peakLive, endLive int
 	inPlace, reused   int // nodes run over an input; outputs in recycled memory
+	fused             int // SiLUs run as one loop
 }
 
 // Infer runs the network forward on a batch x of shape [N]+SampleShape and
@@ -130,7 +132,7 @@ func (net *Network) inferPass(ctx context.Context, xs []*tensor.Tensor, hook Hoo
 		vals[v] = xs[i]
 	}
 	ins := make([]*tensor.Tensor, 0, 4)
-	ar := &arena{}
+	ar := net.takeArena()
 	live := 0
 	var fresh [][]float64 // memory the AllocHook took for the current node
 	cur := 0              // the node running
@@ -146,10 +148,32 @@ func (net *Network) inferPass(ctx context.Context, xs []*tensor.Tensor, hook Hoo
 			})
 		}
 	}
+	silu := net.silu
+	if silu == nil || hook != nil || !fuseSiLU {
+		silu = nil // a hook sees (and may replace) the Sigmoid's output
+	}
 	for k, nd := range net.nodes {
 		cur = k
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if silu != nil && (silu[k] >= 0 || k > 0 && silu[k-1] == k) {
+			if silu[k] >= 0 { // the Mul's output, computed here; the Mul (k+1) only releases
+				out := net.runSiLU(k, vals, plan[k+1], ar)
+				vals[net.nodes[k+1].out] = out
+				live++
+				if st != nil {
+					st.fused++
+				}
+			}
+			for _, v := range plan[k] {
+				ar.release(vals, v)
+				if vals[v] != nil {
+					live--
+				}
+				vals[v] = nil
+			}
+			continue
 		}
 		outs, err := inPlace(nd, vals, hook, &ins, plan[k])
 		if outs != nil && st != nil {
@@ -186,7 +210,115 @@ func (net *Network) inferPass(ctx context.Context, xs []*tensor.Tensor, hook Hoo
 	if st != nil {
 		st.endLive, st.reused = live, ar.reused
 	}
+	net.keepArena(ar)
 	return vals[net.outVal], nil
+}
+
+// Test and benchmark switches of the arena: keepArenas (Infer passes hand
+// their arrays to the next pass of the Network) and poisonTake (take fills
+// what it returns with NaN, so that an op marked fillOp that reads its
+// output before writing it gives NaN instead of Forward's output).
+var (
+	keepArenas = true
+	poisonTake = false
+)
+
+// takeArena returns an arena holding the arrays of an earlier Infer pass
+// of net, if the pool has one, or an empty arena.
+func (net *Network) takeArena() *arena {
+	if a, ok := net.arenas.Get().(*arena); ok && keepArenas {
+		a.old, a.free = a.free, nil
+		return a
+	}
+	return &arena{}
+}
+
+// keepArena puts a finished pass's arena back into net's pool, holding the
+// arrays that pass released only (at most what one pass used; the arrays
+// of earlier passes it did not take are dropped). The pass's output never
+// is among them: it is not released, and no released value overlaps it.
+// The pool is a sync.Pool, one arena per concurrent pass, emptied by the
+// collector when passes stop.
+func (net *Network) keepArena(a *arena) {
+	if !keepArenas {
+		return
+	}
+	a.old, a.reused = nil, 0
+	net.arenas.Put(a)
+}
+
+// fuseSiLU is a test and benchmark switch: when off, Infer runs a SiLU's
+// Sigmoid and Mul as two nodes.
+var fuseSiLU = true
+
+// siluPlan returns, for each node k, k+1 when nodes k and k+1 are a SiLU
+// that Infer runs as one loop (runSiLU): a Sigmoid of a value x whose
+// output s only node k+1 reads, and node k+1 a Mul of x and s (in either
+// order); -1 otherwise. Computed once by Build.
+func (net *Network) siluPlan() []int {
+	readers := make([]int, net.nvals)
+	for _, nd := range net.nodes {
+		for _, v := range nd.in {
+			if v >= 0 {
+				readers[v]++
+			}
+		}
+	}
+	plan := make([]int, len(net.nodes))
+	for k, nd := range net.nodes {
+		plan[k] = -1
+		if u, ok := nd.single.(*unaryOp); !ok || k+1 == len(net.nodes) || len(nd.in) != 1 {
+			continue
+		} else if _, ok := u.f.(sigmoidFunc); !ok {
+			continue
+		}
+		mul := net.nodes[k+1]
+		if b, ok := mul.single.(*binaryOp); !ok || b.kind != binMul || len(mul.in) != 2 {
+			continue
+		}
+		x, sv := nd.in[0], nd.out
+		if x < 0 || sv < 0 || sv == net.outVal || readers[sv] != 1 {
+			continue
+		}
+		if (mul.in[0] == x && mul.in[1] == sv) || (mul.in[0] == sv && mul.in[1] == x) {
+			plan[k] = k + 1
+		}
+	}
+	return plan
+}
+
+// runSiLU returns node k+1's output (the Mul of the SiLU at k: siluPlan)
+// without computing the Sigmoid's output as a value: x·sigmoid(x) (or
+// sigmoid(x)·x, the Mul's operand order), the product of the same two
+// float64 values as the two nodes', bit for bit. It writes over x when x
+// dies at the Mul (in dying) and no other held value shares its memory,
+// else into memory from the arena.
+func (net *Network) runSiLU(k int, vals []*tensor.Tensor, dying []int, ar *arena) *tensor.Tensor {
+	nd, mul := net.nodes[k], net.nodes[k+1]
+	xv := nd.in[0]
+	x := vals[xv]
+	y := x.Data
+	if !slices.Contains(dying, xv) || shared(vals, xv) {
+		y = ar.take(len(x.Data))
+	}
+	f := nd.single.(*unaryOp).f
+	var sb [256]float64
+	sFirst := mul.in[0] != xv
+	for lo := 0; lo < len(x.Data); lo += len(sb) {
+		xs := x.Data[lo:min(lo+len(sb), len(x.Data))]
+		s, ys := sb[:len(xs)], y[lo:lo+len(xs)]
+		f.eval(s, xs)
+		if sFirst {
+			for i, v := range s {
+				ys[i] = v * xs[i]
+			}
+			continue
+		}
+		for i, v := range s {
+			ys[i] = xs[i] * v
+		}
+	}
+	return tensor.FromData(y, slices.Clone(x.Shape)...)
 }
 
 // ActivationBytesPerSample estimates, from the layer shapes (batch 1), the
@@ -322,9 +454,16 @@ type fillOp interface {
 // and that no other held value shares, for the outputs of allocOps: a
 // CNN's activations then come from memory the pass already touched
 // instead of fresh pages from the OS.
+//
+// The arrays outlive the pass (Network.keepArena): old holds those of the
+// previous pass that this one has not taken yet. Every array in free or
+// old belongs to no value held by the caller: Infer's output and the
+// caller's inputs are never released, and a hook must not keep the values
+// it is shown after their node (as within one pass).
 type arena struct {
-	free   [][]float64 // whole arrays (len = cap)
-	reused int         // allocations served from free (for tests)
+	free   [][]float64 // whole arrays (len = cap) released by this pass
+	old    [][]float64 // whole arrays of the previous pass not yet taken
+	reused int         // allocations served from free or old (for tests)
 }
 
 // run runs nd as an allocOp with memory from the arena; nil outputs (and
@@ -357,18 +496,32 @@ func (a *arena) alloc(n int) []float64 {
 // take is alloc without the zeroing: n values of unspecified content,
 // for a caller that overwrites them all.
 func (a *arena) take(n int) []float64 {
-	best := -1
-	for i, d := range a.free {
-		if len(d) >= n && (best < 0 || len(d) < len(a.free[best])) {
-			best = i
+	d := a.fit(n)
+	if poisonTake {
+		for i := range d {
+			d[i] = math.NaN()
+		}
+	}
+	return d
+}
+
+// fit returns n values from the smallest array of free or old that holds
+// them, removed from its list, or from a new array.
+func (a *arena) fit(n int) []float64 {
+	list, best := &a.free, -1
+	for _, l := range []*[][]float64{&a.free, &a.old} {
+		for i, d := range *l {
+			if len(d) >= n && (best < 0 || len(d) < len((*list)[best])) {
+				list, best = l, i
+			}
 		}
 	}
 	if best < 0 {
 		return make([]float64, n)
 	}
 	a.reused++
-	d := a.free[best][:n]
-	a.free = append(a.free[:best], a.free[best+1:]...)
+	d := (*list)[best][:n]
+	*list = append((*list)[:best], (*list)[best+1:]...)
 	return d
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"testing"
 
 	"mpsearch/dataset"
@@ -347,6 +348,182 @@ func TestInferAllocHookKeepsLiveInputs(t *testing.T) {
 	for node, w := range want {
 		if overwrote[node] != w {
 			t.Errorf("hook on %s's first input given that input's own memory: %v; want %v", node, overwrote[node], w)
+		}
+	}
+}
+
+// TestInferPoisonedArena runs Infer with an arena whose take fills memory
+// with NaN (poisonTake), twice per model so that the second pass takes the
+// first's arrays (keepArenas): an op marked fillOp whose inferAlloc reads
+// an output value before writing it gives NaN, not Forward's output bit for
+// bit. The models are the test models (depthwise, grouped, pointwise and
+// 3×3 convolutions with and without bias, under each convolution policy:
+// chunks of samples, one sample per product; MatMul at either precision;
+// binary ops on a hook's replacements, which they cannot overwrite) and
+// every fixture model of testdata/ that Forward runs.
+func TestInferPoisonedArena(t *testing.T) {
+	defer func(p, k bool) { poisonTake, keepArenas = p, k }(poisonTake, keepArenas)
+	poisonTake, keepArenas = true, true
+	defer func(p int) { perSampleMinP = p }(perSampleMinP)
+	ds, err := dataset.Load(fixtureDir+"calib.npy", dataset.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, minP := range []int{perSampleMinP, 1} {
+		perSampleMinP = minP
+		rng := rand.New(rand.NewPCG(17, 18))
+		checkInferEqualsForward(t, "lenet", loadLeNet(t), ds.X)
+		for _, tc := range []struct {
+			name  string
+			m     *onnx.Model
+			shape []int
+		}{
+			{"mixed", mixedModel(rng), []int{3, 2, 6, 6}},
+			{"modern", modernModel(rng), []int{2, 2, 6, 6}},
+			{"residual", residualModel(rng), []int{2, 2, 5, 5}},
+			{"alias", aliasModel(rng), []int{3, 2, 6, 6}},
+			{"batch-shapes", batchModel(rng), []int{3, 4, 3}},
+		} {
+			for _, fold := range []bool{false, true} {
+				for _, prec := range []Precision{F64, F32} {
+					net, err := Build(tc.m, Options{NoFold: !fold, Precision: prec})
+					if err != nil {
+						t.Fatal(err)
+					}
+					name := fmt.Sprintf("%s (fold %v, %v, perSampleMinP %d)", tc.name, fold, prec, minP)
+					checkInferEqualsForward(t, name, net, randTensor(rng, tc.shape...))
+				}
+			}
+		}
+	}
+	dirs, err := filepath.Glob("testdata/onnx-*/test_*")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no fixture models found: %v", err)
+	}
+	ran := 0
+	for _, dir := range dirs {
+		if checkInferFixture(t, dir) {
+			ran++
+		}
+	}
+	if ran < len(dirs)/2 {
+		t.Errorf("fixture models run: got %d of %d; want at least half", ran, len(dirs))
+	}
+}
+
+// checkInferFixture runs a fixture model (testdata/onnx-*) through Forward
+// and twice through Infer and requires Infer's output to equal Forward's bit
+// for bit (or NaN where Forward's is). It reports false when the model does
+// not build or Forward fails (unsupported cases).
+func checkInferFixture(t *testing.T, dir string) bool {
+	t.Helper()
+	m, err := onnx.Load(filepath.Join(dir, "model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := Build(m, Options{NoFold: true})
+	if err != nil {
+		return false
+	}
+	var ins []*tensor.Tensor
+	for i := 0; ; i++ {
+		x, _, err := onnx.ReadTensor(filepath.Join(dir, "test_data_set_0", fmt.Sprintf("input_%d.pb", i)))
+		if err != nil {
+			break
+		}
+		ins = append(ins, x)
+	}
+	p, err := net.ForwardAll(context.Background(), ins, nil)
+	if err != nil {
+		return false
+	}
+	want := p.Output()
+	for pass := range 2 {
+		got, err := net.infer(context.Background(), ins, nil, nil)
+		if err != nil {
+			t.Errorf("%s: Infer pass %d: %v", dir, pass, err)
+			return true
+		}
+		if got.Size() != want.Size() {
+			t.Errorf("%s: Infer output shape %v; want Forward's %v", dir, got.Shape, want.Shape)
+			return true
+		}
+		for i, w := range want.Data {
+			if g := got.Data[i]; math.Float64bits(g) != math.Float64bits(w) && !(math.IsNaN(g) && math.IsNaN(w)) {
+				t.Errorf("%s: Infer pass %d output[%d] = %v; want Forward's %v bit for bit", dir, pass, i, g, w)
+				return true
+			}
+		}
+	}
+	return true
+}
+
+// siluModel is three SiLUs (Sigmoid, then a Mul of its input and output)
+// on x[N,3,23,23], 3174 values per sample (more than one 256-value block,
+// not a multiple): over the model input (which must not be overwritten),
+// over a Conv output that dies at the Mul (written over), and over m1,
+// read again by the final Add (not overwritten); the Mul's operands in
+// both orders.
+func siluModel(rng *rand.Rand) *onnx.Model {
+	inits := map[string]*tensor.Tensor{"w": randTensor(rng, 3, 3, 3, 3), "b": randTensor(rng, 3)}
+	return &onnx.Model{Opset: 13, Graph: &onnx.Graph{
+		Name:    "silu",
+		Inputs:  []onnx.ValueInfo{{Name: "x", ElemType: onnx.Float, Shape: []onnx.Dim{{Value: -1, Param: "N"}, {Value: 3}, {Value: 23}, {Value: 23}}}},
+		Outputs: []onnx.ValueInfo{{Name: "z", ElemType: onnx.Float}},
+		Nodes: []onnx.Node{
+			mkNode("s0", "Sigmoid", []string{"x"}, []string{"s0"}),
+			mkNode("m0", "Mul", []string{"x", "s0"}, []string{"a"}),
+			mkNode("conv", "Conv", []string{"a", "w", "b"}, []string{"c"}, aInts("pads", 1, 1, 1, 1)),
+			mkNode("s1", "Sigmoid", []string{"c"}, []string{"s1"}),
+			mkNode("m1", "Mul", []string{"s1", "c"}, []string{"m1"}),
+			mkNode("s2", "Sigmoid", []string{"m1"}, []string{"s2"}),
+			mkNode("m2", "Mul", []string{"m1", "s2"}, []string{"m2"}),
+			mkNode("add", "Add", []string{"m1", "m2"}, []string{"z"}),
+		},
+		Initializers: inits,
+		InitOrder:    []string{"w", "b"},
+		InitTypes:    map[string]onnx.DataType{"w": onnx.Float, "b": onnx.Float},
+	}}
+}
+
+// TestInferSiLU checks that Infer runs the SiLUs of siluModel as one loop
+// each (3 fused) and that its output equals Forward's bit for bit, with
+// the vector Sigmoid and the scalar one, with signed zeros, infinities and
+// NaN among the inputs, and that the model input is left unchanged.
+func TestInferSiLU(t *testing.T) {
+	defer func(v, p bool) { vecExp, poisonTake = v, p }(vecExp, poisonTake)
+	rng := rand.New(rand.NewPCG(19, 20))
+	net, err := Build(siluModel(rng), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := randTensor(rng, 2, 3, 23, 23)
+	special := []float64{0, math.Copysign(0, -1), math.Inf(1), math.Inf(-1), math.NaN(), 40, -40, 1e-310}
+	for i := range x.Data {
+		if rng.IntN(20) == 0 {
+			x.Data[i] = special[rng.IntN(len(special))]
+		}
+	}
+	x0 := x.Clone()
+	for _, vec := range []bool{false, true} {
+		vecExp, poisonTake = vec, true
+		p, err := net.Forward(context.Background(), x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st inferStats
+		got, err := net.infer(context.Background(), []*tensor.Tensor{x}, nil, &st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.fused != 3 {
+			t.Errorf("vecExp %v: SiLUs run as one loop: got %d; want 3", vec, st.fused)
+		}
+		if i := sameBitsOrNaN(got, p.Output()); i >= 0 {
+			t.Errorf("vecExp %v: Infer output[%d] = %v; want Forward's %v bit for bit", vec, i, got.Data[i], p.Output().Data[i])
+		}
+		if i := sameBits(x, x0); i >= 0 {
+			t.Errorf("vecExp %v: model input[%d] changed by Infer: %v; want %v", vec, i, x.Data[i], x0.Data[i])
 		}
 	}
 }

@@ -148,6 +148,9 @@ func (op *normOp) inferAlloc(in []*tensor.Tensor, alloc func(n int) []float64) (
 	return out, nil
 }
 
+// fills: forward writes every value of every row of y.
+func (op *normOp) fills() {}
+
 // forward normalises every row of in[0] into y, recording x̂ and the
 // reciprocal deviations in st when st holds room for them.
 func (op *normOp) forward(y []float64, in []*tensor.Tensor, st *normState) {

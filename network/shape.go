@@ -457,6 +457,9 @@ func (op *transposeOp) inferAlloc(in []*tensor.Tensor, alloc func(n int) []float
 	return permuteInto(alloc(in[0].Size()), in[0].Data, in[0].Shape, perm), nil
 }
 
+// fills: permuteInto writes every value of its output.
+func (op *transposeOp) fills() {}
+
 // Backward transposes gout back with the inverse permutation.
 func (op *transposeOp) Backward(in []*tensor.Tensor, out *tensor.Tensor, state any, gout *tensor.Tensor, need []bool) []*tensor.Tensor {
 	gin := make([]*tensor.Tensor, len(in))
