@@ -316,15 +316,7 @@ func touch(b []uint8) {
 // other model: for a profile measured before the cold model existed. p
 // must describe this CPU's kernels.
 func RefitCold(ctx context.Context, p *Profile, opt ProfileOptions) error {
-	if err := p.CheckISA(DetectCPU().KernelISA); err != nil {
-		return err
-	}
-	clock, err := ParseClock(p.Clock)
-	if err != nil {
-		return err
-	}
-	sw := newSweep(false)
-	mo, err := MeasureOptions{Threads: p.Threads, Repeats: sw.repeats, Warmup: 1, MinSample: sw.minSample, Clock: clock}.norm()
+	_, mo, err := refitOptions(p)
 	if err != nil {
 		return err
 	}

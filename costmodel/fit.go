@@ -386,11 +386,10 @@ func measureGEMMPoint(ctx context.Context, kb, m, k, n int, mo MeasureOptions, r
 	return GEMMPoint{Bits: kb, M: m, K: k, N: n, GOPS: roundSig(gops, 4)}, nil
 }
 
-// measureStreamPoint times kernels.GEMMStream (int32 output) on one
-// activation row against k x n weights of kernel width kb, packed with
-// kernels.PackStream; the weights stay in whatever cache holds them between
-// calls (hot).
-func measureStreamPoint(ctx context.Context, kb, k, n int, mo MeasureOptions, rng *rand.Rand) (GEMMPoint, error) {
+// randomStreamWeights returns n×k seeded random weights of kernel width
+// kb, over the width's whole range (weightRange; binary weights are never
+// 0), for timing the stream kernels.
+func randomStreamWeights(kb, n, k int, rng *rand.Rand) []int8 {
 	lo, hi := weightRange(kb)
 	w := make([]int8, n*k)
 	for i := range w {
@@ -400,6 +399,15 @@ func measureStreamPoint(ctx context.Context, kb, k, n int, mo MeasureOptions, rn
 		}
 		w[i] = int8(v)
 	}
+	return w
+}
+
+// measureStreamPoint times kernels.GEMMStream (int32 output) on one
+// activation row against k x n weights of kernel width kb, packed with
+// kernels.PackStream; the weights stay in whatever cache holds them between
+// calls (hot).
+func measureStreamPoint(ctx context.Context, kb, k, n int, mo MeasureOptions, rng *rand.Rand) (GEMMPoint, error) {
+	w := randomStreamWeights(kb, n, k, rng)
 	sw, err := kernels.PackStream(w, n, k, kb)
 	if err != nil {
 		return GEMMPoint{}, fmt.Errorf("costmodel: stream point %d x %d: %w", k, n, err)
@@ -782,19 +790,27 @@ func (p *Profile) measureTranspose(ctx context.Context, sw sweep, est *Profile, 
 // that move activations (im2col, im2col_nhwc, depthwise, transpose) of a
 // measured profile p over the full sweep, and replaces them; the GEMM,
 // stream and operation models, the CPU and the clock are kept. It is for a
+// refitOptions checks that p describes this CPU's kernels and returns the
+// sweep and the measurement options a Refit function times with: p's
+// clock and thread count, BuildProfile's repeats.
+func refitOptions(p *Profile) (sweep, MeasureOptions, error) {
+	if err := p.CheckISA(DetectCPU().KernelISA); err != nil {
+		return sweep{}, MeasureOptions{}, err
+	}
+	clock, err := ParseClock(p.Clock)
+	if err != nil {
+		return sweep{}, MeasureOptions{}, err
+	}
+	sw := newSweep(false)
+	mo, err := MeasureOptions{Threads: p.Threads, Repeats: sw.repeats, Warmup: 1, MinSample: sw.minSample, Clock: clock}.norm()
+	return sw, mo, err
+}
+
 // profile whose layout fits are poor (Fit.MedianErr well above the GEMM
 // fits'): the sweeps are timed as BuildProfile times them (measureFit), on
 // p's clock and thread count. p must describe this CPU's kernels.
 func RefitLayoutModels(ctx context.Context, p *Profile, opt ProfileOptions) error {
-	if err := p.CheckISA(DetectCPU().KernelISA); err != nil {
-		return err
-	}
-	clock, err := ParseClock(p.Clock)
-	if err != nil {
-		return err
-	}
-	sw := newSweep(false)
-	mo, err := MeasureOptions{Threads: p.Threads, Repeats: sw.repeats, Warmup: 1, MinSample: sw.minSample, Clock: clock}.norm()
+	sw, mo, err := refitOptions(p)
 	if err != nil {
 		return err
 	}

@@ -307,15 +307,7 @@ func poolTapCount(side, k, s, pad int) (outs, taps int) {
 // 03:50 profile still predicted at 4.8). p must describe this CPU's
 // kernels.
 func RefitPools(ctx context.Context, p *Profile, opt ProfileOptions) error {
-	if err := p.CheckISA(DetectCPU().KernelISA); err != nil {
-		return err
-	}
-	clock, err := ParseClock(p.Clock)
-	if err != nil {
-		return err
-	}
-	sw := newSweep(false)
-	mo, err := MeasureOptions{Threads: p.Threads, Repeats: sw.repeats, Warmup: 1, MinSample: sw.minSample, Clock: clock}.norm()
+	_, mo, err := refitOptions(p)
 	if err != nil {
 		return err
 	}

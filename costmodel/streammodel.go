@@ -108,15 +108,7 @@ type streamRunner struct {
 }
 
 func newStreamRunner(kb, rows, k, n, threads int, rng *rand.Rand) (*streamRunner, error) {
-	lo, hi := weightRange(kb)
-	w := make([]int8, n*k)
-	for i := range w {
-		v := lo + rng.IntN(hi-lo+1)
-		if kb == 1 && v == 0 {
-			v = 1
-		}
-		w[i] = int8(v)
-	}
+	w := randomStreamWeights(kb, n, k, rng)
 	sw, err := kernels.PackStream(w, n, k, kb)
 	if err != nil {
 		return nil, err
