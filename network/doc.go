@@ -50,7 +50,11 @@
 // Clip, Sigmoid, the depthwise kernel) select bits instead of branching
 // and keep each value's operations and their order, so outputs are those
 // of the plain loops bit for bit (NaN payloads aside, which the order a
-// compiler gives a commutative add decides).
+// compiler gives a commutative add decides). Exponentials (Sigmoid and
+// its derivative, softmax, Tanh/Elu/Mish/Erf/Gelu/Softplus derivatives)
+// come in blocks from kernels.Exp, Sigmoid and SigmoidPair, which are
+// math.Exp's bits on vector lanes (kernels/doc.go); the vecExp switch
+// turns them back into the math.Exp loops for tests and benchmarks.
 //
 // Directional derivatives per sample (directional.go, persample.go):
 // LayerDirectionalDots gives <∇_W L_s, D_j> for every layer, sample s and
