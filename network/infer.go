@@ -79,6 +79,14 @@ func (net *Network) InferHook(ctx context.Context, x *tensor.Tensor, hook Hook) 
 	return net.infer(ctx, []*tensor.Tensor{x}, hook, nil)
 }
 
+// InferAll is Infer for a network with several data inputs, one tensor
+// for each of InputNames (as ForwardAll takes them): ForwardAll's output
+// bit for bit, without keeping the activations, in memory the network's
+// passes recycle. The inputs are not released into that memory.
+func (net *Network) InferAll(ctx context.Context, xs []*tensor.Tensor) (*tensor.Tensor, error) {
+	return net.infer(ctx, xs, nil, nil)
+}
+
 // AllocHook is a Hook that writes a replacement value into memory it
 // takes from alloc (n values, not zeroed: the hook writes every one) and
 // keeps no reference to that memory after the node has run, so that

@@ -439,7 +439,7 @@ func checkInferFixture(t *testing.T, dir string) bool {
 	}
 	want := p.Output()
 	for pass := range 2 {
-		got, err := net.infer(context.Background(), ins, nil, nil)
+		got, err := net.InferAll(context.Background(), ins)
 		if err != nil {
 			t.Errorf("%s: Infer pass %d: %v", dir, pass, err)
 			return true
