@@ -15,7 +15,7 @@ import (
 
 // ColdModel is what a whole-model pass adds to the hot figures of the
 // other models when the pass cannot keep its weights in the cache between
-// one inference and the next (ColdPass): each layer then reads its weights
+// one inference and the next (ColdFraction): each layer then reads its weights
 // from memory, and each Add its table of output codes. Both are measured
 // by timing the engine's kernels and steps hot and after reading a buffer
 // larger than the last-level cache (EvictBytes), with the layer's
@@ -41,6 +41,13 @@ type ColdModel struct {
 	// Points is the number of layer shapes NsPerWeightByte was measured
 	// on (coldShapes).
 	Points int `yaml:"points"`
+	// Pass is the share of the cold time per weight byte that a loop of
+	// passes pays against the bytes of its weights (measurePass): where
+	// the last-level cache keeps them from one inference to the next, a
+	// pass pays almost none of it. ColdFraction takes the cold terms
+	// beyond the largest hot point (cacheBytes). Empty in profiles
+	// measured before it existed: the step is then at the L2.
+	Pass []PassPoint `yaml:"pass,omitempty"`
 }
 
 var requiredCold = []string{"ns_per_weight_byte", "stream_ns_per_weight_byte", "add_table_ns"}
@@ -80,37 +87,8 @@ func coldWeightBytes(s LayerShape, kb, batch int, isa string) float64 {
 	return float64(max(s.Groups, 1)) * float64(kp) * float64(np) * float64(elem)
 }
 
-// ColdPass reports whether a whole-model pass of the layers at bits (nil:
-// 8 bits everywhere) and the operations ops meets its weights cold: their
-// bytes (coldWeightBytes) plus the tables of its Adds exceed the profile's
-// level-2 cache (cpu.l2_bytes), so that by the time an inference reaches a
-// layer again the layers after it have evicted its weights. Without a
-// cold model or a known L2 size it returns false.
-func ColdPass(p *Profile, shapes []LayerShape, bits []int, ops []OpShape) bool {
-	if p.Cold == nil || p.CPU.L2Bytes <= 0 {
-		return false
-	}
-	var total float64
-	for i, s := range shapes {
-		b := 8
-		if bits != nil && i < len(bits) {
-			b = bits[i]
-		}
-		kb, err := KernelBits(b)
-		if err != nil || s.Validate() != nil {
-			continue
-		}
-		total += coldWeightBytes(s, kb, 1, p.CPU.KernelISA)
-	}
-	for _, o := range ops {
-		if o.Op == OpAdd {
-			total += addTableBytes
-		}
-	}
-	return total > float64(p.CPU.L2Bytes)
-}
-
-// coldLayerNs is the cold term of layer s in a cold pass.
+// coldLayerNs is the cold term of layer s in a pass that meets its
+// weights in memory (ColdFraction 1).
 func (p *Profile) coldLayerNs(s LayerShape, kb, batch int) float64 {
 	if p.Cold == nil {
 		return 0
@@ -128,7 +106,8 @@ func streams(s LayerShape, kb, batch int) bool {
 	return s.Conv == nil && s.Stream && batch*s.M <= intengine.StreamMaxRows(kb)
 }
 
-// coldOpNs is the cold term of operation o in a cold pass.
+// coldOpNs is the cold term of operation o in a pass that meets its
+// tables in memory (ColdFraction 1).
 func (p *Profile) coldOpNs(o OpShape) float64 {
 	if p.Cold == nil || o.Op != OpAdd {
 		return 0
@@ -136,31 +115,32 @@ func (p *Profile) coldOpNs(o OpShape) float64 {
 	return p.Cold.AddTableNs
 }
 
-// PredictInPass is Predict for a layer of a whole-model pass: with cold
-// (ColdPass of the model) it adds the time of reading the layer's weights
-// from memory (ColdModel.NsPerWeightByte).
-func PredictInPass(p *Profile, s LayerShape, bits, batch int, cold bool) (time.Duration, error) {
+// PredictInPass is Predict for a layer of a whole-model pass: it adds the
+// fraction cold (ColdFraction of the model) of the time of reading the
+// layer's weights from memory (ColdModel.NsPerWeightByte).
+func PredictInPass(p *Profile, s LayerShape, bits, batch int, cold float64) (time.Duration, error) {
 	ns, err := predictNs(p, s, bits, batch)
 	if err != nil {
 		return 0, err
 	}
-	if cold {
+	if cold > 0 {
 		kb, _ := KernelBits(bits)
-		ns += p.coldLayerNs(s, kb, max(batch, 1))
+		ns += cold * p.coldLayerNs(s, kb, max(batch, 1))
 	}
 	return time.Duration(math.Round(ns)), nil
 }
 
 // PredictOpsInPass is PredictOps for the operations of a whole-model
-// pass: with cold it adds ColdModel.AddTableNs per Add.
-func PredictOpsInPass(p *Profile, ops []OpShape, batch int, cold bool) (time.Duration, error) {
+// pass: it adds the fraction cold (ColdFraction) of ColdModel.AddTableNs
+// per Add.
+func PredictOpsInPass(p *Profile, ops []OpShape, batch int, cold float64) (time.Duration, error) {
 	ns, err := predictOpsNs(p, ops, batch)
 	if err != nil {
 		return 0, err
 	}
-	if cold {
+	if cold > 0 {
 		for _, o := range ops {
-			ns += p.coldOpNs(o)
+			ns += cold * p.coldOpNs(o)
 		}
 	}
 	return time.Duration(math.Round(ns)), nil
@@ -229,6 +209,12 @@ func measureCold(ctx context.Context, mo MeasureOptions, rng *rand.Rand, step fu
 		return nil, err
 	}
 	c.AddTableNs = roundSig(max(0, add), 4)
+	if step != nil {
+		step()
+	}
+	if c.Pass, err = measurePass(ctx, mo, rng); err != nil {
+		return nil, err
+	}
 	if step != nil {
 		step()
 	}
@@ -328,6 +314,35 @@ func RefitCold(ctx context.Context, p *Profile, opt ProfileOptions) error {
 	}
 	q := *p
 	q.Cold = c
+	if err := q.Validate(); err != nil {
+		return fmt.Errorf("costmodel: the re-measured profile is invalid (%w); measure again", err)
+	}
+	*p = q
+	return nil
+}
+
+// RefitPass measures the pass curve of a measured profile p's cold model
+// on this CPU (measurePass, on p's clock and thread count) and sets it,
+// keeping every other figure: for a profile measured before the curve
+// existed. p must describe this CPU's kernels and have a cold model.
+func RefitPass(ctx context.Context, p *Profile, opt ProfileOptions) error {
+	if p.Cold == nil {
+		return fmt.Errorf("costmodel: profile %q has no cold model to add a pass curve to; measure one (RefitCold)", p.Name)
+	}
+	_, mo, err := refitOptions(p)
+	if err != nil {
+		return err
+	}
+	unlock := lockThread(mo.Clock)
+	defer unlock()
+	pts, err := measurePass(ctx, mo, rand.New(rand.NewPCG(opt.Seed, 0x70617373)))
+	if err != nil {
+		return err
+	}
+	q := *p
+	c := *p.Cold
+	c.Pass = pts
+	q.Cold = &c
 	if err := q.Validate(); err != nil {
 		return fmt.Errorf("costmodel: the re-measured profile is invalid (%w); measure again", err)
 	}

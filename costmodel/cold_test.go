@@ -5,6 +5,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -38,8 +39,8 @@ func TestColdProfileOptional(t *testing.T) {
 		t.Errorf("old profile: Cold = %+v; want nil", p.Cold)
 	}
 	big := []LayerShape{GemmLayer("a", "Gemm", 49, 4608, 512)}
-	if ColdPass(p, big, nil, nil) {
-		t.Errorf("old profile: ColdPass = true; want false (no cold model)")
+	if f := ColdFraction(p, big, nil, nil); f != 0 {
+		t.Errorf("old profile: ColdFraction = %v; want 0 (no cold model)", f)
 	}
 	src, err := coldTestProfile().Marshal()
 	if err != nil {
@@ -49,7 +50,7 @@ func TestColdProfileOptional(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if q.Cold == nil || *q.Cold != *coldTestProfile().Cold {
+	if q.Cold == nil || !reflect.DeepEqual(q.Cold, coldTestProfile().Cold) {
 		t.Errorf("round trip: Cold = %+v; want %+v", q.Cold, coldTestProfile().Cold)
 	}
 	for _, tc := range []struct{ name, yaml, want string }{
@@ -98,17 +99,17 @@ func TestPredictNetworkCold(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		shapes []LayerShape
-		cold   bool
+		cold   float64
 		extra  float64 // ns
 	}{
 		// avx2 profile: 8-bit panels of int16 pairs.
 		// The classifier streams: its packed 4-bit rows at the stream rate.
-		{"big", big, true, 0.05*(4608*512*2+512*512) + 0.025*2048*1000/2 + 30000},
+		{"big", big, 1, 0.05*(4608*512*2+512*512) + 0.025*2048*1000/2 + 30000},
 		// 2 x 64 KiB of panels + one 64 KiB table < 1 MiB.
-		{"small", small, false, 0},
+		{"small", small, 0, 0},
 	} {
-		if got := ColdPass(p, tc.shapes, bits, ops); got != tc.cold {
-			t.Errorf("%s: ColdPass = %v; want %v", tc.name, got, tc.cold)
+		if got := ColdFraction(p, tc.shapes, bits, ops); got != tc.cold {
+			t.Errorf("%s: ColdFraction = %v; want %v", tc.name, got, tc.cold)
 		}
 		all, err := PredictNetwork(p, tc.shapes, bits, ops, 1)
 		if err != nil {

@@ -82,10 +82,17 @@
 // 0.055 ns on the development machine, about 20 GB/s; a separate rate for
 // the stream kernels, 0.032), and an engine Add step
 // (intengine.Model.StepRunner) with its 64 KiB table of output codes
-// evicted (27 to 30 µs). ColdPass says a pass meets
-// its weights cold when their bytes and its Adds' tables exceed cpu.l2_bytes:
-// by the time an inference comes back to a layer, the others have evicted
-// it. PredictNetwork then adds both terms (PredictInPass and
+// evicted (27 to 30 µs). ColdFraction says a pass meets its weights cold
+// (1) when their bytes and its Adds' tables exceed what a loop of passes
+// keeps in the cache, else hot (0): by the time an inference comes back to
+// a layer, the others have evicted it. What the cache keeps is measured
+// (ColdModel.Pass, measurePass: loops of passes over chains of 1 MiB
+// one-row layers, 1 to 128 MiB; on the development machine passes up to
+// 16 MiB paid 0.01 to 0.08 of the cold time per byte, 32 MiB 0.27, 128 MiB
+// 0.61), the largest working set paying at most a tenth; profiles measured
+// before the curve existed step at cpu.l2_bytes, which called the 2.9 MB
+// of a Fashion-MNIST MLP cold and predicted it 3.5 times its measured
+// time. PredictNetwork then adds both terms (PredictInPass and
 // PredictOpsInPass per layer and operation; pipeline.ProfileLatency for a
 // search). ResNet50's step timings inside whole runs
 // (BenchmarkPredictedSteps) showed exactly these gaps: its 1x1 and 3x3
@@ -149,10 +156,12 @@
 // weights are faster because the time follows the weight bytes. These
 // one-row points are timed back to back (weights as hot as their size
 // lets them be). The stream kernels have their own model (StreamModel,
-// fitted on a sweep of kernels.GEMMStreamRequant with 1 to 16 rows
-// against 16 KiB to 16 MiB of weights): a constant, per channel, per
-// packed weight byte streamed (once per group of 4 rows), per output and
-// per activation byte. Predict uses it for a Gemm or MatMul whose path is
+// fitted on a sweep of kernels.GEMMStreamRequant with 1 to 4 rows, the
+// most the engine streams, against 16 KiB to 16 MiB of weights): a
+// constant, per channel, per packed weight byte streamed (once per group
+// of 4 rows), more per byte with more than one row (one row has its own,
+// faster kernels), per output and per activation byte. RefitStream
+// re-measures it alone. Predict uses it for a Gemm or MatMul whose path is
 // Stream (intengine.LayerPath.Stream) when the product has at most
 // intengine.StreamMaxRows rows (2 at 8 bits, 4 narrower: the engine's own
 // dispatch rule), and Measure times that path through the engine. (A

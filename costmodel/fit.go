@@ -137,7 +137,7 @@ func BuildProfile(ctx context.Context, opt ProfileOptions) (*Profile, error) {
 	rng := rand.New(rand.NewPCG(opt.Seed, 0x70726f66696c65))
 	shapes := sw.gemmShapes()
 	convs := sw.convShapes()
-	total := len(ProfileBits)*(len(shapes)+len(ReferenceSizes)+len(StreamSizes)) + len(ProfileBits)*len(streamSweep(opt.Quick)) + 2*len(convs) + len(sw.dwShapes()) + len(sw.trM)*len(sw.trN) + 3 + len(coldShapes) + len(coldStreamShapes) + 1
+	total := len(ProfileBits)*(len(shapes)+len(ReferenceSizes)+len(StreamSizes)) + len(ProfileBits)*len(streamSweep(opt.Quick)) + 2*len(convs) + len(sw.dwShapes()) + len(sw.trM)*len(sw.trN) + 3 + len(coldShapes) + len(coldStreamShapes) + 2
 	done := 0
 	step := func() {
 		done++

@@ -75,7 +75,7 @@ type Profile struct {
 	// quantization, pooling, additions, output dequantization).
 	Ops OpsModel `yaml:"ops"`
 	// Cold is what a whole-model pass adds when its weights do not stay
-	// in the cache (ColdPass); nil in profiles measured before it existed,
+	// in the cache (ColdFraction); nil in profiles measured before it existed,
 	// which then predict the hot figures.
 	Cold *ColdModel `yaml:"cold,omitempty"`
 	// Reference holds the GEMM throughput (int32 output, activation packing
@@ -404,6 +404,9 @@ func (p *Profile) Validate() error {
 		for _, o := range p.Cold.nums() {
 			nums = append(nums, num{o.name, o.v, false})
 		}
+		if err := validatePass(p.Cold.Pass); err != nil {
+			return bad("%v", err)
+		}
 	}
 	seen := map[int]bool{}
 	for _, g := range p.GEMM {
@@ -441,7 +444,7 @@ func (p *Profile) Validate() error {
 		}
 		seenStream[st.Bits] = true
 		for i, v := range st.coef() {
-			nums = append(nums, num{fmt.Sprintf("stream[bits=%d].%s", st.Bits, requiredStream[i+1]), v, false})
+			nums = append(nums, num{fmt.Sprintf("stream[bits=%d].%s", st.Bits, streamCoefNames[i]), v, false})
 		}
 	}
 	for _, b := range ProfileBits {

@@ -61,6 +61,59 @@ func BenchmarkRefitCold(b *testing.B) {
 	}
 }
 
+// BenchmarkRefitPass measures the pass curve of the profile file
+// MPSEARCH_REFIT_PROFILE's cold model (RefitPass) and writes it back;
+// without the variable it is skipped. It logs the curve.
+//
+//	MPSEARCH_REFIT_PROFILE=$PWD/profiles/amd-epyc-zen5.yaml go test ./costmodel -run '^$' -bench RefitPass -benchtime 1x -v
+func BenchmarkRefitPass(b *testing.B) {
+	path := os.Getenv("MPSEARCH_REFIT_PROFILE")
+	if path == "" {
+		b.Skip("set MPSEARCH_REFIT_PROFILE to the profile file to re-measure")
+	}
+	p, err := ReadProfileFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < b.N; i++ {
+		if err := RefitPass(context.Background(), p, ProfileOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Logf("pass curve: %+v (hot up to %.0f bytes)", p.Cold.Pass, p.Cold.cacheBytes())
+	if err := p.WriteFile(path); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkRefitStream re-measures the stream models of the profile file
+// MPSEARCH_REFIT_PROFILE (RefitStream) and writes it back; without the
+// variable it is skipped. It logs the fits before and after.
+//
+//	MPSEARCH_REFIT_PROFILE=$PWD/profiles/amd-epyc-zen5.yaml go test ./costmodel -run '^$' -bench RefitStream -benchtime 1x -v
+func BenchmarkRefitStream(b *testing.B) {
+	path := os.Getenv("MPSEARCH_REFIT_PROFILE")
+	if path == "" {
+		b.Skip("set MPSEARCH_REFIT_PROFILE to the profile file to re-measure")
+	}
+	p, err := ReadProfileFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	before := p.Stream
+	for i := 0; i < b.N; i++ {
+		if err := RefitStream(context.Background(), p, ProfileOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i, s := range p.Stream {
+		b.Logf("%d-bit stream: %+v; fit median error %.3f (max %.3f), before %+v", s.Bits, s, s.Fit.MedianErr, s.Fit.MaxErr, before[i])
+	}
+	if err := p.WriteFile(path); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // BenchmarkRefitPools re-measures the pool terms of the profile file
 // MPSEARCH_REFIT_PROFILE (RefitPools) and writes it back; without the
 // variable it is skipped. It logs the model before and after.

@@ -14,8 +14,13 @@ import (
 // setup), ns_per_weight_byte per packed weight byte streamed (the weights
 // are read once per group of up to streamRows activation rows),
 // ns_per_output per requantized output and ns_per_activation per
-// activation byte. A layer the engine runs on these kernels
-// (LayerShape.Stream) is predicted with it.
+// activation byte, and ns_per_multirow_weight_byte more per weight byte
+// streamed for 2 to 4 rows: one row takes its own kernels, which read two
+// groups of panels at once (kernels' streamZ<b>R1G2), and more rows cost
+// more per byte than one row (8-bit 1024 x 1024: 11.5 µs at one row, 16.7
+// at four; 4-bit 6.8 and 14.9), which one weight term for every row count
+// cannot fit. A layer the engine runs on these kernels (LayerShape.Stream)
+// is predicted with it.
 type StreamModel struct {
 	Bits            int     `yaml:"bits"`
 	OverheadNs      float64 `yaml:"overhead_ns"`
@@ -23,7 +28,10 @@ type StreamModel struct {
 	NsPerWeightByte float64 `yaml:"ns_per_weight_byte"`
 	NsPerOutput     float64 `yaml:"ns_per_output"`
 	NsPerActivation float64 `yaml:"ns_per_activation"`
-	Fit             *Fit    `yaml:"fit,omitempty"`
+	// NsPerMultiRowByte is absent (0) in profiles measured before it
+	// existed, whose one weight term covered every row count.
+	NsPerMultiRowByte float64 `yaml:"ns_per_multirow_weight_byte,omitempty"`
+	Fit               *Fit    `yaml:"fit,omitempty"`
 }
 
 // streamRowGroup is the number of activation rows the stream kernels take
@@ -31,15 +39,22 @@ type StreamModel struct {
 const streamRowGroup = 4
 
 func (m *StreamModel) coef() []float64 {
-	return []float64{m.OverheadNs, m.NsPerChannel, m.NsPerWeightByte, m.NsPerOutput, m.NsPerActivation}
+	return []float64{m.OverheadNs, m.NsPerChannel, m.NsPerWeightByte, m.NsPerOutput, m.NsPerActivation, m.NsPerMultiRowByte}
 }
+
+// streamCoefNames name coef's terms in the profile.
+var streamCoefNames = []string{"overhead_ns", "ns_per_channel", "ns_per_weight_byte", "ns_per_output", "ns_per_activation", "ns_per_multirow_weight_byte"}
 
 // streamFeatures are the terms of StreamModel for rows x k by k x n at
 // kernel width kb.
 func streamFeatures(kb, rows, k, n int) []float64 {
 	wbytes := float64(k) * float64(n) * float64(kb) / 8
 	passes := float64((rows + streamRowGroup - 1) / streamRowGroup)
-	return []float64{1, float64(n), passes * wbytes, float64(rows) * float64(n), float64(rows) * float64(k)}
+	multi := 0.0
+	if rows > 1 {
+		multi = passes * wbytes
+	}
+	return []float64{1, float64(n), passes * wbytes, float64(rows) * float64(n), float64(rows) * float64(k), multi}
 }
 
 // streamNs predicts one GEMMStreamRequant call.
@@ -52,12 +67,17 @@ func (p *Profile) streamNs(kb, rows, k, n int) (float64, error) {
 	return 0, fmt.Errorf("%w: profile %q has no stream model for %d-bit weights; measure it again with 'mpsearch profile'", ErrProfile, p.Name, kb)
 }
 
-// streamSweep are the shapes of the stream sweep: 1 to 16 rows against
-// weights of 16 KiB to 16 MiB.
+// streamSweep are the shapes of the stream sweep: 1 to 4 rows (the most
+// the engine runs on the stream kernels: intengine.StreamMaxRows) against
+// weights of 16 KiB to 16 MiB. Rows beyond those (8 and 16, in profiles
+// measured before 2026-12-05 12:00) pulled the fit away from the one-row
+// products: it predicted the one-row 1024 x 1024 layers of a
+// Fashion-MNIST MLP 1.3 (8 bits) to 1.8 times (4 bits) their time in a
+// whole pass (BenchmarkPredictedSteps).
 func streamSweep(quick bool) []gemmShape {
-	rows, ks, ns := []int{1, 2, 4, 8, 16}, []int{256, 1024, 4096}, []int{64, 256, 1024, 4096}
+	rows, ks, ns := []int{1, 2, 3, 4}, []int{256, 1024, 4096}, []int{64, 256, 1024, 4096}
 	if quick {
-		rows, ns = []int{1, 4, 16}, []int{64, 1024, 4096}
+		rows, ns = []int{1, 4}, []int{64, 1024, 4096}
 	}
 	var out []gemmShape
 	for _, m := range rows {
@@ -92,7 +112,7 @@ func (p *Profile) measureStream(ctx context.Context, quick bool, mo MeasureOptio
 		if err != nil {
 			return fmt.Errorf("costmodel: fitting the %d-bit stream model: %w", kb, err)
 		}
-		p.Stream = append(p.Stream, StreamModel{Bits: kb, OverheadNs: c[0], NsPerChannel: c[1], NsPerWeightByte: c[2], NsPerOutput: c[3], NsPerActivation: c[4], Fit: fit})
+		p.Stream = append(p.Stream, StreamModel{Bits: kb, OverheadNs: c[0], NsPerChannel: c[1], NsPerWeightByte: c[2], NsPerOutput: c[3], NsPerActivation: c[4], NsPerMultiRowByte: c[5], Fit: fit})
 	}
 	return nil
 }
@@ -123,4 +143,28 @@ func newStreamRunner(kb, rows, k, n, threads int, rng *rand.Rand) (*streamRunner
 
 func (s *streamRunner) run() error {
 	return kernels.GEMMStreamRequant(s.dst, s.a, s.rows, s.k, s.r.zero, s.w, s.r.rq, s.opt)
+}
+
+// RefitStream measures again, on this CPU, the stream models of a
+// measured profile p (measureStream over streamSweep, on p's clock and
+// thread count) and replaces them, keeping every other model: for a
+// profile measured before a change of the stream kernels or of their
+// sweep. p must describe this CPU's kernels.
+func RefitStream(ctx context.Context, p *Profile, opt ProfileOptions) error {
+	_, mo, err := refitOptions(p)
+	if err != nil {
+		return err
+	}
+	unlock := lockThread(mo.Clock)
+	defer unlock()
+	q := *p
+	q.Stream = nil
+	if err := q.measureStream(ctx, opt.Quick, mo, rand.New(rand.NewPCG(opt.Seed, 0x7374726d)), func() {}); err != nil {
+		return err
+	}
+	if err := q.Validate(); err != nil {
+		return fmt.Errorf("costmodel: the re-measured profile is invalid (%w); measure again", err)
+	}
+	*p = q
+	return nil
 }

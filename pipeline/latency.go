@@ -161,7 +161,8 @@ func poolWindow(kernel, strides, pads, dilations []int64) (int, bool) {
 
 // ProfileLatency predicts layer latencies at batch 1 from a hardware
 // profile, as a whole pass meets them: with the profile's cold terms when
-// the model's weights exceed the L2 (costmodel.ColdPass, PredictInPass).
+// the share of them the model's weights pay (costmodel.ColdFraction,
+// PredictInPass).
 type ProfileLatency struct {
 	Profile *costmodel.Profile
 	Shapes  []costmodel.LayerShape
@@ -185,12 +186,14 @@ func (p *ProfileLatency) OpsLatency() (float64, error) {
 	return float64(d.Nanoseconds())/1e6 + p.FloatMs, nil
 }
 
-// cold reports whether a pass of the model meets its weights cold
-// (costmodel.ColdPass at 8 bits, the widest weights: with VNNI the GEMM
-// panels hold a byte per weight at every width), so that every layer's
-// latency carries the profile's cold term whatever its bits.
-func (p *ProfileLatency) cold() bool {
-	return costmodel.ColdPass(p.Profile, p.Shapes, nil, p.Ops)
+// cold is the share of the profile's cold terms a pass of the model
+// pays (costmodel.ColdFraction at 8 bits, the widest weights: with VNNI
+// the GEMM panels hold a byte per weight at every width), the same for
+// every configuration so that each layer's latency stays its own
+// (additive, for the ILP): a configuration with narrower stream layers
+// reads fewer bytes and may pay a smaller share than predicted.
+func (p *ProfileLatency) cold() float64 {
+	return costmodel.ColdFraction(p.Profile, p.Shapes, nil, p.Ops)
 }
 
 // FloatStepsMs times the steps the integer engine runs in float (operators

@@ -74,8 +74,11 @@ func BenchmarkPredictedSteps(b *testing.B) {
 				}
 				pred, predB := map[string]float64{}, map[string]float64{}
 				path := map[string]string{}
-				cold := costmodel.ColdPass(prof, shapes, cfg, ops)
-				coldB := before != nil && costmodel.ColdPass(before, shapes, cfg, ops)
+				cold := costmodel.ColdFraction(prof, shapes, cfg, ops)
+				coldB := 0.0
+				if before != nil {
+					coldB = costmodel.ColdFraction(before, shapes, cfg, ops)
+				}
 				for li, s := range shapes {
 					d, err := costmodel.PredictInPass(prof, s, cfg[li], 1, cold)
 					if err != nil {
