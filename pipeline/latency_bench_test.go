@@ -24,7 +24,10 @@ type predictModel struct{ name, path string }
 // predictModels are the fixtures, then the torchvision models named in
 // MPSEARCH_PREDICT_MODELS (comma-separated, e.g.
 // resnet18,mobilenet_v2,resnet50,vit_b_16) from MPSEARCH_TORCHVISION_DIR
-// (scripts/export_torchvision.py --out), at 224x224.
+// (scripts/export_torchvision.py --out), at 224x224, then the model.onnx
+// of each directory in MPSEARCH_MLP_DIR (comma-separated; the
+// Fashion-MNIST MLPs of scripts/train_mlp_fmnist.py --out), named by
+// their directory.
 func predictModels() []predictModel {
 	ms := []predictModel{
 		{"lenet", "../testdata/fmnist-lenet/lenet.onnx"},
@@ -34,6 +37,11 @@ func predictModels() []predictModel {
 	for _, n := range strings.Split(os.Getenv("MPSEARCH_PREDICT_MODELS"), ",") {
 		if n = strings.TrimSpace(n); n != "" {
 			ms = append(ms, predictModel{n, filepath.Join(os.Getenv("MPSEARCH_TORCHVISION_DIR"), n+"-opset17.onnx")})
+		}
+	}
+	for _, d := range strings.Split(os.Getenv("MPSEARCH_MLP_DIR"), ",") {
+		if d = strings.TrimSpace(d); d != "" {
+			ms = append(ms, predictModel{filepath.Base(d), filepath.Join(d, "model.onnx")})
 		}
 	}
 	return ms

@@ -10,7 +10,8 @@ Architecture: flatten 28*28 = 784, fc 784->H, ReLU, fc H->H, ReLU, fc H->H, ReLU
 (H = 2048 by default: 10,004,490 parameters, 10 MB of int8 weights; --hidden 1024: 2,913,290). It is the model of issue 13's
 latency-budget search: at batch 1 each layer is one row times a large weight matrix, where the
 time follows the weight bytes and narrower weights are faster. The file is 40 MB, so it is not
-kept in testdata/: tests that use it read it from MPSEARCH_MLP_DIR.
+kept in testdata/: the latency benchmarks of package pipeline read it from MPSEARCH_MLP_DIR
+(BenchmarkPredictedVsMeasuredInterleaved, BenchmarkPredictedSteps).
 
 Training, export and the checks are scripts/train_vgg_fmnist.py's (Adam, one-cycle schedule,
 batch 128; the ONNX export checked against an independent float64 numpy evaluation).
