@@ -262,13 +262,7 @@ func coldExtra(ctx context.Context, f func() error, warm func(), mo MeasureOptio
 	if err != nil {
 		return 0, err
 	}
-	clock := func() time.Duration {
-		if mo.Clock == ClockThreadCPU {
-			t, _ := threadCPU()
-			return t
-		}
-		return time.Since(wallBase)
-	}
+	clock := clockOf(mo.Clock)
 	samples := make([]time.Duration, mo.Repeats)
 	for r := range samples {
 		evictCaches()

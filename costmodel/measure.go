@@ -355,18 +355,25 @@ func heapAllocs() uint64 {
 	return s[0].Value.Uint64()
 }
 
+// clockOf returns the reading of clock c: the calling thread's CPU time
+// (ClockThreadCPU; the caller has locked its OS thread) or the wall time
+// since wallBase.
+func clockOf(c Clock) func() time.Duration {
+	if c == ClockThreadCPU {
+		return func() time.Duration {
+			t, _ := threadCPU()
+			return t
+		}
+	}
+	return func() time.Duration { return time.Since(wallBase) }
+}
+
 // timeCall collects the heap (settleHeap), runs f Warmup times and for at
 // least MinSample (then, if f allocates, until the collector has run
 // steadyCycles times), then Repeats samples of enough calls to last
 // MinSample each, and summarizes the per-call times.
 func timeCall(ctx context.Context, f func() error, opt MeasureOptions) (Timing, error) {
-	clock := func() time.Duration {
-		if opt.Clock == ClockThreadCPU {
-			t, _ := threadCPU()
-			return t
-		}
-		return time.Since(wallBase)
-	}
+	clock := clockOf(opt.Clock)
 	settleHeap()
 	// Warm up for Warmup calls and at least MinSample, so that buffers are
 	// faulted in and caches and branch predictors are in their steady

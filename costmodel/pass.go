@@ -159,13 +159,7 @@ const passRepeats = 15
 // max(mo.Repeats, passRepeats) more times, and returns the fastest of
 // those passes.
 func fastestPass(ctx context.Context, layers []*streamRunner, mo MeasureOptions) (time.Duration, error) {
-	clock := func() time.Duration {
-		if mo.Clock == ClockThreadCPU {
-			t, _ := threadCPU()
-			return t
-		}
-		return time.Since(wallBase)
-	}
+	clock := clockOf(mo.Clock)
 	pass := func() error {
 		for _, l := range layers {
 			if err := l.run(); err != nil {
