@@ -38,7 +38,9 @@ func refitBench(b *testing.B, refit func(context.Context, *Profile, ProfileOptio
 //	MPSEARCH_REFIT_PROFILE=$PWD/profiles/amd-epyc-zen5.yaml go test ./costmodel -run '^$' -bench RefitLayoutModels -benchtime 1x -v
 func BenchmarkRefitLayoutModels(b *testing.B) {
 	refitBench(b, RefitLayoutModels, func(before, p *Profile) {
-		fits := func(p *Profile) []*Fit { return []*Fit{p.Im2Col.Fit, p.Im2ColNHWC.Fit, p.Depthwise.Fit, p.Transpose.Fit} }
+		fits := func(p *Profile) []*Fit {
+			return []*Fit{p.Im2Col.Fit, p.Im2ColNHWC.Fit, p.Depthwise.Fit, p.Transpose.Fit}
+		}
 		old, now := fits(before), fits(p)
 		for i, name := range []string{"im2col", "im2col_nhwc", "depthwise", "transpose"} {
 			b.Logf("%s: fit median error %.3f (max %.3f) before, %.3f (max %.3f) after", name, old[i].MedianErr, old[i].MaxErr, now[i].MedianErr, now[i].MaxErr)
