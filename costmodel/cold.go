@@ -15,7 +15,7 @@ import (
 
 // ColdModel is what a whole-model pass adds to the hot figures of the
 // other models when the pass cannot keep its weights in the cache between
-// one inference and the next (ColdFraction): each layer then reads its weights
+// one inference and the next (ColdShare): each layer then reads its weights
 // from memory, and each Add its table of output codes. Both are measured
 // by timing the engine's kernels and steps hot and after reading a buffer
 // larger than the last-level cache (EvictBytes), with the layer's
@@ -44,8 +44,9 @@ type ColdModel struct {
 	// Pass is the share of the cold time per weight byte that a loop of
 	// passes pays against the bytes of its weights (measurePass): where
 	// the last-level cache keeps them from one inference to the next, a
-	// pass pays almost none of it. ColdFraction takes the cold terms
-	// beyond the largest hot point (cacheBytes). Empty in profiles
+	// pass pays almost none of it. ColdShare takes the cold terms
+	// beyond the largest hot point (cacheBytes); layers on the stream kernels
+	// pay the curve's share there. Empty in profiles
 	// measured before it existed: the step is then at the L2.
 	Pass []PassPoint `yaml:"pass,omitempty"`
 }
@@ -87,15 +88,18 @@ func coldWeightBytes(s LayerShape, kb, batch int, isa string) float64 {
 	return float64(max(s.Groups, 1)) * float64(kp) * float64(np) * float64(elem)
 }
 
-// coldLayerNs is the cold term of layer s in a pass that meets its
-// weights in memory (ColdFraction 1).
-func (p *Profile) coldLayerNs(s LayerShape, kb, batch int) float64 {
+// coldLayerNs is the cold term of layer s in a pass that pays share of
+// the cold terms (ColdShare).
+func (p *Profile) coldLayerNs(s LayerShape, kb, batch int, share PassShare) float64 {
 	if p.Cold == nil {
 		return 0
 	}
-	rate := p.Cold.NsPerWeightByte
+	rate := share.Panels * p.Cold.NsPerWeightByte
 	if streams(s, kb, batch) {
-		rate = p.Cold.StreamNsPerWeightByte
+		rate = share.Stream * p.Cold.StreamNsPerWeightByte
+	}
+	if rate == 0 {
+		return 0
 	}
 	return rate * coldWeightBytes(s, kb, batch, p.CPU.KernelISA)
 }
@@ -106,42 +110,37 @@ func streams(s LayerShape, kb, batch int) bool {
 	return s.Conv == nil && s.Stream && batch*s.M <= intengine.StreamMaxRows(kb)
 }
 
-// coldOpNs is the cold term of operation o in a pass that meets its
-// tables in memory (ColdFraction 1).
-func (p *Profile) coldOpNs(o OpShape) float64 {
+// coldOpNs is the cold term of operation o in a pass that pays share of
+// the cold terms (ColdShare).
+func (p *Profile) coldOpNs(o OpShape, share PassShare) float64 {
 	if p.Cold == nil || o.Op != OpAdd {
 		return 0
 	}
-	return p.Cold.AddTableNs
+	return share.Panels * p.Cold.AddTableNs
 }
 
 // PredictInPass is Predict for a layer of a whole-model pass: it adds the
-// fraction cold (ColdFraction of the model) of the time of reading the
-// layer's weights from memory (ColdModel.NsPerWeightByte).
-func PredictInPass(p *Profile, s LayerShape, bits, batch int, cold float64) (time.Duration, error) {
+// share (ColdShare of the model) of the time of reading the layer's
+// weights from memory (ColdModel.NsPerWeightByte, StreamNsPerWeightByte).
+func PredictInPass(p *Profile, s LayerShape, bits, batch int, share PassShare) (time.Duration, error) {
 	ns, err := predictNs(p, s, bits, batch)
 	if err != nil {
 		return 0, err
 	}
-	if cold > 0 {
-		kb, _ := KernelBits(bits)
-		ns += cold * p.coldLayerNs(s, kb, max(batch, 1))
-	}
+	kb, _ := KernelBits(bits)
+	ns += p.coldLayerNs(s, kb, max(batch, 1), share)
 	return time.Duration(math.Round(ns)), nil
 }
 
 // PredictOpsInPass is PredictOps for the operations of a whole-model
-// pass: it adds the fraction cold (ColdFraction) of ColdModel.AddTableNs
-// per Add.
-func PredictOpsInPass(p *Profile, ops []OpShape, batch int, cold float64) (time.Duration, error) {
+// pass: it adds the share (ColdShare) of ColdModel.AddTableNs per Add.
+func PredictOpsInPass(p *Profile, ops []OpShape, batch int, share PassShare) (time.Duration, error) {
 	ns, err := predictOpsNs(p, ops, batch)
 	if err != nil {
 		return 0, err
 	}
-	if cold > 0 {
-		for _, o := range ops {
-			ns += cold * p.coldOpNs(o)
-		}
+	for _, o := range ops {
+		ns += p.coldOpNs(o, share)
 	}
 	return time.Duration(math.Round(ns)), nil
 }

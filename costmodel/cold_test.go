@@ -39,8 +39,8 @@ func TestColdProfileOptional(t *testing.T) {
 		t.Errorf("old profile: Cold = %+v; want nil", p.Cold)
 	}
 	big := []LayerShape{GemmLayer("a", "Gemm", 49, 4608, 512)}
-	if f := ColdFraction(p, big, nil, nil); f != 0 {
-		t.Errorf("old profile: ColdFraction = %v; want 0 (no cold model)", f)
+	if f := ColdShare(p, big, nil, nil); f != (PassShare{}) {
+		t.Errorf("old profile: ColdShare = %+v; want zero (no cold model)", f)
 	}
 	src, err := coldTestProfile().Marshal()
 	if err != nil {
@@ -99,17 +99,17 @@ func TestPredictNetworkCold(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		shapes []LayerShape
-		cold   float64
+		cold   PassShare
 		extra  float64 // ns
 	}{
 		// avx2 profile: 8-bit panels of int16 pairs.
 		// The classifier streams: its packed 4-bit rows at the stream rate.
-		{"big", big, 1, 0.05*(4608*512*2+512*512) + 0.025*2048*1000/2 + 30000},
+		{"big", big, PassShare{1, 1}, 0.05*(4608*512*2+512*512) + 0.025*2048*1000/2 + 30000},
 		// 2 x 64 KiB of panels + one 64 KiB table < 1 MiB.
-		{"small", small, 0, 0},
+		{"small", small, PassShare{}, 0},
 	} {
-		if got := ColdFraction(p, tc.shapes, bits, ops); got != tc.cold {
-			t.Errorf("%s: ColdFraction = %v; want %v", tc.name, got, tc.cold)
+		if got := ColdShare(p, tc.shapes, bits, ops); got != tc.cold {
+			t.Errorf("%s: ColdShare = %+v; want %+v", tc.name, got, tc.cold)
 		}
 		all, err := PredictNetwork(p, tc.shapes, bits, ops, 1)
 		if err != nil {

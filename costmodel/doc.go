@@ -82,17 +82,21 @@
 // 0.055 ns on the development machine, about 20 GB/s; a separate rate for
 // the stream kernels, 0.032), and an engine Add step
 // (intengine.Model.StepRunner) with its 64 KiB table of output codes
-// evicted (27 to 30 µs). ColdFraction says a pass meets its weights cold
-// (1) when their bytes and its Adds' tables exceed what a loop of passes
-// keeps in the cache, else hot (0): by the time an inference comes back to
-// a layer, the others have evicted it. What the cache keeps is measured
+// evicted (27 to 30 µs). ColdShare says what share of them a pass pays:
+// none while its weights and its Adds' tables fit what a loop of passes
+// keeps in the cache; beyond, by the time an inference comes back to a
+// layer the others have evicted it. What the cache keeps is measured
 // (ColdModel.Pass, measurePass: loops of passes over chains of 1 MiB
 // one-row layers, 1 to 128 MiB; on the development machine passes up to
 // 16 MiB paid 0.01 to 0.08 of the cold time per byte, 32 MiB 0.27, 128 MiB
 // 0.61), the largest working set paying at most a tenth; profiles measured
 // before the curve existed step at cpu.l2_bytes, which called the 2.9 MB
 // of a Fashion-MNIST MLP cold and predicted it 3.5 times its measured
-// time. PredictNetwork then adds both terms (PredictInPass and
+// time. Beyond it, layers on the tile GEMM and Adds pay their terms in
+// full (ResNet50's steps did) and one-row layers on the stream kernels the
+// curve's share at the pass's bytes (the curve is their own: read in
+// sequence pass after pass, weights from memory cost less than after an
+// eviction). PredictNetwork then adds both terms (PredictInPass and
 // PredictOpsInPass per layer and operation; pipeline.ProfileLatency for a
 // search). ResNet50's step timings inside whole runs
 // (BenchmarkPredictedSteps) showed exactly these gaps: its 1x1 and 3x3

@@ -168,12 +168,12 @@ func predictOpsNs(p *Profile, ops []OpShape, batch int) (float64, error) {
 // PredictNetwork returns the predicted latency of a whole integer-only run:
 // the layers (PredictModel) plus the operations between them (PredictOps),
 // with the share of the profile's cold terms (PredictInPass,
-// PredictOpsInPass) that the pass pays (ColdFraction).
+// PredictOpsInPass) that the pass pays (ColdShare).
 func PredictNetwork(p *Profile, shapes []LayerShape, bits []int, ops []OpShape, batch int) (time.Duration, error) {
 	if len(bits) != len(shapes) {
 		return 0, fmt.Errorf("%w: %d bit widths for %d layers", ErrBits, len(bits), len(shapes))
 	}
-	cold := ColdFraction(p, shapes, bits, ops)
+	share := ColdShare(p, shapes, bits, ops)
 	var total float64
 	for i, s := range shapes {
 		t, err := predictNs(p, s, bits[i], batch)
@@ -181,19 +181,15 @@ func PredictNetwork(p *Profile, shapes []LayerShape, bits []int, ops []OpShape, 
 			return 0, err
 		}
 		total += t
-		if cold > 0 {
-			kb, _ := KernelBits(bits[i])
-			total += cold * p.coldLayerNs(s, kb, max(batch, 1))
-		}
+		kb, _ := KernelBits(bits[i])
+		total += p.coldLayerNs(s, kb, max(batch, 1), share)
 	}
 	t, err := predictOpsNs(p, ops, batch)
 	if err != nil {
 		return 0, err
 	}
-	if cold > 0 {
-		for _, o := range ops {
-			t += cold * p.coldOpNs(o)
-		}
+	for _, o := range ops {
+		t += p.coldOpNs(o, share)
 	}
 	return time.Duration(math.Round(total + t)), nil
 }

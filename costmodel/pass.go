@@ -34,25 +34,44 @@ const passLayerK = 1024
 // 128 MiB 0.61.
 const passHotFraction = 0.1
 
-// ColdFraction returns the share of the profile's cold terms that a
+// PassShare is the share of the profile's cold terms (ColdModel) that the
+// layers and operations of a whole-model pass pay (ColdShare).
+type PassShare struct {
+	// Panels is the share of the cold terms of layers on the tile GEMM
+	// (NsPerWeightByte) and of Add tables (AddTableNs): 0 or 1.
+	Panels float64
+	// Stream is the share of StreamNsPerWeightByte that layers on the
+	// stream kernels pay.
+	Stream float64
+}
+
+// ColdShare returns the share of the profile's cold terms that a
 // whole-model pass of the layers at bits (nil: 8 bits everywhere) and the
-// operations ops pays: 1 when the bytes of its weights (coldWeightBytes)
-// and of its Adds' tables exceed what a loop of passes keeps in the cache
-// (ColdModel.cacheBytes: the L2, or more where the measured curve says
-// so), else 0. A step, not the curve itself: the curve's passes stream
-// one row through each layer, and whole models beyond the cache
-// (ResNet50, ViT-B/16) pay the full cold terms measured on their own
-// layers (BenchmarkPredictedVsMeasured), not the curve's share of them.
-// Without a cold model, or a known L2 size and no curve, it returns 0.
-func ColdFraction(p *Profile, shapes []LayerShape, bits []int, ops []OpShape) float64 {
+// operations ops pays. Up to what a loop of passes keeps in the cache
+// (ColdModel.cacheBytes, or cpu.l2_bytes without a curve), counting the
+// bytes of its weights (coldWeightBytes) and of its Adds' tables, it pays
+// none. Beyond it layers on the tile GEMM and Adds pay their cold terms in
+// full, as ResNet50's steps did in whole runs (BenchmarkPredictedSteps),
+// and layers on the stream kernels the curve's share at those bytes
+// (interpolated in log2 of the bytes; its last point beyond it; in full
+// without a curve): the curve was measured on them, and one-row layers
+// that read their weights in sequence from memory pass after pass pay
+// less than one call after an eviction (a 784->4096->4096->4096->10 MLP,
+// 37 MB of 8-bit weights: 1.6 to 2 times its measured time with the full
+// term). Without a cold model, or a known cache size, it returns zero.
+func ColdShare(p *Profile, shapes []LayerShape, bits []int, ops []OpShape) PassShare {
 	if p.Cold == nil {
-		return 0
+		return PassShare{}
 	}
 	limit := max(float64(p.CPU.L2Bytes), p.Cold.cacheBytes())
-	if limit > 0 && passBytes(p, shapes, bits, ops) > limit {
-		return 1
+	total := passBytes(p, shapes, bits, ops)
+	if limit <= 0 || total <= limit {
+		return PassShare{}
 	}
-	return 0
+	if len(p.Cold.Pass) == 0 {
+		return PassShare{Panels: 1, Stream: 1}
+	}
+	return PassShare{Panels: 1, Stream: p.Cold.fraction(total)}
 }
 
 // passBytes is the bytes a pass reads that the cold model prices: the
@@ -76,6 +95,23 @@ func passBytes(p *Profile, shapes []LayerShape, bits []int, ops []OpShape) float
 		}
 	}
 	return total
+}
+
+// fraction interpolates the Pass curve at bytes (linear in log2 of the
+// bytes, its end values beyond its ends).
+func (c *ColdModel) fraction(bytes float64) float64 {
+	pts := c.Pass
+	if bytes <= pts[0].Bytes {
+		return pts[0].Fraction
+	}
+	for i := 1; i < len(pts); i++ {
+		if bytes <= pts[i].Bytes {
+			a, b := pts[i-1], pts[i]
+			t := math.Log2(bytes/a.Bytes) / math.Log2(b.Bytes/a.Bytes)
+			return a.Fraction + t*(b.Fraction-a.Fraction)
+		}
+	}
+	return pts[len(pts)-1].Fraction
 }
 
 // cacheBytes is the largest working set of the Pass curve whose passes

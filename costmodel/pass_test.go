@@ -19,42 +19,56 @@ func passTestProfile() *Profile {
 	return p
 }
 
-// TestColdFractionCurve: with a pass curve, ColdFraction is 0 up to its
+// TestColdShareCurve: with a pass curve, ColdShare is zero up to its
 // largest hot point (8 MiB here, counting weights at their kernel widths
-// and 64 KiB per Add table) and 1 beyond it; without one, or with one
-// whose hot points end below the L2, the step is at the L2. PredictNetwork
-// adds that share of the full cold terms, as PredictInPass and
-// PredictOpsInPass do layer by layer.
-func TestColdFractionCurve(t *testing.T) {
+// and 64 KiB per Add table); beyond it tile-GEMM layers and Adds pay their
+// cold terms in full and stream layers the curve's share, interpolated in
+// log2 of the bytes and held beyond its end; without a curve, or with one
+// whose hot points end below the L2, the step is at the L2 and everything
+// pays in full. PredictNetwork adds those shares of the cold terms, as
+// PredictInPass and PredictOpsInPass do layer by layer.
+func TestColdShareCurve(t *testing.T) {
 	// One-row stream layers: K x N x kb/8 bytes each.
 	layer := func(mib float64) LayerShape {
 		return GemmLayer("fc", "Gemm", 1, 1024, int(mib*1024))
 	}
+	conv := GemmLayer("conv", "Gemm", 49, 1024, 1024) // tile GEMM, 1 MiB of panels (VNNI)
 	add := []OpShape{{Name: "a", Op: OpAdd, Elements: 1}}
 	noCurve := coldTestProfile()
 	coldFirst := passTestProfile()
 	coldFirst.Cold.Pass[0].Fraction = 0.5
+	// The curve between 8 MiB (0.05) and 32 MiB (0.3), and between 32 and
+	// 64 MiB (0.9).
+	at := func(mib float64) float64 {
+		if mib <= 32 {
+			return 0.05 + 0.25*math.Log2(mib/8)/2
+		}
+		return 0.3 + 0.6*math.Log2(mib/32)
+	}
 	for _, tc := range []struct {
 		name   string
 		p      *Profile
 		shapes []LayerShape
 		bits   []int
 		ops    []OpShape
-		want   float64
+		want   PassShare
 	}{
-		{"4 MiB", passTestProfile(), []LayerShape{layer(4)}, []int{8}, nil, 0},
-		{"8 MiB in two layers", passTestProfile(), []LayerShape{layer(4), layer(4)}, []int{8, 8}, nil, 0},
-		{"8 MiB and an Add table", passTestProfile(), []LayerShape{layer(8)}, []int{8}, add, 1},
-		{"9 MiB", passTestProfile(), []LayerShape{layer(9)}, []int{8}, nil, 1},
-		{"16 MiB of 4-bit weights count 8", passTestProfile(), []LayerShape{layer(16)}, []int{4}, nil, 0},
-		{"no curve: step at the 1 MiB L2", noCurve, []LayerShape{layer(2)}, []int{8}, nil, 1},
-		{"no curve: within the L2", noCurve, []LayerShape{layer(0.5)}, []int{8}, nil, 0},
-		{"no hot point: step at the L2", coldFirst, []LayerShape{layer(2)}, []int{8}, nil, 1},
+		{"4 MiB", passTestProfile(), []LayerShape{layer(4)}, []int{8}, nil, PassShare{}},
+		{"8 MiB in two layers", passTestProfile(), []LayerShape{layer(4), layer(4)}, []int{8, 8}, nil, PassShare{}},
+		{"8 MiB and an Add table", passTestProfile(), []LayerShape{layer(8)}, []int{8}, add, PassShare{1, at(8 + 1.0/16)}},
+		{"16 MiB", passTestProfile(), []LayerShape{layer(16)}, []int{8}, nil, PassShare{1, at(16)}},
+		{"16 MiB of 4-bit weights count 8", passTestProfile(), []LayerShape{layer(16)}, []int{4}, nil, PassShare{}},
+		{"48 MiB with a GEMM layer", passTestProfile(), []LayerShape{layer(47), conv}, []int{8, 8}, add, PassShare{1, at(48 + 1.0/16)}},
+		{"beyond the curve", passTestProfile(), []LayerShape{layer(256)}, []int{8}, nil, PassShare{1, 0.9}},
+		{"no curve: step at the 1 MiB L2", noCurve, []LayerShape{layer(2)}, []int{8}, nil, PassShare{1, 1}},
+		{"no curve: within the L2", noCurve, []LayerShape{layer(0.5)}, []int{8}, nil, PassShare{}},
+		{"no hot point: step at the L2", coldFirst, []LayerShape{layer(2)}, []int{8}, nil, PassShare{1, 0.5}},
 	} {
 		p := tc.p
-		got := ColdFraction(p, tc.shapes, tc.bits, tc.ops)
-		if got != tc.want {
-			t.Errorf("%s: ColdFraction = %v; want %v", tc.name, got, tc.want)
+		p.CPU.KernelISA = "avx512_vnni"
+		got := ColdShare(p, tc.shapes, tc.bits, tc.ops)
+		if got.Panels != tc.want.Panels || math.Abs(got.Stream-tc.want.Stream) > 1e-12 {
+			t.Errorf("%s: ColdShare = %+v; want %+v", tc.name, got, tc.want)
 		}
 		all, err := PredictNetwork(p, tc.shapes, tc.bits, tc.ops, 1)
 		if err != nil {
@@ -68,14 +82,18 @@ func TestColdFractionCurve(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var full float64
+		var want float64
 		for i, s := range tc.shapes {
 			kb, _ := KernelBits(tc.bits[i])
-			full += p.coldLayerNs(s, kb, 1)
+			share, rate := got.Panels, p.Cold.NsPerWeightByte
+			if s.M == 1 {
+				share, rate = got.Stream, p.Cold.StreamNsPerWeightByte
+			}
+			want += share * rate * coldWeightBytes(s, kb, 1, p.CPU.KernelISA)
 		}
-		full += p.Cold.AddTableNs * float64(len(tc.ops))
-		if extra := float64(all - hot - o); math.Abs(extra-got*full) > 2 {
-			t.Errorf("%s: PredictNetwork - hot = %v ns; want %v x %v = %v", tc.name, extra, got, full, got*full)
+		want += got.Panels * p.Cold.AddTableNs * float64(len(tc.ops))
+		if extra := float64(all - hot - o); math.Abs(extra-want) > 2 {
+			t.Errorf("%s: PredictNetwork - hot = %v ns; want %v", tc.name, extra, want)
 		}
 		var sum time.Duration
 		for i, s := range tc.shapes {

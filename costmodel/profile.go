@@ -75,7 +75,7 @@ type Profile struct {
 	// quantization, pooling, additions, output dequantization).
 	Ops OpsModel `yaml:"ops"`
 	// Cold is what a whole-model pass adds when its weights do not stay
-	// in the cache (ColdFraction); nil in profiles measured before it existed,
+	// in the cache (ColdShare); nil in profiles measured before it existed,
 	// which then predict the hot figures.
 	Cold *ColdModel `yaml:"cold,omitempty"`
 	// Reference holds the GEMM throughput (int32 output, activation packing

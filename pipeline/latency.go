@@ -161,7 +161,7 @@ func poolWindow(kernel, strides, pads, dilations []int64) (int, bool) {
 
 // ProfileLatency predicts layer latencies at batch 1 from a hardware
 // profile, as a whole pass meets them: with the profile's cold terms when
-// the share of them the model's weights pay (costmodel.ColdFraction,
+// the share of them the model's weights pay (costmodel.ColdShare,
 // PredictInPass).
 type ProfileLatency struct {
 	Profile *costmodel.Profile
@@ -187,13 +187,13 @@ func (p *ProfileLatency) OpsLatency() (float64, error) {
 }
 
 // cold is the share of the profile's cold terms a pass of the model
-// pays (costmodel.ColdFraction at 8 bits, the widest weights: with VNNI
+// pays (costmodel.ColdShare at 8 bits, the widest weights: with VNNI
 // the GEMM panels hold a byte per weight at every width), the same for
 // every configuration so that each layer's latency stays its own
 // (additive, for the ILP): a configuration with narrower stream layers
 // reads fewer bytes and may pay a smaller share than predicted.
-func (p *ProfileLatency) cold() float64 {
-	return costmodel.ColdFraction(p.Profile, p.Shapes, nil, p.Ops)
+func (p *ProfileLatency) cold() costmodel.PassShare {
+	return costmodel.ColdShare(p.Profile, p.Shapes, nil, p.Ops)
 }
 
 // FloatStepsMs times the steps the integer engine runs in float (operators

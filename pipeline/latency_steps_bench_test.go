@@ -74,10 +74,10 @@ func BenchmarkPredictedSteps(b *testing.B) {
 				}
 				pred, predB := map[string]float64{}, map[string]float64{}
 				path := map[string]string{}
-				cold := costmodel.ColdFraction(prof, shapes, cfg, ops)
-				coldB := 0.0
+				cold := costmodel.ColdShare(prof, shapes, cfg, ops)
+				var coldB costmodel.PassShare
 				if before != nil {
-					coldB = costmodel.ColdFraction(before, shapes, cfg, ops)
+					coldB = costmodel.ColdShare(before, shapes, cfg, ops)
 				}
 				for li, s := range shapes {
 					d, err := costmodel.PredictInPass(prof, s, cfg[li], 1, cold)
