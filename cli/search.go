@@ -288,6 +288,7 @@ func search(e *env, s *searchFlags, paretoOnly bool) error {
 			out.Calib = j.in.Calib
 		}
 	}
+	pr = newProgress(e, "report") // test accuracies, --measure-latency
 	files, order, err := out.Render(e.ctx, func(done, total int, detail string) {
 		pr.update(done, total, detail)
 	})

@@ -351,6 +351,9 @@ func (o *Outputs) measureLatency(ctx context.Context, progress func(int, int, st
 			}
 		}
 	}
+	if progress != nil {
+		progress(latencyRounds+1, latencyRounds+1, "")
+	}
 	for i, c := range cands {
 		slices.Sort(meas[i])
 		o.LatencyChecks = append(o.LatencyChecks, plots.LatencyCheck{Label: c.Label, PredictedMs: c.Costs[Latency], MeasuredMs: meas[i][len(meas[i])/2]})
