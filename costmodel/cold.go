@@ -261,21 +261,11 @@ func coldExtra(ctx context.Context, f func() error, warm func(), mo MeasureOptio
 	if err != nil {
 		return 0, err
 	}
-	clock := clockOf(mo.Clock)
-	samples := make([]time.Duration, mo.Repeats)
-	for r := range samples {
-		evictCaches()
-		warm()
-		t0 := clock()
-		if err := f(); err != nil {
-			return 0, err
-		}
-		samples[r] = clock() - t0
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
+	samples, err := timeSingleCalls(ctx, f, func() error { evictCaches(); warm(); return nil }, clockOf(mo.Clock), mo.Repeats)
+	if err != nil {
+		return 0, err
 	}
-	return float64(summarize(samples).Min - th.Min), nil
+	return float64(slices.Min(samples) - th.Min), nil
 }
 
 // touchSink keeps touch's reads from being optimized away.

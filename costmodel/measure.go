@@ -436,21 +436,35 @@ func timeCall(ctx context.Context, f func() error, opt MeasureOptions) (Timing, 
 
 // timeColdCalls times repeats single calls of f, each after evictCaches.
 func timeColdCalls(ctx context.Context, f func() error, clock func() time.Duration, repeats int) (Timing, error) {
-	samples := make([]time.Duration, repeats)
-	for r := range samples {
-		evictCaches()
-		t0 := clock()
-		if err := f(); err != nil {
-			return Timing{}, err
-		}
-		samples[r] = clock() - t0
-		if err := ctx.Err(); err != nil {
-			return Timing{}, err
-		}
+	samples, err := timeSingleCalls(ctx, f, func() error { evictCaches(); return nil }, clock, repeats)
+	if err != nil {
+		return Timing{}, err
 	}
 	t := summarize(samples)
 	t.Calls = 1
 	return t, nil
+}
+
+// timeSingleCalls times n single calls of f on clock, each after an
+// untimed call of before (nil: none).
+func timeSingleCalls(ctx context.Context, f, before func() error, clock func() time.Duration, n int) ([]time.Duration, error) {
+	samples := make([]time.Duration, n)
+	for r := range samples {
+		if before != nil {
+			if err := before(); err != nil {
+				return nil, err
+			}
+		}
+		t0 := clock()
+		if err := f(); err != nil {
+			return nil, err
+		}
+		samples[r] = clock() - t0
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return samples, nil
 }
 
 // summarize returns the median, quartiles (linear interpolation between

@@ -195,7 +195,6 @@ const passRepeats = 15
 // max(mo.Repeats, passRepeats) more times, and returns the fastest of
 // those passes.
 func fastestPass(ctx context.Context, layers []*streamRunner, mo MeasureOptions) (time.Duration, error) {
-	clock := clockOf(mo.Clock)
 	pass := func() error {
 		for _, l := range layers {
 			if err := l.run(); err != nil {
@@ -209,16 +208,9 @@ func fastestPass(ctx context.Context, layers []*streamRunner, mo MeasureOptions)
 			return 0, err
 		}
 	}
-	samples := make([]time.Duration, max(mo.Repeats, passRepeats))
-	for i := range samples {
-		t0 := clock()
-		if err := pass(); err != nil {
-			return 0, err
-		}
-		samples[i] = clock() - t0
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
+	samples, err := timeSingleCalls(ctx, pass, nil, clockOf(mo.Clock), max(mo.Repeats, passRepeats))
+	if err != nil {
+		return 0, err
 	}
 	return slices.Min(samples), nil
 }
