@@ -145,8 +145,8 @@ func TestPassProfile(t *testing.T) {
 
 // TestMeasurePass: on this machine a pass over 1 MiB of weights (within
 // any current core's L2) pays little of the cold cost, and one over
-// 128 MiB (beyond any last-level cache share) most of it. (Timed, so
-// skipped with -short.)
+// 128 MiB (beyond any last-level cache share) enough not to count as
+// hot. (Timed, so skipped with -short.)
 func TestMeasurePass(t *testing.T) {
 	if testing.Short() {
 		t.Skip("timed")
@@ -168,7 +168,7 @@ func TestMeasurePass(t *testing.T) {
 	if f := pts[0].Fraction; f > 0.25 {
 		t.Errorf("1 MiB pass: fraction %v; want at most 0.25 (weights in L2)", f)
 	}
-	if f := pts[len(pts)-1].Fraction; f < 0.3 {
-		t.Errorf("128 MiB pass: fraction %v; want at least 0.3 (weights from memory)", f)
+	if f := pts[len(pts)-1].Fraction; f <= passHotFraction {
+		t.Errorf("128 MiB pass: fraction %v; want above passHotFraction %v (weights from memory; 0.39 to 0.84 in quiet runs)", f, passHotFraction)
 	}
 }
