@@ -354,9 +354,13 @@ func (o *Outputs) measureLatency(ctx context.Context, progress func(int, int, st
 	if progress != nil {
 		progress(latencyRounds+1, latencyRounds+1, "")
 	}
+	baseline := false // the first uniform 8-bit candidate is the report's
 	for i, c := range cands {
+		all8 := !slices.ContainsFunc(c.Bits, func(b int) bool { return b != 8 })
 		slices.Sort(meas[i])
-		o.LatencyChecks = append(o.LatencyChecks, plots.LatencyCheck{Label: c.Label, PredictedMs: c.Costs[Latency], MeasuredMs: meas[i][len(meas[i])/2]})
+		o.LatencyChecks = append(o.LatencyChecks, plots.LatencyCheck{Label: c.Label, PredictedMs: c.Costs[Latency], MeasuredMs: meas[i][len(meas[i])/2],
+			Baseline: all8 && !baseline})
+		baseline = baseline || all8
 	}
 	return nil
 }

@@ -30,6 +30,8 @@ type page struct {
 	Candidates                      []candidateRow
 	Front                           []frontRow
 	FrontResource                   string
+	Latency                         []latencyRow
+	LatencyBaseline                 string
 	ECharts                         template.JS
 }
 
@@ -43,6 +45,11 @@ type layerRow struct {
 
 type frontRow struct {
 	Budget, Label, Bits, Loss, Accuracy, Latency, Size, BOPs string
+}
+
+type latencyRow struct {
+	Chosen, Baseline                         bool
+	Label, Predicted, Measured, Error, Speed string
 }
 
 type candidateRow struct {
@@ -130,7 +137,33 @@ func buildPage(r *Report) (*page, error) {
 			Size: fmtBytes(c.SizeBytes), BOPs: fmtSI(c.BOPs, ""),
 		})
 	}
+	p.Latency, p.LatencyBaseline = latencyRows(r)
 	return p, nil
+}
+
+// latencyRows formats the latency checks: predicted and measured side by
+// side, the prediction's error, and each measured time's speed-up over
+// the baseline check's (— without one).
+func latencyRows(r *Report) ([]latencyRow, string) {
+	base, baseLabel := math.NaN(), ""
+	for _, l := range r.Latency {
+		if l.Baseline {
+			base, baseLabel = l.MeasuredMs, l.Label
+		}
+	}
+	var rows []latencyRow
+	for _, l := range r.Latency {
+		row := latencyRow{Chosen: r.Chosen != nil && l.Label == r.Chosen.Label, Baseline: l.Baseline, Label: l.Label,
+			Predicted: fmtNum(l.PredictedMs), Measured: fmtNum(l.MeasuredMs), Error: "—", Speed: "—"}
+		if finite(l.PredictedMs) && finite(l.MeasuredMs) && l.MeasuredMs > 0 {
+			row.Error = fmt.Sprintf("%+.1f%%", 100*(l.PredictedMs/l.MeasuredMs-1))
+		}
+		if finite(base) && finite(l.MeasuredMs) && l.MeasuredMs > 0 {
+			row.Speed = fmt.Sprintf("%.2f×", base/l.MeasuredMs)
+		}
+		rows = append(rows, row)
+	}
+	return rows, baseLabel
 }
 
 // fmtNum formats v with 4 significant digits, in plain decimal notation
@@ -328,6 +361,16 @@ tr.chosen td { background: #fdecea; font-weight: bold; }
 {{- end}}
 </ul>
 {{- end}}
+{{- end}}
+{{- if .Latency}}
+<h2 id="h-latency">Latency on the integer engine</h2>
+<p class="meta">Predicted by the cost model and measured on the integer-only engine at batch 1, side by side{{if .LatencyBaseline}}; speed-up is the measured time of {{.LatencyBaseline}} over each one's{{end}}. The chosen row is highlighted.</p>
+<table class="latency">
+<tr><th>configuration</th><th>predicted (ms)</th><th>measured (ms)</th><th>prediction error</th><th>speed-up</th></tr>
+{{- range .Latency}}
+<tr{{if .Chosen}} class="chosen"{{end}}><td class="text">{{.Label}}</td><td>{{.Predicted}}</td><td>{{.Measured}}</td><td>{{.Error}}</td><td>{{.Speed}}</td></tr>
+{{- end}}
+</table>
 {{- end}}
 {{- if .Candidates}}
 <h2 id="h-candidates">Verified candidates</h2>

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -85,7 +86,7 @@ func fixture() *Report {
 			{Resource: "size", Unit: "bytes", Limit: 20000, Used: 18750},
 		},
 		Latency: []LatencyCheck{
-			{Label: "W8", PredictedMs: 0.158, MeasuredMs: 0.171},
+			{Label: "W8", PredictedMs: 0.158, MeasuredMs: 0.171, Baseline: true},
 			{Label: "chosen", PredictedMs: 0.119, MeasuredMs: 0.125},
 			{Label: "W2", PredictedMs: 0.092, MeasuredMs: nan},
 		},
@@ -546,5 +547,44 @@ func TestManyLayers(t *testing.T) {
 	}
 	if got := len(seriesData(t, opt, "4-bit Omega")); got != 1000 {
 		t.Errorf("4-bit bars = %d; want 1000", got)
+	}
+}
+
+// TestLatencyTable: the report's latency table puts predicted and measured
+// times side by side with the prediction's error and the speed-up over the
+// baseline check (uniform 8 bits), highlights the chosen configuration,
+// and shows an em dash where a time is unknown or there is no baseline.
+func TestLatencyTable(t *testing.T) {
+	nan := math.NaN()
+	r := &Report{
+		Chosen: &Point{Label: "mixed", Bits: []int{8, 4, 8}},
+		Latency: []LatencyCheck{
+			{Label: "mixed", PredictedMs: 0.1, MeasuredMs: 0.125},
+			{Label: "uniform W8A8", PredictedMs: 0.21, MeasuredMs: 0.2, Baseline: true},
+			{Label: "uniform W2A8", PredictedMs: 0.05, MeasuredMs: nan},
+		},
+	}
+	rows, base := latencyRows(r)
+	if base != "uniform W8A8" {
+		t.Errorf("baseline %q; want uniform W8A8", base)
+	}
+	want := []latencyRow{
+		{Chosen: true, Label: "mixed", Predicted: "0.1", Measured: "0.125", Error: "-20.0%", Speed: "1.60×"},
+		{Baseline: true, Label: "uniform W8A8", Predicted: "0.21", Measured: "0.2", Error: "+5.0%", Speed: "1.00×"},
+		{Label: "uniform W2A8", Predicted: "0.05", Measured: "—", Error: "—", Speed: "—"},
+	}
+	if !reflect.DeepEqual(rows, want) {
+		t.Errorf("got rows %+v; want %+v", rows, want)
+	}
+	r.Latency[1].Baseline = false
+	if rows, base = latencyRows(r); base != "" || rows[0].Speed != "—" {
+		t.Errorf("without a baseline: baseline %q, speed-up %q; want none", base, rows[0].Speed)
+	}
+	r.Latency[1].Baseline = true
+	html := renderHTML(t, r)
+	for _, s := range []string{`<h2 id="h-latency">`, `<tr class="chosen"><td class="text">mixed</td><td>0.1</td><td>0.125</td><td>-20.0%</td><td>1.60×</td></tr>`} {
+		if !strings.Contains(html, s) {
+			t.Errorf("report lacks %s", s)
+		}
 	}
 }

@@ -133,6 +133,9 @@ type Budget struct {
 type LatencyCheck struct {
 	Label                   string
 	PredictedMs, MeasuredMs float64
+	// Baseline marks the configuration the report's speed-ups are
+	// measured against (uniform 8 bits); at most one check has it.
+	Baseline bool
 }
 
 // KernelRate is the measured throughput of an integer GEMM kernel with
