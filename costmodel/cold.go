@@ -285,23 +285,11 @@ func touch(b []uint8) {
 // other model: for a profile measured before the cold model existed. p
 // must describe this CPU's kernels.
 func RefitCold(ctx context.Context, p *Profile, opt ProfileOptions) error {
-	_, mo, err := refitOptions(p)
-	if err != nil {
+	return refit(p, func(q *Profile, _ sweep, mo MeasureOptions) error {
+		c, err := measureCold(ctx, mo, rand.New(rand.NewPCG(opt.Seed, 0x636f6c64)), nil)
+		q.Cold = c
 		return err
-	}
-	unlock := lockThread(mo.Clock)
-	defer unlock()
-	c, err := measureCold(ctx, mo, rand.New(rand.NewPCG(opt.Seed, 0x636f6c64)), nil)
-	if err != nil {
-		return err
-	}
-	q := *p
-	q.Cold = c
-	if err := q.Validate(); err != nil {
-		return fmt.Errorf("costmodel: the re-measured profile is invalid (%w); measure again", err)
-	}
-	*p = q
-	return nil
+	})
 }
 
 // RefitPass measures the pass curve of a measured profile p's cold model
@@ -312,23 +300,11 @@ func RefitPass(ctx context.Context, p *Profile, opt ProfileOptions) error {
 	if p.Cold == nil {
 		return fmt.Errorf("costmodel: profile %q has no cold model to add a pass curve to; measure one (RefitCold)", p.Name)
 	}
-	_, mo, err := refitOptions(p)
-	if err != nil {
+	return refit(p, func(q *Profile, _ sweep, mo MeasureOptions) error {
+		pts, err := measurePass(ctx, mo, rand.New(rand.NewPCG(opt.Seed, 0x70617373)))
+		c := *p.Cold
+		c.Pass = pts
+		q.Cold = &c
 		return err
-	}
-	unlock := lockThread(mo.Clock)
-	defer unlock()
-	pts, err := measurePass(ctx, mo, rand.New(rand.NewPCG(opt.Seed, 0x70617373)))
-	if err != nil {
-		return err
-	}
-	q := *p
-	c := *p.Cold
-	c.Pass = pts
-	q.Cold = &c
-	if err := q.Validate(); err != nil {
-		return fmt.Errorf("costmodel: the re-measured profile is invalid (%w); measure again", err)
-	}
-	*p = q
-	return nil
+	})
 }

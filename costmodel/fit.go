@@ -806,30 +806,19 @@ func refitOptions(p *Profile) (sweep, MeasureOptions, error) {
 	return sw, mo, err
 }
 
-// profile whose layout fits are poor (Fit.MedianErr well above the GEMM
-// fits'): the sweeps are timed as BuildProfile times them (measureFit), on
-// p's clock and thread count. p must describe this CPU's kernels.
-func RefitLayoutModels(ctx context.Context, p *Profile, opt ProfileOptions) error {
+// refit is the frame of the Refit functions: it checks p against this
+// CPU and gets the measurement options (refitOptions), locks the thread
+// for p's clock, lets measure re-measure what it replaces on a copy of p,
+// and replaces p with the copy once the copy validates.
+func refit(p *Profile, measure func(q *Profile, sw sweep, mo MeasureOptions) error) error {
 	sw, mo, err := refitOptions(p)
-	if err != nil {
-		return err
-	}
-	est, err := AnalyticAVX2(AnalyticParams{Name: "estimate", CPU: "estimate", GHz: 3, MemoryGBps: 20})
 	if err != nil {
 		return err
 	}
 	unlock := lockThread(mo.Clock)
 	defer unlock()
-	rng := rand.New(rand.NewPCG(opt.Seed, 0x72656669740a))
-	total := 2*len(sw.convShapes()) + len(sw.dwShapes()) + len(sw.trM)*len(sw.trN)
-	done := 0
 	q := *p
-	if err := q.measureLayoutKernels(ctx, sw, est, mo, rng, func() {
-		done++
-		if opt.Progress != nil {
-			opt.Progress(done, total)
-		}
-	}); err != nil {
+	if err := measure(&q, sw, mo); err != nil {
 		return err
 	}
 	if err := q.Validate(); err != nil {
@@ -837,4 +826,25 @@ func RefitLayoutModels(ctx context.Context, p *Profile, opt ProfileOptions) erro
 	}
 	*p = q
 	return nil
+}
+
+// profile whose layout fits are poor (Fit.MedianErr well above the GEMM
+// fits'): the sweeps are timed as BuildProfile times them (measureFit), on
+// p's clock and thread count. p must describe this CPU's kernels.
+func RefitLayoutModels(ctx context.Context, p *Profile, opt ProfileOptions) error {
+	return refit(p, func(q *Profile, sw sweep, mo MeasureOptions) error {
+		est, err := AnalyticAVX2(AnalyticParams{Name: "estimate", CPU: "estimate", GHz: 3, MemoryGBps: 20})
+		if err != nil {
+			return err
+		}
+		rng := rand.New(rand.NewPCG(opt.Seed, 0x72656669740a))
+		total := 2*len(sw.convShapes()) + len(sw.dwShapes()) + len(sw.trM)*len(sw.trN)
+		done := 0
+		return q.measureLayoutKernels(ctx, sw, est, mo, rng, func() {
+			done++
+			if opt.Progress != nil {
+				opt.Progress(done, total)
+			}
+		})
+	})
 }

@@ -307,22 +307,13 @@ func poolTapCount(side, k, s, pad int) (outs, taps int) {
 // 03:50 profile still predicted at 4.8). p must describe this CPU's
 // kernels.
 func RefitPools(ctx context.Context, p *Profile, opt ProfileOptions) error {
-	_, mo, err := refitOptions(p)
-	if err != nil {
-		return err
-	}
-	unlock := lockThread(mo.Clock)
-	defer unlock()
-	m, err := measureOps(ctx, mo, rand.New(rand.NewPCG(opt.Seed, 0x6f7073)))
-	if err != nil {
-		return err
-	}
-	q := *p
-	q.Ops.MaxPool2x2NsPerOutput, q.Ops.PoolNsPerOutput, q.Ops.PoolNsPerTap = m.MaxPool2x2NsPerOutput, m.PoolNsPerOutput, m.PoolNsPerTap
-	q.Ops.PoolNHWCNsPerPixelTap, q.Ops.PoolNHWCNsPerByteTap, q.Ops.PoolNHWCNsPerTailByte = m.PoolNHWCNsPerPixelTap, m.PoolNHWCNsPerByteTap, m.PoolNHWCNsPerTailByte
-	if err := q.Validate(); err != nil {
-		return fmt.Errorf("costmodel: the re-measured profile is invalid (%w); measure again", err)
-	}
-	*p = q
-	return nil
+	return refit(p, func(q *Profile, _ sweep, mo MeasureOptions) error {
+		m, err := measureOps(ctx, mo, rand.New(rand.NewPCG(opt.Seed, 0x6f7073)))
+		if err != nil {
+			return err
+		}
+		q.Ops.MaxPool2x2NsPerOutput, q.Ops.PoolNsPerOutput, q.Ops.PoolNsPerTap = m.MaxPool2x2NsPerOutput, m.PoolNsPerOutput, m.PoolNsPerTap
+		q.Ops.PoolNHWCNsPerPixelTap, q.Ops.PoolNHWCNsPerByteTap, q.Ops.PoolNHWCNsPerTailByte = m.PoolNHWCNsPerPixelTap, m.PoolNHWCNsPerByteTap, m.PoolNHWCNsPerTailByte
+		return nil
+	})
 }

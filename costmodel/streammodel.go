@@ -151,20 +151,8 @@ func (s *streamRunner) run() error {
 // profile measured before a change of the stream kernels or of their
 // sweep. p must describe this CPU's kernels.
 func RefitStream(ctx context.Context, p *Profile, opt ProfileOptions) error {
-	_, mo, err := refitOptions(p)
-	if err != nil {
-		return err
-	}
-	unlock := lockThread(mo.Clock)
-	defer unlock()
-	q := *p
-	q.Stream = nil
-	if err := q.measureStream(ctx, opt.Quick, mo, rand.New(rand.NewPCG(opt.Seed, 0x7374726d)), func() {}); err != nil {
-		return err
-	}
-	if err := q.Validate(); err != nil {
-		return fmt.Errorf("costmodel: the re-measured profile is invalid (%w); measure again", err)
-	}
-	*p = q
-	return nil
+	return refit(p, func(q *Profile, _ sweep, mo MeasureOptions) error {
+		q.Stream = nil
+		return q.measureStream(ctx, opt.Quick, mo, rand.New(rand.NewPCG(opt.Seed, 0x7374726d)), func() {})
+	})
 }

@@ -175,13 +175,7 @@ func TestLoadProfileKeysOnISA(t *testing.T) {
 // into 16 groups").
 func TestLayerShapesGroupedConv(t *testing.T) {
 	rng := rand.New(rand.NewPCG(21, 22))
-	w := func(shape ...int) *tensor.Tensor {
-		x := tensor.New(shape...)
-		for i := range x.Data {
-			x.Data[i] = rng.NormFloat64()
-		}
-		return x
-	}
+	w := func(shape ...int) *tensor.Tensor { return normalTensor(rng, shape...) }
 	attrs := func(group, stride int64) map[string]onnx.Attribute {
 		return map[string]onnx.Attribute{
 			"group":   {Name: "group", Type: onnx.AttrInt, I: group},
@@ -230,13 +224,7 @@ func TestFloatStepsMs(t *testing.T) {
 		t.Errorf("LeNet: %v ms, %v; want 0 (no float step)", ms, err)
 	}
 	rng := rand.New(rand.NewPCG(23, 24))
-	w := func(shape ...int) *tensor.Tensor {
-		x := tensor.New(shape...)
-		for i := range x.Data {
-			x.Data[i] = rng.NormFloat64()
-		}
-		return x
-	}
+	w := func(shape ...int) *tensor.Tensor { return normalTensor(rng, shape...) }
 	m := &onnx.Model{Opset: 13, Graph: &onnx.Graph{
 		Name:    "sigmoid",
 		Inputs:  []onnx.ValueInfo{{Name: "x", ElemType: onnx.Float, Shape: []onnx.Dim{{Value: -1, Param: "N"}, {Value: 4}, {Value: 16}, {Value: 16}}}},
@@ -266,13 +254,7 @@ func TestFloatStepsMs(t *testing.T) {
 // times it), while an Add of two layers' codes is.
 func TestOpShapesFloatAdd(t *testing.T) {
 	rng := rand.New(rand.NewPCG(25, 26))
-	w := func(shape ...int) *tensor.Tensor {
-		x := tensor.New(shape...)
-		for i := range x.Data {
-			x.Data[i] = rng.NormFloat64()
-		}
-		return x
-	}
+	w := func(shape ...int) *tensor.Tensor { return normalTensor(rng, shape...) }
 	m := &onnx.Model{Opset: 13, Graph: &onnx.Graph{
 		Name:    "adds",
 		Inputs:  []onnx.ValueInfo{{Name: "x", ElemType: onnx.Float, Shape: []onnx.Dim{{Value: -1, Param: "N"}, {Value: 4}, {Value: 8}, {Value: 8}}}},
@@ -312,4 +294,14 @@ func TestOpShapesFloatAdd(t *testing.T) {
 	if len(adds) != 1 || adds[0] != "res" {
 		t.Errorf("OpShapes's Adds: got %q; want [res] (shift runs in float)", adds)
 	}
+}
+
+// normalTensor returns a tensor of shape with rng's standard normal draws,
+// in order.
+func normalTensor(rng *rand.Rand, shape ...int) *tensor.Tensor {
+	x := tensor.New(shape...)
+	for i := range x.Data {
+		x.Data[i] = rng.NormFloat64()
+	}
+	return x
 }
