@@ -354,13 +354,18 @@ func (o *Outputs) measureLatency(ctx context.Context, progress func(int, int, st
 	if progress != nil {
 		progress(latencyRounds+1, latencyRounds+1, "")
 	}
-	baseline := false // the first uniform 8-bit candidate is the report's
+	// The report's baseline: uniform 8 bits, preferably the uniform
+	// candidate of that name over a chosen configuration of 8 bits.
+	base := -1
 	for i, c := range cands {
-		all8 := !slices.ContainsFunc(c.Bits, func(b int) bool { return b != 8 })
+		if !slices.ContainsFunc(c.Bits, func(b int) bool { return b != 8 }) && base <= 0 {
+			base = i
+		}
+	}
+	for i, c := range cands {
 		slices.Sort(meas[i])
 		o.LatencyChecks = append(o.LatencyChecks, plots.LatencyCheck{Label: c.Label, PredictedMs: c.Costs[Latency], MeasuredMs: meas[i][len(meas[i])/2],
-			Baseline: all8 && !baseline})
-		baseline = baseline || all8
+			Baseline: i == base})
 	}
 	return nil
 }
